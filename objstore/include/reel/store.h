@@ -1,0 +1,367 @@
+/*
+ * reel/store.h - the shared-memory object store.
+ *
+ * A store is one file (by default under /dev/shm, mode 0600) that every
+ * process of the same user maps. It holds immutable objects named by 16-byte
+ * IDs. The life of an object follows Ray's plasma store:
+ *
+ *   reel_obj_create()  -> a writable buffer, visible to nobody else
+ *   reel_obj_seal()    -> immutable, visible to every process
+ *   reel_obj_get()     -> a zero-copy read-only view, counted as a reference
+ *   reel_obj_release() -> drops that reference
+ *   reel_obj_delete()  -> frees the object once its last reference is gone
+ *
+ * There is no daemon: every call is plain memory work plus a short critical
+ * section under one process-shared robust mutex. A process that dies at any
+ * point - holding the lock, holding references, halfway through a create -
+ * leaves the store usable: what it held is reclaimed when its death is
+ * noticed (at the next open, when space runs short, when the lock reports its
+ * owner dead) or by reel_store_reclaim().
+ *
+ * Errors: every function that can fail returns 0 on success or a negative
+ * error code: a negative errno (-ENOMEM, -ETIMEDOUT, ...) or one of the
+ * REEL_E* codes below. reel_strerror() names any of them. When a failure has
+ * details worth a sentence (how much space was asked for and how much is
+ * free, which header field is wrong), reel_last_error() returns that sentence
+ * for the calling thread until its next failing call.
+ *
+ * Threads: a reel_store handle may be shared by the threads of one process.
+ * It is not valid in a child after fork(): the child opens its own.
+ */
+#ifndef REEL_STORE_H
+#define REEL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef REEL_API
+#define REEL_API __attribute__((visibility("default")))
+#endif
+
+/* ---- Errors ------------------------------------------------------------ */
+
+/* reel's own error conditions: X(name, message). Values are -4000 - index. */
+#define REEL_ERRNO_MAP(X)                                                                          \
+    X(EXISTS, "an object with this ID already exists")                                             \
+    X(NOTFOUND, "no such object")                                                                  \
+    X(NOTSEALED, "object is not sealed")                                                           \
+    X(SEALED, "object is already sealed")                                                          \
+    X(NOTOWNER, "object was created by another client")                                            \
+    X(NOTREF, "this client holds no reference to the object")                                      \
+    X(FULL, "store full")                                                                          \
+    X(TOOBIG, "object larger than the store's capacity")                                           \
+    X(TOOMANYOBJECTS, "object table full")                                                         \
+    X(TOOMANYCLIENTS, "client table full")                                                         \
+    X(TOOMANYREFS, "client reference table full")                                                  \
+    X(FOREIGN, "file is not a reel store")                                                         \
+    X(VERSION, "unsupported store format version")                                                 \
+    X(CORRUPT, "store segment is corrupt")                                                         \
+    X(TRUNCATED, "store file is truncated")                                                        \
+    X(OBSERVER, "operation needs a client handle, not an observer")                                \
+    X(BADMETA, "malformed object metadata")
+
+enum {
+#define REEL_ERRNO_ENUM_(name, msg) REEL_E##name##_INDEX_,
+    REEL_ERRNO_MAP(REEL_ERRNO_ENUM_)
+#undef REEL_ERRNO_ENUM_
+        REEL_ERRNO_COUNT_
+};
+
+enum {
+#define REEL_ERRNO_VALUE_(name, msg) REEL_E##name = -4000 - REEL_E##name##_INDEX_,
+    REEL_ERRNO_MAP(REEL_ERRNO_VALUE_)
+#undef REEL_ERRNO_VALUE_
+};
+
+/* Names an error code: a REEL_E* code, a negative errno, or 0 ("success").
+ * Returns a static string, never NULL. */
+REEL_API const char *reel_strerror(int err);
+
+/* The detail sentence of the calling thread's last failure, or "" if the last
+ * failure left none. Valid until the thread's next reel call. */
+REEL_API const char *reel_last_error(void);
+
+/* ---- Object IDs -------------------------------------------------------- */
+
+typedef struct reel_id {
+    uint8_t bytes[16];
+} reel_id;
+
+#define REEL_ID_HEX_LEN 32 /* characters, without the terminating NUL */
+
+/* Fills out with 16 bytes from the kernel's random source. Returns 0 or a
+ * negative errno from getrandom(2). */
+REEL_API int reel_id_random(reel_id *out);
+
+/* Derives out deterministically from parent and index (XXH3-128 over both),
+ * so that a retried task names its outputs exactly as the first attempt did. */
+REEL_API void reel_id_derive(const reel_id *parent, uint64_t index, reel_id *out);
+
+/* Content address: out = XXH3-128 of the size bytes at data. */
+REEL_API void reel_id_from_content(const void *data, size_t size, reel_id *out);
+
+/* Writes the 32 lower-case hex digits of id and a NUL into hex. */
+REEL_API void reel_id_to_hex(const reel_id *id, char hex[REEL_ID_HEX_LEN + 1]);
+
+/* Parses exactly 32 hex digits (either case) followed by NUL.
+ * Returns 0, or -EINVAL for anything else (out is then untouched). */
+REEL_API int reel_id_from_hex(const char *hex, reel_id *out);
+
+/* 1 if a and b are the same ID, else 0. */
+REEL_API int reel_id_equal(const reel_id *a, const reel_id *b);
+
+/* ---- Stores ------------------------------------------------------------ */
+
+typedef struct reel_store reel_store;
+
+/* Sizes of a new store. Zero in a field means its default. */
+typedef struct reel_store_options {
+    uint64_t capacity;            /* data bytes (default 256 MiB); rounded up to 4 KiB */
+    uint32_t max_objects;         /* object table size (default 65536) */
+    uint32_t max_clients;         /* processes attached at once (default 128) */
+    uint32_t max_refs_per_client; /* distinct objects one client holds (default 4096) */
+    uint32_t flags;               /* REEL_STORE_* */
+} reel_store_options;
+
+/* Skip pre-faulting the arena at creation (faster to create, slower first use). */
+#define REEL_STORE_NO_PREFAULT 0x1u
+
+/* Flags for reel_store_open(). */
+#define REEL_OPEN_OBSERVER 0x1u /* take no client slot: stats, listing, reclaim only */
+
+/* Creates a new store at path and attaches to it as a client.
+ *   path: a name without '/' ("frames" -> /dev/shm/frames) or a file path.
+ *   opts: sizes; NULL for all defaults.
+ *   out:  the handle; close it with reel_store_close().
+ * The file is created with mode 0600 and appears complete or not at all.
+ * Errors: -EEXIST (a file is there), -EINVAL (sizes out of range),
+ * -ENOSPC/-ENOMEM (the file system cannot hold it), other negative errnos. */
+REEL_API int reel_store_create(const char *path, const reel_store_options *opts, reel_store **out);
+
+/* Attaches to an existing store.
+ *   flags: 0 or REEL_OPEN_OBSERVER.
+ * The header is validated before anything in the file is trusted.
+ * Errors: -ENOENT, -EACCES, REEL_EFOREIGN (wrong magic), REEL_EVERSION,
+ * REEL_ETRUNCATED (file shorter than its header says), REEL_ECORRUPT
+ * (inconsistent sizes or offsets), REEL_ETOOMANYCLIENTS. */
+REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out);
+
+/* Detaches: releases every reference this client holds, aborts the objects it
+ * created but did not seal, frees its client slot, unmaps. NULL is a no-op.
+ * Returns 0, or a negative code if the segment was found corrupt (the handle
+ * is freed anyway). */
+REEL_API int reel_store_close(reel_store *store);
+
+/* Removes the store's file. Processes still attached keep their mapping.
+ * Errors: -ENOENT and other negative errnos from unlink(2). */
+REEL_API int reel_store_destroy(const char *path);
+
+/* The file path of an open store. Valid until reel_store_close(). */
+REEL_API const char *reel_store_path(const reel_store *store);
+
+/* How long a waiting call spins before it sleeps on a futex, in nanoseconds
+ * (default 50000; 0 sleeps at once). Per handle. */
+REEL_API void reel_store_set_spin_ns(reel_store *store, uint64_t spin_ns);
+
+/* Finds clients whose process is gone and reclaims what they held: their
+ * references are dropped and their unsealed objects freed.
+ *   reclaimed: out, optional; the number of dead clients reclaimed.
+ * Works on observer handles. Returns 0 or a negative code. */
+REEL_API int reel_store_reclaim(reel_store *store, uint32_t *reclaimed);
+
+/* ---- Statistics -------------------------------------------------------- */
+
+typedef struct reel_store_stats {
+    uint64_t capacity;     /* data bytes */
+    uint64_t used;         /* bytes held by objects, alignment included */
+    uint64_t free;         /* capacity - used */
+    uint64_t largest_free; /* largest single free block */
+    uint32_t free_blocks;  /* number of free blocks (fragmentation) */
+    uint32_t max_objects;
+    uint32_t objects;           /* all objects below */
+    uint32_t objects_unsealed;  /* created, not yet sealed */
+    uint32_t objects_sealed;    /* sealed and visible */
+    uint32_t objects_deleting;  /* deleted, waiting for their last release */
+    uint32_t objects_evictable; /* sealed, unreferenced and evictable now */
+    uint32_t objects_referenced;
+    uint32_t max_clients;
+    uint32_t clients_alive;
+    uint32_t clients_dead; /* not yet reclaimed */
+    uint64_t evictions;    /* objects evicted since creation */
+    uint64_t evicted_bytes;
+    uint64_t reclaims;   /* dead clients reclaimed since creation */
+    uint64_t recoveries; /* times the lock was found held by a dead process */
+} reel_store_stats;
+
+/* Copies the store's counters into out. Works on observer handles. */
+REEL_API int reel_store_stats_get(reel_store *store, reel_store_stats *out);
+
+typedef struct reel_client_info {
+    uint32_t slot;
+    pid_t pid;
+    int alive;          /* 1 if the process still runs */
+    uint32_t refs;      /* references it holds, counted per get */
+    uint32_t unsealed;  /* objects it created and has not sealed */
+    uint64_t attach_ns; /* CLOCK_REALTIME when it attached */
+} reel_client_info;
+
+/* Lists the attached clients into out (at most cap), sets *count to how many
+ * there are (which may exceed cap). */
+REEL_API int reel_store_clients(reel_store *store, reel_client_info *out, size_t cap,
+                                size_t *count);
+
+/* Object states as listed by reel_store_objects(). */
+enum reel_obj_state {
+    REEL_OBJ_UNSEALED = 1,
+    REEL_OBJ_SEALED = 2,
+    REEL_OBJ_DELETING = 3,
+};
+
+#define REEL_OBJ_INFO_META_MAX 256
+
+typedef struct reel_obj_info {
+    reel_id id;
+    uint64_t size;                        /* data bytes */
+    uint32_t meta_size;                   /* metadata bytes */
+    uint32_t state;                       /* enum reel_obj_state */
+    uint32_t refs;                        /* references held, all clients */
+    uint32_t flags;                       /* REEL_OBJ_* flags given at create */
+    pid_t owner_pid;                      /* the process that created it */
+    uint64_t create_ns;                   /* CLOCK_REALTIME at create */
+    uint8_t meta[REEL_OBJ_INFO_META_MAX]; /* the first bytes of the metadata */
+} reel_obj_info;
+
+/* Lists the objects into out (at most cap), sets *count to how many there are.
+ * A snapshot taken under the lock. */
+REEL_API int reel_store_objects(reel_store *store, reel_obj_info *out, size_t cap, size_t *count);
+
+/* ---- Objects ----------------------------------------------------------- */
+
+/* Flags for reel_obj_create() and reel_obj_put(). */
+#define REEL_OBJ_EVICTABLE  0x1u /* may be evicted (LRU) when unreferenced and space is short */
+#define REEL_OBJ_CONTENT_ID 0x2u /* put only: the ID is the content address, written to *id */
+
+#define REEL_META_MAX 65536u /* largest metadata blob */
+
+/* A zero-copy read-only view of a sealed object. */
+typedef struct reel_view {
+    reel_id id;
+    const void *data; /* 64-byte aligned */
+    uint64_t size;
+    const void *meta;
+    uint32_t meta_size;
+} reel_view;
+
+/* Timeouts in milliseconds: 0 never waits, a negative value waits forever. */
+
+/* Creates an object and returns its writable buffer.
+ *   id:        the new object's ID.
+ *   size:      data bytes (0 is allowed).
+ *   meta:      metadata blob copied beside the data (may be NULL if meta_size is 0).
+ *   flags:     0 or REEL_OBJ_EVICTABLE.
+ *   timeout_ms: how long to wait for space (unreferenced evictable objects are
+ *              evicted first, least recently used first).
+ *   buf:       out; 64-byte aligned, writable until reel_obj_seal() or
+ *              reel_obj_abort() by this client.
+ * Errors: REEL_EEXISTS, REEL_ETOOBIG (size exceeds the capacity), REEL_EFULL
+ * (no space within the timeout; reel_last_error() says how much was asked and
+ * how much is free), REEL_ETOOMANYOBJECTS, -EINVAL (meta_size > REEL_META_MAX
+ * or unknown flags), REEL_EOBSERVER. */
+REEL_API int reel_obj_create(reel_store *store, const reel_id *id, uint64_t size, const void *meta,
+                             uint32_t meta_size, uint32_t flags, int timeout_ms, void **buf);
+
+/* Makes an object immutable and visible, and wakes processes waiting for it.
+ * Errors: REEL_ENOTFOUND, REEL_ESEALED, REEL_ENOTOWNER. */
+REEL_API int reel_obj_seal(reel_store *store, const reel_id *id);
+
+/* Frees an object its creator has not sealed.
+ * Errors: REEL_ENOTFOUND, REEL_ESEALED, REEL_ENOTOWNER. */
+REEL_API int reel_obj_abort(reel_store *store, const reel_id *id);
+
+/* Gets views of n sealed objects, waiting up to timeout_ms for those not
+ * there or not sealed yet. All or nothing: on success every view is filled
+ * and holds one reference, to be dropped with reel_obj_release(); on failure
+ * none is held.
+ * Errors: -ETIMEDOUT (some object did not appear in time), REEL_ETOOMANYREFS,
+ * REEL_ECORRUPT, -EINVAL (n is 0), REEL_EOBSERVER. */
+REEL_API int reel_obj_get(reel_store *store, const reel_id *ids, size_t n, int timeout_ms,
+                          reel_view *views);
+
+/* Drops one reference taken by reel_obj_get(). The view's pointers are
+ * invalid afterwards. Errors: REEL_ENOTREF. */
+REEL_API int reel_obj_release(reel_store *store, const reel_id *id);
+
+/* Deletes a sealed object: at once if nobody references it, otherwise when
+ * the last reference is released (it is hidden from new gets meanwhile).
+ * Errors: REEL_ENOTFOUND, REEL_ENOTSEALED (abort unsealed objects instead). */
+REEL_API int reel_obj_delete(reel_store *store, const reel_id *id);
+
+/* Sets *present to 1 if a sealed, not deleted object with this ID exists. */
+REEL_API int reel_obj_contains(reel_store *store, const reel_id *id, int *present);
+
+/* Creates, copies in and seals in one call.
+ *   id: in, the ID; with REEL_OBJ_CONTENT_ID, out: the content address.
+ * A content-addressed put of bytes already stored (sealed) copies nothing and
+ * returns 0. Errors: those of reel_obj_create(). */
+REEL_API int reel_obj_put(reel_store *store, reel_id *id, const void *data, uint64_t size,
+                          const void *meta, uint32_t meta_size, uint32_t flags, int timeout_ms);
+
+/* ---- Object metadata --------------------------------------------------- */
+
+/* What an object holds. The store treats metadata as opaque bytes; this is
+ * reel's own encoding of it (a msgpack map), used by stages and reel-inspect. */
+enum reel_meta_kind {
+    REEL_META_BYTES = 0,   /* raw bytes */
+    REEL_META_ENCODED = 1, /* an encoded container or stream (mp4, h264, ...) */
+    REEL_META_FRAME = 2,   /* a decoded video frame */
+    REEL_META_TENSOR = 3,  /* an n-dimensional array */
+};
+
+enum reel_dtype {
+    REEL_DTYPE_NONE = 0,
+    REEL_DTYPE_U8,
+    REEL_DTYPE_I8,
+    REEL_DTYPE_U16,
+    REEL_DTYPE_I16,
+    REEL_DTYPE_I32,
+    REEL_DTYPE_I64,
+    REEL_DTYPE_F16,
+    REEL_DTYPE_F32,
+    REEL_DTYPE_F64,
+    REEL_DTYPE_COUNT_
+};
+
+#define REEL_META_MAX_DIMS 8
+#define REEL_META_NAME_MAX 32
+
+typedef struct reel_meta {
+    uint32_t kind;  /* enum reel_meta_kind */
+    uint32_t dtype; /* enum reel_dtype */
+    uint32_t ndim;  /* 0..REEL_META_MAX_DIMS */
+    uint64_t shape[REEL_META_MAX_DIMS];
+    char format[REEL_META_NAME_MAX]; /* pixel format or codec name, NUL-terminated */
+    int64_t pts_us;                  /* presentation time, microseconds */
+    int64_t duration_us;
+} reel_meta;
+
+/* Encodes meta into buf (cap bytes); *len is the encoded size.
+ * Errors: -EINVAL (field out of range), -ENOSPC (cap too small). */
+REEL_API int reel_meta_encode(const reel_meta *meta, void *buf, size_t cap, size_t *len);
+
+/* Decodes a blob written by reel_meta_encode(). Every field is validated.
+ * Errors: REEL_EBADMETA (not reel metadata, truncated, a field out of range). */
+REEL_API int reel_meta_decode(const void *buf, size_t len, reel_meta *out);
+
+/* Name of a dtype ("u8", "f32", ...) or "?" for an unknown value. */
+REEL_API const char *reel_dtype_name(uint32_t dtype);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REEL_STORE_H */

@@ -1,0 +1,1314 @@
+/* The object store's operations. The segment layout and the crash-consistency
+ * rule (primary records vs. derived state) are described in store_internal.h. */
+#include "store_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_CAPACITY    (256ull << 20)
+#define DEFAULT_MAX_OBJECTS 65536u
+#define DEFAULT_MAX_CLIENTS 128u
+#define DEFAULT_MAX_REFS    4096u
+#define DEFAULT_SPIN_NS     50000u
+/* A create waiting for space re-checks for dead clients this often. */
+#define LIVENESS_INTERVAL_NS 50000000ull
+#define FIRST_FIT_SCAN       32
+
+static uint64_t align_up(uint64_t v) {
+    return (v + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
+}
+
+static uint64_t obj_alloc_size(uint64_t size, uint32_t meta_size) {
+    uint64_t a = align_up(size) + align_up(meta_size);
+    return a ? a : SEG_ALIGN;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- waiting ---------------------------------------------------------- */
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
+    return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
+}
+
+static void bump_and_wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers) {
+    atomic_fetch_add_explicit(seq, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(sleepers, memory_order_seq_cst) != 0)
+        futex(seq, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+/* Waits until *seq differs from seen or the deadline passes: spins for spin_ns,
+ * then sleeps on the futex. deadline_ns 0 means forever. Returns 0 or -ETIMEDOUT. */
+static int wait_change(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, uint32_t seen,
+                       uint64_t spin_ns, uint64_t deadline_ns) {
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+    uint64_t spin_end = now + spin_ns;
+    if (deadline_ns && spin_end > deadline_ns)
+        spin_end = deadline_ns;
+    while (now < spin_end) {
+        for (int i = 0; i < 64; i++) {
+            if (atomic_load_explicit(seq, memory_order_acquire) != seen)
+                return 0;
+            cpu_relax();
+        }
+        now = reel__now_ns(CLOCK_MONOTONIC);
+    }
+    int rc = 0;
+    atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
+    while (atomic_load_explicit(seq, memory_order_seq_cst) == seen) {
+        struct timespec ts, *tsp = NULL;
+        if (deadline_ns) {
+            now = reel__now_ns(CLOCK_MONOTONIC);
+            if (now >= deadline_ns) {
+                rc = -ETIMEDOUT;
+                break;
+            }
+            uint64_t left = deadline_ns - now;
+            ts.tv_sec = (time_t)(left / 1000000000ull);
+            ts.tv_nsec = (long)(left % 1000000000ull);
+            tsp = &ts;
+        }
+        futex(seq, FUTEX_WAIT, seen, tsp);
+    }
+    atomic_fetch_sub_explicit(sleepers, 1, memory_order_seq_cst);
+    return rc;
+}
+
+static uint64_t deadline_from(int timeout_ms) {
+    if (timeout_ms < 0)
+        return 0;
+    return reel__now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
+}
+
+/* ---- the lock --------------------------------------------------------- */
+
+#define LOCK_CHECK_NS    1000000000ull /* how often a blocked locker checks the owner */
+#define OBSERVER_WAIT_NS 5000000000ull /* how long an observer waits for the lock */
+
+/* The kernel marks a robust lock whose owner died, so EOWNERDEAD covers real
+ * deaths. A lock word naming a thread that never held it (a corrupt or
+ * hostile segment) would block forever instead: when the named owner does not
+ * exist, mark the word the way the kernel would, so the next lock attempt
+ * returns EOWNERDEAD and rebuilds. glibc keeps the owner's TID in __lock. */
+static void lock_check_owner(reel_store *s) {
+    int *word = &s->hdr->lock.__data.__lock;
+    int v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+    pid_t tid = v & FUTEX_TID_MASK;
+    if (tid == 0 || (v & FUTEX_OWNER_DIED))
+        return;
+    if (kill(tid, 0) != 0 && errno == ESRCH) {
+        int dead = (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+        __atomic_compare_exchange_n(word, &v, dead, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    }
+}
+
+static int store_lock(reel_store *s) {
+    int rc = pthread_mutex_trylock(&s->hdr->lock);
+    if (rc == EBUSY) {
+        uint64_t start = reel__now_ns(CLOCK_MONOTONIC);
+        for (;;) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += LOCK_CHECK_NS / 1000000000ull;
+            rc = pthread_mutex_clocklock(&s->hdr->lock, CLOCK_MONOTONIC, &until);
+            if (rc != ETIMEDOUT)
+                break;
+            lock_check_owner(s);
+            if (s->slot == SEG_NIL && reel__now_ns(CLOCK_MONOTONIC) - start >= OBSERVER_WAIT_NS)
+                return reel__fail(-EBUSY,
+                                  "the store's lock has been held by thread %d for over %llu s",
+                                  s->hdr->lock.__data.__lock & FUTEX_TID_MASK,
+                                  (unsigned long long)(OBSERVER_WAIT_NS / 1000000000ull));
+        }
+    }
+    if (rc == 0)
+        return 0;
+    if (rc == EOWNERDEAD) {
+        /* The holder died mid-update: derive everything again from the primary records. */
+        s->hdr->recoveries++;
+        reel__rebuild(s);
+        pthread_mutex_consistent(&s->hdr->lock);
+        return 0;
+    }
+    if (rc == ENOTRECOVERABLE)
+        return reel__fail(REEL_ECORRUPT, "the store's lock is unrecoverable");
+    return -rc;
+}
+
+static void store_unlock(reel_store *s) {
+    pthread_mutex_unlock(&s->hdr->lock);
+}
+
+/* ---- the index: ID -> object slot ------------------------------------- */
+
+static uint32_t index_find(reel_store *s, const reel_id *id, uint64_t hash) {
+    uint32_t mask = s->lay.index_size - 1;
+    for (uint32_t i = (uint32_t)hash & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
+        uint32_t v = s->index[i];
+        if (v == 0)
+            return SEG_NIL;
+        if (v > s->lay.max_objects)
+            return SEG_NIL; /* corrupt slot: treat as absent, never dereference */
+        seg_object *o = &s->objects[v - 1];
+        if (o->hash == hash && reel_id_equal(&o->id, id))
+            return v - 1;
+    }
+    return SEG_NIL;
+}
+
+static void index_insert(reel_store *s, uint32_t obj, uint64_t hash) {
+    uint32_t mask = s->lay.index_size - 1;
+    uint32_t i = (uint32_t)hash & mask;
+    while (s->index[i] != 0)
+        i = (i + 1) & mask;
+    s->index[i] = obj + 1;
+}
+
+/* Linear probing with backward-shift deletion: no tombstones to age the table. */
+static void index_remove(reel_store *s, uint32_t obj) {
+    uint32_t mask = s->lay.index_size - 1;
+    uint32_t i = (uint32_t)s->objects[obj].hash & mask;
+    while (s->index[i] != obj + 1) {
+        if (s->index[i] == 0)
+            return;
+        i = (i + 1) & mask;
+    }
+    for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        uint32_t v = s->index[j];
+        if (v == 0 || v > s->lay.max_objects)
+            break;
+        uint32_t home = (uint32_t)s->objects[v - 1].hash & mask;
+        /* v may move into the hole at i only if its home is not in (i, j]. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            s->index[i] = v;
+            i = j;
+        }
+    }
+    s->index[i] = 0;
+}
+
+/* ---- LRU of evictable objects ----------------------------------------- */
+
+static void lru_push(reel_store *s, uint32_t obj) {
+    seg_header *h = s->hdr;
+    seg_object *o = &s->objects[obj];
+    o->lru_next = SEG_NIL;
+    o->lru_prev = h->lru_tail;
+    if (h->lru_tail != SEG_NIL)
+        s->objects[h->lru_tail].lru_next = obj;
+    else
+        h->lru_head = obj;
+    h->lru_tail = obj;
+    h->n_evictable++;
+}
+
+static void lru_remove(reel_store *s, uint32_t obj) {
+    seg_header *h = s->hdr;
+    seg_object *o = &s->objects[obj];
+    if (o->lru_prev != SEG_NIL)
+        s->objects[o->lru_prev].lru_next = o->lru_next;
+    else
+        h->lru_head = o->lru_next;
+    if (o->lru_next != SEG_NIL)
+        s->objects[o->lru_next].lru_prev = o->lru_prev;
+    else
+        h->lru_tail = o->lru_prev;
+    o->lru_prev = o->lru_next = SEG_NIL;
+    h->n_evictable--;
+}
+
+static int in_lru(const seg_object *o) {
+    return o->state == OBJ_SEALED && o->refs == 0 && (o->flags & REEL_OBJ_EVICTABLE);
+}
+
+/* ---- the allocator ---------------------------------------------------- */
+
+/* Free lists by power-of-two size class, in units of SEG_ALIGN bytes. */
+static int size_class(uint64_t size) {
+    uint64_t units = size / SEG_ALIGN;
+    return 63 - __builtin_clzll(units);
+}
+
+static void freelist_insert(reel_store *s, uint32_t b) {
+    seg_header *h = s->hdr;
+    seg_block *blk = &s->blocks[b];
+    int c = size_class(blk->size);
+    blk->state = BLOCK_FREE;
+    blk->free_prev = SEG_NIL;
+    blk->free_next = h->class_head[c];
+    if (h->class_head[c] != SEG_NIL)
+        s->blocks[h->class_head[c]].free_prev = b;
+    h->class_head[c] = b;
+    h->class_bitmap |= 1ull << c;
+    h->free_blocks++;
+}
+
+static void freelist_remove(reel_store *s, uint32_t b) {
+    seg_header *h = s->hdr;
+    seg_block *blk = &s->blocks[b];
+    int c = size_class(blk->size);
+    if (blk->free_prev != SEG_NIL)
+        s->blocks[blk->free_prev].free_next = blk->free_next;
+    else
+        h->class_head[c] = blk->free_next;
+    if (blk->free_next != SEG_NIL)
+        s->blocks[blk->free_next].free_prev = blk->free_prev;
+    if (h->class_head[c] == SEG_NIL)
+        h->class_bitmap &= ~(1ull << c);
+    blk->free_prev = blk->free_next = SEG_NIL;
+    h->free_blocks--;
+}
+
+static uint32_t block_record_new(reel_store *s) {
+    uint32_t b = s->hdr->block_unused_head;
+    if (b != SEG_NIL)
+        s->hdr->block_unused_head = s->blocks[b].free_next;
+    return b;
+}
+
+static void block_record_drop(reel_store *s, uint32_t b) {
+    s->blocks[b].state = BLOCK_UNUSED;
+    s->blocks[b].free_next = s->hdr->block_unused_head;
+    s->hdr->block_unused_head = b;
+}
+
+/* Finds a free block of at least size bytes: first fit among a few of its own
+ * class, else any block of a larger class (which always fits), else the rest
+ * of its own class. Returns the block, split to size, or SEG_NIL. */
+static uint32_t block_alloc(reel_store *s, uint64_t size) {
+    seg_header *h = s->hdr;
+    int c = size_class(size);
+    uint32_t found = SEG_NIL, scanned = 0;
+    for (uint32_t b = h->class_head[c]; b < s->lay.max_blocks; b = s->blocks[b].free_next) {
+        if (s->blocks[b].size >= size) {
+            found = b;
+            break;
+        }
+        if (++scanned == FIRST_FIT_SCAN)
+            break;
+    }
+    if (found == SEG_NIL && c < SEG_CLASSES - 1) {
+        uint64_t larger = h->class_bitmap & ~((2ull << c) - 1);
+        if (larger)
+            found = h->class_head[__builtin_ctzll(larger)];
+    }
+    if (found == SEG_NIL && scanned == FIRST_FIT_SCAN) {
+        for (uint32_t b = h->class_head[c]; b < s->lay.max_blocks && scanned++ < s->lay.max_blocks;
+             b = s->blocks[b].free_next)
+            if (s->blocks[b].size >= size) {
+                found = b;
+                break;
+            }
+    }
+    if (found >= s->lay.max_blocks)
+        return SEG_NIL; /* none, or a corrupt list head */
+    freelist_remove(s, found);
+    seg_block *blk = &s->blocks[found];
+    if (blk->size > size) {
+        uint32_t rest = block_record_new(s);
+        if (rest != SEG_NIL) { /* never short: there are 2N+2 records for N objects */
+            seg_block *r = &s->blocks[rest];
+            r->offset = blk->offset + size;
+            r->size = blk->size - size;
+            r->addr_prev = found;
+            r->addr_next = blk->addr_next;
+            if (blk->addr_next != SEG_NIL)
+                s->blocks[blk->addr_next].addr_prev = rest;
+            blk->addr_next = rest;
+            blk->size = size;
+            freelist_insert(s, rest);
+        }
+    }
+    blk->state = BLOCK_USED;
+    h->used += blk->size;
+    return found;
+}
+
+static void block_free(reel_store *s, uint32_t b) {
+    seg_block *blk = &s->blocks[b];
+    s->hdr->used -= blk->size;
+    uint32_t next = blk->addr_next;
+    if (next != SEG_NIL && s->blocks[next].state == BLOCK_FREE) {
+        freelist_remove(s, next);
+        blk->size += s->blocks[next].size;
+        blk->addr_next = s->blocks[next].addr_next;
+        if (blk->addr_next != SEG_NIL)
+            s->blocks[blk->addr_next].addr_prev = b;
+        block_record_drop(s, next);
+    }
+    uint32_t prev = blk->addr_prev;
+    if (prev != SEG_NIL && s->blocks[prev].state == BLOCK_FREE) {
+        freelist_remove(s, prev);
+        s->blocks[prev].size += blk->size;
+        s->blocks[prev].addr_next = blk->addr_next;
+        if (blk->addr_next != SEG_NIL)
+            s->blocks[blk->addr_next].addr_prev = prev;
+        block_record_drop(s, b);
+        b = prev;
+    }
+    freelist_insert(s, b);
+}
+
+/* ---- objects ---------------------------------------------------------- */
+
+static void count_state(seg_header *h, uint32_t state, int delta) {
+    switch (state) {
+    case OBJ_UNSEALED:
+        h->n_unsealed += delta;
+        break;
+    case OBJ_SEALED:
+        h->n_sealed += delta;
+        break;
+    case OBJ_DELETING:
+        h->n_deleting += delta;
+        break;
+    }
+}
+
+/* Frees an object whose references are all gone. Caller holds the lock and
+ * wakes space waiters afterwards. */
+static void object_free(reel_store *s, uint32_t obj) {
+    seg_header *h = s->hdr;
+    seg_object *o = &s->objects[obj];
+    if (in_lru(o))
+        lru_remove(s, obj);
+    index_remove(s, obj);
+    if (o->block < s->lay.max_blocks)
+        block_free(s, o->block);
+    count_state(h, o->state, -1);
+    if (o->state == OBJ_UNSEALED && o->owner < s->lay.max_clients &&
+        s->clients[o->owner].unsealed > 0)
+        s->clients[o->owner].unsealed--;
+    o->state = OBJ_FREE;
+    o->lru_prev = SEG_NIL;
+    o->lru_next = h->object_free_head;
+    h->object_free_head = obj;
+}
+
+static void wake_space(reel_store *s) {
+    bump_and_wake(&s->hdr->space_seq, &s->hdr->space_sleepers);
+}
+
+/* Checks an object's extent before handing out a pointer into the arena. */
+static int object_extent_ok(const reel_store *s, const seg_object *o) {
+    return o->offset % SEG_ALIGN == 0 && o->alloc <= s->lay.capacity &&
+           o->offset <= s->lay.capacity - o->alloc &&
+           obj_alloc_size(o->size, o->meta_size) <= o->alloc;
+}
+
+/* ---- per-client references ------------------------------------------- */
+
+static seg_ref *client_refs(reel_store *s, uint32_t slot) {
+    return s->refs + (uint64_t)slot * s->lay.ref_slots;
+}
+
+static uint32_t ref_home(const reel_store *s, uint32_t obj) {
+    return (obj * 2654435761u) & (s->lay.ref_slots - 1);
+}
+
+static seg_ref *ref_find(reel_store *s, uint32_t slot, uint32_t obj) {
+    seg_ref *t = client_refs(s, slot);
+    uint32_t mask = s->lay.ref_slots - 1;
+    for (uint32_t i = ref_home(s, obj), n = 0; n <= mask; i = (i + 1) & mask, n++) {
+        if (t[i].obj_plus1 == obj + 1)
+            return &t[i];
+        if (t[i].obj_plus1 == 0)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* Adds one reference of client slot to obj. Returns 0 or REEL_ETOOMANYREFS. */
+static int ref_add(reel_store *s, uint32_t slot, uint32_t obj) {
+    seg_client *c = &s->clients[slot];
+    seg_ref *r = ref_find(s, slot, obj);
+    if (!r) {
+        if (c->nrecords >= s->lay.max_refs)
+            return REEL_ETOOMANYREFS;
+        seg_ref *t = client_refs(s, slot);
+        uint32_t mask = s->lay.ref_slots - 1;
+        uint32_t i = ref_home(s, obj);
+        while (t[i].obj_plus1 != 0)
+            i = (i + 1) & mask;
+        r = &t[i];
+        r->gen = s->objects[obj].gen;
+        r->count = 0;
+        r->obj_plus1 = obj + 1;
+        c->nrecords++;
+    }
+    r->count++;
+    c->refs++;
+    seg_object *o = &s->objects[obj];
+    if (o->refs++ == 0) {
+        if (o->flags & REEL_OBJ_EVICTABLE)
+            lru_remove(s, obj);
+        s->hdr->n_referenced++;
+    }
+    return 0;
+}
+
+static void ref_record_remove(reel_store *s, uint32_t slot, seg_ref *r) {
+    seg_ref *t = client_refs(s, slot);
+    uint32_t mask = s->lay.ref_slots - 1;
+    uint32_t i = (uint32_t)(r - t);
+    for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        if (t[j].obj_plus1 == 0)
+            break;
+        uint32_t home = ref_home(s, t[j].obj_plus1 - 1);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            t[i] = t[j];
+            i = j;
+        }
+    }
+    memset(&t[i], 0, sizeof t[i]);
+    s->clients[slot].nrecords--;
+}
+
+/* Drops count references of obj (held through record r of slot). Frees the
+ * object when it was deleted and this was its last reference. Returns 1 if
+ * space was freed. */
+static int ref_drop(reel_store *s, uint32_t slot, seg_ref *r, uint32_t count) {
+    uint32_t obj = r->obj_plus1 - 1;
+    seg_object *o = &s->objects[obj];
+    int freed = 0;
+    r->count -= count;
+    s->clients[slot].refs -= count;
+    if (r->count == 0)
+        ref_record_remove(s, slot, r);
+    o->refs -= count;
+    if (o->refs == 0) {
+        s->hdr->n_referenced--;
+        o->last_use = ++s->hdr->tick;
+        if (o->state == OBJ_DELETING) {
+            object_free(s, obj);
+            freed = 1;
+        } else if (o->flags & REEL_OBJ_EVICTABLE) {
+            lru_push(s, obj);
+        }
+    }
+    return freed;
+}
+
+/* Releases everything client slot holds and aborts what it left unsealed,
+ * then frees the slot. Used by close and by reclaim of a dead client. */
+static int client_drop(reel_store *s, uint32_t slot) {
+    seg_client *c = &s->clients[slot];
+    seg_ref *t = client_refs(s, slot);
+    int freed = 0;
+    for (uint32_t i = 0; i < s->lay.ref_slots && c->nrecords > 0;) {
+        seg_ref *r = &t[i];
+        uint32_t obj = r->obj_plus1 - 1;
+        if (r->obj_plus1 == 0) {
+            i++;
+            continue;
+        }
+        if (obj >= s->lay.max_objects || s->objects[obj].gen != r->gen ||
+            s->objects[obj].refs < r->count) {
+            ref_record_remove(s, slot, r); /* stale or corrupt: nothing to drop */
+            continue;
+        }
+        /* Removal may shift a later record into i: look at i again. */
+        freed |= ref_drop(s, slot, r, r->count);
+    }
+    if (c->unsealed > 0) {
+        for (uint32_t i = 0; i < s->lay.max_objects; i++) {
+            seg_object *o = &s->objects[i];
+            if (o->state == OBJ_UNSEALED && o->owner == slot) {
+                object_free(s, i);
+                freed = 1;
+            }
+        }
+    }
+    memset(t, 0, (size_t)s->lay.ref_slots * sizeof *t);
+    memset(c, 0, sizeof *c);
+    return freed;
+}
+
+/* ---- dead clients ----------------------------------------------------- */
+
+static int client_alive(const seg_client *c) {
+    if (c->state != CLIENT_ALIVE)
+        return 0;
+    if (c->pid <= 0)
+        return 0;
+    if (kill(c->pid, 0) != 0 && errno == ESRCH)
+        return 0;
+    uint64_t start;
+    if (reel__process_start_time(c->pid, &start) != 0)
+        return 0;
+    return start == c->start_time; /* else the pid was reused */
+}
+
+/* Caller holds the lock. Reclaims every dead client; returns how many. */
+static uint32_t reclaim_dead(reel_store *s) {
+    uint32_t n = 0;
+    int freed = 0;
+    for (uint32_t i = 0; i < s->lay.max_clients; i++) {
+        if (s->clients[i].state == CLIENT_ALIVE && i != s->slot && !client_alive(&s->clients[i])) {
+            freed |= client_drop(s, i);
+            n++;
+        }
+    }
+    s->hdr->reclaims += n;
+    if (freed)
+        wake_space(s);
+    return n;
+}
+
+/* ---- rebuild ---------------------------------------------------------- */
+
+static int by_offset(const void *a, const void *b, void *ctx) {
+    const seg_object *objects = ctx;
+    uint64_t x = objects[*(const uint32_t *)a].offset, y = objects[*(const uint32_t *)b].offset;
+    return x < y ? -1 : x > y;
+}
+
+static int by_last_use(const void *a, const void *b, void *ctx) {
+    const seg_object *objects = ctx;
+    uint64_t x = objects[*(const uint32_t *)a].last_use;
+    uint64_t y = objects[*(const uint32_t *)b].last_use;
+    return x < y ? -1 : x > y;
+}
+
+static void drop_object_record(reel_store *s, seg_object *o) {
+    (void)s;
+    o->state = OBJ_FREE;
+}
+
+/* Derives the index, the allocator, the LRU, the counters and the reference
+ * totals again from the object table and the clients' reference tables,
+ * dropping dead clients and anything inconsistent. Caller holds the lock (or
+ * the segment is not yet published). */
+void reel__rebuild(reel_store *s) {
+    seg_header *h = s->hdr;
+    const seg_layout *l = &s->lay;
+    uint64_t max_tick = h->tick;
+
+    /* 1. Clients: drop dead ones (their table may be half-written). */
+    for (uint32_t c = 0; c < l->max_clients; c++) {
+        seg_client *cl = &s->clients[c];
+        if (cl->state == CLIENT_ALIVE && c != s->slot && !client_alive(cl)) {
+            memset(client_refs(s, c), 0, (size_t)l->ref_slots * sizeof(seg_ref));
+            memset(cl, 0, sizeof *cl);
+            h->reclaims++;
+        } else if (cl->state != CLIENT_ALIVE && cl->state != CLIENT_FREE) {
+            memset(cl, 0, sizeof *cl);
+        }
+    }
+
+    /* 2. Objects: keep only well-formed ones whose owner (if unsealed) lives. */
+    for (uint32_t i = 0; i < l->max_objects; i++) {
+        seg_object *o = &s->objects[i];
+        o->refs = 0;
+        if (o->state == OBJ_FREE)
+            continue;
+        if (o->state > OBJ_DELETING || !object_extent_ok(s, o) || o->alloc == 0 ||
+            o->alloc % SEG_ALIGN != 0 || o->meta_size > REEL_META_MAX ||
+            (o->state == OBJ_UNSEALED &&
+             (o->owner >= l->max_clients || s->clients[o->owner].state != CLIENT_ALIVE))) {
+            drop_object_record(s, o);
+            continue;
+        }
+        o->hash = reel__id_hash(&o->id);
+        if (o->last_use > max_tick)
+            max_tick = o->last_use;
+    }
+
+    /* 3. References: re-count from live clients' tables, re-inserting valid records. */
+    for (uint32_t c = 0; c < l->max_clients; c++) {
+        seg_client *cl = &s->clients[c];
+        cl->nrecords = cl->refs = cl->unsealed = 0;
+        if (cl->state != CLIENT_ALIVE)
+            continue;
+        seg_ref *t = client_refs(s, c);
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < l->ref_slots; i++) { /* compact valid records to the front */
+            seg_ref r = t[i];
+            memset(&t[i], 0, sizeof t[i]);
+            if (r.obj_plus1 == 0 || r.obj_plus1 > l->max_objects || r.count == 0)
+                continue;
+            seg_object *o = &s->objects[r.obj_plus1 - 1];
+            if ((o->state != OBJ_SEALED && o->state != OBJ_DELETING) || o->gen != r.gen)
+                continue;
+            t[n++] = r;
+        }
+        for (uint32_t k = n; k-- > 0;) { /* back to their hashed places */
+            seg_ref r = t[k];
+            memset(&t[k], 0, sizeof t[k]);
+            uint32_t mask = l->ref_slots - 1, i = ref_home(s, r.obj_plus1 - 1);
+            while (t[i].obj_plus1 != 0)
+                i = (i + 1) & mask;
+            t[i] = r;
+            cl->nrecords++;
+            cl->refs += r.count;
+            s->objects[r.obj_plus1 - 1].refs += r.count;
+        }
+    }
+
+    /* 4. Deleted objects nobody holds any more are gone. Sort the rest by offset;
+     * an object overlapping its predecessor is corrupt and dropped. */
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < l->max_objects; i++) {
+        seg_object *o = &s->objects[i];
+        if (o->state == OBJ_DELETING && o->refs == 0)
+            drop_object_record(s, o);
+        if (o->state != OBJ_FREE)
+            s->scratch[live++] = i;
+    }
+    if (live > 1)
+        qsort_r(s->scratch, live, sizeof *s->scratch, by_offset, s->objects);
+
+    /* 5. Index, blocks and counters from the sorted live objects. */
+    memset(s->index, 0, (size_t)l->index_size * sizeof *s->index);
+    for (uint32_t b = 0; b < l->max_blocks; b++) {
+        s->blocks[b].state = BLOCK_UNUSED;
+        s->blocks[b].free_next = b + 1 < l->max_blocks ? b + 1 : SEG_NIL;
+    }
+    h->block_unused_head = 0;
+    for (int c = 0; c < SEG_CLASSES; c++)
+        h->class_head[c] = SEG_NIL;
+    h->class_bitmap = 0;
+    h->free_blocks = 0;
+    h->used = 0;
+    h->n_unsealed = h->n_sealed = h->n_deleting = h->n_evictable = h->n_referenced = 0;
+    h->lru_head = h->lru_tail = SEG_NIL;
+
+    uint64_t cursor = 0;
+    uint32_t prev_block = SEG_NIL, kept = 0;
+    for (uint32_t k = 0; k < live; k++) {
+        uint32_t i = s->scratch[k];
+        seg_object *o = &s->objects[i];
+        if (o->offset < cursor || index_find(s, &o->id, o->hash) != SEG_NIL) {
+            drop_object_record(s, o); /* overlapping or a duplicate ID */
+            continue;
+        }
+        if (o->offset > cursor) { /* the gap before it is free */
+            uint32_t g = block_record_new(s);
+            s->blocks[g] = (seg_block){.offset = cursor,
+                                       .size = o->offset - cursor,
+                                       .addr_prev = prev_block,
+                                       .addr_next = SEG_NIL};
+            if (prev_block != SEG_NIL)
+                s->blocks[prev_block].addr_next = g;
+            freelist_insert(s, g);
+            prev_block = g;
+        }
+        uint32_t b = block_record_new(s);
+        s->blocks[b] = (seg_block){.offset = o->offset,
+                                   .size = o->alloc,
+                                   .addr_prev = prev_block,
+                                   .addr_next = SEG_NIL,
+                                   .state = BLOCK_USED,
+                                   .obj = i};
+        if (prev_block != SEG_NIL)
+            s->blocks[prev_block].addr_next = b;
+        prev_block = b;
+        o->block = b;
+        h->used += o->alloc;
+        cursor = o->offset + o->alloc;
+        index_insert(s, i, o->hash);
+        count_state(h, o->state, +1);
+        if (o->refs > 0)
+            h->n_referenced++;
+        if (o->state == OBJ_UNSEALED)
+            s->clients[o->owner].unsealed++;
+        s->scratch[kept++] = i;
+    }
+    if (cursor < l->capacity) {
+        uint32_t g = block_record_new(s);
+        s->blocks[g] = (seg_block){.offset = cursor,
+                                   .size = l->capacity - cursor,
+                                   .addr_prev = prev_block,
+                                   .addr_next = SEG_NIL};
+        if (prev_block != SEG_NIL)
+            s->blocks[prev_block].addr_next = g;
+        freelist_insert(s, g);
+    }
+
+    /* 6. LRU in the order of last use; free object slots chained. */
+    uint32_t nlru = 0;
+    for (uint32_t k = 0; k < kept; k++)
+        if (in_lru(&s->objects[s->scratch[k]]))
+            s->scratch[nlru++] = s->scratch[k];
+    if (nlru > 1)
+        qsort_r(s->scratch, nlru, sizeof *s->scratch, by_last_use, s->objects);
+    for (uint32_t k = 0; k < nlru; k++)
+        lru_push(s, s->scratch[k]);
+    h->object_free_head = SEG_NIL;
+    for (uint32_t i = l->max_objects; i-- > 0;) {
+        seg_object *o = &s->objects[i];
+        if (o->state == OBJ_FREE) {
+            o->lru_prev = SEG_NIL;
+            o->lru_next = h->object_free_head;
+            h->object_free_head = i;
+        }
+    }
+    h->tick = max_tick;
+    wake_space(s);
+}
+
+/* ---- stores ----------------------------------------------------------- */
+
+static char *resolve_path(const char *path) {
+    if (!path || !*path)
+        return NULL;
+    if (strchr(path, '/'))
+        return strdup(path);
+    char *p;
+    if (asprintf(&p, "/dev/shm/%s", path) < 0)
+        return NULL;
+    return p;
+}
+
+static int claim_slot(reel_store *s) {
+    uint64_t start;
+    int rc = reel__process_start_time(getpid(), &start);
+    if (rc)
+        return rc;
+    if ((rc = store_lock(s)) != 0)
+        return rc;
+    reclaim_dead(s);
+    uint32_t slot = SEG_NIL;
+    for (uint32_t i = 0; i < s->lay.max_clients; i++)
+        if (s->clients[i].state == CLIENT_FREE) {
+            slot = i;
+            break;
+        }
+    if (slot == SEG_NIL) {
+        store_unlock(s);
+        return reel__fail(REEL_ETOOMANYCLIENTS, "all %u client slots of %s are taken",
+                          s->lay.max_clients, s->path);
+    }
+    seg_client *c = &s->clients[slot];
+    memset(c, 0, sizeof *c);
+    memset(client_refs(s, slot), 0, (size_t)s->lay.ref_slots * sizeof(seg_ref));
+    c->pid = getpid();
+    c->start_time = start;
+    c->attach_ns = reel__now_ns(CLOCK_REALTIME);
+    c->state = CLIENT_ALIVE;
+    s->slot = slot;
+    store_unlock(s);
+    return 0;
+}
+
+static void store_free(reel_store *s) {
+    if (s->base)
+        munmap(s->base, s->map_size);
+    free(s->scratch);
+    free(s->path);
+    free(s);
+}
+
+static int store_attach(const char *path, uint32_t flags, reel_store **out) {
+    reel_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->slot = SEG_NIL;
+    s->spin_ns = DEFAULT_SPIN_NS;
+    s->path = resolve_path(path);
+    if (!s->path) {
+        free(s);
+        return -EINVAL;
+    }
+    int observer = (flags & REEL_OPEN_OBSERVER) != 0;
+    int rc = reel__segment_map(s, s->path, !observer);
+    if (rc == 0) {
+        s->scratch = malloc((size_t)s->lay.max_objects * sizeof *s->scratch);
+        if (!s->scratch)
+            rc = -ENOMEM;
+    }
+    if (rc == 0 && !observer)
+        rc = claim_slot(s);
+    if (rc) {
+        store_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+REEL_API int reel_store_create(const char *path, const reel_store_options *opts, reel_store **out) {
+    reel_store_options o = opts ? *opts : (reel_store_options){0};
+    seg_layout l;
+    reel__clear_error();
+    if (!out || (o.flags & ~REEL_STORE_NO_PREFAULT))
+        return -EINVAL;
+    int rc = reel__layout(&l, o.capacity ? o.capacity : DEFAULT_CAPACITY,
+                          o.max_objects ? o.max_objects : DEFAULT_MAX_OBJECTS,
+                          o.max_clients ? o.max_clients : DEFAULT_MAX_CLIENTS,
+                          o.max_refs_per_client ? o.max_refs_per_client : DEFAULT_MAX_REFS);
+    if (rc)
+        return reel__fail(rc, "store sizes out of range");
+    char *p = resolve_path(path);
+    if (!p)
+        return -EINVAL;
+    rc = reel__segment_create(p, &l, !(o.flags & REEL_STORE_NO_PREFAULT));
+    if (rc == 0) {
+        rc = store_attach(p, 0, out);
+        if (rc)
+            unlink(p);
+    }
+    free(p);
+    return rc;
+}
+
+REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out) {
+    reel__clear_error();
+    if (!out || (flags & ~REEL_OPEN_OBSERVER))
+        return -EINVAL;
+    return store_attach(path, flags, out);
+}
+
+REEL_API int reel_store_close(reel_store *s) {
+    if (!s)
+        return 0;
+    int rc = 0;
+    /* A handle inherited across fork() belongs to the parent: leave its slot alone. */
+    if (s->slot != SEG_NIL && s->clients[s->slot].pid == getpid()) {
+        rc = store_lock(s);
+        if (rc == 0) {
+            if (client_drop(s, s->slot))
+                wake_space(s);
+            store_unlock(s);
+        }
+    }
+    store_free(s);
+    return rc;
+}
+
+REEL_API int reel_store_destroy(const char *path) {
+    char *p = resolve_path(path);
+    if (!p)
+        return -EINVAL;
+    int rc = unlink(p) == 0 ? 0 : -errno;
+    free(p);
+    return rc;
+}
+
+REEL_API const char *reel_store_path(const reel_store *s) {
+    return s->path;
+}
+
+REEL_API void reel_store_set_spin_ns(reel_store *s, uint64_t spin_ns) {
+    s->spin_ns = spin_ns;
+}
+
+REEL_API int reel_store_reclaim(reel_store *s, uint32_t *reclaimed) {
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    uint32_t n = reclaim_dead(s);
+    store_unlock(s);
+    if (reclaimed)
+        *reclaimed = n;
+    return 0;
+}
+
+/* ---- statistics ------------------------------------------------------- */
+
+REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    seg_header *h = s->hdr;
+    memset(out, 0, sizeof *out);
+    out->capacity = s->lay.capacity;
+    out->used = h->used;
+    out->free = s->lay.capacity - h->used;
+    if (h->class_bitmap) {
+        int c = 63 - __builtin_clzll(h->class_bitmap);
+        uint32_t n = 0;
+        for (uint32_t b = h->class_head[c]; b < s->lay.max_blocks && n < s->lay.max_blocks;
+             b = s->blocks[b].free_next, n++)
+            if (s->blocks[b].size > out->largest_free)
+                out->largest_free = s->blocks[b].size;
+    }
+    out->free_blocks = h->free_blocks;
+    out->max_objects = s->lay.max_objects;
+    out->objects_unsealed = h->n_unsealed;
+    out->objects_sealed = h->n_sealed;
+    out->objects_deleting = h->n_deleting;
+    out->objects = h->n_unsealed + h->n_sealed + h->n_deleting;
+    out->objects_evictable = h->n_evictable;
+    out->objects_referenced = h->n_referenced;
+    out->max_clients = s->lay.max_clients;
+    for (uint32_t i = 0; i < s->lay.max_clients; i++) {
+        if (s->clients[i].state != CLIENT_ALIVE)
+            continue;
+        if (i == s->slot || client_alive(&s->clients[i]))
+            out->clients_alive++;
+        else
+            out->clients_dead++;
+    }
+    out->evictions = h->evictions;
+    out->evicted_bytes = h->evicted_bytes;
+    out->reclaims = h->reclaims;
+    out->recoveries = h->recoveries;
+    store_unlock(s);
+    return 0;
+}
+
+REEL_API int reel_store_clients(reel_store *s, reel_client_info *out, size_t cap, size_t *count) {
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->lay.max_clients; i++) {
+        seg_client *c = &s->clients[i];
+        if (c->state != CLIENT_ALIVE)
+            continue;
+        if (n < cap)
+            out[n] = (reel_client_info){.slot = i,
+                                        .pid = c->pid,
+                                        .alive = i == s->slot || client_alive(c),
+                                        .refs = c->refs,
+                                        .unsealed = c->unsealed,
+                                        .attach_ns = c->attach_ns};
+        n++;
+    }
+    store_unlock(s);
+    *count = n;
+    return 0;
+}
+
+REEL_API int reel_store_objects(reel_store *s, reel_obj_info *out, size_t cap, size_t *count) {
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->lay.max_objects; i++) {
+        seg_object *o = &s->objects[i];
+        if (o->state == OBJ_FREE)
+            continue;
+        if (n < cap) {
+            reel_obj_info *info = &out[n];
+            memset(info, 0, sizeof *info);
+            info->id = o->id;
+            info->size = o->size;
+            info->meta_size = o->meta_size;
+            info->state = o->state;
+            info->refs = o->refs;
+            info->flags = o->flags;
+            info->owner_pid = o->owner_pid;
+            info->create_ns = o->create_ns;
+            if (object_extent_ok(s, o)) {
+                uint32_t m =
+                    o->meta_size < REEL_OBJ_INFO_META_MAX ? o->meta_size : REEL_OBJ_INFO_META_MAX;
+                memcpy(info->meta, s->arena + o->offset + align_up(o->size), m);
+            }
+        }
+        n++;
+    }
+    store_unlock(s);
+    *count = n;
+    return 0;
+}
+
+/* ---- objects ---------------------------------------------------------- */
+
+static int need_client(const reel_store *s) {
+    return s->slot == SEG_NIL ? REEL_EOBSERVER : 0;
+}
+
+/* Evicts least recently used evictable objects until size fits. Returns the
+ * block or SEG_NIL. Caller holds the lock. */
+static uint32_t alloc_evicting(reel_store *s, uint64_t size) {
+    seg_header *h = s->hdr;
+    uint32_t b = block_alloc(s, size);
+    while (b == SEG_NIL && h->lru_head != SEG_NIL) {
+        uint32_t victim = h->lru_head;
+        h->evictions++;
+        h->evicted_bytes += s->objects[victim].size;
+        object_free(s, victim);
+        b = block_alloc(s, size);
+    }
+    return b;
+}
+
+static int fail_full(reel_store *s, uint64_t size, uint32_t meta_size) {
+    reel_store_stats st;
+    if (reel_store_stats_get(s, &st) != 0)
+        return REEL_EFULL;
+    return reel__fail(REEL_EFULL,
+                      "store full: asked for %llu bytes (+%u of metadata, %llu with alignment), "
+                      "%llu of %llu free (largest free block %llu), %u objects pinned",
+                      (unsigned long long)size, meta_size,
+                      (unsigned long long)obj_alloc_size(size, meta_size),
+                      (unsigned long long)st.free, (unsigned long long)st.capacity,
+                      (unsigned long long)st.largest_free, st.objects - st.objects_evictable);
+}
+
+REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, const void *meta,
+                             uint32_t meta_size, uint32_t flags, int timeout_ms, void **buf) {
+    reel__clear_error();
+    int rc = need_client(s);
+    if (rc)
+        return rc;
+    if (!id || !buf || (meta_size && !meta) || meta_size > REEL_META_MAX ||
+        (flags & ~REEL_OBJ_EVICTABLE))
+        return -EINVAL;
+    if (size > s->lay.capacity || obj_alloc_size(size, meta_size) > s->lay.capacity)
+        return reel__fail(REEL_ETOOBIG, "object of %llu bytes exceeds the store's capacity of %llu",
+                          (unsigned long long)size, (unsigned long long)s->lay.capacity);
+    uint64_t want = obj_alloc_size(size, meta_size);
+    uint64_t hash = reel__id_hash(id);
+    uint64_t deadline = deadline_from(timeout_ms);
+    seg_header *h = s->hdr;
+    for (;;) {
+        if ((rc = store_lock(s)) != 0)
+            return rc;
+        if (index_find(s, id, hash) != SEG_NIL) {
+            store_unlock(s);
+            return REEL_EEXISTS;
+        }
+        uint32_t obj = h->object_free_head;
+        if (obj == SEG_NIL || obj >= s->lay.max_objects) {
+            store_unlock(s);
+            return reel__fail(REEL_ETOOMANYOBJECTS, "all %u object slots are in use",
+                              s->lay.max_objects);
+        }
+        uint32_t b = alloc_evicting(s, want);
+        if (b != SEG_NIL) {
+            seg_object *o = &s->objects[obj];
+            h->object_free_head = o->lru_next;
+            o->id = *id;
+            o->hash = hash;
+            o->offset = s->blocks[b].offset;
+            o->size = size;
+            o->alloc = s->blocks[b].size;
+            o->meta_size = meta_size;
+            o->flags = flags;
+            o->refs = 0;
+            o->owner = s->slot;
+            o->owner_pid = s->clients[s->slot].pid;
+            o->gen++;
+            o->block = b;
+            o->lru_prev = o->lru_next = SEG_NIL;
+            o->create_ns = reel__now_ns(CLOCK_REALTIME);
+            o->last_use = ++h->tick;
+            s->blocks[b].obj = obj;
+            o->state = OBJ_UNSEALED;
+            h->n_unsealed++;
+            s->clients[s->slot].unsealed++;
+            index_insert(s, obj, hash);
+            store_unlock(s);
+            uint8_t *data = s->arena + o->offset;
+            if (meta_size)
+                memcpy(data + align_up(size), meta, meta_size);
+            *buf = data;
+            return 0;
+        }
+        /* No room: dead clients may hold some; else wait for a free. */
+        uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+        if (now - s->last_liveness_ns >= LIVENESS_INTERVAL_NS) {
+            s->last_liveness_ns = now;
+            if (reclaim_dead(s) > 0) {
+                store_unlock(s);
+                continue;
+            }
+        }
+        uint32_t seen = atomic_load_explicit(&h->space_seq, memory_order_acquire);
+        store_unlock(s);
+        if (timeout_ms == 0 || (deadline && now >= deadline))
+            return fail_full(s, size, meta_size);
+        uint64_t until = now + LIVENESS_INTERVAL_NS;
+        if (deadline && deadline < until)
+            until = deadline;
+        wait_change(&h->space_seq, &h->space_sleepers, seen, s->spin_ns, until);
+    }
+}
+
+/* Looks up obj by id for an operation of its creator. Caller holds the lock. */
+static int owned_unsealed(reel_store *s, const reel_id *id, uint32_t *obj) {
+    uint32_t i = index_find(s, id, reel__id_hash(id));
+    if (i == SEG_NIL)
+        return REEL_ENOTFOUND;
+    seg_object *o = &s->objects[i];
+    if (o->state != OBJ_UNSEALED)
+        return REEL_ESEALED;
+    if (o->owner != s->slot)
+        return REEL_ENOTOWNER;
+    *obj = i;
+    return 0;
+}
+
+REEL_API int reel_obj_seal(reel_store *s, const reel_id *id) {
+    int rc = need_client(s);
+    if (rc || (rc = store_lock(s)) != 0)
+        return rc;
+    uint32_t obj;
+    rc = owned_unsealed(s, id, &obj);
+    if (rc == 0) {
+        seg_object *o = &s->objects[obj];
+        o->state = OBJ_SEALED;
+        o->last_use = ++s->hdr->tick;
+        s->hdr->n_unsealed--;
+        s->hdr->n_sealed++;
+        s->clients[s->slot].unsealed--;
+        if (in_lru(o))
+            lru_push(s, obj);
+    }
+    store_unlock(s);
+    if (rc == 0)
+        bump_and_wake(&s->hdr->seal_seq, &s->hdr->seal_sleepers);
+    return rc;
+}
+
+REEL_API int reel_obj_abort(reel_store *s, const reel_id *id) {
+    int rc = need_client(s);
+    if (rc || (rc = store_lock(s)) != 0)
+        return rc;
+    uint32_t obj;
+    rc = owned_unsealed(s, id, &obj);
+    if (rc == 0)
+        object_free(s, obj);
+    store_unlock(s);
+    if (rc == 0)
+        wake_space(s);
+    return rc;
+}
+
+REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeout_ms,
+                          reel_view *views) {
+    int rc = need_client(s);
+    if (rc)
+        return rc;
+    if (!ids || !views || n == 0)
+        return -EINVAL;
+    uint64_t deadline = 0;
+    seg_header *h = s->hdr;
+    for (;;) {
+        if ((rc = store_lock(s)) != 0)
+            return rc;
+        size_t got = 0;
+        for (; got < n; got++) {
+            uint32_t i = index_find(s, &ids[got], reel__id_hash(&ids[got]));
+            if (i == SEG_NIL || s->objects[i].state != OBJ_SEALED)
+                break;
+            seg_object *o = &s->objects[i];
+            if (!object_extent_ok(s, o)) {
+                rc = reel__fail(REEL_ECORRUPT, "object extent outside the arena");
+                break;
+            }
+            if ((rc = ref_add(s, s->slot, i)) != 0)
+                break;
+            o->last_use = ++h->tick;
+            const uint8_t *data = s->arena + o->offset;
+            views[got] = (reel_view){.id = o->id,
+                                     .data = data,
+                                     .size = o->size,
+                                     .meta = data + align_up(o->size),
+                                     .meta_size = o->meta_size};
+        }
+        if (got == n) {
+            store_unlock(s);
+            return 0;
+        }
+        /* All or nothing: give back what this attempt took. */
+        int freed = 0;
+        for (size_t k = 0; k < got; k++) {
+            uint32_t i = index_find(s, &ids[k], reel__id_hash(&ids[k]));
+            freed |= ref_drop(s, s->slot, ref_find(s, s->slot, i), 1);
+        }
+        /* Read the sequence under the lock: a seal after this check bumps it. */
+        uint32_t seen = atomic_load_explicit(&h->seal_seq, memory_order_acquire);
+        store_unlock(s);
+        if (freed)
+            wake_space(s);
+        if (rc)
+            return rc;
+        if (timeout_ms == 0)
+            return -ETIMEDOUT;
+        if (!deadline && timeout_ms > 0)
+            deadline = deadline_from(timeout_ms);
+        if (wait_change(&h->seal_seq, &h->seal_sleepers, seen, s->spin_ns, deadline) != 0)
+            return -ETIMEDOUT;
+    }
+}
+
+REEL_API int reel_obj_release(reel_store *s, const reel_id *id) {
+    int rc = need_client(s);
+    if (rc || (rc = store_lock(s)) != 0)
+        return rc;
+    uint32_t i = index_find(s, id, reel__id_hash(id));
+    seg_ref *r = i == SEG_NIL ? NULL : ref_find(s, s->slot, i);
+    int freed = 0;
+    if (!r)
+        rc = REEL_ENOTREF;
+    else
+        freed = ref_drop(s, s->slot, r, 1);
+    store_unlock(s);
+    if (freed)
+        wake_space(s);
+    return rc;
+}
+
+REEL_API int reel_obj_delete(reel_store *s, const reel_id *id) {
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    uint32_t i = index_find(s, id, reel__id_hash(id));
+    int freed = 0;
+    if (i == SEG_NIL || s->objects[i].state == OBJ_DELETING) {
+        rc = REEL_ENOTFOUND;
+    } else if (s->objects[i].state == OBJ_UNSEALED) {
+        rc = REEL_ENOTSEALED;
+    } else if (s->objects[i].refs == 0) {
+        object_free(s, i);
+        freed = 1;
+    } else {
+        s->objects[i].state = OBJ_DELETING;
+        s->hdr->n_sealed--;
+        s->hdr->n_deleting++;
+    }
+    store_unlock(s);
+    if (freed)
+        wake_space(s);
+    return rc;
+}
+
+REEL_API int reel_obj_contains(reel_store *s, const reel_id *id, int *present) {
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    uint32_t i = index_find(s, id, reel__id_hash(id));
+    *present = i != SEG_NIL && s->objects[i].state == OBJ_SEALED;
+    store_unlock(s);
+    return 0;
+}
+
+REEL_API int reel_obj_put(reel_store *s, reel_id *id, const void *data, uint64_t size,
+                          const void *meta, uint32_t meta_size, uint32_t flags, int timeout_ms) {
+    if (!id || (size && !data))
+        return -EINVAL;
+    if (flags & REEL_OBJ_CONTENT_ID) {
+        reel_id_from_content(data, size, id);
+        int present = 0;
+        int rc = reel_obj_contains(s, id, &present);
+        if (rc || present)
+            return rc;
+    }
+    void *buf;
+    int rc = reel_obj_create(s, id, size, meta, meta_size, flags & ~REEL_OBJ_CONTENT_ID, timeout_ms,
+                             &buf);
+    if (rc)
+        return rc;
+    if (size)
+        memcpy(buf, data, size);
+    return reel_obj_seal(s, id);
+}

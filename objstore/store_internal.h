@@ -1,0 +1,182 @@
+/*
+ * The store segment: its layout and the internals shared by the objstore sources.
+ * Never installed.
+ *
+ * One file, mapped by every attached process at its own address, so
+ * everything inside is an offset or an index, never a pointer:
+ *
+ *   +------------------+ 0
+ *   | seg_header       |  magic, version, sizes (immutable after creation),
+ *   |                  |  then the mutable state under the robust mutex,
+ *   |                  |  then the futex words, each on its own cache line
+ *   +------------------+ clients_off
+ *   | seg_client[C]    |  one 64-byte slot per attached process
+ *   +------------------+ refs_off
+ *   | seg_ref[C][R]    |  per client: open-addressed table of held references
+ *   +------------------+ objects_off
+ *   | seg_object[N]    |  the object table
+ *   +------------------+ index_off
+ *   | uint32_t[I]      |  hash index: ID -> object slot + 1 (0 = empty), I = 2^k >= 2N
+ *   +------------------+ blocks_off
+ *   | seg_block[2N+2]  |  the allocator's blocks, in address order and in
+ *   |                  |  segregated free lists by power-of-two size class
+ *   +------------------+ arena_off (4 KiB aligned)
+ *   | data arena       |  object data then its metadata, 64-byte aligned
+ *   +------------------+ file_size
+ *
+ * Crash consistency: the object table and the per-client reference tables
+ * are the primary records. Everything else (index, blocks, free lists, LRU,
+ * counters, object reference totals) is derived from them, so when the lock
+ * comes back EOWNERDEAD the survivor rebuilds it all (reel__rebuild) instead
+ * of trusting state that was half-updated.
+ */
+#ifndef REEL_STORE_INTERNAL_H
+#define REEL_STORE_INTERNAL_H
+
+#include "reel/store.h"
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define SEG_MAGIC          "REELSTOR"
+#define SEG_FORMAT_VERSION 1u
+#define SEG_NIL            UINT32_MAX
+#define SEG_ALIGN          64u
+#define SEG_CLASSES        64
+
+enum seg_state { OBJ_FREE = 0, OBJ_UNSEALED = 1, OBJ_SEALED = 2, OBJ_DELETING = 3 };
+enum seg_block_state { BLOCK_UNUSED = 0, BLOCK_FREE = 1, BLOCK_USED = 2 };
+enum seg_client_state { CLIENT_FREE = 0, CLIENT_ALIVE = 1 };
+
+typedef struct seg_header {
+    /* Immutable after creation; validated by every opener. */
+    char magic[8];
+    uint32_t version; /* little-endian at byte 8 */
+    uint32_t header_size;
+    uint64_t file_size;
+    uint64_t capacity;
+    uint32_t max_objects;
+    uint32_t max_clients;
+    uint32_t max_refs; /* per client; each client's table has ref_slots = 2^k >= 1.5 max_refs */
+    uint32_t index_size;
+    uint32_t max_blocks;
+    uint32_t reserved0;
+    uint64_t clients_off, refs_off, objects_off, index_off, blocks_off, arena_off;
+    uint64_t created_ns;
+    uint64_t reserved1[8];
+
+    /* Mutable, under lock. */
+    alignas(64) pthread_mutex_t lock;
+    uint32_t object_free_head; /* free object slots, linked through lru_next */
+    uint32_t block_unused_head;
+    uint32_t lru_head, lru_tail; /* evictable objects, least recently used first */
+    uint64_t class_bitmap;       /* bit c set: free list c is not empty */
+    uint32_t class_head[SEG_CLASSES];
+    uint64_t used;
+    uint64_t tick; /* logical clock for LRU order */
+    uint32_t free_blocks;
+    uint32_t n_unsealed, n_sealed, n_deleting, n_evictable, n_referenced;
+    uint64_t evictions, evicted_bytes, reclaims, recoveries;
+    uint64_t reserved2[8];
+
+    /* Futex words: bumped on every seal / every free, slept on by waiters.
+     * A waker calls FUTEX_WAKE only when the sleeper count is non-zero. */
+    alignas(64) _Atomic uint32_t seal_seq;
+    _Atomic uint32_t seal_sleepers;
+    alignas(64) _Atomic uint32_t space_seq;
+    _Atomic uint32_t space_sleepers;
+    alignas(64) uint8_t end_pad[1];
+} seg_header;
+
+typedef struct seg_client {
+    uint32_t state;
+    int32_t pid;
+    uint64_t start_time; /* /proc/<pid>/stat field 22: tells a reused pid apart */
+    uint64_t attach_ns;
+    uint32_t nrecords; /* ref records in use */
+    uint32_t refs;     /* sum of their counts */
+    uint32_t unsealed;
+    uint32_t reserved[7];
+} seg_client;
+
+typedef struct seg_ref {
+    uint32_t obj_plus1; /* 0: empty record */
+    uint32_t gen;       /* the object's generation when the reference was taken */
+    uint32_t count;
+    uint32_t reserved;
+} seg_ref;
+
+typedef struct seg_object {
+    reel_id id;
+    uint64_t offset; /* of the data, from the arena's start */
+    uint64_t size;
+    uint64_t alloc; /* bytes of the block: align(size) + align(meta_size) */
+    uint64_t create_ns;
+    uint64_t last_use; /* header tick */
+    uint64_t hash;     /* of the ID, cached for the index */
+    uint32_t meta_size;
+    uint32_t state;
+    uint32_t flags;
+    uint32_t refs;
+    uint32_t owner; /* client slot of the creator */
+    int32_t owner_pid;
+    uint32_t gen;
+    uint32_t block;
+    uint32_t lru_prev, lru_next; /* lru_next doubles as the free-slot link */
+} seg_object;
+
+typedef struct seg_block {
+    uint64_t offset, size;
+    uint32_t addr_prev, addr_next;
+    uint32_t free_prev, free_next; /* free_next doubles as the unused-record link */
+    uint32_t state;
+    uint32_t obj;
+} seg_block;
+
+/* Sizes of a store, from which the layout is computed the same way by the
+ * creator and by every opener. */
+typedef struct seg_layout {
+    uint64_t capacity;
+    uint32_t max_objects, max_clients, max_refs, ref_slots, index_size, max_blocks;
+    uint64_t clients_off, refs_off, objects_off, index_off, blocks_off, arena_off, file_size;
+} seg_layout;
+
+struct reel_store {
+    seg_layout lay; /* validated sizes: never re-read from the shared header */
+    char *path;
+    uint8_t *base;
+    size_t map_size;
+    seg_header *hdr;
+    seg_client *clients;
+    seg_ref *refs;
+    seg_object *objects;
+    uint32_t *index;
+    seg_block *blocks;
+    uint8_t *arena;
+    uint32_t slot; /* SEG_NIL for observers */
+    uint64_t spin_ns;
+    uint32_t *scratch; /* max_objects entries, for rebuilds: no malloc under a dead lock */
+    uint64_t last_liveness_ns;
+};
+
+/* errors.c */
+void reel__clear_error(void);
+int reel__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ids.c */
+uint64_t reel__id_hash(const reel_id *id);
+
+/* segment.c: layout, creation and validation of the file */
+int reel__layout(seg_layout *l, uint64_t capacity, uint32_t max_objects, uint32_t max_clients,
+                 uint32_t max_refs);
+int reel__segment_create(const char *path, const seg_layout *l, int prefault);
+int reel__segment_map(reel_store *s, const char *path, int populate);
+uint64_t reel__now_ns(int clock);
+int reel__process_start_time(pid_t pid, uint64_t *out);
+
+/* store.c */
+void reel__rebuild(reel_store *s);
+
+#endif
