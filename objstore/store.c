@@ -40,6 +40,35 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* Indexes read from the segment are checked before use: an out-of-range one
+ * marks the handle's view of the store corrupt and lands on a dummy record,
+ * and the store is rebuilt from its primary records before the lock is
+ * released (store_unlock). A corrupt segment never makes us touch memory
+ * outside it. */
+static inline seg_block *blk_at(reel_store *s, uint32_t i) {
+    if (__builtin_expect(i >= s->lay.max_blocks, 0)) {
+        s->corrupt = 1;
+        return &s->dummy_block;
+    }
+    return &s->blocks[i];
+}
+
+static inline seg_object *obj_at(reel_store *s, uint32_t i) {
+    if (__builtin_expect(i >= s->lay.max_objects, 0)) {
+        s->corrupt = 1;
+        return &s->dummy_object;
+    }
+    return &s->objects[i];
+}
+
+static inline seg_client *client_at(reel_store *s, uint32_t i) {
+    if (__builtin_expect(i >= s->lay.max_clients, 0)) {
+        s->corrupt = 1;
+        return &s->dummy_client;
+    }
+    return &s->clients[i];
+}
+
 /* ---- waiting ---------------------------------------------------------- */
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
@@ -151,6 +180,11 @@ static int store_lock(reel_store *s) {
 }
 
 static void store_unlock(reel_store *s) {
+    if (s->corrupt) {
+        s->hdr->recoveries++;
+        reel__rebuild(s);
+        s->corrupt = 0;
+    }
     pthread_mutex_unlock(&s->hdr->lock);
 }
 
@@ -164,7 +198,7 @@ static uint32_t index_find(reel_store *s, const reel_id *id, uint64_t hash) {
             return SEG_NIL;
         if (v > s->lay.max_objects)
             return SEG_NIL; /* corrupt slot: treat as absent, never dereference */
-        seg_object *o = &s->objects[v - 1];
+        seg_object *o = &(*obj_at(s, v - 1));
         if (o->hash == hash && reel_id_equal(&o->id, id))
             return v - 1;
     }
@@ -182,7 +216,7 @@ static void index_insert(reel_store *s, uint32_t obj, uint64_t hash) {
 /* Linear probing with backward-shift deletion: no tombstones to age the table. */
 static void index_remove(reel_store *s, uint32_t obj) {
     uint32_t mask = s->lay.index_size - 1;
-    uint32_t i = (uint32_t)s->objects[obj].hash & mask;
+    uint32_t i = (uint32_t)(*obj_at(s, obj)).hash & mask;
     while (s->index[i] != obj + 1) {
         if (s->index[i] == 0)
             return;
@@ -192,7 +226,7 @@ static void index_remove(reel_store *s, uint32_t obj) {
         uint32_t v = s->index[j];
         if (v == 0 || v > s->lay.max_objects)
             break;
-        uint32_t home = (uint32_t)s->objects[v - 1].hash & mask;
+        uint32_t home = (uint32_t)(*obj_at(s, v - 1)).hash & mask;
         /* v may move into the hole at i only if its home is not in (i, j]. */
         if (((j - home) & mask) >= ((j - i) & mask)) {
             s->index[i] = v;
@@ -206,11 +240,11 @@ static void index_remove(reel_store *s, uint32_t obj) {
 
 static void lru_push(reel_store *s, uint32_t obj) {
     seg_header *h = s->hdr;
-    seg_object *o = &s->objects[obj];
+    seg_object *o = &(*obj_at(s, obj));
     o->lru_next = SEG_NIL;
     o->lru_prev = h->lru_tail;
     if (h->lru_tail != SEG_NIL)
-        s->objects[h->lru_tail].lru_next = obj;
+        (*obj_at(s, h->lru_tail)).lru_next = obj;
     else
         h->lru_head = obj;
     h->lru_tail = obj;
@@ -219,13 +253,13 @@ static void lru_push(reel_store *s, uint32_t obj) {
 
 static void lru_remove(reel_store *s, uint32_t obj) {
     seg_header *h = s->hdr;
-    seg_object *o = &s->objects[obj];
+    seg_object *o = &(*obj_at(s, obj));
     if (o->lru_prev != SEG_NIL)
-        s->objects[o->lru_prev].lru_next = o->lru_next;
+        (*obj_at(s, o->lru_prev)).lru_next = o->lru_next;
     else
         h->lru_head = o->lru_next;
     if (o->lru_next != SEG_NIL)
-        s->objects[o->lru_next].lru_prev = o->lru_prev;
+        (*obj_at(s, o->lru_next)).lru_prev = o->lru_prev;
     else
         h->lru_tail = o->lru_prev;
     o->lru_prev = o->lru_next = SEG_NIL;
@@ -241,18 +275,18 @@ static int in_lru(const seg_object *o) {
 /* Free lists by power-of-two size class, in units of SEG_ALIGN bytes. */
 static int size_class(uint64_t size) {
     uint64_t units = size / SEG_ALIGN;
-    return 63 - __builtin_clzll(units);
+    return 63 - __builtin_clzll(units | 1); /* | 1: a corrupt size 0 is no UB */
 }
 
 static void freelist_insert(reel_store *s, uint32_t b) {
     seg_header *h = s->hdr;
-    seg_block *blk = &s->blocks[b];
+    seg_block *blk = &(*blk_at(s, b));
     int c = size_class(blk->size);
     blk->state = BLOCK_FREE;
     blk->free_prev = SEG_NIL;
     blk->free_next = h->class_head[c];
     if (h->class_head[c] != SEG_NIL)
-        s->blocks[h->class_head[c]].free_prev = b;
+        (*blk_at(s, h->class_head[c])).free_prev = b;
     h->class_head[c] = b;
     h->class_bitmap |= 1ull << c;
     h->free_blocks++;
@@ -260,14 +294,14 @@ static void freelist_insert(reel_store *s, uint32_t b) {
 
 static void freelist_remove(reel_store *s, uint32_t b) {
     seg_header *h = s->hdr;
-    seg_block *blk = &s->blocks[b];
+    seg_block *blk = &(*blk_at(s, b));
     int c = size_class(blk->size);
     if (blk->free_prev != SEG_NIL)
-        s->blocks[blk->free_prev].free_next = blk->free_next;
+        (*blk_at(s, blk->free_prev)).free_next = blk->free_next;
     else
         h->class_head[c] = blk->free_next;
     if (blk->free_next != SEG_NIL)
-        s->blocks[blk->free_next].free_prev = blk->free_prev;
+        (*blk_at(s, blk->free_next)).free_prev = blk->free_prev;
     if (h->class_head[c] == SEG_NIL)
         h->class_bitmap &= ~(1ull << c);
     blk->free_prev = blk->free_next = SEG_NIL;
@@ -277,13 +311,13 @@ static void freelist_remove(reel_store *s, uint32_t b) {
 static uint32_t block_record_new(reel_store *s) {
     uint32_t b = s->hdr->block_unused_head;
     if (b != SEG_NIL)
-        s->hdr->block_unused_head = s->blocks[b].free_next;
+        s->hdr->block_unused_head = (*blk_at(s, b)).free_next;
     return b;
 }
 
 static void block_record_drop(reel_store *s, uint32_t b) {
-    s->blocks[b].state = BLOCK_UNUSED;
-    s->blocks[b].free_next = s->hdr->block_unused_head;
+    (*blk_at(s, b)).state = BLOCK_UNUSED;
+    (*blk_at(s, b)).free_next = s->hdr->block_unused_head;
     s->hdr->block_unused_head = b;
 }
 
@@ -294,8 +328,8 @@ static uint32_t block_alloc(reel_store *s, uint64_t size) {
     seg_header *h = s->hdr;
     int c = size_class(size);
     uint32_t found = SEG_NIL, scanned = 0;
-    for (uint32_t b = h->class_head[c]; b < s->lay.max_blocks; b = s->blocks[b].free_next) {
-        if (s->blocks[b].size >= size) {
+    for (uint32_t b = h->class_head[c]; b != SEG_NIL && !s->corrupt; b = blk_at(s, b)->free_next) {
+        if (blk_at(s, b)->size >= size) {
             found = b;
             break;
         }
@@ -304,31 +338,36 @@ static uint32_t block_alloc(reel_store *s, uint64_t size) {
     }
     if (found == SEG_NIL && c < SEG_CLASSES - 1) {
         uint64_t larger = h->class_bitmap & ~((2ull << c) - 1);
-        if (larger)
+        if (larger) {
             found = h->class_head[__builtin_ctzll(larger)];
+            if (blk_at(s, found)->size < size) /* a larger class always fits, unless corrupt */
+                s->corrupt = 1;
+        }
     }
     if (found == SEG_NIL && scanned == FIRST_FIT_SCAN) {
-        for (uint32_t b = h->class_head[c]; b < s->lay.max_blocks && scanned++ < s->lay.max_blocks;
-             b = s->blocks[b].free_next)
-            if (s->blocks[b].size >= size) {
+        for (uint32_t b = h->class_head[c];
+             b != SEG_NIL && !s->corrupt && scanned++ < s->lay.max_blocks;
+             b = blk_at(s, b)->free_next)
+            if (blk_at(s, b)->size >= size) {
                 found = b;
                 break;
             }
     }
-    if (found >= s->lay.max_blocks)
-        return SEG_NIL; /* none, or a corrupt list head */
+    /* Corrupt lists: give up; the unlock rebuilds them and the caller retries. */
+    if (found == SEG_NIL || s->corrupt)
+        return SEG_NIL;
     freelist_remove(s, found);
-    seg_block *blk = &s->blocks[found];
+    seg_block *blk = &(*blk_at(s, found));
     if (blk->size > size) {
         uint32_t rest = block_record_new(s);
         if (rest != SEG_NIL) { /* never short: there are 2N+2 records for N objects */
-            seg_block *r = &s->blocks[rest];
+            seg_block *r = &(*blk_at(s, rest));
             r->offset = blk->offset + size;
             r->size = blk->size - size;
             r->addr_prev = found;
             r->addr_next = blk->addr_next;
             if (blk->addr_next != SEG_NIL)
-                s->blocks[blk->addr_next].addr_prev = rest;
+                (*blk_at(s, blk->addr_next)).addr_prev = rest;
             blk->addr_next = rest;
             blk->size = size;
             freelist_insert(s, rest);
@@ -340,24 +379,24 @@ static uint32_t block_alloc(reel_store *s, uint64_t size) {
 }
 
 static void block_free(reel_store *s, uint32_t b) {
-    seg_block *blk = &s->blocks[b];
+    seg_block *blk = &(*blk_at(s, b));
     s->hdr->used -= blk->size;
     uint32_t next = blk->addr_next;
-    if (next != SEG_NIL && s->blocks[next].state == BLOCK_FREE) {
+    if (next != SEG_NIL && (*blk_at(s, next)).state == BLOCK_FREE) {
         freelist_remove(s, next);
-        blk->size += s->blocks[next].size;
-        blk->addr_next = s->blocks[next].addr_next;
+        blk->size += (*blk_at(s, next)).size;
+        blk->addr_next = (*blk_at(s, next)).addr_next;
         if (blk->addr_next != SEG_NIL)
-            s->blocks[blk->addr_next].addr_prev = b;
+            (*blk_at(s, blk->addr_next)).addr_prev = b;
         block_record_drop(s, next);
     }
     uint32_t prev = blk->addr_prev;
-    if (prev != SEG_NIL && s->blocks[prev].state == BLOCK_FREE) {
+    if (prev != SEG_NIL && (*blk_at(s, prev)).state == BLOCK_FREE) {
         freelist_remove(s, prev);
-        s->blocks[prev].size += blk->size;
-        s->blocks[prev].addr_next = blk->addr_next;
+        (*blk_at(s, prev)).size += blk->size;
+        (*blk_at(s, prev)).addr_next = blk->addr_next;
         if (blk->addr_next != SEG_NIL)
-            s->blocks[blk->addr_next].addr_prev = prev;
+            (*blk_at(s, blk->addr_next)).addr_prev = prev;
         block_record_drop(s, b);
         b = prev;
     }
@@ -384,7 +423,7 @@ static void count_state(seg_header *h, uint32_t state, int delta) {
  * wakes space waiters afterwards. */
 static void object_free(reel_store *s, uint32_t obj) {
     seg_header *h = s->hdr;
-    seg_object *o = &s->objects[obj];
+    seg_object *o = &(*obj_at(s, obj));
     if (in_lru(o))
         lru_remove(s, obj);
     index_remove(s, obj);
@@ -392,8 +431,8 @@ static void object_free(reel_store *s, uint32_t obj) {
         block_free(s, o->block);
     count_state(h, o->state, -1);
     if (o->state == OBJ_UNSEALED && o->owner < s->lay.max_clients &&
-        s->clients[o->owner].unsealed > 0)
-        s->clients[o->owner].unsealed--;
+        (*client_at(s, o->owner)).unsealed > 0)
+        (*client_at(s, o->owner)).unsealed--;
     o->state = OBJ_FREE;
     o->lru_prev = SEG_NIL;
     o->lru_next = h->object_free_head;
@@ -435,7 +474,7 @@ static seg_ref *ref_find(reel_store *s, uint32_t slot, uint32_t obj) {
 
 /* Adds one reference of client slot to obj. Returns 0 or REEL_ETOOMANYREFS. */
 static int ref_add(reel_store *s, uint32_t slot, uint32_t obj) {
-    seg_client *c = &s->clients[slot];
+    seg_client *c = &(*client_at(s, slot));
     seg_ref *r = ref_find(s, slot, obj);
     if (!r) {
         if (c->nrecords >= s->lay.max_refs)
@@ -446,14 +485,14 @@ static int ref_add(reel_store *s, uint32_t slot, uint32_t obj) {
         while (t[i].obj_plus1 != 0)
             i = (i + 1) & mask;
         r = &t[i];
-        r->gen = s->objects[obj].gen;
+        r->gen = (*obj_at(s, obj)).gen;
         r->count = 0;
         r->obj_plus1 = obj + 1;
         c->nrecords++;
     }
     r->count++;
     c->refs++;
-    seg_object *o = &s->objects[obj];
+    seg_object *o = &(*obj_at(s, obj));
     if (o->refs++ == 0) {
         if (o->flags & REEL_OBJ_EVICTABLE)
             lru_remove(s, obj);
@@ -476,7 +515,7 @@ static void ref_record_remove(reel_store *s, uint32_t slot, seg_ref *r) {
         }
     }
     memset(&t[i], 0, sizeof t[i]);
-    s->clients[slot].nrecords--;
+    (*client_at(s, slot)).nrecords--;
 }
 
 /* Drops count references of obj (held through record r of slot). Frees the
@@ -484,10 +523,10 @@ static void ref_record_remove(reel_store *s, uint32_t slot, seg_ref *r) {
  * space was freed. */
 static int ref_drop(reel_store *s, uint32_t slot, seg_ref *r, uint32_t count) {
     uint32_t obj = r->obj_plus1 - 1;
-    seg_object *o = &s->objects[obj];
+    seg_object *o = &(*obj_at(s, obj));
     int freed = 0;
     r->count -= count;
-    s->clients[slot].refs -= count;
+    (*client_at(s, slot)).refs -= count;
     if (r->count == 0)
         ref_record_remove(s, slot, r);
     o->refs -= count;
@@ -507,7 +546,7 @@ static int ref_drop(reel_store *s, uint32_t slot, seg_ref *r, uint32_t count) {
 /* Releases everything client slot holds and aborts what it left unsealed,
  * then frees the slot. Used by close and by reclaim of a dead client. */
 static int client_drop(reel_store *s, uint32_t slot) {
-    seg_client *c = &s->clients[slot];
+    seg_client *c = &(*client_at(s, slot));
     seg_ref *t = client_refs(s, slot);
     int freed = 0;
     for (uint32_t i = 0; i < s->lay.ref_slots && c->nrecords > 0;) {
@@ -517,8 +556,8 @@ static int client_drop(reel_store *s, uint32_t slot) {
             i++;
             continue;
         }
-        if (obj >= s->lay.max_objects || s->objects[obj].gen != r->gen ||
-            s->objects[obj].refs < r->count) {
+        if (obj >= s->lay.max_objects || (*obj_at(s, obj)).gen != r->gen ||
+            (*obj_at(s, obj)).refs < r->count) {
             ref_record_remove(s, slot, r); /* stale or corrupt: nothing to drop */
             continue;
         }
@@ -527,7 +566,7 @@ static int client_drop(reel_store *s, uint32_t slot) {
     }
     if (c->unsealed > 0) {
         for (uint32_t i = 0; i < s->lay.max_objects; i++) {
-            seg_object *o = &s->objects[i];
+            seg_object *o = &(*obj_at(s, i));
             if (o->state == OBJ_UNSEALED && o->owner == slot) {
                 object_free(s, i);
                 freed = 1;
@@ -559,7 +598,8 @@ static uint32_t reclaim_dead(reel_store *s) {
     uint32_t n = 0;
     int freed = 0;
     for (uint32_t i = 0; i < s->lay.max_clients; i++) {
-        if (s->clients[i].state == CLIENT_ALIVE && i != s->slot && !client_alive(&s->clients[i])) {
+        if ((*client_at(s, i)).state == CLIENT_ALIVE && i != s->slot &&
+            !client_alive(&(*client_at(s, i)))) {
             freed |= client_drop(s, i);
             n++;
         }
@@ -601,7 +641,7 @@ void reel__rebuild(reel_store *s) {
 
     /* 1. Clients: drop dead ones (their table may be half-written). */
     for (uint32_t c = 0; c < l->max_clients; c++) {
-        seg_client *cl = &s->clients[c];
+        seg_client *cl = &(*client_at(s, c));
         if (cl->state == CLIENT_ALIVE && c != s->slot && !client_alive(cl)) {
             memset(client_refs(s, c), 0, (size_t)l->ref_slots * sizeof(seg_ref));
             memset(cl, 0, sizeof *cl);
@@ -613,14 +653,14 @@ void reel__rebuild(reel_store *s) {
 
     /* 2. Objects: keep only well-formed ones whose owner (if unsealed) lives. */
     for (uint32_t i = 0; i < l->max_objects; i++) {
-        seg_object *o = &s->objects[i];
+        seg_object *o = &(*obj_at(s, i));
         o->refs = 0;
         if (o->state == OBJ_FREE)
             continue;
         if (o->state > OBJ_DELETING || !object_extent_ok(s, o) || o->alloc == 0 ||
             o->alloc % SEG_ALIGN != 0 || o->meta_size > REEL_META_MAX ||
             (o->state == OBJ_UNSEALED &&
-             (o->owner >= l->max_clients || s->clients[o->owner].state != CLIENT_ALIVE))) {
+             (o->owner >= l->max_clients || (*client_at(s, o->owner)).state != CLIENT_ALIVE))) {
             drop_object_record(s, o);
             continue;
         }
@@ -631,7 +671,7 @@ void reel__rebuild(reel_store *s) {
 
     /* 3. References: re-count from live clients' tables, re-inserting valid records. */
     for (uint32_t c = 0; c < l->max_clients; c++) {
-        seg_client *cl = &s->clients[c];
+        seg_client *cl = &(*client_at(s, c));
         cl->nrecords = cl->refs = cl->unsealed = 0;
         if (cl->state != CLIENT_ALIVE)
             continue;
@@ -642,7 +682,7 @@ void reel__rebuild(reel_store *s) {
             memset(&t[i], 0, sizeof t[i]);
             if (r.obj_plus1 == 0 || r.obj_plus1 > l->max_objects || r.count == 0)
                 continue;
-            seg_object *o = &s->objects[r.obj_plus1 - 1];
+            seg_object *o = &(*obj_at(s, r.obj_plus1 - 1));
             if ((o->state != OBJ_SEALED && o->state != OBJ_DELETING) || o->gen != r.gen)
                 continue;
             t[n++] = r;
@@ -656,7 +696,7 @@ void reel__rebuild(reel_store *s) {
             t[i] = r;
             cl->nrecords++;
             cl->refs += r.count;
-            s->objects[r.obj_plus1 - 1].refs += r.count;
+            (*obj_at(s, r.obj_plus1 - 1)).refs += r.count;
         }
     }
 
@@ -664,7 +704,7 @@ void reel__rebuild(reel_store *s) {
      * an object overlapping its predecessor is corrupt and dropped. */
     uint32_t live = 0;
     for (uint32_t i = 0; i < l->max_objects; i++) {
-        seg_object *o = &s->objects[i];
+        seg_object *o = &(*obj_at(s, i));
         if (o->state == OBJ_DELETING && o->refs == 0)
             drop_object_record(s, o);
         if (o->state != OBJ_FREE)
@@ -676,8 +716,8 @@ void reel__rebuild(reel_store *s) {
     /* 5. Index, blocks and counters from the sorted live objects. */
     memset(s->index, 0, (size_t)l->index_size * sizeof *s->index);
     for (uint32_t b = 0; b < l->max_blocks; b++) {
-        s->blocks[b].state = BLOCK_UNUSED;
-        s->blocks[b].free_next = b + 1 < l->max_blocks ? b + 1 : SEG_NIL;
+        (*blk_at(s, b)).state = BLOCK_UNUSED;
+        (*blk_at(s, b)).free_next = b + 1 < l->max_blocks ? b + 1 : SEG_NIL;
     }
     h->block_unused_head = 0;
     for (int c = 0; c < SEG_CLASSES; c++)
@@ -692,31 +732,31 @@ void reel__rebuild(reel_store *s) {
     uint32_t prev_block = SEG_NIL, kept = 0;
     for (uint32_t k = 0; k < live; k++) {
         uint32_t i = s->scratch[k];
-        seg_object *o = &s->objects[i];
+        seg_object *o = &(*obj_at(s, i));
         if (o->offset < cursor || index_find(s, &o->id, o->hash) != SEG_NIL) {
             drop_object_record(s, o); /* overlapping or a duplicate ID */
             continue;
         }
         if (o->offset > cursor) { /* the gap before it is free */
             uint32_t g = block_record_new(s);
-            s->blocks[g] = (seg_block){.offset = cursor,
-                                       .size = o->offset - cursor,
-                                       .addr_prev = prev_block,
-                                       .addr_next = SEG_NIL};
+            (*blk_at(s, g)) = (seg_block){.offset = cursor,
+                                          .size = o->offset - cursor,
+                                          .addr_prev = prev_block,
+                                          .addr_next = SEG_NIL};
             if (prev_block != SEG_NIL)
-                s->blocks[prev_block].addr_next = g;
+                (*blk_at(s, prev_block)).addr_next = g;
             freelist_insert(s, g);
             prev_block = g;
         }
         uint32_t b = block_record_new(s);
-        s->blocks[b] = (seg_block){.offset = o->offset,
-                                   .size = o->alloc,
-                                   .addr_prev = prev_block,
-                                   .addr_next = SEG_NIL,
-                                   .state = BLOCK_USED,
-                                   .obj = i};
+        (*blk_at(s, b)) = (seg_block){.offset = o->offset,
+                                      .size = o->alloc,
+                                      .addr_prev = prev_block,
+                                      .addr_next = SEG_NIL,
+                                      .state = BLOCK_USED,
+                                      .obj = i};
         if (prev_block != SEG_NIL)
-            s->blocks[prev_block].addr_next = b;
+            (*blk_at(s, prev_block)).addr_next = b;
         prev_block = b;
         o->block = b;
         h->used += o->alloc;
@@ -726,24 +766,24 @@ void reel__rebuild(reel_store *s) {
         if (o->refs > 0)
             h->n_referenced++;
         if (o->state == OBJ_UNSEALED)
-            s->clients[o->owner].unsealed++;
+            (*client_at(s, o->owner)).unsealed++;
         s->scratch[kept++] = i;
     }
     if (cursor < l->capacity) {
         uint32_t g = block_record_new(s);
-        s->blocks[g] = (seg_block){.offset = cursor,
-                                   .size = l->capacity - cursor,
-                                   .addr_prev = prev_block,
-                                   .addr_next = SEG_NIL};
+        (*blk_at(s, g)) = (seg_block){.offset = cursor,
+                                      .size = l->capacity - cursor,
+                                      .addr_prev = prev_block,
+                                      .addr_next = SEG_NIL};
         if (prev_block != SEG_NIL)
-            s->blocks[prev_block].addr_next = g;
+            (*blk_at(s, prev_block)).addr_next = g;
         freelist_insert(s, g);
     }
 
     /* 6. LRU in the order of last use; free object slots chained. */
     uint32_t nlru = 0;
     for (uint32_t k = 0; k < kept; k++)
-        if (in_lru(&s->objects[s->scratch[k]]))
+        if (in_lru(&(*obj_at(s, s->scratch[k]))))
             s->scratch[nlru++] = s->scratch[k];
     if (nlru > 1)
         qsort_r(s->scratch, nlru, sizeof *s->scratch, by_last_use, s->objects);
@@ -751,7 +791,7 @@ void reel__rebuild(reel_store *s) {
         lru_push(s, s->scratch[k]);
     h->object_free_head = SEG_NIL;
     for (uint32_t i = l->max_objects; i-- > 0;) {
-        seg_object *o = &s->objects[i];
+        seg_object *o = &(*obj_at(s, i));
         if (o->state == OBJ_FREE) {
             o->lru_prev = SEG_NIL;
             o->lru_next = h->object_free_head;
@@ -759,6 +799,7 @@ void reel__rebuild(reel_store *s) {
         }
     }
     h->tick = max_tick;
+    s->corrupt = 0;
     wake_space(s);
 }
 
@@ -785,7 +826,7 @@ static int claim_slot(reel_store *s) {
     reclaim_dead(s);
     uint32_t slot = SEG_NIL;
     for (uint32_t i = 0; i < s->lay.max_clients; i++)
-        if (s->clients[i].state == CLIENT_FREE) {
+        if ((*client_at(s, i)).state == CLIENT_FREE) {
             slot = i;
             break;
         }
@@ -794,7 +835,7 @@ static int claim_slot(reel_store *s) {
         return reel__fail(REEL_ETOOMANYCLIENTS, "all %u client slots of %s are taken",
                           s->lay.max_clients, s->path);
     }
-    seg_client *c = &s->clients[slot];
+    seg_client *c = &(*client_at(s, slot));
     memset(c, 0, sizeof *c);
     memset(client_refs(s, slot), 0, (size_t)s->lay.ref_slots * sizeof(seg_ref));
     c->pid = getpid();
@@ -879,7 +920,7 @@ REEL_API int reel_store_close(reel_store *s) {
         return 0;
     int rc = 0;
     /* A handle inherited across fork() belongs to the parent: leave its slot alone. */
-    if (s->slot != SEG_NIL && s->clients[s->slot].pid == getpid()) {
+    if (s->slot != SEG_NIL && (*client_at(s, s->slot)).pid == getpid()) {
         rc = store_lock(s);
         if (rc == 0) {
             if (client_drop(s, s->slot))
@@ -933,10 +974,10 @@ REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
     if (h->class_bitmap) {
         int c = 63 - __builtin_clzll(h->class_bitmap);
         uint32_t n = 0;
-        for (uint32_t b = h->class_head[c]; b < s->lay.max_blocks && n < s->lay.max_blocks;
-             b = s->blocks[b].free_next, n++)
-            if (s->blocks[b].size > out->largest_free)
-                out->largest_free = s->blocks[b].size;
+        for (uint32_t b = h->class_head[c]; b != SEG_NIL && n < s->lay.max_blocks;
+             b = (*blk_at(s, b)).free_next, n++)
+            if ((*blk_at(s, b)).size > out->largest_free)
+                out->largest_free = (*blk_at(s, b)).size;
     }
     out->free_blocks = h->free_blocks;
     out->max_objects = s->lay.max_objects;
@@ -948,9 +989,9 @@ REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
     out->objects_referenced = h->n_referenced;
     out->max_clients = s->lay.max_clients;
     for (uint32_t i = 0; i < s->lay.max_clients; i++) {
-        if (s->clients[i].state != CLIENT_ALIVE)
+        if ((*client_at(s, i)).state != CLIENT_ALIVE)
             continue;
-        if (i == s->slot || client_alive(&s->clients[i]))
+        if (i == s->slot || client_alive(&(*client_at(s, i))))
             out->clients_alive++;
         else
             out->clients_dead++;
@@ -969,7 +1010,7 @@ REEL_API int reel_store_clients(reel_store *s, reel_client_info *out, size_t cap
         return rc;
     size_t n = 0;
     for (uint32_t i = 0; i < s->lay.max_clients; i++) {
-        seg_client *c = &s->clients[i];
+        seg_client *c = &(*client_at(s, i));
         if (c->state != CLIENT_ALIVE)
             continue;
         if (n < cap)
@@ -992,7 +1033,7 @@ REEL_API int reel_store_objects(reel_store *s, reel_obj_info *out, size_t cap, s
         return rc;
     size_t n = 0;
     for (uint32_t i = 0; i < s->lay.max_objects; i++) {
-        seg_object *o = &s->objects[i];
+        seg_object *o = &(*obj_at(s, i));
         if (o->state == OBJ_FREE)
             continue;
         if (n < cap) {
@@ -1030,10 +1071,14 @@ static int need_client(const reel_store *s) {
 static uint32_t alloc_evicting(reel_store *s, uint64_t size) {
     seg_header *h = s->hdr;
     uint32_t b = block_alloc(s, size);
-    while (b == SEG_NIL && h->lru_head != SEG_NIL) {
+    while (b == SEG_NIL && !s->corrupt && h->lru_head != SEG_NIL) {
         uint32_t victim = h->lru_head;
+        if (!in_lru(obj_at(s, victim))) {
+            s->corrupt = 1;
+            break;
+        }
         h->evictions++;
-        h->evicted_bytes += s->objects[victim].size;
+        h->evicted_bytes += (*obj_at(s, victim)).size;
         object_free(s, victim);
         b = block_alloc(s, size);
     }
@@ -1083,28 +1128,32 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
                               s->lay.max_objects);
         }
         uint32_t b = alloc_evicting(s, want);
+        if (s->corrupt) { /* rebuilt by the unlock: try again */
+            store_unlock(s);
+            continue;
+        }
         if (b != SEG_NIL) {
-            seg_object *o = &s->objects[obj];
+            seg_object *o = &(*obj_at(s, obj));
             h->object_free_head = o->lru_next;
             o->id = *id;
             o->hash = hash;
-            o->offset = s->blocks[b].offset;
+            o->offset = (*blk_at(s, b)).offset;
             o->size = size;
-            o->alloc = s->blocks[b].size;
+            o->alloc = (*blk_at(s, b)).size;
             o->meta_size = meta_size;
             o->flags = flags;
             o->refs = 0;
             o->owner = s->slot;
-            o->owner_pid = s->clients[s->slot].pid;
+            o->owner_pid = (*client_at(s, s->slot)).pid;
             o->gen++;
             o->block = b;
             o->lru_prev = o->lru_next = SEG_NIL;
             o->create_ns = reel__now_ns(CLOCK_REALTIME);
             o->last_use = ++h->tick;
-            s->blocks[b].obj = obj;
+            (*blk_at(s, b)).obj = obj;
             o->state = OBJ_UNSEALED;
             h->n_unsealed++;
-            s->clients[s->slot].unsealed++;
+            (*client_at(s, s->slot)).unsealed++;
             index_insert(s, obj, hash);
             store_unlock(s);
             uint8_t *data = s->arena + o->offset;
@@ -1138,7 +1187,7 @@ static int owned_unsealed(reel_store *s, const reel_id *id, uint32_t *obj) {
     uint32_t i = index_find(s, id, reel__id_hash(id));
     if (i == SEG_NIL)
         return REEL_ENOTFOUND;
-    seg_object *o = &s->objects[i];
+    seg_object *o = &(*obj_at(s, i));
     if (o->state != OBJ_UNSEALED)
         return REEL_ESEALED;
     if (o->owner != s->slot)
@@ -1154,12 +1203,12 @@ REEL_API int reel_obj_seal(reel_store *s, const reel_id *id) {
     uint32_t obj;
     rc = owned_unsealed(s, id, &obj);
     if (rc == 0) {
-        seg_object *o = &s->objects[obj];
+        seg_object *o = &(*obj_at(s, obj));
         o->state = OBJ_SEALED;
         o->last_use = ++s->hdr->tick;
         s->hdr->n_unsealed--;
         s->hdr->n_sealed++;
-        s->clients[s->slot].unsealed--;
+        (*client_at(s, s->slot)).unsealed--;
         if (in_lru(o))
             lru_push(s, obj);
     }
@@ -1198,9 +1247,9 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
         size_t got = 0;
         for (; got < n; got++) {
             uint32_t i = index_find(s, &ids[got], reel__id_hash(&ids[got]));
-            if (i == SEG_NIL || s->objects[i].state != OBJ_SEALED)
+            if (i == SEG_NIL || (*obj_at(s, i)).state != OBJ_SEALED)
                 break;
-            seg_object *o = &s->objects[i];
+            seg_object *o = &(*obj_at(s, i));
             if (!object_extent_ok(s, o)) {
                 rc = reel__fail(REEL_ECORRUPT, "object extent outside the arena");
                 break;
@@ -1264,15 +1313,15 @@ REEL_API int reel_obj_delete(reel_store *s, const reel_id *id) {
         return rc;
     uint32_t i = index_find(s, id, reel__id_hash(id));
     int freed = 0;
-    if (i == SEG_NIL || s->objects[i].state == OBJ_DELETING) {
+    if (i == SEG_NIL || (*obj_at(s, i)).state == OBJ_DELETING) {
         rc = REEL_ENOTFOUND;
-    } else if (s->objects[i].state == OBJ_UNSEALED) {
+    } else if ((*obj_at(s, i)).state == OBJ_UNSEALED) {
         rc = REEL_ENOTSEALED;
-    } else if (s->objects[i].refs == 0) {
+    } else if ((*obj_at(s, i)).refs == 0) {
         object_free(s, i);
         freed = 1;
     } else {
-        s->objects[i].state = OBJ_DELETING;
+        (*obj_at(s, i)).state = OBJ_DELETING;
         s->hdr->n_sealed--;
         s->hdr->n_deleting++;
     }
@@ -1287,7 +1336,7 @@ REEL_API int reel_obj_contains(reel_store *s, const reel_id *id, int *present) {
     if (rc)
         return rc;
     uint32_t i = index_find(s, id, reel__id_hash(id));
-    *present = i != SEG_NIL && s->objects[i].state == OBJ_SEALED;
+    *present = i != SEG_NIL && (*obj_at(s, i)).state == OBJ_SEALED;
     store_unlock(s);
     return 0;
 }

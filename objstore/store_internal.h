@@ -159,6 +159,10 @@ struct reel_store {
     uint64_t spin_ns;
     uint32_t *scratch; /* max_objects entries, for rebuilds: no malloc under a dead lock */
     uint64_t last_liveness_ns;
+    int corrupt; /* set under the lock when a bad index was seen; rebuilt at unlock */
+    seg_block dummy_block;
+    seg_object dummy_object;
+    seg_client dummy_client;
 };
 
 /* errors.c */
