@@ -174,8 +174,11 @@ REEL_API int reel_meta_decode(const void *buf, size_t len, reel_meta *out) {
     reel_meta m;
     memset(&m, 0, sizeof m);
     int rc = REEL_EBADMETA;
-    /* The blob must be exactly one msgpack object: no trailing bytes. */
-    if (msgpack_unpack_next(&msg, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len &&
+    /* The blob must be exactly one msgpack object, no trailing bytes, and be
+     * checked before msgpack-c allocates from the sizes it declares. */
+    size_t used;
+    if (reel__msgpack_check(buf, len, &used) == 0 && used == len &&
+        msgpack_unpack_next(&msg, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len &&
         decode_map(&msg.data, &m) == 0) {
         *out = m;
         rc = 0;

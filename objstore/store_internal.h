@@ -169,6 +169,11 @@ struct reel_store {
 void reel__clear_error(void);
 int reel__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* msgpack_check.c: 0 if buf starts with one well-formed msgpack object whose
+ * declared sizes all fit in len (*used: its length), else -EBADMSG. Run it
+ * before msgpack-c unpacks bytes from another process. */
+int reel__msgpack_check(const void *buf, size_t len, size_t *used);
+
 /* ids.c */
 uint64_t reel__id_hash(const reel_id *id);
 
