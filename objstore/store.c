@@ -32,14 +32,6 @@ static uint64_t obj_alloc_size(uint64_t size, uint32_t meta_size) {
     return a ? a : SEG_ALIGN;
 }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Indexes read from the segment are checked before use: an out-of-range one
  * marks the handle's view of the store corrupt and lands on a dummy record,
  * and the store is rebuilt from its primary records before the lock is
@@ -67,55 +59,6 @@ static inline seg_client *client_at(reel_store *s, uint32_t i) {
         return &s->dummy_client;
     }
     return &s->clients[i];
-}
-
-/* ---- waiting ---------------------------------------------------------- */
-
-static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
-    return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
-}
-
-static void bump_and_wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers) {
-    atomic_fetch_add_explicit(seq, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(sleepers, memory_order_seq_cst) != 0)
-        futex(seq, FUTEX_WAKE, INT_MAX, NULL);
-}
-
-/* Waits until *seq differs from seen or the deadline passes: spins for spin_ns,
- * then sleeps on the futex. deadline_ns 0 means forever. Returns 0 or -ETIMEDOUT. */
-static int wait_change(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, uint32_t seen,
-                       uint64_t spin_ns, uint64_t deadline_ns) {
-    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
-    uint64_t spin_end = now + spin_ns;
-    if (deadline_ns && spin_end > deadline_ns)
-        spin_end = deadline_ns;
-    while (now < spin_end) {
-        for (int i = 0; i < 64; i++) {
-            if (atomic_load_explicit(seq, memory_order_acquire) != seen)
-                return 0;
-            cpu_relax();
-        }
-        now = reel__now_ns(CLOCK_MONOTONIC);
-    }
-    int rc = 0;
-    atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
-    while (atomic_load_explicit(seq, memory_order_seq_cst) == seen) {
-        struct timespec ts, *tsp = NULL;
-        if (deadline_ns) {
-            now = reel__now_ns(CLOCK_MONOTONIC);
-            if (now >= deadline_ns) {
-                rc = -ETIMEDOUT;
-                break;
-            }
-            uint64_t left = deadline_ns - now;
-            ts.tv_sec = (time_t)(left / 1000000000ull);
-            ts.tv_nsec = (long)(left % 1000000000ull);
-            tsp = &ts;
-        }
-        futex(seq, FUTEX_WAIT, seen, tsp);
-    }
-    atomic_fetch_sub_explicit(sleepers, 1, memory_order_seq_cst);
-    return rc;
 }
 
 static uint64_t deadline_from(int timeout_ms) {
@@ -440,7 +383,7 @@ static void object_free(reel_store *s, uint32_t obj) {
 }
 
 static void wake_space(reel_store *s) {
-    bump_and_wake(&s->hdr->space_seq, &s->hdr->space_sleepers);
+    reel__wake(&s->hdr->space_seq, &s->hdr->space_sleepers);
 }
 
 /* Checks an object's extent before handing out a pointer into the arena. */
@@ -1178,7 +1121,7 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
         uint64_t until = now + LIVENESS_INTERVAL_NS;
         if (deadline && deadline < until)
             until = deadline;
-        wait_change(&h->space_seq, &h->space_sleepers, seen, s->spin_ns, until);
+        reel__wait_change(&h->space_seq, &h->space_sleepers, seen, s->spin_ns, until);
     }
 }
 
@@ -1214,7 +1157,7 @@ REEL_API int reel_obj_seal(reel_store *s, const reel_id *id) {
     }
     store_unlock(s);
     if (rc == 0)
-        bump_and_wake(&s->hdr->seal_seq, &s->hdr->seal_sleepers);
+        reel__wake(&s->hdr->seal_seq, &s->hdr->seal_sleepers);
     return rc;
 }
 
@@ -1285,7 +1228,7 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
             return -ETIMEDOUT;
         if (!deadline && timeout_ms > 0)
             deadline = deadline_from(timeout_ms);
-        if (wait_change(&h->seal_seq, &h->seal_sleepers, seen, s->spin_ns, deadline) != 0)
+        if (reel__wait_change(&h->seal_seq, &h->seal_sleepers, seen, s->spin_ns, deadline) != 0)
             return -ETIMEDOUT;
     }
 }

@@ -174,6 +174,14 @@ int reel__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * before msgpack-c unpacks bytes from another process. */
 int reel__msgpack_check(const void *buf, size_t len, size_t *used);
 
+/* wait.c: spin-then-futex waiting on a sequence word in shared memory.
+ * reel__wait_change waits until *seq != seen: spins for spin_ns, then sleeps;
+ * deadline_ns is CLOCK_MONOTONIC, 0 = forever. Returns 0 or -ETIMEDOUT.
+ * reel__wake bumps *seq and wakes sleepers only if *sleepers is non-zero. */
+int reel__wait_change(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, uint32_t seen,
+                      uint64_t spin_ns, uint64_t deadline_ns);
+void reel__wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers);
+
 /* ids.c */
 uint64_t reel__id_hash(const reel_id *id);
 
