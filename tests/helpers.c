@@ -1,0 +1,355 @@
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+#include <xxhash.h>
+
+/* ---- fixture ------------------------------------------------------------------ */
+
+#define TH_MAX_PATHS    64
+#define TH_MAX_CHILDREN 256
+
+static char *th_paths[TH_MAX_PATHS];
+static size_t th_npaths;
+static unsigned th_counter;
+static pid_t th_children[TH_MAX_CHILDREN];
+
+void th_init(void) {
+    /* A child that outlives a failing check must not take the runner down with a
+     * write to a closed pipe. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+void th_fini(void) {
+    th_reap_all();
+    for (size_t i = 0; i < th_npaths; i++) {
+        unlink(th_paths[i]);
+        free(th_paths[i]);
+        th_paths[i] = NULL;
+    }
+    th_npaths = 0;
+}
+
+/* ---- store paths ---------------------------------------------------------------- */
+
+const char *th_store_path(void) {
+    cr_assert_lt(th_npaths, (size_t)TH_MAX_PATHS, "too many store paths in one test");
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        rnd = (uint32_t)th_realtime_ns();
+    struct stat st;
+    const char *dir = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : NULL;
+    if (!dir)
+        dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s/reel-test-%d-%u-%08x", dir, (int)getpid(), th_counter++, rnd);
+    char *p = strdup(buf);
+    cr_assert_not_null(p);
+    th_paths[th_npaths++] = p;
+    return p;
+}
+
+reel_store *th_store_new_opts(const reel_store_options *opts, const char **path_out) {
+    const char *path = th_store_path();
+    reel_store *store = NULL;
+    int rc = reel_store_create(path, opts, &store);
+    char buf[512];
+    cr_assert_eq(rc, 0, "reel_store_create(%s) -> %s", path, th_rcstr(rc, buf, sizeof buf));
+    cr_assert_not_null(store);
+    if (path_out)
+        *path_out = path;
+    return store;
+}
+
+reel_store *th_store_new(uint64_t capacity, uint32_t max_objects, const char **path_out) {
+    reel_store_options opts = {0};
+    opts.capacity = capacity;
+    opts.max_objects = max_objects;
+    opts.flags = REEL_STORE_NO_PREFAULT;
+    return th_store_new_opts(&opts, path_out);
+}
+
+reel_store_stats th_stats(reel_store *store) {
+    reel_store_stats st;
+    memset(&st, 0xa5, sizeof st);
+    int rc = reel_store_stats_get(store, &st);
+    char buf[512];
+    cr_assert_eq(rc, 0, "reel_store_stats_get -> %s", th_rcstr(rc, buf, sizeof buf));
+    return st;
+}
+
+void th_expect_same_usage(const reel_store_stats *want, const reel_store_stats *got,
+                          const char *when) {
+#define TH_SAME_(field)                                                                            \
+    cr_assert_eq(got->field, want->field, "%s: " #field " is %llu, expected %llu", when,           \
+                 (unsigned long long)got->field, (unsigned long long)want->field)
+    TH_SAME_(used);
+    TH_SAME_(free);
+    TH_SAME_(largest_free);
+    TH_SAME_(free_blocks);
+    TH_SAME_(objects);
+    TH_SAME_(objects_unsealed);
+    TH_SAME_(objects_sealed);
+    TH_SAME_(objects_deleting);
+    TH_SAME_(objects_evictable);
+    TH_SAME_(objects_referenced);
+#undef TH_SAME_
+}
+
+const char *th_rcstr(int rc, char *buf, size_t cap) {
+    /* Copy the detail first: reel_strerror() is a reel call too. */
+    char detail[256];
+    const char *d = reel_last_error();
+    snprintf(detail, sizeof detail, "%s", d ? d : "(null)");
+    const char *name = reel_strerror(rc);
+    if (rc != 0 && detail[0])
+        snprintf(buf, cap, "%d (%s) [%s]", rc, name ? name : "(null)", detail);
+    else
+        snprintf(buf, cap, "%d (%s)", rc, name ? name : "(null)");
+    return buf;
+}
+
+/* ---- children ------------------------------------------------------------------- */
+
+static void th_forget(pid_t pid) {
+    for (size_t i = 0; i < TH_MAX_CHILDREN; i++)
+        if (th_children[i] == pid)
+            th_children[i] = 0;
+}
+
+pid_t th_fork(th_child_fn fn, void *arg) {
+    size_t slot = TH_MAX_CHILDREN;
+    for (size_t i = 0; i < TH_MAX_CHILDREN; i++)
+        if (th_children[i] == 0) {
+            slot = i;
+            break;
+        }
+    cr_assert_lt(slot, (size_t)TH_MAX_CHILDREN, "too many live children");
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+            _exit(125);
+        if (getppid() != parent) /* the parent died before prctl() */
+            _exit(125);
+        memset(th_children, 0, sizeof th_children);
+        int rc = fn(arg);
+        fflush(NULL);
+        _exit(rc & 0xff);
+    }
+    th_children[slot] = pid;
+    return pid;
+}
+
+static int th_status_code(int status) {
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+static uint64_t th_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int th_wait(pid_t pid, int timeout_ms) {
+    uint64_t deadline = th_monotonic_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, timeout_ms < 0 ? 0 : WNOHANG);
+        if (r == pid) {
+            th_forget(pid);
+            return th_status_code(status);
+        }
+        if (r < 0 && errno != EINTR) {
+            th_forget(pid);
+            return -1;
+        }
+        if (r == 0 && th_monotonic_ns() >= deadline) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            th_forget(pid);
+            return -1;
+        }
+        if (r == 0)
+            th_sleep_us(1000);
+    }
+}
+
+int th_kill_wait(pid_t pid, int sig) {
+    kill(pid, sig);
+    int status;
+    pid_t r;
+    while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    th_forget(pid);
+    if (r != pid)
+        return -1;
+    return th_status_code(status);
+}
+
+void th_reap_all(void) {
+    for (size_t i = 0; i < TH_MAX_CHILDREN; i++) {
+        pid_t pid = th_children[i];
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            int status;
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            th_children[i] = 0;
+        }
+    }
+}
+
+/* ---- pipes ------------------------------------------------------------------------- */
+
+void th_chan_open(th_chan *ch) {
+    cr_assert_eq(pipe2(ch->fd, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+}
+
+void th_chan_close(th_chan *ch) {
+    for (int i = 0; i < 2; i++)
+        if (ch->fd[i] >= 0) {
+            close(ch->fd[i]);
+            ch->fd[i] = -1;
+        }
+}
+
+int th_chan_send(th_chan *ch, char c) {
+    for (;;) {
+        ssize_t w = write(ch->fd[1], &c, 1);
+        if (w == 1)
+            return 0;
+        if (w < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+int th_chan_recv(th_chan *ch, int timeout_ms) {
+    struct pollfd pfd = {.fd = ch->fd[0], .events = POLLIN};
+    for (;;) {
+        int r = poll(&pfd, 1, timeout_ms);
+        if (r == 0)
+            return -ETIMEDOUT;
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        unsigned char c;
+        ssize_t n = read(ch->fd[0], &c, 1);
+        if (n == 1)
+            return c;
+        if (n == 0)
+            return -EPIPE;
+        if (errno != EINTR && errno != EAGAIN)
+            return -errno;
+    }
+}
+
+/* ---- data ---------------------------------------------------------------------------- */
+
+uint64_t th_rand64(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void th_fill(void *buf, size_t n, uint64_t seed) {
+    uint8_t *p = buf;
+    uint64_t st = seed;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = th_rand64(&st);
+        memcpy(p + i, &v, 8);
+    }
+    if (i < n) {
+        uint64_t v = th_rand64(&st);
+        memcpy(p + i, &v, n - i);
+    }
+}
+
+size_t th_mismatch(const void *buf, size_t n, uint64_t seed) {
+    const uint8_t *p = buf;
+    uint64_t st = seed;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = th_rand64(&st);
+        if (memcmp(p + i, &v, 8) != 0) {
+            const uint8_t *e = (const uint8_t *)&v;
+            for (size_t k = 0; k < 8; k++)
+                if (p[i + k] != e[k])
+                    return i + k;
+        }
+    }
+    if (i < n) {
+        uint64_t v = th_rand64(&st);
+        const uint8_t *e = (const uint8_t *)&v;
+        for (size_t k = 0; i + k < n; k++)
+            if (p[i + k] != e[k])
+                return i + k;
+    }
+    return n;
+}
+
+int th_pattern_ok(const void *buf, size_t n, uint64_t seed) {
+    return th_mismatch(buf, n, seed) == n;
+}
+
+void th_hash128(const void *data, size_t n, uint8_t out[16]) {
+    XXH128_hash_t h = XXH3_128bits(data, n);
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    memcpy(out, c.digest, 16);
+}
+
+reel_id th_id_random(void) {
+    reel_id id;
+    int rc = reel_id_random(&id);
+    char buf[512];
+    cr_assert_eq(rc, 0, "reel_id_random -> %s", th_rcstr(rc, buf, sizeof buf));
+    return id;
+}
+
+reel_id th_id_n(uint64_t tag, uint64_t n) {
+    reel_id id;
+    for (int i = 0; i < 8; i++) {
+        id.bytes[i] = (uint8_t)(tag >> (8 * i));
+        id.bytes[8 + i] = (uint8_t)(n >> (8 * i));
+    }
+    return id;
+}
+
+void th_sleep_us(long us) {
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+void th_sleep_ms(int ms) {
+    th_sleep_us((long)ms * 1000);
+}
+
+uint64_t th_realtime_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,165 @@
+/*
+ * helpers.h - shared helpers for reel's Criterion tests.
+ *
+ * Store paths: th_store_path() hands out a unique path per call
+ * (/dev/shm/reel-test-<pid>-<counter>-<random>) and remembers it; th_fini()
+ * removes every path handed out in the test process.
+ *
+ * Children: th_fork() forks a child that dies with its parent
+ * (PR_SET_PDEATHSIG) and runs a function whose return value is the exit code.
+ * Children never use Criterion's asserts (they would report into the parent's
+ * test): they use TH_CHILD_CHECK, which prints why and returns 1. The parent
+ * reaps each child with th_wait()/th_kill_wait(); th_fini() kills and reaps any
+ * child a failing test left behind, so no zombie or orphan survives a test.
+ *
+ * Use th_init/th_fini as the suite's .init/.fini.
+ */
+#ifndef REEL_TESTS_HELPERS_H
+#define REEL_TESTS_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <reel/store.h>
+
+/* ---- fixture -------------------------------------------------------------- */
+
+void th_init(void);
+void th_fini(void);
+
+/* ---- store paths ---------------------------------------------------------- */
+
+/* A fresh unique path (no file there yet), removed by th_fini(). The string
+ * stays valid until th_fini(). */
+const char *th_store_path(void);
+
+/* Creates a store at a fresh path with the given sizes (0 = default) and
+ * REEL_STORE_NO_PREFAULT unless prefault is set; asserts success. */
+reel_store *th_store_new(uint64_t capacity, uint32_t max_objects, const char **path_out);
+reel_store *th_store_new_opts(const reel_store_options *opts, const char **path_out);
+
+/* Stats, asserting success. */
+reel_store_stats th_stats(reel_store *store);
+
+/* Asserts that two snapshots agree on space and object counters, to the byte:
+ * used, free, largest_free, free_blocks and the object counts by state. */
+void th_expect_same_usage(const reel_store_stats *want, const reel_store_stats *got,
+                          const char *when);
+
+/* ---- return code assertions ----------------------------------------------- */
+
+/* Formats "rc (name) [detail]" into buf for assertion messages. */
+const char *th_rcstr(int rc, char *buf, size_t cap);
+
+#define TH_OK(expr)                                                                                \
+    do {                                                                                           \
+        int th_rc_ = (expr);                                                                       \
+        char th_buf_[512];                                                                         \
+        cr_assert_eq(th_rc_, 0, "%s:%d: %s -> %s", __FILE__, __LINE__, #expr,                      \
+                     th_rcstr(th_rc_, th_buf_, sizeof th_buf_));                                   \
+    } while (0)
+
+#define TH_RC(expr, want)                                                                          \
+    do {                                                                                           \
+        int th_rc_ = (expr);                                                                       \
+        int th_want_ = (want);                                                                     \
+        char th_buf_[512];                                                                         \
+        cr_assert_eq(th_rc_, th_want_, "%s:%d: %s -> %s, expected %d (%s)", __FILE__, __LINE__,    \
+                     #expr, th_rcstr(th_rc_, th_buf_, sizeof th_buf_), th_want_,                   \
+                     reel_strerror(th_want_));                                                     \
+    } while (0)
+
+/* ---- children --------------------------------------------------------------- */
+
+typedef int (*th_child_fn)(void *arg);
+
+/* Forks a child that runs fn(arg) and _exit()s with its return value (0..255).
+ * The child gets SIGKILL if the parent dies. Asserts the fork worked. */
+pid_t th_fork(th_child_fn fn, void *arg);
+
+/* Waits for a child. Returns its exit code (0..255), 128 + signal if a signal
+ * killed it, or -1 if it did not end within timeout_ms (then it is killed and
+ * reaped, never left behind). */
+int th_wait(pid_t pid, int timeout_ms);
+
+/* Sends sig to the child and reaps it; returns as th_wait(). */
+int th_kill_wait(pid_t pid, int sig);
+
+/* Kills (SIGKILL) and reaps every child still running. */
+void th_reap_all(void);
+
+/* In a child: print why and return 1 from the child function. */
+#define TH_CHILD_CHECK(cond, ...)                                                                  \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child %d: %s:%d: check failed: %s: ", (int)getpid(), __FILE__,        \
+                    __LINE__, #cond);                                                              \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            fflush(stderr);                                                                        \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* In a child: check a reel return code. */
+#define TH_CHILD_RC(expr, want)                                                                    \
+    do {                                                                                           \
+        int th_rc_ = (expr);                                                                       \
+        int th_want_ = (want);                                                                     \
+        char th_buf_[512];                                                                         \
+        TH_CHILD_CHECK(th_rc_ == th_want_, "%s -> %s, expected %d (%s)", #expr,                    \
+                       th_rcstr(th_rc_, th_buf_, sizeof th_buf_), th_want_,                        \
+                       reel_strerror(th_want_));                                                   \
+    } while (0)
+
+/* ---- pipes for hand-shakes ---------------------------------------------------- */
+
+typedef struct th_chan {
+    int fd[2]; /* fd[0] read end, fd[1] write end */
+} th_chan;
+
+/* Opens a pipe (asserts success); close with th_chan_close(). */
+void th_chan_open(th_chan *ch);
+void th_chan_close(th_chan *ch);
+
+/* Writes one byte; returns 0 or -errno. */
+int th_chan_send(th_chan *ch, char c);
+
+/* Reads one byte within timeout_ms (negative: forever); returns the byte
+ * (0..255), -ETIMEDOUT, or -EPIPE at end of file. */
+int th_chan_recv(th_chan *ch, int timeout_ms);
+
+/* ---- data ----------------------------------------------------------------------- */
+
+/* A splitmix64 step: deterministic pseudo-random numbers from a state. */
+uint64_t th_rand64(uint64_t *state);
+
+/* Fills n bytes with a pattern determined by seed. */
+void th_fill(void *buf, size_t n, uint64_t seed);
+
+/* Index of the first byte that differs from th_fill(seed), or n if none does. */
+size_t th_mismatch(const void *buf, size_t n, uint64_t seed);
+
+/* 1 if buf holds the pattern of seed. */
+int th_pattern_ok(const void *buf, size_t n, uint64_t seed);
+
+/* XXH3-128 of the bytes in canonical (big-endian) byte order. */
+void th_hash128(const void *data, size_t n, uint8_t out[16]);
+
+/* A random ID (asserting success) and a test-local deterministic ID. */
+reel_id th_id_random(void);
+reel_id th_id_n(uint64_t tag, uint64_t n);
+
+/* Sleeps for ms milliseconds. */
+void th_sleep_ms(int ms);
+
+/* Microsecond sleep used to pick random kill points. */
+void th_sleep_us(long us);
+
+/* CLOCK_REALTIME in nanoseconds. */
+uint64_t th_realtime_ns(void);
+
+#endif /* REEL_TESTS_HELPERS_H */

@@ -1,0 +1,413 @@
+/* The store file: opening files that are not valid stores, file mode,
+ * destroy, and error names. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+TestSuite(segment, .init = th_init, .fini = th_fini, .timeout = 60);
+
+#define MiB (1024u * 1024u)
+
+static void write_file(const char *path, const void *data, size_t len) {
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        cr_assert_gt(w, 0, "write %s: %s", path, strerror(errno));
+        p += w;
+        len -= (size_t)w;
+    }
+    close(fd);
+}
+
+static uint8_t *read_file(const char *path, size_t *len) {
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    size_t n = (size_t)st.st_size;
+    uint8_t *buf = malloc(n ? n : 1);
+    cr_assert_not_null(buf);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        cr_assert_gt(r, 0, "read %s: %s", path, strerror(errno));
+        got += (size_t)r;
+    }
+    close(fd);
+    *len = n;
+    return buf;
+}
+
+/* A valid, closed store file's bytes. */
+static uint8_t *valid_store_bytes(size_t *len) {
+    const char *path;
+    reel_store *s = th_store_new(1 * MiB, 64, &path);
+    reel_id a = th_id_random();
+    void *buf;
+    TH_OK(reel_obj_create(s, &a, 1000, "m", 1, 0, 0, &buf));
+    th_fill(buf, 1000, 1);
+    TH_OK(reel_obj_seal(s, &a));
+    TH_OK(reel_store_close(s));
+    return read_file(path, len);
+}
+
+static int is_segment_error(int rc) {
+    return rc == REEL_EFOREIGN || rc == REEL_EVERSION || rc == REEL_ECORRUPT ||
+           rc == REEL_ETRUNCATED;
+}
+
+/* Opens path as a client and as an observer; both must fail with one of the
+ * allowed codes and leave the file as it was. */
+static void expect_open_fails(const char *path, const int *allowed, size_t nallowed,
+                              const char *what) {
+    size_t before_len;
+    uint8_t *before = read_file(path, &before_len);
+    static const uint32_t flags[] = {0, REEL_OPEN_OBSERVER};
+    for (size_t f = 0; f < 2; f++) {
+        reel_store *s = NULL;
+        int rc = reel_store_open(path, flags[f], &s);
+        char buf[512];
+        int ok = 0;
+        for (size_t k = 0; k < nallowed; k++)
+            ok |= rc == allowed[k];
+        if (!ok && rc == 0)
+            reel_store_close(s);
+        cr_assert(ok, "open(%s%s) -> %s", what, flags[f] ? ", observer" : "",
+                  th_rcstr(rc, buf, sizeof buf));
+        const char *msg = reel_strerror(rc);
+        cr_assert(msg && msg[0], "no message for %d", rc);
+    }
+    size_t after_len;
+    uint8_t *after = read_file(path, &after_len);
+    cr_assert_eq(after_len, before_len, "a failed open changed the file's size (%s)", what);
+    cr_assert_eq(memcmp(before, after, before_len), 0, "a failed open wrote to the file (%s)",
+                 what);
+    free(before);
+    free(after);
+}
+
+Test(segment, empty_file) {
+    const char *path = th_store_path();
+    write_file(path, "", 0);
+    static const int allowed[] = {REEL_EFOREIGN, REEL_ETRUNCATED};
+    expect_open_fails(path, allowed, 2, "empty file");
+}
+
+Test(segment, random_bytes) {
+    static const size_t sizes[] = {1, 7, 8, 11, 12, 13, 64, 511, 4096, 65536, 1 << 20};
+    uint8_t *buf = malloc(1 << 20);
+    cr_assert_not_null(buf);
+    const char *path = th_store_path();
+    for (uint64_t seed = 1; seed <= 6; seed++)
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            th_fill(buf, sizes[k], seed * 1000003 + k);
+            write_file(path, buf, sizes[k]);
+            char what[64];
+            snprintf(what, sizeof what, "%zu random bytes, seed %llu", sizes[k],
+                     (unsigned long long)seed);
+            static const int allowed[] = {REEL_EFOREIGN, REEL_ETRUNCATED};
+            expect_open_fails(path, allowed, 2, what);
+        }
+    free(buf);
+}
+
+Test(segment, text_file) {
+    const char *path = th_store_path();
+    char text[8192];
+    size_t n = 0;
+    while (n + 64 < sizeof text)
+        n += (size_t)snprintf(text + n, sizeof text - n, "this is a text file, not a store %zu\n",
+                              n);
+    write_file(path, text, n);
+    static const int allowed[] = {REEL_EFOREIGN};
+    expect_open_fails(path, allowed, 1, "text file");
+}
+
+Test(segment, directory) {
+    const char *path = th_store_path();
+    cr_assert_eq(mkdir(path, 0700), 0, "mkdir: %s", strerror(errno));
+    reel_store *s = NULL;
+    int rc = reel_store_open(path, 0, &s);
+    char buf[512];
+    cr_assert(rc == -EISDIR || rc == REEL_EFOREIGN || rc == REEL_ETRUNCATED || rc == -EINVAL,
+              "open(directory) -> %s", th_rcstr(rc, buf, sizeof buf));
+    rc = reel_store_open(path, REEL_OPEN_OBSERVER, &s);
+    cr_assert(rc < 0, "open(directory, observer) -> %s", th_rcstr(rc, buf, sizeof buf));
+    rc = reel_store_create(path, NULL, &s);
+    cr_assert_eq(rc, -EEXIST, "create over a directory -> %s", th_rcstr(rc, buf, sizeof buf));
+    rmdir(path);
+}
+
+Test(segment, dev_null) {
+    reel_store *s = NULL;
+    int rc = reel_store_open("/dev/null", REEL_OPEN_OBSERVER, &s);
+    char buf[512];
+    cr_assert(rc < 0, "open(/dev/null) -> %s", th_rcstr(rc, buf, sizeof buf));
+}
+
+Test(segment, truncated_store) {
+    size_t len;
+    uint8_t *bytes = valid_store_bytes(&len);
+    cr_assert_gt(len, (size_t)MiB, "store file (%zu bytes) smaller than its capacity", len);
+    const size_t cuts[] = {12, 16, 64, 100, 4096, len / 4, len / 2, len - 4096, len - 64, len - 1};
+    static const int allowed[] = {REEL_ETRUNCATED, REEL_ECORRUPT};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        const char *path = th_store_path();
+        write_file(path, bytes, cuts[k]);
+        char what[64];
+        snprintf(what, sizeof what, "store cut to %zu of %zu bytes", cuts[k], len);
+        expect_open_fails(path, allowed, 2, what);
+        unlink(path);
+    }
+    /* The intact copy opens: the failures above are due to the cuts. */
+    const char *path = th_store_path();
+    write_file(path, bytes, len);
+    reel_store *s = NULL;
+    TH_OK(reel_store_open(path, 0, &s));
+    TH_OK(reel_store_close(s));
+    free(bytes);
+}
+
+Test(segment, truncated_while_closed_then_reopened) {
+    const char *path;
+    reel_store *s = th_store_new(1 * MiB, 64, &path);
+    TH_OK(reel_store_close(s));
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(truncate(path, st.st_size / 2), 0);
+    static const int allowed[] = {REEL_ETRUNCATED, REEL_ECORRUPT};
+    expect_open_fails(path, allowed, 2, "store truncated in place");
+}
+
+Test(segment, wrong_magic) {
+    size_t len;
+    uint8_t *bytes = valid_store_bytes(&len);
+    static const int allowed[] = {REEL_EFOREIGN};
+    for (int pos = 0; pos < 8; pos++) {
+        const char *path = th_store_path();
+        bytes[pos] ^= 0x20;
+        write_file(path, bytes, len);
+        bytes[pos] ^= 0x20;
+        char what[64];
+        snprintf(what, sizeof what, "magic byte %d changed", pos);
+        expect_open_fails(path, allowed, 1, what);
+        unlink(path);
+    }
+    const char *path = th_store_path();
+    memset(bytes, 0, 8);
+    write_file(path, bytes, len);
+    expect_open_fails(path, allowed, 1, "magic zeroed");
+    free(bytes);
+}
+
+Test(segment, wrong_version) {
+    size_t len;
+    uint8_t *bytes = valid_store_bytes(&len);
+    uint32_t version = (uint32_t)bytes[8] | (uint32_t)bytes[9] << 8 | (uint32_t)bytes[10] << 16 |
+                       (uint32_t)bytes[11] << 24;
+    cr_log_info("store format version %u", version);
+    const uint32_t bad[] = {version + 1, version - 1, 0, 0xffffffffu, version ^ 0x01000000u};
+    static const int allowed[] = {REEL_EVERSION};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        const char *path = th_store_path();
+        uint8_t saved[4];
+        memcpy(saved, bytes + 8, 4);
+        for (int b = 0; b < 4; b++)
+            bytes[8 + b] = (uint8_t)(bad[k] >> (8 * b));
+        write_file(path, bytes, len);
+        memcpy(bytes + 8, saved, 4);
+        char what[64];
+        snprintf(what, sizeof what, "version %u (supported %u)", bad[k], version);
+        expect_open_fails(path, allowed, 1, what);
+        reel_store *s = NULL;
+        (void)reel_store_open(path, 0, &s);
+        const char *detail = reel_last_error();
+        cr_assert(detail && detail[0], "no detail sentence for a wrong version");
+        unlink(path);
+    }
+    free(bytes);
+}
+
+static int child_open_observer(void *p) {
+    const char *path = p;
+    reel_store *s = NULL;
+    int rc = reel_store_open(path, REEL_OPEN_OBSERVER, &s);
+    if (rc == 0) {
+        reel_store_stats st;
+        (void)reel_store_stats_get(s, &st);
+        (void)reel_store_close(s);
+        return 0;
+    }
+    if (is_segment_error(rc))
+        return 0;
+    fprintf(stderr, "open -> %d (%s)\n", rc, reel_strerror(rc));
+    return 2;
+}
+
+Test(segment, header_fuzz_never_crashes) {
+    /* Change bytes of the header beyond magic and version: open either works or
+     * says the segment is corrupt; it never crashes or hangs. Each try runs in
+     * a child so that a crash or hang is reported for its byte. */
+    size_t len;
+    uint8_t *bytes = valid_store_bytes(&len);
+    static const uint8_t vals[] = {0x00, 0xff, 0x7f, 0x80};
+    const char *path = th_store_path();
+    for (size_t pos = 12; pos < 128; pos++)
+        for (size_t v = 0; v < sizeof vals; v++) {
+            if (bytes[pos] == vals[v])
+                continue;
+            uint8_t saved = bytes[pos];
+            bytes[pos] = vals[v];
+            write_file(path, bytes, len);
+            bytes[pos] = saved;
+            pid_t pid = th_fork(child_open_observer, (void *)path);
+            int code = th_wait(pid, 10000);
+            cr_assert_neq(code, -1, "open with header byte %zu = 0x%02x hung", pos, vals[v]);
+            cr_assert_lt(code, 128, "open with header byte %zu = 0x%02x died of signal %d", pos,
+                         vals[v], code - 128);
+            cr_assert_eq(code, 0, "open with header byte %zu = 0x%02x gave an unexpected error",
+                         pos, vals[v]);
+        }
+    free(bytes);
+}
+
+Test(segment, file_mode_is_0600) {
+    static const mode_t masks[] = {0, 022, 077};
+    for (size_t k = 0; k < 3; k++) {
+        mode_t old = umask(masks[k]);
+        const char *path;
+        reel_store *s = th_store_new(1 * MiB, 64, &path);
+        umask(old);
+        struct stat st;
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert(S_ISREG(st.st_mode));
+        cr_assert_eq(st.st_mode & 07777, 0600, "store created with mode %04o under umask %04o",
+                     (unsigned)(st.st_mode & 07777), (unsigned)masks[k]);
+        cr_assert_eq(st.st_uid, getuid());
+        TH_OK(reel_store_close(s));
+    }
+}
+
+Test(segment, bare_name_goes_to_dev_shm) {
+    struct stat st;
+    if (stat("/dev/shm", &st) != 0)
+        cr_skip_test("no /dev/shm");
+    const char *full = th_store_path(); /* registered for removal */
+    const char *name = strrchr(full, '/') + 1;
+    reel_store *s = NULL;
+    reel_store_options opts = {
+        .capacity = 1 * MiB, .max_objects = 64, .flags = REEL_STORE_NO_PREFAULT};
+    char want[512];
+    snprintf(want, sizeof want, "/dev/shm/%s", name);
+    TH_OK(reel_store_create(name, &opts, &s));
+    cr_assert_eq(stat(want, &st), 0, "%s was not created", want);
+    cr_assert_eq(st.st_mode & 07777, 0600);
+    reel_store *s2 = NULL;
+    TH_OK(reel_store_open(name, 0, &s2));
+    TH_OK(reel_store_close(s2));
+    TH_OK(reel_store_open(want, 0, &s2));
+    TH_OK(reel_store_close(s2));
+    TH_OK(reel_store_close(s));
+    TH_OK(reel_store_destroy(name));
+    cr_assert_neq(stat(want, &st), 0, "destroy(bare name) left %s", want);
+}
+
+Test(segment, destroy_removes_file) {
+    const char *path;
+    reel_store *s = th_store_new(1 * MiB, 64, &path);
+    TH_OK(reel_store_close(s));
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    TH_OK(reel_store_destroy(path));
+    cr_assert_neq(stat(path, &st), 0, "destroy left the file");
+    cr_assert_eq(errno, ENOENT);
+    TH_RC(reel_store_destroy(path), -ENOENT);
+    /* The path can be used again. */
+    reel_store_options opts = {
+        .capacity = 1 * MiB, .max_objects = 64, .flags = REEL_STORE_NO_PREFAULT};
+    TH_OK(reel_store_create(path, &opts, &s));
+    TH_OK(reel_store_close(s));
+}
+
+Test(segment, file_size_covers_capacity) {
+    const char *path;
+    reel_store *s = th_store_new(3 * MiB, 64, &path);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_geq((uint64_t)st.st_size, 3ull * MiB);
+    TH_OK(reel_store_close(s));
+}
+
+/* ---- error names ---------------------------------------------------------------------- */
+
+Test(segment, strerror_reel_codes) {
+    static const struct {
+        int code;
+        const char *msg;
+    } table[] = {
+#define ROW(name, msg) {REEL_E##name, msg},
+        REEL_ERRNO_MAP(ROW)
+#undef ROW
+    };
+    size_t n = sizeof table / sizeof table[0];
+    cr_assert_eq(n, (size_t)REEL_ERRNO_COUNT_);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(table[i].code, -4000 - (int)i);
+        const char *s = reel_strerror(table[i].code);
+        cr_assert_not_null(s, "reel_strerror(%d) is NULL", table[i].code);
+        cr_assert_gt(strlen(s), 0u);
+        cr_assert_str_eq(s, table[i].msg, "reel_strerror(%d)", table[i].code);
+        for (size_t j = 0; j < i; j++)
+            cr_assert_str_neq(s, reel_strerror(table[j].code), "codes %d and %d share a name",
+                              table[i].code, table[j].code);
+    }
+}
+
+Test(segment, strerror_errnos_and_others) {
+    const char *ok = reel_strerror(0);
+    cr_assert_not_null(ok);
+    cr_assert(strcasestr(ok, "success") != NULL, "reel_strerror(0) = \"%s\"", ok);
+    static const int errs[] = {ENOENT, EINVAL, ENOMEM, ETIMEDOUT, EEXIST, ENOSPC, EACCES, EPERM};
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        const char *s = reel_strerror(-errs[i]);
+        cr_assert_not_null(s);
+        cr_assert_gt(strlen(s), 0u, "empty name for -%d", errs[i]);
+        cr_assert_str_neq(s, ok);
+        for (size_t j = 0; j < i; j++)
+            cr_assert_str_neq(s, reel_strerror(-errs[j]), "-%d and -%d share a name", errs[i],
+                              errs[j]);
+        for (int k = 0; k < REEL_ERRNO_COUNT_; k++)
+            cr_assert_str_neq(s, reel_strerror(-4000 - k));
+    }
+    /* Strings are static: a second call does not change the first. */
+    const char *a = reel_strerror(-ENOENT);
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", a);
+    (void)reel_strerror(-EINVAL);
+    (void)reel_strerror(REEL_EFULL);
+    cr_assert_str_eq(a, copy);
+    /* Unknown codes still get a string. */
+    static const int odd[] = {
+        -3999, -4000 - REEL_ERRNO_COUNT_, -5000, -100000, 5, 4000, INT32_MIN, INT32_MAX};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        const char *s = reel_strerror(odd[i]);
+        cr_assert_not_null(s, "reel_strerror(%d) is NULL", odd[i]);
+        cr_assert_gt(strlen(s), 0u, "reel_strerror(%d) is empty", odd[i]);
+    }
+}
+
+Test(segment, last_error_never_null) {
+    cr_assert_not_null(reel_last_error());
+    reel_store *s = NULL;
+    (void)reel_store_open("/nonexistent-dir-for-reel/x", 0, &s);
+    cr_assert_not_null(reel_last_error());
+}
