@@ -70,6 +70,7 @@ static uint64_t deadline_from(int timeout_ms) {
 /* ---- the lock --------------------------------------------------------- */
 
 #define LOCK_CHECK_NS    1000000000ull /* how often a blocked locker checks the owner */
+#define LOCK_SPINS       200           /* trylock attempts before a blocking lock */
 #define OBSERVER_WAIT_NS 5000000000ull /* how long an observer waits for the lock */
 
 /* The kernel marks a robust lock whose owner died, so EOWNERDEAD covers real
@@ -91,6 +92,13 @@ static void lock_check_owner(reel_store *s) {
 
 static int store_lock(reel_store *s) {
     int rc = pthread_mutex_trylock(&s->hdr->lock);
+    /* Critical sections are a few hundred ns: spin a little before sleeping
+     * in the kernel, which costs far more than the wait. */
+    for (int i = 0; rc == EBUSY && i < LOCK_SPINS; i++) {
+        for (int k = 0; k < 8; k++)
+            reel__cpu_relax();
+        rc = pthread_mutex_trylock(&s->hdr->lock);
+    }
     if (rc == EBUSY) {
         uint64_t start = reel__now_ns(CLOCK_MONOTONIC);
         for (;;) {
@@ -131,6 +139,10 @@ static void store_unlock(reel_store *s) {
     pthread_mutex_unlock(&s->hdr->lock);
 }
 
+static inline int id_eq(const reel_id *a, const reel_id *b) {
+    return memcmp(a->bytes, b->bytes, sizeof a->bytes) == 0;
+}
+
 /* ---- the index: ID -> object slot ------------------------------------- */
 
 static uint32_t index_find(reel_store *s, const reel_id *id, uint64_t hash) {
@@ -142,7 +154,7 @@ static uint32_t index_find(reel_store *s, const reel_id *id, uint64_t hash) {
         if (v > s->lay.max_objects)
             return SEG_NIL; /* corrupt slot: treat as absent, never dereference */
         seg_object *o = &(*obj_at(s, v - 1));
-        if (o->hash == hash && reel_id_equal(&o->id, id))
+        if (o->hash == hash && id_eq(&o->id, id))
             return v - 1;
     }
     return SEG_NIL;
@@ -1055,7 +1067,8 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
                           (unsigned long long)size, (unsigned long long)s->lay.capacity);
     uint64_t want = obj_alloc_size(size, meta_size);
     uint64_t hash = reel__id_hash(id);
-    uint64_t deadline = deadline_from(timeout_ms);
+    uint64_t deadline = 0; /* computed when a wait starts: the fast path reads no clock */
+    uint64_t create_ns = reel__now_ns(CLOCK_REALTIME_COARSE);
     seg_header *h = s->hdr;
     for (;;) {
         if ((rc = store_lock(s)) != 0)
@@ -1091,7 +1104,7 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
             o->gen++;
             o->block = b;
             o->lru_prev = o->lru_next = SEG_NIL;
-            o->create_ns = reel__now_ns(CLOCK_REALTIME);
+            o->create_ns = create_ns;
             o->last_use = ++h->tick;
             (*blk_at(s, b)).obj = obj;
             o->state = OBJ_UNSEALED;
@@ -1116,6 +1129,8 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
         }
         uint32_t seen = atomic_load_explicit(&h->space_seq, memory_order_acquire);
         store_unlock(s);
+        if (timeout_ms > 0 && deadline == 0)
+            deadline = now + (uint64_t)timeout_ms * 1000000ull;
         if (timeout_ms == 0 || (deadline && now >= deadline))
             return fail_full(s, size, meta_size);
         uint64_t until = now + LIVENESS_INTERVAL_NS;

@@ -174,6 +174,14 @@ int reel__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * before msgpack-c unpacks bytes from another process. */
 int reel__msgpack_check(const void *buf, size_t len, size_t *used);
 
+static inline void reel__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* wait.c: spin-then-futex waiting on a sequence word in shared memory.
  * reel__wait_change waits until *seq != seen: spins for spin_ns, then sleeps;
  * deadline_ns is CLOCK_MONOTONIC, 0 = forever. Returns 0 or -ETIMEDOUT.

@@ -12,14 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
     return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
 }
@@ -40,7 +32,7 @@ int reel__wait_change(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, uint32_
         for (int i = 0; i < 64; i++) {
             if (atomic_load_explicit(seq, memory_order_acquire) != seen)
                 return 0;
-            cpu_relax();
+            reel__cpu_relax();
         }
         now = reel__now_ns(CLOCK_MONOTONIC);
     }

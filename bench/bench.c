@@ -1,0 +1,182 @@
+/*
+ * bench.c - reel-bench: runs benchmark sections and prints their reports.
+ *
+ *   reel-bench SECTION [--iterations N] [--sizes LIST] [--json] [--quick]
+ *
+ * A section is one line in the table below; "all" runs every section.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct bench_section {
+    const char *name;
+    const char *summary;
+    int (*run)(const bench_options *opts, bench_report *report);
+} bench_section;
+
+static const bench_section sections[] = {
+    {"store", "object store: put/get throughput and latency, cross-process hand-off",
+     bench_store_run},
+};
+
+#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: reel-bench SECTION [options]\n\n"
+                 "sections:\n");
+    for (size_t i = 0; i < NSECTIONS; i++)
+        fprintf(out, "  %-10s %s\n", sections[i].name, sections[i].summary);
+    fprintf(out, "  %-10s every section above, in order\n\n", "all");
+    fprintf(out, "options:\n"
+                 "  --iterations N  timed operations per measurement (default: per measurement,\n"
+                 "                  scaled to the object size)\n"
+                 "  --sizes LIST    object sizes, comma-separated, binary units: 64,4K,1M,64M\n"
+                 "  --json          print the report as JSON instead of a table\n"
+                 "  --quick         a short run (fewer sizes and iterations)\n"
+                 "  --help          this text\n\n"
+                 "Every figure is measured in this run; targets are reported, never enforced.\n"
+                 "See bench/README.md for what each figure means.\n");
+}
+
+static void die_usage(const char *fmt, const char *arg) {
+    fprintf(stderr, "reel-bench: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see reel-bench --help)\n");
+    exit(2);
+}
+
+static int cmp_size(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void parse_sizes(const char *list, bench_options *opts) {
+    char *copy = strdup(list);
+    if (!copy)
+        die_usage("%s", "out of memory");
+    opts->nsizes = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        uint64_t v;
+        if (bench_parse_size(tok, &v) != 0 || v == 0)
+            die_usage("--sizes: '%s' is not a size (e.g. 64,4K,1M,64M)", tok);
+        if (v > (1ull << 30))
+            die_usage("--sizes: '%s' is larger than 1 GiB", tok);
+        int dup = 0;
+        for (size_t i = 0; i < opts->nsizes; i++)
+            dup |= opts->sizes[i] == v;
+        if (dup)
+            continue;
+        if (opts->nsizes == BENCH_MAX_SIZES)
+            die_usage("--sizes: more than %s sizes", "32");
+        opts->sizes[opts->nsizes++] = v;
+    }
+    if (opts->nsizes == 0)
+        die_usage("--sizes: '%s' names no size", list);
+    qsort(opts->sizes, opts->nsizes, sizeof(opts->sizes[0]), cmp_size);
+    free(copy);
+}
+
+static uint64_t parse_count(const char *text) {
+    char *end;
+    errno = 0;
+    if (*text < '0' || *text > '9')
+        die_usage("--iterations: '%s' is not a positive number", text);
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end || v == 0 || v > 1000000000ull)
+        die_usage("--iterations: '%s' is not a number from 1 to 1000000000", text);
+    return v;
+}
+
+/* The value of an option given as "--name VALUE" or "--name=VALUE". */
+static const char *option_value(int argc, char **argv, int *i, const char *name) {
+    size_t len = strlen(name);
+    if (strncmp(argv[*i], name, len) != 0)
+        return NULL;
+    if (argv[*i][len] == '=')
+        return argv[*i] + len + 1;
+    if (argv[*i][len] != '\0')
+        return NULL;
+    if (*i + 1 >= argc)
+        die_usage("%s needs a value", name);
+    return argv[++*i];
+}
+
+int main(int argc, char **argv) {
+    bench_options opts;
+    memset(&opts, 0, sizeof(opts));
+    const char *section = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            opts.json = 1;
+        } else if (strcmp(a, "--quick") == 0) {
+            opts.quick = 1;
+        } else if ((v = option_value(argc, argv, &i, "--iterations"))) {
+            opts.iterations = parse_count(v);
+        } else if ((v = option_value(argc, argv, &i, "--sizes"))) {
+            parse_sizes(v, &opts);
+        } else if (a[0] == '-') {
+            die_usage("unknown option '%s'", a);
+        } else if (section) {
+            die_usage("one section at a time (got '%s' too)", a);
+        } else {
+            section = a;
+        }
+    }
+    if (!section)
+        die_usage("%s", "no section given");
+
+    size_t first = 0, count = 0;
+    if (strcmp(section, "all") == 0) {
+        count = NSECTIONS;
+    } else {
+        for (size_t i = 0; i < NSECTIONS; i++) {
+            if (strcmp(section, sections[i].name) == 0) {
+                first = i;
+                count = 1;
+            }
+        }
+        if (!count)
+            die_usage("unknown section '%s'", section);
+    }
+    opts.progress = isatty(STDERR_FILENO);
+
+    bench_report reports[NSECTIONS];
+    memset(reports, 0, sizeof(reports));
+    int status = 0;
+    for (size_t k = 0; k < count; k++) {
+        const bench_section *s = &sections[first + k];
+        bench_report *rep = &reports[k];
+        rep->section = s->name;
+        int err = s->run(&opts, rep);
+        if (err) {
+            fprintf(stderr, "reel-bench: %s: %s\n", s->name,
+                    rep->error[0] ? rep->error : strerror(-err));
+            status = 1;
+            count = k;
+            break;
+        }
+        bench_report_finish(rep);
+        if (!opts.json) {
+            if (k)
+                fputc('\n', stdout);
+            bench_report_print_table(stdout, rep);
+            fflush(stdout);
+        }
+    }
+    if (opts.json && status == 0)
+        bench_report_print_json(stdout, reports, count);
+    for (size_t k = 0; k < NSECTIONS; k++)
+        bench_report_free(&reports[k]);
+    return status;
+}

@@ -1,0 +1,166 @@
+/*
+ * bench.h - what the sections of reel-bench share: options, timing, and the
+ * report every section fills.
+ *
+ * A section measures, adds one bench_row per figure to a bench_report, and
+ * returns. bench.c prints the report as a table or as JSON. Every row carries
+ * its own references (a baseline: what others achieve; a limit: what the
+ * hardware allows), both measured in the same run unless the name says
+ * otherwise ("Ray (published)"), and optionally a target that is checked and
+ * printed, never enforced: a missed target does not fail the run.
+ */
+#ifndef REEL_BENCH_H
+#define REEL_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- Options ------------------------------------------------------------ */
+
+#define BENCH_MAX_SIZES 32
+
+typedef struct bench_options {
+    uint64_t iterations;             /* 0: each measurement's default */
+    uint64_t sizes[BENCH_MAX_SIZES]; /* object sizes in bytes, ascending */
+    size_t nsizes;                   /* 0: the section's default sizes */
+    int json;                        /* print JSON instead of the table */
+    int quick;                       /* smaller defaults: the whole run well under a minute */
+    int progress;                    /* print what runs now to stderr */
+} bench_options;
+
+/* ---- Report ------------------------------------------------------------- */
+
+/* What a row's headline is: a rate (ops/s, GB/s; higher is better) or a
+ * latency (unit "us", value is the mean; lower is better). Ratios compare the
+ * value of a rate row, and the p50 of a latency row, to each reference. */
+enum bench_kind {
+    BENCH_RATE = 0,
+    BENCH_LATENCY = 1,
+};
+
+/* Which figure of a row its target constrains. */
+enum bench_metric {
+    BENCH_ON_VALUE = 0, /* the value, in the row's unit */
+    BENCH_ON_P50 = 1,   /* the p50, in microseconds */
+    BENCH_ON_LIMIT = 2, /* value (or p50) / limit */
+};
+
+enum bench_op {
+    BENCH_LE = 0, /* met when measured <= threshold */
+    BENCH_GE = 1, /* met when measured >= threshold */
+};
+
+#define BENCH_NAME_MAX 64
+
+typedef struct bench_row {
+    char group[96];              /* rows of one group print under one heading */
+    char figure[BENCH_NAME_MAX]; /* "put 64 B", "hand-off, reader spins" */
+    char unit[16];               /* "op/s", "GB/s", "us" */
+    int kind;                    /* enum bench_kind */
+    double value;
+    int has_lat; /* p50/p99 present (microseconds) */
+    double p50_us, p99_us;
+    uint64_t samples; /* operations measured (timed, after warm-up) */
+
+    int has_baseline;
+    char baseline_name[BENCH_NAME_MAX];
+    double baseline; /* in the row's unit (us for latency rows) */
+    int has_limit;
+    char limit_name[BENCH_NAME_MAX];
+    double limit;
+
+    int has_target;
+    int target_metric; /* enum bench_metric */
+    int target_op;     /* enum bench_op */
+    double target;
+    char target_text[BENCH_NAME_MAX]; /* "p50 <= 0.5 us" */
+
+    /* filled by bench_report_finish() */
+    double ratio_baseline; /* compared figure / baseline, 0 if none */
+    double ratio_limit;    /* compared figure / limit, 0 if none */
+    int target_met;
+    double target_miss; /* how many times off when missed (>= 1) */
+} bench_row;
+
+typedef struct bench_report {
+    const char *section;
+    bench_row *rows;
+    size_t n, cap;
+    char notes[12][160]; /* one-line facts about the run (CPUs, pinning) */
+    size_t nnotes;
+    char error[256]; /* why the section failed, when it returns an error */
+} bench_report;
+
+/* A new zeroed row at the end of report, or NULL when out of memory. */
+bench_row *bench_report_add(bench_report *report, const char *group, const char *figure,
+                            const char *unit, int kind, double value);
+void bench_report_note(bench_report *report, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Records why the section failed; bench.c prints it as "reel-bench: SECTION: ...". */
+void bench_report_error(bench_report *report, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void bench_row_latency(bench_row *row, double p50_us, double p99_us, uint64_t samples);
+void bench_row_baseline(bench_row *row, const char *name, double value);
+void bench_row_limit(bench_row *row, const char *name, double value);
+void bench_row_target(bench_row *row, int metric, int op, double threshold, const char *text);
+
+/* Computes ratios and target checks of every row. */
+void bench_report_finish(bench_report *report);
+void bench_report_free(bench_report *report);
+
+void bench_report_print_table(FILE *out, const bench_report *report);
+/* Prints reports[0..n) as one JSON document. */
+void bench_report_print_json(FILE *out, const bench_report *reports, size_t n);
+
+/* ---- Timing and statistics ---------------------------------------------- */
+
+/* CLOCK_MONOTONIC in nanoseconds: comparable across the processes of one
+ * machine. */
+uint64_t bench_now_ns(void);
+
+typedef struct bench_summary {
+    uint64_t n;
+    double mean_ns, min_ns, p50_ns, p99_ns, max_ns;
+} bench_summary;
+
+/* Sorts samples (nanoseconds) in place and summarizes them. */
+void bench_summarize(uint64_t *samples, size_t n, bench_summary *out);
+
+/* The p-th percentile (0..100) of n sorted samples, nearest rank. */
+uint64_t bench_percentile(const uint64_t *sorted, size_t n, double p);
+
+/* Spins (without sleeping) until ns nanoseconds have passed. */
+void bench_spin_ns(uint64_t ns);
+
+/* One pause instruction for spin loops. */
+static inline void bench_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Keeps the compiler from dropping stores to p (e.g. a memcpy whose result
+ * nobody reads). */
+static inline void bench_clobber(const void *p) {
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
+/* ---- Sizes -------------------------------------------------------------- */
+
+/* Parses "64", "4K", "1M", "64MiB" (binary units, case-insensitive).
+ * Returns 0 or -EINVAL. */
+int bench_parse_size(const char *text, uint64_t *out);
+
+/* "64 B", "4 KiB", "1.5 MiB". */
+void bench_format_size(uint64_t bytes, char *buf, size_t cap);
+
+/* ---- Sections ----------------------------------------------------------- */
+
+/* Each section measures into report and returns 0, or records what failed
+ * with bench_report_error() and returns a negative code. */
+int bench_store_run(const bench_options *opts, bench_report *report);
+
+#endif /* REEL_BENCH_H */

@@ -1,0 +1,465 @@
+/*
+ * stats.c - timing, percentiles, sizes, and the report printed as a table or
+ * as JSON.
+ */
+#include "bench.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- Timing and statistics ---------------------------------------------- */
+
+uint64_t bench_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_spin_ns(uint64_t ns) {
+    uint64_t end = bench_now_ns() + ns;
+    while (bench_now_ns() < end)
+        bench_cpu_relax();
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+uint64_t bench_percentile(const uint64_t *sorted, size_t n, double p) {
+    if (n == 0)
+        return 0;
+    /* nearest rank: the smallest sample with at least p% of samples <= it */
+    double rank = ceil(p / 100.0 * (double)n);
+    size_t i = rank < 1.0 ? 0 : (size_t)rank - 1;
+    if (i >= n)
+        i = n - 1;
+    return sorted[i];
+}
+
+void bench_summarize(uint64_t *samples, size_t n, bench_summary *out) {
+    memset(out, 0, sizeof(*out));
+    if (n == 0)
+        return;
+    qsort(samples, n, sizeof(samples[0]), cmp_u64);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += (double)samples[i];
+    out->n = n;
+    out->mean_ns = sum / (double)n;
+    out->min_ns = (double)samples[0];
+    out->max_ns = (double)samples[n - 1];
+    out->p50_ns = (double)bench_percentile(samples, n, 50);
+    out->p99_ns = (double)bench_percentile(samples, n, 99);
+}
+
+/* ---- Sizes -------------------------------------------------------------- */
+
+int bench_parse_size(const char *text, uint64_t *out) {
+    const char *p = text;
+    if (!isdigit((unsigned char)*p))
+        return -EINVAL;
+    uint64_t v = 0;
+    while (isdigit((unsigned char)*p)) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+        p++;
+    }
+    unsigned shift = 0;
+    switch (tolower((unsigned char)*p)) {
+    case 'k':
+        shift = 10;
+        break;
+    case 'm':
+        shift = 20;
+        break;
+    case 'g':
+        shift = 30;
+        break;
+    default:
+        break;
+    }
+    if (shift) {
+        p++;
+        if (tolower((unsigned char)*p) == 'i')
+            p++;
+        if (tolower((unsigned char)*p) == 'b')
+            p++;
+    } else if (tolower((unsigned char)*p) == 'b') {
+        p++;
+    }
+    if (*p != '\0')
+        return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -EINVAL;
+    *out = v << shift;
+    return 0;
+}
+
+void bench_format_size(uint64_t bytes, char *buf, size_t cap) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    unsigned u = 0;
+    double v = (double)bytes;
+    while (v >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024.0;
+        u++;
+    }
+    if (v == floor(v))
+        snprintf(buf, cap, "%.0f %s", v, units[u]);
+    else
+        snprintf(buf, cap, "%.3g %s", v, units[u]);
+}
+
+/* ---- Report ------------------------------------------------------------- */
+
+bench_row *bench_report_add(bench_report *report, const char *group, const char *figure,
+                            const char *unit, int kind, double value) {
+    if (report->n == report->cap) {
+        size_t cap = report->cap ? report->cap * 2 : 64;
+        bench_row *rows = realloc(report->rows, cap * sizeof(*rows));
+        if (!rows)
+            return NULL;
+        report->rows = rows;
+        report->cap = cap;
+    }
+    bench_row *row = &report->rows[report->n++];
+    memset(row, 0, sizeof(*row));
+    snprintf(row->group, sizeof(row->group), "%s", group);
+    snprintf(row->figure, sizeof(row->figure), "%s", figure);
+    snprintf(row->unit, sizeof(row->unit), "%s", unit);
+    row->kind = kind;
+    row->value = value;
+    return row;
+}
+
+void bench_report_note(bench_report *report, const char *fmt, ...) {
+    if (report->nnotes >= sizeof(report->notes) / sizeof(report->notes[0]))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(report->notes[report->nnotes++], sizeof(report->notes[0]), fmt, ap);
+    va_end(ap);
+}
+
+void bench_report_error(bench_report *report, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(report->error, sizeof(report->error), fmt, ap);
+    va_end(ap);
+}
+
+void bench_row_latency(bench_row *row, double p50_us, double p99_us, uint64_t samples) {
+    if (!row)
+        return;
+    row->has_lat = 1;
+    row->p50_us = p50_us;
+    row->p99_us = p99_us;
+    row->samples = samples;
+}
+
+void bench_row_baseline(bench_row *row, const char *name, double value) {
+    if (!row)
+        return;
+    row->has_baseline = 1;
+    snprintf(row->baseline_name, sizeof(row->baseline_name), "%s", name);
+    row->baseline = value;
+}
+
+void bench_row_limit(bench_row *row, const char *name, double value) {
+    if (!row)
+        return;
+    row->has_limit = 1;
+    snprintf(row->limit_name, sizeof(row->limit_name), "%s", name);
+    row->limit = value;
+}
+
+void bench_row_target(bench_row *row, int metric, int op, double threshold, const char *text) {
+    if (!row)
+        return;
+    row->has_target = 1;
+    row->target_metric = metric;
+    row->target_op = op;
+    row->target = threshold;
+    snprintf(row->target_text, sizeof(row->target_text), "%s", text);
+}
+
+static double compared_figure(const bench_row *row) {
+    return row->kind == BENCH_LATENCY ? row->p50_us : row->value;
+}
+
+static double target_measured(const bench_row *row) {
+    switch (row->target_metric) {
+    case BENCH_ON_P50:
+        return row->p50_us;
+    case BENCH_ON_LIMIT:
+        return row->ratio_limit;
+    default:
+        return row->value;
+    }
+}
+
+void bench_report_finish(bench_report *report) {
+    for (size_t i = 0; i < report->n; i++) {
+        bench_row *r = &report->rows[i];
+        double x = compared_figure(r);
+        r->ratio_baseline = r->has_baseline && r->baseline > 0 ? x / r->baseline : 0;
+        r->ratio_limit = r->has_limit && r->limit > 0 ? x / r->limit : 0;
+        if (!r->has_target)
+            continue;
+        double m = target_measured(r);
+        if (r->target_op == BENCH_LE) {
+            r->target_met = m <= r->target;
+            r->target_miss = r->target > 0 ? m / r->target : INFINITY;
+        } else {
+            r->target_met = m >= r->target;
+            r->target_miss = m > 0 ? r->target / m : INFINITY;
+        }
+        if (r->target_met)
+            r->target_miss = 1.0;
+    }
+}
+
+void bench_report_free(bench_report *report) {
+    free(report->rows);
+    report->rows = NULL;
+    report->n = report->cap = 0;
+}
+
+/* A number in at most 7 characters: 3 significant digits, k/M/G above 10^4. */
+static void fmt_num(double v, char *buf, size_t cap) {
+    double a = fabs(v);
+    if (!isfinite(v))
+        snprintf(buf, cap, "-");
+    else if (a >= 1e9)
+        snprintf(buf, cap, "%.3gG", v / 1e9);
+    else if (a >= 1e6)
+        snprintf(buf, cap, "%.3gM", v / 1e6);
+    else if (a >= 1e4)
+        snprintf(buf, cap, "%.3gk", v / 1e3);
+    else if (a >= 100)
+        snprintf(buf, cap, "%.0f", v);
+    else if (a >= 10)
+        snprintf(buf, cap, "%.1f", v);
+    else if (a >= 1)
+        snprintf(buf, cap, "%.2f", v);
+    else if (a >= 0.01 || a == 0)
+        snprintf(buf, cap, "%.3f", v);
+    else
+        snprintf(buf, cap, "%.2g", v);
+}
+
+static void fmt_ref(const char *name, double v, const char *unit, char *buf, size_t cap) {
+    char num[32];
+    fmt_num(v, num, sizeof(num));
+    snprintf(buf, cap, "%s %s %s", name, num, unit);
+}
+
+static void fmt_target(const bench_row *r, char *buf, size_t cap) {
+    if (!r->has_target) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    if (r->target_met) {
+        snprintf(buf, cap, "%s: met", r->target_text);
+    } else {
+        char num[32];
+        fmt_num(r->target_miss, num, sizeof(num));
+        snprintf(buf, cap, "%s: missed by %sx", r->target_text, num);
+    }
+}
+
+static void fmt_measured(const bench_row *r, char *buf, size_t cap) {
+    char num[32];
+    double m = target_measured(r);
+    fmt_num(m, num, sizeof(num));
+    switch (r->target_metric) {
+    case BENCH_ON_P50:
+        snprintf(buf, cap, "p50 %s us", num);
+        break;
+    case BENCH_ON_LIMIT:
+        snprintf(buf, cap, "%sx %s", num, r->limit_name);
+        break;
+    default:
+        snprintf(buf, cap, "%s %s", num, r->unit);
+        break;
+    }
+}
+
+typedef struct cells {
+    char v[32], p50[32], p99[32], base[160], rb[32], lim[160], rl[32], tgt[128];
+} cells;
+
+static void fmt_cells(const bench_row *r, cells *c) {
+    const char *ref_unit = r->kind == BENCH_LATENCY ? "us" : r->unit;
+    strcpy(c->p50, "-");
+    strcpy(c->p99, "-");
+    strcpy(c->base, "-");
+    strcpy(c->rb, "-");
+    strcpy(c->lim, "-");
+    strcpy(c->rl, "-");
+    fmt_num(r->value, c->v, sizeof(c->v));
+    if (r->has_lat) {
+        fmt_num(r->p50_us, c->p50, sizeof(c->p50));
+        fmt_num(r->p99_us, c->p99, sizeof(c->p99));
+    }
+    if (r->has_baseline) {
+        fmt_ref(r->baseline_name, r->baseline, ref_unit, c->base, sizeof(c->base));
+        fmt_num(r->ratio_baseline, c->rb, sizeof(c->rb));
+    }
+    if (r->has_limit) {
+        fmt_ref(r->limit_name, r->limit, ref_unit, c->lim, sizeof(c->lim));
+        fmt_num(r->ratio_limit, c->rl, sizeof(c->rl));
+    }
+    fmt_target(r, c->tgt, sizeof(c->tgt));
+}
+
+static int max_int(int a, int b) {
+    return a > b ? a : b;
+}
+
+void bench_report_print_table(FILE *out, const bench_report *report) {
+    fprintf(out, "reel-bench %s\n", report->section);
+    for (size_t i = 0; i < report->nnotes; i++)
+        fprintf(out, "  %s\n", report->notes[i]);
+
+    /* columns as wide as their widest cell */
+    int wf = 6, wb = 8, wl = 5;
+    for (size_t i = 0; i < report->n; i++) {
+        cells c;
+        fmt_cells(&report->rows[i], &c);
+        wf = max_int(wf, (int)strlen(report->rows[i].figure));
+        wb = max_int(wb, (int)strlen(c.base));
+        wl = max_int(wl, (int)strlen(c.lim));
+    }
+    fprintf(out, "\n%-*s %-5s %7s %8s %8s  %-*s %7s  %-*s %7s  %s\n", wf, "figure", "unit", "value",
+            "p50 us", "p99 us", wb, "baseline", "/base", wl, "limit", "/limit", "target");
+    const char *group = NULL;
+    for (size_t i = 0; i < report->n; i++) {
+        const bench_row *r = &report->rows[i];
+        if (!group || strcmp(group, r->group) != 0) {
+            fprintf(out, "-- %s\n", r->group);
+            group = r->group;
+        }
+        cells c;
+        fmt_cells(r, &c);
+        fprintf(out, "%-*s %-5s %7s %8s %8s  %-*s %7s  %-*s %7s  %s\n", wf, r->figure, r->unit, c.v,
+                c.p50, c.p99, wb, c.base, c.rb, wl, c.lim, c.rl, c.tgt);
+    }
+
+    int any = 0;
+    for (size_t i = 0; i < report->n; i++) {
+        const bench_row *r = &report->rows[i];
+        if (!r->has_target)
+            continue;
+        if (!any)
+            fprintf(out, "\ntargets (checked and reported, never enforced):\n");
+        any = 1;
+        char m[160], tgt[128];
+        fmt_measured(r, m, sizeof(m));
+        fmt_target(r, tgt, sizeof(tgt));
+        fprintf(out, "  %-7s %-*s %-34s measured %s\n", r->target_met ? "met" : "MISSED", wf,
+                r->figure, tgt, m);
+    }
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static void json_str(FILE *out, const char *s) {
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+static void json_num(FILE *out, double v) {
+    if (isfinite(v))
+        fprintf(out, "%.6g", v);
+    else
+        fputs("null", out);
+}
+
+static void json_row(FILE *out, const bench_row *r) {
+    fputs("{\"group\": ", out);
+    json_str(out, r->group);
+    fputs(", \"figure\": ", out);
+    json_str(out, r->figure);
+    fputs(", \"unit\": ", out);
+    json_str(out, r->unit);
+    fprintf(out, ", \"kind\": \"%s\", \"value\": ", r->kind == BENCH_LATENCY ? "latency" : "rate");
+    json_num(out, r->value);
+    if (r->has_lat) {
+        fputs(", \"p50_us\": ", out);
+        json_num(out, r->p50_us);
+        fputs(", \"p99_us\": ", out);
+        json_num(out, r->p99_us);
+        fprintf(out, ", \"samples\": %llu", (unsigned long long)r->samples);
+    }
+    if (r->has_baseline) {
+        fputs(", \"baseline\": {\"name\": ", out);
+        json_str(out, r->baseline_name);
+        fputs(", \"value\": ", out);
+        json_num(out, r->baseline);
+        fputs(", \"ratio\": ", out);
+        json_num(out, r->ratio_baseline);
+        fputs("}", out);
+    }
+    if (r->has_limit) {
+        fputs(", \"limit\": {\"name\": ", out);
+        json_str(out, r->limit_name);
+        fputs(", \"value\": ", out);
+        json_num(out, r->limit);
+        fputs(", \"ratio\": ", out);
+        json_num(out, r->ratio_limit);
+        fputs("}", out);
+    }
+    if (r->has_target) {
+        static const char *const metrics[] = {"value", "p50_us", "ratio_to_limit"};
+        fputs(", \"target\": {\"text\": ", out);
+        json_str(out, r->target_text);
+        fprintf(out, ", \"on\": \"%s\", \"op\": \"%s\", \"threshold\": ", metrics[r->target_metric],
+                r->target_op == BENCH_LE ? "<=" : ">=");
+        json_num(out, r->target);
+        fputs(", \"measured\": ", out);
+        json_num(out, target_measured(r));
+        fprintf(out, ", \"met\": %s, \"missed_by\": ", r->target_met ? "true" : "false");
+        json_num(out, r->target_miss);
+        fputs("}", out);
+    }
+    fputs("}", out);
+}
+
+void bench_report_print_json(FILE *out, const bench_report *reports, size_t n) {
+    fputs("{\"sections\": [", out);
+    for (size_t s = 0; s < n; s++) {
+        const bench_report *rep = &reports[s];
+        fputs(s ? ",\n  {\"section\": " : "\n  {\"section\": ", out);
+        json_str(out, rep->section);
+        fputs(", \"notes\": [", out);
+        for (size_t i = 0; i < rep->nnotes; i++) {
+            if (i)
+                fputs(", ", out);
+            json_str(out, rep->notes[i]);
+        }
+        fputs("],\n   \"rows\": [", out);
+        for (size_t i = 0; i < rep->n; i++) {
+            fputs(i ? ",\n    " : "\n    ", out);
+            json_row(out, &rep->rows[i]);
+        }
+        fputs("]}", out);
+    }
+    fputs("\n]}\n", out);
+}
