@@ -1,0 +1,103 @@
+/*
+ * The actor runtime's internals: the pool segment shared by a driver and its
+ * workers, and the records that cross it. Never installed.
+ *
+ * A pool segment is one file under /dev/shm (mode 0600), made by the driver:
+ *
+ *   +---------------------+ 0
+ *   | pool_header         |  magic, version, sizes; the driver's doorbell
+ *   +---------------------+ workers_off
+ *   | pool_worker[W]      |  per worker slot: live statistics, one cache line each
+ *   +---------------------+ rings_off
+ *   | W x (task ring,     |  per worker slot: tasks driver -> worker and
+ *   |      result ring)   |  results worker -> driver (actors/ring.h)
+ *   +---------------------+
+ *
+ * Why one ring pair per worker rather than one queue per pool: the driver
+ * always knows exactly which tasks each worker holds, so when a worker dies
+ * they go back to the queue - none lost, none run twice - and a dead worker
+ * can never leave a shared queue half-updated. Its capacity is the stage's
+ * slots (tasks prefetched per worker).
+ *
+ * Waking the driver: workers push results and, only if the driver said it
+ * sleeps (driver_sleeping), write its eventfd. The driver sleeps in poll()
+ * on that eventfd, every worker's pidfd and control socket, so a result, a
+ * death and a message all wake it at once.
+ */
+#ifndef REEL_ACTOR_INTERNAL_H
+#define REEL_ACTOR_INTERNAL_H
+
+#include "reel/actor.h"
+#include "ring.h"
+
+#include <stdalign.h>
+#include <stdatomic.h>
+
+#define POOL_MAGIC       "REELPOOL"
+#define POOL_VERSION     1u
+#define POOL_MAX_WORKERS 256u
+
+typedef struct task_record {
+    reel_id task_id;
+    uint32_t attempt;
+    uint32_t n_inputs;
+    reel_id inputs[REEL_TASK_MAX_INPUTS];
+} task_record;
+
+typedef struct result_record {
+    reel_id task_id;
+    uint32_t attempt;
+    int32_t status;
+    uint32_t n_outputs;
+    uint32_t reserved;
+    uint64_t busy_ns;
+    reel_id outputs[REEL_TASK_MAX_OUTPUTS];
+} result_record;
+
+typedef struct pool_worker {
+    _Atomic uint64_t task_start_ns; /* CLOCK_MONOTONIC start of the running task, 0 when idle */
+    _Atomic uint64_t busy_ns;
+    _Atomic uint64_t done;
+    _Atomic uint64_t failed;
+    _Atomic uint32_t generation; /* which incarnation of the slot these figures belong to */
+    _Atomic int32_t pid;
+    uint32_t reserved[6];
+} pool_worker;
+
+typedef struct pool_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t max_workers;
+    uint64_t size;
+    uint32_t ring_capacity;
+    uint32_t ring_bytes; /* bytes of one ring */
+    uint64_t workers_off, rings_off;
+    char stage[REEL_ACTOR_NAME_MAX];
+    uint64_t reserved[8];
+    /* Live figures published by the driver for reel-inspect and the autoscaler. */
+    alignas(64) _Atomic uint32_t workers;
+    _Atomic uint32_t queued;
+    _Atomic uint32_t in_flight;
+    _Atomic uint64_t completed, failed, retried, restarts;
+    alignas(64) _Atomic uint32_t driver_sleeping;
+} pool_header;
+
+/* The runtime's worker entry point, run in a process the zygote forked. */
+int reel__worker_main(const reel_actor_def *def, const char *store_path, const char *pool_path,
+                      uint32_t worker, uint32_t generation, int ctl_fd, int event_fd,
+                      uint64_t spin_ns);
+
+/* Where a worker slot's rings live in a mapped pool segment. */
+static inline reel_ring *pool_task_ring(pool_header *h, uint32_t w) {
+    return (reel_ring *)((uint8_t *)h + h->rings_off + (uint64_t)w * 2 * h->ring_bytes);
+}
+
+static inline reel_ring *pool_result_ring(pool_header *h, uint32_t w) {
+    return (reel_ring *)((uint8_t *)h + h->rings_off + ((uint64_t)w * 2 + 1) * h->ring_bytes);
+}
+
+static inline pool_worker *pool_worker_at(pool_header *h, uint32_t w) {
+    return (pool_worker *)((uint8_t *)h + h->workers_off) + w;
+}
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * reel/actor.h - stage actors as processes that exchange only object IDs.
+ *
+ * An actor is a pipeline stage written in C: setup() once per worker process,
+ * process() once per task, teardown() at the end. Each worker is its own OS
+ * process, forked from a zygote that reel_runtime_start() creates before the
+ * program starts any thread or CUDA context, so a worker can be added at any
+ * time. Workers die with their driver (PR_SET_PDEATHSIG).
+ *
+ * A task is a task ID, an attempt number and up to REEL_TASK_MAX_INPUTS object
+ * IDs. Tasks reach a worker through a bounded lock-free queue in shared
+ * memory (its slots: tasks prefetched per worker); results come back the same
+ * way. Inputs are zero-copy views into the object store; outputs are new store
+ * objects whose IDs derive from the task ID and the output index, so a retried
+ * task writes exactly the IDs its first attempt would have written.
+ *
+ * Supervision, as in Ray: a worker that dies (a signal, an exit, a hang past
+ * the stage's task timeout) is noticed at once through its pidfd and replaced,
+ * up to max_restarts; the tasks it held go back to the queue with their
+ * attempt number raised, up to max_retries. A task whose process() returns an
+ * error is retried the same way. A task that fails for good comes back from
+ * reel_pool_collect() with its error.
+ *
+ * Errors follow reel/store.h: 0 or a negative code; reel_strerror() names it,
+ * reel_last_error() may add a sentence.
+ *
+ * A complete stage, in one file:
+ *
+ *     static int upper(reel_actor_ctx *ctx, const reel_view *in, size_t n,
+ *                      reel_actor_out *out) {
+ *         for (size_t i = 0; i < n; i++) {
+ *             uint8_t *buf;
+ *             int rc = reel_actor_output(out, in[i].size, NULL, 0, (void **)&buf);
+ *             if (rc) return rc;
+ *             for (uint64_t k = 0; k < in[i].size; k++)
+ *                 buf[k] = toupper(((const uint8_t *)in[i].data)[k]);
+ *         }
+ *         return 0;
+ *     }
+ *     const reel_actor_def upper_stage = {.name = "upper", .process = upper, .cpus = 1};
+ */
+#ifndef REEL_ACTOR_H
+#define REEL_ACTOR_H
+
+#include <reel/store.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define REEL_TASK_MAX_INPUTS  16
+#define REEL_TASK_MAX_OUTPUTS 16
+#define REEL_ACTOR_NAME_MAX   48
+#define REEL_ERROR_TEXT_MAX   200
+
+typedef struct reel_actor_ctx reel_actor_ctx;
+typedef struct reel_actor_out reel_actor_out;
+
+/* A stage. The runtime copies it at reel_runtime_start(); arg must point at
+ * memory that exists before that call (the zygote is forked from it). */
+typedef struct reel_actor_def {
+    const char *name; /* unique, at most REEL_ACTOR_NAME_MAX - 1 bytes */
+    /* Once per worker, before its first task; non-zero fails the worker and
+     * is reported with the stage's name. Optional. */
+    int (*setup)(reel_actor_ctx *ctx);
+    /* Once per task: inputs are zero-copy views valid until it returns; it
+     * creates outputs with reel_actor_output(). Returns 0, or a negative code
+     * (the task is retried; its outputs are discarded). Required. */
+    int (*process)(reel_actor_ctx *ctx, const reel_view *inputs, size_t n, reel_actor_out *out);
+    /* Once per worker when it stops cleanly. Optional. */
+    void (*teardown)(reel_actor_ctx *ctx);
+    void *arg;                /* handed to the callbacks by reel_actor_arg() */
+    double cpus;              /* CPUs per worker (default 1) */
+    double gpus;              /* GPUs per worker, fractions allowed (default 0) */
+    uint64_t memory;          /* bytes per worker (default 0: not accounted) */
+    uint32_t batch_size;      /* inputs per task the executor forms (default 1) */
+    uint32_t max_retries;     /* further attempts of a failing task (default 3) */
+    uint32_t max_restarts;    /* worker replacements per pool (default 16) */
+    uint32_t slots;           /* tasks prefetched per worker (default 2) */
+    uint32_t task_timeout_ms; /* a task running longer kills its worker (0: none) */
+} reel_actor_def;
+
+/* ---- inside a worker ---------------------------------------------------- */
+
+/* The def's arg. */
+REEL_API void *reel_actor_arg(reel_actor_ctx *ctx);
+/* The store the worker is attached to (for gets beyond its inputs). */
+REEL_API reel_store *reel_actor_store(reel_actor_ctx *ctx);
+/* The worker's index in its pool (0-based, reused by a replacement). */
+REEL_API uint32_t reel_actor_worker_index(reel_actor_ctx *ctx);
+/* The running task's ID and attempt (1 for the first). */
+REEL_API const reel_id *reel_actor_task_id(reel_actor_ctx *ctx);
+REEL_API uint32_t reel_actor_attempt(reel_actor_ctx *ctx);
+/* Sets the text reported with the error process() or setup() is about to return. */
+REEL_API void reel_actor_set_error(reel_actor_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Creates the task's next output object, ID reel_id_derive(task ID, index).
+ * Sealed by the runtime when process() returns 0, discarded otherwise.
+ * Errors: -E2BIG (more than REEL_TASK_MAX_OUTPUTS), and reel_obj_create()'s. */
+REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *meta,
+                               uint32_t meta_size, void **buf);
+
+/* ---- the runtime (driver side) -------------------------------------------- */
+
+typedef struct reel_runtime reel_runtime;
+
+typedef struct reel_runtime_options {
+    const char *store;                   /* the store's path or name (required) */
+    const reel_actor_def *const *actors; /* every stage this runtime may run */
+    size_t n_actors;
+    uint64_t spin_ns; /* how long workers and waits spin before sleeping (default 50000) */
+    uint32_t flags;   /* REEL_RUNTIME_* */
+} reel_runtime_options;
+
+/* Workers and the driver sleep at once when idle instead of spinning first:
+ * less CPU, a futex wake-up (tens of microseconds) per hand-off. */
+#define REEL_RUNTIME_NO_SPIN 0x1u
+
+/* Starts the zygote, which forks every worker later. Call it before the
+ * program starts threads or CUDA. The store must exist.
+ * Errors: -EINVAL (no actors, a bad or duplicate name, no process),
+ * reel_store_open()'s, -errno from fork/socket. */
+REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out);
+
+/* Stops every pool still running, the zygote, and frees the runtime. No
+ * process it started outlives this call. NULL is a no-op. */
+REEL_API int reel_runtime_stop(reel_runtime *rt);
+
+/* The driver's own client handle on the store. */
+REEL_API reel_store *reel_runtime_store(reel_runtime *rt);
+
+/* ---- pools ----------------------------------------------------------------- */
+
+typedef struct reel_pool reel_pool;
+
+/* Starts workers of the stage named name. Returns once they are forked (their
+ * setup may still run). Errors: -ENOENT (no such stage), -EINVAL. */
+REEL_API int reel_pool_start(reel_runtime *rt, const char *name, uint32_t workers, reel_pool **out);
+
+/* Grows or shrinks the pool. A removed worker finishes the tasks it holds first. */
+REEL_API int reel_pool_resize(reel_pool *pool, uint32_t workers);
+
+/* Submits a task of n (0..REEL_TASK_MAX_INPUTS) input objects. The task ID
+ * is derived from the pool and a counter unless task_id points at one (then
+ * it is used as given). Waits up to timeout_ms for queue space.
+ * Errors: -EINVAL, -ETIMEDOUT (queue full), -EPIPE (the pool has failed).
+ * A pool is driven by one thread at a time: submit, collect, resize, stats
+ * and stop of one pool must not run concurrently. Supervision (replacing dead
+ * workers, retries, timeouts) happens inside these calls. */
+REEL_API int reel_pool_submit(reel_pool *pool, const reel_id *inputs, uint32_t n,
+                              const reel_id *task_id, int timeout_ms, reel_id *task_id_out);
+
+typedef struct reel_task_result {
+    reel_id task_id;
+    int status;        /* 0, or the final error */
+    uint32_t attempts; /* how many were made */
+    uint32_t n_outputs;
+    reel_id outputs[REEL_TASK_MAX_OUTPUTS]; /* sealed store objects, now the caller's */
+    uint32_t n_inputs;
+    reel_id inputs[REEL_TASK_MAX_INPUTS];
+    char error[REEL_ERROR_TEXT_MAX]; /* "stage: text" when status != 0 */
+} reel_task_result;
+
+/* Waits up to timeout_ms for the next finished task (success or permanent
+ * failure), supervising workers meanwhile. Errors: -ETIMEDOUT, -ENODATA (no
+ * task outstanding), -EPIPE (no worker can run: setup failed or restarts
+ * exhausted; reel_last_error() says why). */
+REEL_API int reel_pool_collect(reel_pool *pool, reel_task_result *out, int timeout_ms);
+
+typedef struct reel_pool_stats {
+    uint32_t workers;       /* running or starting */
+    uint32_t workers_ready; /* past setup */
+    uint64_t submitted, completed, failed, retried;
+    uint32_t restarts;
+    uint32_t queued;     /* tasks waiting for a worker */
+    uint32_t in_flight;  /* tasks held by workers */
+    double busy_seconds; /* time workers spent in process(), all together */
+} reel_pool_stats;
+
+REEL_API int reel_pool_stats_get(reel_pool *pool, reel_pool_stats *out);
+
+/* Lists the process IDs of the pool's live workers into pids (at most cap);
+ * *count is how many there are. */
+REEL_API int reel_pool_workers(reel_pool *pool, pid_t *pids, size_t cap, size_t *count);
+
+/* Stops the pool: waits up to timeout_ms for outstanding tasks (-1: forever,
+ * 0: none), then stops the workers (teardown runs) and frees the pool.
+ * Results not collected are dropped and their outputs deleted. */
+REEL_API int reel_pool_stop(reel_pool *pool, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REEL_ACTOR_H */

@@ -1,0 +1,1044 @@
+/* The driver side of the actor runtime: the zygote, pools of worker
+ * processes, dispatch of tasks to workers and supervision. The pool segment
+ * and the wake-up protocol are described in actor_internal.h. */
+#include "actor_internal.h"
+#include "control.h"
+#include "store_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_SPIN_NS      50000u
+#define DEFAULT_MAX_RETRIES  3u
+#define DEFAULT_MAX_RESTARTS 16u
+#define DEFAULT_SLOTS        2u
+#define MAX_SLOTS            64u
+#define PENDING_LIMIT        4096u      /* tasks a pool queues before submit waits */
+#define CHECK_INTERVAL_NS    1000000ull /* control and death checks while busy */
+#define SPAWN_TIMEOUT_MS     10000
+#define STOP_GRACE_MS        5000
+
+enum { W_EMPTY = 0, W_LIVE = 1 };
+
+typedef struct task_entry {
+    reel_id id;
+    uint32_t attempt;
+    uint32_t n_inputs;
+    reel_id inputs[REEL_TASK_MAX_INPUTS];
+    int status;
+    char error[REEL_ERROR_TEXT_MAX];
+    uint32_t next_free;
+} task_entry;
+
+typedef struct worker_slot {
+    int state;
+    pid_t pid;
+    int pidfd, ctl_fd;
+    uint32_t generation;
+    int ready, stopping;
+    uint32_t held[MAX_SLOTS]; /* task entries, in the order they were pushed */
+    uint32_t nheld;
+} worker_slot;
+
+/* A growable FIFO of fixed-size items, local to the driver. */
+typedef struct fifo {
+    uint8_t *items;
+    size_t item_size, cap, head, count;
+} fifo;
+
+struct reel_pool {
+    reel_runtime *rt;
+    reel_pool *next;
+    uint32_t id, actor;
+    const reel_actor_def *def;
+    uint32_t slots, max_retries, max_restarts;
+    char path[256];
+    pool_header *hdr;
+    size_t size;
+    uint32_t target;
+    worker_slot workers[POOL_MAX_WORKERS];
+    task_entry *entries;
+    uint32_t entries_cap, free_head;
+    fifo pending; /* entry indexes */
+    fifo done;    /* reel_task_result */
+    uint32_t held_total;
+    reel_id base;
+    uint64_t seq;
+    uint64_t submitted, completed, failed, retried, busy_ns;
+    uint32_t restarts;
+    int ever_ready;
+    int failed_rc;
+    char failed_msg[256];
+    uint64_t last_check_ns;
+};
+
+struct reel_runtime {
+    reel_store *store;
+    char *store_path;
+    reel_actor_def *defs;
+    size_t n_defs;
+    pid_t zygote;
+    int zygote_fd;
+    int event_fd; /* workers write it to wake a sleeping driver; inherited through the zygote */
+    uint64_t spin_ns;
+    uint32_t next_pool;
+    reel_pool *pools;
+};
+
+/* ---- fifo ---------------------------------------------------------------- */
+
+static int fifo_push(fifo *f, const void *item, int front) {
+    if (f->count == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 64;
+        uint8_t *n = malloc(cap * f->item_size);
+        if (!n)
+            return -ENOMEM;
+        for (size_t i = 0; i < f->count; i++)
+            memcpy(n + i * f->item_size, f->items + ((f->head + i) % f->cap) * f->item_size,
+                   f->item_size);
+        free(f->items);
+        f->items = n;
+        f->cap = cap;
+        f->head = 0;
+    }
+    size_t slot;
+    if (front) {
+        f->head = (f->head + f->cap - 1) % f->cap;
+        slot = f->head;
+    } else {
+        slot = (f->head + f->count) % f->cap;
+    }
+    memcpy(f->items + slot * f->item_size, item, f->item_size);
+    f->count++;
+    return 0;
+}
+
+static int fifo_pop(fifo *f, void *item) {
+    if (f->count == 0)
+        return 0;
+    memcpy(item, f->items + f->head * f->item_size, f->item_size);
+    f->head = (f->head + 1) % f->cap;
+    f->count--;
+    return 1;
+}
+
+/* ---- the zygote ---------------------------------------------------------- */
+
+static int pidfd_open_(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_kill(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* Dies with its parent; returns 0, or -1 if the parent is already gone. */
+static int die_with_parent(pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        return -1;
+    return getppid() == parent ? 0 : -1;
+}
+
+/* The zygote's children, so that it can end them all before it exits. */
+static pid_t *zygote_children;
+static size_t zygote_nchildren, zygote_cap;
+static sigset_t zygote_old_mask;
+static int zygote_sigfd = -1;
+
+static void zygote_track(pid_t pid) {
+    if (zygote_nchildren == zygote_cap) {
+        size_t cap = zygote_cap ? zygote_cap * 2 : 64;
+        pid_t *n = realloc(zygote_children, cap * sizeof *n);
+        if (!n)
+            return; /* untracked: it still dies with us through PR_SET_PDEATHSIG */
+        zygote_children = n;
+        zygote_cap = cap;
+    }
+    zygote_children[zygote_nchildren++] = pid;
+}
+
+static void zygote_reap(void) {
+    pid_t pid;
+    while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+        for (size_t i = 0; i < zygote_nchildren; i++)
+            if (zygote_children[i] == pid) {
+                zygote_children[i] = zygote_children[--zygote_nchildren];
+                break;
+            }
+}
+
+static void zygote_spawn(reel_runtime *rt, int sock, const reel_ctl_msg *m) {
+    int sv[2];
+    reel_ctl_msg reply = {.type = REEL_CTL_ERROR,
+                          .phase = 1,
+                          .pool = m->pool,
+                          .worker = m->worker,
+                          .generation = m->generation};
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        reply.code = -errno;
+        snprintf(reply.text, sizeof reply.text, "socketpair: %s", strerror(errno));
+        reel__ctl_send(sock, &reply, NULL, 0);
+        return;
+    }
+    pid_t zygote = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (die_with_parent(zygote) != 0)
+            _exit(1);
+        sigprocmask(SIG_SETMASK, &zygote_old_mask, NULL);
+        if (zygote_sigfd >= 0)
+            close(zygote_sigfd);
+        close(sock);
+        close(sv[0]);
+        const reel_actor_def *def = &rt->defs[m->actor];
+        char name[16];
+        snprintf(name, sizeof name, "reel:%s", def->name);
+        prctl(PR_SET_NAME, name);
+        int rc = reel__worker_main(def, rt->store_path, m->path, m->worker, m->generation, sv[1],
+                                   rt->event_fd, rt->spin_ns);
+        _exit(rc ? 1 : 0);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        reply.code = -errno;
+        snprintf(reply.text, sizeof reply.text, "fork: %s", strerror(errno));
+        reel__ctl_send(sock, &reply, NULL, 0);
+        close(sv[0]);
+        return;
+    }
+    zygote_track(pid);
+    /* The child cannot be reaped before we wait for it, so its pid is still ours. */
+    int pidfd = pidfd_open_(pid);
+    if (pidfd < 0) {
+        reply.code = -errno;
+        snprintf(reply.text, sizeof reply.text, "pidfd_open: %s", strerror(errno));
+        kill(pid, SIGKILL);
+        reel__ctl_send(sock, &reply, NULL, 0);
+        close(sv[0]);
+        return;
+    }
+    reply = (reel_ctl_msg){.type = REEL_CTL_SPAWNED,
+                           .pool = m->pool,
+                           .worker = m->worker,
+                           .generation = m->generation,
+                           .pid = pid};
+    int fds[2] = {pidfd, sv[0]};
+    reel__ctl_send(sock, &reply, fds, 2);
+    close(pidfd);
+    close(sv[0]);
+}
+
+static void zygote_main(reel_runtime *rt, int sock, pid_t driver) {
+    if (die_with_parent(driver) != 0)
+        _exit(1);
+    prctl(PR_SET_NAME, "reel-zygote");
+    /* SIGCHLD through a signalfd: a worker that ends is reaped at once. */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &zygote_old_mask);
+    zygote_sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = sock, .events = POLLIN},
+                                {.fd = zygote_sigfd, .events = POLLIN}};
+        if (poll(pfd, zygote_sigfd >= 0 ? 2 : 1, zygote_sigfd >= 0 ? -1 : 100) < 0 &&
+            errno != EINTR)
+            break;
+        if (zygote_sigfd >= 0 && (pfd[1].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            while (read(zygote_sigfd, &si, sizeof si) > 0)
+                ;
+        }
+        zygote_reap();
+        if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        reel_ctl_msg m;
+        int fds[4], nfds = 0;
+        int rc = reel__ctl_recv(sock, &m, fds, &nfds, 0);
+        if (rc == -ETIMEDOUT || rc == -EAGAIN || rc == -EINTR)
+            continue;
+        if (rc == -ECONNRESET)
+            break;
+        if (rc == 0 && m.type == REEL_CTL_SPAWN && m.actor < rt->n_defs && nfds == 0)
+            zygote_spawn(rt, sock, &m);
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
+        if (rc == 0 && m.type == REEL_CTL_EXIT)
+            break;
+    }
+    /* End every worker and reap it, so that none outlives us even as a zombie. */
+    for (size_t i = 0; i < zygote_nchildren; i++)
+        kill(zygote_children[i], SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    _exit(0);
+}
+
+/* ---- the runtime ---------------------------------------------------------- */
+
+static int valid_name(const char *name) {
+    if (!name || !*name || strlen(name) >= REEL_ACTOR_NAME_MAX)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (*p <= ' ' || *p == '/' || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out) {
+    reel__clear_error();
+    if (!opts || !out || !opts->store || !opts->actors || opts->n_actors == 0 ||
+        (opts->flags & ~REEL_RUNTIME_NO_SPIN))
+        return -EINVAL;
+    for (size_t i = 0; i < opts->n_actors; i++) {
+        const reel_actor_def *d = opts->actors[i];
+        if (!d || !valid_name(d->name) || !d->process || d->cpus < 0 || d->gpus < 0 ||
+            d->slots > MAX_SLOTS)
+            return reel__fail(-EINVAL, "actor %zu: %s", i,
+                              !d || !valid_name(d ? d->name : NULL) ? "bad or missing name"
+                              : !d->process                         ? "no process function"
+                                            : "resources or slots out of range");
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(opts->actors[j]->name, d->name) == 0)
+                return reel__fail(-EINVAL, "two actors are named %s", d->name);
+    }
+    reel_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    rt->zygote_fd = -1;
+    rt->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    rt->spin_ns = (opts->flags & REEL_RUNTIME_NO_SPIN) ? 0
+                  : opts->spin_ns                      ? opts->spin_ns
+                                                       : DEFAULT_SPIN_NS;
+    rt->n_defs = opts->n_actors;
+    rt->defs = calloc(opts->n_actors, sizeof *rt->defs);
+    rt->store_path = strdup(opts->store);
+    int rc = rt->defs && rt->store_path ? 0 : -ENOMEM;
+    if (rc == 0 && rt->event_fd < 0)
+        rc = -errno;
+    for (size_t i = 0; rc == 0 && i < opts->n_actors; i++) {
+        reel_actor_def *d = &rt->defs[i];
+        *d = *opts->actors[i];
+        if (d->cpus == 0)
+            d->cpus = 1;
+        if (d->batch_size == 0)
+            d->batch_size = 1;
+        if (d->max_retries == 0)
+            d->max_retries = DEFAULT_MAX_RETRIES;
+        if (d->max_restarts == 0)
+            d->max_restarts = DEFAULT_MAX_RESTARTS;
+        if (d->slots == 0)
+            d->slots = DEFAULT_SLOTS;
+    }
+    /* Check the store opens before forking anything. */
+    if (rc == 0)
+        rc = reel_store_open(rt->store_path, 0, &rt->store);
+    int sv[2] = {-1, -1};
+    if (rc == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        rc = -errno;
+    if (rc == 0) {
+        pid_t driver = getpid();
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(sv[0]);
+            zygote_main(rt, sv[1], driver);
+        }
+        if (pid < 0)
+            rc = -errno;
+        rt->zygote = pid > 0 ? pid : 0;
+        close(sv[1]);
+        rt->zygote_fd = sv[0];
+        if (rc)
+            close(sv[0]);
+    }
+    if (rc) {
+        reel_store_close(rt->store);
+        if (rt->event_fd >= 0)
+            close(rt->event_fd);
+        free(rt->defs);
+        free(rt->store_path);
+        free(rt);
+        return rc;
+    }
+    *out = rt;
+    return 0;
+}
+
+REEL_API reel_store *reel_runtime_store(reel_runtime *rt) {
+    return rt->store;
+}
+
+REEL_API int reel_runtime_stop(reel_runtime *rt) {
+    if (!rt)
+        return 0;
+    while (rt->pools)
+        reel_pool_stop(rt->pools, 0);
+    reel_ctl_msg m = {.type = REEL_CTL_EXIT};
+    reel__ctl_send(rt->zygote_fd, &m, NULL, 0);
+    close(rt->zygote_fd);
+    if (rt->zygote > 0) {
+        /* It exits on EXIT or on the closed socket; give it a moment, then insist. */
+        int status;
+        for (int i = 0; i < 200 && waitpid(rt->zygote, &status, WNOHANG) == 0; i++)
+            usleep(10000);
+        if (kill(rt->zygote, SIGKILL) == 0)
+            waitpid(rt->zygote, &status, 0);
+    }
+    int rc = reel_store_close(rt->store);
+    close(rt->event_fd);
+    free(rt->defs);
+    free(rt->store_path);
+    free(rt);
+    return rc;
+}
+
+/* ---- pools: workers ------------------------------------------------------- */
+
+static void publish(reel_pool *p) {
+    pool_header *h = p->hdr;
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < POOL_MAX_WORKERS; i++)
+        live += p->workers[i].state == W_LIVE;
+    atomic_store_explicit(&h->workers, live, memory_order_relaxed);
+    atomic_store_explicit(&h->queued, (uint32_t)p->pending.count, memory_order_relaxed);
+    atomic_store_explicit(&h->in_flight, p->held_total, memory_order_relaxed);
+    atomic_store_explicit(&h->completed, p->completed, memory_order_relaxed);
+    atomic_store_explicit(&h->failed, p->failed, memory_order_relaxed);
+    atomic_store_explicit(&h->retried, p->retried, memory_order_relaxed);
+    atomic_store_explicit(&h->restarts, p->restarts, memory_order_relaxed);
+}
+
+static void pool_fail(reel_pool *p, int rc, const char *fmt, const char *detail) {
+    if (p->failed_rc)
+        return;
+    p->failed_rc = rc;
+    snprintf(p->failed_msg, sizeof p->failed_msg, fmt, p->def->name, detail);
+}
+
+/* Forks a worker into slot w through the zygote. */
+static int spawn_worker(reel_pool *p, uint32_t w) {
+    worker_slot *ws = &p->workers[w];
+    int rc = reel__ring_init(pool_task_ring(p->hdr, w), p->hdr->ring_bytes, p->hdr->ring_capacity,
+                             sizeof(task_record));
+    if (rc == 0)
+        rc = reel__ring_init(pool_result_ring(p->hdr, w), p->hdr->ring_bytes, p->hdr->ring_capacity,
+                             sizeof(result_record));
+    if (rc)
+        return rc;
+    pool_worker *pw = pool_worker_at(p->hdr, w);
+    memset(pw, 0, sizeof *pw);
+    uint32_t gen = ws->generation + 1;
+    reel_ctl_msg m = {
+        .type = REEL_CTL_SPAWN, .actor = p->actor, .pool = p->id, .worker = w, .generation = gen};
+    snprintf(m.path, sizeof m.path, "%s", p->path);
+    rc = reel__ctl_send(p->rt->zygote_fd, &m, NULL, 0);
+    if (rc)
+        return reel__fail(rc, "cannot reach the zygote: %s", reel_strerror(rc));
+    reel_ctl_msg r;
+    int fds[4], nfds = 0;
+    rc = reel__ctl_recv(p->rt->zygote_fd, &r, fds, &nfds, SPAWN_TIMEOUT_MS);
+    if (rc == 0 && r.type == REEL_CTL_SPAWNED && nfds == 2 && r.worker == w &&
+        r.generation == gen && r.pid > 0) {
+        *ws = (worker_slot){
+            .state = W_LIVE, .pid = r.pid, .pidfd = fds[0], .ctl_fd = fds[1], .generation = gen};
+        return 0;
+    }
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    if (rc)
+        return reel__fail(rc, "no answer from the zygote: %s", reel_strerror(rc));
+    return reel__fail(r.type == REEL_CTL_ERROR ? r.code : -EPROTO, "zygote: %s",
+                      r.type == REEL_CTL_ERROR ? r.text : "unexpected reply");
+}
+
+static uint32_t live_workers(const reel_pool *p, int count_stopping) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < POOL_MAX_WORKERS; i++)
+        n += p->workers[i].state == W_LIVE && (count_stopping || !p->workers[i].stopping);
+    return n;
+}
+
+static int grow(reel_pool *p) {
+    while (live_workers(p, 0) < p->target) {
+        uint32_t w = 0;
+        while (w < POOL_MAX_WORKERS && p->workers[w].state != W_EMPTY)
+            w++;
+        if (w == POOL_MAX_WORKERS)
+            return reel__fail(-EINVAL, "a pool holds at most %u workers", POOL_MAX_WORKERS);
+        int rc = spawn_worker(p, w);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void stop_worker(reel_pool *p, uint32_t w) {
+    worker_slot *ws = &p->workers[w];
+    if (ws->state != W_LIVE || ws->stopping)
+        return;
+    ws->stopping = 1;
+    reel__ring_close(pool_task_ring(p->hdr, w));
+    reel_ctl_msg m = {.type = REEL_CTL_STOP};
+    reel__ctl_send(ws->ctl_fd, &m, NULL, 0);
+}
+
+/* ---- pools: tasks ---------------------------------------------------------- */
+
+static uint32_t entry_new(reel_pool *p) {
+    if (p->free_head == UINT32_MAX) {
+        uint32_t cap = p->entries_cap ? p->entries_cap * 2 : 256;
+        task_entry *n = realloc(p->entries, cap * sizeof *n);
+        if (!n)
+            return UINT32_MAX;
+        for (uint32_t i = cap; i-- > p->entries_cap;) {
+            n[i].next_free = p->free_head;
+            p->free_head = i;
+        }
+        p->entries = n;
+        p->entries_cap = cap;
+    }
+    uint32_t e = p->free_head;
+    p->free_head = p->entries[e].next_free;
+    return e;
+}
+
+static void entry_free(reel_pool *p, uint32_t e) {
+    p->entries[e].next_free = p->free_head;
+    p->free_head = e;
+}
+
+static void finish(reel_pool *p, uint32_t e, int status, const reel_id *outputs, uint32_t n_out) {
+    task_entry *t = &p->entries[e];
+    reel_task_result r;
+    memset(&r, 0, sizeof r);
+    r.task_id = t->id;
+    r.status = status;
+    r.attempts = t->attempt;
+    r.n_outputs = n_out;
+    if (n_out)
+        memcpy(r.outputs, outputs, n_out * sizeof *outputs);
+    r.n_inputs = t->n_inputs;
+    memcpy(r.inputs, t->inputs, t->n_inputs * sizeof(reel_id));
+    if (status) {
+        snprintf(r.error, sizeof r.error, "%s", t->error[0] ? t->error : reel_strerror(status));
+        p->failed++;
+    } else {
+        p->completed++;
+    }
+    if (fifo_push(&p->done, &r, 0) != 0)
+        pool_fail(p, -ENOMEM, "%s: %s", "out of memory for results");
+    entry_free(p, e);
+}
+
+/* A task failed on a worker (an error or the worker's death): again, or for good. */
+static void retry_or_fail(reel_pool *p, uint32_t e, int status) {
+    task_entry *t = &p->entries[e];
+    t->status = status;
+    if (t->attempt <= p->max_retries) {
+        t->attempt++;
+        p->retried++;
+        fifo_push(&p->pending, &e, 1);
+    } else {
+        finish(p, e, status, NULL, 0);
+    }
+}
+
+static void unhold(reel_pool *p, worker_slot *ws, uint32_t k) {
+    memmove(&ws->held[k], &ws->held[k + 1], (ws->nheld - k - 1) * sizeof ws->held[0]);
+    ws->nheld--;
+    p->held_total--;
+}
+
+static void read_control(reel_pool *p, worker_slot *ws) {
+    for (;;) {
+        reel_ctl_msg m;
+        int fds[4], nfds = 0;
+        int rc = reel__ctl_recv(ws->ctl_fd, &m, fds, &nfds, 0);
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
+        if (rc == -EAGAIN || rc == -ECONNRESET || (rc != 0 && rc != -EBADMSG && rc != -EMSGSIZE))
+            return;
+        if (rc != 0)
+            continue;
+        if (m.type == REEL_CTL_READY && m.generation == ws->generation) {
+            ws->ready = 1;
+            p->ever_ready = 1;
+        } else if (m.type == REEL_CTL_ERROR && m.phase == 2 && m.has_task) {
+            for (uint32_t k = 0; k < ws->nheld; k++)
+                if (reel_id_equal(&p->entries[ws->held[k]].id, &m.task))
+                    snprintf(p->entries[ws->held[k]].error, REEL_ERROR_TEXT_MAX, "%s", m.text);
+        } else if (m.type == REEL_CTL_ERROR && m.phase == 1 && !p->ever_ready) {
+            /* No worker of this stage ever got through setup: it will not now. */
+            pool_fail(p, m.code ? m.code : -EIO, "stage %s: setup failed: %s", m.text);
+        }
+    }
+}
+
+static int drain_results(reel_pool *p, uint32_t w) {
+    worker_slot *ws = &p->workers[w];
+    reel_ring *ring = pool_result_ring(p->hdr, w);
+    int n = 0;
+    result_record r;
+    while (reel__ring_pop(ring, &r, 0, 0) == 0) {
+        n++;
+        uint32_t k = 0;
+        while (k < ws->nheld && !reel_id_equal(&p->entries[ws->held[k]].id, &r.task_id))
+            k++;
+        if (k == ws->nheld || r.n_outputs > REEL_TASK_MAX_OUTPUTS)
+            continue; /* not a task this worker holds: never trusted */
+        uint32_t e = ws->held[k];
+        unhold(p, ws, k);
+        p->busy_ns += r.busy_ns;
+        if (r.status == 0) {
+            finish(p, e, 0, r.outputs, r.n_outputs);
+        } else {
+            read_control(p, ws); /* the error text was sent before the result */
+            retry_or_fail(p, e, r.status < 0 ? r.status : -EIO);
+        }
+    }
+    return n;
+}
+
+static void worker_died(reel_pool *p, uint32_t w, const char *why) {
+    worker_slot *ws = &p->workers[w];
+    read_control(p, ws);
+    drain_results(p, w); /* results it pushed before dying are good */
+    while (ws->nheld > 0) {
+        uint32_t e = ws->held[0];
+        unhold(p, ws, 0);
+        if (!p->entries[e].error[0] || strstr(p->entries[e].error, "worker"))
+            snprintf(p->entries[e].error, REEL_ERROR_TEXT_MAX, "%s: worker %d %s", p->def->name,
+                     (int)ws->pid, why);
+        retry_or_fail(p, e, -ECHILD);
+    }
+    close(ws->pidfd);
+    close(ws->ctl_fd);
+    int was_stopping = ws->stopping;
+    ws->state = W_EMPTY;
+    ws->pidfd = ws->ctl_fd = -1;
+    ws->ready = ws->stopping = 0;
+    reel_store_reclaim(p->rt->store, NULL); /* its references and unsealed outputs */
+    if (was_stopping || p->failed_rc)
+        return;
+    if (p->restarts >= p->max_restarts) {
+        if (live_workers(p, 0) == 0)
+            pool_fail(p, -EPIPE, "stage %s: %s", "no worker left: maximum restarts reached");
+        return;
+    }
+    p->restarts++;
+    int rc = grow(p);
+    if (rc && live_workers(p, 0) == 0)
+        pool_fail(p, rc, "stage %s: cannot replace a worker: %s", reel_strerror(rc));
+}
+
+/* Deaths, control messages and hung tasks: checked every CHECK_INTERVAL_NS
+ * while busy, and whenever poll() said something happened. */
+static void check_workers(reel_pool *p, uint64_t now) {
+    p->last_check_ns = now;
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+        worker_slot *ws = &p->workers[w];
+        if (ws->state != W_LIVE)
+            continue;
+        read_control(p, ws);
+        struct pollfd pfd = {.fd = ws->pidfd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) > 0) {
+            worker_died(p, w, "died");
+            continue;
+        }
+        uint64_t start = atomic_load(&pool_worker_at(p->hdr, w)->task_start_ns);
+        uint32_t limit = p->def->task_timeout_ms;
+        if (limit && start && now > start && now - start > (uint64_t)limit * 1000000ull &&
+            ws->nheld > 0) {
+            task_entry *t = &p->entries[ws->held[0]];
+            snprintf(t->error, REEL_ERROR_TEXT_MAX, "%s: task ran past %u ms: worker killed",
+                     p->def->name, limit);
+            pidfd_kill(ws->pidfd, SIGKILL);
+        }
+    }
+}
+
+static void dispatch(reel_pool *p) {
+    while (p->pending.count > 0) {
+        uint32_t best = UINT32_MAX, best_held = p->slots;
+        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+            worker_slot *ws = &p->workers[w];
+            if (ws->state == W_LIVE && !ws->stopping && ws->nheld < best_held) {
+                best = w;
+                best_held = ws->nheld;
+                if (best_held == 0)
+                    break;
+            }
+        }
+        if (best == UINT32_MAX)
+            return;
+        uint32_t e;
+        fifo_pop(&p->pending, &e);
+        task_entry *t = &p->entries[e];
+        task_record rec;
+        rec.task_id = t->id;
+        rec.attempt = t->attempt;
+        rec.n_inputs = t->n_inputs;
+        memcpy(rec.inputs, t->inputs, t->n_inputs * sizeof(reel_id));
+        if (reel__ring_push(pool_task_ring(p->hdr, best), &rec, 0, 0) != 0) {
+            fifo_push(&p->pending, &e, 1); /* cannot happen while nheld < slots */
+            return;
+        }
+        worker_slot *ws = &p->workers[best];
+        ws->held[ws->nheld++] = e;
+        p->held_total++;
+    }
+}
+
+/* One round of supervision; waits up to deadline_ns (0: do not wait) when
+ * there was nothing to do. Returns how many results came in. */
+static int pump(reel_pool *p, uint64_t deadline_ns) {
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+    if (now - p->last_check_ns >= CHECK_INTERVAL_NS)
+        check_workers(p, now);
+    int got = 0;
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+        if (p->workers[w].state == W_LIVE && p->workers[w].nheld > 0)
+            got += drain_results(p, w);
+    dispatch(p);
+    if (got || deadline_ns == 0 || p->done.count || p->failed_rc) {
+        publish(p);
+        return got;
+    }
+    /* Nothing yet: spin on the result rings, then sleep in poll(). */
+    uint64_t spin_end = now + p->rt->spin_ns;
+    for (;;) {
+        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+            if (p->workers[w].state == W_LIVE && p->workers[w].nheld > 0 &&
+                reel__ring_depth(pool_result_ring(p->hdr, w)) > 0)
+                return got;
+        now = reel__now_ns(CLOCK_MONOTONIC);
+        if (now >= spin_end || now >= deadline_ns)
+            break;
+    }
+    if (now >= deadline_ns)
+        return got;
+    struct pollfd fds[1 + 2 * POOL_MAX_WORKERS];
+    nfds_t n = 0;
+    fds[n++] = (struct pollfd){.fd = p->rt->event_fd, .events = POLLIN};
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+        if (p->workers[w].state != W_LIVE)
+            continue;
+        fds[n++] = (struct pollfd){.fd = p->workers[w].pidfd, .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = p->workers[w].ctl_fd, .events = POLLIN};
+    }
+    atomic_store_explicit(&p->hdr->driver_sleeping, 1, memory_order_seq_cst);
+    int pending_result = 0;
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+        if (p->workers[w].state == W_LIVE && reel__ring_depth(pool_result_ring(p->hdr, w)) > 0)
+            pending_result = 1;
+    if (!pending_result) {
+        uint64_t left_ms = (deadline_ns - now + 999999) / 1000000;
+        int r = poll(fds, n, left_ms > 100 ? 100 : (int)left_ms);
+        if (r > 0) {
+            uint64_t drain;
+            if (fds[0].revents & POLLIN)
+                while (read(p->rt->event_fd, &drain, sizeof drain) > 0)
+                    ;
+            for (nfds_t i = 1; i < n; i++)
+                if (fds[i].revents)
+                    p->last_check_ns = 0; /* a death or a message: look now */
+        }
+    }
+    atomic_store_explicit(&p->hdr->driver_sleeping, 0, memory_order_relaxed);
+    return got;
+}
+
+/* ---- pools: the API --------------------------------------------------------- */
+
+static const reel_actor_def *find_actor(reel_runtime *rt, const char *name, uint32_t *index) {
+    for (size_t i = 0; i < rt->n_defs; i++)
+        if (strcmp(rt->defs[i].name, name) == 0) {
+            *index = (uint32_t)i;
+            return &rt->defs[i];
+        }
+    return NULL;
+}
+
+static int create_segment(reel_pool *p) {
+    uint32_t cap = 2;
+    while (cap < p->slots)
+        cap <<= 1;
+    size_t rb = reel__ring_bytes(cap, sizeof(result_record));
+    size_t tb = reel__ring_bytes(cap, sizeof(task_record));
+    size_t ring_bytes = ((rb > tb ? rb : tb) + 63) & ~(size_t)63;
+    if (ring_bytes == 0)
+        return -EINVAL;
+    size_t workers_off = (sizeof(pool_header) + 63) & ~(size_t)63;
+    size_t rings_off = workers_off + POOL_MAX_WORKERS * sizeof(pool_worker);
+    rings_off = (rings_off + 4095) & ~(size_t)4095;
+    size_t size = rings_off + (size_t)POOL_MAX_WORKERS * 2 * ring_bytes;
+    uint32_t salt;
+    reel_id_random((reel_id *)&p->base);
+    memcpy(&salt, p->base.bytes, sizeof salt);
+    snprintf(p->path, sizeof p->path, "/dev/shm/reel-pool-%d-%u-%08x", (int)getpid(), p->id, salt);
+    int fd = open(p->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int rc = ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
+    void *base = rc ? MAP_FAILED : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED) {
+        rc = rc ? rc : -errno;
+        unlink(p->path);
+        return rc;
+    }
+    pool_header *h = base;
+    memset(h, 0, sizeof *h);
+    h->version = POOL_VERSION;
+    h->max_workers = POOL_MAX_WORKERS;
+    h->size = size;
+    h->ring_capacity = cap;
+    h->ring_bytes = (uint32_t)ring_bytes;
+    h->workers_off = workers_off;
+    h->rings_off = rings_off;
+    snprintf(h->stage, sizeof h->stage, "%s", p->def->name);
+    memcpy(h->magic, POOL_MAGIC, 8);
+    p->hdr = h;
+    p->size = size;
+    return 0;
+}
+
+static void pool_free(reel_pool *p) {
+    for (reel_pool **pp = &p->rt->pools; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    if (p->hdr) {
+        munmap(p->hdr, p->size);
+        unlink(p->path);
+    }
+    free(p->entries);
+    free(p->pending.items);
+    free(p->done.items);
+    free(p);
+}
+
+REEL_API int reel_pool_start(reel_runtime *rt, const char *name, uint32_t workers,
+                             reel_pool **out) {
+    reel__clear_error();
+    if (!rt || !name || !out || workers > POOL_MAX_WORKERS)
+        return -EINVAL;
+    uint32_t actor;
+    const reel_actor_def *def = find_actor(rt, name, &actor);
+    if (!def)
+        return reel__fail(-ENOENT, "no actor named %s was given to reel_runtime_start", name);
+    reel_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->rt = rt;
+    p->id = rt->next_pool++;
+    p->actor = actor;
+    p->def = def;
+    p->slots = def->slots;
+    p->max_retries = def->max_retries;
+    p->max_restarts = def->max_restarts;
+    p->free_head = UINT32_MAX;
+    p->pending.item_size = sizeof(uint32_t);
+    p->done.item_size = sizeof(reel_task_result);
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+        p->workers[w].pidfd = p->workers[w].ctl_fd = -1;
+    p->next = rt->pools;
+    rt->pools = p;
+    int rc = create_segment(p);
+    if (rc == 0) {
+        p->target = workers;
+        rc = grow(p);
+    }
+    if (rc) {
+        reel_pool_stop(p, 0);
+        return rc;
+    }
+    publish(p);
+    *out = p;
+    return 0;
+}
+
+REEL_API int reel_pool_resize(reel_pool *p, uint32_t workers) {
+    if (!p || workers > POOL_MAX_WORKERS)
+        return -EINVAL;
+    p->target = workers;
+    uint32_t live = live_workers(p, 0);
+    while (live > workers) {
+        /* Remove the least loaded first: it gives back its tasks soonest. */
+        uint32_t pick = UINT32_MAX;
+        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+            worker_slot *ws = &p->workers[w];
+            if (ws->state == W_LIVE && !ws->stopping &&
+                (pick == UINT32_MAX || ws->nheld < p->workers[pick].nheld))
+                pick = w;
+        }
+        stop_worker(p, pick);
+        live--;
+    }
+    int rc = grow(p);
+    dispatch(p);
+    publish(p);
+    return rc;
+}
+
+REEL_API int reel_pool_submit(reel_pool *p, const reel_id *inputs, uint32_t n,
+                              const reel_id *task_id, int timeout_ms, reel_id *task_id_out) {
+    if (!p || n > REEL_TASK_MAX_INPUTS || (n && !inputs))
+        return -EINVAL;
+    if (p->failed_rc)
+        return reel__fail(-EPIPE, "%s", p->failed_msg);
+    uint64_t deadline = timeout_ms < 0
+                            ? UINT64_MAX
+                            : reel__now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
+    while (p->pending.count >= PENDING_LIMIT) {
+        if (timeout_ms == 0 || reel__now_ns(CLOCK_MONOTONIC) >= deadline)
+            return -ETIMEDOUT;
+        pump(p, deadline);
+        if (p->failed_rc)
+            return reel__fail(-EPIPE, "%s", p->failed_msg);
+    }
+    uint32_t e = entry_new(p);
+    if (e == UINT32_MAX)
+        return -ENOMEM;
+    task_entry *t = &p->entries[e];
+    memset(t, 0, offsetof(task_entry, next_free));
+    if (task_id)
+        t->id = *task_id;
+    else
+        reel_id_derive(&p->base, p->seq++, &t->id);
+    t->attempt = 1;
+    t->n_inputs = n;
+    if (n)
+        memcpy(t->inputs, inputs, n * sizeof *inputs);
+    if (fifo_push(&p->pending, &e, 0) != 0) {
+        entry_free(p, e);
+        return -ENOMEM;
+    }
+    p->submitted++;
+    if (task_id_out)
+        *task_id_out = t->id;
+    dispatch(p);
+    return 0;
+}
+
+REEL_API int reel_pool_collect(reel_pool *p, reel_task_result *out, int timeout_ms) {
+    if (!p || !out)
+        return -EINVAL;
+    uint64_t deadline = timeout_ms < 0
+                            ? UINT64_MAX
+                            : reel__now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
+    for (;;) {
+        if (fifo_pop(&p->done, out))
+            return 0;
+        if (p->failed_rc)
+            return reel__fail(-EPIPE, "%s", p->failed_msg);
+        if (p->pending.count == 0 && p->held_total == 0)
+            return -ENODATA;
+        if (timeout_ms == 0) {
+            pump(p, 0);
+            if (p->done.count == 0 && !p->failed_rc)
+                return -ETIMEDOUT;
+            continue;
+        }
+        if (reel__now_ns(CLOCK_MONOTONIC) >= deadline)
+            return -ETIMEDOUT;
+        pump(p, deadline);
+    }
+}
+
+REEL_API int reel_pool_stats_get(reel_pool *p, reel_pool_stats *out) {
+    if (!p || !out)
+        return -EINVAL;
+    pump(p, 0);
+    memset(out, 0, sizeof *out);
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+        if (p->workers[w].state != W_LIVE)
+            continue;
+        out->workers++;
+        out->workers_ready += p->workers[w].ready;
+    }
+    out->submitted = p->submitted;
+    out->completed = p->completed;
+    out->failed = p->failed;
+    out->retried = p->retried;
+    out->restarts = p->restarts;
+    out->queued = (uint32_t)p->pending.count;
+    out->in_flight = p->held_total;
+    out->busy_seconds = (double)p->busy_ns / 1e9;
+    return 0;
+}
+
+REEL_API int reel_pool_workers(reel_pool *p, pid_t *pids, size_t cap, size_t *count) {
+    if (!p || !count || (cap && !pids))
+        return -EINVAL;
+    size_t n = 0;
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+        if (p->workers[w].state != W_LIVE)
+            continue;
+        if (n < cap)
+            pids[n] = p->workers[w].pid;
+        n++;
+    }
+    *count = n;
+    return 0;
+}
+
+REEL_API int reel_pool_stop(reel_pool *p, int timeout_ms) {
+    if (!p)
+        return 0;
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000000ull;
+    /* Let outstanding tasks finish, keeping their results for the drop below. */
+    while (!p->failed_rc && (p->pending.count || p->held_total) &&
+           reel__now_ns(CLOCK_MONOTONIC) < deadline)
+        pump(p, deadline);
+    p->target = 0;
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+        stop_worker(p, w);
+    uint64_t grace = reel__now_ns(CLOCK_MONOTONIC) + STOP_GRACE_MS * 1000000ull;
+    for (;;) {
+        uint32_t live = 0;
+        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+            worker_slot *ws = &p->workers[w];
+            if (ws->state != W_LIVE)
+                continue;
+            int left =
+                (int)((grace > reel__now_ns(CLOCK_MONOTONIC) ? grace - reel__now_ns(CLOCK_MONOTONIC)
+                                                             : 0) /
+                      1000000ull);
+            struct pollfd pfd = {.fd = ws->pidfd, .events = POLLIN};
+            if (poll(&pfd, 1, left > 0 ? 10 : 0) > 0) {
+                worker_died(p, w, "stopped");
+                continue;
+            }
+            if (left <= 0)
+                pidfd_kill(ws->pidfd, SIGKILL); /* teardown took too long */
+            live++;
+        }
+        if (live == 0)
+            break;
+    }
+    /* Results nobody collected: their outputs would leak, so delete them. */
+    reel_task_result r;
+    while (fifo_pop(&p->done, &r))
+        for (uint32_t i = 0; i < r.n_outputs; i++)
+            reel_obj_delete(p->rt->store, &r.outputs[i]);
+    pool_free(p);
+    return 0;
+}

@@ -1,0 +1,259 @@
+/* A worker process: attach to the store and the pool segment, run the stage's
+ * setup, then take tasks from this worker's ring until the driver closes it. */
+#include "actor_internal.h"
+#include "control.h"
+#include "store_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct reel_actor_out {
+    reel_store *store;
+    const reel_id *task_id;
+    uint32_t n;
+    reel_id ids[REEL_TASK_MAX_OUTPUTS];
+};
+
+struct reel_actor_ctx {
+    const reel_actor_def *def;
+    reel_store *store;
+    uint32_t worker;
+    reel_id task_id;
+    uint32_t attempt;
+    char error[REEL_ERROR_TEXT_MAX];
+};
+
+REEL_API void *reel_actor_arg(reel_actor_ctx *ctx) {
+    return ctx->def->arg;
+}
+
+REEL_API reel_store *reel_actor_store(reel_actor_ctx *ctx) {
+    return ctx->store;
+}
+
+REEL_API uint32_t reel_actor_worker_index(reel_actor_ctx *ctx) {
+    return ctx->worker;
+}
+
+REEL_API const reel_id *reel_actor_task_id(reel_actor_ctx *ctx) {
+    return &ctx->task_id;
+}
+
+REEL_API uint32_t reel_actor_attempt(reel_actor_ctx *ctx) {
+    return ctx->attempt;
+}
+
+REEL_API void reel_actor_set_error(reel_actor_ctx *ctx, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    va_end(ap);
+}
+
+REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *meta,
+                               uint32_t meta_size, void **buf) {
+    if (out->n >= REEL_TASK_MAX_OUTPUTS)
+        return -E2BIG;
+    reel_id id;
+    reel_id_derive(out->task_id, out->n, &id);
+    int rc = reel_obj_create(out->store, &id, size, meta, meta_size, 0, -1, buf);
+    if (rc == REEL_EEXISTS) {
+        /* Left by an earlier attempt of this task whose result never reached
+         * the driver (its worker died): nobody was told of it, so replace it.
+         * An unsealed one belongs to a dead worker: reclaim frees it. */
+        reel_store_reclaim(out->store, NULL);
+        reel_obj_delete(out->store, &id);
+        rc = reel_obj_create(out->store, &id, size, meta, meta_size, 0, -1, buf);
+    }
+    if (rc == 0)
+        out->ids[out->n++] = id;
+    return rc;
+}
+
+static void report_error(int ctl_fd, uint32_t phase, int code, const reel_id *task,
+                         const char *stage, const char *text) {
+    reel_ctl_msg m = {.type = REEL_CTL_ERROR, .phase = phase, .code = code};
+    if (task) {
+        m.has_task = 1;
+        m.task = *task;
+    }
+    snprintf(m.text, sizeof m.text, "%s: %s", stage, text && *text ? text : reel_strerror(code));
+    reel__ctl_send(ctl_fd, &m, NULL, 0);
+}
+
+/* Maps and validates the pool segment the driver made: nothing in it is
+ * trusted before its sizes agree with the file. */
+static int map_pool(const char *path, uint32_t worker, pool_header **out, size_t *size) {
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    pool_header h;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
+        rc = REEL_ETRUNCATED;
+    else if (memcmp(h.magic, POOL_MAGIC, 8) != 0 || h.version != POOL_VERSION)
+        rc = REEL_EFOREIGN;
+    else if (h.size != (uint64_t)st.st_size || worker >= h.max_workers ||
+             h.max_workers > POOL_MAX_WORKERS || h.workers_off < sizeof h ||
+             h.workers_off + (uint64_t)h.max_workers * sizeof(pool_worker) > h.rings_off ||
+             h.rings_off + (uint64_t)h.max_workers * 2 * h.ring_bytes > h.size)
+        rc = REEL_ECORRUPT;
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    void *base = mmap(NULL, h.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED)
+        return -errno;
+    pool_header *ph = base;
+    if (reel__ring_check(pool_task_ring(ph, worker), h.ring_bytes) != 0 ||
+        reel__ring_check(pool_result_ring(ph, worker), h.ring_bytes) != 0) {
+        munmap(base, h.size);
+        return REEL_ECORRUPT;
+    }
+    *out = ph;
+    *size = h.size;
+    return 0;
+}
+
+/* Answers what the driver asked between tasks. Returns 1 when told to stop. */
+static int serve_control(int ctl_fd, pool_worker *me) {
+    for (;;) {
+        reel_ctl_msg m;
+        int fds[4], nfds = 0;
+        int rc = reel__ctl_recv(ctl_fd, &m, fds, &nfds, 0);
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]); /* the driver never sends a worker fds */
+        if (rc == -EAGAIN)
+            return 0;
+        if (rc == -ECONNRESET)
+            return 1; /* the driver is gone */
+        if (rc != 0)
+            continue; /* a malformed message is dropped, the channel goes on */
+        if (m.type == REEL_CTL_STATS_REQ) {
+            reel_ctl_msg r = {.type = REEL_CTL_STATS,
+                              .done = atomic_load(&me->done),
+                              .failed = atomic_load(&me->failed),
+                              .busy_ns = atomic_load(&me->busy_ns)};
+            reel__ctl_send(ctl_fd, &r, NULL, 0);
+        }
+        /* STOP and DRAIN arrive with the task ring closed: the loop ends once it is empty. */
+    }
+}
+
+static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r, int ctl_fd) {
+    reel_view views[REEL_TASK_MAX_INPUTS];
+    reel_actor_out out = {.store = ctx->store, .task_id = &t->task_id};
+    ctx->task_id = t->task_id;
+    ctx->attempt = t->attempt;
+    ctx->error[0] = '\0';
+    int rc = 0;
+    if (t->n_inputs > REEL_TASK_MAX_INPUTS)
+        rc = -EINVAL;
+    else if (t->n_inputs > 0)
+        rc = reel_obj_get(ctx->store, t->inputs, t->n_inputs, 0, views);
+    if (rc == -ETIMEDOUT) {
+        rc = REEL_ENOTFOUND;
+        snprintf(ctx->error, sizeof ctx->error, "an input object is not in the store");
+    }
+    if (rc == 0) {
+        rc = ctx->def->process(ctx, views, t->n_inputs, &out);
+        for (uint32_t i = 0; i < t->n_inputs; i++)
+            reel_obj_release(ctx->store, &t->inputs[i]);
+    }
+    for (uint32_t i = 0; i < out.n; i++) {
+        if (rc == 0) {
+            int src = reel_obj_seal(ctx->store, &out.ids[i]);
+            if (src && src != REEL_ESEALED) /* a stage may seal its outputs itself */
+                rc = src;
+        }
+    }
+    if (rc != 0) {
+        for (uint32_t i = 0; i < out.n; i++)
+            if (reel_obj_abort(ctx->store, &out.ids[i]) == REEL_ESEALED)
+                reel_obj_delete(ctx->store, &out.ids[i]);
+        report_error(ctl_fd, 2, rc < 0 ? rc : -EIO, &t->task_id, ctx->def->name, ctx->error);
+        out.n = 0;
+    }
+    memset(r, 0, sizeof *r);
+    r->task_id = t->task_id;
+    r->attempt = t->attempt;
+    r->status = rc < 0 ? rc : (rc ? -EIO : 0);
+    r->n_outputs = out.n;
+    memcpy(r->outputs, out.ids, out.n * sizeof(reel_id));
+    return rc;
+}
+
+int reel__worker_main(const reel_actor_def *def, const char *store_path, const char *pool_path,
+                      uint32_t worker, uint32_t generation, int ctl_fd, int event_fd,
+                      uint64_t spin_ns) {
+    reel_actor_ctx ctx = {.def = def, .worker = worker};
+    pool_header *pool = NULL;
+    size_t pool_size = 0;
+    int rc = reel_store_open(store_path, 0, &ctx.store);
+    if (rc == 0)
+        rc = map_pool(pool_path, worker, &pool, &pool_size);
+    if (rc == 0 && def->setup)
+        rc = def->setup(&ctx);
+    if (rc != 0) {
+        report_error(ctl_fd, 1, rc < 0 ? rc : -EIO, NULL, def->name,
+                     ctx.error[0] ? ctx.error : "setup failed");
+        return 1;
+    }
+    reel_store_set_spin_ns(ctx.store, spin_ns);
+    pool_worker *me = pool_worker_at(pool, worker);
+    atomic_store(&me->generation, generation);
+    atomic_store(&me->pid, (int32_t)getpid());
+    reel_ctl_msg ready = {.type = REEL_CTL_READY, .worker = worker, .generation = generation};
+    reel__ctl_send(ctl_fd, &ready, NULL, 0);
+
+    reel_ring *tasks = pool_task_ring(pool, worker);
+    reel_ring *results = pool_result_ring(pool, worker);
+    task_record t;
+    result_record r;
+    int stop = 0;
+    while (!stop) {
+        /* Wake at least every 100 ms to answer control messages. */
+        rc = reel__ring_pop(tasks, &t, spin_ns, 100);
+        if (rc == -ETIMEDOUT) {
+            stop = serve_control(ctl_fd, me);
+            continue;
+        }
+        if (rc != 0)
+            break; /* -ESHUTDOWN: the driver closed the ring and it is empty */
+        uint64_t start = reel__now_ns(CLOCK_MONOTONIC);
+        atomic_store_explicit(&me->task_start_ns, start, memory_order_release);
+        int trc = run_task(&ctx, &t, &r, ctl_fd);
+        uint64_t busy = reel__now_ns(CLOCK_MONOTONIC) - start;
+        atomic_store_explicit(&me->task_start_ns, 0, memory_order_release);
+        atomic_fetch_add_explicit(&me->busy_ns, busy, memory_order_relaxed);
+        atomic_fetch_add_explicit(trc ? &me->failed : &me->done, 1, memory_order_relaxed);
+        r.busy_ns = busy;
+        if (reel__ring_push(results, &r, spin_ns, -1) != 0)
+            break;
+        /* Pairs with the driver's store of driver_sleeping before its last look
+         * at the rings: one of the two sides sees the other. */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&pool->driver_sleeping, memory_order_relaxed)) {
+            uint64_t one = 1;
+            ssize_t w = write(event_fd, &one, sizeof one);
+            (void)w; /* a full eventfd already wakes the driver */
+        }
+        stop = serve_control(ctl_fd, me);
+    }
+    if (def->teardown)
+        def->teardown(&ctx);
+    reel_store_close(ctx.store);
+    munmap(pool, pool_size);
+    return 0;
+}

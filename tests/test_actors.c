@@ -1,0 +1,499 @@
+/* The actor runtime: pools of worker processes fed through shared-memory
+ * queues, supervision, retries, and that nothing - task, process, byte - is
+ * lost or left behind. */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <reel/actor.h>
+
+#include "helpers.h"
+
+/* ---- stages --------------------------------------------------------------- */
+
+/* Output i = input i with every byte plus one. */
+static int plus_one(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *buf;
+        int rc = reel_actor_output(out, in[i].size, NULL, 0, (void **)&buf);
+        if (rc)
+            return rc;
+        const uint8_t *src = in[i].data;
+        for (uint64_t k = 0; k < in[i].size; k++)
+            buf[k] = (uint8_t)(src[k] + 1);
+    }
+    return 0;
+}
+
+static int noop(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx, (void)in, (void)n, (void)out;
+    return 0;
+}
+
+/* Fails its first two attempts of every task. */
+static int flaky(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    if (reel_actor_attempt(ctx) < 3) {
+        reel_actor_set_error(ctx, "flaky on attempt %u", reel_actor_attempt(ctx));
+        return -EAGAIN;
+    }
+    return plus_one(ctx, in, n, out);
+}
+
+static int always_fails(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)in, (void)n;
+    void *buf;
+    reel_actor_output(out, 100, NULL, 0, &buf); /* must be discarded */
+    reel_actor_set_error(ctx, "input rejected");
+    return -EINVAL;
+}
+
+static int crashes(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx, (void)in, (void)n, (void)out;
+    abort();
+}
+
+static int setup_fails(reel_actor_ctx *ctx) {
+    reel_actor_set_error(ctx, "no licence for this codec");
+    return -EACCES;
+}
+
+/* Hangs on the first attempt of each task. */
+static int hangs_once(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    if (reel_actor_attempt(ctx) == 1)
+        pause();
+    return plus_one(ctx, in, n, out);
+}
+
+static const reel_actor_def def_plus_one = {.name = "plus_one", .process = plus_one};
+static const reel_actor_def def_noop = {.name = "noop", .process = noop};
+static const reel_actor_def def_flaky = {.name = "flaky", .process = flaky};
+static const reel_actor_def def_fails = {
+    .name = "fails", .process = always_fails, .max_retries = 2};
+static const reel_actor_def def_crashes = {
+    .name = "crashes", .process = crashes, .max_restarts = 3, .max_retries = 100};
+static const reel_actor_def def_bad_setup = {
+    .name = "bad_setup", .process = noop, .setup = setup_fails};
+static const reel_actor_def def_hangs = {
+    .name = "hangs", .process = hangs_once, .task_timeout_ms = 300};
+
+static const reel_actor_def *const all_defs[] = {
+    &def_plus_one, &def_noop, &def_flaky, &def_fails, &def_crashes, &def_bad_setup, &def_hangs};
+
+/* ---- fixture ---------------------------------------------------------------- */
+
+static const char *store_path;
+static reel_store *store;
+static reel_runtime *rt;
+
+static void setup_runtime(void) {
+    th_init();
+    store = th_store_new(64 << 20, 32768, &store_path);
+    reel_runtime_options o = {.store = store_path,
+                              .actors = all_defs,
+                              .n_actors = sizeof all_defs / sizeof all_defs[0],
+                              .spin_ns = 20000};
+    TH_OK(reel_runtime_start(&o, &rt));
+}
+
+static void teardown_runtime(void) {
+    reel_runtime_stop(rt);
+    reel_store_close(store);
+    th_fini();
+}
+
+TestSuite(actors, .init = setup_runtime, .fini = teardown_runtime, .timeout = 60);
+
+/* Reads a process's parent and state from /proc; 0 if it is gone. */
+static int proc_info(pid_t pid, pid_t *ppid, char *state) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[got] = '\0';
+    char *end = strrchr(buf, ')');
+    int parent = 0;
+    if (!end || sscanf(end + 2, "%c %d", state, &parent) != 2)
+        return 0;
+    *ppid = parent;
+    return 1;
+}
+
+/* Counts our children (the zygote) and their children (workers), zombies included. */
+static void count_descendants(int *zygotes, int *workers) {
+    *zygotes = *workers = 0;
+    pid_t zyg[8];
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        pid_t pid = (pid_t)atoi(e->d_name), ppid;
+        char state;
+        if (pid > 0 && proc_info(pid, &ppid, &state) && ppid == getpid() && *zygotes < 8)
+            zyg[(*zygotes)++] = pid;
+    }
+    rewinddir(d);
+    while ((e = readdir(d))) {
+        pid_t pid = (pid_t)atoi(e->d_name), ppid;
+        char state;
+        if (pid > 0 && proc_info(pid, &ppid, &state))
+            for (int i = 0; i < *zygotes; i++)
+                *workers += ppid == zyg[i];
+    }
+    closedir(d);
+}
+
+static reel_id put_input(uint64_t i, size_t size) {
+    reel_id id = th_id_n(0xa11ce, i);
+    uint8_t buf[256];
+    cr_assert(size <= sizeof buf);
+    th_fill(buf, size, i);
+    TH_OK(reel_obj_put(store, &id, buf, size, NULL, 0, 0, 0));
+    return id;
+}
+
+static void expect_plus_one(const reel_task_result *r, uint64_t seed, size_t size) {
+    cr_assert_eq(r->status, 0, "task failed: %s", r->error);
+    cr_assert_eq(r->n_outputs, 1);
+    uint8_t want[256];
+    th_fill(want, size, seed);
+    reel_view v;
+    TH_OK(reel_obj_get(store, &r->outputs[0], 1, 0, &v));
+    cr_assert_eq(v.size, size);
+    const uint8_t *got = v.data;
+    for (size_t k = 0; k < size; k++)
+        cr_assert_eq(got[k], (uint8_t)(want[k] + 1), "output byte %zu of task %llu", k,
+                     (unsigned long long)seed);
+    TH_OK(reel_obj_release(store, &r->outputs[0]));
+}
+
+static void expect_store_empty(void) {
+    reel_store_stats st = th_stats(store);
+    cr_assert_eq(st.objects, 0, "%u objects left in the store", st.objects);
+    cr_assert_eq(st.used, 0, "%llu bytes left in the store", (unsigned long long)st.used);
+}
+
+/* ---- tests ------------------------------------------------------------------- */
+
+Test(actors, round_trip_and_outputs) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "plus_one", 2, &pool));
+    for (uint64_t i = 0; i < 100; i++) {
+        reel_id in = put_input(i, 64);
+        TH_OK(reel_pool_submit(pool, &in, 1, NULL, -1, NULL));
+    }
+    int seen[100] = {0};
+    reel_task_result r;
+    for (int k = 0; k < 100; k++) {
+        TH_OK(reel_pool_collect(pool, &r, 10000));
+        uint64_t i = UINT64_MAX;
+        for (uint64_t j = 0; j < 100; j++) {
+            reel_id id = th_id_n(0xa11ce, j);
+            if (reel_id_equal(&id, &r.inputs[0]))
+                i = j;
+        }
+        cr_assert_neq(i, UINT64_MAX, "a result for an input never submitted");
+        cr_assert_eq(seen[i]++, 0, "task %llu came back twice", (unsigned long long)i);
+        cr_assert_eq(r.attempts, 1);
+        /* The output's ID derives from the task ID: a retry would write the same. */
+        reel_id want;
+        reel_id_derive(&r.task_id, 0, &want);
+        cr_assert(reel_id_equal(&want, &r.outputs[0]));
+        expect_plus_one(&r, i, 64);
+        TH_OK(reel_obj_delete(store, &r.outputs[0]));
+        TH_OK(reel_obj_delete(store, &r.inputs[0]));
+    }
+    TH_RC(reel_pool_collect(pool, &r, 0), -ENODATA);
+    reel_pool_stats st;
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_eq(st.completed, 100);
+    cr_assert_eq(st.workers, 2);
+    TH_OK(reel_pool_stop(pool, -1));
+    expect_store_empty();
+}
+
+Test(actors, pools_start_resize_and_stop) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "noop", 1, &pool));
+    size_t n;
+    TH_OK(reel_pool_workers(pool, NULL, 0, &n));
+    cr_assert_eq(n, 1);
+    TH_OK(reel_pool_resize(pool, 4));
+    pid_t pids[8];
+    TH_OK(reel_pool_workers(pool, pids, 8, &n));
+    cr_assert_eq(n, 4);
+    for (int i = 0; i < 200; i++)
+        TH_OK(reel_pool_submit(pool, NULL, 0, NULL, -1, NULL));
+    TH_OK(reel_pool_resize(pool, 2)); /* removed workers finish what they hold */
+    reel_task_result r;
+    for (int i = 0; i < 200; i++)
+        TH_OK(reel_pool_collect(pool, &r, 10000));
+    /* The removed workers exit by themselves. */
+    for (int tries = 0; tries < 500; tries++) {
+        reel_pool_stats st;
+        TH_OK(reel_pool_stats_get(pool, &st));
+        if (st.workers == 2)
+            break;
+        th_sleep_ms(10);
+    }
+    TH_OK(reel_pool_workers(pool, NULL, 0, &n));
+    cr_assert_eq(n, 2);
+    TH_OK(reel_pool_stop(pool, -1));
+    int zygotes, workers;
+    count_descendants(&zygotes, &workers);
+    cr_assert_eq(zygotes, 1, "the zygote, and nothing else, is our child");
+    cr_assert_eq(workers, 0, "%d workers (or zombies) outlived their pool", workers);
+    for (int i = 0; i < 4; i++) {
+        pid_t ppid;
+        char state;
+        cr_assert(!proc_info(pids[i], &ppid, &state), "worker %d outlived its pool (state %c)",
+                  (int)pids[i], state);
+    }
+}
+
+Test(actors, worker_killed_mid_task_loses_and_duplicates_nothing) {
+    enum { TASKS = 10000, SIZE = 32 };
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "plus_one", 2, &pool));
+    static uint8_t seen[TASKS];
+    memset(seen, 0, sizeof seen);
+    uint64_t submitted = 0, collected = 0;
+    int kills = 0;
+    reel_task_result r;
+    while (collected < TASKS) {
+        while (submitted < TASKS && submitted - collected < 3000) {
+            reel_id in = put_input(submitted, SIZE);
+            reel_id task = th_id_n(0x7a5c, submitted);
+            TH_OK(reel_pool_submit(pool, &in, 1, &task, -1, NULL));
+            submitted++;
+        }
+        TH_OK(reel_pool_collect(pool, &r, 20000));
+        uint64_t i;
+        memcpy(&i, r.inputs[0].bytes, 0); /* the seed is the index we derived it from */
+        for (i = 0; i < TASKS; i++) {
+            reel_id want = th_id_n(0x7a5c, i);
+            if (reel_id_equal(&want, &r.task_id))
+                break;
+        }
+        cr_assert_lt(i, TASKS, "unknown task came back");
+        cr_assert_eq(seen[i]++, 0, "task %llu came back twice", (unsigned long long)i);
+        expect_plus_one(&r, i, SIZE);
+        TH_OK(reel_obj_delete(store, &r.outputs[0]));
+        TH_OK(reel_obj_delete(store, &r.inputs[0]));
+        collected++;
+        if (collected % 2500 == 1000 && kills < 3) {
+            pid_t pids[4];
+            size_t n;
+            TH_OK(reel_pool_workers(pool, pids, 4, &n));
+            cr_assert_gt(n, 0);
+            kill(pids[kills % n], SIGKILL);
+            kills++;
+        }
+    }
+    reel_pool_stats st;
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_eq(st.completed, TASKS);
+    cr_assert_eq(st.failed, 0);
+    cr_assert_geq(st.restarts, 3, "three kills, %u restarts", st.restarts);
+    TH_OK(reel_pool_stop(pool, -1));
+    expect_store_empty();
+}
+
+Test(actors, failing_setup_is_reported_with_the_stage_name) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "bad_setup", 2, &pool));
+    TH_OK(reel_pool_submit(pool, NULL, 0, NULL, -1, NULL));
+    reel_task_result r;
+    TH_RC(reel_pool_collect(pool, &r, 10000), -EPIPE);
+    cr_assert(strstr(reel_last_error(), "bad_setup"), "error: %s", reel_last_error());
+    cr_assert(strstr(reel_last_error(), "no licence"), "error: %s", reel_last_error());
+    TH_RC(reel_pool_submit(pool, NULL, 0, NULL, 0, NULL), -EPIPE);
+    TH_OK(reel_pool_stop(pool, 0));
+    expect_store_empty();
+}
+
+Test(actors, process_error_is_retried_until_it_succeeds) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "flaky", 1, &pool));
+    reel_id in = put_input(7, 16);
+    TH_OK(reel_pool_submit(pool, &in, 1, NULL, -1, NULL));
+    reel_task_result r;
+    TH_OK(reel_pool_collect(pool, &r, 10000));
+    cr_assert_eq(r.attempts, 3);
+    expect_plus_one(&r, 7, 16);
+    TH_OK(reel_obj_delete(store, &r.outputs[0]));
+    TH_OK(reel_obj_delete(store, &in));
+    TH_OK(reel_pool_stop(pool, -1));
+    expect_store_empty();
+}
+
+Test(actors, permanent_failure_reports_stage_inputs_and_error) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "fails", 1, &pool));
+    reel_id in = put_input(3, 16);
+    TH_OK(reel_pool_submit(pool, &in, 1, NULL, -1, NULL));
+    reel_task_result r;
+    TH_OK(reel_pool_collect(pool, &r, 10000));
+    cr_assert_eq(r.status, -EINVAL);
+    cr_assert_eq(r.attempts, 3, "max_retries 2: three attempts, got %u", r.attempts);
+    cr_assert_eq(r.n_outputs, 0);
+    cr_assert_eq(r.n_inputs, 1);
+    cr_assert(reel_id_equal(&r.inputs[0], &in));
+    cr_assert(strstr(r.error, "fails") && strstr(r.error, "input rejected"), "error: %s", r.error);
+    TH_OK(reel_obj_delete(store, &in));
+    TH_OK(reel_pool_stop(pool, -1));
+    expect_store_empty(); /* the discarded outputs are gone */
+}
+
+Test(actors, maximum_restarts_exhausted) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "crashes", 1, &pool));
+    TH_OK(reel_pool_submit(pool, NULL, 0, NULL, -1, NULL));
+    reel_task_result r;
+    TH_RC(reel_pool_collect(pool, &r, 20000), -EPIPE);
+    cr_assert(strstr(reel_last_error(), "crashes") && strstr(reel_last_error(), "restarts"),
+              "error: %s", reel_last_error());
+    reel_pool_stats st;
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_eq(st.restarts, 3);
+    TH_OK(reel_pool_stop(pool, 0));
+}
+
+Test(actors, hung_task_kills_its_worker_and_is_retried) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "hangs", 1, &pool));
+    reel_id in = put_input(9, 16);
+    TH_OK(reel_pool_submit(pool, &in, 1, NULL, -1, NULL));
+    reel_task_result r;
+    TH_OK(reel_pool_collect(pool, &r, 20000));
+    cr_assert_eq(r.attempts, 2);
+    expect_plus_one(&r, 9, 16);
+    reel_pool_stats st;
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_eq(st.restarts, 1);
+    TH_OK(reel_obj_delete(store, &r.outputs[0]));
+    TH_OK(reel_obj_delete(store, &in));
+    TH_OK(reel_pool_stop(pool, -1));
+    expect_store_empty();
+}
+
+Test(actors, bad_arguments) {
+    reel_pool *pool;
+    TH_RC(reel_pool_start(rt, "no_such_stage", 1, &pool), -ENOENT);
+    TH_OK(reel_pool_start(rt, "noop", 1, &pool));
+    reel_id ids[REEL_TASK_MAX_INPUTS + 1];
+    memset(ids, 0, sizeof ids);
+    TH_RC(reel_pool_submit(pool, ids, REEL_TASK_MAX_INPUTS + 1, NULL, 0, NULL), -EINVAL);
+    TH_RC(reel_pool_submit(pool, NULL, 1, NULL, 0, NULL), -EINVAL);
+    TH_OK(reel_pool_stop(pool, 0));
+    reel_runtime *rt2;
+    const reel_actor_def unnamed = {.name = "", .process = noop};
+    const reel_actor_def *const bad[] = {&unnamed};
+    reel_runtime_options o = {.store = store_path, .actors = bad, .n_actors = 1};
+    TH_RC(reel_runtime_start(&o, &rt2), -EINVAL);
+    const reel_actor_def *const twice[] = {&def_noop, &def_noop};
+    o.actors = twice;
+    o.n_actors = 2;
+    TH_RC(reel_runtime_start(&o, &rt2), -EINVAL);
+}
+
+Test(actors, missing_input_fails_the_task_not_the_pool) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "plus_one", 1, &pool));
+    reel_id ghost = th_id_n(0xdead, 1);
+    TH_OK(reel_pool_submit(pool, &ghost, 1, NULL, -1, NULL));
+    reel_task_result r;
+    TH_OK(reel_pool_collect(pool, &r, 10000));
+    cr_assert_eq(r.status, REEL_ENOTFOUND, "status %d: %s", r.status, r.error);
+    reel_id in = put_input(1, 16);
+    TH_OK(reel_pool_submit(pool, &in, 1, NULL, -1, NULL));
+    TH_OK(reel_pool_collect(pool, &r, 10000));
+    expect_plus_one(&r, 1, 16);
+    TH_OK(reel_obj_delete(store, &r.outputs[0]));
+    TH_OK(reel_obj_delete(store, &in));
+    TH_OK(reel_pool_stop(pool, -1));
+    expect_store_empty();
+}
+
+Test(actors, stopping_the_runtime_leaves_no_process) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "noop", 3, &pool));
+    for (int i = 0; i < 10; i++)
+        TH_OK(reel_pool_submit(pool, NULL, 0, NULL, -1, NULL));
+    /* Stop with results uncollected and the pool still running. */
+    TH_OK(reel_runtime_stop(rt));
+    rt = NULL;
+    int zygotes, workers;
+    count_descendants(&zygotes, &workers);
+    cr_assert_eq(zygotes + workers, 0, "%d zygotes and %d workers left", zygotes, workers);
+    expect_store_empty();
+}
+
+typedef struct driver_arg {
+    const char *store;
+    th_chan *report;
+} driver_arg;
+
+/* A driver in its own process: starts workers, reports their pids, waits. */
+static int driver_process(void *p) {
+    driver_arg *a = p;
+    reel_runtime *r;
+    reel_runtime_options o = {.store = a->store, .actors = all_defs, .n_actors = 2};
+    TH_CHILD_RC(reel_runtime_start(&o, &r), 0);
+    reel_pool *pool;
+    TH_CHILD_RC(reel_pool_start(r, "noop", 2, &pool), 0);
+    pid_t pids[2];
+    size_t n;
+    TH_CHILD_RC(reel_pool_workers(pool, pids, 2, &n), 0);
+    TH_CHILD_CHECK(n == 2, "%zu workers", n);
+    for (int i = 0; i < 2; i++)
+        TH_CHILD_CHECK(write(a->report->fd[1], &pids[i], sizeof pids[i]) == sizeof pids[i], "pipe");
+    pause();
+    return 0;
+}
+
+Test(actors, workers_die_with_their_driver) {
+    /* Orphans come to us, so that we can tell they died and reap them. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    th_chan report;
+    th_chan_open(&report);
+    driver_arg a = {store_path, &report};
+    pid_t driver = th_fork(driver_process, &a);
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+        struct pollfd pfd = {.fd = report.fd[0], .events = POLLIN};
+        cr_assert_eq(poll(&pfd, 1, 10000), 1, "the driver never reported its workers");
+        cr_assert_eq(read(report.fd[0], &pids[i], sizeof pids[i]), (ssize_t)sizeof pids[i]);
+    }
+    th_kill_wait(driver, SIGKILL);
+    for (int i = 0; i < 2; i++) {
+        int gone = 0;
+        for (int t = 0; t < 300 && !gone; t++) {
+            while (waitpid(-1, NULL, WNOHANG) > 0) /* reap the orphans that came to us */
+                ;
+            pid_t ppid;
+            char state;
+            gone = !proc_info(pids[i], &ppid, &state);
+            if (!gone)
+                th_sleep_ms(10);
+        }
+        cr_assert(gone, "worker %d outlived its driver", (int)pids[i]);
+    }
+    /* The dead driver's client slot and the workers' are reclaimed. */
+    uint32_t reclaimed;
+    TH_OK(reel_store_reclaim(store, &reclaimed));
+    reel_store_stats st = th_stats(store);
+    cr_assert_eq(st.clients_dead, 0);
+    cr_assert_eq(st.clients_alive, 2, "the test's and the fixture runtime's handles");
+    th_chan_close(&report);
+}
