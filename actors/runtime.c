@@ -5,6 +5,7 @@
 #include "control.h"
 #include "store_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -299,6 +300,26 @@ static int valid_name(const char *name) {
     return 1;
 }
 
+/* Pool segments are named for their driver's pid; a driver killed outright
+ * leaves its segments behind, and the next runtime to start removes them. */
+static void remove_stale_pool_segments(void) {
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid = 0;
+        if (sscanf(e->d_name, "reel-pool-%d-", &pid) != 1 || pid <= 0)
+            continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out) {
     reel__clear_error();
     if (!opts || !out || !opts->store || !opts->actors || opts->n_actors == 0 ||
@@ -344,6 +365,7 @@ REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime *
         if (d->slots == 0)
             d->slots = DEFAULT_SLOTS;
     }
+    remove_stale_pool_segments();
     /* Check the store opens before forking anything. */
     if (rc == 0)
         rc = reel_store_open(rt->store_path, 0, &rt->store);
@@ -1024,7 +1046,12 @@ REEL_API int reel_pool_stop(reel_pool *p, int timeout_ms) {
                       1000000ull);
             struct pollfd pfd = {.fd = ws->pidfd, .events = POLLIN};
             if (poll(&pfd, 1, left > 0 ? 10 : 0) > 0) {
+                pid_t pid = ws->pid;
                 worker_died(p, w, "stopped");
+                /* It has exited; the zygote reaps it at once. Return only when
+                 * it is gone, so that a stopped pool leaves not even a zombie. */
+                for (int i = 0; i < 1000 && kill(pid, 0) == 0; i++)
+                    usleep(1000);
                 continue;
             }
             if (left <= 0)

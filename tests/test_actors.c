@@ -104,11 +104,36 @@ static void setup_runtime(void) {
     TH_OK(reel_runtime_start(&o, &rt));
 }
 
+static void count_descendants(int *zygotes, int *workers);
+
+/* Ends every test from inside it (Criterion does not count a failure in a
+ * .fini): stops the runtime, then no process may be left behind and no store
+ * memory referenced or half-written. */
+static void expect_clean_shutdown(void) {
+    TH_OK(reel_runtime_stop(rt));
+    rt = NULL;
+    int zygotes, workers;
+    count_descendants(&zygotes, &workers);
+    cr_assert_eq(zygotes + workers, 0, "%d zygotes and %d workers outlived the test", zygotes,
+                 workers);
+    reel_store_stats st = th_stats(store);
+    cr_assert_eq(st.objects_referenced, 0, "%u objects still referenced", st.objects_referenced);
+    cr_assert_eq(st.objects_unsealed, 0, "%u objects left unsealed", st.objects_unsealed);
+}
+
 static void teardown_runtime(void) {
     reel_runtime_stop(rt);
     reel_store_close(store);
     th_fini();
 }
+
+#define ACTOR_TEST(name)                                                                           \
+    static void name##_body(void);                                                                 \
+    Test(actors, name) {                                                                           \
+        name##_body();                                                                             \
+        expect_clean_shutdown();                                                                   \
+    }                                                                                              \
+    static void name##_body(void)
 
 TestSuite(actors, .init = setup_runtime, .fini = teardown_runtime, .timeout = 60);
 
@@ -185,7 +210,7 @@ static void expect_store_empty(void) {
 
 /* ---- tests ------------------------------------------------------------------- */
 
-Test(actors, round_trip_and_outputs) {
+ACTOR_TEST(round_trip_and_outputs) {
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "plus_one", 2, &pool));
     for (uint64_t i = 0; i < 100; i++) {
@@ -222,7 +247,7 @@ Test(actors, round_trip_and_outputs) {
     expect_store_empty();
 }
 
-Test(actors, pools_start_resize_and_stop) {
+ACTOR_TEST(pools_start_resize_and_stop) {
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "noop", 1, &pool));
     size_t n;
@@ -261,7 +286,7 @@ Test(actors, pools_start_resize_and_stop) {
     }
 }
 
-Test(actors, worker_killed_mid_task_loses_and_duplicates_nothing) {
+ACTOR_TEST(worker_killed_mid_task_loses_and_duplicates_nothing) {
     enum { TASKS = 10000, SIZE = 32 };
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "plus_one", 2, &pool));
@@ -309,7 +334,7 @@ Test(actors, worker_killed_mid_task_loses_and_duplicates_nothing) {
     expect_store_empty();
 }
 
-Test(actors, failing_setup_is_reported_with_the_stage_name) {
+ACTOR_TEST(failing_setup_is_reported_with_the_stage_name) {
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "bad_setup", 2, &pool));
     TH_OK(reel_pool_submit(pool, NULL, 0, NULL, -1, NULL));
@@ -322,7 +347,7 @@ Test(actors, failing_setup_is_reported_with_the_stage_name) {
     expect_store_empty();
 }
 
-Test(actors, process_error_is_retried_until_it_succeeds) {
+ACTOR_TEST(process_error_is_retried_until_it_succeeds) {
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "flaky", 1, &pool));
     reel_id in = put_input(7, 16);
@@ -337,7 +362,7 @@ Test(actors, process_error_is_retried_until_it_succeeds) {
     expect_store_empty();
 }
 
-Test(actors, permanent_failure_reports_stage_inputs_and_error) {
+ACTOR_TEST(permanent_failure_reports_stage_inputs_and_error) {
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "fails", 1, &pool));
     reel_id in = put_input(3, 16);
@@ -355,7 +380,7 @@ Test(actors, permanent_failure_reports_stage_inputs_and_error) {
     expect_store_empty(); /* the discarded outputs are gone */
 }
 
-Test(actors, maximum_restarts_exhausted) {
+ACTOR_TEST(maximum_restarts_exhausted) {
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "crashes", 1, &pool));
     TH_OK(reel_pool_submit(pool, NULL, 0, NULL, -1, NULL));
@@ -369,7 +394,7 @@ Test(actors, maximum_restarts_exhausted) {
     TH_OK(reel_pool_stop(pool, 0));
 }
 
-Test(actors, hung_task_kills_its_worker_and_is_retried) {
+ACTOR_TEST(hung_task_kills_its_worker_and_is_retried) {
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "hangs", 1, &pool));
     reel_id in = put_input(9, 16);
@@ -387,7 +412,7 @@ Test(actors, hung_task_kills_its_worker_and_is_retried) {
     expect_store_empty();
 }
 
-Test(actors, bad_arguments) {
+ACTOR_TEST(bad_arguments) {
     reel_pool *pool;
     TH_RC(reel_pool_start(rt, "no_such_stage", 1, &pool), -ENOENT);
     TH_OK(reel_pool_start(rt, "noop", 1, &pool));
@@ -407,7 +432,7 @@ Test(actors, bad_arguments) {
     TH_RC(reel_runtime_start(&o, &rt2), -EINVAL);
 }
 
-Test(actors, missing_input_fails_the_task_not_the_pool) {
+ACTOR_TEST(missing_input_fails_the_task_not_the_pool) {
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "plus_one", 1, &pool));
     reel_id ghost = th_id_n(0xdead, 1);
@@ -425,7 +450,7 @@ Test(actors, missing_input_fails_the_task_not_the_pool) {
     expect_store_empty();
 }
 
-Test(actors, stopping_the_runtime_leaves_no_process) {
+ACTOR_TEST(stopping_the_runtime_leaves_no_process) {
     reel_pool *pool;
     TH_OK(reel_pool_start(rt, "noop", 3, &pool));
     for (int i = 0; i < 10; i++)
@@ -462,7 +487,7 @@ static int driver_process(void *p) {
     return 0;
 }
 
-Test(actors, workers_die_with_their_driver) {
+ACTOR_TEST(workers_die_with_their_driver) {
     /* Orphans come to us, so that we can tell they died and reap them. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     th_chan report;
@@ -475,6 +500,8 @@ Test(actors, workers_die_with_their_driver) {
         cr_assert_eq(poll(&pfd, 1, 10000), 1, "the driver never reported its workers");
         cr_assert_eq(read(report.fd[0], &pids[i], sizeof pids[i]), (ssize_t)sizeof pids[i]);
     }
+    char seg_glob[64];
+    snprintf(seg_glob, sizeof seg_glob, "reel-pool-%d-", (int)driver);
     th_kill_wait(driver, SIGKILL);
     for (int i = 0; i < 2; i++) {
         int gone = 0;
@@ -495,5 +522,16 @@ Test(actors, workers_die_with_their_driver) {
     reel_store_stats st = th_stats(store);
     cr_assert_eq(st.clients_dead, 0);
     cr_assert_eq(st.clients_alive, 2, "the test's and the fixture runtime's handles");
+    /* The dead driver's pool segment is removed by the next runtime to start. */
+    reel_runtime *next;
+    reel_runtime_options o = {.store = store_path, .actors = all_defs, .n_actors = 1};
+    TH_OK(reel_runtime_start(&o, &next));
+    TH_OK(reel_runtime_stop(next));
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while ((e = readdir(d)))
+        cr_assert(strncmp(e->d_name, seg_glob, strlen(seg_glob)) != 0,
+                  "the dead driver's segment %s is still there", e->d_name);
+    closedir(d);
     th_chan_close(&report);
 }
