@@ -51,6 +51,8 @@ typedef struct worker_slot {
     int pidfd, ctl_fd;
     uint32_t generation;
     int ready, stopping;
+    int drain_wait;           /* a DRAIN was sent; its STATS answer has not come */
+    uint64_t rss;             /* resident bytes, as last reported */
     uint32_t held[MAX_SLOTS]; /* task entries, in the order they were pushed */
     uint32_t nheld;
 } worker_slot;
@@ -85,6 +87,7 @@ struct reel_pool {
     int failed_rc;
     char failed_msg[256];
     uint64_t last_check_ns;
+    int draining; /* reel_pool_drain(): hand out no task */
 };
 
 struct reel_runtime {
@@ -597,7 +600,10 @@ static void read_control(reel_pool *p, worker_slot *ws) {
             return;
         if (rc != 0)
             continue;
-        if (m.type == REEL_CTL_READY && m.generation == ws->generation) {
+        if (m.type == REEL_CTL_STATS) {
+            ws->drain_wait = 0;
+            ws->rss = m.rss;
+        } else if (m.type == REEL_CTL_READY && m.generation == ws->generation) {
             ws->ready = 1;
             p->ever_ready = 1;
         } else if (m.type == REEL_CTL_ERROR && m.phase == 2 && m.has_task) {
@@ -695,7 +701,7 @@ static void check_workers(reel_pool *p, uint64_t now) {
 }
 
 static void dispatch(reel_pool *p) {
-    while (p->pending.count > 0) {
+    while (p->pending.count > 0 && !p->draining) {
         uint32_t best = UINT32_MAX, best_held = p->slots;
         for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
             worker_slot *ws = &p->workers[w];
@@ -987,13 +993,19 @@ REEL_API int reel_pool_collect(reel_pool *p, reel_task_result *out, int timeout_
 REEL_API int reel_pool_stats_get(reel_pool *p, reel_pool_stats *out) {
     if (!p || !out)
         return -EINVAL;
-    pump(p, 0);
+    /* Take in what happened, but hand out nothing: stats never change the pool. */
+    check_workers(p, reel__now_ns(CLOCK_MONOTONIC));
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+        if (p->workers[w].state == W_LIVE && p->workers[w].nheld > 0)
+            drain_results(p, w);
+    publish(p);
     memset(out, 0, sizeof *out);
     for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
         if (p->workers[w].state != W_LIVE)
             continue;
         out->workers++;
         out->workers_ready += p->workers[w].ready;
+        out->rss_bytes += p->workers[w].rss;
     }
     out->submitted = p->submitted;
     out->completed = p->completed;
@@ -1004,6 +1016,43 @@ REEL_API int reel_pool_stats_get(reel_pool *p, reel_pool_stats *out) {
     out->in_flight = p->held_total;
     out->busy_seconds = (double)p->busy_ns / 1e9;
     return 0;
+}
+
+REEL_API int reel_pool_drain(reel_pool *p, int timeout_ms) {
+    if (!p)
+        return -EINVAL;
+    uint64_t deadline = timeout_ms < 0
+                            ? UINT64_MAX
+                            : reel__now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
+    p->draining = 1;
+    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+        worker_slot *ws = &p->workers[w];
+        if (ws->state != W_LIVE || ws->stopping)
+            continue;
+        reel_ctl_msg m = {.type = REEL_CTL_DRAIN};
+        ws->drain_wait = reel__ctl_send(ws->ctl_fd, &m, NULL, 0) == 0;
+    }
+    int rc = 0;
+    for (;;) {
+        int waiting = 0;
+        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+            waiting |= p->workers[w].state == W_LIVE && p->workers[w].drain_wait;
+        if (p->held_total == 0 && !waiting)
+            break;
+        if (p->failed_rc) {
+            rc = reel__fail(-EPIPE, "%s", p->failed_msg);
+            break;
+        }
+        if (reel__now_ns(CLOCK_MONOTONIC) >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        p->last_check_ns = 0; /* read the workers' answers on every round */
+        pump(p, deadline);
+    }
+    p->draining = 0;
+    publish(p);
+    return rc;
 }
 
 REEL_API int reel_pool_workers(reel_pool *p, pid_t *pids, size_t cap, size_t *count) {

@@ -126,29 +126,52 @@ static int map_pool(const char *path, uint32_t worker, pool_header **out, size_t
     return 0;
 }
 
-/* Answers what the driver asked between tasks. Returns 1 when told to stop. */
-static int serve_control(int ctl_fd, pool_worker *me) {
+static uint64_t resident_bytes(void) {
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void send_stats(int ctl_fd, pool_worker *me) {
+    reel_ctl_msg r = {.type = REEL_CTL_STATS,
+                      .done = atomic_load(&me->done),
+                      .failed = atomic_load(&me->failed),
+                      .busy_ns = atomic_load(&me->busy_ns),
+                      .rss = resident_bytes()};
+    reel__ctl_send(ctl_fd, &r, NULL, 0);
+}
+
+/* Answers what the driver asked between tasks. A drain is answered with
+ * statistics once this worker holds no task. Returns 1 when it must stop. */
+static int serve_control(int ctl_fd, pool_worker *me, reel_ring *tasks, int *drain_pending) {
     for (;;) {
         reel_ctl_msg m;
         int fds[4], nfds = 0;
         int rc = reel__ctl_recv(ctl_fd, &m, fds, &nfds, 0);
         for (int i = 0; i < nfds; i++)
             close(fds[i]); /* the driver never sends a worker fds */
-        if (rc == -EAGAIN)
-            return 0;
-        if (rc == -ECONNRESET)
-            return 1; /* the driver is gone */
-        if (rc != 0)
+        if (rc == -EBADMSG || rc == -EMSGSIZE)
             continue; /* a malformed message is dropped, the channel goes on */
-        if (m.type == REEL_CTL_STATS_REQ) {
-            reel_ctl_msg r = {.type = REEL_CTL_STATS,
-                              .done = atomic_load(&me->done),
-                              .failed = atomic_load(&me->failed),
-                              .busy_ns = atomic_load(&me->busy_ns)};
-            reel__ctl_send(ctl_fd, &r, NULL, 0);
-        }
-        /* STOP and DRAIN arrive with the task ring closed: the loop ends once it is empty. */
+        if (rc == -EAGAIN)
+            break;
+        if (rc != 0)
+            return 1; /* the driver is gone */
+        if (m.type == REEL_CTL_STATS_REQ)
+            send_stats(ctl_fd, me);
+        else if (m.type == REEL_CTL_DRAIN)
+            *drain_pending = 1;
+        /* STOP arrives with the task ring closed: the loop ends once it is empty. */
     }
+    if (*drain_pending && reel__ring_depth(tasks) == 0) {
+        *drain_pending = 0;
+        send_stats(ctl_fd, me);
+    }
+    return 0;
 }
 
 static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r, int ctl_fd) {
@@ -221,12 +244,12 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
     reel_ring *results = pool_result_ring(pool, worker);
     task_record t;
     result_record r;
-    int stop = 0;
+    int stop = 0, drain_pending = 0;
     while (!stop) {
         /* Wake at least every 100 ms to answer control messages. */
         rc = reel__ring_pop(tasks, &t, spin_ns, 100);
         if (rc == -ETIMEDOUT) {
-            stop = serve_control(ctl_fd, me);
+            stop = serve_control(ctl_fd, me, tasks, &drain_pending);
             continue;
         }
         if (rc != 0)
@@ -249,7 +272,7 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
             ssize_t w = write(event_fd, &one, sizeof one);
             (void)w; /* a full eventfd already wakes the driver */
         }
-        stop = serve_control(ctl_fd, me);
+        stop = serve_control(ctl_fd, me, tasks, &drain_pending);
     }
     if (def->teardown)
         def->teardown(&ctx);

@@ -535,3 +535,21 @@ ACTOR_TEST(workers_die_with_their_driver) {
     closedir(d);
     th_chan_close(&report);
 }
+
+ACTOR_TEST(drain_waits_for_held_tasks_and_keeps_the_queue) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "noop", 2, &pool));
+    for (int i = 0; i < 50; i++)
+        TH_OK(reel_pool_submit(pool, NULL, 0, NULL, -1, NULL));
+    TH_OK(reel_pool_drain(pool, 10000));
+    reel_pool_stats st;
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_eq(st.in_flight, 0, "a drained pool holds no task");
+    cr_assert_gt(st.rss_bytes, 0, "every worker answered the drain with its statistics");
+    cr_assert_eq(st.completed + st.queued, 50, "%llu done + %u queued",
+                 (unsigned long long)st.completed, st.queued);
+    reel_task_result r;
+    for (int i = 0; i < 50; i++) /* the queue resumes */
+        TH_OK(reel_pool_collect(pool, &r, 10000));
+    TH_OK(reel_pool_stop(pool, -1));
+}

@@ -176,9 +176,17 @@ typedef struct reel_pool_stats {
     uint32_t queued;     /* tasks waiting for a worker */
     uint32_t in_flight;  /* tasks held by workers */
     double busy_seconds; /* time workers spent in process(), all together */
+    uint64_t rss_bytes;  /* workers' resident memory, as last reported (reel_pool_drain) */
 } reel_pool_stats;
 
 REEL_API int reel_pool_stats_get(reel_pool *pool, reel_pool_stats *out);
+
+/* Drains the pool: hands no new task to any worker, waits up to timeout_ms
+ * until every worker holds none (each answers the drain over its control
+ * channel with its statistics), then resumes. Tasks still queued stay queued;
+ * results that came in wait for reel_pool_collect(). Errors: -ETIMEDOUT,
+ * -EPIPE. */
+REEL_API int reel_pool_drain(reel_pool *pool, int timeout_ms);
 
 /* Lists the process IDs of the pool's live workers into pids (at most cap);
  * *count is how many there are. */
