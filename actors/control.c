@@ -94,25 +94,6 @@ const char *reel__ctl_type_name(uint32_t type) {
 
 /* ---- encoding ------------------------------------------------------------ */
 
-/* A msgpack writer into a fixed caller buffer; overflow is remembered, not
- * written (as in meta.c). */
-typedef struct fixed_buffer {
-    char *data;
-    size_t cap, len;
-    int overflow;
-} fixed_buffer;
-
-static int fixed_write(void *ctx, const char *buf, size_t len) {
-    fixed_buffer *fb = ctx;
-    if (fb->overflow || len > fb->cap - fb->len) {
-        fb->overflow = 1;
-        return -1;
-    }
-    memcpy(fb->data + fb->len, buf, len);
-    fb->len += len;
-    return 0;
-}
-
 static void pack_str(msgpack_packer *pk, const char *s, size_t n) {
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, s, n);
@@ -192,9 +173,9 @@ int reel__ctl_encode(const reel_ctl_msg *msg, void *buf, size_t cap, size_t *len
     if ((mask & F_TASK) && msg->phase != 2)
         return -EINVAL;
 
-    fixed_buffer fb = {.data = buf, .cap = cap};
+    reel__fixed_buffer fb = {.data = buf, .cap = cap};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &fb, fixed_write);
+    msgpack_packer_init(&pk, &fb, reel__fixed_write);
     msgpack_pack_map(&pk, n);
     pack_str(&pk, TYPE_KEY, 1);
     msgpack_pack_uint32(&pk, msg->type);

@@ -35,24 +35,6 @@ static int meta_valid(const reel_meta *m) {
     return memchr(m->format, '\0', sizeof m->format) != NULL;
 }
 
-/* A msgpack writer into a fixed caller buffer; overflow is remembered, not written. */
-typedef struct fixed_buffer {
-    char *data;
-    size_t cap, len;
-    int overflow;
-} fixed_buffer;
-
-static int fixed_write(void *ctx, const char *buf, size_t len) {
-    fixed_buffer *fb = ctx;
-    if (fb->len + len > fb->cap) {
-        fb->overflow = 1;
-        return -1;
-    }
-    memcpy(fb->data + fb->len, buf, len);
-    fb->len += len;
-    return 0;
-}
-
 static void pack_key(msgpack_packer *pk, char key) {
     msgpack_pack_str(pk, 1);
     msgpack_pack_str_body(pk, &key, 1);
@@ -61,9 +43,9 @@ static void pack_key(msgpack_packer *pk, char key) {
 REEL_API int reel_meta_encode(const reel_meta *meta, void *buf, size_t cap, size_t *len) {
     if (!meta || !buf || !len || !meta_valid(meta))
         return -EINVAL;
-    fixed_buffer fb = {.data = buf, .cap = cap};
+    reel__fixed_buffer fb = {.data = buf, .cap = cap};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &fb, fixed_write);
+    msgpack_packer_init(&pk, &fb, reel__fixed_write);
     size_t flen = strlen(meta->format);
     msgpack_pack_map(&pk, 7);
     pack_key(&pk, KEY_VERSION);

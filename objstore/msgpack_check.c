@@ -7,6 +7,7 @@
 #include "store_internal.h"
 
 #include <errno.h>
+#include <string.h>
 
 static uint64_t read_be(const uint8_t *p, int n) {
     uint64_t v = 0;
@@ -124,5 +125,16 @@ int reel__msgpack_check(const void *buf, size_t len, size_t *used) {
     }
     if (used)
         *used = (size_t)(p - (const uint8_t *)buf);
+    return 0;
+}
+
+int reel__fixed_write(void *ctx, const char *buf, size_t len) {
+    reel__fixed_buffer *fb = ctx;
+    if (fb->overflow || len > fb->cap - fb->len) {
+        fb->overflow = 1;
+        return -1;
+    }
+    memcpy(fb->data + fb->len, buf, len);
+    fb->len += len;
     return 0;
 }

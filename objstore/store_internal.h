@@ -174,6 +174,16 @@ int reel__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * before msgpack-c unpacks bytes from another process. */
 int reel__msgpack_check(const void *buf, size_t len, size_t *used);
 
+/* A msgpack-c writer into a fixed caller buffer: pass reel__fixed_write and a
+ * reel__fixed_buffer to msgpack_packer_init(). Overflow is remembered, never
+ * written past cap. */
+typedef struct reel__fixed_buffer {
+    char *data;
+    size_t cap, len;
+    int overflow;
+} reel__fixed_buffer;
+int reel__fixed_write(void *ctx, const char *buf, size_t len);
+
 static inline void reel__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
