@@ -314,6 +314,19 @@ REEL_API int reel_obj_contains(reel_store *store, const reel_id *id, int *presen
 REEL_API int reel_obj_put(reel_store *store, reel_id *id, const void *data, uint64_t size,
                           const void *meta, uint32_t meta_size, uint32_t flags, int timeout_ms);
 
+/* Creates an object from bytes of a file and seals it: the range
+ * [offset, offset + length) of path (length 0: to the end of the file) is
+ * read with io_uring straight into the object's buffer, no extra copy.
+ *   size_out: out, optional; the object's size.
+ * On any failure the object is aborted: nothing is left behind.
+ * Errors: -ENOENT and other negative errnos of open(2) and the reads, -EINVAL
+ * (not a regular file, a range outside the file), -EIO (the file shrank while
+ * it was read), and those of reel_obj_create(). */
+REEL_API int reel_obj_put_file(reel_store *store, const reel_id *id, const char *path,
+                               uint64_t offset, uint64_t length, const void *meta,
+                               uint32_t meta_size, uint32_t flags, int timeout_ms,
+                               uint64_t *size_out);
+
 /* ---- Object metadata --------------------------------------------------- */
 
 /* What an object holds. The store treats metadata as opaque bytes; this is
