@@ -1,5 +1,6 @@
-/* Files into the store with io_uring: the bytes land straight in the new
- * object's buffer, read in large chunks with several reads in flight. */
+/* Files and the store with io_uring: bytes move between a file and an
+ * object's buffer directly, in large chunks with several requests in flight.
+ * Used to read files into objects and to spill objects to disk and back. */
 #include "store_internal.h"
 
 #include <errno.h>
@@ -10,98 +11,112 @@
 #include <unistd.h>
 
 #define CHUNK (1u << 20) /* bytes per read */
-#define DEPTH 8u         /* reads in flight */
+#define DEPTH 8u         /* requests in flight */
 
-/* Reads length bytes at offset of fd into buf. Returns 0, -EIO if the file
- * ended early (it shrank underneath), or a negative errno. */
-/* Where io_uring is not allowed (a seccomp filter, an old kernel): pread. */
-static int read_all_pread(int fd, uint8_t *buf, uint64_t offset, uint64_t length) {
-    uint64_t done = 0;
-    while (done < length) {
-        size_t n = length - done < CHUNK ? (size_t)(length - done) : CHUNK;
-        ssize_t r = pread(fd, buf + done, n, (off_t)(offset + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            return reel__fail(-EIO, "the file ended %llu bytes early",
-                              (unsigned long long)(length - done));
-        done += (uint64_t)r;
+/* Where io_uring is not allowed (a seccomp filter, an old kernel): pread/pwrite. */
+static int io_plain(int fd, const reel__io_piece *pieces, size_t n, int write) {
+    for (size_t p = 0; p < n; p++) {
+        uint64_t done = 0;
+        while (done < pieces[p].length) {
+            uint64_t left = pieces[p].length - done;
+            size_t len = left < CHUNK ? (size_t)left : CHUNK;
+            uint8_t *buf = (uint8_t *)pieces[p].buf + done;
+            off_t at = (off_t)(pieces[p].offset + done);
+            ssize_t r = write ? pwrite(fd, buf, len, at) : pread(fd, buf, len, at);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                return -errno;
+            if (r == 0)
+                return reel__fail(-EIO, "the file ended %llu bytes early",
+                                  (unsigned long long)left);
+            done += (uint64_t)r;
+        }
     }
     return 0;
 }
 
-static int read_all(int fd, uint8_t *buf, uint64_t offset, uint64_t length) {
+/* One request in flight: which bytes it moves. */
+typedef struct io_request {
+    uint8_t *buf;
+    uint64_t offset;
+    unsigned length;
+} io_request;
+
+static void prep(struct io_uring_sqe *sqe, int fd, const io_request *r, int write, unsigned slot) {
+    if (write)
+        io_uring_prep_write(sqe, fd, r->buf, r->length, r->offset);
+    else
+        io_uring_prep_read(sqe, fd, r->buf, r->length, r->offset);
+    io_uring_sqe_set_data64(sqe, slot);
+}
+
+int reel__io_pieces(int fd, const reel__io_piece *pieces, size_t n, int write) {
     struct io_uring ring;
     int rc = io_uring_queue_init(DEPTH, &ring, 0);
     if (rc == -ENOSYS || rc == -EPERM)
-        return read_all_pread(fd, buf, offset, length);
+        return io_plain(fd, pieces, n, write);
     if (rc < 0)
         return rc;
-    uint64_t next = 0; /* first byte not yet asked for */
-    uint64_t done = 0; /* bytes read */
-    unsigned inflight = 0;
-    while (rc == 0 && done < length) {
-        while (inflight < DEPTH && next < length) {
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-            if (!sqe)
-                break;
-            unsigned n = length - next < CHUNK ? (unsigned)(length - next) : CHUNK;
-            io_uring_prep_read(sqe, fd, buf + next, n, offset + next);
-            /* The chunk's start and length ride in user_data to resubmit a short read. */
-            io_uring_sqe_set_data64(sqe, next << 21 | n);
-            next += n;
+    io_request reqs[DEPTH];
+    unsigned free_slots[DEPTH], nfree = DEPTH, inflight = 0;
+    for (unsigned i = 0; i < DEPTH; i++)
+        free_slots[i] = i;
+    size_t piece = 0;
+    uint64_t pos = 0; /* next byte of pieces[piece] not yet asked for */
+    for (;;) {
+        /* Keep DEPTH requests of up to CHUNK bytes in flight, in file order. */
+        while (rc == 0 && nfree > 0 && piece < n) {
+            if (pos == pieces[piece].length) {
+                piece++;
+                pos = 0;
+                continue;
+            }
+            uint64_t left = pieces[piece].length - pos;
+            unsigned slot = free_slots[--nfree];
+            reqs[slot] = (io_request){.buf = (uint8_t *)pieces[piece].buf + pos,
+                                      .offset = pieces[piece].offset + pos,
+                                      .length = left < CHUNK ? (unsigned)left : CHUNK};
+            pos += reqs[slot].length;
+            prep(io_uring_get_sqe(&ring), fd, &reqs[slot], write, slot);
             inflight++;
         }
-        int s = io_uring_submit(&ring);
-        if (s < 0) {
-            rc = s;
+        if (inflight == 0)
             break;
+        int r = io_uring_submit_and_wait(&ring, 1);
+        if (r < 0 && r != -EINTR) {
+            rc = rc ? rc : r;
+            break; /* nothing more completes: the kernel has it all or nothing */
         }
         struct io_uring_cqe *cqe;
-        s = io_uring_wait_cqe(&ring, &cqe);
-        if (s < 0) {
-            rc = s;
-            break;
-        }
-        uint64_t data = io_uring_cqe_get_data64(cqe);
-        int res = cqe->res;
-        io_uring_cqe_seen(&ring, cqe);
-        inflight--;
-        uint64_t start = data >> 21;
-        unsigned n = (unsigned)(data & ((1u << 21) - 1));
-        if (res < 0) {
-            rc = res;
-        } else if (res == 0) {
-            rc = reel__fail(-EIO, "the file ended %llu bytes early",
-                            (unsigned long long)(length - done));
-        } else {
-            done += (unsigned)res;
-            if ((unsigned)res < n) { /* short read: ask for the rest of the chunk */
-                struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-                if (!sqe) {
-                    rc = -EBUSY;
-                    break;
-                }
-                io_uring_prep_read(sqe, fd, buf + start + res, n - (unsigned)res,
-                                   offset + start + (unsigned)res);
-                io_uring_sqe_set_data64(sqe, (start + (unsigned)res) << 21 | (n - (unsigned)res));
+        while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+            unsigned slot = (unsigned)io_uring_cqe_get_data64(cqe);
+            int res = cqe->res;
+            io_uring_cqe_seen(&ring, cqe);
+            inflight--;
+            io_request *q = &reqs[slot];
+            if (rc == 0 && res < 0)
+                rc = res;
+            else if (rc == 0 && res == 0)
+                rc = reel__fail(-EIO, "the file ended %u bytes early", q->length);
+            if (rc == 0 && (unsigned)res < q->length) { /* short: the rest again */
+                q->buf += res;
+                q->offset += (unsigned)res;
+                q->length -= (unsigned)res;
+                prep(io_uring_get_sqe(&ring), fd, q, write, slot);
                 inflight++;
+            } else {
+                free_slots[nfree++] = slot;
             }
         }
     }
-    /* On failure, wait for what is still in flight: it writes into buf. */
-    while (inflight > 0) {
-        struct io_uring_cqe *cqe;
-        io_uring_submit(&ring);
-        if (io_uring_wait_cqe(&ring, &cqe) < 0)
-            break;
-        io_uring_cqe_seen(&ring, cqe);
-        inflight--;
-    }
     io_uring_queue_exit(&ring);
     return rc;
+}
+
+int reel__read_range(int fd, void *buf, uint64_t offset, uint64_t length) {
+    reel__io_piece p = {buf, offset, length};
+    return reel__io_pieces(fd, &p, 1, 0);
 }
 
 REEL_API int reel_obj_put_file(reel_store *s, const reel_id *id, const char *path, uint64_t offset,
@@ -130,7 +145,7 @@ REEL_API int reel_obj_put_file(reel_store *s, const reel_id *id, const char *pat
     if (rc == 0)
         rc = reel_obj_create(s, id, length, meta, meta_size, flags, timeout_ms, &buf);
     if (rc == 0 && length > 0) {
-        rc = read_all(fd, buf, offset, length);
+        rc = reel__read_range(fd, buf, offset, length);
         if (rc)
             reel_obj_abort(s, id);
     }

@@ -60,7 +60,9 @@ int reel__layout(seg_layout *l, uint64_t capacity, uint32_t max_objects, uint32_
     l->index_off = off;
     off = round_up(off + (uint64_t)l->index_size * sizeof(uint32_t), SEG_ALIGN);
     l->blocks_off = off;
-    off = round_up(off + (uint64_t)l->max_blocks * sizeof(seg_block), PAGE);
+    off = round_up(off + (uint64_t)l->max_blocks * sizeof(seg_block), SEG_ALIGN);
+    l->spill_files_off = off;
+    off = round_up(off + (uint64_t)SEG_SPILL_FILES * sizeof(seg_spill_file), PAGE);
     if (off > MAX_TABLE_SIZE)
         return -EINVAL;
     l->arena_off = off;
@@ -93,7 +95,8 @@ int reel__process_start_time(pid_t pid, uint64_t *out) {
     return 0;
 }
 
-static void init_header(uint8_t *base, const seg_layout *l) {
+static void init_header(uint8_t *base, const seg_layout *l, const char *spill_dir,
+                        uint32_t high_water) {
     seg_header *h = (seg_header *)base;
     memset(h, 0, sizeof *h);
     h->version = SEG_FORMAT_VERSION;
@@ -110,6 +113,9 @@ static void init_header(uint8_t *base, const seg_layout *l) {
     h->objects_off = l->objects_off;
     h->index_off = l->index_off;
     h->blocks_off = l->blocks_off;
+    h->spill_files_off = l->spill_files_off;
+    h->high_water = high_water;
+    snprintf(h->spill_dir, sizeof h->spill_dir, "%s", spill_dir ? spill_dir : "");
     h->arena_off = l->arena_off;
     h->created_ns = reel__now_ns(CLOCK_REALTIME);
 
@@ -147,13 +153,15 @@ static void init_header(uint8_t *base, const seg_layout *l) {
         .objects = objects,
         .index = (uint32_t *)(base + l->index_off),
         .blocks = blocks,
+        .spill_files = (seg_spill_file *)(base + l->spill_files_off),
         .arena = base + l->arena_off,
         .slot = SEG_NIL,
     };
     reel__rebuild(&tmp);
 }
 
-int reel__segment_create(const char *path, const seg_layout *l, int prefault) {
+int reel__segment_create(const char *path, const seg_layout *l, int prefault, const char *spill_dir,
+                         uint32_t high_water) {
     char tmp[PATH_MAX];
     uint32_t salt;
     if (getentropy(&salt, sizeof salt) != 0)
@@ -184,7 +192,7 @@ int reel__segment_create(const char *path, const seg_layout *l, int prefault) {
         rc = -errno;
         goto fail;
     }
-    init_header(base, l);
+    init_header(base, l, spill_dir, high_water);
     /* The magic goes in last: an opener never sees a half-made store. */
     memcpy(((seg_header *)base)->magic, SEG_MAGIC, 8);
     if (msync(base, sizeof(seg_header), MS_SYNC) != 0) {
@@ -238,9 +246,11 @@ static int validate_header(int fd, const char *path, seg_header *h, seg_layout *
         l->index_size != h->index_size || l->max_blocks != h->max_blocks ||
         l->clients_off != h->clients_off || l->refs_off != h->refs_off ||
         l->objects_off != h->objects_off || l->index_off != h->index_off ||
-        l->blocks_off != h->blocks_off || l->arena_off != h->arena_off ||
-        l->file_size != h->file_size)
+        l->blocks_off != h->blocks_off || l->spill_files_off != h->spill_files_off ||
+        l->arena_off != h->arena_off || l->file_size != h->file_size)
         return reel__fail(REEL_ECORRUPT, "%s: layout fields disagree with the store's sizes", path);
+    if (!memchr(h->spill_dir, '\0', sizeof h->spill_dir) || h->high_water > 1000)
+        return reel__fail(REEL_ECORRUPT, "%s: spill settings out of range", path);
     if ((uint64_t)st.st_size < l->file_size)
         return reel__fail(REEL_ETRUNCATED, "%s is %lld bytes, its header says %llu", path,
                           (long long)st.st_size, (unsigned long long)l->file_size);
@@ -271,6 +281,7 @@ int reel__segment_map(reel_store *s, const char *path, int populate) {
             s->objects = (seg_object *)(s->base + l.objects_off);
             s->index = (uint32_t *)(s->base + l.index_off);
             s->blocks = (seg_block *)(s->base + l.blocks_off);
+            s->spill_files = (seg_spill_file *)(s->base + l.spill_files_off);
             s->arena = s->base + l.arena_off;
         }
     }

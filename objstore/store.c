@@ -2,7 +2,9 @@
  * rule (primary records vs. derived state) are described in store_internal.h. */
 #include "store_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -371,7 +374,38 @@ static void count_state(seg_header *h, uint32_t state, int delta) {
     case OBJ_DELETING:
         h->n_deleting += delta;
         break;
+    case OBJ_SPILLED:
+        h->n_spilled += delta;
+        break;
     }
+}
+
+/* Whether an object's bytes are in the arena (it has a block): every live
+ * state but spilled, and a spilled one being read back into its new block. */
+static int in_arena(const seg_object *o) {
+    return o->state == OBJ_UNSEALED || o->state == OBJ_SEALED || o->state == OBJ_DELETING ||
+           (o->state == OBJ_SPILLED && (o->flags & OBJF_RESTORING));
+}
+
+void reel__spill_file_path(const reel_store *s, uint32_t file, uint32_t gen, char *out,
+                           size_t cap) {
+    snprintf(out, cap, "%s/spill-%u-%u", s->hdr->spill_dir, file, gen);
+}
+
+/* Drops one object from a spill file; the last one out removes the file. */
+static void spill_file_release(reel_store *s, uint32_t file) {
+    if (file >= SEG_SPILL_FILES) {
+        s->corrupt = 1;
+        return;
+    }
+    seg_spill_file *f = &s->spill_files[file];
+    if (f->live == 0 || --f->live > 0)
+        return;
+    char path[SEG_SPILL_DIR_MAX + 64];
+    reel__spill_file_path(s, file, f->gen, path, sizeof path);
+    unlink(path);
+    f->bytes = 0;
+    s->hdr->spill_files--;
 }
 
 /* Frees an object whose references are all gone. Caller holds the lock and
@@ -382,8 +416,15 @@ static void object_free(reel_store *s, uint32_t obj) {
     if (in_lru(o))
         lru_remove(s, obj);
     index_remove(s, obj);
-    if (o->block < s->lay.max_blocks)
+    if (in_arena(o) && o->block < s->lay.max_blocks)
         block_free(s, o->block);
+    if (o->state == OBJ_SPILLED) {
+        h->spilled_bytes -= o->alloc;
+        spill_file_release(s, o->spill_file);
+    } else if (o->flags & OBJF_SPILLING) {
+        spill_file_release(s, o->spill_file); /* its bytes were written for nothing */
+    }
+    o->flags &= ~(OBJF_SPILLING | OBJF_RESTORING | OBJF_DELETE_PENDING);
     count_state(h, o->state, -1);
     if (o->state == OBJ_UNSEALED && o->owner < s->lay.max_clients &&
         (*client_at(s, o->owner)).unsealed > 0)
@@ -612,8 +653,22 @@ void reel__rebuild(reel_store *s) {
         o->refs = 0;
         if (o->state == OBJ_FREE)
             continue;
-        if (o->state > OBJ_DELETING || !object_extent_ok(s, o) || o->alloc == 0 ||
+        /* The work of a mover that died is undone: a spill not finished leaves
+         * the object in memory, a restore not finished leaves it on disk. */
+        if ((o->flags & (OBJF_SPILLING | OBJF_RESTORING)) &&
+            (o->mover == 0 || o->mover > l->max_clients ||
+             (*client_at(s, o->mover - 1)).state != CLIENT_ALIVE)) {
+            o->flags &= ~(OBJF_SPILLING | OBJF_RESTORING);
+            if (o->flags & OBJF_DELETE_PENDING)
+                o->state = OBJ_DELETING; /* nobody holds it: dropped in step 4 */
+            o->flags &= ~OBJF_DELETE_PENDING;
+            o->mover = 0;
+        }
+        if (o->state > OBJ_SPILLED || (in_arena(o) && !object_extent_ok(s, o)) || o->alloc == 0 ||
             o->alloc % SEG_ALIGN != 0 || o->meta_size > REEL_META_MAX ||
+            obj_alloc_size(o->size, o->meta_size) > o->alloc ||
+            ((o->state == OBJ_SPILLED || (o->flags & OBJF_SPILLING)) &&
+             o->spill_file >= SEG_SPILL_FILES) ||
             (o->state == OBJ_UNSEALED &&
              (o->owner >= l->max_clients || (*client_at(s, o->owner)).state != CLIENT_ALIVE))) {
             drop_object_record(s, o);
@@ -660,9 +715,9 @@ void reel__rebuild(reel_store *s) {
     uint32_t live = 0;
     for (uint32_t i = 0; i < l->max_objects; i++) {
         seg_object *o = &(*obj_at(s, i));
-        if (o->state == OBJ_DELETING && o->refs == 0)
+        if (o->state == OBJ_DELETING && o->refs == 0 && !(o->flags & OBJF_SPILLING))
             drop_object_record(s, o);
-        if (o->state != OBJ_FREE)
+        if (in_arena(o))
             s->scratch[live++] = i;
     }
     if (live > 1)
@@ -681,6 +736,8 @@ void reel__rebuild(reel_store *s) {
     h->free_blocks = 0;
     h->used = 0;
     h->n_unsealed = h->n_sealed = h->n_deleting = h->n_evictable = h->n_referenced = 0;
+    h->n_spilled = 0;
+    h->spilled_bytes = 0;
     h->lru_head = h->lru_tail = SEG_NIL;
 
     uint64_t cursor = 0;
@@ -718,6 +775,8 @@ void reel__rebuild(reel_store *s) {
         cursor = o->offset + o->alloc;
         index_insert(s, i, o->hash);
         count_state(h, o->state, +1);
+        if (o->state == OBJ_SPILLED) /* being restored */
+            h->spilled_bytes += o->alloc;
         if (o->refs > 0)
             h->n_referenced++;
         if (o->state == OBJ_UNSEALED)
@@ -733,6 +792,42 @@ void reel__rebuild(reel_store *s) {
         if (prev_block != SEG_NIL)
             (*blk_at(s, prev_block)).addr_next = g;
         freelist_insert(s, g);
+    }
+
+    /* Spilled objects hold no block: index them, and count each spill file's
+     * objects again. A file that lost its last object is removed. */
+    uint32_t old_live[SEG_SPILL_FILES];
+    for (uint32_t f = 0; f < SEG_SPILL_FILES; f++) {
+        old_live[f] = s->spill_files[f].live;
+        s->spill_files[f].live = 0;
+    }
+    for (uint32_t i = 0; i < l->max_objects; i++) {
+        seg_object *o = &(*obj_at(s, i));
+        if (o->state == OBJ_FREE)
+            continue;
+        if (o->state == OBJ_SPILLED && !(o->flags & OBJF_RESTORING)) {
+            if (index_find(s, &o->id, o->hash) != SEG_NIL) {
+                drop_object_record(s, o);
+                continue;
+            }
+            index_insert(s, i, o->hash);
+            count_state(h, o->state, +1);
+            h->spilled_bytes += o->alloc;
+        }
+        if (o->state == OBJ_SPILLED || (o->flags & OBJF_SPILLING))
+            s->spill_files[o->spill_file].live++;
+    }
+    h->spill_files = 0;
+    for (uint32_t f = 0; f < SEG_SPILL_FILES; f++) {
+        seg_spill_file *sf = &s->spill_files[f];
+        if (sf->live > 0) {
+            h->spill_files++;
+        } else if (old_live[f] > 0) {
+            char path[SEG_SPILL_DIR_MAX + 64];
+            reel__spill_file_path(s, f, sf->gen, path, sizeof path);
+            unlink(path);
+            sf->bytes = 0;
+        }
     }
 
     /* 6. LRU in the order of last use; free object slots chained. */
@@ -838,11 +933,25 @@ static int store_attach(const char *path, uint32_t flags, reel_store **out) {
     return 0;
 }
 
+/* Makes the spill directory (mode 0700) or checks that the one there is a
+ * directory of ours that nobody else can write. */
+static int prepare_spill_dir(const char *dir) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return reel__fail(-errno, "cannot make the spill directory %s: %s", dir, strerror(errno));
+    struct stat st;
+    if (lstat(dir, &st) != 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 022))
+        return reel__fail(-EACCES, "%s is not a directory only this user can write", dir);
+    return 0;
+}
+
 REEL_API int reel_store_create(const char *path, const reel_store_options *opts, reel_store **out) {
     reel_store_options o = opts ? *opts : (reel_store_options){0};
     seg_layout l;
     reel__clear_error();
-    if (!out || (o.flags & ~REEL_STORE_NO_PREFAULT))
+    if (!out || (o.flags & ~(REEL_STORE_NO_PREFAULT | REEL_STORE_NO_SPILL)) ||
+        !(o.high_water >= 0 && o.high_water <= 1))
         return -EINVAL;
     int rc = reel__layout(&l, o.capacity ? o.capacity : DEFAULT_CAPACITY,
                           o.max_objects ? o.max_objects : DEFAULT_MAX_OBJECTS,
@@ -853,7 +962,20 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
     char *p = resolve_path(path);
     if (!p)
         return -EINVAL;
-    rc = reel__segment_create(p, &l, !(o.flags & REEL_STORE_NO_PREFAULT));
+    char dir[SEG_SPILL_DIR_MAX] = "";
+    uint32_t high_water =
+        o.high_water > 0 ? (uint32_t)(o.high_water * 1000 + 0.5) : SEG_HIGH_WATER_DEF;
+    if (!(o.flags & REEL_STORE_NO_SPILL)) {
+        const char *base = strrchr(p, '/') + 1;
+        int len = o.spill_dir ? snprintf(dir, sizeof dir, "%s", o.spill_dir)
+                              : snprintf(dir, sizeof dir, "/tmp/reel-spill-%s", base);
+        /* The directory itself is made by the first spill: a store that
+         * never spills leaves nothing on disk. */
+        if (len <= 0 || len >= (int)sizeof dir)
+            rc = reel__fail(-ENAMETOOLONG, "the spill directory's path is too long");
+    }
+    if (rc == 0)
+        rc = reel__segment_create(p, &l, !(o.flags & REEL_STORE_NO_PREFAULT), dir, high_water);
     if (rc == 0) {
         rc = store_attach(p, 0, out);
         if (rc)
@@ -887,11 +1009,34 @@ REEL_API int reel_store_close(reel_store *s) {
     return rc;
 }
 
+/* Removes the spill files of a store and its spill directory, if empty. */
+static void remove_spill_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "spill-", 6) == 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+    rmdir(dir);
+}
+
 REEL_API int reel_store_destroy(const char *path) {
     char *p = resolve_path(path);
     if (!p)
         return -EINVAL;
+    /* The spill directory is named in the header: read it before the file goes. */
+    char dir[SEG_SPILL_DIR_MAX] = "";
+    reel_store *s;
+    if (reel_store_open(p, REEL_OPEN_OBSERVER, &s) == 0) {
+        memcpy(dir, s->hdr->spill_dir, sizeof dir);
+        dir[sizeof dir - 1] = '\0';
+        reel_store_close(s);
+    }
     int rc = unlink(p) == 0 ? 0 : -errno;
+    if (rc == 0 && dir[0])
+        remove_spill_dir(dir);
     free(p);
     return rc;
 }
@@ -939,7 +1084,15 @@ REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
     out->objects_unsealed = h->n_unsealed;
     out->objects_sealed = h->n_sealed;
     out->objects_deleting = h->n_deleting;
-    out->objects = h->n_unsealed + h->n_sealed + h->n_deleting;
+    out->objects = h->n_unsealed + h->n_sealed + h->n_deleting + h->n_spilled;
+    out->objects_spilled = h->n_spilled;
+    out->spill_files = h->spill_files;
+    out->spilled_bytes = h->spilled_bytes;
+    out->spill_writes = h->spill_writes;
+    out->spill_written_bytes = h->spill_written_bytes;
+    out->restores = h->restores;
+    out->restored_bytes = h->restored_bytes;
+    out->spill_failures = h->spill_failures;
     out->objects_evictable = h->n_evictable;
     out->objects_referenced = h->n_referenced;
     out->max_clients = s->lay.max_clients;
@@ -999,10 +1152,10 @@ REEL_API int reel_store_objects(reel_store *s, reel_obj_info *out, size_t cap, s
             info->meta_size = o->meta_size;
             info->state = o->state;
             info->refs = o->refs;
-            info->flags = o->flags;
+            info->flags = o->flags & REEL_OBJ_EVICTABLE; /* the public flags only */
             info->owner_pid = o->owner_pid;
             info->create_ns = o->create_ns;
-            if (object_extent_ok(s, o)) {
+            if (in_arena(o) && object_extent_ok(s, o)) { /* a spilled one's is on disk */
                 uint32_t m =
                     o->meta_size < REEL_OBJ_INFO_META_MAX ? o->meta_size : REEL_OBJ_INFO_META_MAX;
                 memcpy(info->meta, s->arena + o->offset + align_up(o->size), m);
@@ -1040,17 +1193,219 @@ static uint32_t alloc_evicting(reel_store *s, uint64_t size) {
     return b;
 }
 
-static int fail_full(reel_store *s, uint64_t size, uint32_t meta_size) {
+static int fail_full(reel_store *s, uint64_t size, uint32_t meta_size, const char *note) {
     reel_store_stats st;
     if (reel_store_stats_get(s, &st) != 0)
         return REEL_EFULL;
     return reel__fail(REEL_EFULL,
                       "store full: asked for %llu bytes (+%u of metadata, %llu with alignment), "
-                      "%llu of %llu free (largest free block %llu), %u objects pinned",
+                      "%llu of %llu free (largest free block %llu), %u objects pinned%s",
                       (unsigned long long)size, meta_size,
                       (unsigned long long)obj_alloc_size(size, meta_size),
                       (unsigned long long)st.free, (unsigned long long)st.capacity,
-                      (unsigned long long)st.largest_free, st.objects - st.objects_evictable);
+                      (unsigned long long)st.largest_free,
+                      st.objects - st.objects_evictable - st.objects_spilled, note ? note : "");
+}
+
+/* ---- spilling --------------------------------------------------------- */
+
+static int prepare_spill_dir(const char *dir);
+
+static int spill_enabled(const reel_store *s) {
+    return s->hdr->spill_dir[0] != '\0' && s->hdr->high_water > 0 && s->slot != SEG_NIL;
+}
+
+typedef struct spill_victim {
+    uint32_t obj, gen;
+    uint64_t offset, alloc, spill_off;
+} spill_victim;
+
+/* Spills sealed objects nobody holds and that are not evictable, least
+ * recently used first, until need bytes are freed: marks them under the lock,
+ * writes them to one new spill file outside it, then frees the memory of
+ * those still unreferenced. Returns 1 if memory was freed, 0 if there was
+ * nothing to spill, or a negative code if the file could not be written
+ * (the objects then stay in memory: nothing is lost). */
+static int spill_pass(reel_store *s, uint64_t need) {
+    if (!spill_enabled(s))
+        return 0;
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    uint32_t file = SEG_NIL;
+    for (uint32_t f = 0; f < SEG_SPILL_FILES && file == SEG_NIL; f++)
+        if (s->spill_files[f].live == 0)
+            file = f;
+    uint32_t n = 0;
+    for (uint32_t i = 0; file != SEG_NIL && i < s->lay.max_objects; i++) {
+        seg_object *o = &s->objects[i];
+        if (o->state == OBJ_SEALED && o->refs == 0 &&
+            !(o->flags & (REEL_OBJ_EVICTABLE | OBJF_SPILLING)))
+            s->scratch[n++] = i;
+    }
+    if (n > 1)
+        qsort_r(s->scratch, n, sizeof *s->scratch, by_last_use, s->objects);
+    uint32_t k = 0;
+    uint64_t got = 0;
+    while (k < n && got < need)
+        got += s->objects[s->scratch[k++]].alloc;
+    spill_victim *v = k ? malloc(k * sizeof *v) : NULL;
+    reel__io_piece *pieces = k ? malloc(k * sizeof *pieces) : NULL;
+    if (!v || !pieces) {
+        store_unlock(s);
+        free(v);
+        free(pieces);
+        return k ? -ENOMEM : 0;
+    }
+    seg_spill_file *sf = &s->spill_files[file];
+    uint64_t off = 0;
+    for (uint32_t j = 0; j < k; j++) {
+        seg_object *o = &s->objects[s->scratch[j]];
+        o->flags |= OBJF_SPILLING;
+        o->mover = s->slot + 1;
+        o->spill_file = file;
+        o->spill_off = off;
+        v[j] = (spill_victim){s->scratch[j], o->gen, o->offset, o->alloc, off};
+        pieces[j] = (reel__io_piece){s->arena + o->offset, off, o->alloc};
+        off += o->alloc;
+    }
+    sf->live = k;
+    sf->gen++;
+    sf->bytes = off;
+    s->hdr->spill_files++;
+    char path[SEG_SPILL_DIR_MAX + 64];
+    reel__spill_file_path(s, file, sf->gen, path, sizeof path);
+    store_unlock(s);
+
+    /* The bytes stay readable meanwhile: sealed objects never change. */
+    int wrc = prepare_spill_dir(s->hdr->spill_dir);
+    int fd = wrc ? -1 : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (!wrc)
+        wrc = fd < 0 ? -errno : reel__io_pieces(fd, pieces, k, 1);
+    if (fd >= 0)
+        close(fd);
+    int e = wrc;
+
+    int freed = 0;
+    rc = store_lock(s);
+    if (rc == 0) {
+        for (uint32_t j = 0; j < k; j++) {
+            seg_object *o = obj_at(s, v[j].obj);
+            if (o->gen != v[j].gen || !(o->flags & OBJF_SPILLING) || o->mover != s->slot + 1)
+                continue; /* freed meanwhile, or undone by a rebuild */
+            o->flags &= ~OBJF_SPILLING;
+            o->mover = 0;
+            if (e == 0 && o->state == OBJ_SEALED && o->refs == 0) {
+                block_free(s, o->block);
+                o->block = SEG_NIL;
+                count_state(s->hdr, OBJ_SEALED, -1);
+                o->state = OBJ_SPILLED;
+                count_state(s->hdr, OBJ_SPILLED, +1);
+                s->hdr->spilled_bytes += o->alloc;
+                s->hdr->spill_writes++;
+                s->hdr->spill_written_bytes += o->alloc;
+                freed = 1;
+            } else if (o->state == OBJ_DELETING && o->refs == 0) {
+                spill_file_release(s, file); /* deleted while it was written */
+                object_free(s, v[j].obj);
+                freed = 1;
+            } else {
+                spill_file_release(s, file); /* read meanwhile, or not written */
+            }
+        }
+        if (e)
+            s->hdr->spill_failures++;
+        store_unlock(s);
+    }
+    if (freed)
+        wake_space(s);
+    free(v);
+    free(pieces);
+    if (e)
+        return reel__fail(e, "cannot spill %llu bytes to %s: %s", (unsigned long long)off, path,
+                          reel_strerror(e));
+    return rc ? rc : freed;
+}
+
+/* Reads a spilled object back into a new block. Returns 0 when the caller
+ * should look again (restored, or being restored by another client), or a
+ * negative code. Caller does not hold the lock. */
+static int restore(reel_store *s, uint32_t obj, uint32_t gen) {
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    seg_object *o = obj_at(s, obj);
+    if (o->gen != gen || o->state != OBJ_SPILLED || (o->flags & OBJF_RESTORING)) {
+        store_unlock(s);
+        return 0;
+    }
+    uint64_t alloc = o->alloc;
+    uint32_t b = alloc_evicting(s, alloc);
+    if (b == SEG_NIL) {
+        store_unlock(s);
+        rc = spill_pass(s, alloc); /* make room by spilling others */
+        if (rc > 0)
+            return 0;
+        return rc < 0 ? rc : fail_full(s, o->size, o->meta_size, NULL);
+    }
+    o->block = b;
+    o->offset = blk_at(s, b)->offset;
+    blk_at(s, b)->obj = obj;
+    o->flags |= OBJF_RESTORING;
+    o->mover = s->slot + 1;
+    uint32_t file = o->spill_file;
+    uint64_t spill_off = o->spill_off;
+    char path[SEG_SPILL_DIR_MAX + 64];
+    reel__spill_file_path(s, file, file < SEG_SPILL_FILES ? s->spill_files[file].gen : 0, path,
+                          sizeof path);
+    uint8_t *dst = s->arena + o->offset;
+    reel_id id = o->id;
+    store_unlock(s);
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int e = fd < 0 ? -errno : reel__read_range(fd, dst, spill_off, alloc);
+    if (fd >= 0)
+        close(fd);
+
+    int freed = 0;
+    if ((rc = store_lock(s)) != 0)
+        return rc;
+    o = obj_at(s, obj);
+    if (o->gen == gen && (o->flags & OBJF_RESTORING) && o->mover == s->slot + 1) {
+        o->flags &= ~OBJF_RESTORING;
+        o->mover = 0;
+        int deleted = (o->flags & OBJF_DELETE_PENDING) != 0;
+        o->flags &= ~OBJF_DELETE_PENDING;
+        if (e == 0) {
+            count_state(s->hdr, OBJ_SPILLED, -1);
+            o->state = OBJ_SEALED;
+            count_state(s->hdr, OBJ_SEALED, +1);
+            s->hdr->spilled_bytes -= o->alloc;
+            s->hdr->restores++;
+            s->hdr->restored_bytes += o->alloc;
+            o->last_use = ++s->hdr->tick;
+            spill_file_release(s, file);
+        } else {
+            block_free(s, o->block); /* stays spilled, on disk or not */
+            o->block = SEG_NIL;
+            freed = 1;
+        }
+        if (deleted) {
+            object_free(s, obj);
+            freed = 1;
+        }
+    }
+    store_unlock(s);
+    reel__wake(&s->hdr->seal_seq, &s->hdr->seal_sleepers); /* others waiting for it */
+    if (freed)
+        wake_space(s);
+    if (e) {
+        char hex[REEL_ID_HEX_LEN + 1];
+        reel_id_to_hex(&id, hex);
+        return reel__fail(REEL_ESPILLLOST, "spilled object %s: %s: %s", hex, path,
+                          reel_strerror(e));
+    }
+    return 0;
 }
 
 REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, const void *meta,
@@ -1069,6 +1424,7 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
     uint64_t hash = reel__id_hash(id);
     uint64_t deadline = 0; /* computed when a wait starts: the fast path reads no clock */
     uint64_t create_ns = reel__now_ns(CLOCK_REALTIME_COARSE);
+    char spill_error[300] = "";
     seg_header *h = s->hdr;
     for (;;) {
         if ((rc = store_lock(s)) != 0)
@@ -1111,11 +1467,17 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
             h->n_unsealed++;
             (*client_at(s, s->slot)).unsealed++;
             index_insert(s, obj, hash);
+            /* Past the high-water mark: spill down to 10 points below it. */
+            uint64_t high = s->lay.capacity / 1000 * h->high_water;
+            uint64_t low = s->lay.capacity / 1000 * (h->high_water > 100 ? h->high_water - 100 : 0);
+            uint64_t excess = h->used > high ? h->used - low : 0;
             store_unlock(s);
             uint8_t *data = s->arena + o->offset;
             if (meta_size)
                 memcpy(data + align_up(size), meta, meta_size);
             *buf = data;
+            if (excess && spill_enabled(s))
+                spill_pass(s, excess); /* a failure leaves objects in memory: nothing lost */
             return 0;
         }
         /* No room: dead clients may hold some; else wait for a free. */
@@ -1129,10 +1491,18 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
         }
         uint32_t seen = atomic_load_explicit(&h->space_seq, memory_order_acquire);
         store_unlock(s);
+        if (spill_enabled(s)) {
+            int sp = spill_pass(s, want);
+            if (sp > 0)
+                continue;
+            if (sp < 0)
+                snprintf(spill_error, sizeof spill_error, "; spilling failed: %s",
+                         reel_last_error());
+        }
         if (timeout_ms > 0 && deadline == 0)
             deadline = now + (uint64_t)timeout_ms * 1000000ull;
         if (timeout_ms == 0 || (deadline && now >= deadline))
-            return fail_full(s, size, meta_size);
+            return fail_full(s, size, meta_size, spill_error);
         uint64_t until = now + LIVENESS_INTERVAL_NS;
         if (deadline && deadline < until)
             until = deadline;
@@ -1203,8 +1573,14 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
         if ((rc = store_lock(s)) != 0)
             return rc;
         size_t got = 0;
+        uint32_t spilled = SEG_NIL, spilled_gen = 0;
         for (; got < n; got++) {
             uint32_t i = index_find(s, &ids[got], reel__id_hash(&ids[got]));
+            if (i != SEG_NIL && obj_at(s, i)->state == OBJ_SPILLED &&
+                !(obj_at(s, i)->flags & OBJF_RESTORING)) {
+                spilled = i; /* on disk: read it back, then look again */
+                spilled_gen = obj_at(s, i)->gen;
+            }
             if (i == SEG_NIL || (*obj_at(s, i)).state != OBJ_SEALED)
                 break;
             seg_object *o = &(*obj_at(s, i));
@@ -1239,6 +1615,11 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
             wake_space(s);
         if (rc)
             return rc;
+        if (spilled != SEG_NIL) {
+            if ((rc = restore(s, spilled, spilled_gen)) != 0)
+                return rc;
+            continue;
+        }
         if (timeout_ms == 0)
             return -ETIMEDOUT;
         if (!deadline && timeout_ms > 0)
@@ -1270,18 +1651,22 @@ REEL_API int reel_obj_delete(reel_store *s, const reel_id *id) {
     if (rc)
         return rc;
     uint32_t i = index_find(s, id, reel__id_hash(id));
+    seg_object *o = i == SEG_NIL ? NULL : obj_at(s, i);
     int freed = 0;
-    if (i == SEG_NIL || (*obj_at(s, i)).state == OBJ_DELETING) {
+    if (!o || o->state == OBJ_DELETING || (o->flags & OBJF_DELETE_PENDING)) {
         rc = REEL_ENOTFOUND;
-    } else if ((*obj_at(s, i)).state == OBJ_UNSEALED) {
+    } else if (o->state == OBJ_UNSEALED) {
         rc = REEL_ENOTSEALED;
-    } else if ((*obj_at(s, i)).refs == 0) {
+    } else if (o->state == OBJ_SPILLED && (o->flags & OBJF_RESTORING)) {
+        o->flags |= OBJF_DELETE_PENDING; /* freed when the restore is done */
+    } else if (o->refs == 0 && !(o->flags & OBJF_SPILLING)) {
         object_free(s, i);
         freed = 1;
     } else {
-        (*obj_at(s, i)).state = OBJ_DELETING;
-        s->hdr->n_sealed--;
-        s->hdr->n_deleting++;
+        /* Held, or being written to a spill file: freed when that ends. */
+        count_state(s->hdr, o->state, -1);
+        o->state = OBJ_DELETING;
+        count_state(s->hdr, o->state, +1);
     }
     store_unlock(s);
     if (freed)
@@ -1294,7 +1679,10 @@ REEL_API int reel_obj_contains(reel_store *s, const reel_id *id, int *present) {
     if (rc)
         return rc;
     uint32_t i = index_find(s, id, reel__id_hash(id));
-    *present = i != SEG_NIL && (*obj_at(s, i)).state == OBJ_SEALED;
+    *present =
+        i != SEG_NIL &&
+        (obj_at(s, i)->state == OBJ_SEALED ||
+         (obj_at(s, i)->state == OBJ_SPILLED && !(obj_at(s, i)->flags & OBJF_DELETE_PENDING)));
     store_unlock(s);
     return 0;
 }

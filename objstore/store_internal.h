@@ -46,7 +46,26 @@
 #define SEG_ALIGN          64u
 #define SEG_CLASSES        64
 
-enum seg_state { OBJ_FREE = 0, OBJ_UNSEALED = 1, OBJ_SEALED = 2, OBJ_DELETING = 3 };
+/* OBJ_SPILLED: sealed, its bytes (data and metadata) in a spill file, no
+ * arena block. */
+enum seg_state {
+    OBJ_FREE = 0,
+    OBJ_UNSEALED = 1,
+    OBJ_SEALED = 2,
+    OBJ_DELETING = 3,
+    OBJ_SPILLED = 4
+};
+
+/* Internal object flags, above the public REEL_OBJ_* ones. While one is set,
+ * seg_object.mover names the client (slot + 1) doing the work; a rebuild
+ * undoes the work of a mover that died. */
+#define OBJF_SPILLING       (1u << 16) /* sealed, being written to a spill file */
+#define OBJF_RESTORING      (1u << 17) /* spilled, being read back into its new block */
+#define OBJF_DELETE_PENDING (1u << 18) /* deleted while restoring: freed when done */
+
+#define SEG_SPILL_FILES    1024u
+#define SEG_SPILL_DIR_MAX  200u
+#define SEG_HIGH_WATER_DEF 800u /* permille of capacity */
 enum seg_block_state { BLOCK_UNUSED = 0, BLOCK_FREE = 1, BLOCK_USED = 2 };
 enum seg_client_state { CLIENT_FREE = 0, CLIENT_ALIVE = 1 };
 
@@ -65,6 +84,10 @@ typedef struct seg_header {
     uint32_t reserved0;
     uint64_t clients_off, refs_off, objects_off, index_off, blocks_off, arena_off;
     uint64_t created_ns;
+    uint64_t spill_files_off; /* seg_spill_file[SEG_SPILL_FILES] */
+    uint32_t high_water;      /* permille of capacity; 0: never spill */
+    uint32_t reserved0b;
+    char spill_dir[SEG_SPILL_DIR_MAX]; /* NUL-terminated; empty: spilling off */
     uint64_t reserved1[8];
 
     /* Mutable, under lock. */
@@ -79,6 +102,10 @@ typedef struct seg_header {
     uint32_t free_blocks;
     uint32_t n_unsealed, n_sealed, n_deleting, n_evictable, n_referenced;
     uint64_t evictions, evicted_bytes, reclaims, recoveries;
+    uint32_t n_spilled;
+    uint32_t spill_files; /* in use */
+    uint64_t spilled_bytes;
+    uint64_t spill_writes, spill_written_bytes, restores, restored_bytes, spill_failures;
     uint64_t reserved2[8];
 
     /* Futex words: bumped on every seal / every free, slept on by waiters.
@@ -125,7 +152,18 @@ typedef struct seg_object {
     uint32_t gen;
     uint32_t block;
     uint32_t lru_prev, lru_next; /* lru_next doubles as the free-slot link */
+    uint32_t mover;              /* client slot + 1 spilling or restoring it, else 0 */
+    uint32_t spill_file;         /* index into the spill file table, when spilled */
+    uint64_t spill_off;          /* where its bytes start in that file */
 } seg_object;
+
+/* A spill file: one per spill pass, holding the objects it wrote back to
+ * back. Removed when its last object is deleted or restored. */
+typedef struct seg_spill_file {
+    uint32_t live; /* objects spilled (or being spilled) into it */
+    uint32_t gen;  /* part of its name, so that a reused slot names a new file */
+    uint64_t bytes;
+} seg_spill_file;
 
 typedef struct seg_block {
     uint64_t offset, size;
@@ -140,7 +178,8 @@ typedef struct seg_block {
 typedef struct seg_layout {
     uint64_t capacity;
     uint32_t max_objects, max_clients, max_refs, ref_slots, index_size, max_blocks;
-    uint64_t clients_off, refs_off, objects_off, index_off, blocks_off, arena_off, file_size;
+    uint64_t clients_off, refs_off, objects_off, index_off, blocks_off, spill_files_off, arena_off,
+        file_size;
 } seg_layout;
 
 struct reel_store {
@@ -154,6 +193,7 @@ struct reel_store {
     seg_object *objects;
     uint32_t *index;
     seg_block *blocks;
+    seg_spill_file *spill_files;
     uint8_t *arena;
     uint32_t slot; /* SEG_NIL for observers */
     uint64_t spin_ns;
@@ -200,13 +240,28 @@ int reel__wait_change(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, uint32_
                       uint64_t spin_ns, uint64_t deadline_ns);
 void reel__wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers);
 
+/* file_io.c: moves pieces of memory to or from their places in a file with
+ * io_uring (pread/pwrite where io_uring is not allowed), several large
+ * requests in flight. Returns 0, -EIO if a read found the file shorter, or a
+ * negative errno (-ENOSPC, -EFBIG...). */
+typedef struct reel__io_piece {
+    void *buf;
+    uint64_t offset; /* in the file */
+    uint64_t length;
+} reel__io_piece;
+int reel__io_pieces(int fd, const reel__io_piece *pieces, size_t n, int write);
+int reel__read_range(int fd, void *buf, uint64_t offset, uint64_t length);
+
+void reel__spill_file_path(const reel_store *s, uint32_t file, uint32_t gen, char *out, size_t cap);
+
 /* ids.c */
 uint64_t reel__id_hash(const reel_id *id);
 
 /* segment.c: layout, creation and validation of the file */
 int reel__layout(seg_layout *l, uint64_t capacity, uint32_t max_objects, uint32_t max_clients,
                  uint32_t max_refs);
-int reel__segment_create(const char *path, const seg_layout *l, int prefault);
+int reel__segment_create(const char *path, const seg_layout *l, int prefault, const char *spill_dir,
+                         uint32_t high_water);
 int reel__segment_map(reel_store *s, const char *path, int populate);
 uint64_t reel__now_ns(int clock);
 int reel__process_start_time(pid_t pid, uint64_t *out);

@@ -34,7 +34,9 @@ void th_init(void) {
 void th_fini(void) {
     th_reap_all();
     for (size_t i = 0; i < th_npaths; i++) {
-        unlink(th_paths[i]);
+        /* destroy also removes the store's spill directory; unlink what it cannot open. */
+        if (reel_store_destroy(th_paths[i]) != 0)
+            unlink(th_paths[i]);
         free(th_paths[i]);
         th_paths[i] = NULL;
     }
@@ -76,7 +78,7 @@ reel_store *th_store_new(uint64_t capacity, uint32_t max_objects, const char **p
     reel_store_options opts = {0};
     opts.capacity = capacity;
     opts.max_objects = max_objects;
-    opts.flags = REEL_STORE_NO_PREFAULT;
+    opts.flags = REEL_STORE_NO_PREFAULT | REEL_STORE_NO_SPILL;
     return th_store_new_opts(&opts, path_out);
 }
 

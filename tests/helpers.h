@@ -36,8 +36,10 @@ void th_fini(void);
  * stays valid until th_fini(). */
 const char *th_store_path(void);
 
-/* Creates a store at a fresh path with the given sizes (0 = default) and
- * REEL_STORE_NO_PREFAULT unless prefault is set; asserts success. */
+/* Creates a store at a fresh path with the given sizes (0 = default),
+ * REEL_STORE_NO_PREFAULT and REEL_STORE_NO_SPILL: a memory-only store, whose
+ * fullness, eviction and waiting the store tests check. Spilling is tested on
+ * stores made with th_store_new_opts(). Asserts success. */
 reel_store *th_store_new(uint64_t capacity, uint32_t max_objects, const char **path_out);
 reel_store *th_store_new_opts(const reel_store_options *opts, const char **path_out);
 

@@ -33,7 +33,8 @@ static void ti_fini(void) {
         reel_store_close(ti_store);
     ti_store = NULL;
     for (int i = 0; i < ti_npaths; i++)
-        unlink(ti_paths[i]);
+        if (reel_store_destroy(ti_paths[i]) != 0) /* and its spill directory */
+            unlink(ti_paths[i]);
     ti_npaths = 0;
 }
 

@@ -63,7 +63,8 @@ extern "C" {
     X(CORRUPT, "store segment is corrupt")                                                         \
     X(TRUNCATED, "store file is truncated")                                                        \
     X(OBSERVER, "operation needs a client handle, not an observer")                                \
-    X(BADMETA, "malformed object metadata")
+    X(BADMETA, "malformed object metadata")                                                        \
+    X(SPILLLOST, "a spilled object's file is missing or unreadable")
 
 enum {
 #define REEL_ERRNO_ENUM_(name, msg) REEL_E##name##_INDEX_,
@@ -126,10 +127,19 @@ typedef struct reel_store_options {
     uint32_t max_clients;         /* processes attached at once (default 128) */
     uint32_t max_refs_per_client; /* distinct objects one client holds (default 4096) */
     uint32_t flags;               /* REEL_STORE_* */
+    /* Spilling: when used memory passes high_water x capacity (default 0.8),
+     * or a create cannot fit, sealed objects nobody is reading and that are
+     * not evictable are written to files in spill_dir with io_uring, and read
+     * back by the next get. spill_dir default: /tmp/reel-spill-<store name>,
+     * created with mode 0700. */
+    const char *spill_dir;
+    double high_water; /* 0 < high_water <= 1 */
 } reel_store_options;
 
 /* Skip pre-faulting the arena at creation (faster to create, slower first use). */
 #define REEL_STORE_NO_PREFAULT 0x1u
+/* Never spill: a create that cannot fit waits or fails with REEL_EFULL. */
+#define REEL_STORE_NO_SPILL 0x2u
 
 /* Flags for reel_store_open(). */
 #define REEL_OPEN_OBSERVER 0x1u /* take no client slot: stats, listing, reclaim only */
@@ -194,8 +204,16 @@ typedef struct reel_store_stats {
     uint32_t clients_dead; /* not yet reclaimed */
     uint64_t evictions;    /* objects evicted since creation */
     uint64_t evicted_bytes;
-    uint64_t reclaims;   /* dead clients reclaimed since creation */
-    uint64_t recoveries; /* times the lock was found held by a dead process */
+    uint64_t reclaims;        /* dead clients reclaimed since creation */
+    uint64_t recoveries;      /* times the lock was found held by a dead process */
+    uint32_t objects_spilled; /* sealed objects whose bytes are in spill files */
+    uint32_t spill_files;     /* spill files on disk */
+    uint64_t spilled_bytes;   /* bytes those objects hold on disk */
+    uint64_t spill_writes;    /* objects written to spill files since creation */
+    uint64_t spill_written_bytes;
+    uint64_t restores; /* objects read back since creation */
+    uint64_t restored_bytes;
+    uint64_t spill_failures; /* spill passes that could not write */
 } reel_store_stats;
 
 /* Copies the store's counters into out. Works on observer handles. */
@@ -220,6 +238,7 @@ enum reel_obj_state {
     REEL_OBJ_UNSEALED = 1,
     REEL_OBJ_SEALED = 2,
     REEL_OBJ_DELETING = 3,
+    REEL_OBJ_SPILLED = 4, /* sealed; its bytes are in a spill file until the next get */
 };
 
 #define REEL_OBJ_INFO_META_MAX 256
@@ -287,7 +306,10 @@ REEL_API int reel_obj_abort(reel_store *store, const reel_id *id);
  * there or not sealed yet. All or nothing: on success every view is filled
  * and holds one reference, to be dropped with reel_obj_release(); on failure
  * none is held.
+ * A spilled object is read back first (the caller sees only a slower get).
  * Errors: -ETIMEDOUT (some object did not appear in time), REEL_ETOOMANYREFS,
+ * REEL_ESPILLLOST (a spilled object's file is gone: reel_last_error() names it),
+ * REEL_EFULL (no room to read a spilled object back),
  * REEL_ECORRUPT, -EINVAL (n is 0), REEL_EOBSERVER. */
 REEL_API int reel_obj_get(reel_store *store, const reel_id *ids, size_t n, int timeout_ms,
                           reel_view *views);

@@ -1,0 +1,243 @@
+/* Spilling: a store smaller than its working set spills sealed objects to
+ * disk with io_uring and reads them back on get, intact; a spill directory
+ * that fails or loses files gives clear errors and loses nothing in memory. */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+TestSuite(spill, .init = th_init, .fini = th_fini, .timeout = 120);
+
+#define OBJ_SIZE (256u << 10)
+
+/* A fresh spill directory path (not created: the store makes it). */
+static const char *spill_dir(void) {
+    static char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/reel-test-spill-%d-%08x", (int)getpid(),
+             (unsigned)th_rand64(&(uint64_t){th_realtime_ns()}));
+    return dir;
+}
+
+static reel_store *spilling_store(uint64_t capacity, double high_water, const char *dir,
+                                  const char **path) {
+    reel_store_options o = {.capacity = capacity,
+                            .max_objects = 4096,
+                            .flags = REEL_STORE_NO_PREFAULT,
+                            .spill_dir = dir,
+                            .high_water = high_water};
+    return th_store_new_opts(&o, path);
+}
+
+static int count_spill_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strncmp(e->d_name, "spill-", 6) == 0;
+    closedir(d);
+    return n;
+}
+
+static void put_pattern(reel_store *s, uint64_t i) {
+    static uint8_t buf[OBJ_SIZE];
+    th_fill(buf, sizeof buf, i);
+    reel_id id = th_id_n(0x5b111, i);
+    TH_OK(reel_obj_put(s, &id, buf, sizeof buf, &i, sizeof i, 0, 1000));
+}
+
+static void expect_pattern(reel_store *s, uint64_t i) {
+    reel_id id = th_id_n(0x5b111, i);
+    reel_view v;
+    TH_OK(reel_obj_get(s, &id, 1, 0, &v));
+    cr_assert_eq(v.size, OBJ_SIZE);
+    cr_assert_eq(th_mismatch(v.data, v.size, i), v.size, "object %llu torn at byte %zu",
+                 (unsigned long long)i, th_mismatch(v.data, v.size, i));
+    cr_assert_eq(v.meta_size, sizeof i);
+    cr_assert(memcmp(v.meta, &i, sizeof i) == 0, "object %llu: metadata lost",
+              (unsigned long long)i);
+    TH_OK(reel_obj_release(s, &id));
+}
+
+Test(spill, working_set_four_times_the_store) {
+    const char *dir = spill_dir(), *path;
+    reel_store *s = spilling_store(8u << 20, 0, dir, &path);
+    enum { N = 128 }; /* 32 MiB through an 8 MiB store */
+    for (uint64_t i = 0; i < N; i++)
+        put_pattern(s, i);
+    reel_store_stats st = th_stats(s);
+    cr_assert_gt(st.objects_spilled, N / 2, "only %u of %d objects spilled", st.objects_spilled, N);
+    cr_assert_eq(st.objects, N);
+    cr_assert_leq(st.used, st.capacity);
+    cr_assert_gt(count_spill_files(dir), 0);
+    /* Every object back, in a scrambled order, each read from wherever it is. */
+    uint64_t seed = 7;
+    for (int round = 0; round < 2; round++)
+        for (uint64_t k = 0; k < N; k++)
+            expect_pattern(s, (k * 37 + th_rand64(&seed) % 2) % N);
+    for (uint64_t i = 0; i < N; i++) {
+        int present = 0;
+        reel_id id = th_id_n(0x5b111, i);
+        TH_OK(reel_obj_contains(s, &id, &present));
+        cr_assert(present, "object %llu missing", (unsigned long long)i);
+        expect_pattern(s, i);
+        TH_OK(reel_obj_delete(s, &id));
+    }
+    st = th_stats(s);
+    cr_assert_gt(st.restores, 0);
+    cr_assert_eq(st.objects, 0);
+    cr_assert_eq(st.used, 0);
+    cr_assert_eq(st.spill_files, 0);
+    cr_assert_eq(count_spill_files(dir), 0, "spill files outlived their objects");
+    reel_store_close(s);
+    TH_OK(reel_store_destroy(path));
+    struct stat sb;
+    cr_assert(stat(dir, &sb) != 0, "the spill directory outlived its store");
+}
+
+Test(spill, high_water_mark_and_objects_being_read) {
+    const char *dir = spill_dir();
+    reel_store *s = spilling_store(8u << 20, 0.5, dir, NULL);
+    put_pattern(s, 0);
+    reel_id held = th_id_n(0x5b111, 0);
+    reel_view v;
+    TH_OK(reel_obj_get(s, &held, 1, 0, &v)); /* being read: never spilled */
+    for (uint64_t i = 1; i < 20; i++)        /* 5 MiB: past half of the store */
+        put_pattern(s, i);
+    reel_store_stats st = th_stats(s);
+    cr_assert_gt(st.objects_spilled, 0, "nothing spilled past the high-water mark");
+    cr_assert_leq(st.used, st.capacity / 2 + OBJ_SIZE + 4096, "used %llu of %llu",
+                  (unsigned long long)st.used, (unsigned long long)st.capacity);
+    cr_assert_eq(th_mismatch(v.data, v.size, 0), v.size, "a held view changed under its reader");
+    size_t n;
+    reel_obj_info info[64];
+    TH_OK(reel_store_objects(s, info, 64, &n));
+    for (size_t k = 0; k < n; k++)
+        if (reel_id_equal(&info[k].id, &held))
+            cr_assert_eq(info[k].state, REEL_OBJ_SEALED, "the held object was spilled");
+    TH_OK(reel_obj_release(s, &held));
+    for (uint64_t i = 0; i < 20; i++)
+        expect_pattern(s, i);
+    reel_store_close(s);
+}
+
+typedef struct full_arg {
+    const char *path;
+} full_arg;
+
+/* Fills a store whose spill files cannot grow past 64 KiB, less than one
+ * object (RLIMIT_FSIZE: every spill write fails, as on a full disk): creates
+ * must end in a clear REEL_EFULL, and every object already in memory must
+ * stay intact. */
+static int fill_with_small_disk(void *p) {
+    full_arg *a = p;
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = {64u << 10, 64u << 10};
+    TH_CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
+    reel_store *s;
+    TH_CHILD_RC(reel_store_open(a->path, 0, &s), 0);
+    static uint8_t buf[OBJ_SIZE];
+    uint64_t i = 0;
+    int rc = 0;
+    for (; i < 200 && rc == 0; i++) {
+        th_fill(buf, sizeof buf, i);
+        reel_id id = th_id_n(0x5b111, i);
+        rc = reel_obj_put(s, &id, buf, sizeof buf, NULL, 0, 0, 0);
+    }
+    TH_CHILD_CHECK(rc == REEL_EFULL, "put %llu -> %s, expected store full", (unsigned long long)i,
+                   reel_strerror(rc));
+    TH_CHILD_CHECK(strstr(reel_last_error(), "spilling failed") != NULL, "detail: %s",
+                   reel_last_error());
+    reel_store_stats st;
+    TH_CHILD_RC(reel_store_stats_get(s, &st), 0);
+    TH_CHILD_CHECK(st.spill_failures > 0, "no spill failure counted");
+    for (uint64_t k = 0; k + 1 < i; k++) { /* all that was put is there, intact */
+        reel_id id = th_id_n(0x5b111, k);
+        reel_view v;
+        TH_CHILD_RC(reel_obj_get(s, &id, 1, 0, &v), 0);
+        TH_CHILD_CHECK(th_pattern_ok(v.data, v.size, k), "object %llu torn", (unsigned long long)k);
+        TH_CHILD_RC(reel_obj_release(s, &id), 0);
+    }
+    reel_store_close(s);
+    return 0;
+}
+
+Test(spill, full_spill_directory_is_a_clear_error_and_loses_nothing) {
+    const char *path;
+    reel_store *s = spilling_store(4u << 20, 0, spill_dir(), &path);
+    full_arg a = {path};
+    cr_assert_eq(th_wait(th_fork(fill_with_small_disk, &a), 60000), 0);
+    reel_store_close(s);
+}
+
+Test(spill, spill_file_removed_underneath) {
+    const char *dir = spill_dir();
+    reel_store *s = spilling_store(4u << 20, 0, dir, NULL);
+    enum { N = 40 };
+    for (uint64_t i = 0; i < N; i++)
+        put_pattern(s, i);
+    cr_assert_gt(th_stats(s).objects_spilled, 0);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "spill-", 6) == 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+    int lost = 0;
+    for (uint64_t i = 0; i < N; i++) {
+        reel_id id = th_id_n(0x5b111, i);
+        reel_view v;
+        int rc = reel_obj_get(s, &id, 1, 0, &v);
+        if (rc == REEL_ESPILLLOST) {
+            lost++;
+            cr_assert(strstr(reel_last_error(), dir), "the error names the file: %s",
+                      reel_last_error());
+        } else {
+            TH_OK(rc);
+            cr_assert(th_pattern_ok(v.data, v.size, i), "object %llu torn", (unsigned long long)i);
+            TH_OK(reel_obj_release(s, &id));
+        }
+        TH_OK(reel_obj_delete(s, &id)); /* a lost object can still be deleted */
+    }
+    cr_assert_gt(lost, 0);
+    reel_store_stats st = th_stats(s);
+    cr_assert_eq(st.objects, 0);
+    cr_assert_eq(st.used, 0);
+    cr_assert_eq(st.spill_files, 0);
+    reel_store_close(s);
+}
+
+static int reader(void *p) {
+    full_arg *a = p;
+    reel_store *s;
+    TH_CHILD_RC(reel_store_open(a->path, 0, &s), 0);
+    for (uint64_t i = 0; i < 40; i++) {
+        reel_id id = th_id_n(0x5b111, i);
+        reel_view v;
+        TH_CHILD_RC(reel_obj_get(s, &id, 1, 0, &v), 0);
+        TH_CHILD_CHECK(th_pattern_ok(v.data, v.size, i), "object %llu torn", (unsigned long long)i);
+        TH_CHILD_RC(reel_obj_release(s, &id), 0);
+    }
+    reel_store_close(s);
+    return 0;
+}
+
+Test(spill, spilled_objects_read_back_by_another_process) {
+    const char *path;
+    reel_store *s = spilling_store(4u << 20, 0, spill_dir(), &path);
+    for (uint64_t i = 0; i < 40; i++)
+        put_pattern(s, i);
+    cr_assert_gt(th_stats(s).objects_spilled, 0);
+    full_arg a = {path};
+    cr_assert_eq(th_wait(th_fork(reader, &a), 60000), 0);
+    reel_store_close(s);
+}
