@@ -70,21 +70,23 @@ int reel__layout(seg_layout *l, uint64_t capacity, uint32_t max_objects, uint32_
     return 0;
 }
 
-int reel__process_start_time(pid_t pid, uint64_t *out) {
+int reel__process_start_time(pid_t pid, uint64_t *out, char *state) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -errno;
+        return -errno; /* -ENOENT: no such process; anything else says nothing */
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0)
-        return -EIO;
+        return n == 0 ? -ENOENT : -errno; /* an empty stat: it is being reaped */
     buf[n] = '\0';
     /* The command name may hold spaces and parentheses: fields count from the last ')'. */
     char *p = strrchr(buf, ')');
-    if (!p)
+    if (!p || p[1] != ' ' || !p[2])
         return -EIO;
+    if (state)
+        *state = p[2];
     int field = 2;
     for (p++; *p && field < 22; p++)
         if (*p == ' ')

@@ -25,6 +25,8 @@
 /* A create waiting for space re-checks for dead clients this often. */
 #define LIVENESS_INTERVAL_NS 50000000ull
 #define FIRST_FIT_SCAN       32
+/* A sleeper looks again at least this often, whatever it was promised. */
+#define WAIT_SLICE_NS 100000000ull
 
 static uint64_t align_up(uint64_t v) {
     return (v + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
@@ -163,11 +165,17 @@ static uint32_t index_find(reel_store *s, const reel_id *id, uint64_t hash) {
     return SEG_NIL;
 }
 
+/* The index holds at most max_objects of its 2 x max_objects slots, so a
+ * probe that walks the whole table means a corrupt index: every probe loop
+ * is bounded and marks the store for a rebuild instead of spinning. */
 static void index_insert(reel_store *s, uint32_t obj, uint64_t hash) {
     uint32_t mask = s->lay.index_size - 1;
     uint32_t i = (uint32_t)hash & mask;
-    while (s->index[i] != 0)
-        i = (i + 1) & mask;
+    for (uint32_t n = 0; s->index[i] != 0; i = (i + 1) & mask)
+        if (++n > mask) {
+            s->corrupt = 1;
+            return;
+        }
     s->index[i] = obj + 1;
 }
 
@@ -175,12 +183,10 @@ static void index_insert(reel_store *s, uint32_t obj, uint64_t hash) {
 static void index_remove(reel_store *s, uint32_t obj) {
     uint32_t mask = s->lay.index_size - 1;
     uint32_t i = (uint32_t)(*obj_at(s, obj)).hash & mask;
-    while (s->index[i] != obj + 1) {
-        if (s->index[i] == 0)
+    for (uint32_t n = 0; s->index[i] != obj + 1; i = (i + 1) & mask)
+        if (s->index[i] == 0 || ++n > mask)
             return;
-        i = (i + 1) & mask;
-    }
-    for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+    for (uint32_t j = (i + 1) & mask, n = 0; n <= mask; j = (j + 1) & mask, n++) {
         uint32_t v = s->index[j];
         if (v == 0 || v > s->lay.max_objects)
             break;
@@ -441,7 +447,8 @@ static void wake_space(reel_store *s) {
 
 /* Checks an object's extent before handing out a pointer into the arena. */
 static int object_extent_ok(const reel_store *s, const seg_object *o) {
-    return o->offset % SEG_ALIGN == 0 && o->alloc <= s->lay.capacity &&
+    return o->size <= s->lay.capacity && o->meta_size <= REEL_META_MAX &&
+           o->offset % SEG_ALIGN == 0 && o->alloc <= s->lay.capacity &&
            o->offset <= s->lay.capacity - o->alloc &&
            obj_alloc_size(o->size, o->meta_size) <= o->alloc;
 }
@@ -576,17 +583,24 @@ static int client_drop(reel_store *s, uint32_t slot) {
 
 /* ---- dead clients ----------------------------------------------------- */
 
+/* Dead means gone for sure: no such process, a zombie, or another process
+ * under a reused pid. Not being able to look (out of fds, say) is not death:
+ * declaring a live client dead would free what it is writing. */
 static int client_alive(const seg_client *c) {
-    if (c->state != CLIENT_ALIVE)
-        return 0;
-    if (c->pid <= 0)
+    if (c->state != CLIENT_ALIVE || c->pid <= 0)
         return 0;
     if (kill(c->pid, 0) != 0 && errno == ESRCH)
         return 0;
     uint64_t start;
-    if (reel__process_start_time(c->pid, &start) != 0)
+    char state = '?';
+    int rc = reel__process_start_time(c->pid, &start, &state);
+    if (rc == -ENOENT || rc == -ESRCH)
         return 0;
-    return start == c->start_time; /* else the pid was reused */
+    if (rc != 0)
+        return 1;
+    if (state == 'Z' || state == 'X')
+        return 0;
+    return start == c->start_time;
 }
 
 /* Caller holds the lock. Reclaims every dead client; returns how many. */
@@ -679,34 +693,28 @@ void reel__rebuild(reel_store *s) {
             max_tick = o->last_use;
     }
 
-    /* 3. References: re-count from live clients' tables, re-inserting valid records. */
+    /* 3. References: counted again from live clients' tables, read in place.
+     * A live client's table is never rewritten here: a rebuild killed part
+     * way must not lose a reference a live process holds. A record naming a
+     * freed object (possible only in a corrupt table) is not counted. */
     for (uint32_t c = 0; c < l->max_clients; c++) {
         seg_client *cl = &(*client_at(s, c));
         cl->nrecords = cl->refs = cl->unsealed = 0;
         if (cl->state != CLIENT_ALIVE)
             continue;
         seg_ref *t = client_refs(s, c);
-        uint32_t n = 0;
-        for (uint32_t i = 0; i < l->ref_slots; i++) { /* compact valid records to the front */
+        for (uint32_t i = 0; i < l->ref_slots; i++) {
             seg_ref r = t[i];
-            memset(&t[i], 0, sizeof t[i]);
-            if (r.obj_plus1 == 0 || r.obj_plus1 > l->max_objects || r.count == 0)
+            if (r.obj_plus1 == 0)
+                continue;
+            cl->nrecords++;
+            if (r.obj_plus1 > l->max_objects || r.count == 0)
                 continue;
             seg_object *o = &(*obj_at(s, r.obj_plus1 - 1));
             if ((o->state != OBJ_SEALED && o->state != OBJ_DELETING) || o->gen != r.gen)
                 continue;
-            t[n++] = r;
-        }
-        for (uint32_t k = n; k-- > 0;) { /* back to their hashed places */
-            seg_ref r = t[k];
-            memset(&t[k], 0, sizeof t[k]);
-            uint32_t mask = l->ref_slots - 1, i = ref_home(s, r.obj_plus1 - 1);
-            while (t[i].obj_plus1 != 0)
-                i = (i + 1) & mask;
-            t[i] = r;
-            cl->nrecords++;
             cl->refs += r.count;
-            (*obj_at(s, r.obj_plus1 - 1)).refs += r.count;
+            o->refs += r.count;
         }
     }
 
@@ -851,6 +859,7 @@ void reel__rebuild(reel_store *s) {
     h->tick = max_tick;
     s->corrupt = 0;
     wake_space(s);
+    reel__wake(&h->seal_seq, &h->seal_sleepers); /* a sealer may have died before its wake */
 }
 
 /* ---- stores ----------------------------------------------------------- */
@@ -868,7 +877,7 @@ static char *resolve_path(const char *path) {
 
 static int claim_slot(reel_store *s) {
     uint64_t start;
-    int rc = reel__process_start_time(getpid(), &start);
+    int rc = reel__process_start_time(getpid(), &start, NULL);
     if (rc)
         return rc;
     if ((rc = store_lock(s)) != 0)
@@ -1434,7 +1443,12 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
             return REEL_EEXISTS;
         }
         uint32_t obj = h->object_free_head;
-        if (obj == SEG_NIL || obj >= s->lay.max_objects) {
+        if (obj != SEG_NIL && (obj >= s->lay.max_objects || obj_at(s, obj)->state != OBJ_FREE)) {
+            s->corrupt = 1; /* the free list names a live object: rebuilt by the unlock */
+            store_unlock(s);
+            continue;
+        }
+        if (obj == SEG_NIL) {
             store_unlock(s);
             return reel__fail(REEL_ETOOMANYOBJECTS, "all %u object slots are in use",
                               s->lay.max_objects);
@@ -1539,10 +1553,14 @@ REEL_API int reel_obj_seal(reel_store *s, const reel_id *id) {
         (*client_at(s, s->slot)).unsealed--;
         if (in_lru(o))
             lru_push(s, obj);
+        /* Bumped under the lock: a sealer that dies before its wake-up still
+         * leaves a changed word, which sleepers re-check at least every
+         * WAIT_SLICE_NS. */
+        atomic_fetch_add_explicit(&s->hdr->seal_seq, 1, memory_order_seq_cst);
     }
     store_unlock(s);
     if (rc == 0)
-        reel__wake(&s->hdr->seal_seq, &s->hdr->seal_sleepers);
+        reel__wake_sleepers(&s->hdr->seal_seq, &s->hdr->seal_sleepers);
     return rc;
 }
 
@@ -1624,8 +1642,13 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
             return -ETIMEDOUT;
         if (!deadline && timeout_ms > 0)
             deadline = deadline_from(timeout_ms);
-        if (reel__wait_change(&h->seal_seq, &h->seal_sleepers, seen, s->spin_ns, deadline) != 0)
+        uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+        if (deadline && now >= deadline)
             return -ETIMEDOUT;
+        uint64_t until = now + WAIT_SLICE_NS;
+        if (deadline && deadline < until)
+            until = deadline;
+        reel__wait_change(&h->seal_seq, &h->seal_sleepers, seen, s->spin_ns, until);
     }
 }
 
@@ -1701,6 +1724,14 @@ REEL_API int reel_obj_put(reel_store *s, reel_id *id, const void *data, uint64_t
     void *buf;
     int rc = reel_obj_create(s, id, size, meta, meta_size, flags & ~REEL_OBJ_CONTENT_ID, timeout_ms,
                              &buf);
+    if (rc == REEL_EEXISTS && (flags & REEL_OBJ_CONTENT_ID) && timeout_ms != 0) {
+        /* Another client is writing the same bytes: done once it seals them. */
+        reel_view v;
+        rc = reel_obj_get(s, id, 1, timeout_ms, &v);
+        if (rc == 0)
+            rc = reel_obj_release(s, id);
+        return rc == -ETIMEDOUT ? REEL_EEXISTS : rc;
+    }
     if (rc)
         return rc;
     if (size)

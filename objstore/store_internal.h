@@ -239,6 +239,8 @@ static inline void reel__cpu_relax(void) {
 int reel__wait_change(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, uint32_t seen,
                       uint64_t spin_ns, uint64_t deadline_ns);
 void reel__wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers);
+/* The second half of reel__wake, for a caller that bumped *seq itself. */
+void reel__wake_sleepers(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers);
 
 /* file_io.c: moves pieces of memory to or from their places in a file with
  * io_uring (pread/pwrite where io_uring is not allowed), several large
@@ -264,7 +266,9 @@ int reel__segment_create(const char *path, const seg_layout *l, int prefault, co
                          uint32_t high_water);
 int reel__segment_map(reel_store *s, const char *path, int populate);
 uint64_t reel__now_ns(int clock);
-int reel__process_start_time(pid_t pid, uint64_t *out);
+/* Start time (field 22 of /proc/<pid>/stat) and state letter of a process.
+ * -ENOENT when there is no such process. */
+int reel__process_start_time(pid_t pid, uint64_t *out, char *state);
 
 /* store.c */
 void reel__rebuild(reel_store *s);

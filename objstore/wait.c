@@ -16,10 +16,14 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
     return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
 }
 
-void reel__wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers) {
-    atomic_fetch_add_explicit(seq, 1, memory_order_seq_cst);
+void reel__wake_sleepers(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers) {
     if (atomic_load_explicit(sleepers, memory_order_seq_cst) != 0)
         futex(seq, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+void reel__wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers) {
+    atomic_fetch_add_explicit(seq, 1, memory_order_seq_cst);
+    reel__wake_sleepers(seq, sleepers);
 }
 
 int reel__wait_change(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, uint32_t seen,
