@@ -87,7 +87,12 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
                       uint32_t worker, uint32_t generation, int ctl_fd, int event_fd,
                       uint64_t spin_ns);
 
-/* Where a worker slot's rings live in a mapped pool segment. */
+/* The parent ID a task's outputs derive from: (stage, task ID), so that two
+ * stages given the same task ID never name the same outputs. */
+void reel__output_parent(const char *stage, const reel_id *task_id, reel_id *out);
+
+/* Where a worker slot's rings live in a pool segment the driver made (the
+ * driver trusts its own header; workers use the copy they validated). */
 static inline reel_ring *pool_task_ring(pool_header *h, uint32_t w) {
     return (reel_ring *)((uint8_t *)h + h->rings_off + (uint64_t)w * 2 * h->ring_bytes);
 }

@@ -41,6 +41,7 @@ typedef struct task_entry {
     uint32_t n_inputs;
     reel_id inputs[REEL_TASK_MAX_INPUTS];
     int status;
+    int timed_out; /* its worker was killed for running past the task timeout */
     char error[REEL_ERROR_TEXT_MAX];
     uint32_t next_free;
 } task_entry;
@@ -102,6 +103,24 @@ struct reel_runtime {
     uint32_t next_pool;
     reel_pool *pools;
 };
+
+/* ---- output IDs ------------------------------------------------------------ */
+
+void reel__output_parent(const char *stage, const reel_id *task_id, reel_id *out) {
+    reel_id stage_id;
+    reel_id_from_content(stage, strlen(stage), &stage_id);
+    reel_id mixed;
+    for (int i = 0; i < 16; i++)
+        mixed.bytes[i] = task_id->bytes[i] ^ stage_id.bytes[i];
+    reel_id_derive(&mixed, UINT64_MAX, out);
+}
+
+REEL_API void reel_actor_output_id(const char *stage, const reel_id *task_id, uint32_t index,
+                                   reel_id *out) {
+    reel_id parent;
+    reel__output_parent(stage, task_id, &parent);
+    reel_id_derive(&parent, index, out);
+}
 
 /* ---- fifo ---------------------------------------------------------------- */
 
@@ -361,10 +380,15 @@ REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime *
             d->cpus = 1;
         if (d->batch_size == 0)
             d->batch_size = 1;
+        /* 0 means the default; REEL_ACTOR_NONE asks for none. */
         if (d->max_retries == 0)
             d->max_retries = DEFAULT_MAX_RETRIES;
+        else if (d->max_retries == REEL_ACTOR_NONE)
+            d->max_retries = 0;
         if (d->max_restarts == 0)
             d->max_restarts = DEFAULT_MAX_RESTARTS;
+        else if (d->max_restarts == REEL_ACTOR_NONE)
+            d->max_restarts = 0;
         if (d->slots == 0)
             d->slots = DEFAULT_SLOTS;
     }
@@ -477,10 +501,13 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
     reel_ctl_msg r;
     int fds[4], nfds = 0;
     rc = reel__ctl_recv(p->rt->zygote_fd, &r, fds, &nfds, SPAWN_TIMEOUT_MS);
-    if (rc == 0 && r.type == REEL_CTL_SPAWNED && nfds == 2 && r.worker == w &&
+    if (rc == 0 && r.type == REEL_CTL_SPAWNED && nfds == 2 && r.pool == p->id && r.worker == w &&
         r.generation == gen && r.pid > 0) {
         *ws = (worker_slot){
             .state = W_LIVE, .pid = r.pid, .pidfd = fds[0], .ctl_fd = fds[1], .generation = gen};
+        /* A busy worker reads its socket only between tasks: the driver never
+         * blocks on it (a full socket is -EAGAIN, tried again later). */
+        fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
         return 0;
     }
     for (int i = 0; i < nfds; i++)
@@ -577,6 +604,8 @@ static void retry_or_fail(reel_pool *p, uint32_t e, int status) {
     if (t->attempt <= p->max_retries) {
         t->attempt++;
         p->retried++;
+        t->error[0] = '\0'; /* the next attempt reports its own */
+        t->timed_out = 0;
         fifo_push(&p->pending, &e, 1);
     } else {
         finish(p, e, status, NULL, 0);
@@ -617,6 +646,20 @@ static void read_control(reel_pool *p, worker_slot *ws) {
     }
 }
 
+/* Whether a result names exactly the outputs its task's attempt derives:
+ * a worker is another process, and the driver deletes what results name. */
+static int outputs_ok(const reel_pool *p, const result_record *r) {
+    if (r->n_outputs > REEL_TASK_MAX_OUTPUTS)
+        return 0;
+    for (uint32_t i = 0; i < r->n_outputs; i++) {
+        reel_id want;
+        reel_actor_output_id(p->def->name, &r->task_id, i, &want);
+        if (!reel_id_equal(&want, &r->outputs[i]))
+            return 0;
+    }
+    return 1;
+}
+
 static int drain_results(reel_pool *p, uint32_t w) {
     worker_slot *ws = &p->workers[w];
     reel_ring *ring = pool_result_ring(p->hdr, w);
@@ -627,16 +670,20 @@ static int drain_results(reel_pool *p, uint32_t w) {
         uint32_t k = 0;
         while (k < ws->nheld && !reel_id_equal(&p->entries[ws->held[k]].id, &r.task_id))
             k++;
-        if (k == ws->nheld || r.n_outputs > REEL_TASK_MAX_OUTPUTS)
+        if (k == ws->nheld)
             continue; /* not a task this worker holds: never trusted */
         uint32_t e = ws->held[k];
+        if (r.status != 0)
+            read_control(p, ws); /* its error text came first: match it while still held */
         unhold(p, ws, k);
         p->busy_ns += r.busy_ns;
-        if (r.status == 0) {
+        if (r.status == 0 && outputs_ok(p, &r)) {
             finish(p, e, 0, r.outputs, r.n_outputs);
         } else {
-            read_control(p, ws); /* the error text was sent before the result */
-            retry_or_fail(p, e, r.status < 0 ? r.status : -EIO);
+            if (r.status == 0)
+                snprintf(p->entries[e].error, REEL_ERROR_TEXT_MAX,
+                         "%s: the worker named outputs that are not this task's", p->def->name);
+            retry_or_fail(p, e, r.status < 0 ? r.status : -EPROTO);
         }
     }
     return n;
@@ -649,10 +696,11 @@ static void worker_died(reel_pool *p, uint32_t w, const char *why) {
     while (ws->nheld > 0) {
         uint32_t e = ws->held[0];
         unhold(p, ws, 0);
-        if (!p->entries[e].error[0] || strstr(p->entries[e].error, "worker"))
-            snprintf(p->entries[e].error, REEL_ERROR_TEXT_MAX, "%s: worker %d %s", p->def->name,
-                     (int)ws->pid, why);
-        retry_or_fail(p, e, -ECHILD);
+        task_entry *t = &p->entries[e];
+        if (!t->timed_out)
+            snprintf(t->error, REEL_ERROR_TEXT_MAX, "%s: worker %d %s", p->def->name, (int)ws->pid,
+                     why);
+        retry_or_fail(p, e, t->timed_out ? -ETIMEDOUT : -ECHILD);
     }
     close(ws->pidfd);
     close(ws->ctl_fd);
@@ -692,7 +740,11 @@ static void check_workers(reel_pool *p, uint64_t now) {
         uint32_t limit = p->def->task_timeout_ms;
         if (limit && start && now > start && now - start > (uint64_t)limit * 1000000ull &&
             ws->nheld > 0) {
+            drain_results(p, w); /* what finished first: held[0] is then the running task */
+            if (ws->nheld == 0)
+                continue;
             task_entry *t = &p->entries[ws->held[0]];
+            t->timed_out = 1;
             snprintf(t->error, REEL_ERROR_TEXT_MAX, "%s: task ran past %u ms: worker killed",
                      p->def->name, limit);
             pidfd_kill(ws->pidfd, SIGKILL);
@@ -822,7 +874,8 @@ static int create_segment(reel_pool *p) {
     int fd = open(p->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    int rc = ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
+    /* Reserve the pages now: on a full /dev/shm a first touch later would be SIGBUS. */
+    int rc = -posix_fallocate(fd, 0, (off_t)size);
     void *base = rc ? MAP_FAILED : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (base == MAP_FAILED) {
@@ -1029,6 +1082,8 @@ REEL_API int reel_pool_drain(reel_pool *p, int timeout_ms) {
         worker_slot *ws = &p->workers[w];
         if (ws->state != W_LIVE || ws->stopping)
             continue;
+        if (ws->drain_wait)
+            continue; /* asked already; its answer has not come */
         reel_ctl_msg m = {.type = REEL_CTL_DRAIN};
         ws->drain_wait = reel__ctl_send(ws->ctl_fd, &m, NULL, 0) == 0;
     }

@@ -17,7 +17,7 @@
 
 struct reel_actor_out {
     reel_store *store;
-    const reel_id *task_id;
+    reel_id parent; /* the task's outputs derive from it: reel_actor_output_id() */
     uint32_t n;
     reel_id ids[REEL_TASK_MAX_OUTPUTS];
 };
@@ -63,7 +63,7 @@ REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *m
     if (out->n >= REEL_TASK_MAX_OUTPUTS)
         return -E2BIG;
     reel_id id;
-    reel_id_derive(out->task_id, out->n, &id);
+    reel_id_derive(&out->parent, out->n, &id);
     int rc = reel_obj_create(out->store, &id, size, meta, meta_size, 0, -1, buf);
     if (rc == REEL_EEXISTS) {
         /* Left by an earlier attempt of this task whose result never reached
@@ -91,7 +91,8 @@ static void report_error(int ctl_fd, uint32_t phase, int code, const reel_id *ta
 
 /* Maps and validates the pool segment the driver made: nothing in it is
  * trusted before its sizes agree with the file. */
-static int map_pool(const char *path, uint32_t worker, pool_header **out, size_t *size) {
+static int map_pool(const char *path, uint32_t worker, pool_header **out, size_t *size,
+                    reel_ring **ring_out, pool_worker **me_out) {
     int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
@@ -102,8 +103,10 @@ static int map_pool(const char *path, uint32_t worker, pool_header **out, size_t
         rc = REEL_ETRUNCATED;
     else if (memcmp(h.magic, POOL_MAGIC, 8) != 0 || h.version != POOL_VERSION)
         rc = REEL_EFOREIGN;
-    else if (h.size != (uint64_t)st.st_size || worker >= h.max_workers ||
+    /* Every sum below is of values bounded first, so none can wrap. */
+    else if (h.size != (uint64_t)st.st_size || h.size > (1ull << 40) || worker >= h.max_workers ||
              h.max_workers > POOL_MAX_WORKERS || h.workers_off < sizeof h ||
+             h.workers_off > h.size || h.rings_off > h.size || h.ring_bytes > (1u << 24) ||
              h.workers_off + (uint64_t)h.max_workers * sizeof(pool_worker) > h.rings_off ||
              h.rings_off + (uint64_t)h.max_workers * 2 * h.ring_bytes > h.size)
         rc = REEL_ECORRUPT;
@@ -115,9 +118,15 @@ static int map_pool(const char *path, uint32_t worker, pool_header **out, size_t
     close(fd);
     if (base == MAP_FAILED)
         return -errno;
+    /* From here on, places come from the validated copy h, never from the
+     * shared header another process could still change. */
     pool_header *ph = base;
-    if (reel__ring_check(pool_task_ring(ph, worker), h.ring_bytes) != 0 ||
-        reel__ring_check(pool_result_ring(ph, worker), h.ring_bytes) != 0) {
+    uint8_t *rings = (uint8_t *)base + h.rings_off + (uint64_t)worker * 2 * h.ring_bytes;
+    ring_out[0] = (reel_ring *)rings;
+    ring_out[1] = (reel_ring *)(rings + h.ring_bytes);
+    *me_out = (pool_worker *)((uint8_t *)base + h.workers_off) + worker;
+    if (reel__ring_check(ring_out[0], h.ring_bytes) != 0 ||
+        reel__ring_check(ring_out[1], h.ring_bytes) != 0) {
         munmap(base, h.size);
         return REEL_ECORRUPT;
     }
@@ -176,7 +185,8 @@ static int serve_control(int ctl_fd, pool_worker *me, reel_ring *tasks, int *dra
 
 static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r, int ctl_fd) {
     reel_view views[REEL_TASK_MAX_INPUTS];
-    reel_actor_out out = {.store = ctx->store, .task_id = &t->task_id};
+    reel_actor_out out = {.store = ctx->store};
+    reel__output_parent(ctx->def->name, &t->task_id, &out.parent);
     ctx->task_id = t->task_id;
     ctx->attempt = t->attempt;
     ctx->error[0] = '\0';
@@ -223,9 +233,11 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
     reel_actor_ctx ctx = {.def = def, .worker = worker};
     pool_header *pool = NULL;
     size_t pool_size = 0;
+    reel_ring *rings[2] = {NULL, NULL};
+    pool_worker *me = NULL;
     int rc = reel_store_open(store_path, 0, &ctx.store);
     if (rc == 0)
-        rc = map_pool(pool_path, worker, &pool, &pool_size);
+        rc = map_pool(pool_path, worker, &pool, &pool_size, rings, &me);
     if (rc == 0 && def->setup)
         rc = def->setup(&ctx);
     if (rc != 0) {
@@ -234,14 +246,13 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
         return 1;
     }
     reel_store_set_spin_ns(ctx.store, spin_ns);
-    pool_worker *me = pool_worker_at(pool, worker);
     atomic_store(&me->generation, generation);
     atomic_store(&me->pid, (int32_t)getpid());
     reel_ctl_msg ready = {.type = REEL_CTL_READY, .worker = worker, .generation = generation};
     reel__ctl_send(ctl_fd, &ready, NULL, 0);
 
-    reel_ring *tasks = pool_task_ring(pool, worker);
-    reel_ring *results = pool_result_ring(pool, worker);
+    reel_ring *tasks = rings[0];
+    reel_ring *results = rings[1];
     task_record t;
     result_record r;
     int stop = 0, drain_pending = 0;

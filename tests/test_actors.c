@@ -75,6 +75,7 @@ static int hangs_once(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_a
 
 static const reel_actor_def def_plus_one = {.name = "plus_one", .process = plus_one};
 static const reel_actor_def def_noop = {.name = "noop", .process = noop};
+static const reel_actor_def def_plus_one_b = {.name = "plus_one_b", .process = plus_one};
 static const reel_actor_def def_flaky = {.name = "flaky", .process = flaky};
 static const reel_actor_def def_fails = {
     .name = "fails", .process = always_fails, .max_retries = 2};
@@ -85,8 +86,9 @@ static const reel_actor_def def_bad_setup = {
 static const reel_actor_def def_hangs = {
     .name = "hangs", .process = hangs_once, .task_timeout_ms = 300};
 
-static const reel_actor_def *const all_defs[] = {
-    &def_plus_one, &def_noop, &def_flaky, &def_fails, &def_crashes, &def_bad_setup, &def_hangs};
+static const reel_actor_def *const all_defs[] = {&def_plus_one, &def_noop,      &def_flaky,
+                                                 &def_fails,    &def_crashes,   &def_bad_setup,
+                                                 &def_hangs,    &def_plus_one_b};
 
 /* ---- fixture ---------------------------------------------------------------- */
 
@@ -232,7 +234,7 @@ ACTOR_TEST(round_trip_and_outputs) {
         cr_assert_eq(r.attempts, 1);
         /* The output's ID derives from the task ID: a retry would write the same. */
         reel_id want;
-        reel_id_derive(&r.task_id, 0, &want);
+        reel_actor_output_id("plus_one", &r.task_id, 0, &want);
         cr_assert(reel_id_equal(&want, &r.outputs[0]));
         expect_plus_one(&r, i, 64);
         TH_OK(reel_obj_delete(store, &r.outputs[0]));
@@ -552,4 +554,35 @@ ACTOR_TEST(drain_waits_for_held_tasks_and_keeps_the_queue) {
     for (int i = 0; i < 50; i++) /* the queue resumes */
         TH_OK(reel_pool_collect(pool, &r, 10000));
     TH_OK(reel_pool_stop(pool, -1));
+}
+
+ACTOR_TEST(two_stages_with_one_task_id_never_share_outputs) {
+    reel_pool *a, *b;
+    TH_OK(reel_pool_start(rt, "plus_one", 1, &a));
+    TH_OK(reel_pool_start(rt, "plus_one_b", 1, &b));
+    reel_id in = put_input(5, 16), task = th_id_n(0x7a5c, 5);
+    TH_OK(reel_pool_submit(a, &in, 1, &task, -1, NULL));
+    reel_task_result ra, rb;
+    TH_OK(reel_pool_collect(a, &ra, 10000));
+    /* The same task ID for the next stage, as a pipeline keyed by item would do. */
+    TH_OK(reel_pool_submit(b, &ra.outputs[0], 1, &task, -1, NULL));
+    TH_OK(reel_pool_collect(b, &rb, 10000));
+    cr_assert_eq(rb.status, 0, "%s", rb.error);
+    cr_assert(!reel_id_equal(&ra.outputs[0], &rb.outputs[0]));
+    int present;
+    TH_OK(reel_obj_contains(store, &ra.outputs[0], &present));
+    cr_assert(present, "the second stage destroyed the first stage's output");
+    reel_view v;
+    TH_OK(reel_obj_get(store, &rb.outputs[0], 1, 0, &v));
+    uint8_t want[16];
+    th_fill(want, 16, 5);
+    for (int k = 0; k < 16; k++)
+        cr_assert_eq(((const uint8_t *)v.data)[k], (uint8_t)(want[k] + 2));
+    TH_OK(reel_obj_release(store, &rb.outputs[0]));
+    TH_OK(reel_obj_delete(store, &rb.outputs[0]));
+    TH_OK(reel_obj_delete(store, &ra.outputs[0]));
+    TH_OK(reel_obj_delete(store, &in));
+    TH_OK(reel_pool_stop(a, -1));
+    TH_OK(reel_pool_stop(b, -1));
+    expect_store_empty();
 }

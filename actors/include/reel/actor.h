@@ -53,6 +53,9 @@ extern "C" {
 #define REEL_ACTOR_NAME_MAX   48
 #define REEL_ERROR_TEXT_MAX   200
 
+/* For max_retries and max_restarts, whose 0 means the default: none at all. */
+#define REEL_ACTOR_NONE UINT32_MAX
+
 typedef struct reel_actor_ctx reel_actor_ctx;
 typedef struct reel_actor_out reel_actor_out;
 
@@ -74,8 +77,8 @@ typedef struct reel_actor_def {
     double gpus;              /* GPUs per worker, fractions allowed (default 0) */
     uint64_t memory;          /* bytes per worker (default 0: not accounted) */
     uint32_t batch_size;      /* inputs per task the executor forms (default 1) */
-    uint32_t max_retries;     /* further attempts of a failing task (default 3) */
-    uint32_t max_restarts;    /* worker replacements per pool (default 16) */
+    uint32_t max_retries;     /* further attempts of a failing task (0: 3; REEL_ACTOR_NONE: 0) */
+    uint32_t max_restarts;    /* worker replacements per pool (0: 16; REEL_ACTOR_NONE: 0) */
     uint32_t slots;           /* tasks prefetched per worker (default 2) */
     uint32_t task_timeout_ms; /* a task running longer kills its worker (0: none) */
 } reel_actor_def;
@@ -95,7 +98,13 @@ REEL_API uint32_t reel_actor_attempt(reel_actor_ctx *ctx);
 REEL_API void reel_actor_set_error(reel_actor_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Creates the task's next output object, ID reel_id_derive(task ID, index).
+/* The ID of output index of a task of stage: derived from both, so a retried
+ * task names its outputs exactly as before and two stages never collide.
+ * Task IDs must be unique within a stage. */
+REEL_API void reel_actor_output_id(const char *stage, const reel_id *task_id, uint32_t index,
+                                   reel_id *out);
+
+/* Creates the task's next output object, ID reel_actor_output_id(stage, task ID, index).
  * Sealed by the runtime when process() returns 0, discarded otherwise.
  * Errors: -E2BIG (more than REEL_TASK_MAX_OUTPUTS), and reel_obj_create()'s. */
 REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *meta,
