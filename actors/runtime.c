@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,7 @@ struct reel_runtime {
     size_t n_defs;
     pid_t zygote;
     int zygote_fd;
+    pthread_mutex_t zygote_lock; /* one spawn request and its reply at a time */
     int event_fd; /* workers write it to wake a sleeping driver; inherited through the zygote */
     uint64_t spin_ns;
     uint32_t next_pool;
@@ -363,6 +365,7 @@ REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime *
     if (!rt)
         return -ENOMEM;
     rt->zygote_fd = -1;
+    pthread_mutex_init(&rt->zygote_lock, NULL);
     rt->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     rt->spin_ns = (opts->flags & REEL_RUNTIME_NO_SPIN) ? 0
                   : opts->spin_ns                      ? opts->spin_ns
@@ -495,13 +498,16 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
     reel_ctl_msg m = {
         .type = REEL_CTL_SPAWN, .actor = p->actor, .pool = p->id, .worker = w, .generation = gen};
     snprintf(m.path, sizeof m.path, "%s", p->path);
-    rc = reel__ctl_send(p->rt->zygote_fd, &m, NULL, 0);
-    if (rc)
-        return reel__fail(rc, "cannot reach the zygote: %s", reel_strerror(rc));
     reel_ctl_msg r;
     int fds[4], nfds = 0;
-    rc = reel__ctl_recv(p->rt->zygote_fd, &r, fds, &nfds, SPAWN_TIMEOUT_MS);
-    if (rc == 0 && r.type == REEL_CTL_SPAWNED && nfds == 2 && r.pool == p->id && r.worker == w &&
+    pthread_mutex_lock(&p->rt->zygote_lock);
+    rc = reel__ctl_send(p->rt->zygote_fd, &m, NULL, 0);
+    if (rc == 0)
+        rc = reel__ctl_recv(p->rt->zygote_fd, &r, fds, &nfds, SPAWN_TIMEOUT_MS);
+    pthread_mutex_unlock(&p->rt->zygote_lock);
+    if (rc) /* on an error no descriptor was received */
+        return reel__fail(rc, "no answer from the zygote: %s", reel_strerror(rc));
+    if (r.type == REEL_CTL_SPAWNED && nfds == 2 && r.pool == p->id && r.worker == w &&
         r.generation == gen && r.pid > 0) {
         *ws = (worker_slot){
             .state = W_LIVE, .pid = r.pid, .pidfd = fds[0], .ctl_fd = fds[1], .generation = gen};
@@ -512,8 +518,6 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
     }
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
-    if (rc)
-        return reel__fail(rc, "no answer from the zygote: %s", reel_strerror(rc));
     return reel__fail(r.type == REEL_CTL_ERROR ? r.code : -EPROTO, "zygote: %s",
                       r.type == REEL_CTL_ERROR ? r.text : "unexpected reply");
 }

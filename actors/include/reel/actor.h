@@ -127,7 +127,9 @@ typedef struct reel_runtime_options {
 #define REEL_RUNTIME_NO_SPIN 0x1u
 
 /* Starts the zygote, which forks every worker later. Call it before the
- * program starts threads or CUDA. The store must exist.
+ * program starts threads or CUDA, from the thread that outlives the runtime
+ * (the zygote dies with that thread: PR_SET_PDEATHSIG). The store must exist.
+ * Pools may then be driven from different threads, one thread per pool.
  * Errors: -EINVAL (no actors, a bad or duplicate name, no process),
  * reel_store_open()'s, -errno from fork/socket. */
 REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out);
