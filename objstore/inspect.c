@@ -289,8 +289,10 @@ static void parse_args(int argc, char **argv, struct options *o) {
                 o->state = REEL_OBJ_SEALED;
             else if (strcmp(v, "deleting") == 0)
                 o->state = REEL_OBJ_DELETING;
+            else if (strcmp(v, "spilled") == 0)
+                o->state = REEL_OBJ_SPILLED;
             else
-                usage_error("unknown state '%s' (unsealed, sealed or deleting)",
+                usage_error("unknown state '%s' (unsealed, sealed, deleting or spilled)",
                             one_line(v, shown, sizeof(shown)));
         } else if (match_option(argc, argv, &i, "--min-size", true, &v)) {
             if (!parse_size(v, &o->min_size))
@@ -381,6 +383,8 @@ static const char *state_name(uint32_t state) {
         return "sealed";
     case REEL_OBJ_DELETING:
         return "deleting";
+    case REEL_OBJ_SPILLED:
+        return "spilled";
     default:
         return "?";
     }
@@ -522,9 +526,16 @@ static void json_summary(FILE *f, const char *path, const reel_store_stats *st) 
     fprintf(f,
             ",\"max_clients\":%" PRIu32 ",\"clients_alive\":%" PRIu32 ",\"clients_dead\":%" PRIu32
             ",\"evictions\":%" PRIu64 ",\"evicted_bytes\":%" PRIu64 ",\"reclaims\":%" PRIu64
-            ",\"recoveries\":%" PRIu64 "}",
+            ",\"recoveries\":%" PRIu64,
             st->max_clients, st->clients_alive, st->clients_dead, st->evictions, st->evicted_bytes,
             st->reclaims, st->recoveries);
+    fprintf(f,
+            ",\"objects_spilled\":%" PRIu32 ",\"spilled_bytes\":%" PRIu64
+            ",\"spill_files\":%" PRIu32 ",\"spill_writes\":%" PRIu64
+            ",\"spill_written_bytes\":%" PRIu64 ",\"restores\":%" PRIu64
+            ",\"restored_bytes\":%" PRIu64 ",\"spill_failures\":%" PRIu64 "}",
+            st->objects_spilled, st->spilled_bytes, st->spill_files, st->spill_writes,
+            st->spill_written_bytes, st->restores, st->restored_bytes, st->spill_failures);
 }
 
 static void json_object(FILE *f, const reel_obj_info *o, uint64_t now_ns) {
@@ -620,6 +631,16 @@ static void print_summary(FILE *f, const char *path, const reel_store_stats *st)
     fprintf(f, "evictions   %" PRIu64 " (%s); reclaims %" PRIu64 "; lock recoveries %" PRIu64 "\n",
             st->evictions, fmt_bytes(st->evicted_bytes, a, sizeof(a)), st->reclaims,
             st->recoveries);
+    fprintf(f,
+            "spilled     %" PRIu32 " objects, %s in %" PRIu32 " file%s; since creation %" PRIu64
+            " written (%s), %" PRIu64 " restored",
+            st->objects_spilled, fmt_bytes(st->spilled_bytes, a, sizeof(a)), st->spill_files,
+            st->spill_files == 1 ? "" : "s", st->spill_writes,
+            fmt_bytes(st->spill_written_bytes, b, sizeof(b)), st->restores);
+    fprintf(f, " (%s)", fmt_bytes(st->restored_bytes, a, sizeof(a)));
+    if (st->spill_failures)
+        fprintf(f, "; %" PRIu64 " spill failures", st->spill_failures);
+    fputc('\n', f);
 }
 
 static void print_clients(FILE *f, const struct snapshot *s) {
