@@ -1336,6 +1336,27 @@ static int spill_pass(reel_store *s, uint64_t need) {
     return rc ? rc : freed;
 }
 
+REEL_API int reel_store_spill(reel_store *s, uint64_t bytes, uint64_t *spilled) {
+    if (!s)
+        return -EINVAL;
+    int rc = need_client(s);
+    if (rc)
+        return rc;
+    if (!spill_enabled(s))
+        return reel__fail(-ENOTSUP, "this store does not spill (REEL_STORE_NO_SPILL)");
+    reel_store_stats before, after;
+    if ((rc = reel_store_stats_get(s, &before)) != 0)
+        return rc;
+    rc = spill_pass(s, bytes ? bytes : UINT64_MAX);
+    if (rc < 0)
+        return rc;
+    if ((rc = reel_store_stats_get(s, &after)) != 0)
+        return rc;
+    if (spilled)
+        *spilled = after.spill_written_bytes - before.spill_written_bytes;
+    return 0;
+}
+
 /* Reads a spilled object back into a new block. Returns 0 when the caller
  * should look again (restored, or being restored by another client), or a
  * negative code. Caller does not hold the lock. */

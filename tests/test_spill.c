@@ -241,3 +241,26 @@ Test(spill, spilled_objects_read_back_by_another_process) {
     cr_assert_eq(th_wait(th_fork(reader, &a), 60000), 0);
     reel_store_close(s);
 }
+
+Test(spill, spill_on_demand_then_read_back) {
+    reel_store *s = spilling_store(8u << 20, 1.0, spill_dir(), NULL);
+    for (uint64_t i = 0; i < 16; i++) /* 4 MiB: no pressure at all */
+        put_pattern(s, i);
+    cr_assert_eq(th_stats(s).objects_spilled, 0);
+    uint64_t spilled = 0;
+    TH_OK(reel_store_spill(s, 0, &spilled));
+    reel_store_stats st = th_stats(s);
+    cr_assert_eq(spilled, 16ull * OBJ_SIZE + 16 * 64, "spilled %llu", (unsigned long long)spilled);
+    cr_assert_eq(st.objects_spilled, 16);
+    cr_assert_eq(st.used, 0);
+    cr_assert_eq(st.spill_files, 1, "one pass, one file: %u", st.spill_files);
+    for (uint64_t i = 0; i < 16; i++)
+        expect_pattern(s, i);
+    st = th_stats(s);
+    cr_assert_eq(st.restores, 16);
+    cr_assert_eq(st.spill_files, 0, "a file goes with its last object");
+    reel_store_close(s);
+    reel_store *plain = th_store_new(1 << 20, 16, NULL);
+    TH_RC(reel_store_spill(plain, 0, NULL), -ENOTSUP);
+    reel_store_close(plain);
+}

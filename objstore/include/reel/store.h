@@ -184,6 +184,15 @@ REEL_API void reel_store_set_spin_ns(reel_store *store, uint64_t spin_ns);
  * Works on observer handles. Returns 0 or a negative code. */
 REEL_API int reel_store_reclaim(reel_store *store, uint32_t *reclaimed);
 
+/* Spills now, without waiting for memory to run short: sealed objects nobody
+ * is reading and that are not evictable, least recently used first, up to
+ * bytes (0: all of them), in one spill file. Useful before a phase that needs
+ * the memory (a batch stage), and to measure spilling.
+ *   spilled: out, optional; bytes written.
+ * Errors: -ENOTSUP (REEL_STORE_NO_SPILL), REEL_EOBSERVER, negative errnos of
+ * the writes (-ENOSPC...; the objects then stay in memory). */
+REEL_API int reel_store_spill(reel_store *store, uint64_t bytes, uint64_t *spilled);
+
 /* ---- Statistics -------------------------------------------------------- */
 
 typedef struct reel_store_stats {
