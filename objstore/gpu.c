@@ -129,7 +129,7 @@ static void cu_load(void) {
     }
     const char *missing = NULL;
 #define CU_NEED(field, name)                                                                       \
-    if (!CU_LOAD(rt, field, name))                                                                 \
+    if (!CU_LOAD(rt, field, name) && !missing)                                                     \
     missing = name
     CU_NEED(GetDeviceCount, "cudaGetDeviceCount");
     CU_NEED(GetErrorString, "cudaGetErrorString");
@@ -184,13 +184,17 @@ static void cu_load(void) {
     /* Tells a same-process open from one in another image that reuses the pid. */
     if (getrandom(&cu.nonce, sizeof cu.nonce, 0) != (ssize_t)sizeof cu.nonce)
         cu.nonce = reel__now_ns(CLOCK_MONOTONIC) ^ ((uint64_t)getpid() << 32);
-    cu.nonce |= 1; /* never 0, which a record cannot match */
     cu.count = n;
 }
 
 static int gpu_ready(void) {
     pthread_once(&cu_once, cu_load);
     return cu.count > 0;
+}
+
+REEL_API int reel_gpu_count(void) {
+    pthread_once(&cu_once, cu_load);
+    return cu.count;
 }
 
 static int no_gpu(void) {
@@ -279,7 +283,7 @@ static void guard_leave(device_guard *g) {
 typedef struct pinned_range {
     struct pinned_range *next;
     void *base;
-    size_t len;
+    pid_t pid; /* a child forked later inherits the entry, not the pinning */
 } pinned_range;
 
 static pthread_mutex_t pinned_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -316,7 +320,7 @@ REEL_INTERNAL int reel__gpu_register(void *base, size_t len) {
             rc = cuda_fail(e, "cudaHostRegister");
         } else {
             r->base = base;
-            r->len = len;
+            r->pid = getpid();
             r->next = pinned;
             pinned = r;
             r = NULL;
@@ -337,7 +341,7 @@ REEL_INTERNAL void reel__gpu_unregister(void *base) {
         *pp = r->next;
         /* Registered, so CUDA is loaded. A failure leaves nothing to do: the
          * pages are unpinned at exit at the latest. */
-        if (cu.HostUnregister(base) != CUDA_SUCCESS_)
+        if (r->pid == getpid() && cu.HostUnregister(base) != CUDA_SUCCESS_)
             cu.GetLastError();
     }
     pthread_mutex_unlock(&pinned_lock);
@@ -346,7 +350,8 @@ REEL_INTERNAL void reel__gpu_unregister(void *base) {
 
 REEL_INTERNAL int reel__gpu_registered(const void *base) {
     pthread_mutex_lock(&pinned_lock);
-    int found = base && *pinned_find(base) != NULL;
+    pinned_range *r = base ? *pinned_find(base) : NULL;
+    int found = r && r->pid == getpid();
     pthread_mutex_unlock(&pinned_lock);
     return found;
 }
@@ -512,6 +517,10 @@ static int meta_bytes(const reel_meta *m, uint64_t *bytes) {
     return 1;
 }
 
+/* A PCI bus ID ("0000:3B:00.0") short enough to follow "cuda:" in a
+ * metadata format. */
+#define BUS_ID_LEN_MAX (REEL_META_NAME_MAX - 1 - (sizeof REEL_META_FORMAT_CUDA - 1))
+
 static int bus_id_ok(const char *bus) {
     size_t n = 0;
     for (; n < REEL__GPU_BUS_ID_MAX && bus[n]; n++) {
@@ -520,7 +529,7 @@ static int bus_id_ok(const char *bus) {
               c == ':' || c == '.'))
             return 0;
     }
-    return n > 0 && n < REEL__GPU_BUS_ID_MAX;
+    return n > 0 && n <= BUS_ID_LEN_MAX;
 }
 
 REEL_INTERNAL int reel__gpu_record_check(const reel_view *v, reel__gpu_record *out,
@@ -604,6 +613,8 @@ REEL_API int reel_gpu_put(reel_store *s, const reel_id *id, int device, const vo
     }
     if (m.kind != REEL_META_TENSOR)
         return reel__fail(-EINVAL, "a device tensor's metadata is of kind REEL_META_TENSOR");
+    if (m.dtype >= REEL_DTYPE_COUNT_ || m.ndim > REEL_META_MAX_DIMS)
+        return reel__fail(-EINVAL, "dtype %u or ndim %u out of range", m.dtype, m.ndim);
     if (!memchr(m.format, '\0', sizeof m.format) ||
         (m.format[0] &&
          strncmp(m.format, REEL_META_FORMAT_CUDA, strlen(REEL_META_FORMAT_CUDA)) != 0))
@@ -694,7 +705,10 @@ out:
     if (rc)
         return rc;
 
-    snprintf(m.format, sizeof m.format, "%s%s", REEL_META_FORMAT_CUDA, r.bus_id);
+    /* bus_id_ok() bounded the ID so that the format holds it. */
+    size_t pl = strlen(REEL_META_FORMAT_CUDA);
+    memcpy(m.format, REEL_META_FORMAT_CUDA, pl);
+    memcpy(m.format + pl, r.bus_id, strlen(r.bus_id) + 1);
     uint8_t mbuf[512];
     size_t mlen;
     if ((rc = reel_meta_encode(&m, mbuf, sizeof mbuf, &mlen)) != 0)
@@ -705,103 +719,100 @@ out:
 
 /* ---- device tensors: open and close ---------------------------------------- */
 
-/* The IPC mappings this process holds. CUDA maps an allocation once per
- * context: two views of one allocation (two tensors of one buffer, or one
- * object opened twice) share the mapping, counted here. */
+/* The IPC mappings this process holds, by address, with how many views use
+ * each. CUDA counts the opens of one handle in one context itself and returns
+ * the same address, so every view opens and closes the handle once; this list
+ * only lets reel_gpu_close() tell a view it made from anything else. */
 typedef struct ipc_mapping {
     struct ipc_mapping *next;
-    uint8_t handle[REEL__GPU_IPC_HANDLE_SIZE];
-    int device;
     void *base;
-    uint64_t range; /* bytes mapped; 0 if the driver could not tell */
     uint32_t views;
 } ipc_mapping;
 
 static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
 static ipc_mapping *mappings;
 
-/* Maps rec's allocation on device (or takes one more view of the mapping),
- * checks that the tensor lies inside what was mapped, and sets *base. */
+static void ipc_close(void *base) {
+    if (cu.IpcCloseMemHandle(base) != CUDA_SUCCESS_)
+        cu.GetLastError();
+}
+
+/* Maps rec's allocation on device, checks that the tensor lies inside what
+ * was mapped, and sets *base. */
 static int mapping_get(const reel__gpu_record *rec, int device, const char *hex, void **base) {
-    pthread_mutex_lock(&mappings_lock);
-    ipc_mapping *mp = mappings;
-    while (mp && (mp->device != device || memcmp(mp->handle, rec->handle, sizeof mp->handle)))
-        mp = mp->next;
-    int rc = 0;
-    if (!mp) {
-        mp = calloc(1, sizeof *mp);
-        if (!mp) {
-            rc = -ENOMEM;
-            goto out;
+    ipc_mapping *fresh = malloc(sizeof *fresh);
+    if (!fresh)
+        return -ENOMEM;
+    cuda_ipc_mem_handle h;
+    memcpy(h.reserved, rec->handle, sizeof h.reserved);
+    void *p = NULL;
+    uint64_t range = 0;
+    device_guard g;
+    int rc = guard_enter(&g, device);
+    if (rc == 0) {
+        cuda_error_t e = cu.IpcOpenMemHandle(&p, h, CUDA_IPC_LAZY_PEER_ACCESS);
+        if (e != CUDA_SUCCESS_) {
+            rc = cuda_fail(e, "cudaIpcOpenMemHandle");
+            if (rc != -ENOMEM && rc != -ENODEV)
+                rc = reel__fail(-EIO,
+                                "device tensor %s: CUDA cannot map it (CUDA error %d: %s); has "
+                                "its exporter freed it or exited?",
+                                hex, e, cu.GetErrorString(e));
+        } else if (pointer_attr(p, CU_POINTER_ATTRIBUTE_RANGE_SIZE, &range) != 0) {
+            range = 0; /* the driver cannot tell: the record's own check stands */
         }
-        cuda_ipc_mem_handle h;
-        memcpy(h.reserved, rec->handle, sizeof h.reserved);
-        device_guard g;
-        rc = guard_enter(&g, device);
-        if (rc == 0) {
-            cuda_error_t e = cu.IpcOpenMemHandle(&mp->base, h, CUDA_IPC_LAZY_PEER_ACCESS);
-            if (e != CUDA_SUCCESS_) {
-                rc = cuda_fail(e, "cudaIpcOpenMemHandle");
-                if (rc != -ENOMEM && rc != -ENODEV)
-                    rc = reel__fail(-EIO,
-                                    "device tensor %s: CUDA cannot map it (CUDA error %d: %s); "
-                                    "has its exporter freed it or exited?",
-                                    hex, e, cu.GetErrorString(e));
-            } else if (pointer_attr(mp->base, CU_POINTER_ATTRIBUTE_RANGE_SIZE, &mp->range) != 0) {
-                mp->range = 0;
-            }
-        }
-        guard_leave(&g);
-        if (rc) {
-            free(mp);
-            goto out;
-        }
-        memcpy(mp->handle, rec->handle, sizeof mp->handle);
-        mp->device = device;
-        mp->next = mappings;
-        mappings = mp;
     }
-    /* The record's range was checked against the record's own allocation
-     * size; this checks it against what CUDA actually mapped. */
-    if (mp->range && (rec->offset > mp->range || rec->size > mp->range - rec->offset)) {
+    guard_leave(&g);
+    /* The record's range was checked against the record's allocation size;
+     * this checks it against what CUDA actually mapped. */
+    if (rc == 0 && range && (rec->offset > range || rec->size > range - rec->offset)) {
+        ipc_close(p);
         rc = reel__fail(-EBADMSG,
                         "device tensor %s: %llu bytes at offset %llu, but the allocation is "
                         "%llu bytes",
                         hex, (unsigned long long)rec->size, (unsigned long long)rec->offset,
-                        (unsigned long long)mp->range);
-        if (mp->views == 0) {
-            mappings = mp->next; /* just added: it is first */
-            cu.IpcCloseMemHandle(mp->base);
-            cu.GetLastError();
-            free(mp);
-        }
-        goto out;
+                        (unsigned long long)range);
+    }
+    if (rc) {
+        free(fresh);
+        return rc;
+    }
+    pthread_mutex_lock(&mappings_lock);
+    ipc_mapping *mp = mappings;
+    while (mp && mp->base != p)
+        mp = mp->next;
+    if (!mp) {
+        mp = fresh;
+        fresh = NULL;
+        mp->base = p;
+        mp->views = 0;
+        mp->next = mappings;
+        mappings = mp;
     }
     mp->views++;
-    *base = mp->base;
-out:
     pthread_mutex_unlock(&mappings_lock);
-    return rc;
+    free(fresh);
+    *base = p;
+    return 0;
 }
 
-/* Drops one view of the mapping at base; returns -EINVAL if there is none. */
+/* Drops one view of the mapping at base; -EINVAL if this process made none. */
 static int mapping_put(void *base) {
     pthread_mutex_lock(&mappings_lock);
     ipc_mapping **pp = &mappings;
     while (*pp && (*pp)->base != base)
         pp = &(*pp)->next;
-    ipc_mapping *mp = *pp;
-    int rc = 0;
-    if (!mp) {
-        rc = -EINVAL;
-    } else if (--mp->views == 0) {
+    ipc_mapping *mp = *pp, *gone = NULL;
+    if (mp && --mp->views == 0) {
         *pp = mp->next;
-        if (cu.IpcCloseMemHandle(mp->base) != CUDA_SUCCESS_)
-            cu.GetLastError();
-        free(mp);
+        gone = mp;
     }
     pthread_mutex_unlock(&mappings_lock);
-    return rc;
+    if (!mp)
+        return -EINVAL;
+    free(gone);
+    ipc_close(base); /* one close per open: CUDA counts them */
+    return 0;
 }
 
 /* Opens rec in the process that exported it: its own pointer, still valid. */

@@ -16,9 +16,6 @@
 #define REEL_GPU_H
 
 #include "reel/store.h"
-#ifndef REEL_HAVE_GPU_API
-#include "gpu_api.h" /* until store.h carries the GPU section */
-#endif
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,6 @@
 /* The object store's operations. The segment layout and the crash-consistency
  * rule (primary records vs. derived state) are described in store_internal.h. */
+#include "gpu.h"
 #include "store_internal.h"
 
 #include <dirent.h>
@@ -907,8 +908,10 @@ static int claim_slot(reel_store *s) {
 }
 
 static void store_free(reel_store *s) {
-    if (s->base)
+    if (s->base) {
+        reel__gpu_store_unpin(s); /* no-op, and no CUDA, unless this process pinned it */
         munmap(s->base, s->map_size);
+    }
     free(s->scratch);
     free(s->path);
     free(s);
@@ -934,6 +937,8 @@ static int store_attach(const char *path, uint32_t flags, reel_store **out) {
     }
     if (rc == 0 && !observer)
         rc = claim_slot(s);
+    if (rc == 0 && (flags & REEL_OPEN_GPU_PIN))
+        (void)reel_store_gpu_pin(s); /* best effort: no GPU is the CPU path */
     if (rc) {
         store_free(s);
         return rc;
@@ -959,7 +964,7 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
     reel_store_options o = opts ? *opts : (reel_store_options){0};
     seg_layout l;
     reel__clear_error();
-    if (!out || (o.flags & ~(REEL_STORE_NO_PREFAULT | REEL_STORE_NO_SPILL)) ||
+    if (!out || (o.flags & ~(REEL_STORE_NO_PREFAULT | REEL_STORE_NO_SPILL | REEL_STORE_GPU_PIN)) ||
         !(o.high_water >= 0 && o.high_water <= 1))
         return -EINVAL;
     int rc = reel__layout(&l, o.capacity ? o.capacity : DEFAULT_CAPACITY,
@@ -986,7 +991,7 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
     if (rc == 0)
         rc = reel__segment_create(p, &l, !(o.flags & REEL_STORE_NO_PREFAULT), dir, high_water);
     if (rc == 0) {
-        rc = store_attach(p, 0, out);
+        rc = store_attach(p, (o.flags & REEL_STORE_GPU_PIN) ? REEL_OPEN_GPU_PIN : 0, out);
         if (rc)
             unlink(p);
     }
@@ -996,7 +1001,7 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
 
 REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out) {
     reel__clear_error();
-    if (!out || (flags & ~REEL_OPEN_OBSERVER))
+    if (!out || (flags & ~(REEL_OPEN_OBSERVER | REEL_OPEN_GPU_PIN)))
         return -EINVAL;
     return store_attach(path, flags, out);
 }
