@@ -22,6 +22,7 @@ typedef struct bench_section {
 static const bench_section sections[] = {
     {"store", "object store: put/get throughput and latency, cross-process hand-off",
      bench_store_run},
+    {"actors", "actor runtime: task round trip, pipelined throughput, idle CPU", bench_actors_run},
 };
 
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))

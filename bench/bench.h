@@ -12,6 +12,7 @@
 #ifndef REEL_BENCH_H
 #define REEL_BENCH_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,12 +32,14 @@ typedef struct bench_options {
 
 /* ---- Report ------------------------------------------------------------- */
 
-/* What a row's headline is: a rate (ops/s, GB/s; higher is better) or a
- * latency (unit "us", value is the mean; lower is better). Ratios compare the
- * value of a rate row, and the p50 of a latency row, to each reference. */
+/* What a row's headline is: a rate (ops/s, GB/s; higher is better), a
+ * latency (unit "us", value is the mean; lower is better) or an amount used
+ * (CPU seconds; lower is better). Ratios compare the p50 of a latency row,
+ * and the value of any other row, to each reference. */
 enum bench_kind {
     BENCH_RATE = 0,
     BENCH_LATENCY = 1,
+    BENCH_AMOUNT = 2,
 };
 
 /* Which figure of a row its target constrains. */
@@ -133,6 +136,17 @@ uint64_t bench_percentile(const uint64_t *sorted, size_t n, double p);
 /* Spins (without sleeping) until ns nanoseconds have passed. */
 void bench_spin_ns(uint64_t ns);
 
+/* The p50 cost of a pair of bench_now_ns() calls in microseconds, from n
+ * samples timed into scratch (n entries). */
+double bench_timer_p50_us(uint64_t *scratch, size_t n);
+
+/* Pins the calling process to one CPU. Returns 0 or a negative errno. */
+int bench_pin_cpu(int cpu);
+
+/* The CPUs the calling process may run on: the set, how many, and the first
+ * two of them (-1 where there is none). Returns 0 or a negative errno. */
+int bench_cpus(cpu_set_t *set, int *ncpu, int *first, int *second);
+
 /* One pause instruction for spin loops. */
 static inline void bench_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -148,6 +162,48 @@ static inline void bench_clobber(const void *p) {
     __asm__ __volatile__("" : : "r"(p) : "memory");
 }
 
+/* ---- Cross-process hand-off floors --------------------------------------- */
+
+enum bench_pingpong_kind {
+    BENCH_PP_SPIN = 0,  /* each side spins on the shared word */
+    BENCH_PP_FUTEX = 1, /* each side sleeps in FUTEX_WAIT, woken by FUTEX_WAKE */
+};
+
+/* Measures the floor of any hand-off between two processes: this process and
+ * a child it forks ping-pong a counter in a MAP_SHARED anonymous mapping.
+ *   kind:      enum bench_pingpong_kind.
+ *   child_cpu: the CPU the child pins itself to, or -1 (this process stays
+ *              where it is).
+ *   yield:     spinning sides call sched_yield() between looks (one CPU).
+ *   n, warm:   round trips timed, after one handshake and warm untimed ones.
+ *   rtt_ns:    out, the n round trips in nanoseconds (n entries).
+ *   err:       out, why it failed (errcap bytes).
+ * The child dies with this process (PR_SET_PDEATHSIG) and is always reaped.
+ * Returns 0, -ETIMEDOUT (a side waited 10 s for the other), -ECHILD (the
+ * child failed), or a negative errno from mmap or fork. */
+int bench_pingpong(int kind, int child_cpu, int yield, uint64_t n, uint64_t warm, uint64_t *rtt_ns,
+                   char *err, size_t errcap);
+
+/* Runs both ping-pongs (as many round trips as opts says: 200000 spinning and
+ * 5000 sleeping, a tenth of that with --quick) and adds one row for each to
+ * report under group: "spin hand-off (one-way)" and "futex hand-off
+ * (one-way)" (half of each round trip) when one_way, else "spin round trip"
+ * and "futex round trip". child_cpu and yield as bench_pingpong().
+ *   scratch: scratch_n entries for the samples.
+ *   spin_p50_us, futex_p50_us: out, the p50 of each row.
+ * Returns 0, or bench_pingpong()'s error (described in report->error). */
+int bench_handoff_limits(const bench_options *opts, bench_report *report, const char *group,
+                         int one_way, int child_cpu, int yield, uint64_t *scratch, size_t scratch_n,
+                         double *spin_p50_us, double *futex_p50_us);
+
+/* ---- Progress ------------------------------------------------------------ */
+
+/* Shows "reel-bench: SECTION: what runs now" on stderr over the previous line,
+ * if opts->progress; bench_progress_done() clears it. */
+void bench_progress(const bench_options *opts, const char *section, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void bench_progress_done(const bench_options *opts);
+
 /* ---- Sizes -------------------------------------------------------------- */
 
 /* Parses "64", "4K", "1M", "64MiB" (binary units, case-insensitive).
@@ -162,5 +218,6 @@ void bench_format_size(uint64_t bytes, char *buf, size_t cap);
 /* Each section measures into report and returns 0, or records what failed
  * with bench_report_error() and returns a negative code. */
 int bench_store_run(const bench_options *opts, bench_report *report);
+int bench_actors_run(const bench_options *opts, bench_report *report);
 
 #endif /* REEL_BENCH_H */

@@ -22,7 +22,6 @@
 #include <reel/store.h>
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,7 +30,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,8 +58,6 @@ struct shared {
     _Alignas(64) _Atomic uint64_t ready;    /* reader: about to wait for object ready-1 */
     _Alignas(64) _Atomic uint64_t taken;    /* reader: objects its get returned */
     _Alignas(64) _Atomic uint64_t consumed; /* reader: all released and deleted */
-    _Alignas(64) _Atomic uint64_t ping;     /* spin ping-pong */
-    _Alignas(64) _Atomic uint32_t futex;    /* futex ping-pong */
     _Alignas(64) uint64_t writer_start_ns;
     uint64_t reader_end_ns;
     int child_err;
@@ -125,12 +121,10 @@ static int fail_sys(ctx *c, int err, const char *fmt, ...) {
 }
 
 static void progress(const ctx *c, const char *what, uint64_t size) {
-    if (!c->opts->progress)
-        return;
     char sz[32] = "";
     if (size)
         bench_format_size(size, sz, sizeof(sz));
-    fprintf(stderr, "\r\033[Kreel-bench: store: %s %s", what, sz);
+    bench_progress(c->opts, "store", "%s %s", what, sz);
 }
 
 static char cleanup_path[256];
@@ -172,13 +166,6 @@ static uint64_t count_fixed(const ctx *c, uint64_t full, uint64_t quick) {
 
 static uint64_t warmup_for(uint64_t n) {
     return min_u64(n / 10 + 1, 1000);
-}
-
-static int pin_to(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
 }
 
 static double us(double ns) {
@@ -225,8 +212,6 @@ static void reset_shared(ctx *c) {
     atomic_store(&sh->ready, 0);
     atomic_store(&sh->taken, 0);
     atomic_store(&sh->consumed, 0);
-    atomic_store(&sh->ping, 0);
-    atomic_store(&sh->futex, 0);
     sh->writer_start_ns = 0;
     sh->reader_end_ns = 0;
     sh->child_err = 0;
@@ -251,7 +236,7 @@ static int run_pair(ctx *c, side_fn parent_side, side_fn child_side, const void 
         if (getppid() != parent_pid)
             _exit(1);
         if (c->ncpu >= 2)
-            pin_to(c->cpu_b);
+            bench_pin_cpu(c->cpu_b);
         int err = child_side(c, arg);
         c->sh->child_err = err;
         atomic_store_explicit(&c->sh->child_state, err ? CHILD_FAILED : CHILD_DONE,
@@ -276,123 +261,6 @@ static int run_pair(ctx *c, side_fn parent_side, side_fn child_side, const void 
         else
             snprintf(c->errbuf, 256, "reader process exited with status %d", WEXITSTATUS(status));
         return -ECHILD;
-    }
-    return 0;
-}
-
-/* ---- Timer ------------------------------------------------------------- */
-
-static void measure_timer(ctx *c) {
-    uint64_t n = min_u64(count_fixed(c, 100000, 20000), SAMPLES_MAX);
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t a = bench_now_ns();
-        c->samples[i] = bench_now_ns() - a;
-    }
-    bench_summary s;
-    bench_summarize(c->samples, n, &s);
-    c->timer_p50_us = us(s.p50_ns);
-}
-
-/* ---- Plain shared-memory hand-offs (the physical limits) ---------------- */
-
-static long futex_op(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
-    return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
-}
-
-/* Sleeps until the futex word is >= want (wrap-around is not reached). */
-static int futex_wait_ge(ctx *c, _Atomic uint32_t *w, uint32_t want) {
-    struct timespec ts = {1, 0};
-    uint64_t deadline = bench_now_ns() + WAIT_MS * 1000000ull;
-    uint32_t v;
-    while ((v = atomic_load_explicit(w, memory_order_acquire)) < want) {
-        futex_op(w, FUTEX_WAIT, v, &ts);
-        if (atomic_load(&c->sh->child_state) == CHILD_FAILED)
-            return -ECHILD;
-        if (bench_now_ns() > deadline) {
-            snprintf(c->errbuf, 256, "timed out in the futex ping-pong");
-            return -ETIMEDOUT;
-        }
-    }
-    return 0;
-}
-
-typedef struct pp_args {
-    uint64_t total, warm;
-    int futex;
-} pp_args;
-
-static int pingpong_child(ctx *c, const void *arg) {
-    const pp_args *a = arg;
-    struct shared *sh = c->sh;
-    atomic_store(&sh->child_state, CHILD_READY);
-    for (uint64_t i = 0; i < a->total; i++) {
-        if (a->futex) {
-            int err = futex_wait_ge(c, &sh->futex, (uint32_t)(2 * i + 1));
-            if (err)
-                return err;
-            atomic_store_explicit(&sh->futex, (uint32_t)(2 * i + 2), memory_order_release);
-            futex_op(&sh->futex, FUTEX_WAKE, 1, NULL);
-        } else {
-            int err = wait_ge(c, &sh->ping, 2 * i + 1, "in the spin ping-pong");
-            if (err)
-                return err;
-            atomic_store_explicit(&sh->ping, 2 * i + 2, memory_order_release);
-        }
-    }
-    return 0;
-}
-
-static int pingpong_parent(ctx *c, const void *arg) {
-    const pp_args *a = arg;
-    struct shared *sh = c->sh;
-    int err = wait_child_ready(c);
-    if (err)
-        return err;
-    for (uint64_t i = 0; i < a->total; i++) {
-        uint64_t t0 = bench_now_ns();
-        if (a->futex) {
-            atomic_store_explicit(&sh->futex, (uint32_t)(2 * i + 1), memory_order_release);
-            futex_op(&sh->futex, FUTEX_WAKE, 1, NULL);
-            err = futex_wait_ge(c, &sh->futex, (uint32_t)(2 * i + 2));
-        } else {
-            atomic_store_explicit(&sh->ping, 2 * i + 1, memory_order_release);
-            err = wait_ge(c, &sh->ping, 2 * i + 2, "in the spin ping-pong");
-        }
-        uint64_t t1 = bench_now_ns();
-        if (err)
-            return err;
-        if (i >= a->warm)
-            c->samples[i - a->warm] = (t1 - t0) / 2;
-    }
-    return 0;
-}
-
-static int measure_limits(ctx *c) {
-    const char *group = "two processes, no store: the physical limits";
-    static const struct {
-        int futex;
-        const char *figure;
-        uint64_t full, quick;
-    } kinds[] = {
-        {0, "spin hand-off (one-way)", 200000, 20000},
-        {1, "futex hand-off (one-way)", 5000, 1000},
-    };
-    for (size_t k = 0; k < 2; k++) {
-        progress(c, kinds[k].figure, 0);
-        uint64_t n = min_u64(count_fixed(c, kinds[k].full, kinds[k].quick), SAMPLES_MAX);
-        pp_args a = {n + warmup_for(n), warmup_for(n), kinds[k].futex};
-        int err = run_pair(c, pingpong_parent, pingpong_child, &a);
-        if (err)
-            return err;
-        bench_summary s;
-        bench_summarize(c->samples, n, &s);
-        bench_row *r =
-            bench_report_add(c->rep, group, kinds[k].figure, "us", BENCH_LATENCY, us(s.mean_ns));
-        bench_row_latency(r, us(s.p50_ns), us(s.p99_ns), n);
-        if (kinds[k].futex)
-            c->futex_pp_us = us(s.p50_ns);
-        else
-            c->spin_pp_us = us(s.p50_ns);
     }
     return 0;
 }
@@ -814,24 +682,12 @@ static int setup(ctx *c, const uint64_t *sizes, size_t nsizes) {
 
     /* CPUs: the parent stays on the first allowed one, the child takes the
      * second, so that the two sides never compete for a core */
-    if (sched_getaffinity(0, sizeof(c->orig_cpus), &c->orig_cpus))
-        return fail_sys(c, -errno, "sched_getaffinity");
-    c->ncpu = CPU_COUNT(&c->orig_cpus);
-    c->cpu_a = c->cpu_b = -1;
-    for (int i = 0; i < CPU_SETSIZE; i++) {
-        if (!CPU_ISSET(i, &c->orig_cpus))
-            continue;
-        if (c->cpu_a < 0)
-            c->cpu_a = i;
-        else if (c->cpu_b < 0)
-            c->cpu_b = i;
-    }
+    int err = bench_cpus(&c->orig_cpus, &c->ncpu, &c->cpu_a, &c->cpu_b);
+    if (err)
+        return fail_sys(c, err, "sched_getaffinity");
     c->yield = c->ncpu < 2;
-    if (c->ncpu >= 2) {
-        int err = pin_to(c->cpu_a);
-        if (err)
-            return fail_sys(c, err, "sched_setaffinity(CPU %d)", c->cpu_a);
-    }
+    if (c->ncpu >= 2 && (err = bench_pin_cpu(c->cpu_a)))
+        return fail_sys(c, err, "sched_setaffinity(CPU %d)", c->cpu_a);
 
     /* buffers, page-aligned and touched now, so that no timed region pays a
      * first touch */
@@ -875,7 +731,7 @@ static int setup(ctx *c, const uint64_t *sizes, size_t nsizes) {
     o.max_objects = 65536;
     progress(c, "creating and pre-faulting the store", 0);
     uint64_t t0 = bench_now_ns();
-    int err = reel_store_create(name, &o, &c->store);
+    err = reel_store_create(name, &o, &c->store);
     if (err == -EEXIST) { /* left behind by a dead run with our pid */
         reel_store_destroy(name);
         err = reel_store_create(name, &o, &c->store);
@@ -931,8 +787,7 @@ static void teardown(ctx *c) {
     free(c->samples2);
     if (c->ncpu >= 2)
         sched_setaffinity(0, sizeof(c->orig_cpus), &c->orig_cpus);
-    if (c->opts->progress)
-        fprintf(stderr, "\r\033[K");
+    bench_progress_done(c->opts);
 }
 
 int bench_store_run(const bench_options *opts, bench_report *report) {
@@ -948,12 +803,15 @@ int bench_store_run(const bench_options *opts, bench_report *report) {
     uint64_t t0 = bench_now_ns();
     int err = setup(&c, sizes, nsizes);
     if (!err) {
-        measure_timer(&c);
+        c.timer_p50_us =
+            bench_timer_p50_us(c.samples, min_u64(count_fixed(&c, 100000, 20000), SAMPLES_MAX));
         bench_report_note(report,
                           "timer: a CLOCK_MONOTONIC pair costs %.3f us (p50); per-op "
                           "p50/p99 include it",
                           c.timer_p50_us);
-        err = measure_limits(&c);
+        err = bench_handoff_limits(opts, report, "two processes, no store: the physical limits", 1,
+                                   c.ncpu >= 2 ? c.cpu_b : -1, c.yield, c.samples, SAMPLES_MAX,
+                                   &c.spin_pp_us, &c.futex_pp_us);
     }
     for (size_t i = 0; !err && i < nsizes; i++)
         err = measure_one_process(&c, sizes[i]);

@@ -1,16 +1,26 @@
 /*
- * stats.c - timing, percentiles, sizes, and the report printed as a table or
- * as JSON.
+ * stats.c - what the sections share: timing and percentiles, CPU pinning,
+ * the plain cross-process hand-offs that are every section's physical limit,
+ * progress, sizes, and the report printed as a table or as JSON.
  */
 #include "bench.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <linux/futex.h>
 #include <math.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- Timing and statistics ---------------------------------------------- */
 
@@ -56,6 +66,203 @@ void bench_summarize(uint64_t *samples, size_t n, bench_summary *out) {
     out->max_ns = (double)samples[n - 1];
     out->p50_ns = (double)bench_percentile(samples, n, 50);
     out->p99_ns = (double)bench_percentile(samples, n, 99);
+}
+
+double bench_timer_p50_us(uint64_t *scratch, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = bench_now_ns();
+        scratch[i] = bench_now_ns() - a;
+    }
+    bench_summary s;
+    bench_summarize(scratch, n, &s);
+    return s.p50_ns / 1000.0;
+}
+
+int bench_pin_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
+int bench_cpus(cpu_set_t *set, int *ncpu, int *first, int *second) {
+    if (sched_getaffinity(0, sizeof(*set), set))
+        return -errno;
+    *ncpu = CPU_COUNT(set);
+    *first = *second = -1;
+    for (int i = 0; i < CPU_SETSIZE; i++) {
+        if (!CPU_ISSET(i, set))
+            continue;
+        if (*first < 0)
+            *first = i;
+        else if (*second < 0)
+            *second = i;
+    }
+    return 0;
+}
+
+/* ---- Cross-process hand-off floors --------------------------------------- */
+
+#define PP_WAIT_NS (10ull * 1000000000u) /* longest either side waits for the other */
+
+/* The parent writes odd values, the child answers with the next even one. */
+struct pp_shared {
+    _Alignas(64) _Atomic uint64_t spin;
+    _Alignas(64) _Atomic uint32_t futex;
+};
+
+static long pp_futex(_Atomic uint32_t *word, int op, uint32_t val) {
+    /* a sleeper wakes now and then to look at its deadline */
+    struct timespec ts = {0, 100000000};
+    return syscall(SYS_futex, (uint32_t *)word, op, val, op == FUTEX_WAIT ? &ts : NULL, NULL, 0);
+}
+
+/* Waits until the word reaches want (wrap-around is not reached). 0, or
+ * -ETIMEDOUT after PP_WAIT_NS. A spinning side reads the clock only every
+ * 1024 looks, to keep the loop tight. */
+static int pp_wait(struct pp_shared *sh, int kind, int yield, uint64_t want) {
+    uint64_t deadline = 0;
+    for (unsigned k = 1;; k++) {
+        if (kind == BENCH_PP_FUTEX) {
+            uint32_t v = atomic_load_explicit(&sh->futex, memory_order_acquire);
+            if (v >= (uint32_t)want)
+                return 0;
+            pp_futex(&sh->futex, FUTEX_WAIT, v);
+        } else {
+            if (atomic_load_explicit(&sh->spin, memory_order_acquire) >= want)
+                return 0;
+            if (yield)
+                sched_yield();
+            else
+                bench_cpu_relax();
+            if ((k & 1023) != 0)
+                continue;
+        }
+        uint64_t now = bench_now_ns();
+        if (!deadline)
+            deadline = now + PP_WAIT_NS;
+        else if (now > deadline)
+            return -ETIMEDOUT;
+    }
+}
+
+static void pp_post(struct pp_shared *sh, int kind, uint64_t v) {
+    if (kind == BENCH_PP_FUTEX) {
+        atomic_store_explicit(&sh->futex, (uint32_t)v, memory_order_release);
+        pp_futex(&sh->futex, FUTEX_WAKE, 1);
+    } else {
+        atomic_store_explicit(&sh->spin, v, memory_order_release);
+    }
+}
+
+int bench_pingpong(int kind, int child_cpu, int yield, uint64_t n, uint64_t warm, uint64_t *rtt_ns,
+                   char *err, size_t errcap) {
+    struct pp_shared *sh =
+        mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) {
+        int rc = -errno;
+        snprintf(err, errcap, "mmap(MAP_SHARED): %s", strerror(-rc));
+        return rc;
+    }
+    /* round 0 is the handshake, rounds 1..warm warm up, the rest are timed */
+    uint64_t rounds = 1 + warm + n;
+    fflush(NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        if (child_cpu >= 0 && bench_pin_cpu(child_cpu) != 0)
+            _exit(1);
+        for (uint64_t i = 0; i < rounds; i++) {
+            if (pp_wait(sh, kind, yield, 2 * i + 1) != 0)
+                _exit(1);
+            pp_post(sh, kind, 2 * i + 2);
+        }
+        _exit(0);
+    }
+    int rc = 0;
+    if (pid < 0) {
+        rc = -errno;
+        snprintf(err, errcap, "fork: %s", strerror(-rc));
+        munmap(sh, sizeof(*sh));
+        return rc;
+    }
+    for (uint64_t i = 0; !rc && i < rounds; i++) {
+        uint64_t t0 = bench_now_ns();
+        pp_post(sh, kind, 2 * i + 1);
+        rc = pp_wait(sh, kind, yield, 2 * i + 2);
+        uint64_t t1 = bench_now_ns();
+        if (i > warm)
+            rtt_ns[i - warm - 1] = t1 - t0;
+    }
+    if (rc) {
+        snprintf(err, errcap, "ping-pong: no answer from the other process within %llu s",
+                 PP_WAIT_NS / 1000000000u);
+        kill(pid, SIGKILL);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!rc && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+        snprintf(err, errcap, "ping-pong: the other process failed (status 0x%x)", status);
+        rc = -ECHILD;
+    }
+    munmap(sh, sizeof(*sh));
+    return rc;
+}
+
+int bench_handoff_limits(const bench_options *opts, bench_report *report, const char *group,
+                         int one_way, int child_cpu, int yield, uint64_t *scratch, size_t scratch_n,
+                         double *spin_p50_us, double *futex_p50_us) {
+    static const struct {
+        int kind;
+        const char *one_way, *round_trip;
+        uint64_t full, quick;
+    } kinds[] = {
+        {BENCH_PP_SPIN, "spin hand-off (one-way)", "spin round trip", 200000, 20000},
+        {BENCH_PP_FUTEX, "futex hand-off (one-way)", "futex round trip", 5000, 1000},
+    };
+    for (size_t k = 0; k < 2; k++) {
+        const char *figure = one_way ? kinds[k].one_way : kinds[k].round_trip;
+        bench_progress(opts, report->section, "%s", figure);
+        uint64_t n = opts->iterations ? opts->iterations
+                     : opts->quick    ? kinds[k].quick
+                                      : kinds[k].full;
+        n = n < scratch_n ? n : scratch_n;
+        uint64_t warm = n / 10 + 1 < 1000 ? n / 10 + 1 : 1000;
+        int err = bench_pingpong(kinds[k].kind, child_cpu, yield, n, warm, scratch, report->error,
+                                 sizeof(report->error));
+        if (err)
+            return err;
+        for (uint64_t i = 0; one_way && i < n; i++)
+            scratch[i] /= 2;
+        bench_summary s;
+        bench_summarize(scratch, n, &s);
+        bench_row *r =
+            bench_report_add(report, group, figure, "us", BENCH_LATENCY, s.mean_ns / 1e3);
+        bench_row_latency(r, s.p50_ns / 1e3, s.p99_ns / 1e3, n);
+        *(kinds[k].kind == BENCH_PP_SPIN ? spin_p50_us : futex_p50_us) = s.p50_ns / 1e3;
+    }
+    return 0;
+}
+
+/* ---- Progress ------------------------------------------------------------ */
+
+void bench_progress(const bench_options *opts, const char *section, const char *fmt, ...) {
+    if (!opts->progress)
+        return;
+    fprintf(stderr, "\r\033[Kreel-bench: %s: ", section);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+void bench_progress_done(const bench_options *opts) {
+    if (opts->progress)
+        fprintf(stderr, "\r\033[K");
 }
 
 /* ---- Sizes -------------------------------------------------------------- */
@@ -399,7 +606,8 @@ static void json_row(FILE *out, const bench_row *r) {
     json_str(out, r->figure);
     fputs(", \"unit\": ", out);
     json_str(out, r->unit);
-    fprintf(out, ", \"kind\": \"%s\", \"value\": ", r->kind == BENCH_LATENCY ? "latency" : "rate");
+    static const char *const kinds[] = {"rate", "latency", "amount"};
+    fprintf(out, ", \"kind\": \"%s\", \"value\": ", kinds[r->kind]);
     json_num(out, r->value);
     if (r->has_lat) {
         fputs(", \"p50_us\": ", out);
