@@ -1,7 +1,7 @@
 /*
  * bench.c - reel-bench: runs benchmark sections and prints their reports.
  *
- *   reel-bench SECTION [--iterations N] [--sizes LIST] [--json] [--quick]
+ *   reel-bench SECTION [--iterations N] [--sizes LIST] [--json] [--quick] [--spill]
  *
  * A section is one line in the table below; "all" runs every section.
  */
@@ -39,6 +39,8 @@ static void usage(FILE *out) {
                  "  --sizes LIST    object sizes, comma-separated, binary units: 64,4K,1M,64M\n"
                  "  --json          print the report as JSON instead of a table\n"
                  "  --quick         a short run (fewer sizes and iterations)\n"
+                 "  --spill         store: spill and restore throughput beside write() and read()\n"
+                 "                  of the same bytes to the same disk (instead of the rest)\n"
                  "  --help          this text\n\n"
                  "Every figure is measured in this run; targets are reported, never enforced.\n"
                  "See bench/README.md for what each figure means.\n");
@@ -122,6 +124,8 @@ int main(int argc, char **argv) {
             opts.json = 1;
         } else if (strcmp(a, "--quick") == 0) {
             opts.quick = 1;
+        } else if (strcmp(a, "--spill") == 0) {
+            opts.spill = 1;
         } else if ((v = option_value(argc, argv, &i, "--iterations"))) {
             opts.iterations = parse_count(v);
         } else if ((v = option_value(argc, argv, &i, "--sizes"))) {

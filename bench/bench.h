@@ -28,6 +28,7 @@ typedef struct bench_options {
     int json;                        /* print JSON instead of the table */
     int quick;                       /* smaller defaults: the whole run well under a minute */
     int progress;                    /* print what runs now to stderr */
+    int spill;                       /* store: also measure spilling (--spill) */
 } bench_options;
 
 /* ---- Report ------------------------------------------------------------- */
@@ -219,5 +220,7 @@ void bench_format_size(uint64_t bytes, char *buf, size_t cap);
  * with bench_report_error() and returns a negative code. */
 int bench_store_run(const bench_options *opts, bench_report *report);
 int bench_actors_run(const bench_options *opts, bench_report *report);
+/* The store section's --spill part (bench_spill.c). */
+int bench_spill_run(const bench_options *opts, bench_report *report);
 
 #endif /* REEL_BENCH_H */

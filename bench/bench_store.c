@@ -791,6 +791,8 @@ static void teardown(ctx *c) {
 }
 
 int bench_store_run(const bench_options *opts, bench_report *report) {
+    if (opts->spill)
+        return bench_spill_run(opts, report);
     ctx c;
     memset(&c, 0, sizeof(c));
     c.opts = opts;
