@@ -75,6 +75,7 @@ struct reel_pool {
     pool_header *hdr;
     size_t size;
     uint32_t target;
+    uint32_t nslots; /* slots ever used: loops over workers stop here */
     worker_slot workers[POOL_MAX_WORKERS];
     task_entry *entries;
     uint32_t entries_cap, free_head;
@@ -464,7 +465,7 @@ REEL_API int reel_runtime_stop(reel_runtime *rt) {
 static void publish(reel_pool *p) {
     pool_header *h = p->hdr;
     uint32_t live = 0;
-    for (uint32_t i = 0; i < POOL_MAX_WORKERS; i++)
+    for (uint32_t i = 0; i < p->nslots; i++)
         live += p->workers[i].state == W_LIVE;
     atomic_store_explicit(&h->workers, live, memory_order_relaxed);
     atomic_store_explicit(&h->queued, (uint32_t)p->pending.count, memory_order_relaxed);
@@ -511,6 +512,8 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
         r.generation == gen && r.pid > 0) {
         *ws = (worker_slot){
             .state = W_LIVE, .pid = r.pid, .pidfd = fds[0], .ctl_fd = fds[1], .generation = gen};
+        if (w >= p->nslots)
+            p->nslots = w + 1;
         /* A busy worker reads its socket only between tasks: the driver never
          * blocks on it (a full socket is -EAGAIN, tried again later). */
         fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
@@ -524,7 +527,7 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
 
 static uint32_t live_workers(const reel_pool *p, int count_stopping) {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < POOL_MAX_WORKERS; i++)
+    for (uint32_t i = 0; i < p->nslots; i++)
         n += p->workers[i].state == W_LIVE && (count_stopping || !p->workers[i].stopping);
     return n;
 }
@@ -730,7 +733,7 @@ static void worker_died(reel_pool *p, uint32_t w, const char *why) {
  * while busy, and whenever poll() said something happened. */
 static void check_workers(reel_pool *p, uint64_t now) {
     p->last_check_ns = now;
-    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+    for (uint32_t w = 0; w < p->nslots; w++) {
         worker_slot *ws = &p->workers[w];
         if (ws->state != W_LIVE)
             continue;
@@ -759,7 +762,7 @@ static void check_workers(reel_pool *p, uint64_t now) {
 static void dispatch(reel_pool *p) {
     while (p->pending.count > 0 && !p->draining) {
         uint32_t best = UINT32_MAX, best_held = p->slots;
-        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+        for (uint32_t w = 0; w < p->nslots; w++) {
             worker_slot *ws = &p->workers[w];
             if (ws->state == W_LIVE && !ws->stopping && ws->nheld < best_held) {
                 best = w;
@@ -795,7 +798,7 @@ static int pump(reel_pool *p, uint64_t deadline_ns) {
     if (now - p->last_check_ns >= CHECK_INTERVAL_NS)
         check_workers(p, now);
     int got = 0;
-    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+    for (uint32_t w = 0; w < p->nslots; w++)
         if (p->workers[w].state == W_LIVE && p->workers[w].nheld > 0)
             got += drain_results(p, w);
     dispatch(p);
@@ -806,7 +809,7 @@ static int pump(reel_pool *p, uint64_t deadline_ns) {
     /* Nothing yet: spin on the result rings, then sleep in poll(). */
     uint64_t spin_end = now + p->rt->spin_ns;
     for (;;) {
-        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+        for (uint32_t w = 0; w < p->nslots; w++)
             if (p->workers[w].state == W_LIVE && p->workers[w].nheld > 0 &&
                 reel__ring_depth(pool_result_ring(p->hdr, w)) > 0)
                 return got;
@@ -819,7 +822,7 @@ static int pump(reel_pool *p, uint64_t deadline_ns) {
     struct pollfd fds[1 + 2 * POOL_MAX_WORKERS];
     nfds_t n = 0;
     fds[n++] = (struct pollfd){.fd = p->rt->event_fd, .events = POLLIN};
-    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+    for (uint32_t w = 0; w < p->nslots; w++) {
         if (p->workers[w].state != W_LIVE)
             continue;
         fds[n++] = (struct pollfd){.fd = p->workers[w].pidfd, .events = POLLIN};
@@ -827,7 +830,7 @@ static int pump(reel_pool *p, uint64_t deadline_ns) {
     }
     atomic_store_explicit(&p->hdr->driver_sleeping, 1, memory_order_seq_cst);
     int pending_result = 0;
-    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+    for (uint32_t w = 0; w < p->nslots; w++)
         if (p->workers[w].state == W_LIVE && reel__ring_depth(pool_result_ring(p->hdr, w)) > 0)
             pending_result = 1;
     if (!pending_result) {
@@ -967,7 +970,7 @@ REEL_API int reel_pool_resize(reel_pool *p, uint32_t workers) {
     while (live > workers) {
         /* Remove the least loaded first: it gives back its tasks soonest. */
         uint32_t pick = UINT32_MAX;
-        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+        for (uint32_t w = 0; w < p->nslots; w++) {
             worker_slot *ws = &p->workers[w];
             if (ws->state == W_LIVE && !ws->stopping &&
                 (pick == UINT32_MAX || ws->nheld < p->workers[pick].nheld))
@@ -1052,12 +1055,12 @@ REEL_API int reel_pool_stats_get(reel_pool *p, reel_pool_stats *out) {
         return -EINVAL;
     /* Take in what happened, but hand out nothing: stats never change the pool. */
     check_workers(p, reel__now_ns(CLOCK_MONOTONIC));
-    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+    for (uint32_t w = 0; w < p->nslots; w++)
         if (p->workers[w].state == W_LIVE && p->workers[w].nheld > 0)
             drain_results(p, w);
     publish(p);
     memset(out, 0, sizeof *out);
-    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+    for (uint32_t w = 0; w < p->nslots; w++) {
         if (p->workers[w].state != W_LIVE)
             continue;
         out->workers++;
@@ -1082,7 +1085,7 @@ REEL_API int reel_pool_drain(reel_pool *p, int timeout_ms) {
                             ? UINT64_MAX
                             : reel__now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
     p->draining = 1;
-    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+    for (uint32_t w = 0; w < p->nslots; w++) {
         worker_slot *ws = &p->workers[w];
         if (ws->state != W_LIVE || ws->stopping)
             continue;
@@ -1094,7 +1097,7 @@ REEL_API int reel_pool_drain(reel_pool *p, int timeout_ms) {
     int rc = 0;
     for (;;) {
         int waiting = 0;
-        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+        for (uint32_t w = 0; w < p->nslots; w++)
             waiting |= p->workers[w].state == W_LIVE && p->workers[w].drain_wait;
         if (p->held_total == 0 && !waiting)
             break;
@@ -1118,7 +1121,7 @@ REEL_API int reel_pool_workers(reel_pool *p, pid_t *pids, size_t cap, size_t *co
     if (!p || !count || (cap && !pids))
         return -EINVAL;
     size_t n = 0;
-    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+    for (uint32_t w = 0; w < p->nslots; w++) {
         if (p->workers[w].state != W_LIVE)
             continue;
         if (n < cap)
@@ -1139,12 +1142,12 @@ REEL_API int reel_pool_stop(reel_pool *p, int timeout_ms) {
            reel__now_ns(CLOCK_MONOTONIC) < deadline)
         pump(p, deadline);
     p->target = 0;
-    for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++)
+    for (uint32_t w = 0; w < p->nslots; w++)
         stop_worker(p, w);
     uint64_t grace = reel__now_ns(CLOCK_MONOTONIC) + STOP_GRACE_MS * 1000000ull;
     for (;;) {
         uint32_t live = 0;
-        for (uint32_t w = 0; w < POOL_MAX_WORKERS; w++) {
+        for (uint32_t w = 0; w < p->nslots; w++) {
             worker_slot *ws = &p->workers[w];
             if (ws->state != W_LIVE)
                 continue;

@@ -256,13 +256,18 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
     task_record t;
     result_record r;
     int stop = 0, drain_pending = 0;
+    int idle = 0; /* timed out since the last task: spun already, sleep at once */
+    uint32_t since_control = 0;
     while (!stop) {
-        /* Wake at least every 100 ms to answer control messages. */
-        rc = reel__ring_pop(tasks, &t, spin_ns, 100);
+        /* Wake at least every 250 ms to answer control messages (a stop also
+         * closes the ring, which wakes the pop at once). */
+        rc = reel__ring_pop(tasks, &t, idle ? 0 : spin_ns, 250);
         if (rc == -ETIMEDOUT) {
+            idle = 1;
             stop = serve_control(ctl_fd, me, tasks, &drain_pending);
             continue;
         }
+        idle = 0;
         if (rc != 0)
             break; /* -ESHUTDOWN: the driver closed the ring and it is empty */
         uint64_t start = reel__now_ns(CLOCK_MONOTONIC);
@@ -283,7 +288,12 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
             ssize_t w = write(event_fd, &one, sizeof one);
             (void)w; /* a full eventfd already wakes the driver */
         }
-        stop = serve_control(ctl_fd, me, tasks, &drain_pending);
+        /* A look at the socket is a system call: only when the queue is
+         * empty, or every 64 tasks while it is not. */
+        if (++since_control >= 64 || reel__ring_depth(tasks) == 0) {
+            since_control = 0;
+            stop = serve_control(ctl_fd, me, tasks, &drain_pending);
+        }
     }
     if (def->teardown)
         def->teardown(&ctx);
