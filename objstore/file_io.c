@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHUNK (1u << 20) /* bytes per read */
-#define DEPTH 8u         /* requests in flight */
+#define CHUNK (4u << 20) /* bytes per request */
+#define DEPTH 4u         /* requests in flight: more only contend for the file */
 
 /* Where io_uring is not allowed (a seccomp filter, an old kernel): pread/pwrite. */
 static int io_plain(int fd, const reel__io_piece *pieces, size_t n, int write) {
