@@ -11,6 +11,8 @@
 
 #include <reel/store.h>
 
+#include "gpu.h" /* the host-to-device timer, exported for tests and benchmarks */
+
 #define OBJ (1u << 20)
 
 typedef struct spill_round {
@@ -100,6 +102,69 @@ static int store_io(reel_store *s, uint8_t *buf, uint64_t n, spill_round *r, ben
     return 0;
 }
 
+/* On a machine with a GPU: host-to-device copies from the store's (pinned)
+ * arena, beside pageable malloc memory and cudaMallocHost memory. */
+static int gpu_rows(const bench_options *opts, bench_report *report) {
+    if (reel_gpu_count() <= 0) {
+        bench_report_note(report, "no GPU here: the host-to-device rows are left out (%s)",
+                          reel_last_error()[0] ? reel_last_error() : "no device");
+        return 0;
+    }
+    size_t len = opts->quick ? (16u << 20) : (64u << 20);
+    int iters = opts->quick ? 5 : 20;
+    char name[64];
+    snprintf(name, sizeof name, "reel-bench-h2d-%d", (int)getpid());
+    reel_store_options so = {.capacity = len + (4u << 20), .flags = REEL_STORE_NO_SPILL};
+    reel_store *s;
+    int rc = reel_store_create(name, &so, &s);
+    if (rc) {
+        bench_report_error(report, "h2d store: %s", reel_strerror(rc));
+        return rc;
+    }
+    double store_gbps = 0, pageable_gbps = 0, pinned_gbps = 0;
+    void *buf = NULL, *pinned = NULL;
+    uint8_t *pageable = malloc(len);
+    reel_id id = {{0x42}};
+    rc = pageable ? reel_store_gpu_pin(s) : -ENOMEM;
+    if (rc == 0)
+        rc = reel_obj_create(s, &id, len, NULL, 0, 0, 0, &buf);
+    if (rc == 0) {
+        memset(buf, 7, len);
+        memset(pageable, 7, len);
+        rc = reel_obj_seal(s, &id);
+    }
+    if (rc == 0)
+        rc = reel__gpu_h2d_bandwidth(buf, len, iters, &store_gbps);
+    if (rc == 0)
+        rc = reel__gpu_h2d_bandwidth(pageable, len, iters, &pageable_gbps);
+    if (rc == 0)
+        rc = reel__gpu_host_alloc(len, &pinned);
+    if (rc == 0) {
+        memset(pinned, 7, len);
+        rc = reel__gpu_h2d_bandwidth(pinned, len, iters, &pinned_gbps);
+        reel__gpu_host_free(pinned);
+    }
+    free(pageable);
+    reel_store_close(s);
+    reel_store_destroy(name);
+    if (rc) {
+        bench_report_error(report, "host-to-device: %s %s", reel_strerror(rc), reel_last_error());
+        return rc;
+    }
+    char dev[128] = "";
+    reel__gpu_device_name(0, dev, sizeof dev);
+    bench_report_note(report, "GPU: %s; %zu MiB copies, %d each", dev, len >> 20, iters);
+    const char *group = "host to device (GPU 0)";
+    bench_row *row = bench_report_add(report, group, "H2D from store memory (pinned)", "GB/s",
+                                      BENCH_RATE, store_gbps);
+    if (row) {
+        bench_row_baseline(row, "pageable malloc", pageable_gbps);
+        bench_row_limit(row, "cudaMallocHost", pinned_gbps);
+        bench_row_target(row, BENCH_ON_LIMIT, BENCH_GE, 0.9, ">= 0.9 x pinned");
+    }
+    return 0;
+}
+
 int bench_spill_run(const bench_options *opts, bench_report *report) {
     uint64_t total = opts->quick ? (64u << 20) : (256u << 20);
     uint64_t n = total / OBJ;
@@ -149,6 +214,8 @@ int bench_spill_run(const bench_options *opts, bench_report *report) {
     reel_store_close(s);
     reel_store_destroy(name);
     if (rc)
+        return rc;
+    if ((rc = gpu_rows(opts, report)) != 0)
         return rc;
     const char *group = "spilling (1 MiB objects, one spill file per pass)";
     bench_report_note(
