@@ -28,6 +28,8 @@
 #define FIRST_FIT_SCAN       32
 /* A sleeper looks again at least this often, whatever it was promised. */
 #define WAIT_SLICE_NS 100000000ull
+/* After a high-water spill pass found nothing to spill, the next waits this long. */
+#define IDLE_SPILL_NS 10000000ull
 
 static uint64_t align_up(uint64_t v) {
     return (v + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
@@ -1516,8 +1518,12 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
             if (meta_size)
                 memcpy(data + align_up(size), meta, meta_size);
             *buf = data;
-            if (excess && spill_enabled(s))
-                spill_pass(s, excess); /* a failure leaves objects in memory: nothing lost */
+            /* A pass that found nothing to spill scans the whole object table:
+             * not again for a while. A failure leaves objects in memory. */
+            uint64_t now = excess ? reel__now_ns(CLOCK_MONOTONIC) : 0;
+            if (excess && spill_enabled(s) && now - s->last_idle_spill_ns >= IDLE_SPILL_NS &&
+                spill_pass(s, excess) == 0)
+                s->last_idle_spill_ns = now;
             return 0;
         }
         /* No room: dead clients may hold some; else wait for a free. */

@@ -199,6 +199,7 @@ struct reel_store {
     uint64_t spin_ns;
     uint32_t *scratch; /* max_objects entries, for rebuilds: no malloc under a dead lock */
     uint64_t last_liveness_ns;
+    _Atomic uint64_t last_idle_spill_ns; /* when a high-water spill pass last found nothing */
     int corrupt; /* set under the lock when a bad index was seen; rebuilt at unlock */
     seg_block dummy_block;
     seg_object dummy_object;
