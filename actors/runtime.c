@@ -268,9 +268,29 @@ static void zygote_spawn(reel_runtime *rt, int sock, const reel_ctl_msg *m) {
     close(sv[0]);
 }
 
+/* The zygote and so every worker would inherit whatever the driver had
+ * open (sockets, files, pipes of a test harness): keep only stdio and what
+ * the runtime needs. */
+static void close_other_fds(int keep_a, int keep_b) {
+    int fds[1024], n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < (int)(sizeof fds / sizeof fds[0])) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != keep_a && fd != keep_b && fd != dirfd(d))
+            fds[n++] = fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+}
+
 static void zygote_main(reel_runtime *rt, int sock, pid_t driver) {
     if (die_with_parent(driver) != 0)
         _exit(1);
+    close_other_fds(sock, rt->event_fd);
     prctl(PR_SET_NAME, "reel-zygote");
     /* SIGCHLD through a signalfd: a worker that ends is reaped at once. */
     sigset_t chld;
