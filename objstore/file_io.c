@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,33 +54,67 @@ static void prep(struct io_uring_sqe *sqe, int fd, const io_request *r, int writ
 }
 
 /* One ring per thread, set up on first use and kept: setting one up costs
- * tens of microseconds, as much as reading a whole 1 MiB object. A child
- * after fork() must not share its parent's ring: it makes its own. */
-static _Thread_local struct io_uring thread_ring;
-static _Thread_local pid_t thread_ring_pid;
-static _Thread_local int thread_ring_rc = 1; /* 1: not set up yet */
+ * tens of microseconds, as much as reading a whole 1 MiB object. It is closed
+ * when its thread ends. A child after fork() must not share its parent's
+ * ring: it makes its own. Only success is kept: a failed setup (out of fds,
+ * say) is tried again by the next call, which meanwhile uses pread/pwrite. */
+typedef struct thread_ring {
+    struct io_uring ring;
+    pid_t pid;
+} thread_ring;
 
-static int get_ring(struct io_uring **out) {
-    pid_t pid = getpid();
-    if (thread_ring_rc == 0 && thread_ring_pid != pid) {
-        io_uring_queue_exit(&thread_ring); /* the copy inherited across fork() */
-        thread_ring_rc = 1;
+static pthread_key_t ring_key;
+static pthread_once_t ring_key_once = PTHREAD_ONCE_INIT;
+
+static void ring_destroy(void *p) {
+    thread_ring *t = p;
+    if (t->pid == getpid())
+        io_uring_queue_exit(&t->ring);
+    free(t);
+}
+
+static void ring_key_create(void) {
+    pthread_key_create(&ring_key, ring_destroy);
+}
+
+/* Returns this thread's ring, or NULL where none can be had now. */
+static struct io_uring *get_ring(void) {
+    pthread_once(&ring_key_once, ring_key_create);
+    thread_ring *t = pthread_getspecific(ring_key);
+    if (t && t->pid != getpid()) { /* inherited across fork(): the parent's */
+        io_uring_queue_exit(&t->ring);
+        free(t);
+        t = NULL;
+        pthread_setspecific(ring_key, NULL);
     }
-    if (thread_ring_rc == 1 || (thread_ring_rc < 0 && thread_ring_pid != pid)) {
-        thread_ring_rc = io_uring_queue_init(DEPTH, &thread_ring, 0);
-        thread_ring_pid = pid;
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t)
+            return NULL;
+        if (io_uring_queue_init(DEPTH, &t->ring, 0) < 0) {
+            free(t);
+            return NULL;
+        }
+        t->pid = getpid();
+        pthread_setspecific(ring_key, t);
     }
-    *out = &thread_ring;
-    return thread_ring_rc;
+    return &t->ring;
+}
+
+static void drop_ring(void) {
+    thread_ring *t = pthread_getspecific(ring_key);
+    if (t) {
+        io_uring_queue_exit(&t->ring);
+        free(t);
+        pthread_setspecific(ring_key, NULL);
+    }
 }
 
 int reel__io_pieces(int fd, const reel__io_piece *pieces, size_t n, int write) {
-    struct io_uring *rp;
-    int rc = get_ring(&rp);
-    if (rc == -ENOSYS || rc == -EPERM)
+    struct io_uring *rp = get_ring();
+    if (!rp)
         return io_plain(fd, pieces, n, write);
-    if (rc < 0)
-        return rc;
+    int rc = 0;
     io_request reqs[DEPTH];
     unsigned free_slots[DEPTH], nfree = DEPTH, inflight = 0;
     for (unsigned i = 0; i < DEPTH; i++)
@@ -132,8 +168,13 @@ int reel__io_pieces(int fd, const reel__io_piece *pieces, size_t n, int write) {
         }
     }
     if (inflight > 0) { /* gave up with requests in flight: this ring is spent */
-        io_uring_queue_exit(rp);
-        thread_ring_rc = 1;
+        /* Wait for them first: they write into memory the caller will reuse. */
+        struct io_uring_cqe *cqe;
+        while (inflight > 0 && io_uring_wait_cqe(rp, &cqe) == 0) {
+            io_uring_cqe_seen(rp, cqe);
+            inflight--;
+        }
+        drop_ring();
     }
     return rc;
 }

@@ -118,6 +118,8 @@ static void init_header(uint8_t *base, const seg_layout *l, const char *spill_di
     h->spill_files_off = l->spill_files_off;
     h->high_water = high_water;
     snprintf(h->spill_dir, sizeof h->spill_dir, "%s", spill_dir ? spill_dir : "");
+    if (getentropy(&h->spill_token, sizeof h->spill_token) != 0)
+        h->spill_token = reel__now_ns(CLOCK_REALTIME) ^ (uint64_t)getpid() << 40;
     h->arena_off = l->arena_off;
     h->created_ns = reel__now_ns(CLOCK_REALTIME);
 

@@ -398,7 +398,9 @@ static int in_arena(const seg_object *o) {
 
 void reel__spill_file_path(const reel_store *s, uint32_t file, uint32_t gen, char *out,
                            size_t cap) {
-    snprintf(out, cap, "%s/spill-%u-%u", s->hdr->spill_dir, file, gen);
+    /* The token keeps two stores that share a directory apart. */
+    snprintf(out, cap, "%s/spill-%016llx-%u-%u", s->hdr->spill_dir,
+             (unsigned long long)s->hdr->spill_token, file, gen);
 }
 
 /* Drops one object from a spill file; the last one out removes the file. */
@@ -579,6 +581,39 @@ static int client_drop(reel_store *s, uint32_t slot) {
             }
         }
     }
+    /* A spill or restore this client had under way outside the lock is
+     * undone: a spilled object stays in memory, a restored one on disk. */
+    int undone = 0;
+    for (uint32_t i = 0; i < s->lay.max_objects; i++) {
+        seg_object *o = &s->objects[i];
+        if (o->state == OBJ_FREE || !(o->flags & (OBJF_SPILLING | OBJF_RESTORING)) ||
+            o->mover != slot + 1)
+            continue;
+        undone = 1;
+        o->mover = 0;
+        if (o->flags & OBJF_SPILLING) {
+            o->flags &= ~OBJF_SPILLING;
+            spill_file_release(s, o->spill_file);
+            if (o->state == OBJ_DELETING && o->refs == 0) {
+                object_free(s, i);
+                freed = 1;
+            }
+        } else {
+            o->flags &= ~OBJF_RESTORING;
+            block_free(s, o->block);
+            o->block = SEG_NIL;
+            freed = 1;
+            if (o->flags & OBJF_DELETE_PENDING)
+                object_free(s, i);
+        }
+    }
+    for (uint32_t f = 0; f < SEG_SPILL_FILES; f++)
+        if (s->spill_files[f].writer == slot + 1) { /* its own count on a file it wrote */
+            s->spill_files[f].writer = 0;
+            spill_file_release(s, f);
+        }
+    if (undone) /* gets waiting for a restore look again */
+        atomic_fetch_add_explicit(&s->hdr->seal_seq, 1, memory_order_seq_cst);
     memset(t, 0, (size_t)s->lay.ref_slots * sizeof *t);
     memset(c, 0, sizeof *c);
     return freed;
@@ -641,6 +676,8 @@ static int by_last_use(const void *a, const void *b, void *ctx) {
 static void drop_object_record(reel_store *s, seg_object *o) {
     (void)s;
     o->state = OBJ_FREE;
+    o->flags &= ~(OBJF_SPILLING | OBJF_RESTORING | OBJF_DELETE_PENDING);
+    o->mover = 0;
 }
 
 /* Derives the index, the allocator, the LRU, the counters and the reference
@@ -828,6 +865,13 @@ void reel__rebuild(reel_store *s) {
         if (o->state == OBJ_SPILLED || (o->flags & OBJF_SPILLING))
             s->spill_files[o->spill_file].live++;
     }
+    for (uint32_t f = 0; f < SEG_SPILL_FILES; f++) { /* a live writer holds one more */
+        seg_spill_file *sf = &s->spill_files[f];
+        if (sf->writer &&
+            (sf->writer > l->max_clients || (*client_at(s, sf->writer - 1)).state != CLIENT_ALIVE))
+            sf->writer = 0;
+        sf->live += sf->writer != 0;
+    }
     h->spill_files = 0;
     for (uint32_t f = 0; f < SEG_SPILL_FILES; f++) {
         seg_spill_file *sf = &s->spill_files[f];
@@ -989,6 +1033,8 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
          * never spills leaves nothing on disk. */
         if (len <= 0 || len >= (int)sizeof dir)
             rc = reel__fail(-ENAMETOOLONG, "the spill directory's path is too long");
+        else if (dir[0] != '/') /* every process must find the same files */
+            rc = reel__fail(-EINVAL, "the spill directory must be an absolute path: %s", dir);
     }
     if (rc == 0)
         rc = reel__segment_create(p, &l, !(o.flags & REEL_STORE_NO_PREFAULT), dir, high_water);
@@ -1025,14 +1071,17 @@ REEL_API int reel_store_close(reel_store *s) {
     return rc;
 }
 
-/* Removes the spill files of a store and its spill directory, if empty. */
-static void remove_spill_dir(const char *dir) {
+/* Removes the spill files of one store (named by its token) and the spill
+ * directory, if that leaves it empty. */
+static void remove_spill_files(const char *dir, uint64_t token) {
+    char prefix[40];
+    snprintf(prefix, sizeof prefix, "spill-%016llx-", (unsigned long long)token);
     DIR *d = opendir(dir);
     if (!d)
         return;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (strncmp(e->d_name, "spill-", 6) == 0)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
             unlinkat(dirfd(d), e->d_name, 0);
     closedir(d);
     rmdir(dir);
@@ -1044,15 +1093,17 @@ REEL_API int reel_store_destroy(const char *path) {
         return -EINVAL;
     /* The spill directory is named in the header: read it before the file goes. */
     char dir[SEG_SPILL_DIR_MAX] = "";
+    uint64_t token = 0;
     reel_store *s;
     if (reel_store_open(p, REEL_OPEN_OBSERVER, &s) == 0) {
         memcpy(dir, s->hdr->spill_dir, sizeof dir);
         dir[sizeof dir - 1] = '\0';
+        token = s->hdr->spill_token;
         reel_store_close(s);
     }
     int rc = unlink(p) == 0 ? 0 : -errno;
     if (rc == 0 && dir[0])
-        remove_spill_dir(dir);
+        remove_spill_files(dir, token);
     free(p);
     return rc;
 }
@@ -1256,7 +1307,7 @@ static int spill_pass(reel_store *s, uint64_t need) {
     for (uint32_t i = 0; file != SEG_NIL && i < s->lay.max_objects; i++) {
         seg_object *o = &s->objects[i];
         if (o->state == OBJ_SEALED && o->refs == 0 &&
-            !(o->flags & (REEL_OBJ_EVICTABLE | OBJF_SPILLING)))
+            !(o->flags & (REEL_OBJ_EVICTABLE | OBJF_SPILLING)) && object_extent_ok(s, o))
             s->scratch[n++] = i;
     }
     if (n > 1)
@@ -1285,7 +1336,8 @@ static int spill_pass(reel_store *s, uint64_t need) {
         pieces[j] = (reel__io_piece){s->arena + o->offset, off, o->alloc};
         off += o->alloc;
     }
-    sf->live = k;
+    sf->live = k + 1; /* + 1: the writer's own, so the file cannot go before it exists */
+    sf->writer = s->slot + 1;
     sf->gen++;
     sf->bytes = off;
     s->hdr->spill_files++;
@@ -1311,7 +1363,8 @@ static int spill_pass(reel_store *s, uint64_t need) {
                 continue; /* freed meanwhile, or undone by a rebuild */
             o->flags &= ~OBJF_SPILLING;
             o->mover = 0;
-            if (e == 0 && o->state == OBJ_SEALED && o->refs == 0) {
+            if (e == 0 && o->state == OBJ_SEALED && o->refs == 0 && o->block < s->lay.max_blocks &&
+                blk_at(s, o->block)->state == BLOCK_USED && blk_at(s, o->block)->obj == v[j].obj) {
                 block_free(s, o->block);
                 o->block = SEG_NIL;
                 count_state(s->hdr, OBJ_SEALED, -1);
@@ -1331,6 +1384,10 @@ static int spill_pass(reel_store *s, uint64_t need) {
         }
         if (e)
             s->hdr->spill_failures++;
+        if (sf->writer == s->slot + 1) { /* the writer's own count, unless a rebuild took it */
+            sf->writer = 0;
+            spill_file_release(s, file);
+        }
         store_unlock(s);
     }
     if (freed)
@@ -1617,19 +1674,23 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
         return rc;
     if (!ids || !views || n == 0)
         return -EINVAL;
-    uint64_t deadline = 0;
+    uint64_t deadline = timeout_ms > 0 ? deadline_from(timeout_ms) : 0;
+    uint32_t restores = 0;
     seg_header *h = s->hdr;
     for (;;) {
         if ((rc = store_lock(s)) != 0)
             return rc;
         size_t got = 0;
         uint32_t spilled = SEG_NIL, spilled_gen = 0;
+        int restoring = 0; /* waiting for another client's restore */
         for (; got < n; got++) {
             uint32_t i = index_find(s, &ids[got], reel__id_hash(&ids[got]));
             if (i != SEG_NIL && obj_at(s, i)->state == OBJ_SPILLED &&
                 !(obj_at(s, i)->flags & OBJF_RESTORING)) {
                 spilled = i; /* on disk: read it back, then look again */
                 spilled_gen = obj_at(s, i)->gen;
+            } else if (i != SEG_NIL && obj_at(s, i)->state == OBJ_SPILLED) {
+                restoring = 1;
             }
             if (i == SEG_NIL || (*obj_at(s, i)).state != OBJ_SEALED)
                 break;
@@ -1668,8 +1729,19 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
         if (spilled != SEG_NIL) {
             if ((rc = restore(s, spilled, spilled_gen)) != 0)
                 return rc;
+            /* Objects that cannot all be in memory at once would push each
+             * other out for ever: bounded. */
+            if (++restores > 4 * n + 4)
+                return reel__fail(REEL_EFULL,
+                                  "the %zu objects asked for do not fit in memory "
+                                  "at once",
+                                  n);
+            if (deadline && reel__now_ns(CLOCK_MONOTONIC) >= deadline)
+                return -ETIMEDOUT;
             continue;
         }
+        if (restoring) /* its restorer may have died: that is undone by a reclaim */
+            reel_store_reclaim(s, NULL);
         if (timeout_ms == 0)
             return -ETIMEDOUT;
         if (!deadline && timeout_ms > 0)

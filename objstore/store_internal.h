@@ -88,6 +88,7 @@ typedef struct seg_header {
     uint32_t high_water;      /* permille of capacity; 0: never spill */
     uint32_t reserved0b;
     char spill_dir[SEG_SPILL_DIR_MAX]; /* NUL-terminated; empty: spilling off */
+    uint64_t spill_token;              /* random: names this store's spill files */
     uint64_t reserved1[8];
 
     /* Mutable, under lock. */
@@ -160,9 +161,11 @@ typedef struct seg_object {
 /* A spill file: one per spill pass, holding the objects it wrote back to
  * back. Removed when its last object is deleted or restored. */
 typedef struct seg_spill_file {
-    uint32_t live; /* objects spilled (or being spilled) into it */
+    uint32_t live; /* objects spilled (or being spilled) into it, + 1 while written */
     uint32_t gen;  /* part of its name, so that a reused slot names a new file */
     uint64_t bytes;
+    uint32_t writer; /* client slot + 1 writing it, else 0: that + 1 is its */
+    uint32_t reserved;
 } seg_spill_file;
 
 typedef struct seg_block {

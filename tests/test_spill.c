@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "store_internal.h"
 
 TestSuite(spill, .init = th_init, .fini = th_fini, .timeout = 120);
 
@@ -263,4 +264,83 @@ Test(spill, spill_on_demand_then_read_back) {
     reel_store *plain = th_store_new(1 << 20, 16, NULL);
     TH_RC(reel_store_spill(plain, 0, NULL), -ENOTSUP);
     reel_store_close(plain);
+}
+
+Test(spill, two_stores_sharing_a_spill_directory_stay_apart) {
+    const char *dir = spill_dir(), *pa, *pb;
+    reel_store *a = spilling_store(8u << 20, 1.0, dir, &pa);
+    reel_store *b = spilling_store(8u << 20, 1.0, dir, &pb);
+    uint8_t buf[OBJ_SIZE];
+    reel_id id = th_id_n(0x5b111, 1); /* the same ID, different bytes, in each store */
+    memset(buf, 0xaa, sizeof buf);
+    TH_OK(reel_obj_put(a, &id, buf, sizeof buf, NULL, 0, 0, 0));
+    memset(buf, 0xbb, sizeof buf);
+    TH_OK(reel_obj_put(b, &id, buf, sizeof buf, NULL, 0, 0, 0));
+    TH_OK(reel_store_spill(a, 0, NULL));
+    TH_OK(reel_store_spill(b, 0, NULL));
+    reel_store_close(b);
+    TH_OK(reel_store_destroy(pb)); /* removes b's files only */
+    reel_view v;
+    TH_OK(reel_obj_get(a, &id, 1, 0, &v));
+    cr_assert_eq(((const uint8_t *)v.data)[0], 0xaa, "store a read store b's bytes");
+    cr_assert_eq(((const uint8_t *)v.data)[OBJ_SIZE - 1], 0xaa);
+    TH_OK(reel_obj_release(a, &id));
+    reel_store_close(a);
+}
+
+typedef struct mover_arg {
+    const char *path;
+} mover_arg;
+
+/* Marks an object as being spilled by this client, as a spiller does before
+ * its unlocked write, then waits to be killed in the middle of it. */
+static int die_while_spilling(void *p) {
+    mover_arg *a = p;
+    reel_store *c;
+    TH_CHILD_RC(reel_store_open(a->path, 0, &c), 0);
+    reel_id id = th_id_n(0x5b111, 0);
+    pthread_mutex_lock(&c->hdr->lock);
+    for (uint32_t i = 0; i < c->lay.max_objects; i++) {
+        seg_object *o = &c->objects[i];
+        if (o->state == OBJ_SEALED && reel_id_equal(&o->id, &id)) {
+            o->flags |= OBJF_SPILLING;
+            o->mover = c->slot + 1;
+            o->spill_file = 3;
+            c->spill_files[3].live = 2; /* the object and the writer */
+            c->spill_files[3].writer = c->slot + 1;
+            c->hdr->spill_files++;
+        }
+    }
+    pthread_mutex_unlock(&c->hdr->lock);
+    pause();
+    return 0;
+}
+
+Test(spill, a_spiller_killed_mid_write_is_undone_by_reclaim) {
+    const char *path;
+    reel_store *s = spilling_store(8u << 20, 1.0, spill_dir(), &path);
+    put_pattern(s, 0);
+    reel_store_stats before = th_stats(s);
+    mover_arg a = {path};
+    pid_t child = th_fork(die_while_spilling, &a);
+    for (int t = 0; t < 500 && th_stats(s).spill_files == 0; t++)
+        th_sleep_ms(2);
+    th_kill_wait(child, SIGKILL);
+    TH_OK(reel_store_reclaim(s, NULL));
+    reel_store_stats st = th_stats(s);
+    cr_assert_eq(st.spill_files, 0, "the dead spiller's file is still counted");
+    th_expect_same_usage(&before, &st, "after the dead spiller was reclaimed");
+    expect_pattern(s, 0);
+    uint64_t spilled;
+    TH_OK(reel_store_spill(s, 0, &spilled)); /* spillable again */
+    cr_assert_gt(spilled, 0);
+    expect_pattern(s, 0);
+    reel_store_close(s);
+}
+
+Test(spill, a_relative_spill_directory_is_refused) {
+    reel_store_options o = {.capacity = 1 << 20, .spill_dir = "relative/dir"};
+    reel_store *s;
+    TH_RC(reel_store_create(th_store_path(), &o, &s), -EINVAL);
+    cr_assert(strstr(reel_last_error(), "absolute"), "%s", reel_last_error());
 }
