@@ -1025,6 +1025,8 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
     char dir[SEG_SPILL_DIR_MAX] = "";
     uint32_t high_water =
         o.high_water > 0 ? (uint32_t)(o.high_water * 1000 + 0.5) : SEG_HIGH_WATER_DEF;
+    if (high_water == 0) /* a tiny positive mark still spills */
+        high_water = 1;
     if (!(o.flags & REEL_STORE_NO_SPILL)) {
         const char *base = strrchr(p, '/') + 1;
         int len = o.spill_dir ? snprintf(dir, sizeof dir, "%s", o.spill_dir)
@@ -1222,7 +1224,8 @@ REEL_API int reel_store_objects(reel_store *s, reel_obj_info *out, size_t cap, s
             info->flags = o->flags & REEL_OBJ_EVICTABLE; /* the public flags only */
             info->owner_pid = o->owner_pid;
             info->create_ns = o->create_ns;
-            if (in_arena(o) && object_extent_ok(s, o)) { /* a spilled one's is on disk */
+            if (in_arena(o) && !(o->flags & OBJF_RESTORING) && object_extent_ok(s, o)) {
+                /* a spilled one's is on disk, a restoring one's half-read */
                 uint32_t m =
                     o->meta_size < REEL_OBJ_INFO_META_MAX ? o->meta_size : REEL_OBJ_INFO_META_MAX;
                 memcpy(info->meta, s->arena + o->offset + align_up(o->size), m);
