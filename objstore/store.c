@@ -1730,7 +1730,19 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
         if (rc)
             return rc;
         if (spilled != SEG_NIL) {
-            if ((rc = restore(s, spilled, spilled_gen)) != 0)
+            rc = restore(s, spilled, spilled_gen);
+            if (rc == REEL_EFULL && timeout_ms != 0 &&
+                (!deadline || reel__now_ns(CLOCK_MONOTONIC) < deadline)) {
+                /* No room to read it back yet: like a create, wait for a free
+                 * (re-checking every slice), then try again. */
+                uint32_t seen_space = atomic_load_explicit(&h->space_seq, memory_order_acquire);
+                uint64_t until = reel__now_ns(CLOCK_MONOTONIC) + WAIT_SLICE_NS;
+                if (deadline && deadline < until)
+                    until = deadline;
+                reel__wait_change(&h->space_seq, &h->space_sleepers, seen_space, s->spin_ns, until);
+                continue;
+            }
+            if (rc != 0)
                 return rc;
             /* Objects that cannot all be in memory at once would push each
              * other out for ever: bounded. */

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -343,4 +344,55 @@ Test(spill, a_relative_spill_directory_is_refused) {
     reel_store *s;
     TH_RC(reel_store_create(th_store_path(), &o, &s), -EINVAL);
     cr_assert(strstr(reel_last_error(), "absolute"), "%s", reel_last_error());
+}
+
+typedef struct unpin_arg {
+    reel_store *holder;
+    reel_id ids[64];
+    int n;
+} unpin_arg;
+
+static void *unpin_later(void *p) {
+    unpin_arg *a = p;
+    th_sleep_ms(200);
+    for (int i = 0; i < a->n; i++) {
+        reel_obj_release(a->holder, &a->ids[i]);
+        reel_obj_delete(a->holder, &a->ids[i]);
+    }
+    return NULL;
+}
+
+Test(spill, a_get_waits_for_room_to_read_back) {
+    const char *path;
+    reel_store *s = spilling_store(4u << 20, 1.0, spill_dir(), &path);
+    put_pattern(s, 0);
+    TH_OK(reel_store_spill(s, 0, NULL));
+    /* Fill the memory with objects another client holds: nothing can go. */
+    reel_store *holder;
+    TH_OK(reel_store_open(path, 0, &holder));
+    static unpin_arg a;
+    a.holder = holder;
+    a.n = 0;
+    uint8_t buf[OBJ_SIZE];
+    memset(buf, 1, sizeof buf);
+    for (;;) {
+        reel_id id = th_id_n(0x9177, (uint64_t)a.n);
+        if (reel_obj_put(s, &id, buf, sizeof buf, NULL, 0, 0, 0) != 0)
+            break;
+        reel_view v;
+        TH_OK(reel_obj_get(holder, &id, 1, 0, &v));
+        a.ids[a.n++] = id;
+        cr_assert_lt(a.n, 64);
+    }
+    reel_id first = th_id_n(0x5b111, 0);
+    reel_view v;
+    TH_RC(reel_obj_get(s, &first, 1, 0, &v), REEL_EFULL); /* no wait asked: full */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, unpin_later, &a), 0);
+    TH_OK(reel_obj_get(s, &first, 1, 5000, &v)); /* only slower */
+    cr_assert(th_pattern_ok(v.data, v.size, 0));
+    TH_OK(reel_obj_release(s, &first));
+    pthread_join(t, NULL);
+    reel_store_close(holder);
+    reel_store_close(s);
 }

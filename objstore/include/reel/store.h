@@ -321,7 +321,7 @@ REEL_API int reel_obj_abort(reel_store *store, const reel_id *id);
  * A spilled object is read back first (the caller sees only a slower get).
  * Errors: -ETIMEDOUT (some object did not appear in time), REEL_ETOOMANYREFS,
  * REEL_ESPILLLOST (a spilled object's file is gone: reel_last_error() names it),
- * REEL_EFULL (no room to read a spilled object back),
+ * REEL_EFULL (no room to read a spilled object back within the timeout),
  * REEL_ECORRUPT, -EINVAL (n is 0), REEL_EOBSERVER. */
 REEL_API int reel_obj_get(reel_store *store, const reel_id *ids, size_t n, int timeout_ms,
                           reel_view *views);
