@@ -419,6 +419,13 @@ static void spill_file_release(reel_store *s, uint32_t file) {
     s->hdr->spill_files--;
 }
 
+/* Gives a live object's block back to the free space, keeping its record:
+ * for a spill that finished, and a spill or restore undone. */
+static void object_drop_block(reel_store *s, seg_object *o) {
+    block_free(s, o->block);
+    o->block = SEG_NIL;
+}
+
 /* Frees an object whose references are all gone. Caller holds the lock and
  * wakes space waiters afterwards. */
 static void object_free(reel_store *s, uint32_t obj) {
@@ -600,8 +607,7 @@ static int client_drop(reel_store *s, uint32_t slot) {
             }
         } else {
             o->flags &= ~OBJF_RESTORING;
-            block_free(s, o->block);
-            o->block = SEG_NIL;
+            object_drop_block(s, o);
             freed = 1;
             if (o->flags & OBJF_DELETE_PENDING)
                 object_free(s, i);
@@ -1293,10 +1299,11 @@ typedef struct spill_victim {
 /* Spills sealed objects nobody holds and that are not evictable, least
  * recently used first, until need bytes are freed: marks them under the lock,
  * writes them to one new spill file outside it, then frees the memory of
- * those still unreferenced. Returns 1 if memory was freed, 0 if there was
+ * those still unreferenced; *written (optional) grows by the bytes that went
+ * to disk. Returns 1 if memory was freed, 0 if there was
  * nothing to spill, or a negative code if the file could not be written
  * (the objects then stay in memory: nothing is lost). */
-static int spill_pass(reel_store *s, uint64_t need) {
+static int spill_pass(reel_store *s, uint64_t need, uint64_t *written) {
     if (!spill_enabled(s))
         return 0;
     int rc = store_lock(s);
@@ -1368,14 +1375,15 @@ static int spill_pass(reel_store *s, uint64_t need) {
             o->mover = 0;
             if (e == 0 && o->state == OBJ_SEALED && o->refs == 0 && o->block < s->lay.max_blocks &&
                 blk_at(s, o->block)->state == BLOCK_USED && blk_at(s, o->block)->obj == v[j].obj) {
-                block_free(s, o->block);
-                o->block = SEG_NIL;
+                object_drop_block(s, o);
                 count_state(s->hdr, OBJ_SEALED, -1);
                 o->state = OBJ_SPILLED;
                 count_state(s->hdr, OBJ_SPILLED, +1);
                 s->hdr->spilled_bytes += o->alloc;
                 s->hdr->spill_writes++;
                 s->hdr->spill_written_bytes += o->alloc;
+                if (written)
+                    *written += o->alloc;
                 freed = 1;
             } else if (o->state == OBJ_DELETING && o->refs == 0) {
                 spill_file_release(s, file); /* deleted while it was written */
@@ -1411,16 +1419,12 @@ REEL_API int reel_store_spill(reel_store *s, uint64_t bytes, uint64_t *spilled) 
         return rc;
     if (!spill_enabled(s))
         return reel__fail(-ENOTSUP, "this store does not spill (REEL_STORE_NO_SPILL)");
-    reel_store_stats before, after;
-    if ((rc = reel_store_stats_get(s, &before)) != 0)
-        return rc;
-    rc = spill_pass(s, bytes ? bytes : UINT64_MAX);
+    uint64_t written = 0;
+    rc = spill_pass(s, bytes ? bytes : UINT64_MAX, &written);
     if (rc < 0)
         return rc;
-    if ((rc = reel_store_stats_get(s, &after)) != 0)
-        return rc;
     if (spilled)
-        *spilled = after.spill_written_bytes - before.spill_written_bytes;
+        *spilled = written;
     return 0;
 }
 
@@ -1440,7 +1444,7 @@ static int restore(reel_store *s, uint32_t obj, uint32_t gen) {
     uint32_t b = alloc_evicting(s, alloc);
     if (b == SEG_NIL) {
         store_unlock(s);
-        rc = spill_pass(s, alloc); /* make room by spilling others */
+        rc = spill_pass(s, alloc, NULL); /* make room by spilling others */
         if (rc > 0)
             return 0;
         return rc < 0 ? rc : fail_full(s, o->size, o->meta_size, NULL);
@@ -1483,8 +1487,7 @@ static int restore(reel_store *s, uint32_t obj, uint32_t gen) {
             o->last_use = ++s->hdr->tick;
             spill_file_release(s, file);
         } else {
-            block_free(s, o->block); /* stays spilled, on disk or not */
-            o->block = SEG_NIL;
+            object_drop_block(s, o); /* stays spilled, on disk or not */
             freed = 1;
         }
         if (deleted) {
@@ -1582,7 +1585,7 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
              * not again for a while. A failure leaves objects in memory. */
             uint64_t now = excess ? reel__now_ns(CLOCK_MONOTONIC) : 0;
             if (excess && spill_enabled(s) && now - s->last_idle_spill_ns >= IDLE_SPILL_NS &&
-                spill_pass(s, excess) == 0)
+                spill_pass(s, excess, NULL) == 0)
                 s->last_idle_spill_ns = now;
             return 0;
         }
@@ -1598,7 +1601,7 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
         uint32_t seen = atomic_load_explicit(&h->space_seq, memory_order_acquire);
         store_unlock(s);
         if (spill_enabled(s)) {
-            int sp = spill_pass(s, want);
+            int sp = spill_pass(s, want, NULL);
             if (sp > 0)
                 continue;
             if (sp < 0)
@@ -1759,8 +1762,6 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
             reel_store_reclaim(s, NULL);
         if (timeout_ms == 0)
             return -ETIMEDOUT;
-        if (!deadline && timeout_ms > 0)
-            deadline = deadline_from(timeout_ms);
         uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
         if (deadline && now >= deadline)
             return -ETIMEDOUT;
