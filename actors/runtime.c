@@ -811,6 +811,15 @@ static void dispatch(reel_pool *p) {
     }
 }
 
+/* Whether a worker has pushed a result the driver has not taken yet. */
+static int results_waiting(reel_pool *p) {
+    for (uint32_t w = 0; w < p->nslots; w++)
+        if (p->workers[w].state == W_LIVE && p->workers[w].nheld > 0 &&
+            reel__ring_depth(pool_result_ring(p->hdr, w)) > 0)
+            return 1;
+    return 0;
+}
+
 /* One round of supervision; waits up to deadline_ns (0: do not wait) when
  * there was nothing to do. Returns how many results came in. */
 static int pump(reel_pool *p, uint64_t deadline_ns) {
@@ -829,10 +838,8 @@ static int pump(reel_pool *p, uint64_t deadline_ns) {
     /* Nothing yet: spin on the result rings, then sleep in poll(). */
     uint64_t spin_end = now + p->rt->spin_ns;
     for (;;) {
-        for (uint32_t w = 0; w < p->nslots; w++)
-            if (p->workers[w].state == W_LIVE && p->workers[w].nheld > 0 &&
-                reel__ring_depth(pool_result_ring(p->hdr, w)) > 0)
-                return got;
+        if (results_waiting(p))
+            return got;
         now = reel__now_ns(CLOCK_MONOTONIC);
         if (now >= spin_end || now >= deadline_ns)
             break;
@@ -849,11 +856,7 @@ static int pump(reel_pool *p, uint64_t deadline_ns) {
         fds[n++] = (struct pollfd){.fd = p->workers[w].ctl_fd, .events = POLLIN};
     }
     atomic_store_explicit(&p->hdr->driver_sleeping, 1, memory_order_seq_cst);
-    int pending_result = 0;
-    for (uint32_t w = 0; w < p->nslots; w++)
-        if (p->workers[w].state == W_LIVE && reel__ring_depth(pool_result_ring(p->hdr, w)) > 0)
-            pending_result = 1;
-    if (!pending_result) {
+    if (!results_waiting(p)) { /* the last look, now that workers will wake us */
         uint64_t left_ms = (deadline_ns - now + 999999) / 1000000;
         int r = poll(fds, n, left_ms > 100 ? 100 : (int)left_ms);
         if (r > 0) {
