@@ -28,6 +28,7 @@
 #define REEL_ACTOR_INTERNAL_H
 
 #include "reel/actor.h"
+#include "control.h"
 #include "ring.h"
 
 #include <stdalign.h>
@@ -49,7 +50,7 @@ typedef struct result_record {
     uint32_t attempt;
     int32_t status;
     uint32_t n_outputs;
-    uint32_t reserved;
+    uint32_t forwarded; /* bit i: outputs[i] is one of the task's inputs, passed on */
     uint64_t busy_ns;
     reel_id outputs[REEL_TASK_MAX_OUTPUTS];
 } result_record;
@@ -90,6 +91,31 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
 /* The parent ID a task's outputs derive from: (stage, task ID), so that two
  * stages given the same task ID never name the same outputs. */
 void reel__output_parent(const char *stage, const reel_id *task_id, reel_id *out);
+
+/* ---- for the pipeline executor (scheduler/), which drives several pools ---- */
+
+/* Fills a new worker's placement (see "cpus" and "cvd" in control.h): its
+ * CPU list and CUDA_VISIBLE_DEVICES, each "" to inherit the driver's.
+ * Returns 0, or a negative code that fails the spawn. */
+typedef int (*reel_pool_placer)(void *arg, uint32_t worker, char cpus[REEL_CTL_PATH_MAX],
+                                char cvd[REEL_CTL_PATH_MAX]);
+
+/* reel_pool_start(), with placer (may be NULL) called for every worker it
+ * forks, replacements included. */
+int reel__pool_start_placed(reel_runtime *rt, const char *name, uint32_t workers,
+                            reel_pool_placer placer, void *placer_arg, reel_pool **out);
+
+/* With hold set, tasks handed to workers wake none of them; clearing it wakes
+ * each worker that was given one meanwhile, once. For a driver that submits
+ * many tasks at once: a sleeping worker is woken once, not once per task.
+ * Clear it before waiting for anything. */
+void reel__pool_hold_wakes(reel_pool *p, int hold);
+
+/* Waits until one of pools[0..n) (NULL entries skipped) has a result to
+ * collect, a dead worker or a control message, or until deadline_ns
+ * (CLOCK_MONOTONIC); spins for the runtime's spin time first. Returns 1 when
+ * something may have happened, 0 at the deadline, -ENOMEM. */
+int reel__pools_wait(reel_runtime *rt, reel_pool *const *pools, size_t n, uint64_t deadline_ns);
 
 /* Where a worker slot's rings live in a pool segment the driver made (the
  * driver trusts its own header; workers use the copy they validated). */

@@ -19,7 +19,7 @@
  * error with a task and a 199-byte text (~250 bytes); see the tests. */
 #define CTL_ENCODED_MAX 1024
 
-enum field_kind { K_U32, K_U64, K_PID, K_CODE, K_PHASE, K_PATH, K_TEXT, K_TASK };
+enum field_kind { K_U32, K_U64, K_PID, K_CODE, K_PHASE, K_PATH, K_TEXT, K_TASK, K_PLACE };
 
 typedef struct ctl_field {
     const char *key;
@@ -43,6 +43,8 @@ static const ctl_field fields[] = {
     {"code", K_CODE, offsetof(reel_ctl_msg, code)},
     {"task", K_TASK, offsetof(reel_ctl_msg, task)},
     {"text", K_TEXT, offsetof(reel_ctl_msg, text)},
+    {"cpus", K_PLACE, offsetof(reel_ctl_msg, cpus)},
+    {"cvd", K_PLACE, offsetof(reel_ctl_msg, cvd)},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -59,10 +61,15 @@ enum {
     F_RSS = 1u << 9,
     F_PHASE = 1u << 10,
     F_CODE = 1u << 11,
-    F_TASK = 1u << 12, /* the one optional field */
+    F_TASK = 1u << 12, /* optional */
     F_TEXT = 1u << 13,
+    F_CPUS = 1u << 14, /* optional */
+    F_CVD = 1u << 15,  /* optional */
 };
-_Static_assert(N_FIELDS == 14, "a field bit per entry of fields[]");
+_Static_assert(N_FIELDS == 16, "a field bit per entry of fields[]");
+
+/* Fields a message of its type may leave out. */
+#define F_OPTIONAL (F_TASK | F_CPUS | F_CVD)
 
 #define TYPE_KEY "t"
 
@@ -73,7 +80,7 @@ typedef struct ctl_type {
 } ctl_type;
 
 static const ctl_type types[] = {
-    [REEL_CTL_SPAWN] = {"spawn", F_ACTOR | F_POOL | F_WORKER | F_GEN | F_PATH, 0},
+    [REEL_CTL_SPAWN] = {"spawn", F_ACTOR | F_POOL | F_WORKER | F_GEN | F_PATH | F_CPUS | F_CVD, 0},
     [REEL_CTL_SPAWNED] = {"spawned", F_POOL | F_WORKER | F_GEN | F_PID, 2},
     [REEL_CTL_READY] = {"ready", F_POOL | F_WORKER | F_GEN, 0},
     [REEL_CTL_STOP] = {"stop", 0, 0},
@@ -113,6 +120,8 @@ static int field_ok(const reel_ctl_msg *msg, const ctl_field *f) {
         return p[0] != '\0' && memchr(p, '\0', sizeof msg->path) != NULL;
     case K_TEXT:
         return memchr(p, '\0', sizeof msg->text) != NULL;
+    case K_PLACE:
+        return memchr(p, '\0', REEL_CTL_PATH_MAX) != NULL;
     default:
         return 1;
     }
@@ -123,6 +132,10 @@ static uint32_t fields_of(const reel_ctl_msg *msg) {
     uint32_t mask = types[msg->type].fields;
     if (!msg->has_task)
         mask &= ~(uint32_t)F_TASK;
+    if (!msg->cpus[0])
+        mask &= ~(uint32_t)F_CPUS;
+    if (!msg->cvd[0])
+        mask &= ~(uint32_t)F_CVD;
     return mask;
 }
 
@@ -149,6 +162,7 @@ static void pack_field(msgpack_packer *pk, const reel_ctl_msg *msg, const ctl_fi
         break;
     case K_PATH:
     case K_TEXT:
+    case K_PLACE:
         pack_str(pk, p, strlen(p));
         break;
     case K_TASK:
@@ -223,6 +237,8 @@ static const char *kind_desc(enum field_kind k) {
         return "a string shorter than REEL_ERROR_TEXT_MAX without NUL";
     case K_TASK:
         return "a 16-byte bin";
+    case K_PLACE:
+        return "a string of 1..255 bytes without NUL";
     }
     return "?";
 }
@@ -265,6 +281,8 @@ static int get_field(const msgpack_object *v, const ctl_field *f, reel_ctl_msg *
         return get_str(v, p, sizeof m->path, 0);
     case K_TEXT:
         return get_str(v, p, sizeof m->text, 1);
+    case K_PLACE:
+        return get_str(v, p, REEL_CTL_PATH_MAX, 0);
     case K_TASK:
         if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != sizeof m->task.bytes)
             return -1;
@@ -306,7 +324,7 @@ static int decode_map(const msgpack_object *root, reel_ctl_msg *m) {
                               fields[f].key, kind_desc(fields[f].kind));
         seen |= 1u << f;
     }
-    uint32_t missing = t->fields & ~(uint32_t)F_TASK & ~seen;
+    uint32_t missing = t->fields & ~(uint32_t)F_OPTIONAL & ~seen;
     if (missing) {
         size_t f = 0;
         while (!(missing & 1u << f))

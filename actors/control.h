@@ -29,8 +29,16 @@
  *   "code"   code         negative int   INT32_MIN..-1                error
  *   "task"   task         bin            exactly 16 bytes             error (see below)
  *   "text"   text         str            0..REEL_ERROR_TEXT_MAX-1, no NUL  error
+ *   "cpus"   cpus         str            1..255 bytes, no NUL         spawn (optional)
+ *   "cvd"    cvd          str            1..255 bytes, no NUL         spawn (optional)
  *
- * Every field listed for a type is required, except "task": a setup error
+ * A spawn's "cpus" is the worker's CPU affinity as a list ("0-3,6") and its
+ * "cvd" the CUDA_VISIBLE_DEVICES it gets ("-1" hides every GPU); an empty
+ * field in reel_ctl_msg is left out of the encoding and means "inherit".
+ * The zygote parses and applies them in the new worker; a list it cannot
+ * parse fails that worker's setup.
+ *
+ * Every field listed for a type is required, except "cpus", "cvd" and "task": a setup error
  * (phase 1) has none, a process error (phase 2) may have one. A decoder
  * rejects a key that appears twice, a key that is not a string, and any field
  * of its type that is missing or out of range; it ignores string keys it does
@@ -87,6 +95,8 @@ typedef struct reel_ctl_msg {
     uint64_t done, failed, busy_ns, rss;
     char path[REEL_CTL_PATH_MAX];   /* NUL-terminated, not empty */
     char text[REEL_ERROR_TEXT_MAX]; /* NUL-terminated, may be empty */
+    char cpus[REEL_CTL_PATH_MAX];   /* spawn: CPU list; "" inherits */
+    char cvd[REEL_CTL_PATH_MAX];    /* spawn: CUDA_VISIBLE_DEVICES; "" inherits */
 } reel_ctl_msg;
 
 /* Encodes msg into buf (cap bytes); *len (out) is the encoding's length. No

@@ -260,6 +260,16 @@ int reel__ring_push(reel_ring *r, const void *rec, uint64_t spin_ns, int timeout
     return wait_side(r, &s, spin_ns, timeout_ms);
 }
 
+int reel__ring_push_quiet(reel_ring *r, const void *rec) {
+    if (is_closed(r))
+        return -ESHUTDOWN;
+    return try_push(r, rec) == 0 ? 0 : -EAGAIN;
+}
+
+void reel__ring_wake_consumers(reel_ring *r) {
+    wake_if_sleeping(&r->not_empty_seq, &r->not_empty_sleepers);
+}
+
 int reel__ring_pop(reel_ring *r, void *rec, uint64_t spin_ns, int timeout_ms) {
     if (try_pop(r, rec) == 0) {
         wake_if_sleeping(&r->not_full_seq, &r->not_full_sleepers);

@@ -162,6 +162,15 @@ REEL_INTERNAL int reel__ring_check(const void *mem, size_t mem_size);
  * reel__ring_close() may still succeed). */
 REEL_INTERNAL int reel__ring_push(reel_ring *r, const void *rec, uint64_t spin_ns, int timeout_ms);
 
+/* Pushes one record without waking a sleeping consumer, and never waits:
+ * for a producer that pushes several records and then wakes the consumer
+ * once with reel__ring_wake_consumers(), which it must call before it waits
+ * for anything the consumer does. Returns 0, -EAGAIN (full), -ESHUTDOWN. */
+REEL_INTERNAL int reel__ring_push_quiet(reel_ring *r, const void *rec);
+
+/* Wakes consumers asleep on the ring, if any (cheap when none is). */
+REEL_INTERNAL void reel__ring_wake_consumers(reel_ring *r);
+
 /* Pops the oldest record: copies record_size bytes into rec. Records from one
  * producer come out in the order it pushed them.
  * in r: an initialised or checked ring

@@ -5,11 +5,13 @@
 #include "control.h"
 #include "store_internal.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,7 @@ typedef struct worker_slot {
     uint64_t rss;             /* resident bytes, as last reported */
     uint32_t held[MAX_SLOTS]; /* task entries, in the order they were pushed */
     uint32_t nheld;
+    int wake_due; /* tasks were pushed while wakes were held */
 } worker_slot;
 
 /* A growable FIFO of fixed-size items, local to the driver. */
@@ -90,7 +93,10 @@ struct reel_pool {
     int failed_rc;
     char failed_msg[256];
     uint64_t last_check_ns;
-    int draining; /* reel_pool_drain(): hand out no task */
+    int draining;            /* reel_pool_drain(): hand out no task */
+    int hold_wakes;          /* reel__pool_hold_wakes(): push tasks without waking */
+    reel_pool_placer placer; /* where each new worker runs; NULL: anywhere */
+    void *placer_arg;
 };
 
 struct reel_runtime {
@@ -207,6 +213,52 @@ static void zygote_reap(void) {
             }
 }
 
+/* Parses a CPU list ("0-3,6") into set; -EINVAL for anything else, or an
+ * empty set. */
+static int parse_cpu_list(const char *s, cpu_set_t *set) {
+    CPU_ZERO(set);
+    while (*s) {
+        char *end;
+        errno = 0;
+        unsigned long a = strtoul(s, &end, 10), b = a;
+        if (end == s || errno || a >= CPU_SETSIZE)
+            return -EINVAL;
+        s = end;
+        if (*s == '-') {
+            b = strtoul(++s, &end, 10);
+            if (end == s || errno || b >= CPU_SETSIZE || b < a)
+                return -EINVAL;
+            s = end;
+        }
+        for (unsigned long c = a; c <= b; c++)
+            CPU_SET(c, set);
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -EINVAL;
+    }
+    return CPU_COUNT(set) ? 0 : -EINVAL;
+}
+
+/* In a new worker, before it runs anything of the stage: its CPUs and GPUs. */
+static int apply_spawn_placement(const reel_ctl_msg *m) {
+    if (m->cpus[0]) {
+        cpu_set_t set;
+        if (parse_cpu_list(m->cpus, &set) != 0)
+            return -EINVAL;
+        if (sched_setaffinity(0, sizeof set, &set) != 0)
+            return -errno;
+    }
+    if (m->cvd[0]) {
+        for (const char *c = m->cvd; *c; c++)
+            if (!isalnum((unsigned char)*c) && !strchr(",-_:.", *c))
+                return -EINVAL;
+        if (setenv("CUDA_VISIBLE_DEVICES", m->cvd, 1) != 0)
+            return -errno;
+    }
+    return 0;
+}
+
 static void zygote_spawn(reel_runtime *rt, int sock, const reel_ctl_msg *m) {
     int sv[2];
     reel_ctl_msg reply = {.type = REEL_CTL_ERROR,
@@ -231,6 +283,15 @@ static void zygote_spawn(reel_runtime *rt, int sock, const reel_ctl_msg *m) {
         close(sock);
         close(sv[0]);
         const reel_actor_def *def = &rt->defs[m->actor];
+        int prc = apply_spawn_placement(m);
+        if (prc) {
+            reel_ctl_msg e = {.type = REEL_CTL_ERROR, .phase = 1, .code = prc};
+            snprintf(e.text, sizeof e.text,
+                     "%s: cannot apply placement cpus \"%.40s\" cvd \"%.40s\": %s", def->name,
+                     m->cpus, m->cvd, reel_strerror(prc));
+            reel__ctl_send(sv[1], &e, NULL, 0);
+            _exit(1);
+        }
         char name[16];
         snprintf(name, sizeof name, "reel:%s", def->name);
         prctl(PR_SET_NAME, name);
@@ -519,6 +580,11 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
     reel_ctl_msg m = {
         .type = REEL_CTL_SPAWN, .actor = p->actor, .pool = p->id, .worker = w, .generation = gen};
     snprintf(m.path, sizeof m.path, "%s", p->path);
+    if (p->placer) {
+        rc = p->placer(p->placer_arg, w, m.cpus, m.cvd);
+        if (rc)
+            return rc;
+    }
     reel_ctl_msg r;
     int fds[4], nfds = 0;
     pthread_mutex_lock(&p->rt->zygote_lock);
@@ -601,7 +667,8 @@ static void entry_free(reel_pool *p, uint32_t e) {
     p->free_head = e;
 }
 
-static void finish(reel_pool *p, uint32_t e, int status, const reel_id *outputs, uint32_t n_out) {
+static void finish(reel_pool *p, uint32_t e, int status, const reel_id *outputs, uint32_t n_out,
+                   uint32_t forwarded) {
     task_entry *t = &p->entries[e];
     reel_task_result r;
     memset(&r, 0, sizeof r);
@@ -609,6 +676,7 @@ static void finish(reel_pool *p, uint32_t e, int status, const reel_id *outputs,
     r.status = status;
     r.attempts = t->attempt;
     r.n_outputs = n_out;
+    r.forwarded = forwarded;
     if (n_out)
         memcpy(r.outputs, outputs, n_out * sizeof *outputs);
     r.n_inputs = t->n_inputs;
@@ -635,7 +703,7 @@ static void retry_or_fail(reel_pool *p, uint32_t e, int status) {
         t->timed_out = 0;
         fifo_push(&p->pending, &e, 1);
     } else {
-        finish(p, e, status, NULL, 0);
+        finish(p, e, status, NULL, 0, 0);
     }
 }
 
@@ -675,10 +743,19 @@ static void read_control(reel_pool *p, worker_slot *ws) {
 
 /* Whether a result names exactly the outputs its task's attempt derives:
  * a worker is another process, and the driver deletes what results name. */
-static int outputs_ok(const reel_pool *p, const result_record *r) {
-    if (r->n_outputs > REEL_TASK_MAX_OUTPUTS)
+static int outputs_ok(const reel_pool *p, const task_entry *t, const result_record *r) {
+    if (r->n_outputs > REEL_TASK_MAX_OUTPUTS ||
+        (r->n_outputs < 32 && (r->forwarded >> r->n_outputs) != 0))
         return 0;
     for (uint32_t i = 0; i < r->n_outputs; i++) {
+        if (r->forwarded & 1u << i) { /* an input passed on: it must be one */
+            uint32_t k = 0;
+            while (k < t->n_inputs && !reel_id_equal(&t->inputs[k], &r->outputs[i]))
+                k++;
+            if (k == t->n_inputs)
+                return 0;
+            continue;
+        }
         reel_id want;
         reel_actor_output_id(p->def->name, &r->task_id, i, &want);
         if (!reel_id_equal(&want, &r->outputs[i]))
@@ -704,8 +781,8 @@ static int drain_results(reel_pool *p, uint32_t w) {
             read_control(p, ws); /* its error text came first: match it while still held */
         unhold(p, ws, k);
         p->busy_ns += r.busy_ns;
-        if (r.status == 0 && outputs_ok(p, &r)) {
-            finish(p, e, 0, r.outputs, r.n_outputs);
+        if (r.status == 0 && outputs_ok(p, &p->entries[e], &r)) {
+            finish(p, e, 0, r.outputs, r.n_outputs, r.forwarded);
         } else {
             if (r.status == 0)
                 snprintf(p->entries[e].error, REEL_ERROR_TEXT_MAX,
@@ -801,11 +878,14 @@ static void dispatch(reel_pool *p) {
         rec.attempt = t->attempt;
         rec.n_inputs = t->n_inputs;
         memcpy(rec.inputs, t->inputs, t->n_inputs * sizeof(reel_id));
-        if (reel__ring_push(pool_task_ring(p->hdr, best), &rec, 0, 0) != 0) {
+        reel_ring *ring = pool_task_ring(p->hdr, best);
+        worker_slot *ws = &p->workers[best];
+        if ((p->hold_wakes ? reel__ring_push_quiet(ring, &rec)
+                           : reel__ring_push(ring, &rec, 0, 0)) != 0) {
             fifo_push(&p->pending, &e, 1); /* cannot happen while nheld < slots */
             return;
         }
-        worker_slot *ws = &p->workers[best];
+        ws->wake_due |= p->hold_wakes;
         ws->held[ws->nheld++] = e;
         p->held_total++;
     }
@@ -871,6 +951,83 @@ static int pump(reel_pool *p, uint64_t deadline_ns) {
     }
     atomic_store_explicit(&p->hdr->driver_sleeping, 0, memory_order_relaxed);
     return got;
+}
+
+void reel__pool_hold_wakes(reel_pool *p, int hold) {
+    p->hold_wakes = hold;
+    if (hold)
+        return;
+    for (uint32_t w = 0; w < p->nslots; w++)
+        if (p->workers[w].wake_due) {
+            p->workers[w].wake_due = 0;
+            if (p->workers[w].state == W_LIVE)
+                reel__ring_wake_consumers(pool_task_ring(p->hdr, w));
+        }
+}
+
+/* Several pools driven by one thread: waits until any of them has a result,
+ * a death or a message, or until deadline_ns; spins first, as pump() does. */
+int reel__pools_wait(reel_runtime *rt, reel_pool *const *pools, size_t n, uint64_t deadline_ns) {
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+    uint64_t spin_end = now + rt->spin_ns;
+    for (;;) {
+        for (size_t i = 0; i < n; i++)
+            if (pools[i] && (results_waiting(pools[i]) || pools[i]->done.count))
+                return 1;
+        now = reel__now_ns(CLOCK_MONOTONIC);
+        if (now >= spin_end || now >= deadline_ns)
+            break;
+    }
+    if (now >= deadline_ns)
+        return 0;
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++)
+        cap += pools[i] ? 2 * (size_t)pools[i]->nslots : 0;
+    struct pollfd *fds = malloc(cap * sizeof *fds);
+    uint32_t *owner = malloc(cap * sizeof *owner);
+    if (!fds || !owner) {
+        free(fds);
+        free(owner);
+        return -ENOMEM;
+    }
+    nfds_t nf = 0;
+    fds[nf++] = (struct pollfd){.fd = rt->event_fd, .events = POLLIN};
+    for (size_t i = 0; i < n; i++) {
+        reel_pool *p = pools[i];
+        if (!p)
+            continue;
+        for (uint32_t w = 0; w < p->nslots; w++) {
+            if (p->workers[w].state != W_LIVE)
+                continue;
+            owner[nf] = (uint32_t)i;
+            fds[nf++] = (struct pollfd){.fd = p->workers[w].pidfd, .events = POLLIN};
+            owner[nf] = (uint32_t)i;
+            fds[nf++] = (struct pollfd){.fd = p->workers[w].ctl_fd, .events = POLLIN};
+        }
+        atomic_store_explicit(&p->hdr->driver_sleeping, 1, memory_order_seq_cst);
+    }
+    int waiting = 0;
+    for (size_t i = 0; i < n && !waiting; i++) /* the last look, now that workers will wake us */
+        waiting = pools[i] && results_waiting(pools[i]);
+    if (!waiting) {
+        uint64_t left_ms = (deadline_ns - now + 999999) / 1000000;
+        int r = poll(fds, nf, left_ms > 100 ? 100 : (int)left_ms);
+        if (r > 0) {
+            uint64_t drain;
+            if (fds[0].revents & POLLIN)
+                while (read(rt->event_fd, &drain, sizeof drain) > 0)
+                    ;
+            for (nfds_t k = 1; k < nf; k++)
+                if (fds[k].revents)
+                    pools[owner[k]]->last_check_ns = 0; /* a death or a message: look now */
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (pools[i])
+            atomic_store_explicit(&pools[i]->hdr->driver_sleeping, 0, memory_order_relaxed);
+    free(fds);
+    free(owner);
+    return 1;
 }
 
 /* ---- pools: the API --------------------------------------------------------- */
@@ -947,6 +1104,11 @@ static void pool_free(reel_pool *p) {
 
 REEL_API int reel_pool_start(reel_runtime *rt, const char *name, uint32_t workers,
                              reel_pool **out) {
+    return reel__pool_start_placed(rt, name, workers, NULL, NULL, out);
+}
+
+int reel__pool_start_placed(reel_runtime *rt, const char *name, uint32_t workers,
+                            reel_pool_placer placer, void *placer_arg, reel_pool **out) {
     reel__clear_error();
     if (!rt || !name || !out || workers > POOL_MAX_WORKERS)
         return -EINVAL;
@@ -958,6 +1120,8 @@ REEL_API int reel_pool_start(reel_runtime *rt, const char *name, uint32_t worker
     if (!p)
         return -ENOMEM;
     p->rt = rt;
+    p->placer = placer;
+    p->placer_arg = placer_arg;
     p->id = rt->next_pool++;
     p->actor = actor;
     p->def = def;
@@ -1199,7 +1363,8 @@ REEL_API int reel_pool_stop(reel_pool *p, int timeout_ms) {
     reel_task_result r;
     while (fifo_pop(&p->done, &r))
         for (uint32_t i = 0; i < r.n_outputs; i++)
-            reel_obj_delete(p->rt->store, &r.outputs[i]);
+            if (!(r.forwarded & 1u << i)) /* inputs passed on are not the pool's */
+                reel_obj_delete(p->rt->store, &r.outputs[i]);
     pool_free(p);
     return 0;
 }

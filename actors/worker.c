@@ -19,6 +19,9 @@ struct reel_actor_out {
     reel_store *store;
     reel_id parent; /* the task's outputs derive from it: reel_actor_output_id() */
     uint32_t n;
+    uint32_t forwarded; /* bit i: ids[i] is an input passed on, not made here */
+    const reel_id *inputs;
+    uint32_t n_inputs;
     reel_id ids[REEL_TASK_MAX_OUTPUTS];
 };
 
@@ -76,6 +79,17 @@ REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *m
     if (rc == 0)
         out->ids[out->n++] = id;
     return rc;
+}
+
+REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input) {
+    if (out->n >= REEL_TASK_MAX_OUTPUTS)
+        return -E2BIG;
+    if (input >= out->n_inputs)
+        return -EINVAL;
+    out->ids[out->n] = out->inputs[input];
+    out->forwarded |= 1u << out->n;
+    out->n++;
+    return 0;
 }
 
 static void report_error(int ctl_fd, uint32_t phase, int code, const reel_id *task,
@@ -185,7 +199,7 @@ static int serve_control(int ctl_fd, pool_worker *me, reel_ring *tasks, int *dra
 
 static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r, int ctl_fd) {
     reel_view views[REEL_TASK_MAX_INPUTS];
-    reel_actor_out out = {.store = ctx->store};
+    reel_actor_out out = {.store = ctx->store, .inputs = t->inputs, .n_inputs = t->n_inputs};
     reel__output_parent(ctx->def->name, &t->task_id, &out.parent);
     ctx->task_id = t->task_id;
     ctx->attempt = t->attempt;
@@ -205,7 +219,7 @@ static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r,
             reel_obj_release(ctx->store, &t->inputs[i]);
     }
     for (uint32_t i = 0; i < out.n; i++) {
-        if (rc == 0) {
+        if (rc == 0 && !(out.forwarded & 1u << i)) {
             int src = reel_obj_seal(ctx->store, &out.ids[i]);
             if (src && src != REEL_ESEALED) /* a stage may seal its outputs itself */
                 rc = src;
@@ -213,16 +227,19 @@ static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r,
     }
     if (rc != 0) {
         for (uint32_t i = 0; i < out.n; i++)
-            if (reel_obj_abort(ctx->store, &out.ids[i]) == REEL_ESEALED)
+            if (!(out.forwarded & 1u << i) &&
+                reel_obj_abort(ctx->store, &out.ids[i]) == REEL_ESEALED)
                 reel_obj_delete(ctx->store, &out.ids[i]);
         report_error(ctl_fd, 2, rc < 0 ? rc : -EIO, &t->task_id, ctx->def->name, ctx->error);
         out.n = 0;
+        out.forwarded = 0;
     }
     memset(r, 0, sizeof *r);
     r->task_id = t->task_id;
     r->attempt = t->attempt;
     r->status = rc < 0 ? rc : (rc ? -EIO : 0);
     r->n_outputs = out.n;
+    r->forwarded = out.forwarded;
     memcpy(r->outputs, out.ids, out.n * sizeof(reel_id));
     return rc;
 }

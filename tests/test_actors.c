@@ -73,7 +73,37 @@ static int hangs_once(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_a
     return plus_one(ctx, in, n, out);
 }
 
+/* Passes its inputs on in reverse order, then makes one object of its own. */
+static int forwards(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx, (void)in;
+    if (reel_actor_forward(out, (uint32_t)n) != -EINVAL) /* no such input */
+        return -EPROTO;
+    for (size_t i = n; i-- > 0;) {
+        int rc = reel_actor_forward(out, (uint32_t)i);
+        if (rc)
+            return rc;
+    }
+    void *buf;
+    int rc = reel_actor_output(out, 3, NULL, 0, &buf);
+    if (rc == 0)
+        memcpy(buf, "new", 3);
+    return rc;
+}
+
+/* Forwards its input, then fails: nothing it passed on may be touched. */
+static int forwards_then_fails(reel_actor_ctx *ctx, const reel_view *in, size_t n,
+                               reel_actor_out *out) {
+    (void)in;
+    for (uint32_t i = 0; i < n; i++)
+        reel_actor_forward(out, i);
+    reel_actor_set_error(ctx, "gave up after forwarding");
+    return -EIO;
+}
+
 static const reel_actor_def def_plus_one = {.name = "plus_one", .process = plus_one};
+static const reel_actor_def def_forwards = {.name = "forwards", .process = forwards};
+static const reel_actor_def def_forwards_fails = {
+    .name = "forwards_fails", .process = forwards_then_fails, .max_retries = REEL_ACTOR_NONE};
 static const reel_actor_def def_noop = {.name = "noop", .process = noop};
 static const reel_actor_def def_plus_one_b = {.name = "plus_one_b", .process = plus_one};
 static const reel_actor_def def_flaky = {.name = "flaky", .process = flaky};
@@ -86,9 +116,9 @@ static const reel_actor_def def_bad_setup = {
 static const reel_actor_def def_hangs = {
     .name = "hangs", .process = hangs_once, .task_timeout_ms = 300};
 
-static const reel_actor_def *const all_defs[] = {&def_plus_one, &def_noop,      &def_flaky,
-                                                 &def_fails,    &def_crashes,   &def_bad_setup,
-                                                 &def_hangs,    &def_plus_one_b};
+static const reel_actor_def *const all_defs[] = {
+    &def_plus_one,  &def_noop,  &def_flaky,      &def_fails,    &def_crashes,
+    &def_bad_setup, &def_hangs, &def_plus_one_b, &def_forwards, &def_forwards_fails};
 
 /* ---- fixture ---------------------------------------------------------------- */
 
@@ -585,4 +615,44 @@ ACTOR_TEST(two_stages_with_one_task_id_never_share_outputs) {
     TH_OK(reel_pool_stop(a, -1));
     TH_OK(reel_pool_stop(b, -1));
     expect_store_empty();
+}
+
+ACTOR_TEST(forwarded_inputs_come_back_as_outputs) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "forwards", 1, &pool));
+    reel_id in[3] = {put_input(1, 64), put_input(2, 64), put_input(3, 64)};
+    TH_OK(reel_pool_submit(pool, in, 3, NULL, -1, NULL));
+    reel_task_result r;
+    TH_OK(reel_pool_collect(pool, &r, 10000));
+    TH_OK(r.status);
+    cr_assert_eq(r.n_outputs, 4);
+    cr_assert_eq(r.forwarded, 0x7u, "forwarded mask 0x%x", r.forwarded);
+    for (int i = 0; i < 3; i++)
+        cr_assert(reel_id_equal(&r.outputs[i], &in[2 - i]), "output %d is input %d", i, 2 - i);
+    /* The object it made keeps the index it would have had: 3. */
+    reel_id want;
+    reel_actor_output_id("forwards", &r.task_id, 3, &want);
+    cr_assert(reel_id_equal(&r.outputs[3], &want));
+    reel_view v;
+    TH_OK(reel_obj_get(store, &r.outputs[3], 1, 0, &v));
+    cr_assert_eq(v.size, 3);
+    cr_assert_eq(memcmp(v.data, "new", 3), 0);
+    TH_OK(reel_obj_release(store, &r.outputs[3]));
+    TH_OK(reel_obj_delete(store, &r.outputs[3]));
+    /* A failing task that forwarded leaves its inputs alone. */
+    reel_pool *bad;
+    TH_OK(reel_pool_start(rt, "forwards_fails", 1, &bad));
+    TH_OK(reel_pool_submit(bad, in, 3, NULL, -1, NULL));
+    TH_OK(reel_pool_collect(bad, &r, 10000));
+    TH_RC(r.status, -EIO);
+    cr_assert_eq(r.n_outputs, 0);
+    cr_assert_eq(r.forwarded, 0);
+    for (int i = 0; i < 3; i++) {
+        int present = 0;
+        TH_OK(reel_obj_contains(store, &in[i], &present));
+        cr_assert(present, "input %d is still there", i);
+        TH_OK(reel_obj_delete(store, &in[i]));
+    }
+    TH_OK(reel_pool_stop(pool, -1));
+    TH_OK(reel_pool_stop(bad, -1));
 }

@@ -50,6 +50,13 @@ static size_t all_samples(reel_ctl_msg *s) {
     m = blank(REEL_CTL_SPAWN);
     strcpy(m.path, "x");
     s[n++] = m;
+    strcpy(m.cpus, "0-3,6"); /* a placement */
+    strcpy(m.cvd, "GPU-1f2e,1");
+    s[n++] = m;
+    memset(m.cpus, '9', sizeof m.cpus - 1);
+    m.cpus[sizeof m.cpus - 1] = '\0';
+    m.cvd[0] = '\0';
+    s[n++] = m;
 
     m = blank(REEL_CTL_SPAWNED);
     m.pool = 7, m.worker = 2, m.generation = 5, m.pid = 4242;

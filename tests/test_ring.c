@@ -430,6 +430,29 @@ Test(ring, close_wakes_sleeping_waiters) {
     shared_free(full, bytes);
 }
 
+Test(ring, quiet_pushes_wake_once_when_asked) {
+    size_t bytes;
+    reel_ring *r = ring_new(4, 8, &bytes);
+    waiter_arg pop = {.r = r, .push = 0, .rc = 1};
+    pthread_t tp;
+    cr_assert_eq(pthread_create(&tp, NULL, waiter_thread, &pop), 0);
+    cr_assert(wait_for_sleeper(&r->not_empty_sleepers), "the popper never slept");
+    uint32_t seq = atomic_load(&r->not_empty_seq);
+    uint64_t v = 9;
+    for (int i = 0; i < 4; i++)
+        TH_OK(reel__ring_push_quiet(r, &v));
+    TH_RC(reel__ring_push_quiet(r, &v), -EAGAIN); /* full: it never waits */
+    /* No wake-up was posted for the sleeper... */
+    cr_assert_eq(atomic_load(&r->not_empty_seq), seq);
+    /* ...until one is asked for. */
+    reel__ring_wake_consumers(r);
+    cr_assert_eq(pthread_join(tp, NULL), 0);
+    TH_OK(pop.rc);
+    reel__ring_close(r);
+    TH_RC(reel__ring_push_quiet(r, &v), -ESHUTDOWN);
+    shared_free(r, bytes);
+}
+
 typedef struct sleeper_arg {
     reel_ring *r;
     th_chan ready;

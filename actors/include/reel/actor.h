@@ -110,6 +110,13 @@ REEL_API void reel_actor_output_id(const char *stage, const reel_id *task_id, ui
 REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *meta,
                                uint32_t meta_size, void **buf);
 
+/* Passes the running task's input number input on as its next output,
+ * without a copy: the result names the input's own ID in that place and
+ * marks it in reel_task_result.forwarded. For stages that filter or only
+ * look at their items. Errors: -E2BIG (more than REEL_TASK_MAX_OUTPUTS),
+ * -EINVAL (no such input). */
+REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input);
+
 /* ---- the runtime (driver side) -------------------------------------------- */
 
 typedef struct reel_runtime reel_runtime;
@@ -167,7 +174,9 @@ typedef struct reel_task_result {
     int status;        /* 0, or the final error */
     uint32_t attempts; /* how many were made */
     uint32_t n_outputs;
-    reel_id outputs[REEL_TASK_MAX_OUTPUTS]; /* sealed store objects, now the caller's */
+    uint32_t forwarded; /* bit i: outputs[i] is an input passed on (reel_actor_forward) */
+    reel_id outputs[REEL_TASK_MAX_OUTPUTS]; /* sealed store objects, now the caller's,
+                                               except those forwarded */
     uint32_t n_inputs;
     reel_id inputs[REEL_TASK_MAX_INPUTS];
     char error[REEL_ERROR_TEXT_MAX]; /* "stage: text" when status != 0 */
