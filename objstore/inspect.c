@@ -7,6 +7,9 @@
  * snapshot every N seconds; --reclaim is the only option that changes the
  * store (it reclaims what dead clients held).
  *
+ * `reel-inspect pipeline ...` is another program under the same name: the
+ * live figures of a running pipeline (scheduler/inspect_pipeline.c).
+ *
  * Exit codes: 0 success, 1 the store could not be opened or read, 2 bad
  * arguments.
  */
@@ -22,6 +25,8 @@
 #include <unistd.h>
 
 #include <reel/store.h>
+
+#include "status.h" /* reel__inspect_pipeline_main */
 
 #define PROG "reel-inspect"
 
@@ -68,11 +73,16 @@ struct snapshot {
 
 static void usage(FILE *f) {
     fputs("usage: " PROG " [options] STORE\n"
+          "       " PROG " pipeline [NAME] [--json] [--watch S]\n"
           "\n"
           "Shows what a live reel store holds: space, objects, clients. It attaches as an\n"
           "observer, so it takes no client slot and holds no reference.\n"
           "\n"
-          "  STORE               a store name (\"frames\" is /dev/shm/frames) or a file path\n"
+          "With \"pipeline\" first, it shows instead the live figures of a running pipeline,\n"
+          "stage by stage (" PROG " pipeline --help says more).\n"
+          "\n"
+          "  STORE               a store name (\"frames\" is /dev/shm/frames) or a file path;\n"
+          "                      a store named \"pipeline\" is given by its path\n"
           "\n"
           "options:\n"
           "  --sort FIELD        order of the object table: age (newest first, the default),\n"
@@ -855,6 +865,8 @@ int main(int argc, char **argv) {
     uint32_t reclaimed = 0;
     int rc, status = 0;
 
+    if (argc > 1 && strcmp(argv[1], "pipeline") == 0)
+        return reel__inspect_pipeline_main(argc - 1, argv + 1);
     parse_args(argc, argv, &o);
     memset(&s, 0, sizeof(s));
 

@@ -46,6 +46,8 @@
 #ifndef REEL_SCHEDULER_CONFIG_H
 #define REEL_SCHEDULER_CONFIG_H
 
+#include "reel/pipeline.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -59,21 +61,7 @@
 #define REEL_CONFIG_MAX_INTERVAL 31536000.0 /* one year, in seconds */
 #define REEL_CONFIG_JSON_MAX     512u       /* reel__config_to_json() always fits this */
 
-typedef enum reel_execution_mode {
-    REEL_EXEC_STREAMING = 0, /* all stages at once, bounded queues between them */
-    REEL_EXEC_BATCH = 1,     /* one stage after another */
-} reel_execution_mode;
-
-/* The executor's settings; the caller owns it (on the stack is fine). Set the
- * fields directly or through the functions below; reel__config_validate()
- * checks what code wrote. */
-typedef struct reel_executor_config {
-    double logging_interval; /* seconds between status lines */
-    bool ignore_failures;    /* record a failed task and go on */
-    reel_execution_mode execution_mode;
-    double cpu_allocation_percentage; /* share of the node's CPUs to use */
-    double autoscale_interval_s;      /* seconds between autoscaler decisions */
-} reel_executor_config;
+/* reel_execution_mode and reel_executor_config are public: reel/pipeline.h. */
 
 /* Fills out cfg with NeMo Curator's defaults (table above). */
 REEL_INTERNAL void reel__config_defaults(reel_executor_config *cfg);

@@ -1,0 +1,1292 @@
+/*
+ * pipeline.c - pipelines of stage actors: building, describing, and the
+ * executor (streaming and batch) that runs them over actor pools.
+ *
+ * One driver thread runs everything: it pulls the source, collects results
+ * from every pool, moves the items on, submits tasks, and every
+ * autoscale_interval_s hands the measurements to reel__autoscale() and
+ * applies its allocation. Between rounds with nothing to do it sleeps in
+ * reel__pools_wait(), which any worker's result, death or message ends.
+ *
+ * Who owns what: pipeline inputs are the caller's and are never deleted.
+ * Every object a stage makes (other than the last stage's outputs, which go
+ * to the caller) is in the run's "made" set until the next stage is done
+ * with it; then it is deleted. When a run stops early, whatever is still in
+ * that set is deleted, so the store is left as it was found.
+ */
+#include "reel/pipeline.h"
+
+#include "actor_internal.h"
+#include "autoscale.h"
+#include "config.h"
+#include "placement.h"
+#include "status.h"
+#include "store_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STATUS_PUBLISH_NS 100000000ull /* the shared-memory figures, at most this often */
+#define WAIT_MAX_NS       100000000ull /* sleep at most this long between looks */
+#define GRACE_MIN_S       1.0          /* new workers are left alone at least this long */
+#define GRACE_MAX_S       10.0
+
+/* ---- configuration: the public face of config.h ---------------------------- */
+
+REEL_API void reel_executor_config_defaults(reel_executor_config *cfg) {
+    reel__config_defaults(cfg);
+}
+
+REEL_API int reel_executor_config_set(reel_executor_config *cfg, const char *key,
+                                      const char *value) {
+    return reel__config_set(cfg, key, value);
+}
+
+REEL_API int reel_executor_config_load(reel_executor_config *cfg, const char *path) {
+    return reel__config_load_json(cfg, path);
+}
+
+REEL_API int reel_executor_config_parse_flag(reel_executor_config *cfg, int argc, char **argv,
+                                             int *i) {
+    return reel__config_parse_flag(cfg, argc, argv, i);
+}
+
+REEL_API const char *reel_executor_config_flags_help(void) {
+    return reel__config_flags_help();
+}
+
+REEL_API int reel_executor_config_validate(const reel_executor_config *cfg) {
+    return reel__config_validate(cfg);
+}
+
+/* ---- building ---------------------------------------------------------------- */
+
+typedef struct stage_def {
+    reel_actor_def def;     /* the actor's, with the overrides applied */
+    uint64_t gpu_memory;    /* bytes per worker, when asked for instead of gpus */
+    uint32_t fixed_workers; /* 0: autoscaled */
+    uint32_t min_workers, max_workers;
+    char *inputs, *outputs; /* for describe; may be NULL */
+} stage_def;
+
+struct reel_pipeline {
+    char name[REEL_PIPELINE_NAME_MAX];
+    uint32_t n;
+    stage_def st[REEL_PIPELINE_MAX_STAGES];
+};
+
+REEL_API int reel_pipeline_new(const char *name, reel_pipeline **out) {
+    reel__clear_error();
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!name || !*name || strlen(name) >= REEL_PIPELINE_NAME_MAX)
+        return reel__fail(-EINVAL, "a pipeline's name has 1 to %u bytes",
+                          REEL_PIPELINE_NAME_MAX - 1);
+    reel_pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    *out = p;
+    return 0;
+}
+
+static int bad_double(double x) {
+    return isnan(x) || isinf(x) || x < 0;
+}
+
+REEL_API int reel_pipeline_add(reel_pipeline *p, const reel_actor_def *actor,
+                               const reel_stage_options *opts) {
+    reel__clear_error();
+    if (!p || !actor)
+        return -EINVAL;
+    const char *name = actor->name ? actor->name : "";
+    if (!*name || strlen(name) >= REEL_ACTOR_NAME_MAX || !actor->process)
+        return reel__fail(-EINVAL,
+                          "stage %u: an actor needs a name of 1 to %u bytes and a "
+                          "process function",
+                          p->n + 1, REEL_ACTOR_NAME_MAX - 1);
+    if (p->n == REEL_PIPELINE_MAX_STAGES)
+        return reel__fail(-E2BIG, "a pipeline has at most %u stages", REEL_PIPELINE_MAX_STAGES);
+    for (uint32_t i = 0; i < p->n; i++)
+        if (strcmp(p->st[i].def.name, name) == 0)
+            return reel__fail(-EINVAL, "stage %s is in the pipeline already", name);
+    reel_stage_options o = opts ? *opts : (reel_stage_options){0};
+    if (bad_double(o.cpus) || bad_double(o.gpus) || bad_double(actor->cpus) ||
+        bad_double(actor->gpus))
+        return reel__fail(-EINVAL, "stage %s: cpus and gpus are finite and not negative", name);
+    if (o.gpus > 0 && o.gpu_memory > 0)
+        return reel__fail(-EINVAL, "stage %s: ask for gpus or gpu_memory, not both", name);
+    if (o.batch_size > REEL_TASK_MAX_INPUTS || actor->batch_size > REEL_TASK_MAX_INPUTS)
+        return reel__fail(-EINVAL, "stage %s: batch size %u is above %u", name,
+                          o.batch_size ? o.batch_size : actor->batch_size, REEL_TASK_MAX_INPUTS);
+    if (o.max_workers && o.min_workers > o.max_workers)
+        return reel__fail(-EINVAL, "stage %s: min_workers %u is above max_workers %u", name,
+                          o.min_workers, o.max_workers);
+    if (o.workers > REEL_AUTOSCALE_MAX_WORKERS || o.max_workers > REEL_AUTOSCALE_MAX_WORKERS ||
+        o.min_workers > REEL_AUTOSCALE_MAX_WORKERS)
+        return reel__fail(-EINVAL, "stage %s: at most %u workers", name,
+                          REEL_AUTOSCALE_MAX_WORKERS);
+    if (o.slots > 64 || actor->slots > 64)
+        return reel__fail(-EINVAL, "stage %s: at most 64 slots per worker", name);
+    stage_def *s = &p->st[p->n];
+    memset(s, 0, sizeof *s);
+    s->def = *actor;
+    if (o.cpus > 0)
+        s->def.cpus = o.cpus;
+    if (o.gpus > 0)
+        s->def.gpus = o.gpus;
+    if (o.gpu_memory > 0)
+        s->def.gpus = 0;
+    if (o.memory > 0)
+        s->def.memory = o.memory;
+    if (o.batch_size > 0)
+        s->def.batch_size = o.batch_size;
+    if (o.slots > 0)
+        s->def.slots = o.slots;
+    if (s->def.cpus == 0 && s->def.gpus == 0 && o.gpu_memory == 0)
+        s->def.cpus = 1;
+    if (s->def.batch_size == 0)
+        s->def.batch_size = 1;
+    if (s->def.slots == 0)
+        s->def.slots = 2;
+    s->gpu_memory = o.gpu_memory;
+    s->fixed_workers = o.workers;
+    s->min_workers = o.min_workers;
+    s->max_workers = o.max_workers;
+    s->inputs = o.inputs ? strdup(o.inputs) : NULL;
+    s->outputs = o.outputs ? strdup(o.outputs) : NULL;
+    if ((o.inputs && !s->inputs) || (o.outputs && !s->outputs)) {
+        free(s->inputs);
+        free(s->outputs);
+        return -ENOMEM;
+    }
+    p->n++;
+    return 0;
+}
+
+REEL_API void reel_pipeline_free(reel_pipeline *p) {
+    if (!p)
+        return;
+    for (uint32_t i = 0; i < p->n; i++) {
+        free(p->st[i].inputs);
+        free(p->st[i].outputs);
+    }
+    free(p);
+}
+
+static void format_bytes(uint64_t b, char *buf, size_t cap) {
+    if (b >= (1ull << 30))
+        snprintf(buf, cap, "%.1f GiB", (double)b / (double)(1ull << 30));
+    else if (b >= (1ull << 20))
+        snprintf(buf, cap, "%.1f MiB", (double)b / (double)(1ull << 20));
+    else
+        snprintf(buf, cap, "%" PRIu64 " B", b);
+}
+
+REEL_API int reel_pipeline_describe(const reel_pipeline *p, FILE *out) {
+    if (!p || !out)
+        return -EINVAL;
+    fprintf(out, "Pipeline: %s\n", p->name);
+    fprintf(out, "Stages: %u\n", p->n);
+    for (uint32_t i = 0; i < p->n; i++) {
+        const stage_def *s = &p->st[i];
+        char mem[32];
+        fprintf(out, "\nStage %u: %s\n", i + 1, s->def.name);
+        fprintf(out, "  Resources: %g CPUs", s->def.cpus);
+        if (s->gpu_memory) {
+            format_bytes(s->gpu_memory, mem, sizeof mem);
+            fprintf(out, ", GPU memory %s", mem);
+        } else if (s->def.gpus > 0) {
+            fprintf(out, ", %g GPUs", s->def.gpus);
+        }
+        if (s->def.memory) {
+            format_bytes(s->def.memory, mem, sizeof mem);
+            fprintf(out, ", memory %s", mem);
+        }
+        fprintf(out, " per worker\n");
+        fprintf(out, "  Batch size: %u\n", s->def.batch_size);
+        if (s->fixed_workers)
+            fprintf(out, "  Workers: %u (fixed)\n", s->fixed_workers);
+        else if (s->max_workers)
+            fprintf(out, "  Workers: autoscaled, %u to %u\n", s->min_workers ? s->min_workers : 1,
+                    s->max_workers);
+        else
+            fprintf(out, "  Workers: autoscaled, at least %u\n",
+                    s->min_workers ? s->min_workers : 1);
+        fprintf(out, "  Slots per worker: %u\n", s->def.slots);
+        fprintf(out, "  Inputs: %s\n",
+                s->inputs ? s->inputs
+                          : (i == 0 ? "pipeline inputs" : "the previous stage's outputs"));
+        fprintf(out, "  Outputs: %s\n", s->outputs ? s->outputs : "objects in the store");
+    }
+    return ferror(out) ? -EIO : 0;
+}
+
+/* ---- a set of object IDs ----------------------------------------------------- */
+
+/* Open addressing with linear probing and backward-shift deletion: no
+ * tombstones, so it never degrades however many items pass through. */
+typedef struct idset {
+    reel_id *keys;
+    uint8_t *used;
+    size_t cap, count; /* cap: a power of two */
+} idset;
+
+static size_t id_hash(const reel_id *id) {
+    uint64_t a, b;
+    memcpy(&a, id->bytes, 8);
+    memcpy(&b, id->bytes + 8, 8);
+    uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
+    return (size_t)(h ^ (h >> 31));
+}
+
+static int idset_grow(idset *s) {
+    size_t cap = s->cap ? s->cap * 2 : 1024;
+    reel_id *keys = malloc(cap * sizeof *keys);
+    uint8_t *used = calloc(cap, 1);
+    if (!keys || !used) {
+        free(keys);
+        free(used);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->used[i])
+            continue;
+        size_t j = id_hash(&s->keys[i]) & (cap - 1);
+        while (used[j])
+            j = (j + 1) & (cap - 1);
+        used[j] = 1;
+        keys[j] = s->keys[i];
+    }
+    free(s->keys);
+    free(s->used);
+    s->keys = keys;
+    s->used = used;
+    s->cap = cap;
+    return 0;
+}
+
+static size_t idset_find(const idset *s, const reel_id *id) {
+    if (!s->cap)
+        return SIZE_MAX;
+    for (size_t j = id_hash(id) & (s->cap - 1);; j = (j + 1) & (s->cap - 1)) {
+        if (!s->used[j])
+            return SIZE_MAX;
+        if (reel_id_equal(&s->keys[j], id))
+            return j;
+    }
+}
+
+/* 1 if added, 0 if it was there, -ENOMEM. */
+static int idset_add(idset *s, const reel_id *id) {
+    if (idset_find(s, id) != SIZE_MAX)
+        return 0;
+    if ((s->count + 1) * 4 > s->cap * 3 && idset_grow(s) != 0)
+        return -ENOMEM;
+    size_t j = id_hash(id) & (s->cap - 1);
+    while (s->used[j])
+        j = (j + 1) & (s->cap - 1);
+    s->used[j] = 1;
+    s->keys[j] = *id;
+    s->count++;
+    return 1;
+}
+
+/* 1 if it was there (and is gone), 0 if not. */
+static int idset_remove(idset *s, const reel_id *id) {
+    size_t j = idset_find(s, id);
+    if (j == SIZE_MAX)
+        return 0;
+    s->used[j] = 0;
+    s->count--;
+    /* Move back the entries of the run after j that would not be found. */
+    for (size_t k = (j + 1) & (s->cap - 1); s->used[k]; k = (k + 1) & (s->cap - 1)) {
+        size_t home = id_hash(&s->keys[k]) & (s->cap - 1);
+        int between = j <= k ? (home > j && home <= k) : (home > j || home <= k);
+        if (between)
+            continue;
+        s->keys[j] = s->keys[k];
+        s->used[j] = 1;
+        s->used[k] = 0;
+        j = k;
+    }
+    return 1;
+}
+
+static void idset_free(idset *s) {
+    free(s->keys);
+    free(s->used);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- a queue of items -------------------------------------------------------- */
+
+typedef struct idqueue {
+    reel_id *v;
+    size_t cap, head, count;
+} idqueue;
+
+static int q_push(idqueue *q, const reel_id *id) {
+    if (q->count == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 256;
+        reel_id *v = malloc(cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        for (size_t i = 0; i < q->count; i++)
+            v[i] = q->v[(q->head + i) % q->cap];
+        free(q->v);
+        q->v = v;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->v[(q->head + q->count) % q->cap] = *id;
+    q->count++;
+    return 0;
+}
+
+static void q_pop(idqueue *q, reel_id *id) {
+    *id = q->v[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+}
+
+/* ---- a run ------------------------------------------------------------------- */
+
+typedef struct stage_run {
+    const stage_def *sd;
+    reel_pool *pool;
+    idqueue q;          /* items waiting for this stage */
+    uint64_t bound;     /* the most q may hold (0: unbounded, batch mode) */
+    uint32_t workers;   /* the allocation */
+    uint64_t tasks_out; /* submitted, not yet collected */
+    uint64_t items_out; /* items in those tasks */
+    uint64_t items_in_done, items_passed, tasks_done, tasks_failed;
+    bool upstream_done; /* nothing more will reach q */
+    bool finished;      /* and q is empty and nothing is in flight */
+    double gpus;        /* per worker, gpu_memory turned into a share */
+    /* The allocation's placement of each worker slot, for the placer. */
+    reel_worker_placement *place;
+    uint32_t n_place;
+    /* Measurements at the start of the autoscaler's window. */
+    uint64_t win_items, win_passed;
+    double win_busy;
+    double last_rate, last_busy;
+    uint64_t grace_until_ns;
+    uint32_t grace_workers;
+} stage_run;
+
+typedef struct run {
+    reel_pipeline *p;
+    const reel_run_options *o;
+    reel_executor_config cfg;
+    reel_runtime *rt;
+    reel_store *store;
+    reel_node node;
+    FILE *log;
+    stage_run s[REEL_PIPELINE_MAX_STAGES];
+    reel_pool *pools[REEL_PIPELINE_MAX_STAGES];
+    idset made;  /* objects the run made and has not handed on or deleted */
+    idset given; /* pipeline inputs seen, to refuse one given twice */
+    size_t next_array_input;
+    bool source_done;
+    uint64_t inputs, outputs, failed;
+    reel_failure *failures;
+    size_t n_failures, cap_failures;
+    int stop_rc;
+    char stop_msg[256];
+    uint64_t start_ns, next_log_ns, next_scale_ns, next_publish_ns, win_start_ns;
+    reel_autoscale_state scale;
+    uint32_t scale_rounds;
+    reel_status_writer *status;
+    reel_pipeline_status snap;
+} run;
+
+static void stop_with(run *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void stop_with(run *r, int rc, const char *fmt, ...) {
+    if (r->stop_rc)
+        return;
+    r->stop_rc = rc ? rc : -EIO;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->stop_msg, sizeof r->stop_msg, fmt, ap);
+    va_end(ap);
+}
+
+static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
+    r->failed++;
+    r->s[stage].tasks_failed++;
+    if (r->n_failures < REEL_RUN_MAX_RECORDED_FAILURES) {
+        if (r->n_failures == r->cap_failures) {
+            size_t cap = r->cap_failures ? r->cap_failures * 2 : 16;
+            reel_failure *f = realloc(r->failures, cap * sizeof *f);
+            if (f) {
+                r->failures = f;
+                r->cap_failures = cap;
+            }
+        }
+        if (r->n_failures < r->cap_failures) {
+            reel_failure *f = &r->failures[r->n_failures++];
+            memset(f, 0, sizeof *f);
+            f->stage = stage;
+            f->status = t->status;
+            f->task_id = t->task_id;
+            f->n_inputs = t->n_inputs;
+            memcpy(f->inputs, t->inputs, t->n_inputs * sizeof(reel_id));
+            snprintf(f->error, sizeof f->error, "%s", t->error);
+        }
+    }
+    if (!r->cfg.ignore_failures) {
+        char hex[REEL_ID_HEX_LEN + 1] = "";
+        if (t->n_inputs)
+            reel_id_to_hex(&t->inputs[0], hex);
+        stop_with(r, t->status, "stage %s failed on input %s%s: %s", r->s[stage].sd->def.name, hex,
+                  t->n_inputs > 1 ? " (and others in its batch)" : "", t->error);
+    }
+}
+
+/* Deletes an object the run made, if it did. */
+static void drop_made(run *r, const reel_id *id) {
+    if (idset_remove(&r->made, id))
+        reel_obj_delete(r->store, id);
+}
+
+/* A task of stage i ended: its outputs move on, its inputs are done with. */
+static void handle_result(run *r, uint32_t i, const reel_task_result *t) {
+    stage_run *s = &r->s[i];
+    bool last = i + 1 == r->p->n;
+    s->tasks_out--;
+    s->items_out -= t->n_inputs;
+    s->items_in_done += t->n_inputs;
+    if (t->status == 0) {
+        s->tasks_done++;
+        s->items_passed += t->n_outputs;
+        if (last) {
+            reel_task_result mine = *t;
+            mine.forwarded = 0;
+            /* Outputs the run made, forwarded ones included, become the caller's. */
+            for (uint32_t k = 0; k < t->n_outputs; k++) {
+                if (!(t->forwarded & 1u << k) || idset_remove(&r->made, &t->outputs[k]))
+                    continue;
+                mine.forwarded |= 1u << k; /* one of the caller's own inputs */
+            }
+            r->outputs += t->n_outputs;
+            if (r->o->on_output) {
+                r->o->on_output(r->o->arg, &mine);
+            } else {
+                for (uint32_t k = 0; k < t->n_outputs; k++)
+                    if (!(mine.forwarded & 1u << k))
+                        reel_obj_delete(r->store, &t->outputs[k]);
+            }
+        } else {
+            for (uint32_t k = 0; k < t->n_outputs; k++) {
+                if (!(t->forwarded & 1u << k) && idset_add(&r->made, &t->outputs[k]) < 0) {
+                    reel_obj_delete(r->store, &t->outputs[k]);
+                    stop_with(r, -ENOMEM, "out of memory for the run's object set");
+                    continue;
+                }
+                if (q_push(&r->s[i + 1].q, &t->outputs[k]) != 0) {
+                    drop_made(r, &t->outputs[k]);
+                    stop_with(r, -ENOMEM, "out of memory for stage %s's queue",
+                              r->s[i + 1].sd->def.name);
+                }
+            }
+        }
+    } else {
+        record_failure(r, i, t);
+    }
+    /* Inputs passed on stay; the others, if the run made them, go. */
+    for (uint32_t k = 0; k < t->n_inputs; k++) {
+        bool passed = false;
+        for (uint32_t m = 0; t->status == 0 && m < t->n_outputs && !passed; m++)
+            passed = (t->forwarded & 1u << m) && reel_id_equal(&t->outputs[m], &t->inputs[k]);
+        if (!passed)
+            drop_made(r, &t->inputs[k]);
+    }
+}
+
+/* Takes what the source has, up to the first queue's bound. */
+static void pull_source(run *r) {
+    stage_run *s0 = &r->s[0];
+    while (!r->source_done && !r->stop_rc && (s0->bound == 0 || s0->q.count < s0->bound)) {
+        reel_id id;
+        if (r->next_array_input < r->o->n_inputs) {
+            id = r->o->inputs[r->next_array_input++];
+        } else if (r->o->next_input) {
+            int rc = r->o->next_input(r->o->arg, &id);
+            if (rc < 0) {
+                stop_with(r, rc, "the pipeline's source failed: %s", reel_strerror(rc));
+                return;
+            }
+            if (rc == 0) {
+                r->source_done = true;
+                return;
+            }
+        } else {
+            r->source_done = true;
+            return;
+        }
+        int added = idset_add(&r->given, &id);
+        if (added < 0) {
+            stop_with(r, -ENOMEM, "out of memory for the run's input set");
+            return;
+        }
+        r->inputs++;
+        if (added == 0) {
+            /* The same object twice would give two tasks one ID. */
+            reel_task_result t = {.status = -EINVAL, .n_inputs = 1};
+            t.inputs[0] = id;
+            snprintf(t.error, sizeof t.error, "%s: this object was given as an input before",
+                     s0->sd->def.name);
+            s0->items_in_done++;
+            record_failure(r, 0, &t);
+            continue;
+        }
+        if (q_push(&s0->q, &id) != 0)
+            stop_with(r, -ENOMEM, "out of memory for the first queue");
+    }
+}
+
+/* The task ID: the stage and its inputs, so that both modes name it alike. */
+static void task_id_of(uint32_t stage, const reel_id *in, uint32_t n, reel_id *out) {
+    uint8_t buf[4 + REEL_TASK_MAX_INPUTS * sizeof(reel_id)];
+    memcpy(buf, &stage, 4);
+    memcpy(buf + 4, in, n * sizeof(reel_id));
+    reel_id_from_content(buf, 4 + n * sizeof(reel_id), out);
+}
+
+static double stage_yield(const stage_run *s) {
+    if (s->items_in_done == 0 || s->tasks_done == 0)
+        return 1;
+    double y = (double)s->items_passed / (double)s->items_in_done;
+    return y > 1 ? y : 1;
+}
+
+/* Hands stage i the tasks its workers can take now, as far as the queue after
+ * it has room. Once every worker holds a task, the rest go a chunk (half the
+ * slots) at a time: a worker that sleeps between chunks is woken once per
+ * chunk rather than once per task, and none idles meanwhile. */
+static int submit_ready(run *r, uint32_t i) {
+    stage_run *s = &r->s[i];
+    uint32_t batch = s->sd->def.batch_size;
+    uint64_t limit = (uint64_t)(s->workers ? s->workers : 1) * s->sd->def.slots;
+    if (s->tasks_out >= s->workers && s->tasks_out > 0) {
+        uint64_t chunk = (uint64_t)(s->sd->def.slots + 1) / 2 * batch;
+        uint64_t free_tasks = limit > s->tasks_out ? limit - s->tasks_out : 0;
+        if (free_tasks * batch < chunk)
+            chunk = free_tasks * batch;
+        if (chunk == 0 || s->q.count < chunk)
+            return 0;
+    }
+    int n = 0;
+    if (s->pool)
+        reel__pool_hold_wakes(s->pool, 1);
+    while (!r->stop_rc && s->pool && s->q.count > 0 && s->tasks_out < limit) {
+        if (s->q.count < batch && !s->upstream_done)
+            break; /* a full batch may still come */
+        if (i + 1 < r->p->n && r->s[i + 1].bound) {
+            /* Room after it for what this task and those in flight may put there. */
+            double room = (double)r->s[i + 1].bound - (double)r->s[i + 1].q.count;
+            uint32_t take = s->q.count < batch ? (uint32_t)s->q.count : batch;
+            if ((double)(s->items_out + take) * stage_yield(s) > room)
+                break;
+        }
+        reel_id in[REEL_TASK_MAX_INPUTS];
+        uint32_t k = 0;
+        while (k < batch && s->q.count > 0)
+            q_pop(&s->q, &in[k++]);
+        reel_id tid;
+        task_id_of(i, in, k, &tid);
+        int rc = reel_pool_submit(s->pool, in, k, &tid, 0, NULL);
+        if (rc) {
+            /* Put them back, in order, at the front. */
+            for (uint32_t j = k; j-- > 0;) {
+                s->q.head = (s->q.head + s->q.cap - 1) % s->q.cap;
+                s->q.v[s->q.head] = in[j];
+                s->q.count++;
+            }
+            if (rc != -ETIMEDOUT)
+                stop_with(r, rc, "stage %s: %s", s->sd->def.name, reel_last_error());
+            break;
+        }
+        s->tasks_out++;
+        s->items_out += k;
+        n++;
+    }
+    if (s->pool)
+        reel__pool_hold_wakes(s->pool, 0);
+    return n;
+}
+
+/* Collects every result stage i has; -EPIPE from a pool stops the run. */
+static int collect_ready(run *r, uint32_t i) {
+    stage_run *s = &r->s[i];
+    int n = 0;
+    while (s->pool && s->tasks_out > 0) {
+        reel_task_result t;
+        int rc = reel_pool_collect(s->pool, &t, 0);
+        if (rc == 0) {
+            handle_result(r, i, &t);
+            n++;
+            continue;
+        }
+        if (rc != -ETIMEDOUT && rc != -ENODATA)
+            stop_with(r, rc, "%s", reel_last_error());
+        break;
+    }
+    return n;
+}
+
+static void update_finished(run *r) {
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        stage_run *s = &r->s[i];
+        s->upstream_done = i == 0 ? r->source_done : r->s[i - 1].finished;
+        s->finished = s->upstream_done && s->q.count == 0 && s->tasks_out == 0;
+    }
+}
+
+/* ---- placement ---------------------------------------------------------------- */
+
+static int placer(void *arg, uint32_t worker, char cpus[REEL_CTL_PATH_MAX],
+                  char cvd[REEL_CTL_PATH_MAX]) {
+    stage_run *s = arg;
+    if (s->n_place == 0)
+        return 0;
+    const reel_worker_placement *wp = &s->place[worker % s->n_place];
+    if (reel__cpuset_format(&wp->cpus, cpus, REEL_CTL_PATH_MAX) >= (int)REEL_CTL_PATH_MAX)
+        cpus[0] = '\0'; /* too long a list to send: the node's CPUs */
+    if (wp->cuda_visible_devices[0] == '\0')
+        snprintf(cvd, REEL_CTL_PATH_MAX, "-1"); /* a CPU-only worker sees no GPU */
+    else if (snprintf(cvd, REEL_CTL_PATH_MAX, "%s", wp->cuda_visible_devices) >=
+             (int)REEL_CTL_PATH_MAX)
+        return reel__fail(-ENAMETOOLONG, "CUDA_VISIBLE_DEVICES for stage %s is too long",
+                          s->sd->def.name);
+    return 0;
+}
+
+/* Places counts[] workers per stage; -ENODEV/-ENOSPC refuse the allocation. */
+static int place_all(run *r, const uint32_t *counts) {
+    reel_placement_stage ps[REEL_PIPELINE_MAX_STAGES];
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        ps[i] = (reel_placement_stage){.name = r->s[i].sd->def.name,
+                                       .cpus = r->s[i].sd->def.cpus,
+                                       .gpus = r->s[i].gpus,
+                                       .memory = r->s[i].sd->def.memory,
+                                       .workers = counts[i]};
+        total += counts[i];
+    }
+    reel_worker_placement *all = calloc(total ? total : 1, sizeof *all);
+    if (!all)
+        return -ENOMEM;
+    uint32_t n_out = 0;
+    int rc = reel__place(ps, r->p->n, &r->node, all, total, &n_out);
+    if (rc == 0) {
+        uint32_t at = 0;
+        for (uint32_t i = 0; i < r->p->n; i++) {
+            stage_run *s = &r->s[i];
+            free(s->place);
+            s->place = NULL;
+            s->n_place = counts[i];
+            if (counts[i]) {
+                s->place = malloc(counts[i] * sizeof *s->place);
+                if (!s->place) {
+                    rc = -ENOMEM;
+                    s->n_place = 0;
+                } else {
+                    memcpy(s->place, all + at, counts[i] * sizeof *s->place);
+                }
+            }
+            at += counts[i];
+        }
+    }
+    free(all);
+    return rc;
+}
+
+/* Moves the live workers of every pool onto the CPUs of the current placement. */
+static void repin(run *r) {
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        stage_run *s = &r->s[i];
+        if (!s->pool || s->n_place == 0)
+            continue;
+        pid_t pids[256];
+        size_t n = 0;
+        if (reel_pool_workers(s->pool, pids, 256, &n) != 0)
+            continue;
+        for (size_t k = 0; k < n && k < 256; k++)
+            sched_setaffinity(pids[k], sizeof(cpu_set_t), &s->place[k % s->n_place].cpus);
+    }
+}
+
+/* Turns gpu_memory into a share of the smallest device that has it. */
+static int resolve_gpus(run *r) {
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        stage_run *s = &r->s[i];
+        s->gpus = s->sd->def.gpus;
+        if (!s->sd->gpu_memory)
+            continue;
+        if (r->node.n_gpus == 0)
+            return reel__fail(-ENODEV, "stage %s needs GPU memory and this node has no GPU",
+                              s->sd->def.name);
+        uint64_t dev = 0;
+        for (uint32_t g = 0; g < r->node.n_gpus; g++)
+            if (r->node.gpu_memory[g] && (dev == 0 || r->node.gpu_memory[g] < dev))
+                dev = r->node.gpu_memory[g];
+        if (dev == 0)
+            return reel__fail(-ENODEV,
+                              "stage %s asks for GPU memory, and the devices' sizes "
+                              "are unknown",
+                              s->sd->def.name);
+        if (s->sd->gpu_memory > dev) {
+            char a[32], b[32];
+            format_bytes(s->sd->gpu_memory, a, sizeof a);
+            format_bytes(dev, b, sizeof b);
+            return reel__fail(-ENOSPC,
+                              "stage %s needs %s of GPU memory; the smallest device has %s",
+                              s->sd->def.name, a, b);
+        }
+        s->gpus = ceil((double)s->sd->gpu_memory / (double)dev * REEL_PLACEMENT_UNITS) /
+                  REEL_PLACEMENT_UNITS;
+    }
+    return 0;
+}
+
+/* How many workers of stage s fit beside the others' counts. */
+static uint32_t fit_workers(const run *r, uint32_t stage, const uint32_t *counts) {
+    double cpus = r->node.cpus, gpus = r->node.n_gpus;
+    double mem = (double)r->node.memory;
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        if (i == stage)
+            continue;
+        cpus -= counts[i] * r->s[i].sd->def.cpus;
+        gpus -= counts[i] * r->s[i].gpus;
+        mem -= (double)counts[i] * (double)r->s[i].sd->def.memory;
+    }
+    const stage_run *s = &r->s[stage];
+    double fit = REEL_AUTOSCALE_MAX_WORKERS;
+    if (s->sd->def.cpus > 0)
+        fit = fmin(fit, floor(cpus / s->sd->def.cpus + 1e-9));
+    if (s->gpus > 0)
+        fit = fmin(fit, floor(gpus / s->gpus + 1e-9));
+    if (s->sd->def.memory > 0)
+        fit = fmin(fit, floor(mem / (double)s->sd->def.memory));
+    return fit < 0 ? 0 : (uint32_t)fit;
+}
+
+/* ---- status ------------------------------------------------------------------- */
+
+static void fill_status(run *r, uint64_t now) {
+    reel_pipeline_status *st = &r->snap;
+    snprintf(st->name, sizeof st->name, "%s", r->p->name);
+    st->n_stages = r->p->n;
+    st->mode = r->cfg.execution_mode;
+    st->elapsed_s = (double)(now - r->start_ns) / 1e9;
+    st->inputs_read = r->inputs;
+    st->outputs = r->outputs;
+    st->failures = r->failed;
+    st->autoscale_rounds = r->scale_rounds;
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        stage_run *s = &r->s[i];
+        reel_stage_status *ss = &st->stage[i];
+        snprintf(ss->name, sizeof ss->name, "%s", s->sd->def.name);
+        reel_pool_stats ps = {0};
+        if (s->pool)
+            reel_pool_stats_get(s->pool, &ps);
+        ss->workers = ps.workers;
+        ss->workers_setup = ps.workers - ps.workers_ready;
+        if (now < s->grace_until_ns)
+            ss->workers_setup += s->grace_workers;
+        if (ss->workers_setup > ss->workers)
+            ss->workers_setup = ss->workers;
+        ss->queued = s->q.count;
+        ss->queue_bound = s->bound;
+        ss->in_flight = s->items_out;
+        ss->items_in = s->items_in_done;
+        ss->items_out = s->items_passed;
+        ss->tasks_done = s->tasks_done;
+        ss->tasks_failed = s->tasks_failed;
+        ss->retries = ps.retried;
+        ss->restarts = ps.restarts;
+        ss->items_per_s = s->last_rate;
+        ss->busy = s->last_busy;
+        ss->finished = s->finished;
+    }
+}
+
+static void publish_status(run *r, uint64_t now) {
+    fill_status(r, now);
+    if (r->status)
+        reel__status_publish(r->status, &r->snap);
+    r->next_publish_ns = now + STATUS_PUBLISH_NS;
+}
+
+static void log_status(run *r, uint64_t now) {
+    publish_status(r, now);
+    const reel_pipeline_status *st = &r->snap;
+    if (!(r->o->flags & REEL_RUN_QUIET)) {
+        fprintf(r->log,
+                "reel: %s (%s) %.1f s: %" PRIu64 " inputs, %" PRIu64 " outputs, %" PRIu64
+                " failed tasks\n",
+                st->name, reel__execution_mode_name(st->mode), st->elapsed_s, st->inputs_read,
+                st->outputs, st->failures);
+        for (uint32_t i = 0; i < st->n_stages; i++) {
+            const reel_stage_status *ss = &st->stage[i];
+            char bound[32] = "";
+            if (ss->queue_bound)
+                snprintf(bound, sizeof bound, "/%" PRIu64, ss->queue_bound);
+            fprintf(r->log,
+                    "reel:   %-20s workers %u (%u starting), queue %" PRIu64
+                    "%s, in flight %" PRIu64 ", %.1f items/s, busy %.0f%%, failed %" PRIu64 "%s\n",
+                    ss->name, ss->workers, ss->workers_setup, ss->queued, bound, ss->in_flight,
+                    ss->items_per_s, ss->busy * 100, ss->tasks_failed,
+                    ss->finished ? ", finished" : "");
+        }
+        fflush(r->log);
+    }
+    if (r->o->on_status)
+        r->o->on_status(r->o->arg, st);
+}
+
+/* The measurements of the window since the last round, per stage: rates,
+ * busy shares; also kept for the status lines. */
+static void measure(run *r, uint64_t now, reel_stage_measure *m) {
+    double window = (double)(now - r->win_start_ns) / 1e9;
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        stage_run *s = &r->s[i];
+        const stage_def *sd = s->sd;
+        reel_pool_stats ps = {0};
+        if (s->pool)
+            reel_pool_stats_get(s->pool, &ps);
+        uint64_t items = s->items_in_done - s->win_items;
+        uint64_t passed = s->items_passed - s->win_passed;
+        double busy = ps.busy_seconds - s->win_busy;
+        memset(&m[i], 0, sizeof m[i]);
+        m[i].workers = ps.workers;
+        uint32_t setup = ps.workers - ps.workers_ready;
+        if (now < s->grace_until_ns)
+            setup += s->grace_workers;
+        m[i].workers_setup = setup > ps.workers ? ps.workers : setup;
+        m[i].fixed_workers = sd->fixed_workers;
+        m[i].min_workers = sd->min_workers;
+        m[i].max_workers = sd->max_workers;
+        if (m[i].min_workers > REEL_AUTOSCALE_MAX_WORKERS)
+            m[i].min_workers = REEL_AUTOSCALE_MAX_WORKERS;
+        m[i].cpus = sd->def.cpus;
+        m[i].gpus = s->gpus;
+        m[i].memory = sd->def.memory;
+        if (items > 0 && busy > 0)
+            m[i].task_s = busy / (double)items;
+        m[i].tasks_per_s = window > 0 ? (double)items / window : 0;
+        uint32_t producing = ps.workers > m[i].workers_setup ? ps.workers - m[i].workers_setup : 0;
+        if (window > 0 && producing > 0)
+            m[i].busy = fmin(1.0, fmax(0.0, busy / (window * producing)));
+        if (items > 0)
+            m[i].outputs_per_input = (double)passed / (double)items;
+        m[i].queue_depth = s->q.count + (uint64_t)ps.queued * sd->def.batch_size;
+        m[i].source_ended = s->upstream_done;
+        m[i].finished = s->finished;
+        s->last_rate = m[i].tasks_per_s;
+        s->last_busy = m[i].busy;
+        s->win_items = s->items_in_done;
+        s->win_passed = s->items_passed;
+        s->win_busy = ps.busy_seconds;
+    }
+    r->win_start_ns = now;
+}
+
+static uint64_t queue_bound(const stage_run *s) {
+    uint64_t b = 2ull * (s->workers ? s->workers : 1) * s->sd->def.slots * s->sd->def.batch_size;
+    return b < REEL_PIPELINE_QUEUE_MIN ? REEL_PIPELINE_QUEUE_MIN : b;
+}
+
+static double grace_s(const run *r) {
+    return fmin(GRACE_MAX_S, fmax(GRACE_MIN_S, r->cfg.autoscale_interval_s));
+}
+
+/* Resizes stage i's pool to n workers (starting it when it has none). */
+static int set_workers(run *r, uint32_t i, uint32_t n, uint64_t now) {
+    stage_run *s = &r->s[i];
+    int rc = 0;
+    if (!s->pool && n > 0) {
+        rc = reel__pool_start_placed(r->rt, s->sd->def.name, n, placer, s, &s->pool);
+        r->pools[i] = s->pool;
+    } else if (s->pool) {
+        rc = reel_pool_resize(s->pool, n);
+    }
+    if (rc)
+        return rc;
+    if (n > s->workers) {
+        s->grace_workers = n - s->workers;
+        s->grace_until_ns = now + (uint64_t)(grace_s(r) * 1e9);
+    }
+    s->workers = n;
+    if (r->cfg.execution_mode == REEL_EXEC_STREAMING && n > 0)
+        s->bound = queue_bound(s);
+    return 0;
+}
+
+static void autoscale_round(run *r, uint64_t now) {
+    reel_stage_measure m[REEL_PIPELINE_MAX_STAGES];
+    measure(r, now, m);
+    r->scale_rounds++;
+    if (r->o->flags & REEL_RUN_NO_AUTOSCALE)
+        return;
+    reel_node_resources res = {
+        .cpus = r->node.cpus, .gpus = r->node.n_gpus, .memory = r->node.memory};
+    reel_autoscale_result out;
+    int rc = reel__autoscale(m, r->p->n, &res, &r->scale, &out);
+    if (rc) {
+        if (!(r->o->flags & REEL_RUN_QUIET))
+            fprintf(r->log, "reel: %s: autoscaler: %s (allocation kept)\n", r->p->name,
+                    reel_last_error());
+        return;
+    }
+    if (out.n_changes == 0)
+        return;
+    /* The new allocation's placement; if it cannot be placed, keep the old. */
+    if (place_all(r, out.workers) != 0) {
+        uint32_t now_counts[REEL_PIPELINE_MAX_STAGES];
+        for (uint32_t i = 0; i < r->p->n; i++)
+            now_counts[i] = r->s[i].workers;
+        place_all(r, now_counts);
+        return;
+    }
+    for (uint32_t c = 0; c < out.n_changes && !r->stop_rc; c++) { /* removals come first */
+        uint32_t i = out.changes[c].stage;
+        rc = set_workers(r, i, out.workers[i], now);
+        if (rc)
+            stop_with(r, rc, "stage %s: cannot resize to %u workers: %s", r->s[i].sd->def.name,
+                      out.workers[i], reel_last_error());
+    }
+    repin(r);
+}
+
+/* ---- the two modes ---------------------------------------------------------------- */
+
+static uint64_t now_ns(void) {
+    return reel__now_ns(CLOCK_MONOTONIC);
+}
+
+static void timers(run *r, uint64_t now) {
+    if (now >= r->next_scale_ns && r->cfg.execution_mode == REEL_EXEC_STREAMING) {
+        autoscale_round(r, now);
+        r->next_scale_ns = now + (uint64_t)(r->cfg.autoscale_interval_s * 1e9);
+        if (!(r->o->flags & REEL_RUN_QUIET) || r->o->on_status) {
+            publish_status(r, now);
+            if (r->o->on_status)
+                r->o->on_status(r->o->arg, &r->snap);
+        }
+    }
+    if (now >= r->next_log_ns) {
+        if (r->cfg.execution_mode == REEL_EXEC_BATCH) {
+            reel_stage_measure m[REEL_PIPELINE_MAX_STAGES];
+            measure(r, now, m); /* rates for the lines */
+        }
+        log_status(r, now);
+        r->next_log_ns = now + (uint64_t)(r->cfg.logging_interval * 1e9);
+    }
+    if (now >= r->next_publish_ns)
+        publish_status(r, now);
+}
+
+static uint64_t next_timer(const run *r) {
+    uint64_t t = r->next_log_ns < r->next_publish_ns ? r->next_log_ns : r->next_publish_ns;
+    if (r->cfg.execution_mode == REEL_EXEC_STREAMING && r->next_scale_ns < t)
+        t = r->next_scale_ns;
+    return t;
+}
+
+/* Runs stages first..last-1 until each is finished or the run stops. */
+static void drive(run *r, uint32_t first, uint32_t end) {
+    for (;;) {
+        int progress = 0;
+        pull_source(r);
+        for (uint32_t i = end; i-- > first;) { /* downstream first: it makes room */
+            progress += collect_ready(r, i);
+        }
+        update_finished(r);
+        for (uint32_t i = first; i < end && !r->stop_rc; i++) {
+            stage_run *s = &r->s[i];
+            progress += submit_ready(r, i);
+            if (s->finished && s->pool && s->workers > 0 &&
+                r->cfg.execution_mode == REEL_EXEC_STREAMING && i + 1 < end) {
+                /* Nothing more will come: its workers are free for the others. */
+                set_workers(r, i, 0, now_ns());
+            }
+        }
+        if (r->stop_rc || r->s[end - 1].finished)
+            return;
+        uint64_t now = now_ns();
+        timers(r, now);
+        if (!progress) {
+            uint64_t until = next_timer(r);
+            if (until > now + WAIT_MAX_NS)
+                until = now + WAIT_MAX_NS;
+            reel__pools_wait(r->rt, r->pools + first, end - first, until);
+        }
+    }
+}
+
+static int run_streaming(run *r) {
+    uint32_t counts[REEL_PIPELINE_MAX_STAGES];
+    /* Fixed stages get their count, the others their floor; then the CPUs
+     * left are spread over the autoscaled stages, a worker at a time. */
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        const stage_def *sd = r->s[i].sd;
+        counts[i] = sd->fixed_workers ? sd->fixed_workers : sd->min_workers ? sd->min_workers : 1;
+    }
+    int rc = place_all(r, counts);
+    if (rc)
+        return rc;
+    for (int added = 1; added;) {
+        added = 0;
+        for (uint32_t i = 0; i < r->p->n; i++) {
+            const stage_def *sd = r->s[i].sd;
+            if (sd->fixed_workers || (sd->max_workers && counts[i] >= sd->max_workers) ||
+                fit_workers(r, i, counts) <= counts[i])
+                continue;
+            counts[i]++;
+            added = 1;
+        }
+    }
+    rc = place_all(r, counts);
+    if (rc)
+        return rc;
+    uint64_t now = now_ns();
+    for (uint32_t i = 0; i < r->p->n && rc == 0; i++) {
+        rc = set_workers(r, i, counts[i], now);
+        if (rc)
+            rc = reel__fail(rc, "stage %s: cannot start %u workers: %s", r->s[i].sd->def.name,
+                            counts[i], reel_last_error());
+    }
+    if (rc)
+        return rc;
+    drive(r, 0, r->p->n);
+    return 0;
+}
+
+static int run_batch(run *r) {
+    /* Refuse up front what cannot run at all: one worker of every stage. */
+    uint32_t counts[REEL_PIPELINE_MAX_STAGES];
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        const stage_def *sd = r->s[i].sd;
+        counts[i] = sd->fixed_workers ? sd->fixed_workers : sd->min_workers ? sd->min_workers : 1;
+        reel_placement_stage one = {.name = sd->def.name,
+                                    .cpus = sd->def.cpus,
+                                    .gpus = r->s[i].gpus,
+                                    .memory = sd->def.memory,
+                                    .workers = counts[i]};
+        uint32_t n_out;
+        reel_worker_placement *tmp = calloc(counts[i], sizeof *tmp);
+        if (!tmp)
+            return -ENOMEM;
+        int rc = reel__place(&one, 1, &r->node, tmp, counts[i], &n_out);
+        free(tmp);
+        if (rc)
+            return rc;
+    }
+    for (uint32_t i = 0; i < r->p->n && !r->stop_rc; i++) {
+        stage_run *s = &r->s[i];
+        const stage_def *sd = s->sd;
+        if (i == 0)
+            pull_source(r); /* bound 0: everything */
+        uint32_t zero[REEL_PIPELINE_MAX_STAGES] = {0};
+        uint32_t n = sd->fixed_workers;
+        if (!n) {
+            n = fit_workers(r, i, zero);
+            if (sd->max_workers && n > sd->max_workers)
+                n = sd->max_workers;
+            uint64_t tasks = (s->q.count + sd->def.batch_size - 1) / sd->def.batch_size;
+            if (n > tasks)
+                n = (uint32_t)tasks;
+            if (n < 1)
+                n = 1;
+            if (sd->min_workers && n < sd->min_workers)
+                n = sd->min_workers;
+        }
+        uint32_t counts_i[REEL_PIPELINE_MAX_STAGES] = {0};
+        counts_i[i] = n;
+        int rc = place_all(r, counts_i);
+        if (rc == 0)
+            rc = set_workers(r, i, n, now_ns());
+        if (rc)
+            return reel__fail(rc, "stage %s: cannot start %u workers: %s", sd->def.name, n,
+                              reel_last_error());
+        drive(r, i, i + 1);
+        if (s->pool) {
+            reel_pool_stop(s->pool, 0);
+            s->pool = NULL;
+            r->pools[i] = NULL;
+            s->workers = 0;
+        }
+    }
+    return 0;
+}
+
+/* ---- the run ------------------------------------------------------------------ */
+
+static void status_name(const run *r, char *buf, size_t cap) {
+    if (r->o->status_name) {
+        snprintf(buf, cap, "%s", r->o->status_name);
+        return;
+    }
+    int n = snprintf(buf, cap, "%s-%d", r->p->name, (int)getpid());
+    for (int k = 0; k < n && (size_t)k < cap; k++) {
+        char c = buf[k];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            buf[k] = '_';
+    }
+}
+
+/* Stops everything and deletes what the run made and still holds. */
+static void teardown(run *r) {
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        stage_run *s = &r->s[i];
+        if (s->pool) {
+            /* Results not collected: their outputs the pool deletes; forwarded
+             * ones and the inputs are in made, below. */
+            reel_pool_stop(s->pool, 0);
+            s->pool = NULL;
+            r->pools[i] = NULL;
+        }
+    }
+    for (size_t k = 0; k < r->made.cap; k++)
+        if (r->made.used[k])
+            reel_obj_delete(r->store, &r->made.keys[k]);
+    idset_free(&r->made);
+    idset_free(&r->given);
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        free(r->s[i].q.v);
+        free(r->s[i].place);
+    }
+}
+
+REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
+                               reel_run_result *res) {
+    reel__clear_error();
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!p || !opts || !opts->store || (opts->n_inputs && !opts->inputs))
+        return -EINVAL;
+    if (p->n == 0)
+        return reel__fail(-EINVAL, "pipeline %s has no stage", p->name);
+    if (opts->flags & ~(REEL_RUN_NO_SPIN | REEL_RUN_QUIET | REEL_RUN_NO_AUTOSCALE))
+        return reel__fail(-EINVAL, "unknown run flags 0x%x", opts->flags);
+    run *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->p = p;
+    r->o = opts;
+    r->log = opts->log ? opts->log : stderr;
+    if (opts->config)
+        r->cfg = *opts->config;
+    else
+        reel__config_defaults(&r->cfg);
+    int rc = reel__config_validate(&r->cfg);
+    const reel_actor_def *defs[REEL_PIPELINE_MAX_STAGES];
+    for (uint32_t i = 0; i < p->n; i++) {
+        r->s[i].sd = &p->st[i];
+        defs[i] = &p->st[i].def;
+    }
+    r->start_ns = now_ns();
+    if (rc == 0) {
+        /* Spinning pays only while every process has a CPU to itself; with
+         * workers of a fraction of a CPU they outnumber the CPUs, and a
+         * spinner holds the CPU its partner needs. */
+        bool spin = !(opts->flags & REEL_RUN_NO_SPIN);
+        for (uint32_t i = 0; i < p->n; i++)
+            spin = spin && p->st[i].def.cpus >= 1;
+        reel_runtime_options ro = {.store = opts->store,
+                                   .actors = defs,
+                                   .n_actors = p->n,
+                                   .flags = spin ? 0 : REEL_RUNTIME_NO_SPIN};
+        rc = reel_runtime_start(&ro, &r->rt);
+    }
+    if (rc == 0) {
+        r->store = reel_runtime_store(r->rt);
+        /* After the zygote exists: this may initialize CUDA. */
+        rc = reel__node_detect(r->cfg.cpu_allocation_percentage, &r->node);
+    }
+    if (rc == 0)
+        rc = resolve_gpus(r);
+    if (rc == 0) {
+        char name[REEL_STATUS_NAME_MAX + 1];
+        status_name(r, name, sizeof name);
+        int src = reel__status_create(name, &r->status);
+        if (src && !(opts->flags & REEL_RUN_QUIET))
+            fprintf(r->log, "reel: %s: no live status for reel-inspect (%s)\n", p->name,
+                    reel_strerror(src));
+        uint64_t now = now_ns();
+        r->win_start_ns = now;
+        r->next_log_ns = now + (uint64_t)(r->cfg.logging_interval * 1e9);
+        r->next_scale_ns = now + (uint64_t)(r->cfg.autoscale_interval_s * 1e9);
+        r->next_publish_ns = now;
+        rc = r->cfg.execution_mode == REEL_EXEC_BATCH ? run_batch(r) : run_streaming(r);
+    }
+    char sentence[256];
+    snprintf(sentence, sizeof sentence, "%s", rc ? reel_last_error() : "");
+    if (rc == 0 && r->stop_rc) {
+        rc = r->stop_rc;
+        snprintf(sentence, sizeof sentence, "%s", r->stop_msg);
+    }
+    update_finished(r);
+    if (r->rt) {
+        uint64_t now = now_ns();
+        reel_stage_measure m[REEL_PIPELINE_MAX_STAGES];
+        measure(r, now, m);
+        fill_status(r, now);
+        r->snap.finished = rc == 0;
+        if (r->status)
+            reel__status_publish(r->status, &r->snap);
+        if (!(opts->flags & REEL_RUN_QUIET)) {
+            log_status(r, now);
+            if (r->failed)
+                fprintf(r->log, "reel: %s: %" PRIu64 " tasks failed for good%s\n", p->name,
+                        r->failed, r->cfg.ignore_failures ? " (ignored)" : "");
+            for (size_t k = 0; k < r->n_failures && k < 10; k++)
+                fprintf(r->log, "reel:   %s\n", r->failures[k].error);
+            if (rc)
+                fprintf(r->log, "reel: %s stopped: %s\n", p->name, sentence);
+        } else if (opts->on_status) {
+            opts->on_status(opts->arg, &r->snap);
+        }
+        teardown(r);
+        reel_runtime_stop(r->rt);
+    }
+    reel__status_close(r->status);
+    if (res) {
+        res->status = rc;
+        snprintf(res->error, sizeof res->error, "%s", rc ? sentence : "");
+        res->inputs = r->inputs;
+        res->outputs = r->outputs;
+        res->failed = r->failed;
+        res->failures = r->failures;
+        res->n_failures = r->n_failures;
+        res->wall_s = (double)(now_ns() - r->start_ns) / 1e9;
+        res->final = r->snap;
+    } else {
+        free(r->failures);
+    }
+    free(r);
+    if (rc)
+        reel__fail(rc, "%s", sentence);
+    return rc;
+}
+
+REEL_API void reel_run_result_free(reel_run_result *res) {
+    if (!res)
+        return;
+    free(res->failures);
+    res->failures = NULL;
+    res->n_failures = 0;
+}

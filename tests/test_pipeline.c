@@ -1,0 +1,741 @@
+/*
+ * test_pipeline.c - pipelines end to end: describe, the public configuration
+ * calls, placement refusals, backpressure, batch against streaming, failures
+ * with and without ignore_failures, autoscaling a real run.
+ *
+ * Every run must leave the store as it found it (the inputs the test put
+ * there and nothing else, nothing referenced) and no process behind.
+ */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <sched.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <reel/pipeline.h>
+
+/* ---- stages -------------------------------------------------------------------- */
+
+/* Appends one byte: "x" -> "xa". */
+static int append_a(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *buf;
+        int rc = reel_actor_output(out, in[i].size + 1, NULL, 0, (void **)&buf);
+        if (rc)
+            return rc;
+        memcpy(buf, in[i].data, in[i].size);
+        buf[in[i].size] = 'a';
+    }
+    return 0;
+}
+
+/* Two outputs per input: "x" -> "x1", "x2". */
+static int split_two(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 1; k <= 2; k++) {
+            uint8_t *buf;
+            int rc = reel_actor_output(out, in[i].size + 1, NULL, 0, (void **)&buf);
+            if (rc)
+                return rc;
+            memcpy(buf, in[i].data, in[i].size);
+            buf[in[i].size] = (uint8_t)('0' + k);
+        }
+    return 0;
+}
+
+static int upper(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *buf;
+        int rc = reel_actor_output(out, in[i].size, NULL, 0, (void **)&buf);
+        if (rc)
+            return rc;
+        for (uint64_t k = 0; k < in[i].size; k++)
+            buf[k] = (uint8_t)toupper(((const uint8_t *)in[i].data)[k]);
+    }
+    return 0;
+}
+
+/* Passes every input on, untouched. */
+static int pass(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx, (void)in;
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = reel_actor_forward(out, i);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Passes inputs on after 10 ms each: a slow sink. */
+static int slow_pass(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return pass(ctx, in, n, out);
+}
+
+/* Fails for good on inputs that start with "bad". */
+static int picky(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    for (size_t i = 0; i < n; i++)
+        if (in[i].size >= 3 && memcmp(in[i].data, "bad", 3) == 0) {
+            reel_actor_set_error(ctx, "refuses input %.*s", (int)in[i].size,
+                                 (const char *)in[i].data);
+            return -EIO;
+        }
+    return append_a(ctx, in, n, out);
+}
+
+static const reel_actor_def def_append = {.name = "append", .process = append_a, .cpus = 0.2};
+static const reel_actor_def def_split = {.name = "split", .process = split_two, .cpus = 0.2};
+static const reel_actor_def def_upper = {.name = "upper", .process = upper, .cpus = 0.2};
+static const reel_actor_def def_pass = {.name = "pass", .process = pass, .cpus = 0.2};
+static const reel_actor_def def_pass2 = {.name = "pass2", .process = pass, .cpus = 0.2};
+static const reel_actor_def def_slow = {.name = "slow", .process = slow_pass, .cpus = 0.2};
+static const reel_actor_def def_picky = {
+    .name = "picky", .process = picky, .cpus = 0.2, .max_retries = 1};
+
+/* ---- fixture -------------------------------------------------------------------- */
+
+static const char *store_path;
+static reel_store *store;
+
+static void setup(void) {
+    th_init();
+    store = th_store_new(64 << 20, 65536, &store_path);
+}
+
+TestSuite(pipeline, .init = setup, .fini = th_fini, .timeout = 120);
+
+/* The processes this test process has below it (zygotes, workers). */
+static int descendants(void) {
+    pid_t me = getpid(), set[4096];
+    size_t n = 1;
+    set[0] = me;
+    for (int grew = 1; grew;) {
+        grew = 0;
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            char *end;
+            long pid = strtol(e->d_name, &end, 10);
+            if (*end || pid <= 0)
+                continue;
+            char path[64], buf[512];
+            snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+            FILE *f = fopen(path, "r");
+            if (!f)
+                continue;
+            size_t len = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            buf[len] = '\0';
+            char *rp = strrchr(buf, ')');
+            long ppid;
+            char state;
+            if (!rp || sscanf(rp + 2, "%c %ld", &state, &ppid) != 2)
+                continue;
+            int known = 0, parent_in = 0;
+            for (size_t k = 0; k < n; k++) {
+                known |= set[k] == (pid_t)pid;
+                parent_in |= set[k] == (pid_t)ppid;
+            }
+            if (!known && parent_in && n < 4096) {
+                set[n++] = (pid_t)pid;
+                grew = 1;
+            }
+        }
+        if (d)
+            closedir(d);
+    }
+    return (int)n - 1;
+}
+
+static reel_id put_text(const char *s) {
+    reel_id id;
+    reel_id_random(&id);
+    TH_OK(reel_obj_put(store, &id, s, strlen(s), NULL, 0, 0, -1));
+    return id;
+}
+
+/* The store holds exactly the inputs, none referenced or unsealed. */
+static void expect_clean(uint32_t inputs) {
+    reel_store_stats st = th_stats(store);
+    cr_assert_eq(st.objects_referenced, 0, "%u objects still referenced", st.objects_referenced);
+    cr_assert_eq(st.objects_unsealed, 0, "%u objects left unsealed", st.objects_unsealed);
+    cr_assert_eq(st.objects_sealed, inputs, "%u objects in the store, %u inputs", st.objects_sealed,
+                 inputs);
+    cr_assert_eq(descendants(), 0, "processes outlived the run");
+}
+
+static reel_executor_config quick_config(void) {
+    reel_executor_config c;
+    reel_executor_config_defaults(&c);
+    c.logging_interval = 3600;
+    c.autoscale_interval_s = 3600;
+    return c;
+}
+
+/* Collects what the last stage makes: content, then deletes it. */
+typedef struct collected {
+    size_t n;
+    char *items[4096];
+    reel_id ids[4096];
+} collected;
+
+static void keep(void *arg, const reel_task_result *r) {
+    collected *c = arg;
+    for (uint32_t i = 0; i < r->n_outputs && c->n < 4096; i++) {
+        reel_view v;
+        if (reel_obj_get(store, &r->outputs[i], 1, 0, &v) != 0)
+            continue;
+        c->items[c->n] = strndup(v.data, v.size);
+        c->ids[c->n] = r->outputs[i];
+        c->n++;
+        reel_obj_release(store, &r->outputs[i]);
+        if (!(r->forwarded & 1u << i))
+            reel_obj_delete(store, &r->outputs[i]);
+    }
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void collected_free(collected *c) {
+    for (size_t i = 0; i < c->n; i++)
+        free(c->items[i]);
+    c->n = 0;
+}
+
+/* ---- describe and configuration ------------------------------------------------ */
+
+Test(pipeline, describe_names_every_stage) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("demo", &p));
+    TH_OK(reel_pipeline_add(p, &def_append, &(reel_stage_options){.inputs = "text"}));
+    TH_OK(reel_pipeline_add(p, &def_split,
+                            &(reel_stage_options){.batch_size = 4, .workers = 2, .gpus = 0.5}));
+    TH_OK(reel_pipeline_add(p, &def_upper,
+                            &(reel_stage_options){.gpu_memory = 2ull << 30, .outputs = "shout"}));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    TH_OK(reel_pipeline_describe(p, f));
+    fclose(f);
+    cr_assert(strstr(text, "Pipeline: demo\n"), "%s", text);
+    cr_assert(strstr(text, "Stages: 3\n"), "%s", text);
+    cr_assert(strstr(text, "Stage 1: append\n"), "%s", text);
+    cr_assert(strstr(text, "Stage 2: split\n"), "%s", text);
+    cr_assert(strstr(text, "Resources: 0.2 CPUs, 0.5 GPUs per worker"), "%s", text);
+    cr_assert(strstr(text, "Batch size: 4\n"), "%s", text);
+    cr_assert(strstr(text, "Workers: 2 (fixed)"), "%s", text);
+    cr_assert(strstr(text, "GPU memory 2.0 GiB"), "%s", text);
+    cr_assert(strstr(text, "Inputs: text\n"), "%s", text);
+    cr_assert(strstr(text, "Outputs: shout\n"), "%s", text);
+    free(text);
+    reel_pipeline_free(p);
+}
+
+Test(pipeline, building_refuses_bad_stages) {
+    reel_pipeline *p;
+    TH_RC(reel_pipeline_new("", &p), -EINVAL);
+    TH_OK(reel_pipeline_new("x", &p));
+    TH_OK(reel_pipeline_add(p, &def_append, NULL));
+    TH_RC(reel_pipeline_add(p, &def_append, NULL), -EINVAL);
+    cr_assert(strstr(reel_last_error(), "append"), "%s", reel_last_error());
+    TH_RC(reel_pipeline_add(p, &def_split, &(reel_stage_options){.batch_size = 17}), -EINVAL);
+    TH_RC(reel_pipeline_add(p, &def_split, &(reel_stage_options){.gpus = 1, .gpu_memory = 1}),
+          -EINVAL);
+    TH_RC(
+        reel_pipeline_add(p, &def_split, &(reel_stage_options){.min_workers = 3, .max_workers = 2}),
+        -EINVAL);
+    TH_RC(reel_pipeline_add(p, &def_split, &(reel_stage_options){.cpus = -1}), -EINVAL);
+    reel_pipeline_free(p);
+}
+
+Test(pipeline, public_configuration_calls) {
+    reel_executor_config c;
+    reel_executor_config_defaults(&c);
+    cr_assert_eq(c.logging_interval, 60);
+    cr_assert_eq(c.ignore_failures, false);
+    cr_assert_eq(c.execution_mode, REEL_EXEC_STREAMING);
+    cr_assert_eq(c.cpu_allocation_percentage, 0.95);
+    cr_assert_eq(c.autoscale_interval_s, 180);
+    TH_OK(reel_executor_config_set(&c, "execution_mode", "batch"));
+    cr_assert_eq(c.execution_mode, REEL_EXEC_BATCH);
+    TH_RC(reel_executor_config_set(&c, "autoscale_intervall", "5"), -EINVAL);
+    cr_assert(strstr(reel_last_error(), "autoscale_interval_s"), "%s", reel_last_error());
+    char *argv[] = {"prog", "--ignore-failures", "--autoscale-interval-s", "2", NULL};
+    int i = 1;
+    cr_assert_eq(reel_executor_config_parse_flag(&c, 4, argv, &i), 1);
+    i = 2;
+    cr_assert_eq(reel_executor_config_parse_flag(&c, 4, argv, &i), 1);
+    cr_assert_eq(c.ignore_failures, true);
+    cr_assert_eq(c.autoscale_interval_s, 2);
+    TH_RC(reel_executor_config_load(&c, "/nonexistent/reel.json"), -ENOENT);
+    cr_assert(strstr(reel_executor_config_flags_help(), "--logging-interval"));
+    c.cpu_allocation_percentage = 2;
+    TH_RC(reel_executor_config_validate(&c), -EINVAL);
+    cr_assert(strstr(reel_last_error(), "cpu_allocation_percentage"), "%s", reel_last_error());
+}
+
+/* ---- placement refusals ------------------------------------------------------- */
+
+static void expect_refused(const reel_actor_def *def, const reel_stage_options *o, int want,
+                           const char *words) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("refused", &p));
+    TH_OK(reel_pipeline_add(p, &def_pass, NULL));
+    TH_OK(reel_pipeline_add(p, def, o));
+    reel_id in = put_text("x");
+    reel_executor_config c = quick_config();
+    reel_run_options ro = {
+        .store = store_path, .config = &c, .inputs = &in, .n_inputs = 1, .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    int rc = reel_pipeline_run(p, &ro, &res);
+    cr_assert_eq(rc, want, "rc %d (%s), wanted %d: %s", rc, reel_strerror(rc), want, res.error);
+    cr_assert(strstr(res.error, def->name), "the refusal names the stage: %s", res.error);
+    cr_assert(strstr(res.error, words), "the refusal says what is missing: %s", res.error);
+    cr_assert_eq(res.outputs, 0);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    TH_OK(reel_obj_delete(store, &in));
+    expect_clean(0);
+}
+
+Test(pipeline, a_gpu_stage_without_a_gpu_is_refused) {
+    if (getenv("REEL_TEST_HAS_GPU"))
+        cr_skip_test("this node has a GPU");
+    expect_refused(&def_upper, &(reel_stage_options){.gpus = 1}, -ENODEV, "GPU");
+    expect_refused(&def_upper, &(reel_stage_options){.gpu_memory = 1 << 30}, -ENODEV, "GPU");
+}
+
+Test(pipeline, more_cpus_than_the_node_is_refused) {
+    expect_refused(&def_upper, &(reel_stage_options){.cpus = 1, .workers = 4096}, -ENOSPC, "CPUs");
+}
+
+/* ---- streaming and batch -------------------------------------------------------- */
+
+static void run_three(reel_execution_mode mode, uint32_t batch, collected *out,
+                      reel_run_result *res) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("three", &p));
+    TH_OK(reel_pipeline_add(p, &def_append, &(reel_stage_options){.batch_size = batch}));
+    TH_OK(reel_pipeline_add(p, &def_split, NULL));
+    TH_OK(reel_pipeline_add(p, &def_upper, &(reel_stage_options){.batch_size = batch}));
+    reel_id in[300];
+    for (int i = 0; i < 300; i++) {
+        char s[16];
+        snprintf(s, sizeof s, "item%03d", i);
+        reel_id_from_content(s, strlen(s), &in[i]); /* the same IDs in both runs */
+        TH_OK(reel_obj_put(store, &in[i], s, strlen(s), NULL, 0, 0, -1));
+    }
+    reel_executor_config c = quick_config();
+    c.execution_mode = mode;
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = 300,
+                           .on_output = keep,
+                           .arg = out,
+                           .flags = REEL_RUN_QUIET};
+    TH_OK(reel_pipeline_run(p, &ro, res));
+    reel_pipeline_free(p);
+    expect_clean(300);
+    for (int i = 0; i < 300; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+Test(pipeline, batch_and_streaming_give_the_same_outputs) {
+    static collected a, b;
+    reel_run_result ra, rb;
+    run_three(REEL_EXEC_STREAMING, 1, &a, &ra);
+    run_three(REEL_EXEC_BATCH, 1, &b, &rb);
+    cr_assert_eq(a.n, 600);
+    cr_assert_eq(b.n, 600);
+    cr_assert_eq(ra.inputs, 300);
+    cr_assert_eq(ra.outputs, 600);
+    cr_assert_eq(rb.outputs, 600);
+    /* The same IDs (task IDs derive from the inputs) and the same bytes. */
+    for (size_t i = 0; i < a.n; i++) {
+        size_t j = 0;
+        while (j < b.n && !reel_id_equal(&a.ids[i], &b.ids[j]))
+            j++;
+        cr_assert(j < b.n, "output %zu of streaming is not among batch's", i);
+        cr_assert_str_eq(a.items[i], b.items[j]);
+    }
+    qsort(a.items, a.n, sizeof a.items[0], cmp_str);
+    cr_assert_str_eq(a.items[0], "ITEM000A1");
+    cr_assert_str_eq(a.items[599], "ITEM299A2");
+    collected_free(&a);
+    collected_free(&b);
+    reel_run_result_free(&ra);
+    reel_run_result_free(&rb);
+}
+
+Test(pipeline, batches_of_several_items_lose_nothing) {
+    static collected a, b;
+    reel_run_result ra, rb;
+    run_three(REEL_EXEC_STREAMING, 7, &a, &ra);
+    run_three(REEL_EXEC_BATCH, 7, &b, &rb);
+    cr_assert_eq(a.n, 600);
+    cr_assert_eq(b.n, 600);
+    qsort(a.items, a.n, sizeof a.items[0], cmp_str);
+    qsort(b.items, b.n, sizeof b.items[0], cmp_str);
+    for (size_t i = 0; i < a.n; i++)
+        cr_assert_str_eq(a.items[i], b.items[i]);
+    collected_free(&a);
+    collected_free(&b);
+    reel_run_result_free(&ra);
+    reel_run_result_free(&rb);
+}
+
+/* ---- backpressure ----------------------------------------------------------------- */
+
+typedef struct watch {
+    uint64_t max_queued[4], bound[4];
+    uint64_t max_ahead; /* items the first stage finished beyond the sink's */
+    int calls;
+} watch;
+
+static void on_status(void *arg, const reel_pipeline_status *s) {
+    watch *w = arg;
+    w->calls++;
+    for (uint32_t i = 0; i < s->n_stages && i < 4; i++) {
+        if (s->stage[i].queued > w->max_queued[i]) {
+            w->max_queued[i] = s->stage[i].queued;
+            w->bound[i] = s->stage[i].queue_bound;
+        }
+    }
+    uint64_t ahead = s->stage[0].items_in - s->stage[2].items_in;
+    if (ahead > w->max_ahead)
+        w->max_ahead = ahead;
+}
+
+Test(pipeline, a_slow_sink_holds_back_its_producers) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("backpressure", &p));
+    TH_OK(reel_pipeline_add(p, &def_pass, &(reel_stage_options){.workers = 1}));
+    TH_OK(reel_pipeline_add(p, &def_pass2, &(reel_stage_options){.workers = 1}));
+    TH_OK(reel_pipeline_add(p, &def_slow, &(reel_stage_options){.workers = 1, .slots = 2}));
+    enum { N = 400 };
+    static reel_id in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = put_text("payload");
+    reel_executor_config c = quick_config();
+    c.logging_interval = 0.05;
+    watch w = {0};
+    /* No on_output: the outputs are the inputs passed on, the caller's already. */
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = N,
+                           .on_status = on_status,
+                           .arg = &w,
+                           .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert_eq(res.outputs, N);
+    cr_assert_gt(w.calls, 10, "status seen %d times", w.calls);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_gt(w.bound[i] + (w.max_queued[i] == 0), 0);
+        cr_assert_leq(w.max_queued[i], w.bound[i] ? w.bound[i] : REEL_PIPELINE_QUEUE_MIN,
+                      "stage %d queue reached %lu, bound %lu", i, (unsigned long)w.max_queued[i],
+                      (unsigned long)w.bound[i]);
+    }
+    /* The sink's queue filled up to its bound: the producers were held back, not idle. */
+    cr_assert_geq(w.max_queued[2] * 10, w.bound[2] * 8, "the sink's queue peaked at %lu of %lu",
+                  (unsigned long)w.max_queued[2], (unsigned long)w.bound[2]);
+    /* The first stage never ran far ahead: its queue, the sink's, and what is in flight. */
+    cr_assert_leq(w.max_ahead, (uint64_t)REEL_PIPELINE_QUEUE_MIN * 3 + 64 * 3,
+                  "the first stage ran %lu items ahead of the sink", (unsigned long)w.max_ahead);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(N);
+    for (int i = 0; i < N; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+/* ---- failures ------------------------------------------------------------------------ */
+
+static int run_picky(bool ignore, collected *out, reel_run_result *res, reel_id *in) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("picky", &p));
+    TH_OK(reel_pipeline_add(p, &def_append, NULL));
+    TH_OK(reel_pipeline_add(p, &def_picky, NULL));
+    TH_OK(reel_pipeline_add(p, &def_upper, NULL));
+    for (int i = 0; i < 100; i++) {
+        char s[16];
+        snprintf(s, sizeof s, i % 10 == 3 ? "bad%02d" : "ok%02d", i);
+        in[i] = put_text(s);
+    }
+    reel_executor_config c = quick_config();
+    c.ignore_failures = ignore;
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = 100,
+                           .on_output = keep,
+                           .arg = out,
+                           .flags = REEL_RUN_QUIET};
+    int rc = reel_pipeline_run(p, &ro, res);
+    reel_pipeline_free(p);
+    return rc;
+}
+
+Test(pipeline, ignore_failures_records_them_and_goes_on) {
+    static collected out;
+    static reel_id in[100];
+    reel_run_result res;
+    TH_OK(run_picky(true, &out, &res, in));
+    cr_assert_eq(out.n, 90);
+    cr_assert_eq(res.outputs, 90);
+    cr_assert_eq(res.failed, 10);
+    cr_assert_eq(res.n_failures, 10);
+    for (size_t k = 0; k < res.n_failures; k++) {
+        cr_assert_eq(res.failures[k].stage, 1);
+        cr_assert_eq(res.failures[k].status, -EIO);
+        cr_assert_eq(res.failures[k].n_inputs, 1);
+        cr_assert(strstr(res.failures[k].error, "picky: refuses input bad"), "%s",
+                  res.failures[k].error);
+    }
+    for (size_t i = 0; i < out.n; i++)
+        cr_assert(strncmp(out.items[i], "OK", 2) == 0, "%s", out.items[i]);
+    collected_free(&out);
+    reel_run_result_free(&res);
+    expect_clean(100);
+    for (int i = 0; i < 100; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+Test(pipeline, without_ignore_failures_the_first_failure_stops_the_run) {
+    static collected out;
+    static reel_id in[100];
+    reel_run_result res;
+    int rc = run_picky(false, &out, &res, in);
+    cr_assert_eq(rc, -EIO, "rc %d", rc);
+    cr_assert_eq(res.status, -EIO);
+    cr_assert(strstr(res.error, "stage picky failed on input"), "%s", res.error);
+    cr_assert(strstr(res.error, "refuses input bad"), "%s", res.error);
+    cr_assert_geq(res.failed, 1);
+    cr_assert_lt(out.n, 90, "the run stopped early");
+    collected_free(&out);
+    reel_run_result_free(&res);
+    /* Every worker stopped, every intermediate deleted. */
+    expect_clean(100);
+    for (int i = 0; i < 100; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+Test(pipeline, an_input_given_twice_is_a_failure_not_a_collision) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("twice", &p));
+    TH_OK(reel_pipeline_add(p, &def_append, NULL));
+    reel_id in[3];
+    in[0] = put_text("one");
+    in[1] = put_text("two");
+    in[2] = in[0];
+    reel_executor_config c = quick_config();
+    c.ignore_failures = true;
+    static collected out;
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = 3,
+                           .on_output = keep,
+                           .arg = &out,
+                           .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert_eq(out.n, 2);
+    cr_assert_eq(res.failed, 1);
+    cr_assert(strstr(res.failures[0].error, "given as an input before"), "%s",
+              res.failures[0].error);
+    collected_free(&out);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(2);
+    TH_OK(reel_obj_delete(store, &in[0]));
+    TH_OK(reel_obj_delete(store, &in[1]));
+}
+
+/* ---- the source callback, and status lines ---------------------------------------- */
+
+typedef struct source {
+    int next, n;
+    reel_id ids[50];
+} source;
+
+static int next_input(void *arg, reel_id *id) {
+    source *s = arg;
+    if (s->next == s->n)
+        return 0;
+    *id = s->ids[s->next++];
+    return 1;
+}
+
+Test(pipeline, a_source_callback_and_status_lines) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("lines", &p));
+    TH_OK(reel_pipeline_add(p, &def_pass, NULL));
+    TH_OK(reel_pipeline_add(p, &def_slow, NULL));
+    static source src = {.n = 50};
+    for (int i = 0; i < 50; i++)
+        src.ids[i] = put_text("x");
+    reel_executor_config c = quick_config();
+    c.logging_interval = 0.1;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *log = open_memstream(&text, &len);
+    reel_run_options ro = {
+        .store = store_path, .config = &c, .next_input = next_input, .arg = &src, .log = log};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    fclose(log);
+    cr_assert_eq(res.inputs, 50);
+    cr_assert_eq(res.outputs, 50);
+    cr_assert(strstr(text, "reel: lines (streaming)"), "%s", text);
+    cr_assert(strstr(text, "reel:   pass "), "%s", text);
+    cr_assert(strstr(text, "reel:   slow "), "%s", text);
+    cr_assert(strstr(text, "items/s, busy"), "%s", text);
+    cr_assert(strstr(text, "50 outputs"), "%s", text);
+    free(text);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(50);
+    for (int i = 0; i < 50; i++)
+        TH_OK(reel_obj_delete(store, &src.ids[i]));
+}
+
+/* ---- the autoscaler on a real run -------------------------------------------------- */
+
+static int sleep_ms(int ms) {
+    struct timespec ts = {0, ms * 1000 * 1000};
+    return nanosleep(&ts, NULL);
+}
+
+static int fast_1ms(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    sleep_ms(1);
+    return pass(ctx, in, n, out);
+}
+
+static int slow_5ms(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    sleep_ms(5);
+    return pass(ctx, in, n, out);
+}
+
+static const reel_actor_def def_fast = {.name = "fast", .process = fast_1ms, .cpus = 0.25};
+static const reel_actor_def def_slow5 = {.name = "slow5", .process = slow_5ms, .cpus = 0.25};
+
+typedef struct scale_watch {
+    uint32_t first[2], most[2], rounds;
+} scale_watch;
+
+static void on_scale(void *arg, const reel_pipeline_status *s) {
+    scale_watch *w = arg;
+    for (int i = 0; i < 2; i++) {
+        if (w->first[i] == 0)
+            w->first[i] = s->stage[i].workers;
+        if (s->stage[i].workers > w->most[i])
+            w->most[i] = s->stage[i].workers;
+    }
+    w->rounds = s->autoscale_rounds;
+}
+
+Test(pipeline, the_autoscaler_moves_workers_to_the_slow_stage) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("scaled", &p));
+    TH_OK(reel_pipeline_add(p, &def_fast, NULL));
+    TH_OK(reel_pipeline_add(p, &def_slow5, NULL));
+    enum { N = 2500 };
+    static reel_id in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = put_text("x");
+    reel_executor_config c = quick_config();
+    c.autoscale_interval_s = 0.25;
+    c.cpu_allocation_percentage = 1.0; /* 2 CPUs of 0.25-CPU workers: 8 of them in all */
+    scale_watch w = {0};
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = N,
+                           .on_status = on_scale,
+                           .arg = &w,
+                           .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert_eq(res.outputs, N);
+    cr_assert_geq(w.rounds, 3, "%u autoscaler rounds", w.rounds);
+    /* Started even, then the 5 ms stage got the workers. */
+    cr_assert_gt(w.most[1], w.first[1], "slow stage: %u workers at first, at most %u", w.first[1],
+                 w.most[1]);
+    cr_assert_geq(w.most[1], 5, "slow stage had at most %u workers", w.most[1]);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(N);
+    for (int i = 0; i < N; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+/* ---- placement reaches the workers ---------------------------------------------- */
+
+/* Outputs "<its CPU list>;<CUDA_VISIBLE_DEVICES>". */
+static int where(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx, (void)in, (void)n;
+    cpu_set_t set;
+    char text[256];
+    int len = 0;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return -errno;
+    for (int c = 0; c < CPU_SETSIZE && len < 200; c++)
+        if (CPU_ISSET(c, &set))
+            len += snprintf(text + len, sizeof text - (size_t)len, "%s%d", len ? "," : "", c);
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    len += snprintf(text + len, sizeof text - (size_t)len, ";%s", cvd ? cvd : "(unset)");
+    void *buf;
+    int rc = reel_actor_output(out, (uint64_t)len, NULL, 0, &buf);
+    if (rc == 0)
+        memcpy(buf, text, (size_t)len);
+    return rc;
+}
+
+static const reel_actor_def def_where = {.name = "where", .process = where, .cpus = 1};
+
+Test(pipeline, workers_are_pinned_and_see_no_gpu_they_did_not_ask_for) {
+    cpu_set_t mine;
+    TH_OK(sched_getaffinity(0, sizeof mine, &mine) == 0 ? 0 : -errno);
+    if (CPU_COUNT(&mine) < 2)
+        cr_skip_test("one CPU: nothing to pin apart");
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("where", &p));
+    TH_OK(reel_pipeline_add(p, &def_where, &(reel_stage_options){.workers = 1}));
+    reel_id in = put_text("?");
+    reel_executor_config c = quick_config();
+    static collected out;
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = &in,
+                           .n_inputs = 1,
+                           .on_output = keep,
+                           .arg = &out,
+                           .flags = REEL_RUN_QUIET};
+    TH_OK(reel_pipeline_run(p, &ro, NULL));
+    cr_assert_eq(out.n, 1);
+    /* One whole CPU of its own: the first of the node's; CPU-only: no GPU visible. */
+    int first = 0;
+    while (!CPU_ISSET(first, &mine))
+        first++;
+    char want[64];
+    snprintf(want, sizeof want, "%d;-1", first);
+    cr_assert_str_eq(out.items[0], want);
+    collected_free(&out);
+    reel_pipeline_free(p);
+    TH_OK(reel_obj_delete(store, &in));
+    expect_clean(0);
+}
