@@ -26,6 +26,7 @@
 
 #include <reel/store.h>
 
+#include "cli.h"
 #include "status.h" /* reel__inspect_pipeline_main */
 
 #define PROG "reel-inspect"
@@ -118,18 +119,6 @@ static void usage_error(const char *fmt, ...) {
     exit(2);
 }
 
-/* Copies s into buf with control characters replaced, so that an error stays
- * on one line whatever a path or a detail sentence contains. */
-static const char *one_line(const char *s, char *buf, size_t cap) {
-    size_t i = 0;
-    for (; s && s[i] && i + 1 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    buf[i] = '\0';
-    return buf;
-}
-
 /* Digits only: strtoull alone would accept signs and blanks. */
 static bool parse_u64(const char *s, uint64_t *out) {
     if (s[0] < '0' || s[0] > '9')
@@ -214,50 +203,6 @@ static bool parse_size(const char *s, uint64_t *out) {
     return true;
 }
 
-/* A positive decimal number of seconds: digits with at most one '.'. */
-static bool parse_seconds(const char *s, double *out) {
-    bool digit = false, dot = false;
-    for (const char *p = s; *p; p++) {
-        if (*p >= '0' && *p <= '9')
-            digit = true;
-        else if (*p == '.' && !dot)
-            dot = true;
-        else
-            return false;
-    }
-    if (!digit)
-        return false;
-    double v = strtod(s, NULL);
-    if (!(v > 0) || v > 1e7)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* If argv[*i] is option name ("--name" or "--name=value"), returns true and
- * sets *value to its value (taking the next argument when needs_value and no
- * '=' is given), else returns false. */
-static bool match_option(int argc, char **argv, int *i, const char *name, bool needs_value,
-                         const char **value) {
-    const char *arg = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0 || (arg[n] != '\0' && arg[n] != '='))
-        return false;
-    if (!needs_value) {
-        if (arg[n] == '=')
-            usage_error("option %s takes no value", name);
-        return true;
-    }
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-    } else {
-        if (*i + 1 >= argc)
-            usage_error("option %s needs a value", name);
-        *value = argv[++*i];
-    }
-    return true;
-}
-
 static void parse_args(int argc, char **argv, struct options *o) {
     char shown[256], shown2[256];
     bool only_operands = false;
@@ -271,28 +216,29 @@ static void parse_args(int argc, char **argv, struct options *o) {
         if (only_operands || arg[0] != '-' || arg[1] == '\0') {
             if (o->store)
                 usage_error("more than one store given ('%s' and '%s')",
-                            one_line(o->store, shown, sizeof(shown)),
-                            one_line(arg, shown2, sizeof(shown2)));
+                            cli_one_line(o->store, shown, sizeof(shown)),
+                            cli_one_line(arg, shown2, sizeof(shown2)));
             if (arg[0] == '\0')
                 usage_error("the store path is empty");
             o->store = arg;
         } else if (strcmp(arg, "--") == 0) {
             only_operands = true;
-        } else if (strcmp(arg, "-h") == 0 || match_option(argc, argv, &i, "--help", false, &v)) {
+        } else if (strcmp(arg, "-h") == 0 ||
+                   cli_match_option(argc, argv, &i, "--help", false, &v, usage_error)) {
             usage(stdout);
             exit(0);
-        } else if (match_option(argc, argv, &i, "--sort", true, &v)) {
+        } else if (cli_match_option(argc, argv, &i, "--sort", true, &v, usage_error)) {
             size_t k = 0;
             for (; k < sizeof(sort_names) / sizeof(sort_names[0]); k++)
                 if (strcmp(v, sort_names[k]) == 0)
                     break;
             if (k == sizeof(sort_names) / sizeof(sort_names[0]))
                 usage_error("unknown sort field '%s' (id, size, age, refs or state)",
-                            one_line(v, shown, sizeof(shown)));
+                            cli_one_line(v, shown, sizeof(shown)));
             o->sort = (enum sort_field)k;
-        } else if (match_option(argc, argv, &i, "--reverse", false, &v)) {
+        } else if (cli_match_option(argc, argv, &i, "--reverse", false, &v, usage_error)) {
             o->reverse = true;
-        } else if (match_option(argc, argv, &i, "--state", true, &v)) {
+        } else if (cli_match_option(argc, argv, &i, "--state", true, &v, usage_error)) {
             if (strcmp(v, "unsealed") == 0)
                 o->state = REEL_OBJ_UNSEALED;
             else if (strcmp(v, "sealed") == 0)
@@ -303,29 +249,29 @@ static void parse_args(int argc, char **argv, struct options *o) {
                 o->state = REEL_OBJ_SPILLED;
             else
                 usage_error("unknown state '%s' (unsealed, sealed, deleting or spilled)",
-                            one_line(v, shown, sizeof(shown)));
-        } else if (match_option(argc, argv, &i, "--min-size", true, &v)) {
+                            cli_one_line(v, shown, sizeof(shown)));
+        } else if (cli_match_option(argc, argv, &i, "--min-size", true, &v, usage_error)) {
             if (!parse_size(v, &o->min_size))
                 usage_error("--min-size needs a byte count such as 4096, 64K or 1.5M, not '%s'",
-                            one_line(v, shown, sizeof(shown)));
-        } else if (match_option(argc, argv, &i, "--limit", true, &v)) {
+                            cli_one_line(v, shown, sizeof(shown)));
+        } else if (cli_match_option(argc, argv, &i, "--limit", true, &v, usage_error)) {
             uint64_t n;
             if (!parse_u64(v, &n))
                 usage_error("--limit needs a whole number (0 for all), not '%s'",
-                            one_line(v, shown, sizeof(shown)));
+                            cli_one_line(v, shown, sizeof(shown)));
             o->limit = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
-        } else if (match_option(argc, argv, &i, "--no-objects", false, &v)) {
+        } else if (cli_match_option(argc, argv, &i, "--no-objects", false, &v, usage_error)) {
             o->no_objects = true;
-        } else if (match_option(argc, argv, &i, "--json", false, &v)) {
+        } else if (cli_match_option(argc, argv, &i, "--json", false, &v, usage_error)) {
             o->json = true;
-        } else if (match_option(argc, argv, &i, "--watch", true, &v)) {
-            if (!parse_seconds(v, &o->watch_s))
+        } else if (cli_match_option(argc, argv, &i, "--watch", true, &v, usage_error)) {
+            if (!cli_parse_seconds(v, &o->watch_s))
                 usage_error("--watch needs a positive number of seconds, not '%s'",
-                            one_line(v, shown, sizeof(shown)));
-        } else if (match_option(argc, argv, &i, "--reclaim", false, &v)) {
+                            cli_one_line(v, shown, sizeof(shown)));
+        } else if (cli_match_option(argc, argv, &i, "--reclaim", false, &v, usage_error)) {
             o->reclaim = true;
         } else {
-            usage_error("unknown option '%s'", one_line(arg, shown, sizeof(shown)));
+            usage_error("unknown option '%s'", cli_one_line(arg, shown, sizeof(shown)));
         }
     }
     if (!o->store)
@@ -372,17 +318,7 @@ static const char *fmt_age(uint64_t now_ns, uint64_t then_ns, char *buf, size_t 
         snprintf(buf, cap, "-");
         return buf;
     }
-    double s = age_s(now_ns, then_ns);
-    uint64_t whole = (uint64_t)s;
-    if (s < 60)
-        snprintf(buf, cap, "%.1fs", s);
-    else if (whole < 3600)
-        snprintf(buf, cap, "%" PRIu64 "m%02" PRIu64 "s", whole / 60, whole % 60);
-    else if (whole < 86400)
-        snprintf(buf, cap, "%" PRIu64 "h%02" PRIu64 "m", whole / 3600, whole % 3600 / 60);
-    else
-        snprintf(buf, cap, "%" PRIu64 "d%02" PRIu64 "h", whole / 86400, whole % 86400 / 3600);
-    return buf;
+    return cli_format_duration(age_s(now_ns, then_ns), buf, cap);
 }
 
 static const char *state_name(uint32_t state) {
@@ -479,48 +415,9 @@ static const char *meta_summary(const reel_obj_info *o, char *buf, size_t cap) {
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-/* Writes s as a JSON string: escapes quotes, backslashes and control
- * characters, and replaces bytes that are not valid UTF-8 (paths need not be)
- * with U+FFFD so that the output always parses. */
-static void json_str(FILE *f, const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    while (*p) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            fputc('\\', f);
-            fputc(c, f);
-            p++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\u%04x", c);
-            p++;
-        } else if (c < 0x80) {
-            fputc(c, f);
-            p++;
-        } else {
-            size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-            bool ok = len > 0;
-            for (size_t k = 1; ok && k < len; k++)
-                ok = (p[k] & 0xc0) == 0x80;
-            if (ok && len == 3) /* no overlongs, no surrogates */
-                ok = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
-            if (ok && len == 4)
-                ok = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
-            if (ok) {
-                fwrite(p, 1, len, f);
-                p += len;
-            } else {
-                fputs("\\ufffd", f);
-                p++;
-            }
-        }
-    }
-    fputc('"', f);
-}
-
 static void json_summary(FILE *f, const char *path, const reel_store_stats *st) {
     fputs("{\"path\":", f);
-    json_str(f, path);
+    cli_json_str(f, path);
     fprintf(f,
             ",\"capacity\":%" PRIu64 ",\"used\":%" PRIu64 ",\"free\":%" PRIu64
             ",\"used_pct\":%.2f,\"free_pct\":%.2f,\"largest_free\":%" PRIu64
@@ -554,7 +451,7 @@ static void json_object(FILE *f, const reel_obj_info *o, uint64_t now_ns) {
     reel_id_to_hex(&o->id, hex);
     fprintf(f, "{\"id\":\"%s\",\"size\":%" PRIu64 ",\"meta_size\":%" PRIu32 ",\"state\":", hex,
             o->size, o->meta_size);
-    json_str(f, state_name(o->state));
+    cli_json_str(f, state_name(o->state));
     fprintf(f,
             ",\"refs\":%" PRIu32 ",\"flags\":%" PRIu32 ",\"evictable\":%s,\"owner_pid\":%ld"
             ",\"create_ns\":%" PRIu64 ",\"age_s\":%.3f,\"meta\":",
@@ -562,11 +459,11 @@ static void json_object(FILE *f, const reel_obj_info *o, uint64_t now_ns) {
             (long)o->owner_pid, o->create_ns, age_s(now_ns, o->create_ns));
     if (meta_decode(o, &m)) {
         fputs("{\"kind\":", f);
-        json_str(f, kind_name(m.kind));
+        cli_json_str(f, kind_name(m.kind));
         fputs(",\"format\":", f);
-        json_str(f, m.format);
+        cli_json_str(f, m.format);
         fputs(",\"dtype\":", f);
-        json_str(f, reel_dtype_name(m.dtype));
+        cli_json_str(f, reel_dtype_name(m.dtype));
         fputs(",\"shape\":[", f);
         for (uint32_t d = 0; d < m.ndim; d++)
             fprintf(f, "%s%" PRIu64, d ? "," : "", m.shape[d]);
@@ -576,7 +473,7 @@ static void json_object(FILE *f, const reel_obj_info *o, uint64_t now_ns) {
         fputs("null", f);
     }
     fputs(",\"summary\":", f);
-    json_str(f, meta_summary(o, sum, sizeof(sum)));
+    cli_json_str(f, meta_summary(o, sum, sizeof(sum)));
     fputc('}', f);
 }
 
@@ -605,7 +502,7 @@ static void print_json(FILE *f, const struct options *o, const char *path, const
             json_object(f, &s->objs[i], s->now_ns);
         }
         fputs("],\"listing\":{\"sort\":", f);
-        json_str(f, sort_names[o->sort]);
+        cli_json_str(f, sort_names[o->sort]);
         fprintf(f,
                 ",\"reverse\":%s,\"total\":%zu,\"listed\":%zu,\"matched\":%zu,\"shown\":%zu"
                 ",\"truncated\":%s}",
@@ -847,13 +744,8 @@ static void print_report(const struct options *o, const char *path, const struct
 }
 
 static void fail(const char *what, const char *path, int rc) {
-    char p[512], d[512];
-    const char *detail = reel_last_error(); /* read before any other reel call */
-    one_line(detail, d, sizeof(d));
-    if (strstr(d, reel_strerror(rc)))
-        d[0] = '\0'; /* it only restates the error */
-    fprintf(stderr, PROG ": %s %s: %s%s%s%s\n", what, one_line(path, p, sizeof(p)),
-            reel_strerror(rc), d[0] ? " (" : "", d, d[0] ? ")" : "");
+    char p[512];
+    cli_print_reel_error(PROG, rc, "%s %s", what, cli_one_line(path, p, sizeof(p)));
 }
 
 int main(int argc, char **argv) {
@@ -896,14 +788,8 @@ int main(int argc, char **argv) {
 
     sigset_t stop;
     sigemptyset(&stop);
-    if (o.watch_s > 0) {
-        /* Interruptions arrive only while waiting between refreshes, never
-         * while a listing holds the store's lock. */
-        sigaddset(&stop, SIGINT);
-        sigaddset(&stop, SIGTERM);
-        sigaddset(&stop, SIGHUP);
-        sigprocmask(SIG_BLOCK, &stop, NULL);
-    }
+    if (o.watch_s > 0)
+        cli_watch_block_signals(&stop); /* never while a listing holds the store's lock */
     bool tty = isatty(STDOUT_FILENO);
 
     for (bool first = true;; first = false) {
@@ -913,18 +799,8 @@ int main(int argc, char **argv) {
             status = 1;
             break;
         }
-        if (o.watch_s > 0 && !o.json) {
-            char when[64];
-            time_t t = (time_t)(s.now_ns / 1000000000u);
-            struct tm tm;
-            localtime_r(&t, &tm);
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-            if (tty)
-                fputs("\033[H\033[2J", stdout);
-            else if (!first)
-                fputc('\n', stdout);
-            printf("every %gs: " PROG " %s    %s\n\n", o.watch_s, o.store, when);
-        }
+        if (o.watch_s > 0 && !o.json)
+            cli_print_watch_banner(stdout, o.watch_s, PROG, o.store, s.now_ns, first, tty);
         print_report(&o, path, &s, (o.reclaim && first) ? &reclaimed : NULL);
         if (fflush(stdout) != 0 || ferror(stdout)) {
             fprintf(stderr, PROG ": cannot write the report: %s\n", strerror(errno));
@@ -933,12 +809,7 @@ int main(int argc, char **argv) {
         }
         if (o.watch_s <= 0)
             break;
-        struct timespec wait;
-        wait.tv_sec = (time_t)o.watch_s;
-        wait.tv_nsec = (long)((o.watch_s - (double)wait.tv_sec) * 1e9);
-        if (wait.tv_nsec >= 1000000000L)
-            wait.tv_nsec = 999999999L;
-        if (sigtimedwait(&stop, NULL, &wait) > 0)
+        if (cli_watch_sleep(&stop, o.watch_s))
             break; /* interrupted: a clean stop */
     }
 

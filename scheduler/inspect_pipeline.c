@@ -27,6 +27,8 @@
 
 #include <reel/store.h>
 
+#include "cli.h"
+
 #define PROG "reel-inspect"
 #define SUB  PROG " pipeline"
 
@@ -81,60 +83,6 @@ static void usage_error(const char *fmt, ...) {
     exit(2);
 }
 
-/* Copies s into buf with control characters replaced, so that a name or a
- * sentence from outside stays on one line and cannot move the cursor. */
-static const char *one_line(const char *s, char *buf, size_t cap) {
-    size_t i = 0;
-    for (; s && s[i] && i + 1 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    buf[i] = '\0';
-    return buf;
-}
-
-/* A positive decimal number of seconds: digits with at most one '.'. */
-static bool parse_seconds(const char *s, double *out) {
-    bool digit = false, dot = false;
-    for (const char *p = s; *p; p++) {
-        if (*p >= '0' && *p <= '9')
-            digit = true;
-        else if (*p == '.' && !dot)
-            dot = true;
-        else
-            return false;
-    }
-    if (!digit)
-        return false;
-    double v = strtod(s, NULL);
-    if (!(v > 0) || v > 1e7)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* As in inspect.c: "--name", "--name=value" or "--name value". */
-static bool match_option(int argc, char **argv, int *i, const char *name, bool needs_value,
-                         const char **value) {
-    const char *arg = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0 || (arg[n] != '\0' && arg[n] != '='))
-        return false;
-    if (!needs_value) {
-        if (arg[n] == '=')
-            usage_error("option %s takes no value", name);
-        return true;
-    }
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-    } else {
-        if (*i + 1 >= argc)
-            usage_error("option %s needs a value", name);
-        *value = argv[++*i];
-    }
-    return true;
-}
-
 static void parse_args(int argc, char **argv, struct options *o) {
     char shown[256], shown2[256];
     bool only_operands = false;
@@ -145,26 +93,27 @@ static void parse_args(int argc, char **argv, struct options *o) {
         if (only_operands || arg[0] != '-' || arg[1] == '\0') {
             if (o->name)
                 usage_error("more than one pipeline given ('%s' and '%s')",
-                            one_line(o->name, shown, sizeof(shown)),
-                            one_line(arg, shown2, sizeof(shown2)));
+                            cli_one_line(o->name, shown, sizeof(shown)),
+                            cli_one_line(arg, shown2, sizeof(shown2)));
             if (!strchr(arg, '/') && !reel__status_name_ok(arg))
                 usage_error("'%s' is not a pipeline status name (1 to %u characters of A-Z, "
                             "a-z, 0-9, '.', '_' and '-') nor a path",
-                            one_line(arg, shown, sizeof(shown)), REEL_STATUS_NAME_MAX);
+                            cli_one_line(arg, shown, sizeof(shown)), REEL_STATUS_NAME_MAX);
             o->name = arg;
         } else if (strcmp(arg, "--") == 0) {
             only_operands = true;
-        } else if (strcmp(arg, "-h") == 0 || match_option(argc, argv, &i, "--help", false, &v)) {
+        } else if (strcmp(arg, "-h") == 0 ||
+                   cli_match_option(argc, argv, &i, "--help", false, &v, usage_error)) {
             usage(stdout);
             exit(0);
-        } else if (match_option(argc, argv, &i, "--json", false, &v)) {
+        } else if (cli_match_option(argc, argv, &i, "--json", false, &v, usage_error)) {
             o->json = true;
-        } else if (match_option(argc, argv, &i, "--watch", true, &v)) {
-            if (!parse_seconds(v, &o->watch_s))
+        } else if (cli_match_option(argc, argv, &i, "--watch", true, &v, usage_error)) {
+            if (!cli_parse_seconds(v, &o->watch_s))
                 usage_error("--watch needs a positive number of seconds, not '%s'",
-                            one_line(v, shown, sizeof(shown)));
+                            cli_one_line(v, shown, sizeof(shown)));
         } else {
-            usage_error("unknown option '%s'", one_line(arg, shown, sizeof(shown)));
+            usage_error("unknown option '%s'", cli_one_line(arg, shown, sizeof(shown)));
         }
     }
 }
@@ -176,13 +125,9 @@ static uint64_t realtime_ns(void) {
 }
 
 static void fail(const char *name, int rc) {
-    char n[256], d[512];
-    const char *detail = reel_last_error(); /* read before any other reel call */
-    one_line(detail, d, sizeof(d));
-    if (strstr(d, reel_strerror(rc)))
-        d[0] = '\0'; /* it only restates the error */
-    fprintf(stderr, PROG ": cannot read the status of pipeline %s: %s%s%s%s\n",
-            one_line(name, n, sizeof(n)), reel_strerror(rc), d[0] ? " (" : "", d, d[0] ? ")" : "");
+    char n[256];
+    cli_print_reel_error(PROG, rc, "cannot read the status of pipeline %s",
+                         cli_one_line(name, n, sizeof(n)));
 }
 
 /* ---- choosing the one running pipeline ------------------------------------ */
@@ -220,7 +165,7 @@ static int pick_one(char *out, size_t cap) {
     if (n < 0) {
         char d[512];
         fprintf(stderr, PROG ": cannot look for running pipelines: %s (%s)\n", reel_strerror(n),
-                one_line(reel_last_error(), d, sizeof(d)));
+                cli_one_line(reel_last_error(), d, sizeof(d)));
         return 1;
     }
     if (r.live == 0) {
@@ -250,19 +195,6 @@ static const char *mode_name(reel_execution_mode m) {
     return m == REEL_EXEC_BATCH ? "batch" : "streaming";
 }
 
-static const char *fmt_seconds(double s, char *buf, size_t cap) {
-    uint64_t whole = s < 1e15 ? (uint64_t)s : UINT64_C(1000000000000000);
-    if (s < 60)
-        snprintf(buf, cap, "%.1fs", s);
-    else if (whole < 3600)
-        snprintf(buf, cap, "%" PRIu64 "m%02" PRIu64 "s", whole / 60, whole % 60);
-    else if (whole < 86400)
-        snprintf(buf, cap, "%" PRIu64 "h%02" PRIu64 "m", whole / 3600, whole % 3600 / 60);
-    else
-        snprintf(buf, cap, "%" PRIu64 "d%02" PRIu64 "h", whole / 86400, whole % 86400 / 3600);
-    return buf;
-}
-
 static const char *run_state(const reel_pipeline_status *st, bool alive) {
     return st->finished ? "finished" : alive ? "running" : "stopped (driver gone)";
 }
@@ -270,12 +202,13 @@ static const char *run_state(const reel_pipeline_status *st, bool alive) {
 static void print_table(FILE *f, const reel_pipeline_status *st, const char *segment, pid_t pid,
                         bool alive) {
     char name[REEL_PIPELINE_NAME_MAX + REEL_STATUS_NAME_MAX], el[32];
-    one_line(st->name[0] ? st->name : segment, name, sizeof(name));
+    cli_one_line(st->name[0] ? st->name : segment, name, sizeof(name));
     fprintf(f,
             "pipeline %s  mode %s  elapsed %s  inputs read %" PRIu64 "  outputs %" PRIu64
             "  failures %" PRIu64 "  autoscale rounds %" PRIu32 "  %s  driver pid %ld\n",
-            name, mode_name(st->mode), fmt_seconds(st->elapsed_s, el, sizeof(el)), st->inputs_read,
-            st->outputs, st->failures, st->autoscale_rounds, run_state(st, alive), (long)pid);
+            name, mode_name(st->mode), cli_format_duration(st->elapsed_s, el, sizeof(el)),
+            st->inputs_read, st->outputs, st->failures, st->autoscale_rounds, run_state(st, alive),
+            (long)pid);
 
     int w = 5; /* "STAGE" */
     for (uint32_t i = 0; i < st->n_stages; i++) {
@@ -298,57 +231,18 @@ static void print_table(FILE *f, const reel_pipeline_status *st, const char *seg
         fprintf(f,
                 "%-*s %11s %15s %9" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9.1f %5s %7" PRIu64
                 " %8" PRIu64 " %8" PRIu64 " %8s\n",
-                w, one_line(g->name, sn, sizeof(sn)), workers, queue, g->in_flight, g->items_in,
+                w, cli_one_line(g->name, sn, sizeof(sn)), workers, queue, g->in_flight, g->items_in,
                 g->items_out, g->items_per_s, busy, g->tasks_failed, g->retries, g->restarts,
                 g->finished ? "yes" : "no");
     }
 }
 
-/* Writes s as a JSON string: escapes quotes, backslashes and control
- * characters, and replaces bytes that are not valid UTF-8 with U+FFFD so that
- * the output always parses (as inspect.c does). */
-static void json_str(FILE *f, const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    while (*p) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            fputc('\\', f);
-            fputc(c, f);
-            p++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\u%04x", c);
-            p++;
-        } else if (c < 0x80) {
-            fputc(c, f);
-            p++;
-        } else {
-            size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-            bool ok = len > 0;
-            for (size_t k = 1; ok && k < len; k++)
-                ok = (p[k] & 0xc0) == 0x80;
-            if (ok && len == 3) /* no overlongs, no surrogates */
-                ok = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
-            if (ok && len == 4)
-                ok = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
-            if (ok) {
-                fwrite(p, 1, len, f);
-                p += len;
-            } else {
-                fputs("\\ufffd", f);
-                p++;
-            }
-        }
-    }
-    fputc('"', f);
-}
-
 static void print_json(FILE *f, const reel_pipeline_status *st, const char *segment, pid_t pid,
                        bool alive, uint64_t now_ns) {
     fprintf(f, "{\"time_ns\":%" PRIu64 ",\"segment\":", now_ns);
-    json_str(f, segment);
+    cli_json_str(f, segment);
     fputs(",\"name\":", f);
-    json_str(f, st->name);
+    cli_json_str(f, st->name);
     fprintf(f,
             ",\"pid\":%ld,\"driver_alive\":%s,\"state\":\"%s\",\"mode\":\"%s\",\"elapsed_s\":%.3f"
             ",\"inputs_read\":%" PRIu64 ",\"outputs\":%" PRIu64 ",\"failures\":%" PRIu64
@@ -362,7 +256,7 @@ static void print_json(FILE *f, const reel_pipeline_status *st, const char *segm
     for (uint32_t i = 0; i < st->n_stages; i++) {
         const reel_stage_status *g = &st->stage[i];
         fputs(i ? ",{\"name\":" : "{\"name\":", f);
-        json_str(f, g->name);
+        cli_json_str(f, g->name);
         /* Validation made the doubles finite; 15 digits give back what was
          * written as a short decimal (0.87, not 0.86999999999999999). */
         fprintf(f,
@@ -382,26 +276,12 @@ static void print_ended(const struct options *o, const char *segment, uint64_t n
     char n[256];
     if (o->json) {
         fprintf(stdout, "{\"time_ns\":%" PRIu64 ",\"segment\":", now_ns);
-        json_str(stdout, segment);
+        cli_json_str(stdout, segment);
         fputs(",\"ended\":true}\n", stdout);
     } else {
         printf("%spipeline %s: the run ended\n", o->watch_s > 0 ? "\n" : "",
-               one_line(segment, n, sizeof(n)));
+               cli_one_line(segment, n, sizeof(n)));
     }
-}
-
-/* Above each refresh of the table: what is shown and when. */
-static void print_watch_banner(const struct options *o, uint64_t now_ns, bool first, bool tty) {
-    char when[64], n[256];
-    time_t t = (time_t)(now_ns / 1000000000u);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-    if (tty)
-        fputs("\033[H\033[2J", stdout);
-    else if (!first)
-        fputc('\n', stdout);
-    printf("every %gs: " SUB " %s    %s\n\n", o->watch_s, one_line(o->name, n, sizeof(n)), when);
 }
 
 /* ---- main ----------------------------------------------------------------- */
@@ -421,12 +301,8 @@ int reel__inspect_pipeline_main(int argc, char **argv) {
 
     sigset_t stop;
     sigemptyset(&stop);
-    if (o.watch_s > 0) {
-        sigaddset(&stop, SIGINT);
-        sigaddset(&stop, SIGTERM);
-        sigaddset(&stop, SIGHUP);
-        sigprocmask(SIG_BLOCK, &stop, NULL);
-    }
+    if (o.watch_s > 0)
+        cli_watch_block_signals(&stop);
     bool tty = isatty(STDOUT_FILENO);
     pid_t watched = 0; /* the driver of the run being watched */
 
@@ -449,8 +325,11 @@ int reel__inspect_pipeline_main(int argc, char **argv) {
         if (rc == 0) {
             watched = pid;
             bool alive = reel__status_pid_alive(pid);
-            if (o.watch_s > 0 && !o.json)
-                print_watch_banner(&o, now, first, tty);
+            if (o.watch_s > 0 && !o.json) {
+                char n[256];
+                cli_print_watch_banner(stdout, o.watch_s, SUB, cli_one_line(o.name, n, sizeof(n)),
+                                       now, first, tty);
+            }
             if (o.json)
                 print_json(stdout, &st, o.name, pid, alive, now);
             else
@@ -467,17 +346,12 @@ int reel__inspect_pipeline_main(int argc, char **argv) {
                 fprintf(stderr,
                         PROG ": the driver of pipeline %s (pid %ld) is gone; its run ended "
                              "without removing its status\n",
-                        one_line(o.name, n, sizeof(n)), (long)pid);
+                        cli_one_line(o.name, n, sizeof(n)), (long)pid);
                 status = 1;
                 break;
             }
         }
-        struct timespec period;
-        period.tv_sec = (time_t)o.watch_s;
-        period.tv_nsec = (long)((o.watch_s - (double)period.tv_sec) * 1e9);
-        if (period.tv_nsec >= 1000000000L)
-            period.tv_nsec = 999999999L;
-        if (sigtimedwait(&stop, NULL, &period) > 0)
+        if (cli_watch_sleep(&stop, o.watch_s))
             break; /* interrupted: a clean stop */
     }
     if (fflush(stdout) != 0 && status == 0) {

@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -218,6 +220,114 @@ void th_reap_all(void) {
             th_children[i] = 0;
         }
     }
+}
+
+/* ---- running a program ---------------------------------------------------------- */
+
+/* Reads all of a memfd the program wrote to, and closes it. */
+static char *th_slurp(int fd) {
+    off_t n = lseek(fd, 0, SEEK_END);
+    cr_assert_geq(n, 0);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(pread(fd, buf, (size_t)n, 0), (ssize_t)n);
+    buf[n] = '\0';
+    close(fd);
+    return buf;
+}
+
+th_result th_run(const char *bin, const th_when *when, const char *const *args) {
+    const char *argv[32];
+    int argc = 0;
+    argv[argc++] = bin;
+    for (; *args; args++) {
+        cr_assert_lt(argc, 31);
+        argv[argc++] = *args;
+    }
+    argv[argc] = NULL;
+
+    /* Files rather than pipes: the program never blocks on a full pipe while
+     * this polls for its end. */
+    int out = memfd_create("th-run-out", 0), err = memfd_create("th-run-err", 0);
+    cr_assert(out >= 0 && err >= 0, "memfd_create: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(126);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    uint64_t start = th_monotonic_ns();
+    int status = 0;
+    bool done = false;
+    for (;;) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        int64_t ms = (int64_t)((th_monotonic_ns() - start) / 1000000);
+        if (when && !done && ms >= when->ms) {
+            if (when->fn)
+                when->fn(when->arg);
+            else
+                kill(pid, SIGINT);
+            done = true;
+        }
+        if (ms > 20000) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            cr_assert_fail("%s did not finish within 20 s", bin);
+        }
+        th_sleep_ms(5);
+    }
+    th_result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    r.out = th_slurp(out);
+    r.err = th_slurp(err);
+    cr_assert_neq(r.code, 127, "cannot execute %s", bin);
+    return r;
+}
+
+th_result th_run_inspect(const th_when *when, const char *const *args) {
+    const char *bin = getenv("REEL_INSPECT");
+    if (!bin || !*bin)
+        cr_skip_test("REEL_INSPECT is not set (ctest sets it to the reel-inspect binary)");
+    return th_run(bin, when, args);
+}
+
+void th_result_free(th_result *r) {
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+void th_assert_one_error_line(const th_result *r, int code, const char *prefix, const char *what) {
+    cr_assert_eq(r->signal, 0, "%s: killed by signal %d", what, r->signal);
+    cr_assert_eq(r->code, code, "%s: exit %d, expected %d; stderr: %s", what, r->code, code,
+                 r->err);
+    cr_assert_eq(strncmp(r->err, prefix, strlen(prefix)), 0, "%s: stderr is '%s'", what, r->err);
+    cr_assert_eq(th_count(r->err, "\n"), 1, "%s: stderr is not one line: '%s'", what, r->err);
+    size_t n = strlen(r->err);
+    cr_assert(n > 0 && r->err[n - 1] == '\n', "%s: stderr does not end its line", what);
+    cr_assert_str_empty(r->out, "%s: stdout is '%s'", what, r->out);
+}
+
+int th_count(const char *s, const char *what) {
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+/* ---- files ------------------------------------------------------------------------ */
+
+void th_write_file(const char *path, const void *data, size_t n) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    cr_assert_eq(write(fd, data, n), (ssize_t)n);
+    close(fd);
 }
 
 /* ---- pipes ------------------------------------------------------------------------- */

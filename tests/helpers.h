@@ -12,6 +12,10 @@
  * reaps each child with th_wait()/th_kill_wait(); th_fini() kills and reaps any
  * child a failing test left behind, so no zombie or orphan survives a test.
  *
+ * Programs: th_run() runs a program (th_run_inspect(): reel-inspect) to its
+ * end and hands back its exit code and everything it printed, for a test to
+ * check; th_assert_one_error_line() checks the shape of a failure.
+ *
  * Use th_init/th_fini as the suite's .init/.fini.
  */
 #ifndef REEL_TESTS_HELPERS_H
@@ -116,6 +120,53 @@ void th_reap_all(void);
                        th_rcstr(th_rc_, th_buf_, sizeof th_buf_), th_want_,                        \
                        reel_strerror(th_want_));                                                   \
     } while (0)
+
+/* ---- running a program ---------------------------------------------------------- */
+
+/* What a program that th_run() ran did. out and err are the caller's, freed by
+ * th_result_free(). */
+typedef struct th_result {
+    int code;   /* exit code, or -1 when a signal ended it */
+    int signal; /* the signal that ended it, or 0 */
+    char *out;  /* everything it wrote to stdout, NUL-terminated */
+    char *err;  /* everything it wrote to stderr, NUL-terminated */
+} th_result;
+
+/* One thing to do while the program runs: after ms milliseconds, call
+ * fn(arg), or send the program SIGINT when fn is NULL. */
+typedef struct th_when {
+    int ms;
+    void (*fn)(void *arg);
+    void *arg;
+} th_when;
+
+/* Runs the program at path bin with args (NULL-terminated, at most 30) as its
+ * arguments, stdin /dev/null, and stdout and stderr captured in full; when,
+ * unless NULL, says what to do while it runs. Fails the test when the program
+ * cannot be executed, and kills it and fails the test when it has not ended
+ * within 20 s. Release the result with th_result_free(). */
+th_result th_run(const char *bin, const th_when *when, const char *const *args);
+
+/* th_run() on reel-inspect: the binary $REEL_INSPECT names (ctest sets it).
+ * Skips the test when it is not set. */
+th_result th_run_inspect(const th_when *when, const char *const *args);
+
+/* Frees what a th_result holds. */
+void th_result_free(th_result *r);
+
+/* Asserts that a run failed cleanly: not ended by a signal, exit code code,
+ * exactly one line on stderr that starts with prefix, nothing on stdout.
+ * what names the case in the failure messages. */
+void th_assert_one_error_line(const th_result *r, int code, const char *prefix, const char *what);
+
+/* How many times what occurs in s, without overlaps. */
+int th_count(const char *s, const char *what);
+
+/* ---- files ------------------------------------------------------------------------ */
+
+/* Writes n bytes of data to a new file at path (mode 0600; it must not exist
+ * yet). Asserts success. */
+void th_write_file(const char *path, const void *data, size_t n);
 
 /* ---- pipes for hand-shakes ---------------------------------------------------- */
 

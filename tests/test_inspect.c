@@ -1,21 +1,18 @@
 /* reel-inspect: runs the program ($REEL_INSPECT) on live stores and bad inputs. */
-#include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 
 #include <reel/store.h>
+
+#include "helpers.h"
 
 /* Everything a test creates, removed by ti_fini() even after a failed assert. */
 #define TI_MAX_PATHS 8
@@ -50,120 +47,6 @@ static const char *ti_path(const char *tag) {
     snprintf(p, sizeof ti_paths[0], "/dev/shm/reel-test-inspect-%s-%ld-%u-%08x", tag,
              (long)getpid(), counter++, r);
     return p;
-}
-
-static const char *ti_inspect_bin(void) {
-    const char *bin = getenv("REEL_INSPECT");
-    if (!bin || !*bin)
-        cr_skip_test("REEL_INSPECT is not set (ctest sets it to the reel-inspect binary)");
-    return bin;
-}
-
-struct ti_result {
-    int code;   /* exit code, or -1 */
-    int signal; /* the signal that killed it, or 0 */
-    char *out;
-    char *err;
-};
-
-static char *ti_slurp(int fd) {
-    off_t n = lseek(fd, 0, SEEK_END);
-    cr_assert_geq(n, 0);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(pread(fd, buf, (size_t)n, 0), (ssize_t)n);
-    buf[n] = '\0';
-    close(fd);
-    return buf;
-}
-
-/* Runs reel-inspect with the arguments (NULL-terminated). With interrupt_ms >= 0,
- * sends SIGINT after that long. Kills it after 20 s. */
-static struct ti_result ti_run(int interrupt_ms, const char *arg, ...) {
-    const char *argv[32];
-    int argc = 0;
-    argv[argc++] = ti_inspect_bin();
-    va_list ap;
-    va_start(ap, arg);
-    for (const char *a = arg; a; a = va_arg(ap, const char *)) {
-        cr_assert_lt(argc, 31);
-        argv[argc++] = a;
-    }
-    va_end(ap);
-    argv[argc] = NULL;
-
-    int out = memfd_create("inspect-out", 0), err = memfd_create("inspect-err", 0);
-    cr_assert(out >= 0 && err >= 0, "memfd_create: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDONLY);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-            _exit(126);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    int status = 0, interrupted = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (interrupt_ms >= 0 && !interrupted && ms >= interrupt_ms) {
-            kill(pid, SIGINT);
-            interrupted = 1;
-        }
-        if (ms > 20000) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            cr_assert_fail("reel-inspect did not finish within 20 s");
-        }
-        struct timespec tick = {0, 5 * 1000 * 1000};
-        nanosleep(&tick, NULL);
-    }
-    struct ti_result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    r.out = ti_slurp(out);
-    r.err = ti_slurp(err);
-    cr_assert_neq(r.code, 127, "cannot execute %s", argv[0]);
-    return r;
-}
-
-static void ti_free(struct ti_result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static int ti_count(const char *s, const char *what) {
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, what)); p += strlen(what))
-        n++;
-    return n;
-}
-
-/* Exactly one line on stderr, starting with "reel-inspect: ", nothing on stdout. */
-static void ti_assert_one_error_line(const struct ti_result *r, int code, const char *what) {
-    cr_assert_eq(r->signal, 0, "%s: killed by signal %d", what, r->signal);
-    cr_assert_eq(r->code, code, "%s: exit %d, expected %d; stderr: %s", what, r->code, code,
-                 r->err);
-    cr_assert_eq(strncmp(r->err, "reel-inspect: ", 14), 0, "%s: stderr is '%s'", what, r->err);
-    cr_assert_eq(ti_count(r->err, "\n"), 1, "%s: stderr is not one line: '%s'", what, r->err);
-    size_t n = strlen(r->err);
-    cr_assert(n > 0 && r->err[n - 1] == '\n', "%s: stderr does not end its line", what);
-    cr_assert_str_empty(r->out, "%s: stdout is '%s'", what, r->out);
-}
-
-static void ti_write_file(const char *path, const void *data, size_t n) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-    cr_assert_eq(write(fd, data, n), (ssize_t)n);
-    close(fd);
 }
 
 static reel_store *ti_store_new(const char *path) {
@@ -222,12 +105,12 @@ Test(inspect, json_lists_live_objects) {
     ti_hex(&b, hb);
     ti_hex(&c, hc);
 
-    struct ti_result r = ti_run(-1, "--json", "--limit", "0", path, NULL);
+    th_result r = th_run_inspect(NULL, (const char *[]){"--json", "--limit", "0", path, NULL});
     cr_assert_eq(r.signal, 0);
     cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
     cr_assert_str_empty(r.err);
     cr_assert_eq(r.out[0], '{', "not a JSON object: %s", r.out);
-    cr_assert_eq(ti_count(r.out, "\n"), 1, "not one line: %s", r.out);
+    cr_assert_eq(th_count(r.out, "\n"), 1, "not one line: %s", r.out);
     cr_assert_neq(strstr(r.out, "\"summary\":{"), NULL);
     cr_assert_neq(strstr(r.out, "\"clients\":["), NULL);
     cr_assert_neq(strstr(r.out, "\"objects\":["), NULL);
@@ -239,32 +122,32 @@ Test(inspect, json_lists_live_objects) {
     cr_assert_neq(strstr(r.out, "\"state\":\"unsealed\""), NULL, "%s", r.out);
     /* this process is the one client; reel-inspect took no slot */
     cr_assert_neq(strstr(r.out, "\"clients_alive\":1,"), NULL, "%s", r.out);
-    ti_free(&r);
+    th_result_free(&r);
 
-    r = ti_run(-1, "--json", "--state", "unsealed", path, NULL);
+    r = th_run_inspect(NULL, (const char *[]){"--json", "--state", "unsealed", path, NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_neq(strstr(r.out, hc), NULL, "%s", r.out);
     cr_assert_eq(strstr(r.out, ha), NULL, "%s", r.out);
     cr_assert_eq(strstr(r.out, hb), NULL, "%s", r.out);
-    ti_free(&r);
+    th_result_free(&r);
 
-    r = ti_run(-1, "--json", "--min-size", "8K", path, NULL);
+    r = th_run_inspect(NULL, (const char *[]){"--json", "--min-size", "8K", path, NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_neq(strstr(r.out, hb), NULL, "%s", r.out);
     cr_assert_eq(strstr(r.out, ha), NULL, "%s", r.out);
     cr_assert_eq(strstr(r.out, hc), NULL, "%s", r.out);
-    ti_free(&r);
+    th_result_free(&r);
 
-    r = ti_run(-1, "--json", "--no-objects", path, NULL);
+    r = th_run_inspect(NULL, (const char *[]){"--json", "--no-objects", path, NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_eq(strstr(r.out, "\"objects\":["), NULL, "%s", r.out);
-    ti_free(&r);
+    th_result_free(&r);
 
-    r = ti_run(-1, "--limit", "1", "--sort", "size", path, NULL);
+    r = th_run_inspect(NULL, (const char *[]){"--limit", "1", "--sort", "size", path, NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_neq(strstr(r.out, hb), NULL, "the largest object is not listed first: %s", r.out);
     cr_assert_eq(strstr(r.out, ha), NULL, "%s", r.out);
-    ti_free(&r);
+    th_result_free(&r);
 }
 
 Test(inspect, table_by_name) {
@@ -273,12 +156,12 @@ Test(inspect, table_by_name) {
     reel_id a = ti_put(ti_store, 123, REEL_META_BYTES);
     char ha[33];
     ti_hex(&a, ha);
-    struct ti_result r = ti_run(-1, path + strlen("/dev/shm/"), NULL);
+    th_result r = th_run_inspect(NULL, (const char *[]){path + strlen("/dev/shm/"), NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_neq(strstr(r.out, path), NULL, "%s", r.out);
     cr_assert_neq(strstr(r.out, ha), NULL, "%s", r.out);
     cr_assert_str_empty(r.err);
-    ti_free(&r);
+    th_result_free(&r);
 }
 
 static int ti_dead_client(const char *path, const reel_id *id) {
@@ -304,31 +187,33 @@ Test(inspect, reclaim_dead_client) {
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed: %d", status);
 
-    struct ti_result r = ti_run(-1, "--reclaim", "--json", path, NULL);
+    th_result r = th_run_inspect(NULL, (const char *[]){"--reclaim", "--json", path, NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_neq(strstr(r.out, "\"reclaimed\":1,"), NULL, "%s", r.out);
     cr_assert_neq(strstr(r.out, "\"clients_dead\":0,"), NULL, "%s", r.out);
-    ti_free(&r);
+    th_result_free(&r);
 }
 
 Test(inspect, watch_stops_on_sigint) {
     const char *path = ti_path("watch");
     ti_store = ti_store_new(path);
     ti_put(ti_store, 100, REEL_META_BYTES);
-    struct ti_result r = ti_run(900, "--watch", "0.2", "--json", path, NULL);
+    th_when interrupt = {.ms = 900}; /* no fn: SIGINT after 900 ms */
+    th_result r =
+        th_run_inspect(&interrupt, (const char *[]){"--watch", "0.2", "--json", path, NULL});
     cr_assert_eq(r.signal, 0, "killed by signal %d", r.signal);
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
-    cr_assert_geq(ti_count(r.out, "\"time_ns\""), 2, "fewer than two refreshes: %s", r.out);
-    cr_assert_eq(ti_count(r.out, "\"time_ns\""), ti_count(r.out, "\n"), "%s", r.out);
-    ti_free(&r);
+    cr_assert_geq(th_count(r.out, "\"time_ns\""), 2, "fewer than two refreshes: %s", r.out);
+    cr_assert_eq(th_count(r.out, "\"time_ns\""), th_count(r.out, "\n"), "%s", r.out);
+    th_result_free(&r);
 }
 
 Test(inspect, missing_store) {
     const char *path = ti_path("missing");
-    struct ti_result r = ti_run(-1, path, NULL);
-    ti_assert_one_error_line(&r, 1, "missing store");
+    th_result r = th_run_inspect(NULL, (const char *[]){path, NULL});
+    th_assert_one_error_line(&r, 1, "reel-inspect: ", "missing store");
     cr_assert_neq(strstr(r.err, path), NULL, "the error does not name the path: %s", r.err);
-    ti_free(&r);
+    th_result_free(&r);
 }
 
 Test(inspect, random_bytes_file) {
@@ -336,18 +221,18 @@ Test(inspect, random_bytes_file) {
     static uint8_t junk[256 * 1024];
     for (size_t i = 0; i < sizeof junk; i += 256)
         cr_assert_eq(getrandom(junk + i, 256, 0), 256);
-    ti_write_file(path, junk, sizeof junk);
-    struct ti_result r = ti_run(-1, path, NULL);
-    ti_assert_one_error_line(&r, 1, "random bytes");
-    ti_free(&r);
+    th_write_file(path, junk, sizeof junk);
+    th_result r = th_run_inspect(NULL, (const char *[]){path, NULL});
+    th_assert_one_error_line(&r, 1, "reel-inspect: ", "random bytes");
+    th_result_free(&r);
 }
 
 Test(inspect, empty_and_truncated_files) {
     const char *empty = ti_path("empty");
-    ti_write_file(empty, "", 0);
-    struct ti_result r = ti_run(-1, empty, NULL);
-    ti_assert_one_error_line(&r, 1, "empty file");
-    ti_free(&r);
+    th_write_file(empty, "", 0);
+    th_result r = th_run_inspect(NULL, (const char *[]){empty, NULL});
+    th_assert_one_error_line(&r, 1, "reel-inspect: ", "empty file");
+    th_result_free(&r);
 
     /* The first 4 KiB of a real store: a valid header, the rest missing. */
     const char *real = ti_path("real");
@@ -358,10 +243,10 @@ Test(inspect, empty_and_truncated_files) {
     cr_assert_eq(pread(fd, head, sizeof head, 0), (ssize_t)sizeof head);
     close(fd);
     const char *cut = ti_path("cut");
-    ti_write_file(cut, head, sizeof head);
-    r = ti_run(-1, cut, "--json", NULL);
-    ti_assert_one_error_line(&r, 1, "truncated store");
-    ti_free(&r);
+    th_write_file(cut, head, sizeof head);
+    r = th_run_inspect(NULL, (const char *[]){cut, "--json", NULL});
+    th_assert_one_error_line(&r, 1, "reel-inspect: ", "truncated store");
+    th_result_free(&r);
 }
 
 /* Copies of a real store with bytes flipped in its first 64 KiB (header and
@@ -400,14 +285,14 @@ Test(inspect, corrupt_copies_never_crash, .timeout = 240) {
             copy[at] ^= (uint8_t)(seed >> 56 | 1);
         }
         unlink(bad);
-        ti_write_file(bad, copy, size);
-        struct ti_result r = ti_run(-1, "--json", "--limit", "0", bad, NULL);
+        th_write_file(bad, copy, size);
+        th_result r = th_run_inspect(NULL, (const char *[]){"--json", "--limit", "0", bad, NULL});
         cr_assert_eq(r.signal, 0, "round %d: killed by signal %d; stderr: %s", round, r.signal,
                      r.err);
         cr_assert(r.code == 0 || r.code == 1, "round %d: exit %d", round, r.code);
         if (r.code == 1)
-            ti_assert_one_error_line(&r, 1, "corrupt store");
-        ti_free(&r);
+            th_assert_one_error_line(&r, 1, "reel-inspect: ", "corrupt store");
+        th_result_free(&r);
     }
     free(orig);
     free(copy);
@@ -424,25 +309,26 @@ Test(inspect, bad_arguments) {
         {"-x", NULL, NULL},         {"--min-size", "1.5", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct ti_result r = ti_run(-1, cases[i][0], cases[i][1] ? cases[i][1] : path,
-                                    cases[i][1] ? path : NULL, NULL);
+        th_result r =
+            th_run_inspect(NULL, (const char *[]){cases[i][0], cases[i][1] ? cases[i][1] : path,
+                                                  cases[i][1] ? path : NULL, NULL});
         char what[64];
         snprintf(what, sizeof what, "%s %s", cases[i][0], cases[i][1] ? cases[i][1] : "");
-        ti_assert_one_error_line(&r, 2, what);
-        ti_free(&r);
+        th_assert_one_error_line(&r, 2, "reel-inspect: ", what);
+        th_result_free(&r);
     }
-    struct ti_result r = ti_run(-1, NULL);
-    ti_assert_one_error_line(&r, 2, "no store");
-    ti_free(&r);
-    r = ti_run(-1, path, path, NULL);
-    ti_assert_one_error_line(&r, 2, "two stores");
-    ti_free(&r);
+    th_result r = th_run_inspect(NULL, (const char *[]){NULL});
+    th_assert_one_error_line(&r, 2, "reel-inspect: ", "no store");
+    th_result_free(&r);
+    r = th_run_inspect(NULL, (const char *[]){path, path, NULL});
+    th_assert_one_error_line(&r, 2, "reel-inspect: ", "two stores");
+    th_result_free(&r);
 }
 
 Test(inspect, help) {
-    struct ti_result r = ti_run(-1, "--help", NULL);
+    th_result r = th_run_inspect(NULL, (const char *[]){"--help", NULL});
     cr_assert_eq(r.code, 0);
     cr_assert_neq(strstr(r.out, "usage: reel-inspect"), NULL, "%s", r.out);
     cr_assert_str_empty(r.err);
-    ti_free(&r);
+    th_result_free(&r);
 }

@@ -6,12 +6,10 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -170,17 +168,10 @@ static void ts_good_segment(status_segment *seg, pid_t pid, uint64_t c) {
     ts_pattern(c, &seg->status);
 }
 
-static void ts_write_file(const char *path, const void *data, size_t n) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-    cr_assert_eq(write(fd, data, n), (ssize_t)n);
-    close(fd);
-}
-
 /* Writes seg (n bytes of it) as a new segment; returns its name. */
 static const char *ts_write_segment(const char *tag, const status_segment *seg, size_t n) {
     const char *name = ts_name(tag);
-    ts_write_file(ts_path(name), seg, n);
+    th_write_file(ts_path(name), seg, n);
     return name;
 }
 
@@ -660,7 +651,7 @@ Test(status, live_segment_is_kept) {
 
     /* Not a status segment at all: left alone. */
     name = ts_name("other");
-    ts_write_file(ts_path(name), "not mine", 8);
+    th_write_file(ts_path(name), "not mine", 8);
     TH_RC(reel__status_create(name, &w2), -EEXIST);
     struct stat sb;
     cr_assert_eq(stat(ts_path(name), &sb), 0);
@@ -700,114 +691,6 @@ Test(status, list_finds_segments) {
 }
 
 /* ---- reel-inspect pipeline -------------------------------------------------------- */
-
-struct tp_result {
-    int code;   /* exit code, or -1 */
-    int signal; /* the signal that killed it, or 0 */
-    char *out;
-    char *err;
-};
-
-/* Something to do while the program runs: after ms, call fn(arg), or send
- * SIGINT when fn is NULL. */
-struct tp_when {
-    int ms;
-    void (*fn)(void *arg);
-    void *arg;
-};
-
-static const char *tp_bin(void) {
-    const char *bin = getenv("REEL_INSPECT");
-    if (!bin || !*bin)
-        cr_skip_test("REEL_INSPECT is not set (ctest sets it to the reel-inspect binary)");
-    return bin;
-}
-
-static char *tp_slurp(int fd) {
-    off_t n = lseek(fd, 0, SEEK_END);
-    cr_assert_geq(n, 0);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(pread(fd, buf, (size_t)n, 0), (ssize_t)n);
-    buf[n] = '\0';
-    close(fd);
-    return buf;
-}
-
-/* Runs reel-inspect with args (NULL-terminated); kills it after 20 s. */
-static struct tp_result tp_run(const struct tp_when *when, const char *const *args) {
-    const char *argv[32];
-    int argc = 0;
-    argv[argc++] = tp_bin();
-    for (; *args; args++) {
-        cr_assert_lt(argc, 31);
-        argv[argc++] = *args;
-    }
-    argv[argc] = NULL;
-
-    int out = memfd_create("inspect-out", 0), err = memfd_create("inspect-err", 0);
-    cr_assert(out >= 0 && err >= 0, "memfd_create: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDONLY);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-            _exit(126);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    uint64_t start = th_realtime_ns();
-    int status = 0;
-    bool done = false;
-    for (;;) {
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            break;
-        int64_t ms = (int64_t)(th_realtime_ns() - start) / 1000000;
-        if (when && !done && ms >= when->ms) {
-            if (when->fn)
-                when->fn(when->arg);
-            else
-                kill(pid, SIGINT);
-            done = true;
-        }
-        if (ms > 20000) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            cr_assert_fail("reel-inspect did not finish within 20 s");
-        }
-        th_sleep_ms(5);
-    }
-    struct tp_result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    r.out = tp_slurp(out);
-    r.err = tp_slurp(err);
-    cr_assert_neq(r.code, 127, "cannot execute %s", argv[0]);
-    return r;
-}
-
-static void tp_free(struct tp_result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static int tp_count(const char *s, const char *what) {
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, what)); p += strlen(what))
-        n++;
-    return n;
-}
-
-/* Exactly one line on stderr, starting with "reel-inspect", nothing on stdout. */
-static void tp_assert_one_error_line(const struct tp_result *r, int code, const char *what) {
-    cr_assert_eq(r->signal, 0, "%s: killed by signal %d", what, r->signal);
-    cr_assert_eq(r->code, code, "%s: exit %d, expected %d; stderr: %s", what, r->code, code,
-                 r->err);
-    cr_assert_eq(strncmp(r->err, "reel-inspect", 12), 0, "%s: stderr is '%s'", what, r->err);
-    cr_assert_eq(tp_count(r->err, "\n"), 1, "%s: stderr is not one line: '%s'", what, r->err);
-    cr_assert_str_empty(r->out, "%s: stdout is '%s'", what, r->out);
-}
 
 static void tp_contains(const char *text, const char *want) {
     cr_assert_neq(strstr(text, want), NULL, "'%s' is missing from:\n%s", want, text);
@@ -862,11 +745,11 @@ static const char *tp_live_two_stages(const char *tag, reel_status_writer **w) {
 Test(status, inspect_table) {
     reel_status_writer *w;
     const char *name = tp_live_two_stages("table", &w);
-    struct tp_result r = tp_run(NULL, (const char *[]){"pipeline", name, NULL});
+    th_result r = th_run_inspect(NULL, (const char *[]){"pipeline", name, NULL});
     cr_assert_eq(r.signal, 0);
     cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
     cr_assert_str_empty(r.err);
-    cr_assert_eq(tp_count(r.out, "\n"), 4, "not a header, a title and two rows:\n%s", r.out);
+    cr_assert_eq(th_count(r.out, "\n"), 4, "not a header, a title and two rows:\n%s", r.out);
     char pid[64];
     snprintf(pid, sizeof pid, "driver pid %ld", (long)getpid());
     static const char *const want[] = {
@@ -896,23 +779,23 @@ Test(status, inspect_table) {
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         tp_contains(r.out, want[i]);
     tp_contains(r.out, pid);
-    tp_free(&r);
+    th_result_free(&r);
 
     /* By path, the same. */
-    r = tp_run(NULL, (const char *[]){"pipeline", ts_path(name), NULL});
+    r = th_run_inspect(NULL, (const char *[]){"pipeline", ts_path(name), NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     tp_contains(r.out, "decode");
-    tp_free(&r);
+    th_result_free(&r);
 }
 
 Test(status, inspect_json) {
     reel_status_writer *w;
     const char *name = tp_live_two_stages("json", &w);
-    struct tp_result r = tp_run(NULL, (const char *[]){"pipeline", "--json", name, NULL});
+    th_result r = th_run_inspect(NULL, (const char *[]){"pipeline", "--json", name, NULL});
     cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
     cr_assert_str_empty(r.err);
     cr_assert_eq(r.out[0], '{', "not a JSON object: %s", r.out);
-    cr_assert_eq(tp_count(r.out, "\n"), 1, "not one line: %s", r.out);
+    cr_assert_eq(th_count(r.out, "\n"), 1, "not one line: %s", r.out);
     char pid[64];
     snprintf(pid, sizeof pid, "\"pid\":%ld,", (long)getpid());
     static const char *const want[] = {
@@ -928,7 +811,7 @@ Test(status, inspect_json) {
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         tp_contains(r.out, want[i]);
     tp_contains(r.out, pid);
-    tp_free(&r);
+    th_result_free(&r);
 }
 
 Test(status, inspect_control_characters_stay_harmless) {
@@ -938,16 +821,16 @@ Test(status, inspect_control_characters_stay_harmless) {
     const char *name = ts_name("ctl");
     reel_status_writer *w = ts_create(name);
     reel__status_publish(w, &s);
-    struct tp_result r = tp_run(NULL, (const char *[]){"pipeline", name, NULL});
+    th_result r = th_run_inspect(NULL, (const char *[]){"pipeline", name, NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_eq(strchr(r.out, '\033'), NULL, "an escape reached the terminal: %s", r.out);
     tp_contains(r.out, "bad?[2Jname?");
-    tp_free(&r);
-    r = tp_run(NULL, (const char *[]){"pipeline", "--json", name, NULL});
+    th_result_free(&r);
+    r = th_run_inspect(NULL, (const char *[]){"pipeline", "--json", name, NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     tp_contains(r.out, "\"bad\\u001b[2Jname\\u000a\"");
-    cr_assert_eq(tp_count(r.out, "\n"), 1, "%s", r.out);
-    tp_free(&r);
+    cr_assert_eq(th_count(r.out, "\n"), 1, "%s", r.out);
+    th_result_free(&r);
 }
 
 static void tp_close_writer(void *arg) {
@@ -957,38 +840,38 @@ static void tp_close_writer(void *arg) {
 Test(status, inspect_watch_until_the_run_ends) {
     reel_status_writer *w;
     const char *name = tp_live_two_stages("watch", &w);
-    struct tp_when end = {.ms = 600, .fn = tp_close_writer, .arg = w};
-    struct tp_result r =
-        tp_run(&end, (const char *[]){"pipeline", name, "--watch", "0.1", "--json", NULL});
+    th_when end = {.ms = 600, .fn = tp_close_writer, .arg = w};
+    th_result r =
+        th_run_inspect(&end, (const char *[]){"pipeline", name, "--watch", "0.1", "--json", NULL});
     cr_assert_eq(r.signal, 0);
     cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
     cr_assert_str_empty(r.err);
-    cr_assert_geq(tp_count(r.out, "\"stages\":["), 2, "fewer than two snapshots: %s", r.out);
-    cr_assert_eq(tp_count(r.out, "\"ended\":true"), 1, "%s", r.out);
-    cr_assert_eq(tp_count(r.out, "\"time_ns\""), tp_count(r.out, "\n"), "%s", r.out);
-    tp_free(&r);
+    cr_assert_geq(th_count(r.out, "\"stages\":["), 2, "fewer than two snapshots: %s", r.out);
+    cr_assert_eq(th_count(r.out, "\"ended\":true"), 1, "%s", r.out);
+    cr_assert_eq(th_count(r.out, "\"time_ns\""), th_count(r.out, "\n"), "%s", r.out);
+    th_result_free(&r);
 
     /* The table says it in words. */
     name = tp_live_two_stages("watcht", &w);
     end.arg = w;
-    r = tp_run(&end, (const char *[]){"pipeline", "--watch", "0.1", name, NULL});
+    r = th_run_inspect(&end, (const char *[]){"pipeline", "--watch", "0.1", name, NULL});
     cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
-    cr_assert_geq(tp_count(r.out, "decode"), 2, "%s", r.out);
+    cr_assert_geq(th_count(r.out, "decode"), 2, "%s", r.out);
     tp_contains(r.out, "the run ended");
-    tp_free(&r);
+    th_result_free(&r);
 }
 
 Test(status, inspect_watch_stops_on_sigint) {
     reel_status_writer *w;
     const char *name = tp_live_two_stages("sigint", &w);
-    struct tp_when interrupt = {.ms = 500};
-    struct tp_result r =
-        tp_run(&interrupt, (const char *[]){"pipeline", "--json", "--watch=0.1", name, NULL});
+    th_when interrupt = {.ms = 500};
+    th_result r = th_run_inspect(&interrupt,
+                                 (const char *[]){"pipeline", "--json", "--watch=0.1", name, NULL});
     cr_assert_eq(r.signal, 0, "killed by signal %d", r.signal);
     cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
-    cr_assert_geq(tp_count(r.out, "\"stages\":["), 2, "%s", r.out);
-    cr_assert_eq(tp_count(r.out, "\"ended\""), 0, "%s", r.out);
-    tp_free(&r);
+    cr_assert_geq(th_count(r.out, "\"stages\":["), 2, "%s", r.out);
+    cr_assert_eq(th_count(r.out, "\"ended\""), 0, "%s", r.out);
+    th_result_free(&r);
 }
 
 Test(status, inspect_dead_driver) {
@@ -996,36 +879,36 @@ Test(status, inspect_dead_driver) {
     ts_good_segment(&seg, ts_dead_pid(), 3);
     seg.status.finished = false;
     const char *name = ts_write_segment("dead", &seg, sizeof seg);
-    struct tp_result r = tp_run(NULL, (const char *[]){"pipeline", name, NULL});
+    th_result r = th_run_inspect(NULL, (const char *[]){"pipeline", name, NULL});
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     tp_contains(r.out, "driver gone");
-    tp_free(&r);
-    r = tp_run(NULL, (const char *[]){"pipeline", name, "--watch", "0.1", NULL});
+    th_result_free(&r);
+    r = th_run_inspect(NULL, (const char *[]){"pipeline", name, "--watch", "0.1", NULL});
     cr_assert_eq(r.code, 1, "stdout: %s\nstderr: %s", r.out, r.err);
     tp_contains(r.err, "is gone");
-    cr_assert_eq(tp_count(r.err, "\n"), 1, "%s", r.err);
-    tp_free(&r);
+    cr_assert_eq(th_count(r.err, "\n"), 1, "%s", r.err);
+    th_result_free(&r);
 }
 
 Test(status, inspect_missing_and_corrupt) {
     const char *name = ts_name("absent");
-    struct tp_result r = tp_run(NULL, (const char *[]){"pipeline", name, NULL});
-    tp_assert_one_error_line(&r, 1, "missing segment");
+    th_result r = th_run_inspect(NULL, (const char *[]){"pipeline", name, NULL});
+    th_assert_one_error_line(&r, 1, "reel-inspect", "missing segment");
     tp_contains(r.err, name);
-    tp_free(&r);
+    th_result_free(&r);
 
-    r = tp_run(NULL, (const char *[]){"pipeline", "--watch", "0.1", name, NULL});
-    tp_assert_one_error_line(&r, 1, "missing segment, watched");
-    tp_free(&r);
+    r = th_run_inspect(NULL, (const char *[]){"pipeline", "--watch", "0.1", name, NULL});
+    th_assert_one_error_line(&r, 1, "reel-inspect", "missing segment, watched");
+    th_result_free(&r);
 
     static status_segment seg;
     ts_good_segment(&seg, getpid(), 5);
     seg.status.n_stages = 33;
     name = ts_write_segment("corrupt", &seg, sizeof seg);
-    r = tp_run(NULL, (const char *[]){"pipeline", "--json", name, NULL});
-    tp_assert_one_error_line(&r, 1, "33 stages");
+    r = th_run_inspect(NULL, (const char *[]){"pipeline", "--json", name, NULL});
+    th_assert_one_error_line(&r, 1, "reel-inspect", "33 stages");
     tp_contains(r.err, "33 stages");
-    tp_free(&r);
+    th_result_free(&r);
 }
 
 Test(status, inspect_several_running_and_none_named) {
@@ -1033,17 +916,17 @@ Test(status, inspect_several_running_and_none_named) {
     reel_status_writer *w;
     const char *a = tp_live_two_stages("mine1", &w);
     const char *b = tp_live_two_stages("mine2", &w);
-    struct tp_result r = tp_run(NULL, (const char *[]){"pipeline", NULL});
-    tp_assert_one_error_line(&r, 2, "two running, none named");
+    th_result r = th_run_inspect(NULL, (const char *[]){"pipeline", NULL});
+    th_assert_one_error_line(&r, 2, "reel-inspect", "two running, none named");
     tp_contains(r.err, "name one");
     char pid[64];
     snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid());
     tp_contains(r.err, pid);
-    if (tp_count(r.err, ",") < 15) { /* fewer than the 16 it lists */
+    if (th_count(r.err, ",") < 15) { /* fewer than the 16 it lists */
         tp_contains(r.err, a);
         tp_contains(r.err, b);
     }
-    tp_free(&r);
+    th_result_free(&r);
 }
 
 Test(status, inspect_bad_arguments) {
@@ -1066,20 +949,20 @@ Test(status, inspect_bad_arguments) {
         char what[64];
         snprintf(what, sizeof what, "case %zu (%s %s)", i, cases[i][1],
                  cases[i][2] ? cases[i][2] : "");
-        struct tp_result r = tp_run(NULL, args);
-        tp_assert_one_error_line(&r, 2, what);
-        tp_free(&r);
+        th_result r = th_run_inspect(NULL, args);
+        th_assert_one_error_line(&r, 2, "reel-inspect", what);
+        th_result_free(&r);
     }
 }
 
 Test(status, inspect_help) {
-    struct tp_result r = tp_run(NULL, (const char *[]){"pipeline", "--help", NULL});
+    th_result r = th_run_inspect(NULL, (const char *[]){"pipeline", "--help", NULL});
     cr_assert_eq(r.code, 0);
     cr_assert_str_empty(r.err);
     tp_contains(r.out, "usage: reel-inspect pipeline [NAME] [--json] [--watch S]");
-    tp_free(&r);
-    r = tp_run(NULL, (const char *[]){"--help", NULL});
+    th_result_free(&r);
+    r = th_run_inspect(NULL, (const char *[]){"--help", NULL});
     cr_assert_eq(r.code, 0);
     tp_contains(r.out, "reel-inspect pipeline");
-    tp_free(&r);
+    th_result_free(&r);
 }
