@@ -230,15 +230,20 @@ REEL_API int reel_pipeline_describe(const reel_pipeline *p, FILE *out) {
     return ferror(out) ? -EIO : 0;
 }
 
-/* ---- a set of object IDs ----------------------------------------------------- */
+/* ---- a map of object IDs ------------------------------------------------------ */
 
-/* Open addressing with linear probing and backward-shift deletion: no
- * tombstones, so it never degrades however many items pass through. */
-typedef struct idset {
-    reel_id *keys;
+/* From an object ID to the pipeline input it came from. Open addressing with
+ * linear probing and backward-shift deletion: no tombstones, so it never
+ * degrades however many items pass through. */
+typedef struct idmap_entry {
+    reel_id key, origin;
+} idmap_entry;
+
+typedef struct idmap {
+    idmap_entry *e;
     uint8_t *used;
     size_t cap, count; /* cap: a power of two */
-} idset;
+} idmap;
 
 static size_t id_hash(const reel_id *id) {
     uint64_t a, b;
@@ -248,83 +253,83 @@ static size_t id_hash(const reel_id *id) {
     return (size_t)(h ^ (h >> 31));
 }
 
-static int idset_grow(idset *s) {
-    size_t cap = s->cap ? s->cap * 2 : 1024;
-    reel_id *keys = malloc(cap * sizeof *keys);
+static int idmap_grow(idmap *m) {
+    size_t cap = m->cap ? m->cap * 2 : 1024;
+    idmap_entry *e = malloc(cap * sizeof *e);
     uint8_t *used = calloc(cap, 1);
-    if (!keys || !used) {
-        free(keys);
+    if (!e || !used) {
+        free(e);
         free(used);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < s->cap; i++) {
-        if (!s->used[i])
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->used[i])
             continue;
-        size_t j = id_hash(&s->keys[i]) & (cap - 1);
+        size_t j = id_hash(&m->e[i].key) & (cap - 1);
         while (used[j])
             j = (j + 1) & (cap - 1);
         used[j] = 1;
-        keys[j] = s->keys[i];
+        e[j] = m->e[i];
     }
-    free(s->keys);
-    free(s->used);
-    s->keys = keys;
-    s->used = used;
-    s->cap = cap;
+    free(m->e);
+    free(m->used);
+    m->e = e;
+    m->used = used;
+    m->cap = cap;
     return 0;
 }
 
-static size_t idset_find(const idset *s, const reel_id *id) {
-    if (!s->cap)
+static size_t idmap_find(const idmap *m, const reel_id *id) {
+    if (!m->cap)
         return SIZE_MAX;
-    for (size_t j = id_hash(id) & (s->cap - 1);; j = (j + 1) & (s->cap - 1)) {
-        if (!s->used[j])
+    for (size_t j = id_hash(id) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+        if (!m->used[j])
             return SIZE_MAX;
-        if (reel_id_equal(&s->keys[j], id))
+        if (reel_id_equal(&m->e[j].key, id))
             return j;
     }
 }
 
-/* 1 if added, 0 if it was there, -ENOMEM. */
-static int idset_add(idset *s, const reel_id *id) {
-    if (idset_find(s, id) != SIZE_MAX)
+/* 1 if added, 0 if it was there (unchanged), -ENOMEM. */
+static int idmap_add(idmap *m, const reel_id *id, const reel_id *origin) {
+    if (idmap_find(m, id) != SIZE_MAX)
         return 0;
-    if ((s->count + 1) * 4 > s->cap * 3 && idset_grow(s) != 0)
+    if ((m->count + 1) * 4 > m->cap * 3 && idmap_grow(m) != 0)
         return -ENOMEM;
-    size_t j = id_hash(id) & (s->cap - 1);
-    while (s->used[j])
-        j = (j + 1) & (s->cap - 1);
-    s->used[j] = 1;
-    s->keys[j] = *id;
-    s->count++;
+    size_t j = id_hash(id) & (m->cap - 1);
+    while (m->used[j])
+        j = (j + 1) & (m->cap - 1);
+    m->used[j] = 1;
+    m->e[j] = (idmap_entry){.key = *id, .origin = *origin};
+    m->count++;
     return 1;
 }
 
 /* 1 if it was there (and is gone), 0 if not. */
-static int idset_remove(idset *s, const reel_id *id) {
-    size_t j = idset_find(s, id);
+static int idmap_remove(idmap *m, const reel_id *id) {
+    size_t j = idmap_find(m, id);
     if (j == SIZE_MAX)
         return 0;
-    s->used[j] = 0;
-    s->count--;
+    m->used[j] = 0;
+    m->count--;
     /* Move back the entries of the run after j that would not be found. */
-    for (size_t k = (j + 1) & (s->cap - 1); s->used[k]; k = (k + 1) & (s->cap - 1)) {
-        size_t home = id_hash(&s->keys[k]) & (s->cap - 1);
+    for (size_t k = (j + 1) & (m->cap - 1); m->used[k]; k = (k + 1) & (m->cap - 1)) {
+        size_t home = id_hash(&m->e[k].key) & (m->cap - 1);
         int between = j <= k ? (home > j && home <= k) : (home > j || home <= k);
         if (between)
             continue;
-        s->keys[j] = s->keys[k];
-        s->used[j] = 1;
-        s->used[k] = 0;
+        m->e[j] = m->e[k];
+        m->used[j] = 1;
+        m->used[k] = 0;
         j = k;
     }
     return 1;
 }
 
-static void idset_free(idset *s) {
-    free(s->keys);
-    free(s->used);
-    memset(s, 0, sizeof *s);
+static void idmap_free(idmap *m) {
+    free(m->e);
+    free(m->used);
+    memset(m, 0, sizeof *m);
 }
 
 /* ---- a queue of items -------------------------------------------------------- */
@@ -393,8 +398,8 @@ typedef struct run {
     FILE *log;
     stage_run s[REEL_PIPELINE_MAX_STAGES];
     reel_pool *pools[REEL_PIPELINE_MAX_STAGES];
-    idset made;  /* objects the run made and has not handed on or deleted */
-    idset given; /* pipeline inputs seen, to refuse one given twice */
+    idmap made;  /* objects the run made and has not handed on or deleted: their origin */
+    idmap given; /* pipeline inputs seen, to refuse one given twice */
     size_t next_array_input;
     bool source_done;
     uint64_t inputs, outputs, failed;
@@ -421,6 +426,15 @@ static void stop_with(run *r, int rc, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* The pipeline input a task's items came from: its first input's. */
+static void origin_of(const run *r, const reel_task_result *t, reel_id *out) {
+    memset(out, 0, sizeof *out);
+    if (t->n_inputs == 0)
+        return;
+    size_t j = idmap_find(&r->made, &t->inputs[0]);
+    *out = j == SIZE_MAX ? t->inputs[0] : r->made.e[j].origin;
+}
+
 static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
     r->failed++;
     r->s[stage].tasks_failed++;
@@ -439,6 +453,7 @@ static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
             f->stage = stage;
             f->status = t->status;
             f->task_id = t->task_id;
+            origin_of(r, t, &f->origin);
             f->n_inputs = t->n_inputs;
             memcpy(f->inputs, t->inputs, t->n_inputs * sizeof(reel_id));
             snprintf(f->error, sizeof f->error, "%s", t->error);
@@ -455,7 +470,7 @@ static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
 
 /* Deletes an object the run made, if it did. */
 static void drop_made(run *r, const reel_id *id) {
-    if (idset_remove(&r->made, id))
+    if (idmap_remove(&r->made, id))
         reel_obj_delete(r->store, id);
 }
 
@@ -474,7 +489,7 @@ static void handle_result(run *r, uint32_t i, const reel_task_result *t) {
             mine.forwarded = 0;
             /* Outputs the run made, forwarded ones included, become the caller's. */
             for (uint32_t k = 0; k < t->n_outputs; k++) {
-                if (!(t->forwarded & 1u << k) || idset_remove(&r->made, &t->outputs[k]))
+                if (!(t->forwarded & 1u << k) || idmap_remove(&r->made, &t->outputs[k]))
                     continue;
                 mine.forwarded |= 1u << k; /* one of the caller's own inputs */
             }
@@ -487,8 +502,10 @@ static void handle_result(run *r, uint32_t i, const reel_task_result *t) {
                         reel_obj_delete(r->store, &t->outputs[k]);
             }
         } else {
+            reel_id origin;
+            origin_of(r, t, &origin);
             for (uint32_t k = 0; k < t->n_outputs; k++) {
-                if (!(t->forwarded & 1u << k) && idset_add(&r->made, &t->outputs[k]) < 0) {
+                if (!(t->forwarded & 1u << k) && idmap_add(&r->made, &t->outputs[k], &origin) < 0) {
                     reel_obj_delete(r->store, &t->outputs[k]);
                     stop_with(r, -ENOMEM, "out of memory for the run's object set");
                     continue;
@@ -534,7 +551,7 @@ static void pull_source(run *r) {
             r->source_done = true;
             return;
         }
-        int added = idset_add(&r->given, &id);
+        int added = idmap_add(&r->given, &id, &id);
         if (added < 0) {
             stop_with(r, -ENOMEM, "out of memory for the run's input set");
             return;
@@ -1162,9 +1179,9 @@ static void teardown(run *r) {
     }
     for (size_t k = 0; k < r->made.cap; k++)
         if (r->made.used[k])
-            reel_obj_delete(r->store, &r->made.keys[k]);
-    idset_free(&r->made);
-    idset_free(&r->given);
+            reel_obj_delete(r->store, &r->made.e[k].key);
+    idmap_free(&r->made);
+    idmap_free(&r->given);
     for (uint32_t i = 0; i < r->p->n; i++) {
         free(r->s[i].q.v);
         free(r->s[i].place);

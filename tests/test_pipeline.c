@@ -504,6 +504,12 @@ Test(pipeline, ignore_failures_records_them_and_goes_on) {
         cr_assert_eq(res.failures[k].n_inputs, 1);
         cr_assert(strstr(res.failures[k].error, "picky: refuses input bad"), "%s",
                   res.failures[k].error);
+        /* Its origin is the pipeline input the failed item was made from. */
+        int which = -1;
+        for (int i = 0; i < 100; i++)
+            if (reel_id_equal(&res.failures[k].origin, &in[i]))
+                which = i;
+        cr_assert_eq(which % 10, 3, "failure %zu comes from input %d", k, which);
     }
     for (size_t i = 0; i < out.n; i++)
         cr_assert(strncmp(out.items[i], "OK", 2) == 0, "%s", out.items[i]);

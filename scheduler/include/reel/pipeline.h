@@ -165,6 +165,7 @@ typedef struct reel_failure {
     uint32_t stage;
     int status;
     reel_id task_id;
+    reel_id origin; /* the pipeline input its (first) item came from */
     uint32_t n_inputs;
     reel_id inputs[REEL_TASK_MAX_INPUTS];
     char error[REEL_ERROR_TEXT_MAX];
