@@ -36,7 +36,7 @@
 
 #define POOL_MAGIC       "REELPOOL"
 #define POOL_VERSION     1u
-#define POOL_MAX_WORKERS 256u
+#define POOL_MAX_WORKERS REEL_POOL_MAX_WORKERS
 
 typedef struct task_record {
     reel_id task_id;

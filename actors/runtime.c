@@ -1019,9 +1019,15 @@ int reel__pools_wait(reel_runtime *rt, reel_pool *const *pools, size_t n, uint64
                     ;
             for (nfds_t k = 1; k < nf; k++)
                 if (fds[k].revents)
-                    pools[owner[k]]->last_check_ns = 0; /* a death or a message: look now */
+                    pools[owner[k]]->last_check_ns = 0; /* a death or a message */
         }
     }
+    /* Take in those deaths and messages now: a pool the caller does not
+     * collect from would otherwise keep poll() returning at once. */
+    now = reel__now_ns(CLOCK_MONOTONIC);
+    for (size_t i = 0; i < n; i++)
+        if (pools[i] && pools[i]->last_check_ns == 0)
+            check_workers(pools[i], now);
     for (size_t i = 0; i < n; i++)
         if (pools[i])
             atomic_store_explicit(&pools[i]->hdr->driver_sleeping, 0, memory_order_relaxed);

@@ -86,6 +86,9 @@ REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input) {
         return -E2BIG;
     if (input >= out->n_inputs)
         return -EINVAL;
+    for (uint32_t i = 0; i < out->n; i++)
+        if ((out->forwarded & 1u << i) && reel_id_equal(&out->ids[i], &out->inputs[input]))
+            return -EEXIST;
     out->ids[out->n] = out->inputs[input];
     out->forwarded |= 1u << out->n;
     out->n++;

@@ -69,7 +69,8 @@ REEL_API int reel_executor_config_validate(const reel_executor_config *cfg) {
 /* ---- building ---------------------------------------------------------------- */
 
 typedef struct stage_def {
-    reel_actor_def def;     /* the actor's, with the overrides applied */
+    reel_actor_def def; /* the actor's, with the overrides applied; def.name is name */
+    char name[REEL_ACTOR_NAME_MAX];
     uint64_t gpu_memory;    /* bytes per worker, when asked for instead of gpus */
     uint32_t fixed_workers; /* 0: autoscaled */
     uint32_t min_workers, max_workers;
@@ -124,21 +125,24 @@ REEL_API int reel_pipeline_add(reel_pipeline *p, const reel_actor_def *actor,
         return reel__fail(-EINVAL, "stage %s: cpus and gpus are finite and not negative", name);
     if (o.gpus > 0 && o.gpu_memory > 0)
         return reel__fail(-EINVAL, "stage %s: ask for gpus or gpu_memory, not both", name);
-    if (o.batch_size > REEL_TASK_MAX_INPUTS || actor->batch_size > REEL_TASK_MAX_INPUTS)
-        return reel__fail(-EINVAL, "stage %s: batch size %u is above %u", name,
-                          o.batch_size ? o.batch_size : actor->batch_size, REEL_TASK_MAX_INPUTS);
+    uint32_t batch = o.batch_size ? o.batch_size : actor->batch_size;
+    uint32_t slots = o.slots ? o.slots : actor->slots;
+    if (batch > REEL_TASK_MAX_INPUTS)
+        return reel__fail(-EINVAL, "stage %s: batch size %u is above %u", name, batch,
+                          REEL_TASK_MAX_INPUTS);
     if (o.max_workers && o.min_workers > o.max_workers)
         return reel__fail(-EINVAL, "stage %s: min_workers %u is above max_workers %u", name,
                           o.min_workers, o.max_workers);
-    if (o.workers > REEL_AUTOSCALE_MAX_WORKERS || o.max_workers > REEL_AUTOSCALE_MAX_WORKERS ||
-        o.min_workers > REEL_AUTOSCALE_MAX_WORKERS)
-        return reel__fail(-EINVAL, "stage %s: at most %u workers", name,
-                          REEL_AUTOSCALE_MAX_WORKERS);
-    if (o.slots > 64 || actor->slots > 64)
+    if (o.workers > REEL_POOL_MAX_WORKERS || o.max_workers > REEL_POOL_MAX_WORKERS ||
+        o.min_workers > REEL_POOL_MAX_WORKERS)
+        return reel__fail(-EINVAL, "stage %s: at most %u workers", name, REEL_POOL_MAX_WORKERS);
+    if (slots > 64)
         return reel__fail(-EINVAL, "stage %s: at most 64 slots per worker", name);
     stage_def *s = &p->st[p->n];
     memset(s, 0, sizeof *s);
     s->def = *actor;
+    memcpy(s->name, name, strlen(name) + 1);
+    s->def.name = s->name;
     if (o.cpus > 0)
         s->def.cpus = o.cpus;
     if (o.gpus > 0)
@@ -365,6 +369,11 @@ static void q_pop(idqueue *q, reel_id *id) {
 
 /* ---- a run ------------------------------------------------------------------- */
 
+typedef struct stage_window {
+    uint64_t items, passed;
+    double busy;
+} stage_window;
+
 typedef struct stage_run {
     const stage_def *sd;
     reel_pool *pool;
@@ -380,10 +389,10 @@ typedef struct stage_run {
     /* The allocation's placement of each worker slot, for the placer. */
     reel_worker_placement *place;
     uint32_t n_place;
-    /* Measurements at the start of the autoscaler's window. */
-    uint64_t win_items, win_passed;
-    double win_busy;
-    double last_rate, last_busy;
+    /* Counts at the start of the autoscaler's window and of the status
+     * lines' window: each is measured over its own interval. */
+    stage_window scale_win, log_win;
+    double last_rate, last_busy; /* over the last status window */
     uint64_t grace_until_ns;
     uint32_t grace_workers;
 } stage_run;
@@ -398,8 +407,9 @@ typedef struct run {
     FILE *log;
     stage_run s[REEL_PIPELINE_MAX_STAGES];
     reel_pool *pools[REEL_PIPELINE_MAX_STAGES];
-    idmap made;  /* objects the run made and has not handed on or deleted: their origin */
-    idmap given; /* pipeline inputs seen, to refuse one given twice */
+    reel_id run_id; /* task and so output IDs derive from it */
+    idmap made;     /* objects the run made and has not handed on or deleted: their origin */
+    idmap given;    /* pipeline inputs seen, to refuse one given twice */
     size_t next_array_input;
     bool source_done;
     uint64_t inputs, outputs, failed;
@@ -407,7 +417,8 @@ typedef struct run {
     size_t n_failures, cap_failures;
     int stop_rc;
     char stop_msg[256];
-    uint64_t start_ns, next_log_ns, next_scale_ns, next_publish_ns, win_start_ns;
+    uint64_t start_ns, next_log_ns, next_scale_ns, next_publish_ns;
+    uint64_t scale_win_ns, log_win_ns; /* where the two windows started */
     reel_autoscale_state scale;
     uint32_t scale_rounds;
     reel_status_writer *status;
@@ -572,12 +583,14 @@ static void pull_source(run *r) {
     }
 }
 
-/* The task ID: the stage and its inputs, so that both modes name it alike. */
-static void task_id_of(uint32_t stage, const reel_id *in, uint32_t n, reel_id *out) {
-    uint8_t buf[4 + REEL_TASK_MAX_INPUTS * sizeof(reel_id)];
-    memcpy(buf, &stage, 4);
-    memcpy(buf + 4, in, n * sizeof(reel_id));
-    reel_id_from_content(buf, 4 + n * sizeof(reel_id), out);
+/* The task ID: the run, the stage and the inputs - so that both modes name
+ * it alike, and no two runs (or a run and what an earlier one left) do. */
+static void task_id_of(const run *r, uint32_t stage, const reel_id *in, uint32_t n, reel_id *out) {
+    uint8_t buf[sizeof(reel_id) + 4 + REEL_TASK_MAX_INPUTS * sizeof(reel_id)];
+    memcpy(buf, &r->run_id, sizeof(reel_id));
+    memcpy(buf + sizeof(reel_id), &stage, 4);
+    memcpy(buf + sizeof(reel_id) + 4, in, n * sizeof(reel_id));
+    reel_id_from_content(buf, sizeof(reel_id) + 4 + n * sizeof(reel_id), out);
 }
 
 static double stage_yield(const stage_run *s) {
@@ -621,7 +634,7 @@ static int submit_ready(run *r, uint32_t i) {
         while (k < batch && s->q.count > 0)
             q_pop(&s->q, &in[k++]);
         reel_id tid;
-        task_id_of(i, in, k, &tid);
+        task_id_of(r, i, in, k, &tid);
         int rc = reel_pool_submit(s->pool, in, k, &tid, 0, NULL);
         if (rc) {
             /* Put them back, in order, at the front. */
@@ -689,8 +702,9 @@ static int placer(void *arg, uint32_t worker, char cpus[REEL_CTL_PATH_MAX],
     return 0;
 }
 
-/* Places counts[] workers per stage; -ENODEV/-ENOSPC refuse the allocation. */
-static int place_all(run *r, const uint32_t *counts) {
+/* Places counts[] workers per stage, keeping the placement for the workers
+ * to come when keep is set; -ENODEV/-ENOSPC refuse the allocation. */
+static int place_try(run *r, const uint32_t *counts, bool keep) {
     reel_placement_stage ps[REEL_PIPELINE_MAX_STAGES];
     uint32_t total = 0;
     for (uint32_t i = 0; i < r->p->n; i++) {
@@ -706,7 +720,7 @@ static int place_all(run *r, const uint32_t *counts) {
         return -ENOMEM;
     uint32_t n_out = 0;
     int rc = reel__place(ps, r->p->n, &r->node, all, total, &n_out);
-    if (rc == 0) {
+    if (rc == 0 && keep) {
         uint32_t at = 0;
         for (uint32_t i = 0; i < r->p->n; i++) {
             stage_run *s = &r->s[i];
@@ -727,6 +741,14 @@ static int place_all(run *r, const uint32_t *counts) {
     }
     free(all);
     return rc;
+}
+
+static int place_all(run *r, const uint32_t *counts) {
+    return place_try(r, counts, true);
+}
+
+static bool placeable(run *r, const uint32_t *counts) {
+    return place_try(r, counts, false) == 0;
 }
 
 /* Moves the live workers of every pool onto the CPUs of the current placement. */
@@ -789,7 +811,7 @@ static uint32_t fit_workers(const run *r, uint32_t stage, const uint32_t *counts
         mem -= (double)counts[i] * (double)r->s[i].sd->def.memory;
     }
     const stage_run *s = &r->s[stage];
-    double fit = REEL_AUTOSCALE_MAX_WORKERS;
+    double fit = REEL_POOL_MAX_WORKERS;
     if (s->sd->def.cpus > 0)
         fit = fmin(fit, floor(cpus / s->sd->def.cpus + 1e-9));
     if (s->gpus > 0)
@@ -819,9 +841,9 @@ static void fill_status(run *r, uint64_t now) {
         if (s->pool)
             reel_pool_stats_get(s->pool, &ps);
         ss->workers = ps.workers;
-        ss->workers_setup = ps.workers - ps.workers_ready;
-        if (now < s->grace_until_ns)
-            ss->workers_setup += s->grace_workers;
+        uint32_t not_ready = ps.workers > ps.workers_ready ? ps.workers - ps.workers_ready : 0;
+        uint32_t grace = now < s->grace_until_ns ? s->grace_workers : 0;
+        ss->workers_setup = not_ready > grace ? not_ready : grace;
         if (ss->workers_setup > ss->workers)
             ss->workers_setup = ss->workers;
         ss->queued = s->q.count;
@@ -873,51 +895,60 @@ static void log_status(run *r, uint64_t now) {
         r->o->on_status(r->o->arg, st);
 }
 
-/* The measurements of the window since the last round, per stage: rates,
- * busy shares; also kept for the status lines. */
-static void measure(run *r, uint64_t now, reel_stage_measure *m) {
-    double window = (double)(now - r->win_start_ns) / 1e9;
+/* The measurements of stage i over a window (the autoscaler's or the status
+ * lines') that started at start_ns with the counts in w, which then start
+ * the next one. */
+static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, stage_window *w,
+                          reel_stage_measure *m) {
+    stage_run *s = &r->s[i];
+    const stage_def *sd = s->sd;
+    double window = (double)(now - start_ns) / 1e9;
+    reel_pool_stats ps = {0};
+    if (s->pool)
+        reel_pool_stats_get(s->pool, &ps);
+    uint64_t items = s->items_in_done - w->items;
+    uint64_t passed = s->items_passed - w->passed;
+    double busy = ps.busy_seconds - w->busy;
+    memset(m, 0, sizeof *m);
+    /* The allocation, not the pool's count, which still holds workers on
+     * their way out. */
+    m->workers = s->workers;
+    uint32_t not_ready = ps.workers > ps.workers_ready ? ps.workers - ps.workers_ready : 0;
+    uint32_t grace = now < s->grace_until_ns ? s->grace_workers : 0;
+    uint32_t setup = not_ready > grace ? not_ready : grace; /* the same workers, mostly */
+    m->workers_setup = setup > m->workers ? m->workers : setup;
+    m->fixed_workers = sd->fixed_workers;
+    m->min_workers = sd->min_workers;
+    m->max_workers = sd->max_workers ? sd->max_workers : REEL_POOL_MAX_WORKERS;
+    m->cpus = sd->def.cpus;
+    m->gpus = s->gpus;
+    m->memory = sd->def.memory;
+    if (items > 0 && busy > 0)
+        m->task_s = busy / (double)items;
+    m->tasks_per_s = window > 0 ? (double)items / window : 0;
+    /* Only ready workers run tasks: the share of their time spent in them. */
+    if (window > 0 && ps.workers_ready > 0 && busy > 0)
+        m->busy = fmin(1.0, busy / (window * ps.workers_ready));
+    if (items > 0)
+        m->outputs_per_input = (double)passed / (double)items;
+    m->queue_depth = s->q.count + (uint64_t)ps.queued * sd->def.batch_size;
+    m->source_ended = s->upstream_done;
+    m->finished = s->finished;
+    w->items = s->items_in_done;
+    w->passed = s->items_passed;
+    w->busy = ps.busy_seconds;
+}
+
+/* The status lines' window: rates and busy shares for them and for the
+ * shared-memory figures. */
+static void measure_for_status(run *r, uint64_t now) {
     for (uint32_t i = 0; i < r->p->n; i++) {
-        stage_run *s = &r->s[i];
-        const stage_def *sd = s->sd;
-        reel_pool_stats ps = {0};
-        if (s->pool)
-            reel_pool_stats_get(s->pool, &ps);
-        uint64_t items = s->items_in_done - s->win_items;
-        uint64_t passed = s->items_passed - s->win_passed;
-        double busy = ps.busy_seconds - s->win_busy;
-        memset(&m[i], 0, sizeof m[i]);
-        m[i].workers = ps.workers;
-        uint32_t setup = ps.workers - ps.workers_ready;
-        if (now < s->grace_until_ns)
-            setup += s->grace_workers;
-        m[i].workers_setup = setup > ps.workers ? ps.workers : setup;
-        m[i].fixed_workers = sd->fixed_workers;
-        m[i].min_workers = sd->min_workers;
-        m[i].max_workers = sd->max_workers;
-        if (m[i].min_workers > REEL_AUTOSCALE_MAX_WORKERS)
-            m[i].min_workers = REEL_AUTOSCALE_MAX_WORKERS;
-        m[i].cpus = sd->def.cpus;
-        m[i].gpus = s->gpus;
-        m[i].memory = sd->def.memory;
-        if (items > 0 && busy > 0)
-            m[i].task_s = busy / (double)items;
-        m[i].tasks_per_s = window > 0 ? (double)items / window : 0;
-        uint32_t producing = ps.workers > m[i].workers_setup ? ps.workers - m[i].workers_setup : 0;
-        if (window > 0 && producing > 0)
-            m[i].busy = fmin(1.0, fmax(0.0, busy / (window * producing)));
-        if (items > 0)
-            m[i].outputs_per_input = (double)passed / (double)items;
-        m[i].queue_depth = s->q.count + (uint64_t)ps.queued * sd->def.batch_size;
-        m[i].source_ended = s->upstream_done;
-        m[i].finished = s->finished;
-        s->last_rate = m[i].tasks_per_s;
-        s->last_busy = m[i].busy;
-        s->win_items = s->items_in_done;
-        s->win_passed = s->items_passed;
-        s->win_busy = ps.busy_seconds;
+        reel_stage_measure m;
+        measure_stage(r, i, now, r->log_win_ns, &r->s[i].log_win, &m);
+        r->s[i].last_rate = m.tasks_per_s;
+        r->s[i].last_busy = m.busy;
     }
-    r->win_start_ns = now;
+    r->log_win_ns = now;
 }
 
 static uint64_t queue_bound(const stage_run *s) {
@@ -942,7 +973,7 @@ static int set_workers(run *r, uint32_t i, uint32_t n, uint64_t now) {
     if (rc)
         return rc;
     if (n > s->workers) {
-        s->grace_workers = n - s->workers;
+        s->grace_workers = (now < s->grace_until_ns ? s->grace_workers : 0) + n - s->workers;
         s->grace_until_ns = now + (uint64_t)(grace_s(r) * 1e9);
     }
     s->workers = n;
@@ -953,7 +984,9 @@ static int set_workers(run *r, uint32_t i, uint32_t n, uint64_t now) {
 
 static void autoscale_round(run *r, uint64_t now) {
     reel_stage_measure m[REEL_PIPELINE_MAX_STAGES];
-    measure(r, now, m);
+    for (uint32_t i = 0; i < r->p->n; i++)
+        measure_stage(r, i, now, r->scale_win_ns, &r->s[i].scale_win, &m[i]);
+    r->scale_win_ns = now;
     r->scale_rounds++;
     if (r->o->flags & REEL_RUN_NO_AUTOSCALE)
         return;
@@ -969,21 +1002,28 @@ static void autoscale_round(run *r, uint64_t now) {
     }
     if (out.n_changes == 0)
         return;
-    /* The new allocation's placement; if it cannot be placed, keep the old. */
-    if (place_all(r, out.workers) != 0) {
-        uint32_t now_counts[REEL_PIPELINE_MAX_STAGES];
-        for (uint32_t i = 0; i < r->p->n; i++)
-            now_counts[i] = r->s[i].workers;
-        place_all(r, now_counts);
-        return;
+    /* GPU shares add up in the decision but must also pack onto devices:
+     * drop additions, one at a time, until the allocation places. */
+    uint32_t want[REEL_PIPELINE_MAX_STAGES];
+    memcpy(want, out.workers, r->p->n * sizeof *want);
+    while (!placeable(r, want)) {
+        uint32_t i = 0;
+        while (i < r->p->n && want[i] <= r->s[i].workers)
+            i++;
+        if (i == r->p->n)
+            return; /* even without additions it does not place: keep what runs */
+        want[i]--;
     }
-    for (uint32_t c = 0; c < out.n_changes && !r->stop_rc; c++) { /* removals come first */
-        uint32_t i = out.changes[c].stage;
-        rc = set_workers(r, i, out.workers[i], now);
-        if (rc)
-            stop_with(r, rc, "stage %s: cannot resize to %u workers: %s", r->s[i].sd->def.name,
-                      out.workers[i], reel_last_error());
-    }
+    place_all(r, want);
+    for (int pass = 0; pass < 2 && !r->stop_rc; pass++) /* removals first, then additions */
+        for (uint32_t i = 0; i < r->p->n && !r->stop_rc; i++) {
+            if (want[i] == r->s[i].workers || (want[i] > r->s[i].workers) != (pass == 1))
+                continue;
+            rc = set_workers(r, i, want[i], now);
+            if (rc)
+                stop_with(r, rc, "stage %s: cannot resize to %u workers: %s", r->s[i].sd->def.name,
+                          want[i], reel_last_error());
+        }
     repin(r);
 }
 
@@ -1004,10 +1044,7 @@ static void timers(run *r, uint64_t now) {
         }
     }
     if (now >= r->next_log_ns) {
-        if (r->cfg.execution_mode == REEL_EXEC_BATCH) {
-            reel_stage_measure m[REEL_PIPELINE_MAX_STAGES];
-            measure(r, now, m); /* rates for the lines */
-        }
+        measure_for_status(r, now);
         log_status(r, now);
         r->next_log_ns = now + (uint64_t)(r->cfg.logging_interval * 1e9);
     }
@@ -1064,14 +1101,21 @@ static int run_streaming(run *r) {
     int rc = place_all(r, counts);
     if (rc)
         return rc;
+    bool full[REEL_PIPELINE_MAX_STAGES] = {false};
     for (int added = 1; added;) {
         added = 0;
         for (uint32_t i = 0; i < r->p->n; i++) {
             const stage_def *sd = r->s[i].sd;
-            if (sd->fixed_workers || (sd->max_workers && counts[i] >= sd->max_workers) ||
+            if (full[i] || sd->fixed_workers || (sd->max_workers && counts[i] >= sd->max_workers) ||
                 fit_workers(r, i, counts) <= counts[i])
                 continue;
             counts[i]++;
+            /* GPU shares must also pack onto devices, not only add up. */
+            if (r->s[i].gpus > 0 && !placeable(r, counts)) {
+                counts[i]--;
+                full[i] = true;
+                continue;
+            }
             added = 1;
         }
     }
@@ -1081,9 +1125,12 @@ static int run_streaming(run *r) {
     uint64_t now = now_ns();
     for (uint32_t i = 0; i < r->p->n && rc == 0; i++) {
         rc = set_workers(r, i, counts[i], now);
-        if (rc)
+        if (rc) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", reel_last_error());
             rc = reel__fail(rc, "stage %s: cannot start %u workers: %s", r->s[i].sd->def.name,
-                            counts[i], reel_last_error());
+                            counts[i], why);
+        }
     }
     if (rc)
         return rc;
@@ -1116,6 +1163,12 @@ static int run_batch(run *r) {
         const stage_def *sd = s->sd;
         if (i == 0)
             pull_source(r); /* bound 0: everything */
+        if (r->stop_rc)
+            break;
+        if (s->q.count == 0) {
+            update_finished(r);
+            continue; /* nothing for it to do */
+        }
         uint32_t zero[REEL_PIPELINE_MAX_STAGES] = {0};
         uint32_t n = sd->fixed_workers;
         if (!n) {
@@ -1132,12 +1185,17 @@ static int run_batch(run *r) {
         }
         uint32_t counts_i[REEL_PIPELINE_MAX_STAGES] = {0};
         counts_i[i] = n;
+        while (!sd->fixed_workers && counts_i[i] > 1 && !placeable(r, counts_i))
+            counts_i[i]--; /* GPU shares that add up but do not pack */
+        n = counts_i[i];
         int rc = place_all(r, counts_i);
         if (rc == 0)
             rc = set_workers(r, i, n, now_ns());
-        if (rc)
-            return reel__fail(rc, "stage %s: cannot start %u workers: %s", sd->def.name, n,
-                              reel_last_error());
+        if (rc) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", reel_last_error());
+            return reel__fail(rc, "stage %s: cannot start %u workers: %s", sd->def.name, n, why);
+        }
         drive(r, i, i + 1);
         if (s->pool) {
             reel_pool_stop(s->pool, 0);
@@ -1193,17 +1251,29 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
     reel__clear_error();
     if (res)
         memset(res, 0, sizeof *res);
+    int bad = 0;
     if (!p || !opts || !opts->store || (opts->n_inputs && !opts->inputs))
-        return -EINVAL;
-    if (p->n == 0)
-        return reel__fail(-EINVAL, "pipeline %s has no stage", p->name);
-    if (opts->flags & ~(REEL_RUN_NO_SPIN | REEL_RUN_QUIET | REEL_RUN_NO_AUTOSCALE))
-        return reel__fail(-EINVAL, "unknown run flags 0x%x", opts->flags);
+        bad = reel__fail(-EINVAL, "reel_pipeline_run: a NULL pipeline, options, store or inputs");
+    else if (p->n == 0)
+        bad = reel__fail(-EINVAL, "pipeline %s has no stage", p->name);
+    else if (opts->flags & ~(REEL_RUN_NO_SPIN | REEL_RUN_QUIET | REEL_RUN_NO_AUTOSCALE))
+        bad = reel__fail(-EINVAL, "unknown run flags 0x%x", opts->flags);
+    if (bad) {
+        if (res) {
+            res->status = bad;
+            snprintf(res->error, sizeof res->error, "%s", reel_last_error());
+        }
+        return bad;
+    }
     run *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
     r->p = p;
     r->o = opts;
+    if (opts->run_id)
+        r->run_id = *opts->run_id;
+    else
+        reel_id_random(&r->run_id);
     r->log = opts->log ? opts->log : stderr;
     if (opts->config)
         r->cfg = *opts->config;
@@ -1244,7 +1314,7 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
             fprintf(r->log, "reel: %s: no live status for reel-inspect (%s)\n", p->name,
                     reel_strerror(src));
         uint64_t now = now_ns();
-        r->win_start_ns = now;
+        r->scale_win_ns = r->log_win_ns = now;
         r->next_log_ns = now + (uint64_t)(r->cfg.logging_interval * 1e9);
         r->next_scale_ns = now + (uint64_t)(r->cfg.autoscale_interval_s * 1e9);
         r->next_publish_ns = now;
@@ -1259,8 +1329,7 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
     update_finished(r);
     if (r->rt) {
         uint64_t now = now_ns();
-        reel_stage_measure m[REEL_PIPELINE_MAX_STAGES];
-        measure(r, now, m);
+        measure_for_status(r, now);
         fill_status(r, now);
         r->snap.finished = rc == 0;
         if (r->status)

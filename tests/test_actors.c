@@ -83,6 +83,8 @@ static int forwards(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_act
         if (rc)
             return rc;
     }
+    if (n && reel_actor_forward(out, 0) != -EEXIST) /* one object, one item */
+        return -EPROTO;
     void *buf;
     int rc = reel_actor_output(out, 3, NULL, 0, &buf);
     if (rc == 0)

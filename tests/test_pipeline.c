@@ -256,6 +256,22 @@ Test(pipeline, building_refuses_bad_stages) {
         reel_pipeline_add(p, &def_split, &(reel_stage_options){.min_workers = 3, .max_workers = 2}),
         -EINVAL);
     TH_RC(reel_pipeline_add(p, &def_split, &(reel_stage_options){.cpus = -1}), -EINVAL);
+    TH_RC(reel_pipeline_add(p, &def_split,
+                            &(reel_stage_options){.workers = REEL_POOL_MAX_WORKERS + 1}),
+          -EINVAL);
+    /* The definition's name is copied: the caller's string may go. */
+    char name[] = "temporary";
+    reel_actor_def tmp = def_split;
+    tmp.name = name;
+    TH_OK(reel_pipeline_add(p, &tmp, NULL));
+    memset(name, 'x', sizeof name - 1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    TH_OK(reel_pipeline_describe(p, f));
+    fclose(f);
+    cr_assert(strstr(text, "Stage 2: temporary"), "%s", text);
+    free(text);
     reel_pipeline_free(p);
 }
 
@@ -317,7 +333,7 @@ Test(pipeline, a_gpu_stage_without_a_gpu_is_refused) {
 }
 
 Test(pipeline, more_cpus_than_the_node_is_refused) {
-    expect_refused(&def_upper, &(reel_stage_options){.cpus = 1, .workers = 4096}, -ENOSPC, "CPUs");
+    expect_refused(&def_upper, &(reel_stage_options){.cpus = 1, .workers = 200}, -ENOSPC, "CPUs");
 }
 
 /* ---- streaming and batch -------------------------------------------------------- */
@@ -338,12 +354,14 @@ static void run_three(reel_execution_mode mode, uint32_t batch, collected *out,
     }
     reel_executor_config c = quick_config();
     c.execution_mode = mode;
+    static const reel_id run_id = {{1, 2, 3}}; /* both modes name their outputs alike */
     reel_run_options ro = {.store = store_path,
                            .config = &c,
                            .inputs = in,
                            .n_inputs = 300,
                            .on_output = keep,
                            .arg = out,
+                           .run_id = &run_id,
                            .flags = REEL_RUN_QUIET};
     TH_OK(reel_pipeline_run(p, &ro, res));
     reel_pipeline_free(p);
@@ -611,6 +629,18 @@ Test(pipeline, a_source_callback_and_status_lines) {
     cr_assert(strstr(text, "reel:   slow "), "%s", text);
     cr_assert(strstr(text, "items/s, busy"), "%s", text);
     cr_assert(strstr(text, "50 outputs"), "%s", text);
+    /* The lines measure their own interval: the slow stage is seen working. */
+    double best_rate = 0, best_busy = 0;
+    for (const char *l = strstr(text, "reel:   slow "); l; l = strstr(l + 1, "reel:   slow ")) {
+        const char *q = strstr(l, "in flight");
+        double rate, busy;
+        if (q && sscanf(strchr(q, ',') + 1, " %lf items/s, busy %lf%%", &rate, &busy) == 2) {
+            best_rate = rate > best_rate ? rate : best_rate;
+            best_busy = busy > best_busy ? busy : best_busy;
+        }
+    }
+    cr_assert_gt(best_rate, 10, "the slow stage never showed a rate:\n%s", text);
+    cr_assert_gt(best_busy, 30, "the slow stage never showed as busy:\n%s", text);
     free(text);
     reel_run_result_free(&res);
     reel_pipeline_free(p);
@@ -743,5 +773,59 @@ Test(pipeline, workers_are_pinned_and_see_no_gpu_they_did_not_ask_for) {
     collected_free(&out);
     reel_pipeline_free(p);
     TH_OK(reel_obj_delete(store, &in));
+    expect_clean(0);
+}
+
+/* A run that repeats an earlier one's first stage must not take the earlier
+ * run's outputs, which the caller kept, for its own intermediates. */
+typedef struct kept {
+    size_t n;
+    reel_id ids[64];
+} kept;
+
+static void keep_ids(void *arg, const reel_task_result *r) {
+    kept *k = arg;
+    for (uint32_t i = 0; i < r->n_outputs && k->n < 64; i++)
+        k->ids[k->n++] = r->outputs[i];
+}
+
+Test(pipeline, a_second_run_leaves_the_first_runs_outputs_alone) {
+    reel_id in[20];
+    for (int i = 0; i < 20; i++)
+        in[i] = put_text("keep me");
+    reel_executor_config c = quick_config();
+    reel_pipeline *p1, *p2;
+    TH_OK(reel_pipeline_new("first", &p1));
+    TH_OK(reel_pipeline_add(p1, &def_append, NULL));
+    TH_OK(reel_pipeline_new("second", &p2));
+    TH_OK(reel_pipeline_add(p2, &def_append, NULL));
+    TH_OK(reel_pipeline_add(p2, &def_upper, NULL));
+    static kept k1;
+    static collected second;
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = 20,
+                           .on_output = keep_ids,
+                           .arg = &k1,
+                           .flags = REEL_RUN_QUIET};
+    TH_OK(reel_pipeline_run(p1, &ro, NULL));
+    cr_assert_eq(k1.n, 20);
+    ro.on_output = keep;
+    ro.arg = &second;
+    TH_OK(reel_pipeline_run(p2, &ro, NULL));
+    cr_assert_eq(second.n, 20);
+    cr_assert_str_eq(second.items[0], "KEEP MEA");
+    for (size_t i = 0; i < k1.n; i++) {
+        int present = 0;
+        TH_OK(reel_obj_contains(store, &k1.ids[i], &present));
+        cr_assert(present, "the first run's output %zu is gone", i);
+        TH_OK(reel_obj_delete(store, &k1.ids[i]));
+    }
+    collected_free(&second);
+    reel_pipeline_free(p1);
+    reel_pipeline_free(p2);
+    for (int i = 0; i < 20; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
     expect_clean(0);
 }

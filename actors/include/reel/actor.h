@@ -53,6 +53,9 @@ extern "C" {
 #define REEL_ACTOR_NAME_MAX   48
 #define REEL_ERROR_TEXT_MAX   200
 
+/* The most workers one pool runs. */
+#define REEL_POOL_MAX_WORKERS 256u
+
 /* For max_retries and max_restarts, whose 0 means the default: none at all. */
 #define REEL_ACTOR_NONE UINT32_MAX
 
@@ -114,7 +117,8 @@ REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *m
  * without a copy: the result names the input's own ID in that place and
  * marks it in reel_task_result.forwarded. For stages that filter or only
  * look at their items. Errors: -E2BIG (more than REEL_TASK_MAX_OUTPUTS),
- * -EINVAL (no such input). */
+ * -EINVAL (no such input), -EEXIST (that object was passed on already: one
+ * object is one item downstream). */
 REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input);
 
 /* ---- the runtime (driver side) -------------------------------------------- */
@@ -152,8 +156,9 @@ REEL_API reel_store *reel_runtime_store(reel_runtime *rt);
 
 typedef struct reel_pool reel_pool;
 
-/* Starts workers of the stage named name. Returns once they are forked (their
- * setup may still run). Errors: -ENOENT (no such stage), -EINVAL. */
+/* Starts workers (at most REEL_POOL_MAX_WORKERS) of the stage named name.
+ * Returns once they are forked (their setup may still run). Errors: -ENOENT
+ * (no such stage), -EINVAL. */
 REEL_API int reel_pool_start(reel_runtime *rt, const char *name, uint32_t workers, reel_pool **out);
 
 /* Grows or shrinks the pool. A removed worker finishes the tasks it holds first. */

@@ -28,8 +28,9 @@
  * and memory stays bounded. Every autoscale_interval_s the autoscaler moves
  * workers towards the slowest stage. Batch runs one stage after another, each
  * with all the workers that fit, every intermediate kept in the store
- * (spilled as needed). Task IDs derive from the items a task takes, so with
- * batch size 1 both modes name every output the same.
+ * (spilled as needed). Task IDs derive from the run ID and the items a task
+ * takes, so with batch size 1 and one run ID both modes name every output
+ * the same.
  *
  * reel_pipeline_run() starts its own actor runtime, whose zygote is forked
  * from the calling thread: call it before the program starts other threads or
@@ -192,6 +193,11 @@ typedef struct reel_run_options {
     void (*on_status)(void *arg, const reel_pipeline_status *status);
     void *arg;
     FILE *log; /* status lines; NULL: stderr */
+    /* Task IDs, and so output IDs, derive from the run ID, the stage and the
+     * task's inputs. NULL: a random one, so that no two runs name an object
+     * alike; give the same one to two runs to make them name their outputs
+     * alike (not at the same time in one store). */
+    const reel_id *run_id;
     /* Name of the shared-memory status segment (/dev/shm/reel-status-<name>)
      * read by `reel-inspect pipeline`; NULL: the pipeline's name and the pid. */
     const char *status_name;
