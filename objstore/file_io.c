@@ -184,6 +184,12 @@ int reel__read_range(int fd, void *buf, uint64_t offset, uint64_t length) {
     return reel__io_pieces(fd, &p, 1, 0);
 }
 
+REEL_API int reel_file_read(int fd, void *buf, uint64_t offset, uint64_t length) {
+    if (fd < 0 || (!buf && length))
+        return -EINVAL;
+    return length ? reel__read_range(fd, buf, offset, length) : 0;
+}
+
 REEL_API int reel_obj_put_file(reel_store *s, const reel_id *id, const char *path, uint64_t offset,
                                uint64_t length, const void *meta, uint32_t meta_size,
                                uint32_t flags, int timeout_ms, uint64_t *size_out) {

@@ -361,6 +361,12 @@ REEL_API int reel_obj_put_file(reel_store *store, const reel_id *id, const char 
                                uint32_t meta_size, uint32_t flags, int timeout_ms,
                                uint64_t *size_out);
 
+/* Reads [offset, offset + length) of an open file into buf with io_uring
+ * (pread where io_uring is not available): for a buffer the caller already
+ * has, such as an actor's output object. Errors: -EINVAL, -EIO (the file
+ * ended before length bytes), other negative errnos of the reads. */
+REEL_API int reel_file_read(int fd, void *buf, uint64_t offset, uint64_t length);
+
 /* ---- Object metadata --------------------------------------------------- */
 
 /* What an object holds. The store treats metadata as opaque bytes; this is
