@@ -2,7 +2,8 @@
 # Installs the Debian packages reel needs, only those missing. Idempotent.
 set -euo pipefail
 packages=(build-essential cmake pkg-config clang-format
-          liburing-dev libxxhash-dev libmsgpack-dev libcriterion-dev)
+          liburing-dev libxxhash-dev libmsgpack-dev libcriterion-dev
+          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

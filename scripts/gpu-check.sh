@@ -14,5 +14,14 @@ REEL_BUILD_DIR=$build CMAKE_BUILD_TYPE=Release bash scripts/build.sh -DREEL_WERR
 if grep 'SKIP' "$build/test_gpu.log" | grep -qv 'a GPU is present'; then
   echo "gpu-check: a GPU test skipped on a GPU machine" >&2; exit 1
 fi
+# The preprocess stage's CUDA kernel against its CPU path (within 1e-5), in
+# process and as a pipeline stage on a GPU share: neither may skip here (they
+# do where the build found no nvcc: the kernel is then missing).
+"$build/test_stage_frames" --verbose --jobs 1 --filter 'stage_frames/*gpu*' 2>&1 |
+  tee "$build/test_stage_frames_gpu.log"
+if grep 'SKIP' "$build/test_stage_frames_gpu.log" | grep -qv 'Test is disabled' ||
+   ! grep -q 'PASS.*preprocess_stage_on_a_gpu_share' "$build/test_stage_frames_gpu.log"; then
+  echo "gpu-check: the preprocess GPU tests did not run (is nvcc on PATH?)" >&2; exit 1
+fi
 if "$build/reel-bench" --help 2>&1 | grep -q -- '--spill'; then "$build/reel-bench" store --spill --quick; fi
 echo "gpu-check: passed"

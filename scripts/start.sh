@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+bash scripts/samples.sh
 bash scripts/build.sh
-# The main job (reel-curate) does not exist yet; until it does, a short store demo runs.
-exec ./build/reel-store-demo "$@"
+# The main job: the built-in sample videos curated into ./reel-out (flags: reel-curate --help).
+exec ./build/reel-curate "$@"

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+bash scripts/samples.sh
 bash scripts/build.sh -DREEL_WERROR=ON
 ctest --test-dir build --output-on-failure --timeout 300 -j 2
 # The same suite under AddressSanitizer + UBSan. Criterion's own runner leaks a

@@ -237,6 +237,11 @@ static char *th_slurp(int fd) {
 }
 
 th_result th_run(const char *bin, const th_when *when, const char *const *args) {
+    return th_run_limit(bin, when, args, 20000);
+}
+
+th_result th_run_limit(const char *bin, const th_when *when, const char *const *args,
+                       int limit_ms) {
     const char *argv[32];
     int argc = 0;
     argv[argc++] = bin;
@@ -274,10 +279,10 @@ th_result th_run(const char *bin, const th_when *when, const char *const *args) 
                 kill(pid, SIGINT);
             done = true;
         }
-        if (ms > 20000) {
+        if (ms > limit_ms) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
-            cr_assert_fail("%s did not finish within 20 s", bin);
+            cr_assert_fail("%s did not finish within %d ms", bin, limit_ms);
         }
         th_sleep_ms(5);
     }

@@ -147,6 +147,9 @@ typedef struct th_when {
  * within 20 s. Release the result with th_result_free(). */
 th_result th_run(const char *bin, const th_when *when, const char *const *args);
 
+/* th_run() with a time limit of limit_ms instead of 20 s. */
+th_result th_run_limit(const char *bin, const th_when *when, const char *const *args, int limit_ms);
+
 /* th_run() on reel-inspect: the binary $REEL_INSPECT names (ctest sets it).
  * Skips the test when it is not set. */
 th_result th_run_inspect(const th_when *when, const char *const *args);

@@ -1,0 +1,492 @@
+/*
+ * reel-curate: the main job. Curates a directory of videos into clips,
+ * metadata and previews, in NeMo Curator's layout, with the stages of
+ * reel/stages.h run as a streaming (or batch) pipeline.
+ *
+ * With no arguments it curates the built-in sample videos into ./reel-out.
+ * Flags follow Curator's video_split_clip_example.py; the executor's follow
+ * NeMo Curator's executor settings (reel/pipeline.h).
+ *
+ * Exit codes: 0 the run finished (failures recorded when ignore_failures
+ * says so), 1 the run could not start or stopped on an error, 2 bad
+ * arguments.
+ */
+#include <reel/stages.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG "reel-curate"
+
+#ifndef REEL_SAMPLES_DIR
+#define REEL_SAMPLES_DIR "samples"
+#endif
+
+static const char *const video_extensions[] = {".mp4", ".mov",  ".mkv", ".webm", ".avi", ".m4v",
+                                               ".mpg", ".mpeg", ".ts",  ".flv",  ".wmv"};
+
+typedef struct args {
+    const char *video_dir;
+    const char *store;
+    uint64_t store_size;
+    const char *config_file;
+    bool describe;
+    reel_curate_options opt;
+    reel_executor_config cfg;
+} args;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: " PROG " [options]\n"
+            "\n"
+            "Curates the videos of a directory into clips, as NeMo Curator's video pipeline\n"
+            "does: read, split (fixed stride or scene cuts), transcode to H.264, motion\n"
+            "filter, frame extraction, preprocessing for embedding models, previews, and\n"
+            "Curator's output layout (clips/, filtered_clips/, previews/, metas/v0/,\n"
+            "processed_videos/). With no options it curates the built-in sample videos\n"
+            "into ./reel-out.\n"
+            "\n"
+            "options:\n"
+            "  --video-dir DIR                    the videos (default: the samples, %s)\n"
+            "  --output-clip-path DIR             where the results go (default ./reel-out)\n"
+            "  --video-limit N                    at most N videos (default 0: all)\n"
+            "  --splitting-algorithm ALG          fixed_stride (default) or scene\n"
+            "                                     (transnetv2 is taken as scene)\n"
+            "  --fixed-stride-split-duration S    clip length and stride, seconds (10)\n"
+            "  --fixed-stride-min-clip-length-s S shortest clip kept, seconds (2)\n"
+            "  --scene-threshold X                shot-boundary score threshold (0.4)\n"
+            "  --scene-min-length-s S             shortest scene kept (2)\n"
+            "  --scene-max-length-s S             longer scenes are cut by this stride (10)\n"
+            "  --scene-crop-s S                   taken off each end of a scene (0.5)\n"
+            "  --motion-filter MODE               disable (default), enable or score-only\n"
+            "  --motion-global-mean-threshold X   (0.00098)\n"
+            "  --motion-per-patch-min-256-threshold X (0.000001)\n"
+            "  --transcode-encoder NAME           libavcodec encoder (libx264)\n"
+            "  --transcode-preset NAME            encoder preset (veryfast)\n"
+            "  --transcode-crf N                  0..51 (23)\n"
+            "  --frames-fps X                     frames extracted per second of clip (2)\n"
+            "  --no-gpu                           preprocess on the CPU even with a GPU\n"
+            "  --store NAME                       the object store (default: a new one per run)\n"
+            "  --store-size BYTES                 its memory (default 512M; K, M, G suffixes)\n"
+            "  --config FILE                      executor settings from a JSON file\n"
+            "  --describe                         print the pipeline and exit\n"
+            "  --help                             this text\n"
+            "\n"
+            "executor settings (NeMo Curator's names and defaults):\n%s",
+            REEL_SAMPLES_DIR, reel_executor_config_flags_help());
+}
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, PROG ": ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see " PROG " --help)\n");
+    va_end(ap);
+    exit(2);
+}
+
+static double number(const char *flag, const char *v) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x))
+        usage_error("%s needs a number, not '%s'", flag, v);
+    return x;
+}
+
+static uint64_t count(const char *flag, const char *v) {
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-')
+        usage_error("%s needs a whole number, not '%s'", flag, v);
+    return x;
+}
+
+static uint64_t bytes(const char *flag, const char *v) {
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    uint64_t mult = 1;
+    if (*end == 'K' || *end == 'k')
+        mult = 1ull << 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1ull << 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1ull << 30, end++;
+    if (errno || end == v || *end || v[0] == '-' || x == 0 || x > (UINT64_MAX >> 30))
+        usage_error("%s needs a size such as 512M or 2G, not '%s'", flag, v);
+    return x * mult;
+}
+
+/* "--name value" or "--name=value": the value, or NULL when argv[*i] is not --name. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc)
+        usage_error("%s needs a value", name);
+    return argv[++*i];
+}
+
+static void parse_args(int argc, char **argv, args *a) {
+    memset(a, 0, sizeof *a);
+    a->video_dir = REEL_SAMPLES_DIR;
+    a->store_size = 512ull << 20;
+    reel_curate_defaults(&a->opt);
+    a->opt.motion = REEL_MOTION_DISABLE; /* Curator's example script's default */
+    reel_executor_config_defaults(&a->cfg);
+    /* The configuration file first, so that flags override it whatever their order. */
+    for (int i = 1; i < argc; i++) {
+        const char *v = flag_value(argc, argv, &i, "--config");
+        if (v && reel_executor_config_load(&a->cfg, v) != 0) {
+            fprintf(stderr, PROG ": %s\n", reel_last_error());
+            exit(2);
+        }
+        if (v)
+            a->config_file = v;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int rc = reel_executor_config_parse_flag(&a->cfg, argc, argv, &i);
+        if (rc < 0) {
+            fprintf(stderr, PROG ": %s\n", reel_last_error());
+            exit(2);
+        }
+        if (rc > 0)
+            continue;
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(arg, "--describe") == 0) {
+            a->describe = true;
+        } else if (strcmp(arg, "--no-gpu") == 0) {
+            a->opt.use_gpu = false;
+        } else if ((v = flag_value(argc, argv, &i, "--config"))) {
+            /* read above */
+        } else if ((v = flag_value(argc, argv, &i, "--video-dir"))) {
+            a->video_dir = v;
+        } else if ((v = flag_value(argc, argv, &i, "--output-clip-path"))) {
+            a->opt.output_dir = v;
+        } else if ((v = flag_value(argc, argv, &i, "--video-limit"))) {
+            a->opt.video_limit = count("--video-limit", v);
+        } else if ((v = flag_value(argc, argv, &i, "--splitting-algorithm"))) {
+            if (strcmp(v, "fixed_stride") == 0)
+                a->opt.splitting = REEL_SPLIT_FIXED_STRIDE;
+            else if (strcmp(v, "scene") == 0 || strcmp(v, "transnetv2") == 0)
+                a->opt.splitting = REEL_SPLIT_SCENE;
+            else
+                usage_error("--splitting-algorithm is fixed_stride or scene, not '%s'", v);
+        } else if ((v = flag_value(argc, argv, &i, "--fixed-stride-split-duration"))) {
+            a->opt.fixed_stride_clip_len_s = a->opt.fixed_stride_stride_s =
+                number("--fixed-stride-split-duration", v);
+        } else if ((v = flag_value(argc, argv, &i, "--fixed-stride-min-clip-length-s"))) {
+            a->opt.fixed_stride_min_clip_s = number("--fixed-stride-min-clip-length-s", v);
+        } else if ((v = flag_value(argc, argv, &i, "--scene-threshold"))) {
+            a->opt.scene_threshold = number("--scene-threshold", v);
+        } else if ((v = flag_value(argc, argv, &i, "--scene-min-length-s"))) {
+            a->opt.scene_min_clip_s = number("--scene-min-length-s", v);
+        } else if ((v = flag_value(argc, argv, &i, "--scene-max-length-s"))) {
+            a->opt.scene_max_clip_s = number("--scene-max-length-s", v);
+        } else if ((v = flag_value(argc, argv, &i, "--scene-crop-s"))) {
+            a->opt.scene_crop_s = number("--scene-crop-s", v);
+        } else if ((v = flag_value(argc, argv, &i, "--motion-filter"))) {
+            if (strcmp(v, "disable") == 0)
+                a->opt.motion = REEL_MOTION_DISABLE;
+            else if (strcmp(v, "enable") == 0)
+                a->opt.motion = REEL_MOTION_ENABLE;
+            else if (strcmp(v, "score-only") == 0)
+                a->opt.motion = REEL_MOTION_SCORE_ONLY;
+            else
+                usage_error("--motion-filter is disable, enable or score-only, not '%s'", v);
+        } else if ((v = flag_value(argc, argv, &i, "--motion-global-mean-threshold"))) {
+            a->opt.motion_global_mean_threshold = number("--motion-global-mean-threshold", v);
+        } else if ((v = flag_value(argc, argv, &i, "--motion-per-patch-min-256-threshold"))) {
+            a->opt.motion_per_patch_min_256_threshold =
+                number("--motion-per-patch-min-256-threshold", v);
+        } else if ((v = flag_value(argc, argv, &i, "--transcode-encoder"))) {
+            a->opt.encoder = v;
+        } else if ((v = flag_value(argc, argv, &i, "--transcode-preset"))) {
+            a->opt.preset = v;
+        } else if ((v = flag_value(argc, argv, &i, "--transcode-crf"))) {
+            double crf = number("--transcode-crf", v);
+            if (crf != floor(crf) || crf < 0 || crf > 51)
+                usage_error("--transcode-crf is a whole number 0..51, not '%s'", v);
+            a->opt.crf = (int32_t)crf;
+        } else if ((v = flag_value(argc, argv, &i, "--frames-fps"))) {
+            a->opt.frames_fps = number("--frames-fps", v);
+        } else if ((v = flag_value(argc, argv, &i, "--store"))) {
+            a->store = v;
+        } else if ((v = flag_value(argc, argv, &i, "--store-size"))) {
+            a->store_size = bytes("--store-size", v);
+        } else {
+            usage_error("unknown option '%s'", arg);
+        }
+    }
+    char why[256];
+    if (reel_curate_validate(&a->opt, why, sizeof why) != 0)
+        usage_error("%s", why);
+}
+
+/* ---- the videos ------------------------------------------------------------------ */
+
+static int is_video_name(const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (!dot || name[0] == '.')
+        return 0;
+    for (size_t i = 0; i < sizeof video_extensions / sizeof video_extensions[0]; i++)
+        if (strcasecmp(dot, video_extensions[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The video files of dir (by extension, not descending), sorted by name. */
+static int list_videos(const char *dir, char ***out, size_t *n) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    char **v = NULL;
+    size_t cap = 0, k = 0;
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        if (!is_video_name(e->d_name))
+            continue;
+        if (k == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                rc = -ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        v[k] = malloc(len);
+        if (!v[k]) {
+            rc = -ENOMEM;
+            break;
+        }
+        snprintf(v[k], len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", e->d_name);
+        k++;
+    }
+    closedir(d);
+    if (k)
+        qsort(v, k, sizeof *v, cmp_str);
+    *out = v;
+    *n = k;
+    return rc;
+}
+
+/* ---- progress ------------------------------------------------------------------------ */
+
+typedef struct progress {
+    bool tty;
+    size_t total;
+    uint64_t videos_done, clips, written, filtered, partial, failed_in_writer;
+    double video_s;
+    int64_t frames;
+    struct timespec start;
+    reel_store *store;
+    reel_pipeline_status last;
+    bool have_status;
+} progress;
+
+static double since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void show_progress(progress *p) {
+    if (!p->tty)
+        return;
+    double s = since(&p->start);
+    char workers[256] = "";
+    size_t len = 0;
+    for (uint32_t i = 0; p->have_status && i < p->last.n_stages && len < sizeof workers - 32; i++)
+        len += (size_t)snprintf(workers + len, sizeof workers - len, " %.4s:%u",
+                                p->last.stage[i].name, p->last.stage[i].workers);
+    fprintf(stderr, "\r\033[K" PROG ": %" PRIu64 "/%zu videos, %" PRIu64 " clips, %.1f clips/s,%s",
+            p->videos_done, p->total, p->clips, s > 0 ? (double)p->clips / s : 0.0,
+            len ? workers : " starting");
+    fflush(stderr);
+}
+
+static void on_output(void *arg, const reel_task_result *r) {
+    progress *p = arg;
+    for (uint32_t i = 0; i < r->n_outputs; i++) {
+        reel_view v;
+        reel_curate_video_summary s;
+        int ok = reel_obj_get(p->store, &r->outputs[i], 1, 0, &v) == 0;
+        if (ok && reel_curate_read_summary(v.data, v.size, &s) == 0) {
+            p->videos_done++;
+            p->clips += s.clips;
+            p->written += s.clips_written;
+            p->filtered += s.clips_filtered;
+            p->partial += s.partial;
+            p->failed_in_writer += s.failed;
+            p->video_s += s.duration_s;
+            p->frames += s.frames;
+            if (!p->tty)
+                fprintf(stderr, PROG ": %s: %u clips (%u written, %u filtered)%s\n", s.name,
+                        s.clips, s.clips_written, s.clips_filtered,
+                        s.partial ? ", decoded in part" : "");
+        }
+        if (ok)
+            reel_obj_release(p->store, &r->outputs[i]);
+        if (!(r->forwarded & 1u << i))
+            reel_obj_delete(p->store, &r->outputs[i]);
+    }
+    show_progress(p);
+}
+
+static void on_status(void *arg, const reel_pipeline_status *s) {
+    progress *p = arg;
+    p->last = *s;
+    p->have_status = true;
+    show_progress(p);
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv) {
+    args a;
+    parse_args(argc, argv, &a);
+    reel_actor_def defs[REEL_CURATE_STAGES];
+    reel_pipeline *pipe;
+    if (reel_curate_pipeline(&a.opt, defs, &pipe) != 0) {
+        fprintf(stderr, PROG ": %s\n", reel_last_error());
+        return 1;
+    }
+    if (a.describe) {
+        reel_pipeline_describe(pipe, stdout);
+        reel_pipeline_free(pipe);
+        return 0;
+    }
+    char **videos = NULL;
+    size_t n = 0;
+    int rc = list_videos(a.video_dir, &videos, &n);
+    if (rc) {
+        fprintf(stderr, PROG ": --video-dir %s: %s\n", a.video_dir, strerror(-rc));
+        reel_pipeline_free(pipe);
+        return 1;
+    }
+    if (n == 0) {
+        fprintf(stderr, PROG ": no videos in %s (looked for %s, %s, %s, ...)\n", a.video_dir,
+                video_extensions[0], video_extensions[1], video_extensions[2]);
+        reel_pipeline_free(pipe);
+        free(videos);
+        return 1;
+    }
+    if (a.opt.video_limit && n > a.opt.video_limit) {
+        for (size_t i = a.opt.video_limit; i < n; i++)
+            free(videos[i]);
+        n = a.opt.video_limit;
+    }
+
+    char store_path[PATH_MAX];
+    if (a.store)
+        snprintf(store_path, sizeof store_path, "%s", a.store);
+    else
+        snprintf(store_path, sizeof store_path, "/dev/shm/reel-curate-%d", (int)getpid());
+    reel_store_options so = {.capacity = a.store_size, .max_objects = 65536};
+    reel_store *store;
+    rc = reel_store_create(store_path, &so, &store);
+    if (rc) {
+        fprintf(stderr, PROG ": cannot create the store %s: %s\n", store_path, reel_last_error());
+        return 1;
+    }
+    /* The inputs: one small object per video, holding its path as given. */
+    reel_id *ids = calloc(n, sizeof *ids);
+    for (size_t i = 0; ids && rc == 0 && i < n; i++) {
+        reel_id_random(&ids[i]);
+        rc = reel_obj_put(store, &ids[i], videos[i], strlen(videos[i]), NULL, 0, 0, -1);
+    }
+    if (!ids || rc) {
+        fprintf(stderr, PROG ": cannot store the video list: %s\n",
+                ids ? reel_last_error() : "out of memory");
+        reel_store_close(store);
+        reel_store_destroy(store_path);
+        return 1;
+    }
+
+    progress prog = {.tty = isatty(STDERR_FILENO) == 1, .total = n, .store = store};
+    clock_gettime(CLOCK_MONOTONIC, &prog.start);
+    fprintf(stderr, PROG ": %zu videos from %s into %s (%s, %s)\n", n, a.video_dir,
+            a.opt.output_dir, a.opt.splitting == REEL_SPLIT_SCENE ? "scene cuts" : "fixed stride",
+            a.cfg.execution_mode == REEL_EXEC_BATCH ? "batch" : "streaming");
+    reel_run_options ro = {.store = store_path,
+                           .config = &a.cfg,
+                           .inputs = ids,
+                           .n_inputs = n,
+                           .on_output = on_output,
+                           .on_status = on_status,
+                           .arg = &prog,
+                           /* On a terminal the live line says it all. */
+                           .flags = prog.tty ? REEL_RUN_QUIET : 0};
+    reel_run_result res;
+    rc = reel_pipeline_run(pipe, &ro, &res);
+    if (prog.tty)
+        fprintf(stderr, "\n");
+
+    /* Videos that failed before the writer: their records, and a line each. */
+    size_t failed_videos = 0;
+    for (size_t k = 0; k < res.n_failures; k++) {
+        const char *path = "(unknown video)";
+        for (size_t i = 0; i < n; i++)
+            if (reel_id_equal(&res.failures[k].origin, &ids[i]))
+                path = videos[i];
+        failed_videos++;
+        if (strstr(res.failures[k].error, path)) /* the stages name the video themselves */
+            fprintf(stderr, PROG ": %s\n", res.failures[k].error);
+        else
+            fprintf(stderr, PROG ": %s: %s\n", path, res.failures[k].error);
+        if (strcmp(path, "(unknown video)") != 0 &&
+            reel_curate_record_failure(&a.opt, path, res.failures[k].error) != 0)
+            fprintf(stderr, PROG ": cannot write the record of %s\n", path);
+    }
+    double wall = since(&prog.start);
+    fprintf(stderr,
+            PROG ": %" PRIu64 " of %zu videos curated, %" PRIu64 " clips written, %" PRIu64
+                 " filtered, %zu videos failed, %.2f s, %.2f s of video per second\n",
+            prog.videos_done, n, prog.written, prog.filtered,
+            failed_videos + (size_t)prog.failed_in_writer, wall,
+            wall > 0 ? prog.video_s / wall : 0.0);
+    if (rc)
+        fprintf(stderr, PROG ": stopped: %s\n", res.error);
+
+    reel_run_result_free(&res);
+    reel_pipeline_free(pipe);
+    for (size_t i = 0; i < n; i++) {
+        reel_obj_delete(store, &ids[i]);
+        free(videos[i]);
+    }
+    free(videos);
+    free(ids);
+    reel_store_close(store);
+    reel_store_destroy(store_path);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,122 @@
+/*
+ * reel/stages.h - the video-curation stages, after NeMo Curator's video
+ * pipeline, as ordinary stage actors (reel/actor.h) on FFmpeg's libraries.
+ *
+ *   reader -> splitter -> transcoder -> motion -> frames -> preprocess
+ *          -> preview -> writer
+ *
+ * One item per input video travels the whole line: the pipeline's inputs are
+ * store objects holding a video's path (as given, no NUL), and every stage's
+ * task takes one video's task object (stages/video_task.h) and outputs the
+ * next. The writer's output is a small summary object (the video's record in
+ * processed_videos/, as JSON).
+ *
+ * reel_curate_pipeline() builds the whole pipeline from options;
+ * `reel-curate` is its command-line face. Each stage's setup reads the
+ * options it needs from the reel_curate_options the defs point at (arg),
+ * which must outlive the run.
+ */
+#ifndef REEL_STAGES_H
+#define REEL_STAGES_H
+
+#include <reel/pipeline.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum reel_split_algorithm {
+    REEL_SPLIT_FIXED_STRIDE = 0, /* Curator's FixedStrideExtractorStage */
+    REEL_SPLIT_SCENE = 1,        /* shot boundaries, with TransNetV2's stage defaults */
+} reel_split_algorithm;
+
+typedef enum reel_motion_mode {
+    REEL_MOTION_DISABLE = 0,    /* no scores, nothing filtered */
+    REEL_MOTION_ENABLE = 1,     /* score, and send low-motion clips to filtered_clips/ */
+    REEL_MOTION_SCORE_ONLY = 2, /* score only */
+} reel_motion_mode;
+
+typedef struct reel_curate_options {
+    const char *output_dir; /* where clips/, metas/v0/, ... go (required by the writer) */
+
+    reel_split_algorithm splitting;
+    /* Fixed stride (Curator's defaults): clips of clip_len_s every stride_s;
+     * a last clip shorter than min_clip_s is dropped. */
+    double fixed_stride_clip_len_s; /* 10 */
+    double fixed_stride_stride_s;   /* 10 */
+    double fixed_stride_min_clip_s; /* 2 */
+    /* Scene cuts (TransNetV2 stage's defaults): scenes shorter than
+     * min_clip_s are dropped, longer than max_clip_s cut by that stride,
+     * crop_s taken off each end of a scene; a video with no cut is one clip. */
+    double scene_min_clip_s; /* 2 */
+    double scene_max_clip_s; /* 10 */
+    double scene_crop_s;     /* 0.5 */
+    double scene_threshold;  /* detector score above which a frame starts a shot */
+
+    /* Transcoding: H.264 in MP4 through libavcodec. */
+    const char *encoder;     /* "libx264" */
+    const char *preset;      /* "veryfast" */
+    int32_t crf;             /* 23 */
+    uint32_t encode_threads; /* per encoder; 0: 1 (the pipeline runs videos in parallel) */
+
+    /* Motion filter (Curator's names and defaults). */
+    reel_motion_mode motion;
+    double motion_global_mean_threshold;       /* 0.00098 */
+    double motion_per_patch_min_256_threshold; /* 0.000001 */
+
+    /* Frame extraction, and the preprocessing for embedding models. */
+    double frames_fps;     /* frames per second of clip taken (2) */
+    uint32_t frames_size;  /* frames scaled to this many pixels square (256) */
+    uint32_t tensor_size;  /* tensors of this many pixels square (224) */
+    float mean[3], std[3]; /* normalization per channel, of values in [0, 1] (CLIP's) */
+    bool use_gpu;          /* preprocess on the GPU when one exists (true) */
+
+    uint32_t preview_size; /* the preview's longer side in pixels (320) */
+    uint64_t video_limit;  /* videos at most (0: all) */
+} reel_curate_options;
+
+/* Curator's defaults, as in the comments above; output_dir "./reel-out". */
+REEL_API void reel_curate_defaults(reel_curate_options *o);
+
+/* 0, or -EINVAL with why[0..cap) naming the first bad option. */
+REEL_API int reel_curate_validate(const reel_curate_options *o, char *why, size_t cap);
+
+/* The stages, in pipeline order, with arg = o (which must outlive the run).
+ * Stage names: "reader", "splitter", "transcoder", "motion", "frames",
+ * "preprocess", "preview", "writer". */
+#define REEL_CURATE_STAGES 8u
+REEL_API void reel_curate_stage_defs(const reel_curate_options *o,
+                                     reel_actor_def defs[REEL_CURATE_STAGES]);
+
+/* A pipeline named "video-curation" of those stages with their resources
+ * (defs must outlive it). */
+REEL_API int reel_curate_pipeline(const reel_curate_options *o,
+                                  reel_actor_def defs[REEL_CURATE_STAGES], reel_pipeline **out);
+
+/* Writes processed_videos/<name>.json for a video that failed before the
+ * writer saw it (its error), as the writer does for the others. */
+REEL_API int reel_curate_record_failure(const reel_curate_options *o, const char *path,
+                                        const char *error);
+
+/* What the writer's output object (one per video) says. */
+typedef struct reel_curate_video_summary {
+    uint32_t clips, clips_written, clips_filtered;
+    bool partial, failed;
+    double duration_s;
+    int64_t frames;
+    char name[256]; /* the video's file name */
+} reel_curate_video_summary;
+
+/* Reads a writer output's bytes; -EBADMSG if they are not one. */
+REEL_API int reel_curate_read_summary(const void *data, uint64_t size,
+                                      reel_curate_video_summary *out);
+
+/* uuid5(NAMESPACE_URL, name) in its canonical text form, as Python's
+ * uuid.uuid5(uuid.NAMESPACE_URL, name). Returns 0, or -ENOMEM (out is ""). */
+REEL_API int reel_uuid5_url(const char *name, char out[37]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REEL_STAGES_H */

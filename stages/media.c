@@ -1,0 +1,1020 @@
+/*
+ * media.c - FFmpeg glue for the stages: see media.h.
+ *
+ * Input: a custom AVIOContext reads and seeks over the caller's buffer (the
+ * store object), so libavformat never sees a file. Output: a custom
+ * AVIOContext writes into a growing heap buffer; for +faststart, movenc
+ * re-opens "the file" for reading once the data is written (to shift it
+ * behind the moov), so the output context answers io_open with a read
+ * context over that same buffer.
+ *
+ * FFmpeg's own log lines are kept, not printed (a library does not print):
+ * a log callback installed once keeps the last error line, and the why
+ * sentences quote it beside av_strerror()'s text, because it is usually the
+ * more useful of the two ("moov atom not found"). REEL_FFMPEG_LOG=1 in the
+ * environment prints them as well, through FFmpeg's default callback.
+ */
+#include "media.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
+#include <libswscale/swscale.h>
+
+#define IO_BUF_SIZE (64 * 1024)
+#define MAX_SIDE    16384 /* pixels: the largest frame side media.c accepts */
+
+/* ---- FFmpeg's log lines and error sentences ---------------------------------- */
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_last[256];
+static int log_echo;
+/* A demuxer logs in the thread that calls it: an error it logs while
+ * media_decode() reads is how a cut or damaged file shows itself when the
+ * demuxer then reports a plain end of file (Matroska: "File ended
+ * prematurely"). */
+static _Thread_local const void *watch_ctx;
+static _Thread_local bool watch_hit;
+static _Thread_local char watch_line[192];
+
+static void log_cb(void *avcl, int level, const char *fmt, va_list vl) {
+    if (log_echo) {
+        va_list copy;
+        va_copy(copy, vl);
+        av_log_default_callback(avcl, level, fmt, copy);
+        va_end(copy);
+    }
+    if (level > AV_LOG_ERROR)
+        return;
+    char line[sizeof log_last];
+    int prefix = 0;
+    if (av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &prefix) < 0)
+        return;
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (!n)
+        return;
+    if (avcl && avcl == watch_ctx && !watch_hit) {
+        watch_hit = true;
+        snprintf(watch_line, sizeof watch_line, "%s", line);
+    }
+    pthread_mutex_lock(&log_mu);
+    memcpy(log_last, line, n + 1);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static void log_install(void) {
+    const char *e = getenv("REEL_FFMPEG_LOG");
+    log_echo = e && *e && strcmp(e, "0") != 0;
+    av_log_set_callback(log_cb);
+}
+
+/* Forgets the last log line: called before the FFmpeg calls whose failure
+ * may quote it. */
+static void log_clear(void) {
+    pthread_once(&log_once, log_install);
+    pthread_mutex_lock(&log_mu);
+    log_last[0] = '\0';
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* -errno for an AVERROR that is one, else -EIO. */
+static int av_to_rc(int averr) {
+    if (averr == AVERROR(ENOMEM))
+        return -ENOMEM;
+    if (averr < 0 && averr > -4096)
+        return averr;
+    return -EIO;
+}
+
+static void say(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *why, size_t cap, const char *fmt, ...) {
+    if (!why || !cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* Writes "<what>: <FFmpeg's error text> (<its last log line>)" into why and
+ * returns rc (0: av_to_rc(averr)). */
+static int fail(char *why, size_t cap, int averr, int rc, const char *what) {
+    char err[AV_ERROR_MAX_STRING_SIZE + 64];
+    if (av_strerror(averr, err, sizeof err) < 0)
+        snprintf(err, sizeof err, "error %d", averr);
+    char last[sizeof log_last];
+    pthread_mutex_lock(&log_mu);
+    memcpy(last, log_last, sizeof last);
+    pthread_mutex_unlock(&log_mu);
+    if (last[0] && !strstr(err, last) && !strstr(what, last))
+        say(why, cap, "%s: %s (%s)", what, err, last);
+    else
+        say(why, cap, "%s: %s", what, err);
+    return rc ? rc : av_to_rc(averr);
+}
+
+/* ---- a buffer as an AVIOContext ------------------------------------------------- */
+
+/* Reading and seeking over [data, data + size); pos is where the next read starts. */
+typedef struct mem_reader {
+    const uint8_t *data;
+    uint64_t size, pos;
+} mem_reader;
+
+static int mem_read(void *opaque, uint8_t *buf, int n) {
+    mem_reader *r = opaque;
+    if (r->pos >= r->size)
+        return AVERROR_EOF;
+    uint64_t left = r->size - r->pos;
+    size_t k = (uint64_t)n < left ? (size_t)n : (size_t)left;
+    memcpy(buf, r->data + r->pos, k);
+    r->pos += k;
+    return (int)k;
+}
+
+/* whence: SEEK_SET/CUR/END, AVSEEK_SIZE (the size), AVSEEK_FORCE ignored.
+ * Positions past the end are refused: the demuxer then knows the data ends. */
+static int64_t seek_in(uint64_t size, uint64_t *pos, int64_t offset, int whence) {
+    if (whence & AVSEEK_SIZE)
+        return (int64_t)size;
+    whence &= ~AVSEEK_FORCE;
+    int64_t base;
+    switch (whence) {
+    case SEEK_SET:
+        base = 0;
+        break;
+    case SEEK_CUR:
+        base = (int64_t)*pos;
+        break;
+    case SEEK_END:
+        base = (int64_t)size;
+        break;
+    default:
+        return AVERROR(EINVAL);
+    }
+    if ((offset > 0 && base > INT64_MAX - offset) || base + offset < 0 ||
+        (uint64_t)(base + offset) > size)
+        return AVERROR(EINVAL);
+    *pos = (uint64_t)(base + offset);
+    return (int64_t)*pos;
+}
+
+static int64_t mem_seek(void *opaque, int64_t offset, int whence) {
+    mem_reader *r = opaque;
+    return seek_in(r->size, &r->pos, offset, whence);
+}
+
+/* A read context over r (which must outlive it). NULL when out of memory. */
+static AVIOContext *mem_avio(mem_reader *r) {
+    uint8_t *buf = av_malloc(IO_BUF_SIZE);
+    if (!buf)
+        return NULL;
+    AVIOContext *io = avio_alloc_context(buf, IO_BUF_SIZE, 0, r, mem_read, NULL, mem_seek);
+    if (!io)
+        av_free(buf);
+    return io;
+}
+
+/* The context's buffer may have been replaced by FFmpeg: free the current one. */
+static void avio_free(AVIOContext **io) {
+    if (*io) {
+        av_freep(&(*io)->buffer);
+        avio_context_free(io);
+    }
+}
+
+/* ---- decoding ---------------------------------------------------------------- */
+
+struct media_input {
+    mem_reader src;
+    int threads;
+    AVIOContext *io;
+    AVFormatContext *fmt;
+    AVCodecContext *dec;
+    int stream;
+    bool used;      /* a decode has read from it: the next one opens afresh */
+    vt_probe probe; /* taken at the first open */
+    AVPacket *pkt;
+    AVFrame *frame;
+};
+
+static void input_close(media_input *m) {
+    avcodec_free_context(&m->dec);
+    avformat_close_input(&m->fmt);
+    avio_free(&m->io);
+    m->used = false;
+}
+
+/* Opens the container over m->src and the decoder of its best video stream.
+ * Bytes FFmpeg cannot read as video are -EINVAL. */
+static int input_open(media_input *m, char *why, size_t cap) {
+    log_clear();
+    m->src.pos = 0;
+    m->io = mem_avio(&m->src);
+    m->fmt = avformat_alloc_context();
+    if (!m->io || !m->fmt) {
+        say(why, cap, "out of memory opening the container");
+        return -ENOMEM;
+    }
+    m->fmt->pb = m->io;
+    m->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    int rc = avformat_open_input(&m->fmt, NULL, NULL, NULL);
+    if (rc < 0) /* m->fmt is freed and NULL; m->io is still ours */
+        return fail(why, cap, rc, rc == AVERROR(ENOMEM) ? -ENOMEM : -EINVAL,
+                    "cannot open the container");
+    rc = avformat_find_stream_info(m->fmt, NULL);
+    if (rc < 0)
+        return fail(why, cap, rc, rc == AVERROR(ENOMEM) ? -ENOMEM : -EINVAL,
+                    "cannot read the container's streams");
+
+    const AVCodec *codec = NULL;
+    int s = av_find_best_stream(m->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (s >= 0 && (m->fmt->streams[s]->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+        /* A cover image is not the video: take a real video stream if any. */
+        for (unsigned i = 0; i < m->fmt->nb_streams; i++) {
+            const AVStream *st = m->fmt->streams[i];
+            if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
+                !(st->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+                s = (int)i;
+                codec = avcodec_find_decoder(st->codecpar->codec_id);
+                break;
+            }
+        }
+    }
+    if (s == AVERROR_STREAM_NOT_FOUND) {
+        say(why, cap, "no video stream in the %s container", m->fmt->iformat->name);
+        return -EINVAL;
+    }
+    if (s == AVERROR_DECODER_NOT_FOUND || (s >= 0 && !codec)) {
+        enum AVCodecID id = AV_CODEC_ID_NONE;
+        for (unsigned i = 0; i < m->fmt->nb_streams && id == AV_CODEC_ID_NONE; i++)
+            if (m->fmt->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_VIDEO)
+                id = m->fmt->streams[i]->codecpar->codec_id;
+        say(why, cap, "this FFmpeg has no decoder for its video codec (%s)", avcodec_get_name(id));
+        return -EINVAL;
+    }
+    if (s < 0)
+        return fail(why, cap, s, -EINVAL, "no video stream FFmpeg can decode");
+    m->stream = s;
+    AVStream *st = m->fmt->streams[s];
+    for (unsigned i = 0; i < m->fmt->nb_streams; i++)
+        if ((int)i != s)
+            m->fmt->streams[i]->discard = AVDISCARD_ALL; /* the demuxer skips them */
+    if (st->codecpar->width <= 0 || st->codecpar->height <= 0 || st->codecpar->width > MAX_SIDE ||
+        st->codecpar->height > MAX_SIDE) {
+        say(why, cap, "its %s video stream has no usable picture size (%dx%d)",
+            avcodec_get_name(st->codecpar->codec_id), st->codecpar->width, st->codecpar->height);
+        return -EINVAL;
+    }
+
+    m->dec = avcodec_alloc_context3(codec);
+    if (!m->dec) {
+        say(why, cap, "out of memory for the %s decoder", codec->name);
+        return -ENOMEM;
+    }
+    rc = avcodec_parameters_to_context(m->dec, st->codecpar);
+    if (rc < 0)
+        return fail(why, cap, rc, 0, "cannot configure the video decoder");
+    m->dec->pkt_timebase = st->time_base;
+    m->dec->thread_count = m->threads > 1 ? m->threads : 1;
+    rc = avcodec_open2(m->dec, codec, NULL);
+    if (rc < 0)
+        return fail(why, cap, rc, rc == AVERROR(ENOMEM) ? -ENOMEM : -EINVAL,
+                    "cannot open the video decoder");
+    return 0;
+}
+
+static void probe_fill(const media_input *m, vt_probe *out);
+
+int media_open(const uint8_t *data, uint64_t size, int threads, media_input **out, char *why,
+               size_t cap) {
+    if (why && cap)
+        why[0] = '\0';
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!data || size == 0 || size > INT64_MAX) {
+        say(why, cap, "no bytes to read a video from");
+        return -EINVAL;
+    }
+    media_input *m = calloc(1, sizeof *m);
+    if (!m) {
+        say(why, cap, "out of memory");
+        return -ENOMEM;
+    }
+    m->src.data = data;
+    m->src.size = size;
+    m->threads = threads;
+    m->pkt = av_packet_alloc();
+    m->frame = av_frame_alloc();
+    int rc = m->pkt && m->frame ? input_open(m, why, cap) : -ENOMEM;
+    if (rc) {
+        if (rc == -ENOMEM && !(m->pkt && m->frame))
+            say(why, cap, "out of memory");
+        media_close(m);
+        return rc;
+    }
+    probe_fill(m, &m->probe);
+    *out = m;
+    return 0;
+}
+
+void media_close(media_input *m) {
+    if (!m)
+        return;
+    input_close(m);
+    av_packet_free(&m->pkt);
+    av_frame_free(&m->frame);
+    free(m);
+}
+
+static double finite_or_zero(double x) {
+    return isfinite(x) && x > 0 ? x : 0;
+}
+
+static void probe_fill(const media_input *m, vt_probe *out) {
+    memset(out, 0, sizeof *out);
+    const AVStream *st = m->fmt->streams[m->stream];
+    snprintf(out->container, sizeof out->container, "%s", m->fmt->iformat->name);
+    snprintf(out->codec, sizeof out->codec, "%s", avcodec_get_name(st->codecpar->codec_id));
+    /* The video stream's own duration when it has one, else the container's. */
+    double d = 0;
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+        d = (double)st->duration * av_q2d(st->time_base);
+    else if (m->fmt->duration != AV_NOPTS_VALUE && m->fmt->duration > 0)
+        d = (double)m->fmt->duration / AV_TIME_BASE;
+    out->duration_s = finite_or_zero(d);
+    AVRational fr = st->avg_frame_rate;
+    if (fr.num <= 0 || fr.den <= 0)
+        fr = av_guess_frame_rate(m->fmt, (AVStream *)st, NULL);
+    out->fps = fr.num > 0 && fr.den > 0 ? finite_or_zero(av_q2d(fr)) : 0;
+    out->width = st->codecpar->width;
+    out->height = st->codecpar->height;
+    if (st->nb_frames > 0)
+        out->num_frames = st->nb_frames;
+    else
+        out->num_frames = (int64_t)llround(out->duration_s * out->fps);
+    out->num_bytes = m->src.size;
+}
+
+void media_probe(const media_input *m, vt_probe *out) {
+    *out = m->probe;
+}
+
+/* Where a decode stands: the caller's range and callback, what came out. */
+typedef struct decode_run {
+    int64_t start, end;
+    int (*fn)(void *arg, int64_t index, const AVFrame *frame);
+    void *arg;
+    int64_t index; /* the next frame's */
+    int stop;      /* fn's > 0 (stop early) or < 0 (fail) */
+} decode_run;
+
+/* Hands every frame the decoder has ready to the callback. Returns 0 (more
+ * input wanted), AVERROR_EOF (the decoder is drained), or a decoder error. */
+static int drain(media_input *m, decode_run *r) {
+    for (;;) {
+        int rc = avcodec_receive_frame(m->dec, m->frame);
+        if (rc == AVERROR(EAGAIN))
+            return 0;
+        if (rc < 0)
+            return rc;
+        int64_t i = r->index++;
+        if (i >= r->start && (r->end < 0 || i < r->end)) {
+            int k = r->fn(r->arg, i, m->frame);
+            if (k) {
+                av_frame_unref(m->frame);
+                r->stop = k;
+                return 0;
+            }
+        }
+        av_frame_unref(m->frame);
+        if (r->end >= 0 && r->index >= r->end) {
+            r->stop = 1; /* the range is done */
+            return 0;
+        }
+    }
+}
+
+/* Whether a demuxer that reports a clean end of its data stopped well short
+ * of the duration the stream (else the container) promised: a file whose
+ * end went missing without the demuxer noticing. (A cut MP4 is caught by
+ * its demuxer: the index points past the data.) */
+static bool ended_early(const media_input *m, int64_t last_end) {
+    const AVStream *st = m->fmt->streams[m->stream];
+    double want = 0;
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+        want = (double)st->duration * av_q2d(st->time_base);
+    else if (m->fmt->duration != AV_NOPTS_VALUE && m->fmt->duration > 0)
+        want = (double)m->fmt->duration / AV_TIME_BASE;
+    if (last_end == AV_NOPTS_VALUE || !(want > 0))
+        return false;
+    double got = (double)last_end * av_q2d(st->time_base);
+    if (st->start_time != AV_NOPTS_VALUE)
+        got -= (double)st->start_time * av_q2d(st->time_base);
+    /* Other streams (audio) may outlast the video a little. */
+    return got < want * 0.9 - 1.0;
+}
+
+int media_decode(media_input *m, int64_t start, int64_t end,
+                 int (*fn)(void *arg, int64_t index, const AVFrame *frame), void *arg,
+                 bool *partial, char *why, size_t cap) {
+    if (partial)
+        *partial = false;
+    if (why && cap)
+        why[0] = '\0';
+    if (!m || !fn || start < 0 || (end >= 0 && end < start)) {
+        say(why, cap, "bad arguments to decode frames [%lld, %lld)", (long long)start,
+            (long long)end);
+        return -EINVAL;
+    }
+    if (m->used || !m->fmt) { /* each call starts from the first frame */
+        input_close(m);
+        int rc = input_open(m, why, cap);
+        if (rc) {
+            input_close(m);
+            return rc;
+        }
+    }
+    m->used = true;
+    if (end >= 0 && end == start)
+        return 0;
+    log_clear();
+
+    decode_run r = {.start = start, .end = end, .fn = fn, .arg = arg};
+    int64_t last_end = AV_NOPTS_VALUE;
+    int err = 0;             /* the error that stopped decoding */
+    const char *what = NULL; /* and where it came from */
+    bool eof = false;
+    watch_ctx = m->fmt;
+    watch_hit = false;
+    while (!r.stop && !eof) {
+        int rc = av_read_frame(m->fmt, m->pkt);
+        if (rc == AVERROR_EOF) {
+            eof = true;
+            if (watch_hit) {
+                err = AVERROR_INVALIDDATA;
+                what = "the data is cut short or damaged";
+            } else if (ended_early(m, last_end)) {
+                err = AVERROR_INVALIDDATA;
+                what = "the data ends before the video does (truncated?)";
+            }
+            rc = avcodec_send_packet(m->dec, NULL); /* flush what the decoder holds */
+        } else if (rc < 0) {
+            /* Damaged or cut data: decode what was read, then stop. */
+            err = rc;
+            what = "cannot read past a damaged or missing part of the data";
+            eof = true;
+            rc = avcodec_send_packet(m->dec, NULL);
+        } else {
+            if (m->pkt->stream_index != m->stream) {
+                av_packet_unref(m->pkt);
+                continue;
+            }
+            if (m->pkt->pts != AV_NOPTS_VALUE && m->pkt->duration > 0) {
+                int64_t e = m->pkt->pts + m->pkt->duration;
+                if (last_end == AV_NOPTS_VALUE || e > last_end)
+                    last_end = e;
+            } else if (m->pkt->pts != AV_NOPTS_VALUE &&
+                       (last_end == AV_NOPTS_VALUE || m->pkt->pts > last_end)) {
+                last_end = m->pkt->pts;
+            }
+            rc = avcodec_send_packet(m->dec, m->pkt);
+            av_packet_unref(m->pkt);
+            if (rc == AVERROR(EAGAIN))
+                rc = 0; /* cannot happen: drain() empties the decoder after each packet */
+            if (rc < 0 && rc != AVERROR_EOF) {
+                err = rc;
+                what = "the video stream is damaged";
+                eof = true;
+                rc = avcodec_send_packet(m->dec, NULL);
+            }
+        }
+        if (rc < 0 && rc != AVERROR_EOF && !err) {
+            err = rc;
+            what = "the decoder failed";
+        }
+        rc = drain(m, &r);
+        if (rc == AVERROR_EOF)
+            break;
+        if (rc < 0) {
+            if (!err) {
+                err = rc;
+                what = "the video stream is damaged";
+            }
+            break;
+        }
+    }
+    watch_ctx = NULL;
+    if (r.stop < 0)
+        return r.stop;
+    if (r.stop > 0 || !err)
+        return 0;
+    char text[256];
+    if (watch_hit && strstr(what, "cut short"))
+        snprintf(text, sizeof text, "%s after %lld frames (%s)", what, (long long)r.index,
+                 watch_line);
+    else
+        snprintf(text, sizeof text, "%s after %lld frames", what, (long long)r.index);
+    if (r.index == 0)
+        return fail(why, cap, err, 0, text);
+    fail(why, cap, err, 0, text);
+    if (partial)
+        *partial = true;
+    return 0;
+}
+
+/* ---- pixels ------------------------------------------------------------------ */
+
+/* A scaler from frame's pixels to w x h of dst_fmt, told when the frame is
+ * full-range YUV in a format whose name does not say so. */
+static struct SwsContext *scaler_for(struct SwsContext *old, const AVFrame *f, int w, int h,
+                                     enum AVPixelFormat dst_fmt) {
+    struct SwsContext *s = sws_getCachedContext(old, f->width, f->height, f->format, w, h, dst_fmt,
+                                                SWS_BILINEAR, NULL, NULL, NULL);
+    if (s && f->color_range == AVCOL_RANGE_JPEG) {
+        int *inv, *tab, src_range, dst_range, bri, con, sat;
+        if (sws_getColorspaceDetails(s, &inv, &src_range, &tab, &dst_range, &bri, &con, &sat) >=
+                0 &&
+            !src_range)
+            sws_setColorspaceDetails(s, inv, 1, tab, dst_range, bri, con, sat);
+    }
+    return s;
+}
+
+static bool frame_ok(const AVFrame *f) {
+    return f && f->width > 0 && f->height > 0 && f->width <= MAX_SIDE && f->height <= MAX_SIDE &&
+           f->format >= 0 && sws_isSupportedInput(f->format);
+}
+
+int media_frame_to_rgb(const AVFrame *frame, uint32_t w, uint32_t h, uint8_t *dst) {
+    if (!frame_ok(frame) || !dst || w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE)
+        return -EINVAL;
+    struct SwsContext *s = scaler_for(NULL, frame, (int)w, (int)h, AV_PIX_FMT_RGB24);
+    if (!s)
+        return -ENOMEM;
+    uint8_t *planes[4] = {dst, NULL, NULL, NULL};
+    int strides[4] = {(int)w * 3, 0, 0, 0};
+    int rc = sws_scale(s, (const uint8_t *const *)frame->data, frame->linesize, 0, frame->height,
+                       planes, strides);
+    sws_freeContext(s);
+    return rc == (int)h ? 0 : rc < 0 ? av_to_rc(rc) : -EIO;
+}
+
+/* ---- encoding ------------------------------------------------------------------ */
+
+struct media_output {
+    /* The MP4 being written: buf[0, size), the muxer's position pos. */
+    uint8_t *buf;
+    uint64_t size, cap, pos;
+    int write_err; /* the first failed write (out of memory) */
+    mem_reader reread;
+    AVIOContext *io;
+    AVFormatContext *fmt;
+    AVCodecContext *enc;
+    AVStream *st;
+    struct SwsContext *sws;
+    AVFrame *yuv;
+    AVPacket *pkt;
+    int64_t next_pts;
+    bool header, finished;
+};
+
+#if LIBAVFORMAT_VERSION_MAJOR < 61
+#define WRITE_CONST
+#else
+#define WRITE_CONST const
+#endif
+
+static int out_write(void *opaque, WRITE_CONST uint8_t *data, int n) {
+    media_output *e = opaque;
+    if (n <= 0)
+        return 0;
+    uint64_t end = e->pos + (uint64_t)n;
+    if (end > e->cap) {
+        uint64_t cap = e->cap ? e->cap : 1u << 20;
+        while (cap < end)
+            cap *= 2;
+        uint8_t *b = realloc(e->buf, cap);
+        if (!b) {
+            e->write_err = AVERROR(ENOMEM);
+            return AVERROR(ENOMEM);
+        }
+        e->buf = b;
+        e->cap = cap;
+    }
+    if (e->pos > e->size) /* a seek past the end leaves a gap: zeros, as in a file */
+        memset(e->buf + e->size, 0, e->pos - e->size);
+    memcpy(e->buf + e->pos, data, (size_t)n);
+    e->pos = end;
+    if (end > e->size)
+        e->size = end;
+    return n;
+}
+
+static int64_t out_seek(void *opaque, int64_t offset, int whence) {
+    media_output *e = opaque;
+    if (whence & AVSEEK_SIZE)
+        return (int64_t)e->size;
+    /* movenc's faststart seeks past the end when the header it moves to the
+     * front is larger than the clip's data; out_write fills such a gap with
+     * zeros. A bound keeps a bad seek from asking for a huge buffer. */
+    int64_t base = (whence & ~AVSEEK_FORCE) == SEEK_END ? (int64_t)e->size : 0;
+    if ((whence & ~AVSEEK_FORCE) == SEEK_END)
+        whence = SEEK_SET, offset = base + offset;
+    return seek_in(e->size + (1ull << 30), &e->pos, offset, whence);
+}
+
+/* The reader movenc's faststart opens on "the file" it wrote: the same
+ * buffer, read while the muxer rewrites it behind the read position. */
+static int reread_read(void *opaque, uint8_t *buf, int n) {
+    media_output *e = opaque;
+    e->reread.data = e->buf;
+    e->reread.size = e->size;
+    return mem_read(&e->reread, buf, n);
+}
+
+static int64_t reread_seek(void *opaque, int64_t offset, int whence) {
+    media_output *e = opaque;
+    return seek_in(e->size, &e->reread.pos, offset, whence);
+}
+
+static int out_io_open(struct AVFormatContext *s, AVIOContext **pb, const char *url, int flags,
+                       AVDictionary **options) {
+    (void)url, (void)options;
+    media_output *e = s->opaque;
+    if ((flags & AVIO_FLAG_WRITE) || !e)
+        return AVERROR(EPERM);
+    uint8_t *buf = av_malloc(IO_BUF_SIZE);
+    if (!buf)
+        return AVERROR(ENOMEM);
+    e->reread.pos = 0;
+    *pb = avio_alloc_context(buf, IO_BUF_SIZE, 0, e, reread_read, NULL, reread_seek);
+    if (!*pb) {
+        av_free(buf);
+        return AVERROR(ENOMEM);
+    }
+    return 0;
+}
+
+static int out_io_close2(struct AVFormatContext *s, AVIOContext *pb) {
+    (void)s;
+    avio_free(&pb);
+    return 0;
+}
+
+void media_encode_free(media_output *e) {
+    if (!e)
+        return;
+    if (e->fmt) {
+        e->fmt->pb = NULL; /* ours: freed below */
+        avformat_free_context(e->fmt);
+    }
+    avio_free(&e->io);
+    avcodec_free_context(&e->enc);
+    sws_freeContext(e->sws);
+    av_frame_free(&e->yuv);
+    av_packet_free(&e->pkt);
+    free(e->buf);
+    free(e);
+}
+
+static bool x264_preset(const char *p) {
+    static const char *const names[] = {"ultrafast", "superfast", "veryfast", "faster",
+                                        "fast",      "medium",    "slow",     "slower",
+                                        "veryslow",  "placebo"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(p, names[i]) == 0)
+            return true;
+    return false;
+}
+
+int media_encode_start(const media_encode_options *o, media_output **out, char *why, size_t cap) {
+    if (why && cap)
+        why[0] = '\0';
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!o || o->width <= 0 || o->height <= 0 || o->width > MAX_SIDE || o->height > MAX_SIDE ||
+        (o->width | o->height) & 1) {
+        say(why, cap, "cannot encode %dx%d: width and height must be even, 2..%d", o ? o->width : 0,
+            o ? o->height : 0, MAX_SIDE);
+        return -EINVAL;
+    }
+    if (!isfinite(o->fps) || o->fps <= 0 || o->fps > 1000) {
+        say(why, cap, "cannot encode at %g frames per second", o->fps);
+        return -EINVAL;
+    }
+    if (o->crf < 0 || o->crf > 51) {
+        say(why, cap, "crf %d is outside 0..51", o->crf);
+        return -EINVAL;
+    }
+    const char *name = o->encoder && *o->encoder ? o->encoder : "libx264";
+    log_clear();
+    const AVCodec *codec = avcodec_find_encoder_by_name(name);
+    if (!codec || codec->type != AVMEDIA_TYPE_VIDEO) {
+        say(why, cap, "no video encoder named \"%s\" in this FFmpeg", name);
+        return -EINVAL;
+    }
+    media_output *e = calloc(1, sizeof *e);
+    if (!e) {
+        say(why, cap, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = avformat_alloc_output_context2(&e->fmt, NULL, "mp4", NULL);
+    if (rc < 0 || !e->fmt) {
+        rc = fail(why, cap, rc < 0 ? rc : AVERROR(ENOMEM), 0, "cannot set up an MP4 muxer");
+        goto out;
+    }
+    e->fmt->opaque = e;
+    e->fmt->io_open = out_io_open;
+    e->fmt->io_close2 = out_io_close2;
+    e->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    uint8_t *iobuf = av_malloc(IO_BUF_SIZE);
+    if (iobuf) {
+        e->io = avio_alloc_context(iobuf, IO_BUF_SIZE, 1, e, NULL, out_write, out_seek);
+        if (!e->io)
+            av_free(iobuf);
+    }
+    e->enc = avcodec_alloc_context3(codec);
+    e->yuv = av_frame_alloc();
+    e->pkt = av_packet_alloc();
+    e->st = avformat_new_stream(e->fmt, NULL);
+    if (!e->io || !e->enc || !e->yuv || !e->pkt || !e->st) {
+        say(why, cap, "out of memory setting up the %s encoder", name);
+        rc = -ENOMEM;
+        goto out;
+    }
+    e->fmt->pb = e->io;
+
+    AVRational rate = av_d2q(o->fps, 1000000);
+    if (rate.num <= 0 || rate.den <= 0) {
+        say(why, cap, "cannot encode at %g frames per second", o->fps);
+        rc = -EINVAL;
+        goto out;
+    }
+    e->enc->width = o->width;
+    e->enc->height = o->height;
+    e->enc->pix_fmt = AV_PIX_FMT_YUV420P;
+    e->enc->framerate = rate;
+    e->enc->time_base = av_inv_q(rate); /* a frame's pts is its index */
+    e->enc->sample_aspect_ratio = (AVRational){1, 1};
+    e->enc->thread_count = o->threads > 1 ? o->threads : 1;
+    if (e->fmt->oformat->flags & AVFMT_GLOBALHEADER)
+        e->enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    if (o->preset && *o->preset && strncmp(name, "libx264", 7) == 0 && !x264_preset(o->preset)) {
+        /* Said here: x264 would print its own complaint to stderr. */
+        say(why, cap, "encoder %s has no preset \"%s\" (ultrafast ... placebo)", name, o->preset);
+        rc = -EINVAL;
+        goto out;
+    }
+    if (o->preset && *o->preset) {
+        rc = av_opt_set(e->enc->priv_data, "preset", o->preset, 0);
+        if (rc < 0) {
+            char what[96];
+            snprintf(what, sizeof what, "encoder %s refuses preset \"%s\"", name, o->preset);
+            rc = fail(why, cap, rc, -EINVAL, what);
+            goto out;
+        }
+    }
+    rc = av_opt_set_double(e->enc->priv_data, "crf", o->crf, 0);
+    if (rc < 0) {
+        char what[96];
+        snprintf(what, sizeof what, "encoder %s refuses crf %d", name, o->crf);
+        rc = fail(why, cap, rc, -EINVAL, what);
+        goto out;
+    }
+    rc = avcodec_open2(e->enc, codec, NULL);
+    if (rc < 0) {
+        char what[96];
+        snprintf(what, sizeof what, "cannot open encoder %s at %dx%d", name, o->width, o->height);
+        rc = fail(why, cap, rc, 0, what);
+        goto out;
+    }
+    rc = avcodec_parameters_from_context(e->st->codecpar, e->enc);
+    if (rc < 0) {
+        rc = fail(why, cap, rc, 0, "cannot hand the encoder's parameters to the muxer");
+        goto out;
+    }
+    e->st->time_base = e->enc->time_base;
+    e->st->avg_frame_rate = rate;
+
+    e->yuv->format = AV_PIX_FMT_YUV420P;
+    e->yuv->width = o->width;
+    e->yuv->height = o->height;
+    rc = av_frame_get_buffer(e->yuv, 0);
+    if (rc < 0) {
+        rc = fail(why, cap, rc, 0, "cannot allocate the encoder's picture");
+        goto out;
+    }
+
+    AVDictionary *opts = NULL;
+    rc = av_dict_set(&opts, "movflags", "+faststart", 0);
+    if (rc >= 0)
+        rc = avformat_write_header(e->fmt, &opts);
+    av_dict_free(&opts);
+    if (rc < 0) {
+        rc = fail(why, cap, e->write_err ? e->write_err : rc, 0, "cannot start the MP4");
+        goto out;
+    }
+    e->header = true;
+    *out = e;
+    return 0;
+out:
+    media_encode_free(e);
+    return rc;
+}
+
+/* Sends frame (NULL: flush) to the encoder and muxes every packet it has ready. */
+static int encode_send(media_output *e, const AVFrame *frame, char *why, size_t cap) {
+    int rc = avcodec_send_frame(e->enc, frame);
+    if (rc < 0)
+        return fail(why, cap, rc, 0, "the encoder refused a frame");
+    for (;;) {
+        rc = avcodec_receive_packet(e->enc, e->pkt);
+        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF)
+            return 0;
+        if (rc < 0)
+            return fail(why, cap, rc, 0, "the encoder failed");
+        av_packet_rescale_ts(e->pkt, e->enc->time_base, e->st->time_base);
+        e->pkt->stream_index = e->st->index;
+        rc = av_interleaved_write_frame(e->fmt, e->pkt); /* takes the packet's data */
+        if (rc < 0)
+            return fail(why, cap, e->write_err ? e->write_err : rc, 0,
+                        "cannot write a packet into the MP4");
+    }
+}
+
+int media_encode_frame(media_output *e, const AVFrame *frame, char *why, size_t cap) {
+    if (why && cap)
+        why[0] = '\0';
+    if (!e || e->finished) {
+        say(why, cap, "the encoder is %s", e ? "finished" : "missing");
+        return -EINVAL;
+    }
+    if (!frame_ok(frame)) {
+        say(why, cap, "cannot encode a frame of %dx%d in pixel format %d", frame ? frame->width : 0,
+            frame ? frame->height : 0, frame ? frame->format : -1);
+        return -EINVAL;
+    }
+    log_clear();
+    e->sws = scaler_for(e->sws, frame, e->enc->width, e->enc->height, AV_PIX_FMT_YUV420P);
+    if (!e->sws) {
+        say(why, cap, "cannot convert %dx%d %s frames to %dx%d yuv420p", frame->width,
+            frame->height, av_get_pix_fmt_name(frame->format), e->enc->width, e->enc->height);
+        return -ENOMEM;
+    }
+    /* The encoder may still hold the last picture: write into a fresh one then. */
+    int rc = av_frame_make_writable(e->yuv);
+    if (rc < 0)
+        return fail(why, cap, rc, 0, "cannot get a picture to encode into");
+    rc = sws_scale(e->sws, (const uint8_t *const *)frame->data, frame->linesize, 0, frame->height,
+                   e->yuv->data, e->yuv->linesize);
+    if (rc != e->enc->height)
+        return fail(why, cap, rc < 0 ? rc : AVERROR(EIO), 0, "cannot convert a frame to yuv420p");
+    e->yuv->pts = e->next_pts++;
+    return encode_send(e, e->yuv, why, cap);
+}
+
+int media_encode_finish(media_output *e, const uint8_t **data, uint64_t *size, char *why,
+                        size_t cap) {
+    if (why && cap)
+        why[0] = '\0';
+    if (!e || !data || !size || e->finished) {
+        say(why, cap, "the encoder is %s", e && e->finished ? "already finished" : "missing");
+        return -EINVAL;
+    }
+    *data = NULL;
+    *size = 0;
+    e->finished = true;
+    if (e->next_pts == 0) {
+        say(why, cap, "no frames to encode");
+        return -ENODATA;
+    }
+    log_clear();
+    int rc = encode_send(e, NULL, why, cap);
+    if (rc)
+        return rc;
+    rc = av_write_trailer(e->fmt);
+    if (rc < 0)
+        return fail(why, cap, e->write_err ? e->write_err : rc, 0, "cannot finish the MP4");
+    avio_flush(e->io);
+    if (e->write_err)
+        return fail(why, cap, e->write_err, 0, "cannot finish the MP4");
+    *data = e->buf;
+    *size = e->size;
+    return 0;
+}
+
+/* ---- JPEG ----------------------------------------------------------------------- */
+
+int media_jpeg(const uint8_t *rgb, uint32_t w, uint32_t h, int quality, uint8_t **out,
+               uint64_t *size, char *why, size_t cap) {
+    if (why && cap)
+        why[0] = '\0';
+    if (out)
+        *out = NULL;
+    if (size)
+        *size = 0;
+    if (!rgb || !out || !size || w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE) {
+        say(why, cap, "cannot make a JPEG of %ux%u", w, h);
+        return -EINVAL;
+    }
+    if (quality < 1)
+        quality = 1;
+    if (quality > 100)
+        quality = 100;
+    log_clear();
+    const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
+    if (!codec) {
+        say(why, cap, "this FFmpeg has no JPEG encoder");
+        return -ENOSYS;
+    }
+    AVCodecContext *c = avcodec_alloc_context3(codec);
+    AVFrame *f = av_frame_alloc();
+    AVPacket *pkt = av_packet_alloc();
+    struct SwsContext *s = NULL;
+    int rc;
+    if (!c || !f || !pkt) {
+        say(why, cap, "out of memory for the JPEG encoder");
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* quality 1..100 onto mjpeg's qscale 31..2 (lower is finer). */
+    int q = 2 + (100 - quality) * 29 / 99;
+    c->width = (int)w;
+    c->height = (int)h;
+    c->pix_fmt = AV_PIX_FMT_YUVJ420P;
+    c->time_base = (AVRational){1, 25};
+    c->flags |= AV_CODEC_FLAG_QSCALE;
+    c->global_quality = q * FF_QP2LAMBDA;
+    c->qmin = c->qmax = q;
+    rc = avcodec_open2(c, codec, NULL);
+    if (rc < 0) {
+        rc = fail(why, cap, rc, 0, "cannot open the JPEG encoder");
+        goto out;
+    }
+    f->format = AV_PIX_FMT_YUVJ420P;
+    f->width = (int)w;
+    f->height = (int)h;
+    f->quality = c->global_quality;
+    f->pts = 0;
+    rc = av_frame_get_buffer(f, 0);
+    if (rc < 0) {
+        rc = fail(why, cap, rc, 0, "cannot allocate the JPEG's picture");
+        goto out;
+    }
+    s = sws_getContext((int)w, (int)h, AV_PIX_FMT_RGB24, (int)w, (int)h, AV_PIX_FMT_YUVJ420P,
+                       SWS_BILINEAR, NULL, NULL, NULL);
+    if (!s) {
+        say(why, cap, "cannot convert RGB to the JPEG's pixels");
+        rc = -ENOMEM;
+        goto out;
+    }
+    const uint8_t *src[4] = {rgb, NULL, NULL, NULL};
+    int src_stride[4] = {(int)w * 3, 0, 0, 0};
+    rc = sws_scale(s, src, src_stride, 0, (int)h, f->data, f->linesize);
+    if (rc != (int)h) {
+        rc = fail(why, cap, rc < 0 ? rc : AVERROR(EIO), 0,
+                  "cannot convert RGB to the JPEG's pixels");
+        goto out;
+    }
+    rc = avcodec_send_frame(c, f);
+    if (rc >= 0)
+        rc = avcodec_send_frame(c, NULL);
+    if (rc >= 0)
+        rc = avcodec_receive_packet(c, pkt);
+    if (rc < 0) {
+        rc = fail(why, cap, rc, 0, "the JPEG encoder failed");
+        goto out;
+    }
+    *out = malloc(pkt->size ? (size_t)pkt->size : 1);
+    if (!*out) {
+        say(why, cap, "out of memory for a %d-byte JPEG", pkt->size);
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(*out, pkt->data, (size_t)pkt->size);
+    *size = (uint64_t)pkt->size;
+    rc = 0;
+out:
+    sws_freeContext(s);
+    av_packet_free(&pkt);
+    av_frame_free(&f);
+    avcodec_free_context(&c);
+    return rc;
+}

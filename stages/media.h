@@ -1,0 +1,134 @@
+/*
+ * media.h - the stages' glue to FFmpeg's libraries: demuxing and decoding a
+ * video held in memory (a store object), and encoding frames to H.264 in an
+ * MP4 held in memory. Internal to the stages; never installed.
+ *
+ * Nothing here touches a file: input bytes come from a store object through
+ * a custom AVIOContext (read and seek over the buffer, no copy of the whole),
+ * and the encoder's MP4 goes to a growing heap buffer that the caller then
+ * copies once into its output object.
+ *
+ * Errors: 0 or a negative code (AVERROR values turned into -errno where they
+ * are one, else -EIO; -EINVAL for bad arguments; -ENOMEM); why[0..cap) gets
+ * one sentence (FFmpeg's av_strerror text included).
+ *
+ * Frame indices: frames are numbered 0, 1, 2, ... in presentation order as
+ * the decoder returns them (not from timestamps), so that a clip [start, end)
+ * means the same frames to every stage and to the tests.
+ *
+ * FFmpeg's log: media.c installs a log callback once per process that prints
+ * nothing (a library does not print) and keeps the last error line for the
+ * why sentences; REEL_FFMPEG_LOG=1 in the environment also prints FFmpeg's
+ * lines as usual.
+ */
+#ifndef REEL_STAGES_MEDIA_H
+#define REEL_STAGES_MEDIA_H
+
+#include "video_task.h"
+
+#include <libavutil/frame.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct media_input media_input;
+
+/* Opens the video stream of a container held in data[0..size) (which must
+ * outlive the media_input) and its decoder (threads: 0 or 1 for one).
+ * Fails with -EINVAL and a sentence for bytes that are not a video FFmpeg
+ * can read: no stream found, no video stream, an unsupported codec. */
+int media_open(const uint8_t *data, uint64_t size, int threads, media_input **out, char *why,
+               size_t cap);
+
+/* What the container and stream say: container and codec names, duration,
+ * average frame rate, width, height, num_frames (from the stream when it
+ * says, else duration x fps, rounded), num_bytes = size.
+ * duration_s is the video stream's own duration when the container gives
+ * one (MP4/MOV), else the container's (WebM/Matroska: all streams, audio
+ * included). fps is the stream's average rate, else FFmpeg's guess; 0 when
+ * neither is known. num_frames is an estimate without a frame index: count
+ * them with media_decode() when it matters. */
+void media_probe(const media_input *m, vt_probe *out);
+
+/* Calls fn for every decoded frame with index in [start, end) (end < 0: to
+ * the end), in order; frames before start are decoded and dropped (frame
+ * accurate, whatever the keyframes). fn returns 0 to go on, > 0 to stop
+ * early (not an error), < 0 to fail with that code. The frame is the
+ * decoder's (valid during the call only).
+ * *partial (out, may be NULL) is set when decoding stopped on damaged or
+ * truncated data after at least one frame: the frames before it were
+ * delivered and the call returns 0, with why saying what went wrong.
+ * Returns 0, fn's negative code, or the decoder's error when not even one
+ * frame could be decoded. Each call decodes from the start of the stream.
+ *
+ * Notes for callers:
+ * - Each call after the first re-opens the container and decoder (so that
+ *   every call sees exactly the same frames): to handle several clips of a
+ *   video, make ONE call over [first start, last end) and dispatch frames by
+ *   index in fn, rather than one call per clip (which decodes the head of
+ *   the video again each time).
+ * - end == start, or a start past the last frame: 0 with no frame delivered;
+ *   likewise a stream that ends cleanly without a frame. Count in fn.
+ * - partial comes from a demuxer or decoder error (including a packet cut
+ *   short), or from the data ending before the container's index or duration
+ *   says the video does (cut files: MP4 with its moov first, WebM). An MP4
+ *   whose moov came last and was cut does not open at all (media_open fails).
+ * - frame's pixel format is the decoder's own (yuv420p, yuv444p, yuvj422p
+ *   for MJPEG, ...): use media_frame_to_rgb() or media_encode_frame(), which
+ *   take any. */
+int media_decode(media_input *m, int64_t start, int64_t end,
+                 int (*fn)(void *arg, int64_t index, const AVFrame *frame), void *arg,
+                 bool *partial, char *why, size_t cap);
+
+void media_close(media_input *m);
+
+/* Converts a decoded frame to packed RGB24 of w x h (bilinear scaling)
+ * into dst (w * h * 3 bytes, rows packed with no padding). Returns 0 or a
+ * negative code (-EINVAL: no picture, a size of 0 or above 16384, dst NULL).
+ * It makes a scaler per call (cheap next to decoding, but not free). */
+int media_frame_to_rgb(const AVFrame *frame, uint32_t w, uint32_t h, uint8_t *dst);
+
+/* ---- encoding --------------------------------------------------------------- */
+
+typedef struct media_output media_output;
+
+typedef struct media_encode_options {
+    const char *encoder; /* "libx264" */
+    const char *preset;  /* "veryfast" */
+    int32_t crf;         /* 23 */
+    int threads;         /* 0 or 1: one */
+    int32_t width, height;
+    double fps; /* the source's: frames get timestamps index / fps */
+} media_encode_options;
+
+/* Starts an H.264 MP4 in memory. Frames of any pixel format and size are
+ * converted to the encoder's (yuv420p at width x height).
+ * width and height must be even (yuv420p), 2..16384: an odd size is -EINVAL
+ * (round it down before); fps in (0, 1000], crf 0..51; preset and crf are
+ * the encoder's private options (libx264's names; an encoder without them
+ * is -EINVAL naming it). The MP4's time base is 1/fps as a fraction
+ * (av_d2q: 30000/1001 stays exact). *out is freed with media_encode_free(),
+ * also after a failed media_encode_frame()/finish(). */
+int media_encode_start(const media_encode_options *o, media_output **out, char *why, size_t cap);
+
+/* Encodes one frame (the next in the clip): its timestamp is its index in
+ * the clip / fps; the frame's own pts, picture type and size are ignored
+ * (it is scaled). The caller keeps the frame (a decoder's frame is fine). */
+int media_encode_frame(media_output *e, const AVFrame *frame, char *why, size_t cap);
+
+/* Flushes the encoder and finishes the MP4 (moov at the front, so a player
+ * can start at once); *data and *size (out) are the file's bytes, owned by e
+ * until media_encode_free(). Once only; -ENODATA when no frame was encoded. */
+int media_encode_finish(media_output *e, const uint8_t **data, uint64_t *size, char *why,
+                        size_t cap);
+
+void media_encode_free(media_output *e);
+
+/* Encodes one RGB24 image (w x h, rows packed; any size up to 16384, odd
+ * included) as a JPEG into a malloc'd buffer (*out, *size; free() it).
+ * quality: 1..100 (clamped), higher is finer, as libjpeg's; mapped onto the
+ * mjpeg encoder's qscale 31..2. */
+int media_jpeg(const uint8_t *rgb, uint32_t w, uint32_t h, int quality, uint8_t **out,
+               uint64_t *size, char *why, size_t cap);
+
+#endif

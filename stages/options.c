@@ -1,0 +1,81 @@
+/* The curation options: Curator's defaults, and their checks (reel/stages.h). */
+#include "reel/stages.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+REEL_API void reel_curate_defaults(reel_curate_options *o) {
+    memset(o, 0, sizeof *o);
+    o->output_dir = "./reel-out";
+    o->splitting = REEL_SPLIT_FIXED_STRIDE;
+    o->fixed_stride_clip_len_s = 10;
+    o->fixed_stride_stride_s = 10;
+    o->fixed_stride_min_clip_s = 2;
+    o->scene_min_clip_s = 2;
+    o->scene_max_clip_s = 10;
+    o->scene_crop_s = 0.5;
+    o->scene_threshold = 0.4;
+    o->encoder = "libx264";
+    o->preset = "veryfast";
+    o->crf = 23;
+    o->encode_threads = 1;
+    o->motion = REEL_MOTION_ENABLE;
+    o->motion_global_mean_threshold = 0.00098;
+    o->motion_per_patch_min_256_threshold = 0.000001;
+    o->frames_fps = 2;
+    o->frames_size = 256;
+    o->tensor_size = 224;
+    /* CLIP's normalization, which most of Curator's embedding models use. */
+    o->mean[0] = 0.48145466f, o->mean[1] = 0.4578275f, o->mean[2] = 0.40821073f;
+    o->std[0] = 0.26862954f, o->std[1] = 0.26130258f, o->std[2] = 0.27577711f;
+    o->use_gpu = true;
+    o->preview_size = 320;
+}
+
+static int positive(double x) {
+    return isfinite(x) && x > 0;
+}
+
+REEL_API int reel_curate_validate(const reel_curate_options *o, char *why, size_t cap) {
+    const char *bad = NULL;
+    if (!o->output_dir || !*o->output_dir)
+        bad = "output_dir: empty";
+    else if (o->splitting != REEL_SPLIT_FIXED_STRIDE && o->splitting != REEL_SPLIT_SCENE)
+        bad = "splitting: neither fixed_stride nor scene";
+    else if (!positive(o->fixed_stride_clip_len_s) || !positive(o->fixed_stride_stride_s))
+        bad = "fixed_stride_split_duration: must be a positive number of seconds";
+    else if (!isfinite(o->fixed_stride_min_clip_s) || o->fixed_stride_min_clip_s < 0)
+        bad = "fixed_stride_min_clip_s: must be 0 or more seconds";
+    else if (!positive(o->scene_max_clip_s) || !isfinite(o->scene_min_clip_s) ||
+             o->scene_min_clip_s < 0 || o->scene_min_clip_s > o->scene_max_clip_s)
+        bad = "scene clip lengths: need 0 <= min <= max, max > 0";
+    else if (!isfinite(o->scene_crop_s) || o->scene_crop_s < 0)
+        bad = "scene_crop_s: must be 0 or more seconds";
+    else if (!isfinite(o->scene_threshold) || o->scene_threshold <= 0 || o->scene_threshold >= 1)
+        bad = "scene_threshold: must be in (0, 1)";
+    else if (!o->encoder || !*o->encoder || !o->preset || !*o->preset)
+        bad = "encoder and preset: empty";
+    else if (o->crf < 0 || o->crf > 51)
+        bad = "crf: must be 0..51";
+    else if (o->motion != REEL_MOTION_DISABLE && o->motion != REEL_MOTION_ENABLE &&
+             o->motion != REEL_MOTION_SCORE_ONLY)
+        bad = "motion_filter: neither disable, enable nor score-only";
+    else if (!isfinite(o->motion_global_mean_threshold) || o->motion_global_mean_threshold < 0 ||
+             !isfinite(o->motion_per_patch_min_256_threshold) ||
+             o->motion_per_patch_min_256_threshold < 0)
+        bad = "motion thresholds: must be 0 or more";
+    else if (!positive(o->frames_fps) || o->frames_fps > 240)
+        bad = "frames_fps: must be in (0, 240]";
+    else if (o->frames_size < 8 || o->frames_size > 4096 || o->tensor_size < 8 ||
+             o->tensor_size > 4096 || o->preview_size < 8 || o->preview_size > 4096)
+        bad = "frame, tensor and preview sizes: must be 8..4096 pixels";
+    for (int c = 0; !bad && c < 3; c++)
+        if (!isfinite(o->mean[c]) || !isfinite(o->std[c]) || !(o->std[c] > 0))
+            bad = "mean and std: finite, std above 0";
+    if (!bad)
+        return 0;
+    snprintf(why, cap, "%s", bad);
+    return -EINVAL;
+}

@@ -1,0 +1,169 @@
+/*
+ * The preprocess stage: each clip's frames (uint8 HWC, from the frames
+ * stage, read zero-copy from the input task) become a float32 NCHW tensor of
+ * tensor_size square, normalized per channel with mean and std, in
+ * clip.tensor: the input an embedding model takes. preprocess.h has the
+ * formula.
+ *
+ * Where: on the GPU when use_gpu is set, this build has the CUDA kernel
+ * (preprocess.cu, compiled when CMake finds nvcc) and the worker sees a
+ * device - which it does only when the pipeline gives the stage a GPU share:
+ * a CPU-only worker runs with CUDA_VISIBLE_DEVICES=-1. Otherwise, or when
+ * the GPU fails, on the CPU; both compute the same values.
+ */
+#include "clip_util.h"
+#include "preprocess.h"
+#include "stages_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int preprocess_cpu(const preprocess_params *p, const uint8_t *frames, float *out) {
+    if (!p || p->h == 0 || p->w == 0 || p->size == 0)
+        return -EINVAL;
+    for (int c = 0; c < 3; c++)
+        if (!(p->std[c] != 0) || !isfinite(p->mean[c]) || !isfinite(p->std[c]))
+            return -EINVAL;
+    uint32_t *x0 = malloc(p->size * sizeof *x0 * 2);
+    float *fx = malloc(p->size * sizeof *fx);
+    if (!x0 || !fx) {
+        free(x0);
+        free(fx);
+        return -ENOMEM;
+    }
+    uint32_t *x1 = x0 + p->size;
+    for (uint32_t x = 0; x < p->size; x++)
+        preprocess_tap(x, p->w, p->size, &x0[x], &x1[x], &fx[x]);
+    const size_t plane = (size_t)p->size * p->size;
+    const size_t stride = (size_t)p->w * 3;
+    for (uint32_t k = 0; k < p->n; k++) {
+        const uint8_t *img = frames + (size_t)k * p->h * stride;
+        float *dst = out + (size_t)k * 3 * plane;
+        for (uint32_t y = 0; y < p->size; y++) {
+            uint32_t y0, y1;
+            float fy;
+            preprocess_tap(y, p->h, p->size, &y0, &y1, &fy);
+            const uint8_t *r0 = img + y0 * stride, *r1 = img + y1 * stride;
+            for (uint32_t x = 0; x < p->size; x++) {
+                const uint8_t *a = r0 + x0[x] * 3, *b = r0 + x1[x] * 3;
+                const uint8_t *c = r1 + x0[x] * 3, *d = r1 + x1[x] * 3;
+                for (int ch = 0; ch < 3; ch++)
+                    dst[ch * plane + (size_t)y * p->size + x] = preprocess_value(
+                        a[ch], b[ch], c[ch], d[ch], fx[x], fy, p->mean[ch], p->std[ch]);
+            }
+        }
+    }
+    free(x0);
+    free(fx);
+    return 0;
+}
+
+#ifndef REEL_STAGES_CUDA
+/* This build has no CUDA kernel: the CPU path only. */
+int preprocess_gpu_count(void) {
+    return 0;
+}
+
+int preprocess_gpu(const preprocess_params *p, const uint8_t *frames, float *out, char *why,
+                   size_t cap) {
+    (void)p, (void)frames, (void)out;
+    if (why && cap)
+        snprintf(why, cap, "this build of reel has no CUDA kernel (nvcc was not found)");
+    return -ENODEV;
+}
+#endif
+
+/* Per worker process: whether to try the GPU (setup decides; a GPU failure
+ * turns it off). */
+static int gpu_on;
+
+static int preprocess_setup(reel_actor_ctx *ctx) {
+    const reel_curate_options *o = stage_options(ctx);
+    gpu_on = o->use_gpu && preprocess_gpu_count() > 0;
+    return 0;
+}
+
+static int preprocess_process(reel_actor_ctx *ctx, const reel_view *in, size_t n,
+                              reel_actor_out *out) {
+    const reel_curate_options *o = stage_options(ctx);
+    video_task t;
+    int rc = stage_read_task(ctx, in, n, &t);
+    if (rc)
+        return rc;
+    bool any = false;
+    for (uint32_t i = 0; i < t.n_clips; i++)
+        any |= t.clips[i].frames_n > 0;
+    if (!any) {
+        vt_free(&t);
+        return reel_actor_forward(out, 0);
+    }
+    clip_scratch s;
+    if ((rc = clip_scratch_init(&s, t.n_clips)) != 0) {
+        reel_actor_set_error(ctx, "out of memory");
+        vt_free(&t);
+        return rc;
+    }
+    for (uint32_t i = 0; i < t.n_clips; i++) {
+        vt_clip *c = &t.clips[i];
+        if (c->frames_n == 0)
+            continue;
+        preprocess_params p = {.n = c->frames_n,
+                               .h = c->frames_h,
+                               .w = c->frames_w,
+                               .size = o->tensor_size,
+                               .mean = {o->mean[0], o->mean[1], o->mean[2]},
+                               .std = {o->std[0], o->std[1], o->std[2]}};
+        uint64_t bytes = (uint64_t)p.n * 3 * p.size * p.size * sizeof(float);
+        float *tensor = malloc(bytes);
+        if (!tensor) {
+            reel_actor_set_error(ctx, "clip %s: out of memory for a %llu-byte tensor", c->uuid,
+                                 (unsigned long long)bytes);
+            rc = -ENOMEM;
+            break;
+        }
+        int err = -ENODEV;
+        if (gpu_on) {
+            char why[256];
+            err = preprocess_gpu(&p, c->frames.data, tensor, why, sizeof why);
+            if (err)
+                gpu_on = 0; /* a CUDA error may be sticky: the CPU from now on */
+        }
+        if (err)
+            err = preprocess_cpu(&p, c->frames.data, tensor);
+        if (err == -ENOMEM) {
+            free(tensor);
+            reel_actor_set_error(ctx, "clip %s: out of memory", c->uuid);
+            rc = err;
+            break;
+        }
+        if (err) {
+            free(tensor);
+            if (clip_error(&s, &t, i, "preprocess", "cannot make a tensor of %ux%ux%u frames: %s",
+                           p.n, p.h, p.w, strerror(-err)) != 0) {
+                reel_actor_set_error(ctx, "out of memory");
+                rc = -ENOMEM;
+                break;
+            }
+            continue;
+        }
+        s.owned[i] = tensor;
+        c->tensor = (vt_bytes){(const uint8_t *)tensor, bytes};
+        c->tensor_n = p.n;
+        c->tensor_h = c->tensor_w = p.size;
+    }
+    if (rc == 0)
+        rc = stage_write_task(ctx, out, &t);
+    clip_scratch_free(&s);
+    vt_free(&t);
+    return rc;
+}
+
+const reel_actor_def stage_preprocess_def = {
+    .name = "preprocess",
+    .setup = preprocess_setup,
+    .process = preprocess_process,
+    .cpus = 1,
+};

@@ -1,0 +1,303 @@
+/* The video task container: see video_task.h for the layout and the checks. */
+#include "video_task.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VT_VERSION 1u
+
+/* A byte range as stored: offset from the object's start and length. */
+typedef struct vt_ref {
+    uint64_t off, len;
+} vt_ref;
+
+typedef struct vt_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t n_clips;
+    uint32_t header_size, clip_size; /* sizeof both, as written */
+    uint32_t partial;
+    uint32_t reserved;
+    vt_ref path, source, error;
+    char container[VT_CODEC_MAX];
+    char codec[VT_CODEC_MAX];
+    double duration_s, fps;
+    int32_t width, height;
+    int64_t num_frames;
+    uint64_t num_bytes;
+} vt_header;
+
+typedef struct vt_clip_rec {
+    char uuid[VT_UUID_LEN + 4]; /* NUL-padded */
+    int64_t start_frame, end_frame;
+    double start_s, end_s;
+    vt_ref mp4;
+    int32_t width, height;
+    double fps;
+    int64_t num_frames;
+    uint32_t has_motion, filtered;
+    double motion_global_mean, motion_patch_min;
+    vt_ref frames;
+    uint32_t frames_n, frames_h, frames_w, reserved;
+    double frames_fps;
+    vt_ref tensor;
+    uint32_t tensor_n, tensor_h, tensor_w, reserved2;
+    vt_ref preview, errors;
+} vt_clip_rec;
+
+static uint64_t align8(uint64_t x) {
+    return (x + 7) & ~(uint64_t)7;
+}
+
+static int bad(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int bad(char *why, size_t cap, const char *fmt, ...) {
+    if (why && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, cap, fmt, ap);
+        va_end(ap);
+    }
+    return -EBADMSG;
+}
+
+/* Whether ref lies inside [0, size) without overflow; sets *b to its view. */
+static int take(const uint8_t *base, uint64_t size, vt_ref ref, vt_bytes *b) {
+    if (ref.off > size || ref.len > size - ref.off)
+        return -1;
+    b->data = ref.len ? base + ref.off : NULL;
+    b->size = ref.len;
+    return 0;
+}
+
+static int text_ok(vt_bytes b) {
+    return b.size <= (1u << 20) && (b.size == 0 || memchr(b.data, '\0', b.size) == NULL);
+}
+
+static int fixed_str_ok(const char *s, size_t cap) {
+    return memchr(s, '\0', cap) != NULL;
+}
+
+static int finite_all(const double *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return 0;
+    return 1;
+}
+
+int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t cap) {
+    memset(out, 0, sizeof *out);
+    const uint8_t *base = data;
+    vt_header h;
+    if (!data || size < sizeof h)
+        return bad(why, cap, "video task: %llu bytes, shorter than its header",
+                   (unsigned long long)size);
+    memcpy(&h, base, sizeof h);
+    if (memcmp(h.magic, VT_MAGIC, 8) != 0 || h.version != VT_VERSION)
+        return bad(why, cap, "video task: not a video task object (magic or version)");
+    if (h.header_size != sizeof(vt_header) || h.clip_size != sizeof(vt_clip_rec))
+        return bad(why, cap, "video task: record sizes %u/%u, expected %zu/%zu", h.header_size,
+                   h.clip_size, sizeof(vt_header), sizeof(vt_clip_rec));
+    if (h.n_clips > VT_MAX_CLIPS || sizeof h + (uint64_t)h.n_clips * sizeof(vt_clip_rec) > size)
+        return bad(why, cap, "video task: %u clips do not fit its %llu bytes", h.n_clips,
+                   (unsigned long long)size);
+    if (take(base, size, h.path, &out->path) || take(base, size, h.source, &out->source) ||
+        take(base, size, h.error, &out->error) || !text_ok(out->path) || !text_ok(out->error))
+        return bad(why, cap, "video task: path, source or error outside the object");
+    if (!fixed_str_ok(h.container, sizeof h.container) || !fixed_str_ok(h.codec, sizeof h.codec))
+        return bad(why, cap, "video task: container or codec name not terminated");
+    double d[] = {h.duration_s, h.fps};
+    if (!finite_all(d, 2) || h.duration_s < 0 || h.fps < 0 || h.width < 0 || h.height < 0 ||
+        h.num_frames < 0)
+        return bad(why, cap, "video task: probe values out of range");
+    vt_probe *p = &out->probe;
+    memcpy(p->container, h.container, sizeof p->container);
+    memcpy(p->codec, h.codec, sizeof p->codec);
+    p->duration_s = h.duration_s;
+    p->fps = h.fps;
+    p->width = h.width;
+    p->height = h.height;
+    p->num_frames = h.num_frames;
+    p->num_bytes = h.num_bytes;
+    out->partial = h.partial != 0;
+    out->n_clips = h.n_clips;
+    if (h.n_clips) {
+        out->clips = calloc(h.n_clips, sizeof *out->clips);
+        if (!out->clips)
+            return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < h.n_clips; i++) {
+        vt_clip_rec r;
+        memcpy(&r, base + sizeof h + (uint64_t)i * sizeof r, sizeof r);
+        vt_clip *c = &out->clips[i];
+        int rc = 0;
+        double cd[] = {r.start_s,          r.end_s,     r.fps, r.motion_global_mean,
+                       r.motion_patch_min, r.frames_fps};
+        if (!fixed_str_ok(r.uuid, sizeof r.uuid) || strlen(r.uuid) > VT_UUID_LEN)
+            rc = bad(why, cap, "video task: clip %u: uuid not terminated", i);
+        else if (!finite_all(cd, sizeof cd / sizeof cd[0]) || r.start_frame < 0 ||
+                 r.end_frame < r.start_frame || r.width < 0 || r.height < 0 || r.num_frames < 0)
+            rc = bad(why, cap, "video task: clip %u: span or values out of range", i);
+        else if (take(base, size, r.mp4, &c->mp4) || take(base, size, r.frames, &c->frames) ||
+                 take(base, size, r.tensor, &c->tensor) ||
+                 take(base, size, r.preview, &c->preview) ||
+                 take(base, size, r.errors, &c->errors) || !text_ok(c->errors))
+            rc = bad(why, cap, "video task: clip %u: a byte range outside the object", i);
+        else if ((uint64_t)r.frames_n * r.frames_h * r.frames_w * 3 != c->frames.size ||
+                 (r.frames_n && (r.frames_h > 16384 || r.frames_w > 16384)))
+            rc = bad(why, cap, "video task: clip %u: frames %ux%ux%u do not match %llu bytes", i,
+                     r.frames_n, r.frames_h, r.frames_w, (unsigned long long)c->frames.size);
+        else if ((uint64_t)r.tensor_n * 3 * r.tensor_h * r.tensor_w * 4 != c->tensor.size ||
+                 (r.tensor_n && (r.tensor_h > 16384 || r.tensor_w > 16384)))
+            rc = bad(why, cap, "video task: clip %u: tensor %ux3x%ux%u does not match %llu bytes",
+                     i, r.tensor_n, r.tensor_h, r.tensor_w, (unsigned long long)c->tensor.size);
+        if (rc) {
+            vt_free(out);
+            return rc;
+        }
+        memcpy(c->uuid, r.uuid, VT_UUID_LEN + 1);
+        c->uuid[VT_UUID_LEN] = '\0';
+        c->start_frame = r.start_frame;
+        c->end_frame = r.end_frame;
+        c->start_s = r.start_s;
+        c->end_s = r.end_s;
+        c->width = r.width;
+        c->height = r.height;
+        c->fps = r.fps;
+        c->num_frames = r.num_frames;
+        c->has_motion = r.has_motion != 0;
+        c->filtered = r.filtered != 0;
+        c->motion_global_mean = r.motion_global_mean;
+        c->motion_patch_min = r.motion_patch_min;
+        c->frames_n = r.frames_n;
+        c->frames_h = r.frames_h;
+        c->frames_w = r.frames_w;
+        c->frames_fps = r.frames_fps;
+        c->tensor_n = r.tensor_n;
+        c->tensor_h = r.tensor_h;
+        c->tensor_w = r.tensor_w;
+    }
+    return 0;
+}
+
+uint64_t vt_size(const video_task *t) {
+    uint64_t n = sizeof(vt_header) + (uint64_t)t->n_clips * sizeof(vt_clip_rec);
+    n = align8(n) + align8(t->path.size) + align8(t->source.size) + align8(t->error.size);
+    for (uint32_t i = 0; i < t->n_clips; i++) {
+        const vt_clip *c = &t->clips[i];
+        n += align8(c->mp4.size) + align8(c->frames.size) + align8(c->tensor.size) +
+             align8(c->preview.size) + align8(c->errors.size);
+    }
+    return n;
+}
+
+/* Appends b at *at, returning its reference. */
+static vt_ref put(uint8_t *base, uint64_t *at, vt_bytes b) {
+    vt_ref r = {.off = b.size ? *at : 0, .len = b.size};
+    if (b.size) {
+        if (b.data) /* NULL: room the caller fills (vt_source_slot) */
+            memcpy(base + *at, b.data, b.size);
+        uint64_t end = *at + b.size;
+        memset(base + end, 0, align8(end) - end);
+        *at = align8(end);
+    }
+    return r;
+}
+
+int vt_write(const video_task *t, void *buf, uint64_t cap) {
+    if (cap < vt_size(t))
+        return -ENOSPC;
+    uint8_t *base = buf;
+    uint64_t at = align8(sizeof(vt_header) + (uint64_t)t->n_clips * sizeof(vt_clip_rec));
+    memset(base, 0, at);
+    vt_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, VT_MAGIC, 8);
+    h.version = VT_VERSION;
+    h.n_clips = t->n_clips;
+    h.header_size = sizeof(vt_header);
+    h.clip_size = sizeof(vt_clip_rec);
+    h.partial = t->partial;
+    h.path = put(base, &at, t->path);
+    h.source = put(base, &at, t->source);
+    h.error = put(base, &at, t->error);
+    snprintf(h.container, sizeof h.container, "%s", t->probe.container);
+    snprintf(h.codec, sizeof h.codec, "%s", t->probe.codec);
+    h.duration_s = t->probe.duration_s;
+    h.fps = t->probe.fps;
+    h.width = t->probe.width;
+    h.height = t->probe.height;
+    h.num_frames = t->probe.num_frames;
+    h.num_bytes = t->probe.num_bytes;
+    memcpy(base, &h, sizeof h);
+    for (uint32_t i = 0; i < t->n_clips; i++) {
+        const vt_clip *c = &t->clips[i];
+        vt_clip_rec r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.uuid, sizeof r.uuid, "%s", c->uuid);
+        r.start_frame = c->start_frame;
+        r.end_frame = c->end_frame;
+        r.start_s = c->start_s;
+        r.end_s = c->end_s;
+        r.mp4 = put(base, &at, c->mp4);
+        r.width = c->width;
+        r.height = c->height;
+        r.fps = c->fps;
+        r.num_frames = c->num_frames;
+        r.has_motion = c->has_motion;
+        r.filtered = c->filtered;
+        r.motion_global_mean = c->motion_global_mean;
+        r.motion_patch_min = c->motion_patch_min;
+        r.frames = put(base, &at, c->frames);
+        r.frames_n = c->frames_n;
+        r.frames_h = c->frames_h;
+        r.frames_w = c->frames_w;
+        r.frames_fps = c->frames_fps;
+        r.tensor = put(base, &at, c->tensor);
+        r.tensor_n = c->tensor_n;
+        r.tensor_h = c->tensor_h;
+        r.tensor_w = c->tensor_w;
+        r.preview = put(base, &at, c->preview);
+        r.errors = put(base, &at, c->errors);
+        memcpy(base + sizeof h + (uint64_t)i * sizeof r, &r, sizeof r);
+    }
+    return 0;
+}
+
+void vt_free(video_task *t) {
+    free(t->clips);
+    t->clips = NULL;
+    t->n_clips = 0;
+}
+
+const char *vt_text(vt_bytes b, char *buf, size_t cap) {
+    size_t n = b.size < cap - 1 ? (size_t)b.size : cap - 1;
+    if (n)
+        memcpy(buf, b.data, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+uint8_t *vt_source_slot(void *buf) {
+    vt_header h;
+    memcpy(&h, buf, sizeof h);
+    return (uint8_t *)buf + h.source.off;
+}
+
+void vt_patch_probe(void *buf, const vt_probe *p) {
+    vt_header h;
+    memcpy(&h, buf, sizeof h);
+    snprintf(h.container, sizeof h.container, "%s", p->container);
+    snprintf(h.codec, sizeof h.codec, "%s", p->codec);
+    h.duration_s = p->duration_s;
+    h.fps = p->fps;
+    h.width = p->width;
+    h.height = p->height;
+    h.num_frames = p->num_frames;
+    h.num_bytes = p->num_bytes;
+    memcpy(buf, &h, sizeof h);
+}

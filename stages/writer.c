@@ -1,0 +1,432 @@
+/*
+ * writer.c - the last stage: Curator's output layout.
+ *
+ *   clips/<uuid>.mp4                clips that passed the filters
+ *   filtered_clips/<uuid>.mp4       clips the motion filter dropped
+ *   previews/<uuid>/preview.jpg     one image per clip
+ *   metas/v0/<uuid>.json            the clip's metadata, Curator's fields
+ *   processed_videos/<name>.json    per input video: its clips, or its error
+ *
+ * Every file appears whole or not at all: written to a temporary name in
+ * the same directory, then renamed. The stage's output is a small summary
+ * (writer_summary) for reel-curate's progress and totals.
+ */
+#include "stages_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const subdirs[] = {"clips", "filtered_clips", "previews",
+                                      "metas", "metas/v0",       "processed_videos"};
+
+static int make_dir(const char *path) {
+    if (mkdir(path, 0755) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            return 0;
+        return -ENOTDIR;
+    }
+    return -errno;
+}
+
+int stage_output_dirs(const char *root, char *why, size_t cap) {
+    char path[PATH_MAX];
+    /* The root and its parents, as mkdir -p. */
+    if (snprintf(path, sizeof path, "%s", root) >= (int)sizeof path) {
+        snprintf(why, cap, "%s: path too long", root);
+        return -ENAMETOOLONG;
+    }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = make_dir(path);
+        *p = '/';
+        if (rc) {
+            snprintf(why, cap, "cannot make %s: %s", path, strerror(-rc));
+            return rc;
+        }
+    }
+    int rc = make_dir(path);
+    for (size_t i = 0; rc == 0 && i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", root, subdirs[i]);
+        rc = make_dir(path);
+    }
+    if (rc)
+        snprintf(why, cap, "cannot make %s: %s", path, strerror(-rc));
+    return rc;
+}
+
+/* Writes the bytes to path through a temporary file and a rename. */
+static int write_whole(const char *path, const void *data, size_t size) {
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    const uint8_t *p = data;
+    size_t left = size;
+    int rc = 0;
+    while (left > 0 && rc == 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = n < 0 ? -errno : -EIO;
+        else
+            p += n, left -= (size_t)n;
+    }
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+/* ---- a JSON text in memory ------------------------------------------------- */
+
+typedef struct json {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} json;
+
+static void jput(json *j, const char *s, size_t n) {
+    if (j->oom)
+        return;
+    if (j->len + n + 1 > j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 1024;
+        while (cap < j->len + n + 1)
+            cap *= 2;
+        char *b = realloc(j->buf, cap);
+        if (!b) {
+            j->oom = 1;
+            return;
+        }
+        j->buf = b;
+        j->cap = cap;
+    }
+    memcpy(j->buf + j->len, s, n);
+    j->len += n;
+    j->buf[j->len] = '\0';
+}
+
+static void jlit(json *j, const char *s) {
+    jput(j, s, strlen(s));
+}
+
+static void jprintf(json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void jprintf(json *j, const char *fmt, ...) {
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        jput(j, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* The length of a valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_len(const uint8_t *s, size_t n) {
+    size_t len = s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xf0 && s[1] < 0x90) ||
+        (s[0] == 0xf4 && s[1] > 0x8f) || (s[0] == 0xed && s[1] > 0x9f))
+        return 0; /* overlong, above U+10FFFF, or a surrogate */
+    return len;
+}
+
+/* A JSON string of n bytes: quotes, backslashes and control characters
+ * escaped, invalid UTF-8 replaced by U+FFFD, so the file is always JSON. */
+static void jstr(json *j, const void *data, size_t n) {
+    const uint8_t *s = data;
+    jlit(j, "\"");
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            jput(j, e, 2);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            jprintf(j, "\\u%04x", c);
+            i++;
+        } else if (c < 0x80) {
+            jput(j, (const char *)&s[i], 1);
+            i++;
+        } else {
+            size_t len = utf8_len(s + i, n - i);
+            if (len) {
+                jput(j, (const char *)&s[i], len);
+                i += len;
+            } else {
+                jlit(j, "\\ufffd");
+                i++;
+            }
+        }
+    }
+    jlit(j, "\"");
+}
+
+static void jnum(json *j, double x) {
+    if (x != x || x > 1e300 || x < -1e300)
+        jlit(j, "null");
+    else
+        jprintf(j, "%.17g", x);
+}
+
+/* ---- the records ------------------------------------------------------------- */
+
+/* The file name of processed_videos/: the input's last component. */
+static void video_name(vt_bytes path, char *out, size_t cap) {
+    char full[PATH_MAX];
+    vt_text(path, full, sizeof full);
+    const char *slash = strrchr(full, '/');
+    const char *base = slash && slash[1] ? slash + 1 : full;
+    if (!*base)
+        base = "video";
+    size_t n = strlen(base) < cap - 1 ? strlen(base) : cap - 1;
+    memcpy(out, base, n);
+    out[n] = '\0';
+}
+
+static void clip_meta(json *j, const video_task *t, const vt_clip *c, const char *location) {
+    jlit(j, "{\"span_uuid\": ");
+    jstr(j, c->uuid, strlen(c->uuid));
+    jlit(j, ", \"source_video\": ");
+    jstr(j, t->path.data, t->path.size);
+    jlit(j, ", \"duration_span\": [");
+    jnum(j, c->start_s);
+    jlit(j, ", ");
+    jnum(j, c->end_s);
+    jprintf(j, "], \"width_source\": %d, \"height_source\": %d, \"framerate_source\": ",
+            (int)t->probe.width, (int)t->probe.height);
+    jnum(j, t->probe.fps);
+    jprintf(j,
+            ", \"num_frames_source\": %" PRId64 ", \"width\": %d, \"height\": %d, \"framerate\": ",
+            t->probe.num_frames, (int)c->width, (int)c->height);
+    jnum(j, c->fps);
+    jprintf(j, ", \"num_frames\": %" PRId64 ", \"codec\": ", c->num_frames);
+    const char *codec = c->mp4.size ? "h264" : "";
+    jstr(j, codec, strlen(codec));
+    jprintf(j, ", \"num_bytes\": %" PRIu64 ", \"clip_location\": ", c->mp4.size);
+    if (location)
+        jstr(j, location, strlen(location));
+    else
+        jlit(j, "null");
+    jlit(j, ", \"motion_score\": ");
+    if (c->has_motion) {
+        jlit(j, "{\"global_mean\": ");
+        jnum(j, c->motion_global_mean);
+        jlit(j, ", \"per_patch_min_256\": ");
+        jnum(j, c->motion_patch_min);
+        jlit(j, "}");
+    } else {
+        jlit(j, "null");
+    }
+    jprintf(j, ", \"filtered\": %s, \"errors\": ", c->filtered ? "true" : "false");
+    if (c->errors.size) {
+        jlit(j, "[");
+        jstr(j, c->errors.data, c->errors.size);
+        jlit(j, "]");
+    } else {
+        jlit(j, "[]");
+    }
+    bool valid = c->mp4.size > 0 && c->errors.size == 0;
+    jprintf(j, ", \"valid\": %s}\n", valid ? "true" : "false");
+}
+
+/* processed_videos/<name>.json: the video, what came of it, its clips. */
+static void video_record(json *j, const video_task *t, const char *error) {
+    jlit(j, "{\"video\": ");
+    jstr(j, t->path.data, t->path.size);
+    jlit(j, ", \"container\": ");
+    jstr(j, t->probe.container, strlen(t->probe.container));
+    jlit(j, ", \"video_codec\": ");
+    jstr(j, t->probe.codec, strlen(t->probe.codec));
+    jprintf(j, ", \"width\": %d, \"height\": %d, \"framerate\": ", (int)t->probe.width,
+            (int)t->probe.height);
+    jnum(j, t->probe.fps);
+    jlit(j, ", \"duration\": ");
+    jnum(j, t->probe.duration_s);
+    jprintf(j, ", \"num_frames\": %" PRId64 ", \"num_bytes\": %" PRIu64 ", \"partial\": %s",
+            t->probe.num_frames, t->probe.num_bytes, t->partial ? "true" : "false");
+    uint32_t kept = 0, filtered = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        jlit(j, pass ? ", \"filtered_clips\": [" : ", \"clips\": [");
+        int first = 1;
+        for (uint32_t i = 0; i < t->n_clips; i++) {
+            const vt_clip *c = &t->clips[i];
+            if (!c->mp4.size || (c->filtered != (pass == 1)))
+                continue;
+            if (!first)
+                jlit(j, ", ");
+            first = 0;
+            jstr(j, c->uuid, strlen(c->uuid));
+            if (pass)
+                filtered++;
+            else
+                kept++;
+        }
+        jlit(j, "]");
+    }
+    jprintf(j, ", \"num_total_clips\": %u, \"num_clips_written\": %u, \"num_clips_filtered\": %u",
+            t->n_clips, kept, filtered);
+    jlit(j, ", \"error\": ");
+    if (error && *error)
+        jstr(j, error, strlen(error));
+    else
+        jlit(j, "null");
+    /* A video that decoded in part but gave clips is valid, its error kept. */
+    bool valid = !(error && *error) || kept + filtered > 0;
+    jprintf(j, ", \"valid\": %s}\n", valid ? "true" : "false");
+}
+
+REEL_API int reel_curate_record_failure(const reel_curate_options *o, const char *path,
+                                        const char *error) {
+    char why[256];
+    int rc = stage_output_dirs(o->output_dir, why, sizeof why);
+    if (rc)
+        return rc;
+    video_task t;
+    memset(&t, 0, sizeof t);
+    t.path = (vt_bytes){(const uint8_t *)path, strlen(path)};
+    json j = {0};
+    video_record(&j, &t, error);
+    char name[NAME_MAX], file[PATH_MAX];
+    video_name(t.path, name, sizeof name);
+    rc = j.oom ? -ENOMEM : 0;
+    if (rc == 0 && snprintf(file, sizeof file, "%s/processed_videos/%s.json", o->output_dir,
+                            name) >= (int)sizeof file)
+        rc = -ENAMETOOLONG;
+    if (rc == 0)
+        rc = write_whole(file, j.buf, j.len);
+    free(j.buf);
+    return rc;
+}
+
+/* ---- the stage ------------------------------------------------------------------ */
+
+static int writer_setup(reel_actor_ctx *ctx) {
+    char why[256];
+    int rc = stage_output_dirs(stage_options(ctx)->output_dir, why, sizeof why);
+    if (rc)
+        reel_actor_set_error(ctx, "%s", why);
+    return rc;
+}
+
+static int write_clip(reel_actor_ctx *ctx, const char *root, const video_task *t, const vt_clip *c,
+                      writer_summary *sum) {
+    char file[PATH_MAX], dir[PATH_MAX];
+    json j = {0};
+    int rc = 0;
+    const char *location = NULL;
+    if (c->mp4.size) {
+        snprintf(file, sizeof file, "%s/%s/%s.mp4", root, c->filtered ? "filtered_clips" : "clips",
+                 c->uuid);
+        rc = write_whole(file, c->mp4.data, c->mp4.size);
+        location = file;
+        if (rc == 0) {
+            if (c->filtered)
+                sum->clips_filtered++;
+            else
+                sum->clips_written++;
+        }
+    }
+    if (rc == 0 && c->preview.size) {
+        snprintf(dir, sizeof dir, "%s/previews/%s", root, c->uuid);
+        rc = make_dir(dir);
+        char img[PATH_MAX];
+        if (rc == 0 && snprintf(img, sizeof img, "%s/preview.jpg", dir) < (int)sizeof img)
+            rc = write_whole(img, c->preview.data, c->preview.size);
+    }
+    if (rc == 0) {
+        clip_meta(&j, t, c, location);
+        snprintf(file, sizeof file, "%s/metas/v0/%s.json", root, c->uuid);
+        rc = j.oom ? -ENOMEM : write_whole(file, j.buf, j.len);
+    }
+    free(j.buf);
+    if (rc)
+        reel_actor_set_error(ctx, "clip %s: cannot write %s: %s", c->uuid, file, strerror(-rc));
+    return rc;
+}
+
+static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    video_task t;
+    int rc = stage_read_task(ctx, in, n, &t);
+    if (rc)
+        return rc;
+    const char *root = stage_options(ctx)->output_dir;
+    writer_summary sum;
+    memset(&sum, 0, sizeof sum);
+    memcpy(sum.magic, WRITER_SUMMARY_MAGIC, 8);
+    sum.clips = t.n_clips;
+    sum.duration_s = t.probe.duration_s;
+    sum.frames = t.probe.num_frames;
+    sum.partial = t.partial;
+    video_name(t.path, sum.name, sizeof sum.name);
+    for (uint32_t i = 0; rc == 0 && i < t.n_clips; i++)
+        rc = write_clip(ctx, root, &t, &t.clips[i], &sum);
+    if (rc == 0) {
+        json j = {0};
+        char error[VT_TEXT_MAX];
+        vt_text(t.error, error, sizeof error);
+        video_record(&j, &t, error);
+        char name[NAME_MAX], file[PATH_MAX];
+        video_name(t.path, name, sizeof name);
+        snprintf(file, sizeof file, "%s/processed_videos/%s.json", root, name);
+        rc = j.oom ? -ENOMEM : write_whole(file, j.buf, j.len);
+        free(j.buf);
+        if (rc)
+            reel_actor_set_error(ctx, "cannot write %s: %s", file, strerror(-rc));
+        /* Damage that still left clips is recorded, not a failure. */
+        sum.failed = error[0] != '\0' && sum.clips_written + sum.clips_filtered == 0;
+    }
+    if (rc == 0) {
+        void *buf;
+        rc = reel_actor_output(out, sizeof sum, NULL, 0, &buf);
+        if (rc == 0)
+            memcpy(buf, &sum, sizeof sum);
+    }
+    vt_free(&t);
+    return rc;
+}
+
+const reel_actor_def stage_writer_def = {
+    .name = "writer", .setup = writer_setup, .process = writer_process, .cpus = 1};
+
+REEL_API int reel_curate_read_summary(const void *data, uint64_t size,
+                                      reel_curate_video_summary *out) {
+    writer_summary w;
+    if (!data || size != sizeof w)
+        return -EBADMSG;
+    memcpy(&w, data, sizeof w);
+    if (memcmp(w.magic, WRITER_SUMMARY_MAGIC, 8) != 0 || w.clips_written > w.clips ||
+        w.clips_filtered > w.clips - w.clips_written || w.duration_s != w.duration_s ||
+        w.duration_s < 0 || w.frames < 0 || !memchr(w.name, '\0', sizeof w.name))
+        return -EBADMSG;
+    *out = (reel_curate_video_summary){.clips = w.clips,
+                                       .clips_written = w.clips_written,
+                                       .clips_filtered = w.clips_filtered,
+                                       .partial = w.partial != 0,
+                                       .failed = w.failed != 0,
+                                       .duration_s = w.duration_s,
+                                       .frames = w.frames};
+    memcpy(out->name, w.name, sizeof out->name);
+    return 0;
+}

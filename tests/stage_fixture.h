@@ -1,0 +1,258 @@
+/*
+ * stage_fixture.h - what the per-clip stage tests (motion, frames and
+ * preprocess, preview) share: synthetic clips encoded to H.264/MP4 in
+ * memory, video tasks built from them, and a run of one or two stages as a
+ * real pipeline (worker processes, the store) whose output task comes back
+ * as a copy.
+ *
+ * Header-only (static inline), so that each test file stays one executable
+ * with tests/helpers.c. Include after helpers.h and criterion.
+ */
+#ifndef REEL_TESTS_STAGE_FIXTURE_H
+#define REEL_TESTS_STAGE_FIXTURE_H
+
+#include "helpers.h"
+#include "media.h"
+#include "stages_internal.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavutil/frame.h>
+#include <libavutil/pixfmt.h>
+
+/* ---- clips ------------------------------------------------------------------------ */
+
+typedef struct sf_blob {
+    uint8_t *data;
+    uint64_t size;
+} sf_blob;
+
+/* Paints frame i (w x h RGB24, rows stride bytes apart). */
+typedef void (*sf_paint)(uint8_t *rgb, int stride, int w, int h, int i, void *arg);
+
+static inline int sf_count_frame(void *arg, int64_t index, const AVFrame *f) {
+    (void)index, (void)f;
+    ++*(int64_t *)arg;
+    return 0;
+}
+
+/* An H.264/MP4 of n frames painted by paint, at fps, with libx264's preset,
+ * checked to decode to its n frames. The bytes are the caller's (free()). */
+static inline sf_blob sf_encode(const char *preset, int w, int h, double fps, int n, sf_paint paint,
+                                void *arg) {
+    media_encode_options o = {.encoder = "libx264",
+                              .preset = preset,
+                              .crf = 18,
+                              .threads = 1,
+                              .width = w,
+                              .height = h,
+                              .fps = fps};
+    media_output *e;
+    char why[256];
+    int rc = media_encode_start(&o, &e, why, sizeof why);
+    cr_assert_eq(rc, 0, "media_encode_start: %d: %s", rc, why);
+    AVFrame *f = av_frame_alloc();
+    cr_assert_not_null(f);
+    f->format = AV_PIX_FMT_RGB24;
+    f->width = w;
+    f->height = h;
+    cr_assert_geq(av_frame_get_buffer(f, 0), 0);
+    for (int i = 0; i < n; i++) {
+        cr_assert_geq(av_frame_make_writable(f), 0);
+        paint(f->data[0], f->linesize[0], w, h, i, arg);
+        rc = media_encode_frame(e, f, why, sizeof why);
+        cr_assert_eq(rc, 0, "frame %d: %d: %s", i, rc, why);
+    }
+    av_frame_free(&f);
+    const uint8_t *data;
+    uint64_t size;
+    rc = media_encode_finish(e, &data, &size, why, sizeof why);
+    cr_assert_eq(rc, 0, "media_encode_finish: %d: %s", rc, why);
+    sf_blob b = {malloc((size_t)size), size};
+    cr_assert_not_null(b.data);
+    memcpy(b.data, data, (size_t)size);
+    media_encode_free(e);
+    /* The clip must decode whole before a stage is blamed for it. */
+    media_input *m;
+    rc = media_open(b.data, b.size, 1, &m, why, sizeof why);
+    cr_assert_eq(rc, 0, "the %dx%d %d-frame MP4 just encoded does not open: %s", w, h, n, why);
+    int64_t count = 0;
+    bool partial = false;
+    rc = media_decode(m, 0, -1, sf_count_frame, &count, &partial, why, sizeof why);
+    cr_assert(rc == 0 && !partial && count == n,
+              "the %dx%d %d-frame MP4 just encoded (%llu bytes) decodes to %lld frames: %s", w, h,
+              n, (unsigned long long)b.size, (long long)count, why);
+    media_close(m);
+    return b;
+}
+
+/* One colour for the whole clip: arg points at 3 bytes. */
+static inline void sf_paint_solid(uint8_t *rgb, int stride, int w, int h, int i, void *arg) {
+    (void)i;
+    const uint8_t *c = arg;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            memcpy(rgb + (size_t)y * stride + (size_t)x * 3, c, 3);
+}
+
+/* A grey level per frame: 16 + 8 x i (i < 30), so that a frame's index can
+ * be read back from its pixels. */
+static inline uint8_t sf_level(int i) {
+    return (uint8_t)(16 + 8 * i);
+}
+
+static inline int sf_index_of(double level) {
+    return (int)((level - 16) / 8 + 0.5);
+}
+
+static inline void sf_paint_levels(uint8_t *rgb, int stride, int w, int h, int i, void *arg) {
+    (void)arg;
+    uint8_t c[3] = {sf_level(i), sf_level(i), sf_level(i)};
+    sf_paint_solid(rgb, stride, w, h, i, c);
+}
+
+/* ---- tasks -------------------------------------------------------------------------- */
+
+/* Clip k of a task: its span and its MP4 (which may be empty). */
+static inline void sf_clip(vt_clip *c, int k, sf_blob mp4, int w, int h, double fps, int frames) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->uuid, sizeof c->uuid, "00000000-0000-5000-8000-%012d", k);
+    c->start_frame = (int64_t)k * frames;
+    c->end_frame = c->start_frame + frames;
+    c->start_s = c->start_frame / fps;
+    c->end_s = c->end_frame / fps;
+    c->mp4 = (vt_bytes){mp4.data, mp4.size};
+    c->width = w, c->height = h, c->fps = fps, c->num_frames = frames;
+    c->errors = (vt_bytes){(const uint8_t *)"", 0};
+}
+
+/* A task of n clips for a made-up video. */
+static inline void sf_task(video_task *t, vt_clip *clips, uint32_t n) {
+    static const char path[] = "/videos/synthetic.mp4";
+    memset(t, 0, sizeof *t);
+    t->path = (vt_bytes){(const uint8_t *)path, sizeof path - 1};
+    snprintf(t->probe.container, sizeof t->probe.container, "mov,mp4,m4a,3gp,3g2,mj2");
+    snprintf(t->probe.codec, sizeof t->probe.codec, "h264");
+    t->probe.fps = n ? clips[0].fps : 0;
+    t->probe.width = n ? clips[0].width : 0;
+    t->probe.height = n ? clips[0].height : 0;
+    t->n_clips = n;
+    t->clips = clips;
+}
+
+/* ---- running stages -------------------------------------------------------------------- */
+
+/* A stage's output task, copied out of the store. */
+typedef struct sf_out {
+    uint8_t *data; /* the object's bytes (t's views point into them) */
+    uint64_t size;
+    bool forwarded; /* the stage passed its input on */
+    uint32_t outputs;
+    video_task t;
+} sf_out;
+
+typedef struct sf_run_state {
+    reel_store *store;
+    sf_out *out;
+} sf_run_state;
+
+static inline void sf_on_output(void *arg, const reel_task_result *r) {
+    sf_run_state *s = arg;
+    s->out->outputs += r->n_outputs;
+    if (r->n_outputs < 1)
+        return;
+    reel_view v;
+    if (reel_obj_get(s->store, &r->outputs[0], 1, 1000, &v) == 0) {
+        s->out->data = malloc(v.size ? v.size : 1);
+        if (s->out->data) {
+            memcpy(s->out->data, v.data, v.size);
+            s->out->size = v.size;
+        }
+        reel_obj_release(s->store, &r->outputs[0]);
+    }
+    s->out->forwarded = r->forwarded & 1u;
+    if (!s->out->forwarded)
+        reel_obj_delete(s->store, &r->outputs[0]);
+}
+
+/* Runs defs[0..n) (their arg set to o) as a pipeline over the one task t,
+ * each stage with one worker of half a CPU (and gpus of a GPU each), and
+ * returns the last stage's output task, read back. Asserts the run worked
+ * and that the store holds nothing of it afterwards. */
+static inline sf_out sf_run(reel_store *store, const char *store_path,
+                            const reel_actor_def *const *defs, size_t n, double gpus,
+                            const reel_curate_options *o, const video_task *t) {
+    reel_actor_def d[4];
+    cr_assert_leq(n, 4);
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("stage-test", &p));
+    for (size_t i = 0; i < n; i++) {
+        d[i] = *defs[i];
+        d[i].arg = (void *)o;
+        reel_stage_options so = {.cpus = 0.5, .workers = 1, .gpus = gpus};
+        TH_OK(reel_pipeline_add(p, &d[i], &so));
+    }
+    uint64_t size = vt_size(t);
+    uint8_t *buf = malloc(size);
+    cr_assert_not_null(buf);
+    TH_OK(vt_write(t, buf, size));
+    reel_id in;
+    TH_OK(reel_id_random(&in));
+    TH_OK(reel_obj_put(store, &in, buf, size, NULL, 0, 0, -1));
+    free(buf);
+
+    reel_executor_config c;
+    reel_executor_config_defaults(&c);
+    c.logging_interval = 3600;
+    c.autoscale_interval_s = 3600;
+    sf_out out = {0};
+    sf_run_state st = {store, &out};
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = &in,
+                           .n_inputs = 1,
+                           .on_output = sf_on_output,
+                           .arg = &st,
+                           .flags = REEL_RUN_QUIET | REEL_RUN_NO_AUTOSCALE};
+    reel_run_result res;
+    int rc = reel_pipeline_run(p, &ro, &res);
+    cr_assert_eq(rc, 0, "run: %d (%s): %s", rc, reel_strerror(rc), res.error);
+    cr_assert_eq(res.failed, 0, "a task failed: %s", res.n_failures ? res.failures[0].error : "?");
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    cr_assert_eq(out.outputs, 1, "%u outputs", out.outputs);
+    cr_assert_not_null(out.data, "the output could not be read");
+    TH_OK(reel_obj_delete(store, &in));
+    reel_store_stats s = th_stats(store);
+    cr_assert_eq(s.objects_referenced, 0, "%u objects still referenced", s.objects_referenced);
+    cr_assert_eq(s.objects_sealed, 0, "%u objects left in the store", s.objects_sealed);
+
+    char why[256];
+    rc = vt_read(out.data, out.size, &out.t, why, sizeof why);
+    cr_assert_eq(rc, 0, "the output task: %s", why);
+    return out;
+}
+
+/* One stage. */
+static inline sf_out sf_run1(reel_store *store, const char *store_path, const reel_actor_def *def,
+                             const reel_curate_options *o, const video_task *t) {
+    const reel_actor_def *defs[1] = {def};
+    return sf_run(store, store_path, defs, 1, 0, o, t);
+}
+
+static inline void sf_out_free(sf_out *o) {
+    vt_free(&o->t);
+    free(o->data);
+    memset(o, 0, sizeof *o);
+}
+
+/* A clip's error text as a C string (static buffer: one at a time). */
+static inline const char *sf_errors(const vt_clip *c) {
+    static char buf[VT_TEXT_MAX + 1];
+    return vt_text(c->errors, buf, sizeof buf);
+}
+
+#endif

@@ -1,0 +1,275 @@
+/*
+ * test_curate.c - reel-curate, the main job, run as a user runs it: on real
+ * sample videos, on every kind of bad input, with and without
+ * ignore_failures, and with bad arguments.
+ *
+ * The samples come from scripts/samples.sh ($REEL_SAMPLES); the binary from
+ * $REEL_CURATE (ctest sets both).
+ */
+#include "helpers.h"
+
+#include <reel/stages.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RUN_LIMIT_MS 120000 /* a sanitizer build on 2 shared cores is slow */
+
+static char root[64];
+
+static void setup(void) {
+    th_init();
+    snprintf(root, sizeof root, "/tmp/reel-curate-test-XXXXXX");
+    cr_assert(mkdtemp(root));
+}
+
+static void teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", root);
+    th_fini();
+}
+
+TestSuite(curate, .init = setup, .fini = teardown, .timeout = 300);
+
+static const char *curate_bin(void) {
+    const char *bin = getenv("REEL_CURATE");
+    if (!bin || !*bin)
+        cr_skip_test("REEL_CURATE is not set (ctest sets it to the reel-curate binary)");
+    return bin;
+}
+
+static const char *sample(const char *name, char *buf, size_t cap) {
+    const char *dir = getenv("REEL_SAMPLES");
+    if (!dir)
+        cr_skip_test("REEL_SAMPLES is not set (ctest sets it; scripts/samples.sh fetches them)");
+    snprintf(buf, cap, "%s/%s", dir, name);
+    if (access(buf, R_OK) != 0)
+        cr_skip_test("%s is missing: run scripts/samples.sh", buf);
+    return buf;
+}
+
+/* Copies the first len bytes of src (all: len SIZE_MAX) to dir/name. */
+static void copy_part(const char *src, const char *dir, const char *name, size_t len) {
+    char dst[256];
+    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    cr_assert(in && out, "%s -> %s", src, dst);
+    fseek(in, 0, SEEK_END);
+    long size = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    size_t want = len == SIZE_MAX ? (size_t)size : len;
+    char *buf = malloc((size_t)size);
+    cr_assert_eq(fread(buf, 1, (size_t)size, in), (size_t)size);
+    cr_assert_eq(fwrite(buf, 1, want, out), want);
+    free(buf);
+    fclose(in);
+    fclose(out);
+}
+
+static void write_text(const char *dir, const char *name, const char *text, size_t len) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(text, 1, len, f), len);
+    fclose(f);
+}
+
+static char *slurp(const char *dir, const char *rel) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    FILE *f = fopen(p, "rb");
+    if (!f)
+        return NULL;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static int count_files(const char *dir, const char *sub) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls -1 '%s/%s' 2>/dev/null | wc -l", dir, sub);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    cr_assert(p && fscanf(p, "%d", &n) == 1);
+    pclose(p);
+    return n;
+}
+
+Test(curate, describe_lists_the_stages) {
+    th_result r = th_run(curate_bin(), NULL, (const char *[]){"--describe", NULL});
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "Pipeline: video-curation"), "%s", r.out);
+    cr_assert(strstr(r.out, "Stages: 8"), "%s", r.out);
+    const char *stages[] = {"reader", "splitter",   "transcoder", "motion",
+                            "frames", "preprocess", "preview",    "writer"};
+    for (int i = 0; i < 8; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "Stage %d: %s\n", i + 1, stages[i]);
+        cr_assert(strstr(r.out, want), "no %s in:\n%s", want, r.out);
+    }
+    th_result_free(&r);
+}
+
+Test(curate, bad_arguments_are_one_clear_line) {
+    const char *bin = curate_bin();
+    const char *cases[][3] = {
+        {"--splitting-algorithm", "panda", NULL},
+        {"--motion-filter", "maybe", NULL},
+        {"--fixed-stride-split-duration", "-3", NULL},
+        {"--transcode-crf", "77", NULL},
+        {"--logging-interval", "0", NULL},
+        {"--execution-mode", "eventually", NULL},
+        {"--no-such-flag", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        th_result r = th_run(bin, NULL, cases[i]);
+        th_assert_one_error_line(&r, 2, "reel-curate: ", cases[i][0]);
+        th_result_free(&r);
+    }
+    th_result r = th_run(bin, NULL, (const char *[]){"--video-dir", "/nonexistent/videos", NULL});
+    th_assert_one_error_line(
+        &r, 1, "reel-curate: --video-dir /nonexistent/videos: ", "a missing directory");
+    cr_assert(strstr(r.err, "No such file or directory"), "%s", r.err);
+    th_result_free(&r);
+}
+
+/* Real footage, scene cuts: oa4_launch.webm has one hard cut at frame 74 (24
+ * fps); with 0.5 s cropped from each end, its scenes give clips [12, 62) and
+ * [86, 182). realshort.mp4 (1.2 s) is shorter than the shortest clip. */
+Test(curate, the_samples_become_curators_tree) {
+    char s[512];
+    char videos[96], out[96];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    copy_part(sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
+    copy_part(sample("realshort.mp4", s, sizeof s), videos, "realshort.mp4", SIZE_MAX);
+    th_result r = th_run_limit(curate_bin(), NULL,
+                               (const char *[]){"--video-dir", videos, "--output-clip-path", out,
+                                                "--splitting-algorithm", "scene", "--motion-filter",
+                                                "score-only", "--autoscale-interval-s", "1", NULL},
+                               RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "2 of 2 videos curated, 2 clips written, 0 filtered, 0 videos failed"),
+              "%s", r.err);
+    cr_assert(strstr(r.err, "s of video per second"), "%s", r.err);
+    cr_assert_eq(count_files(out, "clips"), 2);
+    cr_assert_eq(count_files(out, "metas/v0"), 2);
+    cr_assert_eq(count_files(out, "previews"), 2);
+    cr_assert_eq(count_files(out, "processed_videos"), 2);
+
+    /* The clip UUIDs are Curator's: uuid5(NAMESPACE_URL, "<path>_<start>_<end>"). */
+    char path[256], name[300], uuid[37];
+    snprintf(path, sizeof path, "%s/oa4_launch.webm", videos);
+    const int spans[2][2] = {{12, 62}, {86, 182}};
+    for (int k = 0; k < 2; k++) {
+        snprintf(name, sizeof name, "%s_%d_%d", path, spans[k][0], spans[k][1]);
+        TH_OK(reel_uuid5_url(name, uuid));
+        char rel[128];
+        snprintf(rel, sizeof rel, "metas/v0/%s.json", uuid);
+        const char *meta = slurp(out, rel);
+        cr_assert(meta, "no %s (clip %d..%d): the cut moved?", rel, spans[k][0], spans[k][1]);
+        cr_assert(strstr(meta, "\"motion_score\": {\"global_mean\": "), "%s", meta);
+        cr_assert(strstr(meta, "\"width_source\": 640"), "%s", meta);
+        char frames[64];
+        snprintf(frames, sizeof frames, "\"num_frames\": %d", spans[k][1] - spans[k][0]);
+        cr_assert(strstr(meta, frames), "%s", meta);
+        cr_assert(strstr(meta, "\"valid\": true"), "%s", meta);
+        snprintf(rel, sizeof rel, "clips/%s.mp4", uuid);
+        cr_assert(slurp(out, rel), "no %s", rel);
+    }
+    const char *rec = slurp(out, "processed_videos/realshort.mp4.json");
+    cr_assert(rec && strstr(rec, "\"num_total_clips\": 0") && strstr(rec, "\"error\": null"), "%s",
+              rec);
+    th_result_free(&r);
+}
+
+/* A WAV file: a stream FFmpeg reads, but no video in it. */
+static void write_wav(const char *dir, const char *name) {
+    uint8_t w[44 + 800] = "RIFF";
+    uint32_t v;
+    v = sizeof w - 8, memcpy(w + 4, &v, 4);
+    memcpy(w + 8, "WAVEfmt ", 8);
+    v = 16, memcpy(w + 16, &v, 4);
+    uint16_t h = 1;
+    memcpy(w + 20, &h, 2); /* PCM */
+    memcpy(w + 22, &h, 2); /* mono */
+    v = 8000, memcpy(w + 24, &v, 4);
+    v = 8000, memcpy(w + 28, &v, 4);
+    memcpy(w + 32, &h, 2);
+    h = 8, memcpy(w + 34, &h, 2);
+    memcpy(w + 36, "data", 4);
+    v = 800, memcpy(w + 40, &v, 4);
+    memset(w + 44, 128, 800);
+    write_text(dir, name, (const char *)w, sizeof w);
+}
+
+static void bad_inputs(char *videos, size_t cap) {
+    char s[512];
+    snprintf(videos, cap, "%s/bad", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    write_text(videos, "a_empty.mp4", "", 0);
+    write_text(videos, "b_text.mp4", "this is not a video\n", 20);
+    copy_part(sample("cockatoo.mp4", s, sizeof s), videos, "c_half.mp4", 728751 / 2);
+    copy_part(sample("oa4_launch.webm", s, sizeof s), videos, "d_half.webm", 0);
+    struct stat st;
+    cr_assert_eq(stat(s, &st), 0);
+    copy_part(s, videos, "d_half.webm", (size_t)st.st_size / 2);
+    write_wav(videos, "e_audio.mp4");
+    copy_part(sample("realshort.mp4", s, sizeof s), videos, "f_good.mp4", SIZE_MAX);
+}
+
+Test(curate, bad_inputs_are_recorded_and_the_run_goes_on) {
+    char videos[96], out[96];
+    bad_inputs(videos, sizeof videos);
+    snprintf(out, sizeof out, "%s/out", root);
+    th_result r = th_run_limit(curate_bin(), NULL,
+                               (const char *[]){"--video-dir", videos, "--output-clip-path", out,
+                                                "--ignore-failures", NULL},
+                               RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    /* One line on stderr per bad video, naming it, and a record with the error. */
+    const char *bad[] = {"a_empty.mp4", "b_text.mp4", "c_half.mp4", "e_audio.mp4"};
+    for (int i = 0; i < 4; i++) {
+        char line[256], rel[128];
+        snprintf(line, sizeof line, "reel-curate: reader: %s/%s: ", videos, bad[i]);
+        cr_assert(strstr(r.err, line), "no line for %s in:\n%s", bad[i], r.err);
+        snprintf(rel, sizeof rel, "processed_videos/%s.json", bad[i]);
+        const char *rec = slurp(out, rel);
+        cr_assert(rec, "no record for %s", bad[i]);
+        cr_assert(strstr(rec, "\"valid\": false") && !strstr(rec, "\"error\": null"), "%s", rec);
+    }
+    /* The half WebM decodes in part: its record says so, and the run counts it. */
+    const char *rec = slurp(out, "processed_videos/d_half.webm.json");
+    cr_assert(rec && strstr(rec, "\"partial\": true"), "%s", rec);
+    rec = slurp(out, "processed_videos/f_good.mp4.json");
+    cr_assert(rec && strstr(rec, "\"error\": null"), "%s", rec);
+    cr_assert(strstr(r.err, "4 videos failed"), "%s", r.err);
+    th_result_free(&r);
+}
+
+Test(curate, without_ignore_failures_the_first_bad_video_stops_the_run) {
+    char videos[96], out[96];
+    bad_inputs(videos, sizeof videos);
+    snprintf(out, sizeof out, "%s/out", root);
+    th_result r = th_run_limit(
+        curate_bin(), NULL,
+        (const char *[]){"--video-dir", videos, "--output-clip-path", out, NULL}, RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 1, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "reel-curate: stopped: stage reader failed on input"), "%s", r.err);
+    cr_assert(strstr(r.err, "_empty.mp4") || strstr(r.err, "_text.mp4") ||
+                  strstr(r.err, "_half.mp4") || strstr(r.err, "_audio.mp4"),
+              "%s", r.err);
+    th_result_free(&r);
+}

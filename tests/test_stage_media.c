@@ -1,0 +1,627 @@
+/*
+ * test_stage_media.c - the stages' FFmpeg glue (stages/media.c): probing and
+ * decoding the sample videos from memory, frame-accurate ranges, truncated
+ * data, H.264/MP4 encoding in memory read back by the decoder, JPEG.
+ *
+ * The samples come from Debian packages (scripts/samples.sh); ctest points
+ * REEL_SAMPLES at them. Their facts, as ffprobe reports them:
+ *
+ *   file             container                 codec  size      fps          s       frames
+ *   cockatoo.mp4     mov,mp4,m4a,3gp,3g2,mj2   h264   1280x720  20           14.0    280
+ *   diver.mov        mov,mp4,m4a,3gp,3g2,mj2   mjpeg  640x480   25           14.04   351
+ *   oa4_launch.webm  matroska,webm             vp8    640x360   24           8.087   194 (counted)
+ *   realshort.mp4    mov,mp4,m4a,3gp,3g2,mj2   h264   320x240   45000/1499   1.1992  36
+ */
+#include "helpers.h"
+#include "media.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libavutil/imgutils.h>
+#include <xxhash.h>
+
+TestSuite(stage_media, .init = th_init, .fini = th_fini, .timeout = 60);
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+typedef struct blob {
+    uint8_t *data;
+    uint64_t size;
+} blob;
+
+/* The sample's bytes (skips the test when the samples are not there). */
+static blob sample(const char *name) {
+    const char *dir = getenv("REEL_SAMPLES");
+    if (!dir)
+        cr_skip_test("REEL_SAMPLES is not set (ctest sets it; run scripts/samples.sh)");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        cr_skip_test("%s is missing: run scripts/samples.sh", path);
+    struct stat st;
+    cr_assert_eq(fstat(fileno(f), &st), 0);
+    blob b = {malloc((size_t)st.st_size), (uint64_t)st.st_size};
+    cr_assert_not_null(b.data);
+    cr_assert_eq(fread(b.data, 1, b.size, f), b.size);
+    fclose(f);
+    return b;
+}
+
+static media_input *open_blob(blob b) {
+    media_input *m;
+    char why[256];
+    int rc = media_open(b.data, b.size, 1, &m, why, sizeof why);
+    cr_assert_eq(rc, 0, "media_open: %d: %s", rc, why);
+    return m;
+}
+
+/* What a decode saw: the frames' indices, sizes and a hash of each frame's
+ * pixels (scaled to 32x32 RGB). */
+typedef struct seen {
+    int64_t n, first, last;
+    bool in_order;
+    int w, h;
+    int64_t stop_after; /* > 0: return 1 once this many came */
+    int fail_at;        /* >= 0: return -EPROTO at that index */
+    uint64_t hash[512];
+} seen;
+
+static void seen_init(seen *s) {
+    memset(s, 0, sizeof *s);
+    s->first = s->last = -1;
+    s->in_order = true;
+    s->fail_at = -1;
+}
+
+static int on_frame(void *arg, int64_t index, const AVFrame *f) {
+    seen *s = arg;
+    if (s->fail_at >= 0 && index == s->fail_at)
+        return -EPROTO;
+    if (s->n == 0)
+        s->first = index;
+    else if (index != s->last + 1)
+        s->in_order = false;
+    s->last = index;
+    s->w = f->width;
+    s->h = f->height;
+    if (index < 512) {
+        uint8_t rgb[32 * 32 * 3];
+        if (media_frame_to_rgb(f, 32, 32, rgb) != 0)
+            return -EIO;
+        s->hash[index] = XXH3_64bits(rgb, sizeof rgb);
+    }
+    s->n++;
+    return s->stop_after > 0 && s->n >= s->stop_after ? 1 : 0;
+}
+
+static void decode_all(media_input *m, int64_t start, int64_t end, seen *s) {
+    bool partial = true;
+    char why[256];
+    int rc = media_decode(m, start, end, on_frame, s, &partial, why, sizeof why);
+    cr_assert_eq(rc, 0, "media_decode [%lld, %lld): %d: %s", (long long)start, (long long)end, rc,
+                 why);
+    cr_assert(!partial, "a whole sample is not partial: %s", why);
+    cr_assert(s->in_order);
+}
+
+static void expect_probe(const char *name, const char *container, const char *codec, int w, int h,
+                         double fps, double duration, int64_t frames) {
+    blob b = sample(name);
+    media_input *m = open_blob(b);
+    vt_probe p;
+    media_probe(m, &p);
+    cr_assert_str_eq(p.container, container, "%s", name);
+    cr_assert_str_eq(p.codec, codec, "%s", name);
+    cr_assert_eq(p.width, w, "%s: width %d", name, p.width);
+    cr_assert_eq(p.height, h, "%s: height %d", name, p.height);
+    cr_assert_float_eq(p.fps, fps, 1e-9, "%s: fps %.9f", name, p.fps);
+    cr_assert_float_eq(p.duration_s, duration, 1e-6, "%s: duration %.6f", name, p.duration_s);
+    cr_assert_eq(p.num_frames, frames, "%s: frames %lld", name, (long long)p.num_frames);
+    cr_assert_eq(p.num_bytes, b.size);
+    media_close(m);
+    free(b.data);
+}
+
+/* ---- probe ---------------------------------------------------------------------- */
+
+Test(stage_media, probe_cockatoo_mp4) {
+    expect_probe("cockatoo.mp4", "mov,mp4,m4a,3gp,3g2,mj2", "h264", 1280, 720, 20, 14.0, 280);
+}
+
+Test(stage_media, probe_diver_mov) {
+    expect_probe("diver.mov", "mov,mp4,m4a,3gp,3g2,mj2", "mjpeg", 640, 480, 25, 14.04, 351);
+}
+
+Test(stage_media, probe_oa4_launch_webm) {
+    /* No frame count and no stream duration in the WebM: the container's
+     * duration x fps, rounded (8.087 x 24 = 194.1). */
+    expect_probe("oa4_launch.webm", "matroska,webm", "vp8", 640, 360, 24, 8.087, 194);
+}
+
+Test(stage_media, probe_realshort_mp4) {
+    expect_probe("realshort.mp4", "mov,mp4,m4a,3gp,3g2,mj2", "h264", 320, 240, 45000.0 / 1499,
+                 1.1992, 36);
+}
+
+/* ---- decode ------------------------------------------------------------------------ */
+
+static void expect_count(const char *name, int64_t want) {
+    blob b = sample(name);
+    media_input *m = open_blob(b);
+    vt_probe p;
+    media_probe(m, &p);
+    static seen s;
+    seen_init(&s);
+    decode_all(m, 0, -1, &s);
+    cr_assert_eq(s.n, want, "%s: %lld frames decoded", name, (long long)s.n);
+    cr_assert_eq(s.first, 0);
+    cr_assert_eq(s.last, want - 1);
+    cr_assert_eq(s.w, p.width);
+    cr_assert_eq(s.h, p.height);
+    media_close(m);
+    free(b.data);
+}
+
+Test(stage_media, decode_counts_every_frame_the_container_says) {
+    expect_count("realshort.mp4", 36);
+    expect_count("diver.mov", 351);
+    expect_count("oa4_launch.webm", 194);
+}
+
+Test(stage_media, decode_counts_cockatoo) {
+    expect_count("cockatoo.mp4", 280);
+}
+
+/* A range delivers exactly its frames, the same pixels as a whole decode,
+ * and every call starts from the first frame again. */
+static void expect_ranges(const char *name, int64_t total) {
+    blob b = sample(name);
+    media_input *m = open_blob(b);
+    static seen all, part;
+    seen_init(&all);
+    decode_all(m, 0, -1, &all);
+    cr_assert_eq(all.n, total);
+    const int64_t spans[][2] = {{0, 1}, {5, 17}, {total - 3, total}, {total / 2, total / 2 + 9}};
+    for (size_t k = 0; k < sizeof spans / sizeof spans[0]; k++) {
+        seen_init(&part);
+        decode_all(m, spans[k][0], spans[k][1], &part);
+        cr_assert_eq(part.n, spans[k][1] - spans[k][0], "%s [%lld, %lld): %lld frames", name,
+                     (long long)spans[k][0], (long long)spans[k][1], (long long)part.n);
+        cr_assert_eq(part.first, spans[k][0]);
+        cr_assert_eq(part.last, spans[k][1] - 1);
+        for (int64_t i = part.first; i <= part.last; i++)
+            cr_assert_eq(part.hash[i], all.hash[i], "%s: frame %lld differs", name, (long long)i);
+    }
+    /* Past the end: nothing, no error. To the end from the middle. */
+    seen_init(&part);
+    decode_all(m, total + 5, total + 10, &part);
+    cr_assert_eq(part.n, 0);
+    seen_init(&part);
+    decode_all(m, total - 4, -1, &part);
+    cr_assert_eq(part.n, 4);
+    media_close(m);
+    free(b.data);
+}
+
+Test(stage_media, decode_ranges_are_frame_accurate) {
+    expect_ranges("realshort.mp4", 36);
+    expect_ranges("oa4_launch.webm", 194);
+}
+
+Test(stage_media, decode_stops_early_and_passes_errors_on) {
+    blob b = sample("realshort.mp4");
+    media_input *m = open_blob(b);
+    static seen s;
+    seen_init(&s);
+    s.stop_after = 7;
+    bool partial;
+    char why[256];
+    TH_OK(media_decode(m, 3, -1, on_frame, &s, &partial, why, sizeof why));
+    cr_assert_eq(s.n, 7);
+    cr_assert_eq(s.first, 3);
+    cr_assert_eq(s.last, 9);
+    seen_init(&s);
+    s.fail_at = 10;
+    TH_RC(media_decode(m, 0, -1, on_frame, &s, &partial, why, sizeof why), -EPROTO);
+    cr_assert_eq(s.n, 10);
+    TH_RC(media_decode(m, 5, 2, on_frame, &s, NULL, why, sizeof why), -EINVAL);
+    TH_RC(media_decode(m, -1, 2, on_frame, &s, NULL, why, sizeof why), -EINVAL);
+    media_close(m);
+    free(b.data);
+}
+
+Test(stage_media, frame_to_rgb_scales_and_checks_its_arguments) {
+    blob b = sample("oa4_launch.webm");
+    media_input *m = open_blob(b);
+    static seen s;
+    seen_init(&s);
+    decode_all(m, 100, 101, &s);
+    cr_assert_eq(s.n, 1);
+    media_close(m);
+    free(b.data);
+    AVFrame *f = av_frame_alloc();
+    cr_assert_not_null(f);
+    uint8_t rgb[3];
+    TH_RC(media_frame_to_rgb(f, 1, 1, rgb), -EINVAL); /* no picture */
+    f->format = AV_PIX_FMT_YUV420P;
+    f->width = 16;
+    f->height = 8;
+    TH_OK(av_frame_get_buffer(f, 0));
+    TH_RC(media_frame_to_rgb(f, 0, 1, rgb), -EINVAL);
+    TH_RC(media_frame_to_rgb(f, 1, 1, NULL), -EINVAL);
+    TH_OK(media_frame_to_rgb(f, 1, 1, rgb));
+    av_frame_free(&f);
+}
+
+/* ---- what is not a video, and what is cut short --------------------------------------- */
+
+Test(stage_media, bytes_that_are_not_a_video_are_refused) {
+    const char text[] = "this is not a video, only some text in a file named .mp4\n";
+    media_input *m = (media_input *)1;
+    char why[256];
+    TH_RC(media_open((const uint8_t *)text, sizeof text - 1, 1, &m, why, sizeof why), -EINVAL);
+    cr_assert_null(m);
+    cr_assert_gt(strlen(why), 10, "%s", why);
+    TH_RC(media_open((const uint8_t *)text, 0, 1, &m, why, sizeof why), -EINVAL);
+    TH_RC(media_open(NULL, 10, 1, &m, why, sizeof why), -EINVAL);
+
+    /* A JPEG image opens (image2 pipe), as a video of one frame. A WAV has
+     * no video stream. */
+    uint8_t wav[44 + 800] = "RIFF";
+    memset(wav + 4, 0, sizeof wav - 4);
+    uint32_t v32;
+    uint16_t v16;
+#define PUT32(off, v) (v32 = (v), memcpy(wav + (off), &v32, 4))
+#define PUT16(off, v) (v16 = (v), memcpy(wav + (off), &v16, 2))
+    PUT32(4, sizeof wav - 8);
+    memcpy(wav + 8, "WAVEfmt ", 8);
+    PUT32(16, 16);
+    PUT16(20, 1);
+    PUT16(22, 1);
+    PUT32(24, 8000);
+    PUT32(28, 16000);
+    PUT16(32, 2);
+    PUT16(34, 16);
+    memcpy(wav + 36, "data", 4);
+    PUT32(40, 800);
+    TH_RC(media_open(wav, sizeof wav, 1, &m, why, sizeof why), -EINVAL);
+    cr_assert(strstr(why, "no video stream"), "%s", why);
+}
+
+/* The first size bytes of b, through a file under /tmp as a cut download
+ * would be: decoding gives the frames that are there, then says the rest is
+ * missing (partial) -- or, when the container's index went with the cut (an
+ * MP4 whose moov comes last), opening fails with a sentence. Returns the
+ * frames decoded, or -1 when it did not open. */
+static int64_t decode_cut(const char *name, blob b, uint64_t size, int64_t total) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/reel-test-cut-%d-%s", (int)getpid(), name);
+    unlink(path);
+    th_write_file(path, b.data, (size_t)size);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    blob cut = {malloc((size_t)size), size};
+    cr_assert_eq(fread(cut.data, 1, cut.size, f), cut.size);
+    fclose(f);
+    unlink(path);
+
+    media_input *m;
+    char why[256];
+    int rc = media_open(cut.data, cut.size, 1, &m, why, sizeof why);
+    if (rc != 0) {
+        cr_log_info("%s cut to %llu bytes: media_open: %d: %s", name, (unsigned long long)size, rc,
+                    why);
+        cr_assert_eq(rc, -EINVAL);
+        cr_assert_gt(strlen(why), 10, "%s", why);
+        free(cut.data);
+        return -1;
+    }
+    static seen s;
+    seen_init(&s);
+    bool partial = false;
+    rc = media_decode(m, 0, -1, on_frame, &s, &partial, why, sizeof why);
+    cr_log_info("%s cut to %llu bytes: rc %d, %lld frames, partial %d: %s", name,
+                (unsigned long long)size, rc, (long long)s.n, partial, why);
+    if (rc == 0) {
+        cr_assert(partial, "%s cut: %lld of %lld frames, not partial", name, (long long)s.n,
+                  (long long)total);
+        cr_assert_gt(s.n, 0);
+        cr_assert_lt(s.n, total);
+        cr_assert(strstr(why, "after"), "%s", why);
+    } else {
+        cr_assert_lt(rc, 0);
+        cr_assert_gt(strlen(why), 10, "%s", why);
+    }
+    media_close(m);
+    free(cut.data);
+    return rc == 0 ? s.n : -1;
+}
+
+static int64_t cut_in_half(const char *name, int64_t total) {
+    blob b = sample(name);
+    int64_t n = decode_cut(name, b, b.size / 2, total);
+    free(b.data);
+    return n;
+}
+
+Test(stage_media, cut_mp4_with_its_moov_last_does_not_open) {
+    cr_assert_eq(cut_in_half("cockatoo.mp4", 280), -1);
+    cr_assert_eq(cut_in_half("realshort.mp4", 36), -1);
+    cr_assert_eq(cut_in_half("diver.mov", 351), -1);
+}
+
+Test(stage_media, cut_webm_is_partial) {
+    int64_t n = cut_in_half("oa4_launch.webm", 194);
+    cr_assert_gt(n, 50);
+}
+
+static blob encode_colours(int frames, int w, int h);
+
+Test(stage_media, cut_mp4_with_its_moov_first_is_partial) {
+    blob b = encode_colours(120, 320, 240);
+    int64_t n = decode_cut("faststart.mp4", b, b.size / 2, 120);
+    cr_assert_gt(n, 10);
+    free(b.data);
+}
+
+/* ---- encode ---------------------------------------------------------------------------- */
+
+static AVFrame *solid(int w, int h, uint8_t r, uint8_t g, uint8_t bl) {
+    AVFrame *f = av_frame_alloc();
+    cr_assert_not_null(f);
+    f->format = AV_PIX_FMT_RGB24;
+    f->width = w;
+    f->height = h;
+    TH_OK(av_frame_get_buffer(f, 0));
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = f->data[0] + y * f->linesize[0] + x * 3;
+            p[0] = r, p[1] = g, p[2] = bl;
+        }
+    return f;
+}
+
+static const uint8_t colours[4][3] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 255}};
+
+typedef struct colour_check {
+    int64_t n;
+    int bad; /* frames whose colour is off */
+} colour_check;
+
+static int check_colour(void *arg, int64_t index, const AVFrame *f) {
+    colour_check *c = arg;
+    uint8_t rgb[8 * 8 * 3];
+    if (media_frame_to_rgb(f, 8, 8, rgb) != 0)
+        return -EIO;
+    const uint8_t *want = colours[(index / 10) % 4];
+    for (int k = 0; k < 3; k++)
+        if (abs((int)rgb[4 * 8 * 3 + 4 * 3 + k] - want[k]) > 24)
+            c->bad++;
+    c->n++;
+    return 0;
+}
+
+static size_t find4(const uint8_t *d, uint64_t n, const char *tag) {
+    for (uint64_t i = 0; i + 4 <= n; i++)
+        if (memcmp(d + i, tag, 4) == 0)
+            return (size_t)i;
+    return SIZE_MAX;
+}
+
+/* An MP4 of frames cycling through the colours every 10 frames (a copy). */
+static blob encode_colours(int frames, int w, int h) {
+    media_encode_options o = {.encoder = "libx264",
+                              .preset = "ultrafast",
+                              .crf = 23,
+                              .threads = 1,
+                              .width = w,
+                              .height = h,
+                              .fps = 25};
+    media_output *e;
+    char why[256];
+    TH_OK(media_encode_start(&o, &e, why, sizeof why));
+    for (int i = 0; i < frames; i++) {
+        const uint8_t *c = colours[(i / 10) % 4];
+        AVFrame *f = solid(w, h, c[0], c[1], c[2]);
+        /* Some noise, so that the frames are not all tiny. */
+        for (int k = 0; k < w * h / 4; k++)
+            f->data[0][(k * 7919 + i * 104729) % (h * f->linesize[0])] ^= 0x5a;
+        int rc = media_encode_frame(e, f, why, sizeof why);
+        cr_assert_eq(rc, 0, "frame %d: %d: %s", i, rc, why);
+        av_frame_free(&f);
+    }
+    const uint8_t *data;
+    uint64_t size;
+    TH_OK(media_encode_finish(e, &data, &size, why, sizeof why));
+    blob b = {malloc((size_t)size), size};
+    cr_assert_not_null(b.data);
+    memcpy(b.data, data, (size_t)size);
+    media_encode_free(e);
+    return b;
+}
+
+Test(stage_media, encode_solid_colours_and_decode_them_back) {
+    media_encode_options o = {.encoder = "libx264",
+                              .preset = "veryfast",
+                              .crf = 23,
+                              .threads = 1,
+                              .width = 96,
+                              .height = 64,
+                              .fps = 30};
+    media_output *e;
+    char why[256];
+    int rc = media_encode_start(&o, &e, why, sizeof why);
+    cr_assert_eq(rc, 0, "%d: %s", rc, why);
+    for (int i = 0; i < 40; i++) {
+        const uint8_t *c = colours[(i / 10) % 4];
+        /* A different input size on purpose: the encoder scales. */
+        AVFrame *f = solid(i < 20 ? 50 : 200, i < 20 ? 30 : 120, c[0], c[1], c[2]);
+        rc = media_encode_frame(e, f, why, sizeof why);
+        cr_assert_eq(rc, 0, "frame %d: %d: %s", i, rc, why);
+        av_frame_free(&f);
+    }
+    const uint8_t *data;
+    uint64_t size;
+    rc = media_encode_finish(e, &data, &size, why, sizeof why);
+    cr_assert_eq(rc, 0, "%d: %s", rc, why);
+    cr_assert_gt(size, 100);
+    /* faststart: the moov comes before the mdat. */
+    size_t moov = find4(data, size, "moov"), mdat = find4(data, size, "mdat");
+    cr_assert_neq(moov, SIZE_MAX);
+    cr_assert_neq(mdat, SIZE_MAX);
+    cr_assert_lt(moov, mdat, "moov at %zu, mdat at %zu", moov, mdat);
+    TH_RC(media_encode_frame(e, NULL, why, sizeof why), -EINVAL);
+
+    media_input *m;
+    rc = media_open(data, size, 1, &m, why, sizeof why);
+    cr_assert_eq(rc, 0, "%d: %s", rc, why);
+    vt_probe p;
+    media_probe(m, &p);
+    cr_assert_str_eq(p.codec, "h264");
+    cr_assert_str_eq(p.container, "mov,mp4,m4a,3gp,3g2,mj2");
+    cr_assert_eq(p.width, 96);
+    cr_assert_eq(p.height, 64);
+    cr_assert_float_eq(p.fps, 30, 1e-9, "%f", p.fps);
+    cr_assert_float_eq(p.duration_s, 40.0 / 30, 1e-6, "%f", p.duration_s);
+    cr_assert_eq(p.num_frames, 40);
+    colour_check cc = {0};
+    bool partial;
+    TH_OK(media_decode(m, 0, -1, check_colour, &cc, &partial, why, sizeof why));
+    cr_assert(!partial);
+    cr_assert_eq(cc.n, 40);
+    cr_assert_eq(cc.bad, 0, "%d colour channels off", cc.bad);
+    media_close(m);
+    media_encode_free(e);
+}
+
+/* Frames straight from a decoder, at an NTSC rate, at several threads. */
+typedef struct reencode {
+    media_output *e;
+    char why[256];
+} reencode;
+
+static int encode_each(void *arg, int64_t index, const AVFrame *f) {
+    (void)index;
+    reencode *r = arg;
+    return media_encode_frame(r->e, f, r->why, sizeof r->why);
+}
+
+Test(stage_media, encode_decoded_frames_at_an_ntsc_rate) {
+    blob b = sample("realshort.mp4");
+    media_input *m = open_blob(b);
+    media_encode_options o = {.encoder = "libx264",
+                              .preset = "ultrafast",
+                              .crf = 30,
+                              .threads = 2,
+                              .width = 160,
+                              .height = 120,
+                              .fps = 30000.0 / 1001};
+    reencode r;
+    TH_OK(media_encode_start(&o, &r.e, r.why, sizeof r.why));
+    bool partial;
+    int rc = media_decode(m, 0, -1, encode_each, &r, &partial, r.why, sizeof r.why);
+    cr_assert_eq(rc, 0, "%d: %s", rc, r.why);
+    media_close(m);
+    const uint8_t *data;
+    uint64_t size;
+    TH_OK(media_encode_finish(r.e, &data, &size, r.why, sizeof r.why));
+    TH_RC(media_encode_finish(r.e, &data, &size, r.why, sizeof r.why), -EINVAL);
+    m = open_blob((blob){(uint8_t *)data, size});
+    vt_probe p;
+    media_probe(m, &p);
+    cr_assert_float_eq(p.fps, 30000.0 / 1001, 1e-6, "%f", p.fps);
+    cr_assert_eq(p.width, 160);
+    cr_assert_eq(p.num_frames, 36);
+    static seen s;
+    seen_init(&s);
+    decode_all(m, 0, -1, &s);
+    cr_assert_eq(s.n, 36);
+    cr_assert_eq(s.w, 160);
+    cr_assert_eq(s.h, 120);
+    media_close(m);
+    media_encode_free(r.e);
+    free(b.data);
+}
+
+Test(stage_media, encode_refuses_bad_options) {
+    media_output *e = (media_output *)1;
+    char why[256];
+    media_encode_options o = {.encoder = "libx264",
+                              .preset = "veryfast",
+                              .crf = 23,
+                              .width = 97,
+                              .height = 64,
+                              .fps = 30};
+    TH_RC(media_encode_start(&o, &e, why, sizeof why), -EINVAL);
+    cr_assert_null(e);
+    cr_assert(strstr(why, "even"), "%s", why);
+    o.width = 96;
+    o.fps = 0;
+    TH_RC(media_encode_start(&o, &e, why, sizeof why), -EINVAL);
+    o.fps = 25;
+    o.encoder = "no-such-encoder";
+    TH_RC(media_encode_start(&o, &e, why, sizeof why), -EINVAL);
+    cr_assert(strstr(why, "no-such-encoder"), "%s", why);
+    o.encoder = "libx264";
+    o.preset = "warp-speed";
+    TH_RC(media_encode_start(&o, &e, why, sizeof why), -EINVAL);
+    cr_assert(strstr(why, "warp-speed"), "%s", why);
+    o.preset = "veryfast";
+    o.crf = 99;
+    TH_RC(media_encode_start(&o, &e, why, sizeof why), -EINVAL);
+    /* Nothing encoded: no MP4. */
+    o.crf = 23;
+    TH_OK(media_encode_start(&o, &e, why, sizeof why));
+    const uint8_t *data;
+    uint64_t size;
+    TH_RC(media_encode_finish(e, &data, &size, why, sizeof why), -ENODATA);
+    media_encode_free(e);
+    media_encode_free(NULL);
+}
+
+/* ---- JPEG -------------------------------------------------------------------------------- */
+
+Test(stage_media, jpeg_of_an_rgb_image) {
+    const uint32_t w = 33, h = 17; /* odd on purpose */
+    uint8_t rgb[33 * 17 * 3];
+    for (uint32_t i = 0; i < w * h; i++) {
+        rgb[3 * i] = (uint8_t)(i % w * 7);
+        rgb[3 * i + 1] = (uint8_t)(i / w * 15);
+        rgb[3 * i + 2] = 128;
+    }
+    uint8_t *jpg;
+    uint64_t size;
+    char why[256];
+    int rc = media_jpeg(rgb, w, h, 90, &jpg, &size, why, sizeof why);
+    cr_assert_eq(rc, 0, "%d: %s", rc, why);
+    cr_assert_gt(size, 4);
+    cr_assert_eq(jpg[0], 0xFF);
+    cr_assert_eq(jpg[1], 0xD8);
+    cr_assert_eq(jpg[size - 2], 0xFF);
+    cr_assert_eq(jpg[size - 1], 0xD9);
+    /* It reads back as a picture of that size. */
+    media_input *m;
+    rc = media_open(jpg, size, 1, &m, why, sizeof why);
+    cr_assert_eq(rc, 0, "%d: %s", rc, why);
+    vt_probe p;
+    media_probe(m, &p);
+    cr_assert_eq(p.width, 33);
+    cr_assert_eq(p.height, 17);
+    cr_assert_str_eq(p.codec, "mjpeg");
+    media_close(m);
+    /* A lower quality is smaller. */
+    uint8_t *low;
+    uint64_t low_size;
+    TH_OK(media_jpeg(rgb, w, h, 5, &low, &low_size, why, sizeof why));
+    cr_assert_lt(low_size, size);
+    free(low);
+    free(jpg);
+    TH_RC(media_jpeg(rgb, 0, h, 90, &jpg, &size, why, sizeof why), -EINVAL);
+    TH_RC(media_jpeg(NULL, w, h, 90, &jpg, &size, why, sizeof why), -EINVAL);
+}

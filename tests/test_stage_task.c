@@ -1,0 +1,336 @@
+/*
+ * test_stage_task.c - the pieces every video stage relies on: the video task
+ * container (round trip, and every way a damaged one is refused), Curator's
+ * clip UUIDs, and the writer's output layout and JSON.
+ */
+#include "helpers.h"
+#include "stages_internal.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+TestSuite(stage_task, .init = th_init, .fini = th_fini, .timeout = 60);
+
+static const char path_text[] = "/videos/a \"quoted\"\\name.mp4";
+
+/* A task with two clips, the first with everything, the second bare. */
+static void sample_task(video_task *t, vt_clip clips[2], uint8_t *frames, float *tensor) {
+    memset(t, 0, sizeof *t);
+    memset(clips, 0, 2 * sizeof *clips);
+    t->path = (vt_bytes){(const uint8_t *)path_text, strlen(path_text)};
+    snprintf(t->probe.container, sizeof t->probe.container, "mov,mp4");
+    snprintf(t->probe.codec, sizeof t->probe.codec, "h264");
+    t->probe.duration_s = 12.5;
+    t->probe.fps = 25;
+    t->probe.width = 640;
+    t->probe.height = 360;
+    t->probe.num_frames = 312;
+    t->probe.num_bytes = 123456;
+    t->source = (vt_bytes){(const uint8_t *)"SOURCEBYTES", 11};
+    t->n_clips = 2;
+    t->clips = clips;
+    vt_clip *c = &clips[0];
+    snprintf(c->uuid, sizeof c->uuid, "6f1a7c2e-0000-5000-8000-000000000001");
+    c->start_frame = 0;
+    c->end_frame = 250;
+    c->start_s = 0;
+    c->end_s = 10;
+    c->mp4 = (vt_bytes){(const uint8_t *)"MP4DATA", 7};
+    c->width = 640, c->height = 360, c->fps = 25, c->num_frames = 250;
+    c->has_motion = true;
+    c->motion_global_mean = 0.25;
+    c->motion_patch_min = 0.125;
+    for (int i = 0; i < 2 * 4 * 4 * 3; i++)
+        frames[i] = (uint8_t)i;
+    c->frames = (vt_bytes){frames, 2 * 4 * 4 * 3};
+    c->frames_n = 2, c->frames_h = 4, c->frames_w = 4, c->frames_fps = 2;
+    for (int i = 0; i < 1 * 3 * 2 * 2; i++)
+        tensor[i] = (float)i / 7;
+    c->tensor = (vt_bytes){(const uint8_t *)tensor, 1 * 3 * 2 * 2 * 4};
+    c->tensor_n = 1, c->tensor_h = 2, c->tensor_w = 2;
+    c->preview = (vt_bytes){(const uint8_t *)"\xff\xd8JPEG\xff\xd9", 8};
+    snprintf(clips[1].uuid, sizeof clips[1].uuid, "6f1a7c2e-0000-5000-8000-000000000002");
+    clips[1].start_frame = 250;
+    clips[1].end_frame = 312;
+    clips[1].start_s = 10;
+    clips[1].end_s = 12.48;
+    clips[1].errors = (vt_bytes){(const uint8_t *)"could not encode", 16};
+}
+
+static uint8_t *written(const video_task *t, uint64_t *size) {
+    *size = vt_size(t);
+    uint8_t *buf = malloc(*size);
+    cr_assert(buf);
+    TH_OK(vt_write(t, buf, *size));
+    return buf;
+}
+
+Test(stage_task, round_trip) {
+    video_task t, back;
+    vt_clip clips[2];
+    uint8_t frames[96];
+    float tensor[12];
+    sample_task(&t, clips, frames, tensor);
+    uint64_t size;
+    uint8_t *buf = written(&t, &size);
+    TH_RC(vt_write(&t, buf, size - 1), -ENOSPC);
+    char why[256] = "";
+    TH_OK(vt_read(buf, size, &back, why, sizeof why));
+    cr_assert_eq(back.path.size, strlen(path_text));
+    cr_assert_eq(memcmp(back.path.data, path_text, back.path.size), 0);
+    cr_assert_str_eq(back.probe.codec, "h264");
+    cr_assert_eq(back.probe.num_frames, 312);
+    cr_assert_eq(back.probe.fps, 25);
+    cr_assert_eq(back.source.size, 11);
+    cr_assert_eq(back.n_clips, 2);
+    const vt_clip *c = &back.clips[0];
+    cr_assert_str_eq(c->uuid, clips[0].uuid);
+    cr_assert_eq(c->end_frame, 250);
+    cr_assert_eq(c->motion_patch_min, 0.125);
+    cr_assert(c->has_motion);
+    cr_assert_eq(c->frames.size, 96);
+    cr_assert_eq(memcmp(c->frames.data, frames, 96), 0);
+    cr_assert_eq(c->tensor.size, 48);
+    cr_assert_eq(memcmp(c->tensor.data, tensor, 48), 0);
+    cr_assert_eq(((uintptr_t)c->tensor.data - (uintptr_t)buf) % 8, 0, "blobs are 8-byte aligned");
+    cr_assert_eq(back.clips[1].errors.size, 16);
+    char text[64];
+    cr_assert_str_eq(vt_text(back.clips[1].errors, text, sizeof text), "could not encode");
+    cr_assert_str_eq(vt_text(back.clips[1].errors, text, 6), "could");
+    vt_free(&back);
+    free(buf);
+}
+
+Test(stage_task, the_reader_fills_its_own_source) {
+    video_task t;
+    memset(&t, 0, sizeof t);
+    t.path = (vt_bytes){(const uint8_t *)"x.mp4", 5};
+    t.source = (vt_bytes){NULL, 5};
+    uint64_t size = vt_size(&t);
+    uint8_t *buf = calloc(1, size);
+    TH_OK(vt_write(&t, buf, size));
+    memcpy(vt_source_slot(buf), "BYTES", 5);
+    vt_probe p = {.codec = "vp9", .fps = 30, .width = 8, .height = 6, .num_frames = 3};
+    vt_patch_probe(buf, &p);
+    video_task back;
+    TH_OK(vt_read(buf, size, &back, NULL, 0));
+    cr_assert_eq(memcmp(back.source.data, "BYTES", 5), 0);
+    cr_assert_str_eq(back.probe.codec, "vp9");
+    cr_assert_eq(back.probe.num_frames, 3);
+    vt_free(&back);
+    free(buf);
+}
+
+/* Every field a damaged object can get wrong, one at a time. */
+Test(stage_task, damaged_tasks_are_refused) {
+    video_task t, back;
+    vt_clip clips[2];
+    uint8_t frames[96];
+    float tensor[12];
+    sample_task(&t, clips, frames, tensor);
+    uint64_t size;
+    uint8_t *good = written(&t, &size);
+    uint8_t *buf = malloc(size);
+    char why[256];
+    /* Truncated anywhere inside what it names. */
+    for (uint64_t cut = 0; cut < size; cut += 7) {
+        int rc = vt_read(good, cut, &back, why, sizeof why);
+        if (rc == 0) /* cut inside trailing padding only */
+            vt_free(&back);
+        cr_assert(rc == -EBADMSG || cut >= size - 8, "cut at %llu of %llu read back",
+                  (unsigned long long)cut, (unsigned long long)size);
+    }
+    /* Each byte of the header and records flipped: refused or read, never a crash. */
+    uint64_t fixed = 512 < size ? 512 : size;
+    for (uint64_t at = 0; at < fixed; at++) {
+        memcpy(buf, good, size);
+        buf[at] ^= 0xff;
+        if (vt_read(buf, size, &back, why, sizeof why) == 0) {
+            for (uint32_t i = 0; i < back.n_clips; i++) {
+                const vt_clip *c = &back.clips[i];
+                cr_assert_leq((const uint8_t *)c->frames.data + c->frames.size, buf + size);
+                cr_assert_leq((const uint8_t *)c->mp4.data + c->mp4.size, buf + size);
+            }
+            vt_free(&back);
+        }
+    }
+    /* Specific lies. */
+    memcpy(buf, good, size);
+    buf[0] = 'X';
+    TH_RC(vt_read(buf, size, &back, why, sizeof why), -EBADMSG);
+    cr_assert(strstr(why, "not a video task"), "%s", why);
+    uint32_t huge = 0x7fffffff;
+    memcpy(buf, good, size);
+    memcpy(buf + 12, &huge, 4); /* n_clips */
+    TH_RC(vt_read(buf, size, &back, why, sizeof why), -EBADMSG);
+    cr_assert(strstr(why, "clips"), "%s", why);
+    TH_RC(vt_read(NULL, 0, &back, why, sizeof why), -EBADMSG);
+    /* A frames shape that does not match its bytes. */
+    clips[0].frames_n = 3;
+    uint64_t size2;
+    uint8_t *lie = written(&t, &size2);
+    TH_RC(vt_read(lie, size2, &back, why, sizeof why), -EBADMSG);
+    cr_assert(strstr(why, "frames"), "%s", why);
+    free(lie);
+    free(buf);
+    free(good);
+}
+
+Test(stage_task, uuids_are_curators) {
+    /* python3 -c 'import uuid; print(uuid.uuid5(uuid.NAMESPACE_URL, NAME))' */
+    const char *cases[][2] = {
+        {"x_0_10", "c43789d9-1aea-5199-a993-7c729bff21ea"},
+        {"/data/videos/cockatoo.mp4_0_250", "efb6f897-07c4-57bf-973f-747119e1f31e"},
+        {"", "1b4db7eb-4057-5ddf-91e0-36dec72071f5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[37];
+        TH_OK(reel_uuid5_url(cases[i][0], out));
+        cr_assert_str_eq(out, cases[i][1], "uuid5(%s)", cases[i][0]);
+    }
+}
+
+/* ---- the writer --------------------------------------------------------------- */
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static int exists(const char *root, const char *rel) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+typedef struct summaries {
+    reel_store *store;
+    int n;
+    reel_curate_video_summary s;
+} summaries;
+
+static void keep_summary(void *arg, const reel_task_result *r) {
+    summaries *x = arg;
+    reel_view v;
+    cr_assert_eq(r->n_outputs, 1);
+    TH_OK(reel_obj_get(x->store, &r->outputs[0], 1, 0, &v));
+    TH_OK(reel_curate_read_summary(v.data, v.size, &x->s));
+    x->n++;
+    reel_obj_release(x->store, &r->outputs[0]);
+    reel_obj_delete(x->store, &r->outputs[0]);
+}
+
+Test(stage_task, the_writer_lays_out_curators_tree) {
+    const char *store_path;
+    reel_store *store = th_store_new(16 << 20, 1024, &store_path);
+    char root[] = "/tmp/reel-writer-XXXXXX";
+    cr_assert(mkdtemp(root));
+    char out_dir[300];
+    snprintf(out_dir, sizeof out_dir, "%s/out/nested", root); /* made by the writer */
+
+    video_task t;
+    vt_clip clips[2];
+    uint8_t frames[96];
+    float tensor[12];
+    sample_task(&t, clips, frames, tensor);
+    clips[1].mp4 = (vt_bytes){(const uint8_t *)"MP4B", 4};
+    clips[1].filtered = true;
+    uint64_t size;
+    uint8_t *buf = written(&t, &size);
+    reel_id in;
+    reel_id_random(&in);
+    TH_OK(reel_obj_put(store, &in, buf, size, NULL, 0, 0, -1));
+    free(buf);
+
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    o.output_dir = out_dir;
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("writer", &p));
+    reel_actor_def def = stage_writer_def;
+    def.arg = &o;
+    TH_OK(reel_pipeline_add(p, &def, &(reel_stage_options){.cpus = 0.5}));
+    reel_executor_config c;
+    reel_executor_config_defaults(&c);
+    summaries sums = {.store = store};
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = &in,
+                           .n_inputs = 1,
+                           .on_output = keep_summary,
+                           .arg = &sums,
+                           .flags = REEL_RUN_QUIET};
+    TH_OK(reel_pipeline_run(p, &ro, NULL));
+    cr_assert_eq(sums.n, 1);
+    cr_assert_eq(sums.s.clips, 2);
+    cr_assert_eq(sums.s.clips_written, 1);
+    cr_assert_eq(sums.s.clips_filtered, 1);
+    cr_assert_str_eq(sums.s.name, "a \"quoted\"\\name.mp4");
+
+    char rel[256];
+    snprintf(rel, sizeof rel, "clips/%s.mp4", clips[0].uuid);
+    cr_assert(exists(out_dir, rel), "%s", rel);
+    snprintf(rel, sizeof rel, "filtered_clips/%s.mp4", clips[1].uuid);
+    cr_assert(exists(out_dir, rel), "%s", rel);
+    snprintf(rel, sizeof rel, "previews/%s/preview.jpg", clips[0].uuid);
+    cr_assert(exists(out_dir, rel), "%s", rel);
+
+    char file[512];
+    snprintf(file, sizeof file, "%s/metas/v0/%s.json", out_dir, clips[0].uuid);
+    const char *meta = slurp(file);
+    cr_assert(meta, "%s", file);
+    const char *want[] = {
+        "\"span_uuid\": \"6f1a7c2e-0000-5000-8000-000000000001\"",
+        "\"source_video\": \"/videos/a \\\"quoted\\\"\\\\name.mp4\"",
+        "\"duration_span\": [0, 10]",
+        "\"width_source\": 640",
+        "\"height_source\": 360",
+        "\"framerate_source\": 25",
+        "\"num_frames_source\": 312",
+        "\"width\": 640",
+        "\"num_frames\": 250",
+        "\"codec\": \"h264\"",
+        "\"num_bytes\": 7",
+        "\"motion_score\": {\"global_mean\": 0.25, \"per_patch_min_256\": 0.125}",
+        "\"errors\": []",
+        "\"valid\": true",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(meta, want[i]), "metas lacks %s:\n%s", want[i], meta);
+    snprintf(file, sizeof file, "%s/metas/v0/%s.json", out_dir, clips[1].uuid);
+    meta = slurp(file);
+    cr_assert(meta && strstr(meta, "\"errors\": [\"could not encode\"]"), "%s", meta);
+    cr_assert(strstr(meta, "\"valid\": false") && strstr(meta, "\"filtered\": true"), "%s", meta);
+
+    snprintf(file, sizeof file, "%s/processed_videos/a \"quoted\"\\name.mp4.json", out_dir);
+    const char *rec = slurp(file);
+    cr_assert(rec, "%s", file);
+    cr_assert(strstr(rec, "\"clips\": [\"6f1a7c2e-0000-5000-8000-000000000001\"]"), "%s", rec);
+    cr_assert(strstr(rec, "\"filtered_clips\": [\"6f1a7c2e-0000-5000-8000-000000000002\"]"), "%s",
+              rec);
+    cr_assert(strstr(rec, "\"error\": null") && strstr(rec, "\"valid\": true"), "%s", rec);
+
+    /* A video that failed before the writer gets its record with the error. */
+    TH_OK(reel_curate_record_failure(&o, "/videos/broken.mp4", "reader: not a video\n\x01"));
+    snprintf(file, sizeof file, "%s/processed_videos/broken.mp4.json", out_dir);
+    rec = slurp(file);
+    cr_assert(rec && strstr(rec, "\"error\": \"reader: not a video\\u000a\\u0001\""), "%s", rec);
+    cr_assert(strstr(rec, "\"valid\": false"), "%s", rec);
+
+    reel_pipeline_free(p);
+    TH_OK(reel_obj_delete(store, &in));
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -1,0 +1,335 @@
+/*
+ * test_stage_transcoder.c - the transcoder stage (stages/transcoder.c): each
+ * clip's frames [start, end) of the source, exactly, as H.264 in MP4, from
+ * one pass of decoding; clips that overlap, run past the end or start after
+ * it; an encoder that cannot start; a source that is no video; the source
+ * dropped from the task.
+ *
+ * The source is synthetic: 216 frames of one colour each, frame k painted
+ * with levels (k mod 6, k / 6 mod 6, k / 36) of LEVELS, so that any decoded
+ * frame's mean colour names its source frame.
+ */
+#include "helpers.h"
+#include "stage_fixture.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+static const char *store_path;
+static reel_store *store;
+
+static void setup(void) {
+    th_init();
+    store = th_store_new(64 << 20, 1024, &store_path);
+}
+
+TestSuite(stage_transcoder, .init = setup, .fini = th_fini, .timeout = 60);
+
+#define W      64
+#define H      48
+#define FPS    25.0
+#define FRAMES 216
+
+static const uint8_t LEVELS[6] = {20, 60, 100, 140, 180, 220};
+
+static void paint_index(uint8_t *rgb, int stride, int w, int h, int i, void *arg) {
+    (void)arg;
+    uint8_t c[3] = {LEVELS[i % 6], LEVELS[i / 6 % 6], LEVELS[i / 36 % 6]};
+    sf_paint_solid(rgb, stride, w, h, i, c);
+}
+
+/* The source frame a decoded frame shows (-1: none). */
+static int index_of(const AVFrame *f) {
+    uint8_t rgb[8 * 6 * 3];
+    if (media_frame_to_rgb(f, 8, 6, rgb) != 0)
+        return -1;
+    int digit[3];
+    for (int c = 0; c < 3; c++) {
+        double sum = 0;
+        for (int k = 0; k < 8 * 6; k++)
+            sum += rgb[3 * k + c];
+        double mean = sum / (8 * 6);
+        int best = 0;
+        for (int l = 1; l < 6; l++)
+            if (fabs(mean - LEVELS[l]) < fabs(mean - LEVELS[best]))
+                best = l;
+        if (fabs(mean - LEVELS[best]) > 12)
+            return -1;
+        digit[c] = best;
+    }
+    return digit[0] + 6 * digit[1] + 36 * digit[2];
+}
+
+typedef struct seen {
+    int n;
+    int index[FRAMES];
+} seen;
+
+static int collect(void *arg, int64_t i, const AVFrame *f) {
+    seen *s = arg;
+    (void)i;
+    if (s->n < FRAMES)
+        s->index[s->n] = index_of(f);
+    s->n++;
+    return 0;
+}
+
+/* Decodes a clip's MP4: the source frames it shows, in order. */
+static seen decode_clip(const vt_clip *c, vt_probe *probe) {
+    media_input *m;
+    char why[256];
+    int rc = media_open(c->mp4.data, c->mp4.size, 1, &m, why, sizeof why);
+    cr_assert_eq(rc, 0, "clip %s: %s", c->uuid, why);
+    media_probe(m, probe);
+    seen s = {0};
+    bool partial;
+    rc = media_decode(m, 0, -1, collect, &s, &partial, why, sizeof why);
+    cr_assert_eq(rc, 0, "clip %s: %s", c->uuid, why);
+    cr_assert(!partial, "clip %s: %s", c->uuid, why);
+    media_close(m);
+    return s;
+}
+
+static sf_blob source;
+
+static void make_source(void) {
+    source = sf_encode("veryfast", W, H, FPS, FRAMES, paint_index, NULL);
+}
+
+static void task_with(video_task *t, vt_clip *clips, uint32_t n, sf_blob src) {
+    static const char path[] = "/videos/colours.mp4";
+    memset(t, 0, sizeof *t);
+    t->path = (vt_bytes){(const uint8_t *)path, sizeof path - 1};
+    t->source = (vt_bytes){src.data, src.size};
+    media_input *m;
+    char why[256];
+    if (media_open(src.data, src.size, 1, &m, why, sizeof why) == 0) {
+        media_probe(m, &t->probe);
+        media_close(m);
+    } else {
+        t->probe.fps = FPS;
+    }
+    t->clips = clips;
+    t->n_clips = n;
+}
+
+static void span(vt_clip *c, int64_t start, int64_t end) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->uuid, sizeof c->uuid, "00000000-0000-5000-8000-%012lld", (long long)start);
+    c->start_frame = start;
+    c->end_frame = end;
+    c->start_s = start / FPS;
+    c->end_s = end / FPS;
+}
+
+static sf_out transcode(const reel_curate_options *o, const video_task *t) {
+    return sf_run1(store, store_path, &stage_transcoder_def, o, t);
+}
+
+Test(stage_transcoder, every_clip_holds_exactly_its_frames) {
+    make_source();
+    /* From the first frame, apart, overlapping, up to the last frame. */
+    static const int64_t spans[][2] = {{0, 30}, {30, 75}, {50, 120}, {150, 190}, {190, 216}};
+    enum { N = sizeof spans / sizeof spans[0] };
+    vt_clip clips[N];
+    for (int k = 0; k < N; k++)
+        span(&clips[k], spans[k][0], spans[k][1]);
+    video_task t;
+    task_with(&t, clips, N, source);
+    cr_assert_eq(t.probe.num_frames, FRAMES);
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    sf_out out = transcode(&o, &t);
+    cr_expect_eq(out.t.source.size, 0, "the source is dropped once transcoded");
+    cr_expect_eq(out.t.error.size, 0);
+    cr_assert_eq(out.t.n_clips, N);
+    for (int k = 0; k < N; k++) {
+        const vt_clip *c = &out.t.clips[k];
+        cr_expect_str_eq(c->uuid, clips[k].uuid);
+        cr_expect_str_eq(sf_errors(c), "", "clip %d", k);
+        cr_assert_gt(c->mp4.size, 0, "clip %d has no MP4: %s", k, sf_errors(c));
+        int64_t want = spans[k][1] - spans[k][0];
+        cr_expect_eq(c->num_frames, want, "clip %d", k);
+        cr_expect_eq(c->width, W);
+        cr_expect_eq(c->height, H);
+        cr_expect_float_eq(c->fps, FPS, 1e-9);
+        vt_probe p;
+        seen s = decode_clip(c, &p);
+        cr_expect_str_eq(p.codec, "h264", "clip %d", k);
+        cr_expect(strstr(p.container, "mp4"), "clip %d: container %s", k, p.container);
+        cr_expect_eq(p.width, W);
+        cr_expect_float_eq(p.fps, FPS, 1e-6);
+        cr_assert_eq(s.n, want, "clip %d [%lld, %lld): %d frames decoded", k,
+                     (long long)spans[k][0], (long long)spans[k][1], s.n);
+        for (int j = 0; j < s.n; j++)
+            cr_assert_eq(s.index[j], spans[k][0] + j, "clip %d frame %d shows source frame %d", k,
+                         j, s.index[j]);
+    }
+    sf_out_free(&out);
+    free(source.data);
+}
+
+/* A clip of one frame: an MP4 whose moov is larger than its media data. */
+Test(stage_transcoder, a_one_frame_clip_is_a_valid_mp4) {
+    make_source();
+    vt_clip clips[1];
+    span(&clips[0], 100, 101);
+    video_task t;
+    task_with(&t, clips, 1, source);
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    sf_out out = transcode(&o, &t);
+    const vt_clip *c = &out.t.clips[0];
+    cr_assert_gt(c->mp4.size, 0, "%s", sf_errors(c));
+    cr_expect_eq(c->num_frames, 1);
+    vt_probe p;
+    seen s = decode_clip(c, &p);
+    cr_expect_eq(s.n, 1);
+    cr_expect_eq(s.index[0], 100);
+    sf_out_free(&out);
+    free(source.data);
+}
+
+Test(stage_transcoder, clips_past_the_end_keep_what_there_is) {
+    make_source();
+    static const int64_t spans[][2] = {{10, 20}, {200, 240}, {230, 250}};
+    vt_clip clips[3];
+    for (int k = 0; k < 3; k++)
+        span(&clips[k], spans[k][0], spans[k][1]);
+    video_task t;
+    task_with(&t, clips, 3, source);
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    sf_out out = transcode(&o, &t);
+    const vt_clip *c = out.t.clips;
+    cr_assert_eq(out.t.n_clips, 3);
+    cr_expect_eq(c[0].num_frames, 10);
+    /* The video ends inside the second: its 16 frames. */
+    cr_expect_eq(c[1].num_frames, FRAMES - 200);
+    vt_probe p;
+    seen s = decode_clip(&c[1], &p);
+    cr_expect_eq(s.n, FRAMES - 200);
+    cr_expect_eq(s.index[0], 200);
+    /* The third starts after it: an error, no MP4; the video goes on. */
+    cr_expect_eq(c[2].mp4.size, 0);
+    cr_expect(strstr(sf_errors(&c[2]), "transcoder: the video has no frame 230"), "%s",
+              sf_errors(&c[2]));
+    cr_expect_eq(out.t.error.size, 0);
+    sf_out_free(&out);
+    free(source.data);
+}
+
+Test(stage_transcoder, an_encoder_that_fails_fails_every_clip_not_the_run) {
+    make_source();
+    vt_clip clips[2];
+    span(&clips[0], 0, 10);
+    span(&clips[1], 20, 30);
+    video_task t;
+    task_with(&t, clips, 2, source);
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    o.encoder = "no-such-encoder";
+    sf_out out = transcode(&o, &t);
+    cr_assert_eq(out.t.n_clips, 2);
+    for (int k = 0; k < 2; k++) {
+        cr_expect_eq(out.t.clips[k].mp4.size, 0);
+        cr_expect(strstr(sf_errors(&out.t.clips[k]), "transcoder: cannot start the encoder"), "%s",
+                  sf_errors(&out.t.clips[k]));
+        cr_expect(strstr(sf_errors(&out.t.clips[k]), "no-such-encoder"), "%s",
+                  sf_errors(&out.t.clips[k]));
+    }
+    char err[VT_TEXT_MAX];
+    cr_expect(strstr(vt_text(out.t.error, err, sizeof err), "no clip could be encoded"), "%s", err);
+    cr_expect_eq(out.t.source.size, 0);
+    sf_out_free(&out);
+    free(source.data);
+}
+
+Test(stage_transcoder, a_source_that_is_no_video) {
+    static uint8_t junk[4096];
+    th_fill(junk, sizeof junk, 3);
+    vt_clip clips[1];
+    span(&clips[0], 0, 10);
+    video_task t;
+    task_with(&t, clips, 1, (sf_blob){junk, sizeof junk});
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    sf_out out = transcode(&o, &t);
+    char err[VT_TEXT_MAX];
+    cr_expect(strstr(vt_text(out.t.error, err, sizeof err), "transcoder: cannot decode the video"),
+              "%s", err);
+    cr_expect(strstr(sf_errors(&out.t.clips[0]), "could not be decoded"), "%s",
+              sf_errors(&out.t.clips[0]));
+    cr_expect_eq(out.t.clips[0].mp4.size, 0);
+    sf_out_free(&out);
+}
+
+Test(stage_transcoder, a_video_without_clips_only_loses_its_source) {
+    make_source();
+    video_task t;
+    task_with(&t, NULL, 0, source);
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    sf_out out = transcode(&o, &t);
+    cr_expect_eq(out.t.n_clips, 0);
+    cr_expect_eq(out.t.source.size, 0);
+    cr_expect_eq(out.t.probe.num_frames, FRAMES);
+    cr_expect_eq(out.t.error.size, 0);
+    sf_out_free(&out);
+    free(source.data);
+}
+
+/* ---- with the splitter, on a real sample ------------------------------------------------- */
+
+static int count_frames(void *arg, int64_t i, const AVFrame *f) {
+    (void)i, (void)f;
+    ++*(int *)arg;
+    return 0;
+}
+
+Test(stage_transcoder, after_the_splitter_on_oa4_launch) {
+    const char *dir = getenv("REEL_SAMPLES");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/oa4_launch.webm", dir ? dir : "samples");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        cr_skip_test("%s is missing: scripts/samples.sh fetches it", path);
+    static uint8_t buf[1 << 20];
+    size_t size = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    cr_assert(size > 0 && size < sizeof buf);
+    video_task t;
+    task_with(&t, NULL, 0, (sf_blob){buf, size});
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    o.splitting = REEL_SPLIT_SCENE;
+    o.preset = "ultrafast";
+    const reel_actor_def *defs[] = {&stage_splitter_def, &stage_transcoder_def};
+    sf_out out = sf_run(store, store_path, defs, 2, 0, &o, &t);
+    cr_expect_eq(out.t.source.size, 0);
+    cr_assert_eq(out.t.n_clips, 2, "the cut at 3.09 s makes two scenes");
+    for (uint32_t k = 0; k < out.t.n_clips; k++) {
+        const vt_clip *c = &out.t.clips[k];
+        cr_assert_gt(c->mp4.size, 0, "clip %u: %s", k, sf_errors(c));
+        int64_t want = c->end_frame - c->start_frame;
+        cr_expect_eq(c->num_frames, want);
+        cr_expect_eq(c->width, 640);
+        cr_expect_eq(c->height, 360);
+        media_input *m;
+        char why[256];
+        TH_OK(media_open(c->mp4.data, c->mp4.size, 1, &m, why, sizeof why));
+        vt_probe p;
+        media_probe(m, &p);
+        cr_expect_str_eq(p.codec, "h264");
+        cr_expect_float_eq(p.fps, 24, 1e-6);
+        int n = 0;
+        bool partial;
+        TH_OK(media_decode(m, 0, -1, count_frames, &n, &partial, why, sizeof why));
+        cr_expect_eq(n, want, "clip %u [%lld, %lld) decodes to %d frames", k,
+                     (long long)c->start_frame, (long long)c->end_frame, n);
+        media_close(m);
+    }
+    sf_out_free(&out);
+}
