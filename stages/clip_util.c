@@ -1,24 +1,22 @@
-/* Scratch memory and error texts of the per-clip stages: clip_util.h. */
+/* The per-clip stages' loop and frame picking: clip_util.h. */
 #include "clip_util.h"
-#include "stages_internal.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-int clip_scratch_init(clip_scratch *s, uint32_t n) {
-    s->n = n;
-    s->errors = calloc(n ? n : 1, sizeof *s->errors);
-    s->owned = calloc(n ? n : 1, sizeof *s->owned);
-    if (!s->errors || !s->owned) {
-        clip_scratch_free(s);
-        return -ENOMEM;
-    }
-    return 0;
-}
+/* ---- the stage -------------------------------------------------------------------- */
 
-void clip_scratch_free(clip_scratch *s) {
+/* What a task's clips hold until it is written: for each clip, its error
+ * text (VT_TEXT_MAX bytes, made on its first error) and the buffer the
+ * stage made for it. */
+typedef struct clip_scratch {
+    uint32_t n;
+    char **errors;
+    void **owned;
+} clip_scratch;
+
+static void scratch_free(clip_scratch *s) {
     for (uint32_t i = 0; i < s->n; i++) {
         if (s->errors)
             free(s->errors[i]);
@@ -27,22 +25,141 @@ void clip_scratch_free(clip_scratch *s) {
     }
     free(s->errors);
     free(s->owned);
-    s->errors = NULL;
-    s->owned = NULL;
-    s->n = 0;
 }
 
-int clip_error(clip_scratch *s, video_task *t, uint32_t i, const char *stage, const char *fmt,
-               ...) {
-    if (i >= s->n)
-        return -EINVAL;
+static int scratch_init(clip_scratch *s, uint32_t n) {
+    s->n = n;
+    s->errors = calloc(n ? n : 1, sizeof *s->errors);
+    s->owned = calloc(n ? n : 1, sizeof *s->owned);
+    if (!s->errors || !s->owned) {
+        scratch_free(s);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Appends "<stage>: <why>" to clip i's errors (stage_add_error). */
+static int record(clip_scratch *s, video_task *t, uint32_t i, const char *stage, const char *why) {
     if (!s->errors[i] && !(s->errors[i] = malloc(VT_TEXT_MAX)))
         return -ENOMEM;
-    char text[VT_TEXT_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    stage_add_error(&t->clips[i], s->errors[i], VT_TEXT_MAX, "%s: %s", stage, text);
+    stage_add_error(&t->clips[i], s->errors[i], VT_TEXT_MAX, "%s: %s", stage, why);
     return 0;
+}
+
+bool clip_kept_with_mp4(const vt_clip *c) {
+    return !c->filtered && c->mp4.size > 0;
+}
+
+int clip_stage_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out,
+                       const clip_stage *st) {
+    const reel_curate_options *o = stage_options(ctx);
+    video_task t;
+    int rc = stage_read_task(ctx, in, n, &t);
+    if (rc)
+        return rc;
+    bool any = false;
+    for (uint32_t i = 0; i < t.n_clips && !any; i++)
+        any = st->wants(&t.clips[i]);
+    if (!any) { /* nothing to add: the task goes on as it came */
+        vt_free(&t);
+        return reel_actor_forward(out, 0);
+    }
+    clip_scratch s;
+    if ((rc = scratch_init(&s, t.n_clips)) != 0) {
+        reel_actor_set_error(ctx, "out of memory");
+        vt_free(&t);
+        return rc;
+    }
+    for (uint32_t i = 0; i < t.n_clips; i++) {
+        vt_clip *c = &t.clips[i];
+        if (!st->wants(c))
+            continue;
+        char why[256] = "";
+        int err = st->work(o, c, &s.owned[i], why, sizeof why);
+        if (err == -ENOMEM) {
+            reel_actor_set_error(ctx, "clip %s: %s", c->uuid, why[0] ? why : "out of memory");
+            rc = err;
+            break;
+        }
+        if ((err || why[0]) && record(&s, &t, i, st->name, why) != 0) {
+            reel_actor_set_error(ctx, "out of memory");
+            rc = -ENOMEM;
+            break;
+        }
+    }
+    if (rc == 0)
+        rc = stage_write_task(ctx, out, &t);
+    scratch_free(&s);
+    vt_free(&t);
+    return rc;
+}
+
+/* ---- frames out of a clip's MP4 ------------------------------------------------------ */
+
+int clip_video_open(const vt_clip *c, clip_video *v, char *why, size_t cap) {
+    v->m = NULL;
+    int rc = media_open(c->mp4.data, c->mp4.size, NULL, &v->m, why, cap);
+    if (rc)
+        return rc;
+    vt_probe p;
+    media_probe(v->m, &p);
+    v->num_frames = p.num_frames > 0 ? p.num_frames : c->num_frames;
+    v->fps = p.fps > 0 ? p.fps : c->fps;
+    return 0;
+}
+
+void clip_video_close(clip_video *v) {
+    media_close(v->m);
+    v->m = NULL;
+}
+
+typedef struct pick_run {
+    const int64_t *idx;
+    uint32_t n;
+    uint32_t next; /* the first sample not taken yet */
+    int (*take)(void *arg, uint32_t k, uint32_t count, const AVFrame *frame);
+    void *arg;
+    AVFrame *last; /* a reference to the last frame decoded */
+} pick_run;
+
+static int pick_frame(void *arg, int64_t index, const AVFrame *frame) {
+    pick_run *r = arg;
+    uint32_t k = r->next;
+    while (r->next < r->n && r->idx[r->next] <= index)
+        r->next++;
+    if (r->next > k) {
+        int rc = r->take(r->arg, k, r->next - k, frame);
+        if (rc)
+            return rc;
+    }
+    if (r->next == r->n)
+        return 1;
+    av_frame_unref(r->last);
+    return av_frame_ref(r->last, frame) < 0 ? -ENOMEM : 0;
+}
+
+int clip_video_pick(clip_video *v, const int64_t *idx, uint32_t n,
+                    int (*take)(void *arg, uint32_t k, uint32_t count, const AVFrame *frame),
+                    void *arg, bool *partial, char *why, size_t cap) {
+    if (n == 0 || idx[0] < 0) {
+        snprintf(why, cap, "no frames to pick");
+        return -EINVAL;
+    }
+    pick_run r = {.idx = idx, .n = n, .take = take, .arg = arg, .last = av_frame_alloc()};
+    if (!r.last)
+        return -ENOMEM;
+    /* From frame 0, not idx[0]: the frames before it are decoded all the
+     * same, and the last of them may be needed. */
+    int rc = media_decode(v->m, 0, idx[n - 1] + 1, pick_frame, &r, partial, why, cap);
+    if (rc == 0 && r.next < n) {
+        if (r.last->buf[0]) { /* fewer frames than the clip claims: its last */
+            rc = take(arg, r.next, n - r.next, r.last);
+        } else {
+            snprintf(why, cap, "no frame decoded of the %lld the clip claims",
+                     (long long)v->num_frames);
+            rc = -EIO;
+        }
+    }
+    av_frame_free(&r.last);
+    return rc;
 }

@@ -1,34 +1,79 @@
 /*
  * clip_util.h - what the per-clip stages (motion, frames, preprocess,
- * preview) share: scratch memory that lives until the task is written (clip
- * error texts, buffers a stage hands its clips), and the per-clip error
- * sentence. Internal to the stages; never installed.
+ * preview) share: the process() each of them is - a loop over the task's
+ * clips that records each clip's failure in the clip - and taking chosen
+ * frames out of a clip's MP4. Internal to the stages; never installed.
  */
 #ifndef REEL_STAGES_CLIP_UTIL_H
 #define REEL_STAGES_CLIP_UTIL_H
 
-#include "video_task.h"
+#include "media.h"
+#include "stages_internal.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-/* One task's scratch: for each clip, an error buffer (VT_TEXT_MAX bytes,
- * made on the first error) and one buffer the stage owns (frames, a tensor,
- * a JPEG) that the clip's views point into until the task is written. */
-typedef struct clip_scratch {
-    uint32_t n;
-    char **errors;
-    void **owned;
-} clip_scratch;
+/* ---- the stage -------------------------------------------------------------------- */
 
-/* For n clips. Returns 0 or -ENOMEM. */
-int clip_scratch_init(clip_scratch *s, uint32_t n);
+/* A per-clip stage: the clips it works on, and its work on one. */
+typedef struct clip_stage {
+    const char *name; /* a clip's error reads "<name>: <why>" */
+    /* Whether the stage works on c. */
+    bool (*wants)(const vt_clip *c);
+    /* Works on one clip.
+     *   o      in: the run's options
+     *   c      in/out: the clip, to fill (on failure too, where the stage
+     *          records something for a clip it could not handle)
+     *   owned  out: a malloc'd buffer that c's new views point into, or
+     *          NULL; freed once the task is written
+     *   why    out: a sentence, why[0..cap), starting empty
+     * Returns 0 (done; a sentence left in why is recorded as the clip's
+     * error all the same: the clip was done only in part), -ENOMEM (the
+     * video fails; why may say what the memory was for), or another
+     * negative code (the clip failed: why says it, and *owned is NULL). */
+    int (*work)(const reel_curate_options *o, vt_clip *c, void **owned, char *why, size_t cap);
+} clip_stage;
 
-/* Frees every buffer of s (the clips' views into them die with it). */
-void clip_scratch_free(clip_scratch *s);
+/* A clip_stage's wants for the stages after the motion filter: a clip that
+ * is kept (not filtered) and has its MP4. */
+bool clip_kept_with_mp4(const vt_clip *c);
 
-/* Appends "<stage>: <sentence>" to clip i's errors (stage_add_error); when
- * no buffer can be had the sentence is dropped, and -ENOMEM comes back. */
-int clip_error(clip_scratch *s, video_task *t, uint32_t i, const char *stage, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+/* A per-clip stage's process() (reel_actor_def's): reads the one input task,
+ * runs st->work on each clip st->wants in turn, appends each failure to its
+ * clip's errors, and writes the task; a task none of whose clips st wants
+ * goes on as it came (reel_actor_forward). Returns 0, or the negative code
+ * that fails the video with the actor's error saying why: a task that cannot
+ * be read or written, or -ENOMEM. */
+int clip_stage_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out,
+                       const clip_stage *st);
+
+/* ---- frames out of a clip's MP4 ------------------------------------------------------ */
+
+/* A clip's MP4, open for clip_video_pick(). */
+typedef struct clip_video {
+    media_input *m;
+    int64_t num_frames; /* the MP4's count, else the clip's record's */
+    double fps;         /* the MP4's rate, else the clip's record's */
+} clip_video;
+
+/* Opens clip c's MP4 (c->mp4, which must outlive v). Returns 0, or
+ * media_open()'s error with why saying it. */
+int clip_video_open(const vt_clip *c, clip_video *v, char *why, size_t cap);
+
+/* Decodes v once and hands take() the frames at idx[0..n) (frame indices as
+ * media.h numbers them, nondecreasing, n >= 1): take(arg, k, count, frame)
+ * for the samples k .. k + count - 1, which all show that frame (the frame
+ * is the decoder's, valid during the call only). Should the clip decode to
+ * fewer frames than idx asks for, its last frame stands in for the samples
+ * past its end. take returns 0 to go on or a negative code to fail with.
+ * *partial (out, may be NULL) and why: as media_decode(). Returns 0, take's
+ * code, media_decode()'s error, -EIO when the clip decodes to no frame at
+ * all, or -ENOMEM. */
+int clip_video_pick(clip_video *v, const int64_t *idx, uint32_t n,
+                    int (*take)(void *arg, uint32_t k, uint32_t count, const AVFrame *frame),
+                    void *arg, bool *partial, char *why, size_t cap);
+
+void clip_video_close(clip_video *v);
 
 #endif

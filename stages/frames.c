@@ -15,8 +15,6 @@
  * than it claims, the samples past its end take its last frame.
  */
 #include "clip_util.h"
-#include "media.h"
-#include "stages_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -66,153 +64,72 @@ static int plan_samples(int64_t num_frames, double fps, double rate, frame_plan 
     return 0;
 }
 
-typedef struct frames_run {
-    const frame_plan *plan;
-    uint32_t size;
-    uint8_t *out;  /* plan->n x size x size x 3 */
-    uint32_t next; /* the first sample not filled yet */
-    AVFrame *last; /* a reference to the last frame decoded */
-    int err;
-} frames_run;
-
 static size_t frame_bytes(uint32_t size) {
     return (size_t)size * size * 3;
 }
 
-/* Fills samples next.. that take frame (index). */
-static int fill(frames_run *r, int64_t index, const AVFrame *frame) {
-    uint8_t *first = NULL;
-    while (r->next < r->plan->n && r->plan->idx[r->next] <= index) {
-        uint8_t *dst = r->out + frame_bytes(r->size) * r->next;
-        if (first) {
-            memcpy(dst, first, frame_bytes(r->size));
-        } else {
-            int rc = media_frame_to_rgb(frame, r->size, r->size, dst);
-            if (rc)
-                return rc;
-            first = dst;
-        }
-        r->next++;
-    }
+/* Where the samples go: out, n x size x size x 3. */
+typedef struct frames_out {
+    uint32_t size;
+    uint8_t *out;
+} frames_out;
+
+/* Samples k .. k + count - 1, which show frame: one conversion, then copies. */
+static int take(void *arg, uint32_t k, uint32_t count, const AVFrame *frame) {
+    frames_out *f = arg;
+    const size_t bytes = frame_bytes(f->size);
+    uint8_t *first = f->out + bytes * k;
+    int rc = media_frame_to_rgb(frame, f->size, f->size, first);
+    if (rc)
+        return rc;
+    for (uint32_t j = 1; j < count; j++)
+        memcpy(first + bytes * j, first, bytes);
     return 0;
 }
 
-static int on_frame(void *arg, int64_t index, const AVFrame *frame) {
-    frames_run *r = arg;
-    int rc = fill(r, index, frame);
+/* clip_stage's work: the clip's frames into a new buffer. */
+static int extract(const reel_curate_options *o, vt_clip *c, void **owned, char *why, size_t cap) {
+    clip_video v;
+    int rc = clip_video_open(c, &v, why, cap);
     if (rc)
         return rc;
-    if (r->next == r->plan->n)
-        return 1;
-    av_frame_unref(r->last);
-    return av_frame_ref(r->last, frame) < 0 ? -ENOMEM : 0;
-}
-
-/* Extracts clip c's frames into a new buffer (*out). Returns 0, -ENOMEM, or
- * another negative code with why set (a clip that cannot be decoded). */
-static int extract(const vt_clip *c, const reel_curate_options *o, uint8_t **out, uint32_t *n,
-                   bool *partial, char *why, size_t cap) {
-    media_input *m;
-    int rc = media_open(c->mp4.data, c->mp4.size, 1, &m, why, cap);
-    if (rc)
-        return rc;
-    vt_probe p;
-    media_probe(m, &p);
-    double fps = p.fps > 0 ? p.fps : c->fps;
-    int64_t count = p.num_frames > 0 ? p.num_frames : c->num_frames;
     frame_plan plan;
-    rc = plan_samples(count, fps, o->frames_fps, &plan);
+    rc = plan_samples(v.num_frames, v.fps, o->frames_fps, &plan);
     if (rc) {
         if (rc != -ENOMEM)
             snprintf(why, cap, "cannot sample %lld frames at %g fps from a %g fps clip",
-                     (long long)count, o->frames_fps, fps);
-        media_close(m);
+                     (long long)v.num_frames, o->frames_fps, v.fps);
+        clip_video_close(&v);
         return rc;
     }
-    frames_run r = {.plan = &plan, .size = o->frames_size, .last = av_frame_alloc()};
-    r.out = malloc(frame_bytes(r.size) * plan.n);
-    if (!r.out || !r.last) {
+    frames_out f = {.size = o->frames_size, .out = malloc(frame_bytes(o->frames_size) * plan.n)};
+    if (!f.out) {
+        snprintf(why, cap, "out of memory for its frames");
         rc = -ENOMEM;
     } else {
-        rc =
-            media_decode(m, plan.idx[0], plan.idx[plan.n - 1] + 1, on_frame, &r, partial, why, cap);
-        if (rc == 0 && r.next < plan.n) {
-            if (r.last->buf[0]) /* fewer frames than the clip claims: its last */
-                rc = fill(&r, INT64_MAX, r.last);
-            else {
-                snprintf(why, cap, "no frame decoded of %lld", (long long)count);
-                rc = -EIO;
-            }
-        } else if (rc > 0) {
-            rc = 0;
-        }
+        /* A clip decoded only in part keeps the frames it had: why says what
+         * happened, and clip_stage_process records it. */
+        rc = clip_video_pick(&v, plan.idx, plan.n, take, &f, NULL, why, cap);
         if (rc && rc != -ENOMEM && !why[0])
             snprintf(why, cap, "cannot convert a frame to RGB: %s", strerror(-rc));
     }
     if (rc == 0) {
-        *out = r.out;
-        *n = plan.n;
+        *owned = f.out;
+        c->frames = (vt_bytes){f.out, (uint64_t)frame_bytes(o->frames_size) * plan.n};
+        c->frames_n = plan.n;
+        c->frames_h = c->frames_w = o->frames_size;
+        c->frames_fps = o->frames_fps;
     } else {
-        free(r.out);
+        free(f.out);
     }
-    av_frame_free(&r.last);
     free(plan.idx);
-    media_close(m);
+    clip_video_close(&v);
     return rc;
 }
 
 static int frames_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
-    const reel_curate_options *o = stage_options(ctx);
-    video_task t;
-    int rc = stage_read_task(ctx, in, n, &t);
-    if (rc)
-        return rc;
-    bool any = false;
-    for (uint32_t i = 0; i < t.n_clips; i++)
-        any |= !t.clips[i].filtered && t.clips[i].mp4.size > 0;
-    if (!any) { /* nothing to add: the task goes on as it came */
-        vt_free(&t);
-        return reel_actor_forward(out, 0);
-    }
-    clip_scratch s;
-    if ((rc = clip_scratch_init(&s, t.n_clips)) != 0) {
-        reel_actor_set_error(ctx, "out of memory");
-        vt_free(&t);
-        return rc;
-    }
-    for (uint32_t i = 0; i < t.n_clips && rc == 0; i++) {
-        vt_clip *c = &t.clips[i];
-        if (c->filtered || c->mp4.size == 0)
-            continue;
-        uint8_t *frames = NULL;
-        uint32_t count = 0;
-        bool partial = false;
-        char why[256] = "";
-        int err = extract(c, o, &frames, &count, &partial, why, sizeof why);
-        if (err == -ENOMEM) {
-            reel_actor_set_error(ctx, "clip %s: out of memory for its frames", c->uuid);
-            rc = err;
-            break;
-        }
-        if ((err || partial) && clip_error(&s, &t, i, "frames", "%s", why) != 0) {
-            free(frames);
-            reel_actor_set_error(ctx, "out of memory");
-            rc = -ENOMEM;
-            break;
-        }
-        if (err)
-            continue;
-        s.owned[i] = frames;
-        c->frames = (vt_bytes){frames, (uint64_t)frame_bytes(o->frames_size) * count};
-        c->frames_n = count;
-        c->frames_h = c->frames_w = o->frames_size;
-        c->frames_fps = o->frames_fps;
-    }
-    if (rc == 0)
-        rc = stage_write_task(ctx, out, &t);
-    clip_scratch_free(&s);
-    vt_free(&t);
-    return rc;
+    static const clip_stage stage = {"frames", clip_kept_with_mp4, extract};
+    return clip_stage_process(ctx, in, n, out, &stage);
 }
 
 const reel_actor_def stage_frames_def = {

@@ -201,13 +201,14 @@ static void avio_free(AVIOContext **io) {
 
 struct media_input {
     mem_reader src;
-    int threads;
+    media_open_options opts;
     AVIOContext *io;
     AVFormatContext *fmt;
     AVCodecContext *dec;
     int stream;
-    bool used;      /* a decode has read from it: the next one opens afresh */
-    vt_probe probe; /* taken at the first open */
+    bool used;                   /* a decode has read from it: the next one opens afresh */
+    vt_probe probe;              /* taken at the first open */
+    double container_duration_s; /* likewise */
     AVPacket *pkt;
     AVFrame *frame;
 };
@@ -219,6 +220,20 @@ static void input_close(media_input *m) {
     m->used = false;
 }
 
+/* The input is the buffer and nothing else: a demuxer that would open
+ * another file or URL named in the bytes (an ffconcat list, a DASH manifest,
+ * an MP4's external data reference) is refused, so that a "video" cannot make
+ * reel read the files around it, or the network, into its outputs. Both
+ * doors are shut: io_open, which demuxers call for the files they need, and
+ * an empty protocol whitelist, which the demuxers that open a nested
+ * container themselves (concat) copy into it. */
+static int in_io_open(struct AVFormatContext *s, AVIOContext **pb, const char *url, int flags,
+                      AVDictionary **options) {
+    (void)s, (void)pb, (void)flags, (void)options;
+    av_log(s, AV_LOG_ERROR, "refused to open %s: the input is one buffer\n", url ? url : "?");
+    return AVERROR(EPERM);
+}
+
 /* Opens the container over m->src and the decoder of its best video stream.
  * Bytes FFmpeg cannot read as video are -EINVAL. */
 static int input_open(media_input *m, char *why, size_t cap) {
@@ -226,12 +241,15 @@ static int input_open(media_input *m, char *why, size_t cap) {
     m->src.pos = 0;
     m->io = mem_avio(&m->src);
     m->fmt = avformat_alloc_context();
-    if (!m->io || !m->fmt) {
+    if (m->fmt)
+        m->fmt->protocol_whitelist = av_strdup(""); /* freed with m->fmt */
+    if (!m->io || !m->fmt || !m->fmt->protocol_whitelist) {
         say(why, cap, "out of memory opening the container");
         return -ENOMEM;
     }
     m->fmt->pb = m->io;
     m->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    m->fmt->io_open = in_io_open;
     int rc = avformat_open_input(&m->fmt, NULL, NULL, NULL);
     if (rc < 0) /* m->fmt is freed and NULL; m->io is still ours */
         return fail(why, cap, rc, rc == AVERROR(ENOMEM) ? -ENOMEM : -EINVAL,
@@ -290,7 +308,9 @@ static int input_open(media_input *m, char *why, size_t cap) {
     if (rc < 0)
         return fail(why, cap, rc, 0, "cannot configure the video decoder");
     m->dec->pkt_timebase = st->time_base;
-    m->dec->thread_count = m->threads > 1 ? m->threads : 1;
+    m->dec->thread_count = m->opts.threads > 1 ? m->opts.threads : 1;
+    if (m->opts.export_mvs)
+        m->dec->export_side_data |= AV_CODEC_EXPORT_DATA_MVS;
     rc = avcodec_open2(m->dec, codec, NULL);
     if (rc < 0)
         return fail(why, cap, rc, rc == AVERROR(ENOMEM) ? -ENOMEM : -EINVAL,
@@ -300,8 +320,8 @@ static int input_open(media_input *m, char *why, size_t cap) {
 
 static void probe_fill(const media_input *m, vt_probe *out);
 
-int media_open(const uint8_t *data, uint64_t size, int threads, media_input **out, char *why,
-               size_t cap) {
+int media_open(const uint8_t *data, uint64_t size, const media_open_options *o, media_input **out,
+               char *why, size_t cap) {
     if (why && cap)
         why[0] = '\0';
     if (!out)
@@ -318,7 +338,8 @@ int media_open(const uint8_t *data, uint64_t size, int threads, media_input **ou
     }
     m->src.data = data;
     m->src.size = size;
-    m->threads = threads;
+    if (o)
+        m->opts = *o;
     m->pkt = av_packet_alloc();
     m->frame = av_frame_alloc();
     int rc = m->pkt && m->frame ? input_open(m, why, cap) : -ENOMEM;
@@ -329,6 +350,8 @@ int media_open(const uint8_t *data, uint64_t size, int threads, media_input **ou
         return rc;
     }
     probe_fill(m, &m->probe);
+    if (m->fmt->duration > 0) /* AV_NOPTS_VALUE is negative */
+        m->container_duration_s = (double)m->fmt->duration / AV_TIME_BASE;
     *out = m;
     return 0;
 }
@@ -373,6 +396,10 @@ static void probe_fill(const media_input *m, vt_probe *out) {
 
 void media_probe(const media_input *m, vt_probe *out) {
     *out = m->probe;
+}
+
+double media_container_duration_s(const media_input *m) {
+    return m->container_duration_s;
 }
 
 /* Where a decode stands: the caller's range and callback, what came out. */

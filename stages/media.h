@@ -33,12 +33,23 @@
 
 typedef struct media_input media_input;
 
+/* How media_open() sets up the decoder; NULL stands for all zero. */
+typedef struct media_open_options {
+    int threads;     /* decoding threads: 0 or 1 for one */
+    bool export_mvs; /* the decoder attaches each frame's motion vectors as
+                      * AV_FRAME_DATA_MOTION_VECTORS side data (an array of
+                      * AVMotionVector), as PyAV's flags2 +export_mvs; decoders
+                      * that have none (an I-frame, or a codec without them:
+                      * VP9, MJPEG, ...) attach nothing */
+} media_open_options;
+
 /* Opens the video stream of a container held in data[0..size) (which must
- * outlive the media_input) and its decoder (threads: 0 or 1 for one).
+ * outlive the media_input) and its decoder, set up as o says (NULL: one
+ * thread, nothing exported).
  * Fails with -EINVAL and a sentence for bytes that are not a video FFmpeg
  * can read: no stream found, no video stream, an unsupported codec. */
-int media_open(const uint8_t *data, uint64_t size, int threads, media_input **out, char *why,
-               size_t cap);
+int media_open(const uint8_t *data, uint64_t size, const media_open_options *o, media_input **out,
+               char *why, size_t cap);
 
 /* What the container and stream say: container and codec names, duration,
  * average frame rate, width, height, num_frames (from the stream when it
@@ -49,6 +60,12 @@ int media_open(const uint8_t *data, uint64_t size, int threads, media_input **ou
  * neither is known. num_frames is an estimate without a frame index: count
  * them with media_decode() when it matters. */
 void media_probe(const media_input *m, vt_probe *out);
+
+/* The container's own duration in seconds, over all its streams (PyAV's
+ * container.duration / 1e6), as it was when media_open() read it; 0 when
+ * the container does not say. media_probe()'s duration_s prefers the video
+ * stream's; the motion filter takes this one, as Curator does. */
+double media_container_duration_s(const media_input *m);
 
 /* Calls fn for every decoded frame with index in [start, end) (end < 0: to
  * the end), in order; frames before start are decoded and dropped (frame

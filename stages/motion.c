@@ -31,144 +31,23 @@
  * and Curator's stand-in scores of -1, which count as small motion.
  */
 #include "clip_util.h"
-#include "stages_internal.h"
 
 #include <errno.h>
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
 #include <libavutil/motion_vector.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MOTION_TARGET_FPS       2.0
-#define MOTION_DURATION_RATIO   0.5
-#define MOTION_MIN_FRAMES       10
-#define MOTION_MIN_SIDE         256
-#define MOTION_MAX_SIDE         16384 /* as media.c: larger frames are refused */
-#define MOTION_PATCH            256
-#define MOTION_NO_SCORE         (-1.0) /* Curator's score for a clip it could not decode */
-#define MOTION_AVIO_BUFFER_SIZE 65536
-
-/* ---- reading an MP4 held in memory, with the decoder exporting vectors ---------- */
-
-typedef struct mem_reader {
-    const uint8_t *data;
-    uint64_t size, pos;
-} mem_reader;
-
-static int mem_read(void *opaque, uint8_t *buf, int n) {
-    mem_reader *r = opaque;
-    uint64_t left = r->size - r->pos;
-    if (left == 0)
-        return AVERROR_EOF;
-    if ((uint64_t)n > left)
-        n = (int)left;
-    memcpy(buf, r->data + r->pos, (size_t)n);
-    r->pos += (uint64_t)n;
-    return n;
-}
-
-static int64_t mem_seek(void *opaque, int64_t offset, int whence) {
-    mem_reader *r = opaque;
-    int64_t base;
-    switch (whence & ~AVSEEK_FORCE) {
-    case AVSEEK_SIZE:
-        return (int64_t)r->size;
-    case SEEK_SET:
-        base = 0;
-        break;
-    case SEEK_CUR:
-        base = (int64_t)r->pos;
-        break;
-    case SEEK_END:
-        base = (int64_t)r->size;
-        break;
-    default:
-        return AVERROR(EINVAL);
-    }
-    if ((offset < 0 && -offset > base) || (offset > 0 && offset > (int64_t)r->size - base))
-        return AVERROR(EINVAL);
-    r->pos = (uint64_t)(base + offset);
-    return (int64_t)r->pos;
-}
-
-typedef struct mv_input {
-    mem_reader reader;
-    AVIOContext *io;
-    AVFormatContext *fmt;
-    AVCodecContext *dec;
-    int stream;
-} mv_input;
-
-static int av_fail(int err, char *why, size_t cap, const char *what) {
-    char text[AV_ERROR_MAX_STRING_SIZE];
-    av_strerror(err, text, sizeof text);
-    snprintf(why, cap, "%s: %s", what, text);
-    return err == AVERROR(ENOMEM) ? -ENOMEM : -EIO;
-}
-
-static void mv_close(mv_input *in) {
-    avcodec_free_context(&in->dec);
-    avformat_close_input(&in->fmt);
-    if (in->io) {
-        av_freep(&in->io->buffer);
-        avio_context_free(&in->io);
-    }
-}
-
-static int mv_open(mv_input *in, const uint8_t *data, uint64_t size, char *why, size_t cap) {
-    memset(in, 0, sizeof *in);
-    in->reader = (mem_reader){.data = data, .size = size};
-    uint8_t *buf = av_malloc(MOTION_AVIO_BUFFER_SIZE);
-    if (!buf)
-        return snprintf(why, cap, "out of memory"), -ENOMEM;
-    in->io =
-        avio_alloc_context(buf, MOTION_AVIO_BUFFER_SIZE, 0, &in->reader, mem_read, NULL, mem_seek);
-    if (!in->io) {
-        av_free(buf);
-        return snprintf(why, cap, "out of memory"), -ENOMEM;
-    }
-    if (!(in->fmt = avformat_alloc_context())) {
-        mv_close(in);
-        return snprintf(why, cap, "out of memory"), -ENOMEM;
-    }
-    in->fmt->pb = in->io;
-    in->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
-    int err = avformat_open_input(&in->fmt, NULL, NULL, NULL);
-    if (err < 0) {
-        mv_close(in);
-        return av_fail(err, why, cap, "cannot read the container");
-    }
-    if ((err = avformat_find_stream_info(in->fmt, NULL)) < 0) {
-        mv_close(in);
-        return av_fail(err, why, cap, "cannot read the streams");
-    }
-    const AVCodec *codec = NULL;
-    in->stream = av_find_best_stream(in->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-    if (in->stream < 0 || !codec) {
-        mv_close(in);
-        return snprintf(why, cap, "no video stream that FFmpeg can decode"), -EINVAL;
-    }
-    if (!(in->dec = avcodec_alloc_context3(codec))) {
-        mv_close(in);
-        return snprintf(why, cap, "out of memory"), -ENOMEM;
-    }
-    if ((err = avcodec_parameters_to_context(in->dec, in->fmt->streams[in->stream]->codecpar)) <
-        0) {
-        mv_close(in);
-        return av_fail(err, why, cap, "cannot set up the decoder");
-    }
-    in->dec->thread_count = 1;
-    in->dec->export_side_data |= AV_CODEC_EXPORT_DATA_MVS;
-    if ((err = avcodec_open2(in->dec, codec, NULL)) < 0) {
-        mv_close(in);
-        return av_fail(err, why, cap, "cannot open the decoder");
-    }
-    return 0;
-}
+#define MOTION_TARGET_FPS     2.0
+#define MOTION_DURATION_RATIO 0.5
+#define MOTION_MIN_FRAMES     10
+#define MOTION_MIN_SIDE       256
+#define MOTION_MAX_SIDE       16384 /* as media.c: larger frames are refused */
+#define MOTION_PATCH          256
+#define MOTION_NO_SCORE       (-1.0) /* Curator's score for a clip it could not decode */
+#define MOTION_DEFAULT_FPS    30.0   /* Curator's assumption when the rate is not known */
+#define MOTION_DEFAULT_S      30.0   /* likewise for the duration */
 
 /* ---- the scores ---------------------------------------------------------------- */
 
@@ -260,34 +139,32 @@ typedef struct motion_score {
     double global_mean, patch_min;
 } motion_score;
 
-/* Whole seconds, as Curator takes them: int(container duration). */
-static double duration_whole_s(const AVFormatContext *fmt) {
-    double s = fmt->duration > 0 ? floor((double)fmt->duration / AV_TIME_BASE) : 0;
-    return s > 0 ? s : 30; /* Curator's assumption when it cannot tell */
-}
-
 typedef struct sampler {
-    int64_t index; /* decoded frames so far */
     int64_t step;
     uint32_t max_frames;
+    int64_t decoded; /* frames seen so far */
     motion_acc acc;
-    int err; /* a refusal: -EINVAL with why set, or -ENOMEM */
+    int err; /* a refusal: -EINVAL or -ENOMEM, with why set */
+    char *why;
+    size_t cap;
 } sampler;
 
-/* One decoded frame: sampled or skipped. Returns 1 once enough are used. */
-static int sample(sampler *s, const AVFrame *f, char *why, size_t cap) {
-    int64_t i = s->index++;
+/* One decoded frame (media_decode's callback): sampled or skipped. Returns 1
+ * once enough are used, or on a refusal (s->err). */
+static int sample(void *arg, int64_t i, const AVFrame *f) {
+    sampler *s = arg;
+    s->decoded = i + 1;
     if (i % s->step != 0)
         return 0;
     if (i == 0) {
         if (f->width < MOTION_MIN_SIDE || f->height < MOTION_MIN_SIDE) {
-            snprintf(why, cap, "resolution %dx%d is below the %d pixels a side motion needs",
+            snprintf(s->why, s->cap, "resolution %dx%d is below the %d pixels a side motion needs",
                      f->width, f->height, MOTION_MIN_SIDE);
             s->err = -EINVAL;
             return 1;
         }
         if (f->width > MOTION_MAX_SIDE || f->height > MOTION_MAX_SIDE) {
-            snprintf(why, cap, "resolution %dx%d is above the %d pixels a side reel decodes",
+            snprintf(s->why, s->cap, "resolution %dx%d is above the %d pixels a side reel decodes",
                      f->width, f->height, MOTION_MAX_SIDE);
             s->err = -EINVAL;
             return 1;
@@ -298,7 +175,7 @@ static int sample(sampler *s, const AVFrame *f, char *why, size_t cap) {
         s->acc.flow = malloc(px * sizeof *s->acc.flow);
         s->acc.sum = calloc(px, sizeof *s->acc.sum);
         if (!s->acc.flow || !s->acc.sum) {
-            snprintf(why, cap, "out of memory");
+            snprintf(s->why, s->cap, "out of memory");
             s->err = -ENOMEM;
             return 1;
         }
@@ -312,128 +189,75 @@ static int sample(sampler *s, const AVFrame *f, char *why, size_t cap) {
     return s->acc.frames >= s->max_frames;
 }
 
-/* Drains the decoder into the sampler. Returns 0 (more wanted), 1 (done) or < 0. */
-static int drain(mv_input *in, sampler *s, AVFrame *f, char *why, size_t cap) {
-    for (;;) {
-        int err = avcodec_receive_frame(in->dec, f);
-        if (err == AVERROR(EAGAIN))
-            return 0;
-        if (err == AVERROR_EOF)
-            return 1;
-        if (err < 0)
-            return av_fail(err, why, cap, "cannot decode");
-        int done = sample(s, f, why, cap);
-        av_frame_unref(f);
-        if (s->err)
-            return s->err;
-        if (done)
-            return 1;
-    }
-}
-
+/* Scores a clip's MP4; one that decodes only in part is scored on the frames
+ * it has. */
 static int score_clip(const uint8_t *data, uint64_t size, motion_score *out, char *why,
                       size_t cap) {
-    mv_input in;
-    int rc = mv_open(&in, data, size, why, cap);
+    media_input *m;
+    const media_open_options mo = {.threads = 1, .export_mvs = true};
+    int rc = media_open(data, size, &mo, &m, why, cap);
     if (rc)
         return rc;
-    const AVStream *st = in.fmt->streams[in.stream];
-    double fps = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0
-                     ? av_q2d(st->avg_frame_rate)
-                 : st->r_frame_rate.num > 0 && st->r_frame_rate.den > 0 ? av_q2d(st->r_frame_rate)
-                                                                        : 30;
-    double target = nearbyint(MOTION_TARGET_FPS * duration_whole_s(in.fmt) * MOTION_DURATION_RATIO);
+    vt_probe p;
+    media_probe(m, &p);
+    /* Curator's: the stream's average rate, and the container's duration in
+     * whole seconds (int(container.duration)). */
+    double fps = p.fps > 0 ? p.fps : MOTION_DEFAULT_FPS;
+    double seconds = floor(media_container_duration_s(m));
+    if (!(seconds > 0))
+        seconds = MOTION_DEFAULT_S;
+    double target = nearbyint(MOTION_TARGET_FPS * seconds * MOTION_DURATION_RATIO);
     sampler s = {.step = (int64_t)fmax(1, nearbyint(fps / MOTION_TARGET_FPS)),
-                 .max_frames = (uint32_t)fmax(MOTION_MIN_FRAMES, fmin(target, 1e6))};
-    AVPacket *pkt = av_packet_alloc();
-    AVFrame *f = av_frame_alloc();
-    int done = 0;
-    if (!pkt || !f)
-        done = -ENOMEM, snprintf(why, cap, "out of memory");
-    while (!done) {
-        int err = av_read_frame(in.fmt, pkt);
-        if (err == AVERROR_EOF) {
-            avcodec_send_packet(in.dec, NULL);
-            done = drain(&in, &s, f, why, cap);
-            if (done == 0)
-                done = 1;
-            break;
-        }
-        if (err < 0) {
-            done = av_fail(err, why, cap, "cannot read the clip");
-            break;
-        }
-        if (pkt->stream_index == in.stream) {
-            err = avcodec_send_packet(in.dec, pkt);
-            if (err < 0 && err != AVERROR(EAGAIN) && err != AVERROR_INVALIDDATA)
-                done = av_fail(err, why, cap, "cannot decode");
-            else
-                done = drain(&in, &s, f, why, cap);
-        }
-        av_packet_unref(pkt);
+                 .max_frames = (uint32_t)fmax(MOTION_MIN_FRAMES, fmin(target, 1e6)),
+                 .why = why,
+                 .cap = cap};
+    rc = media_decode(m, 0, -1, sample, &s, NULL, why, cap);
+    if (s.err)
+        rc = s.err; /* why says it: sample() wrote it last */
+    if (rc == 0 && s.acc.frames == 0) {
+        snprintf(why, cap, "no motion vectors in the %lld frames decoded", (long long)s.decoded);
+        rc = -EINVAL;
     }
-    if (done == 1 && s.acc.frames == 0) {
-        snprintf(why, cap, "no motion vectors in the %lld frames decoded", (long long)s.index);
-        done = -EINVAL;
-    }
-    if (done == 1) {
+    if (rc == 0) {
         out->global_mean =
             s.acc.global_sum / ((double)s.acc.frames * (double)s.acc.w * (double)s.acc.h);
         out->patch_min = patch_min(&s.acc);
+        why[0] = '\0'; /* scored, whatever media_decode said of a partial clip */
     }
-    av_packet_free(&pkt);
-    av_frame_free(&f);
     free(s.acc.flow);
     free(s.acc.sum);
-    mv_close(&in);
-    return done == 1 ? 0 : done;
+    media_close(m);
+    return rc;
 }
 
 /* ---- the stage ------------------------------------------------------------------ */
 
+static bool has_mp4(const vt_clip *c) {
+    return c->mp4.size > 0; /* without one, the transcoder said why */
+}
+
+/* clip_stage's work: the clip's scores, and whether it is filtered. A clip
+ * that cannot be scored gets Curator's stand-in scores with its error. */
+static int score(const reel_curate_options *o, vt_clip *c, void **owned, char *why, size_t cap) {
+    (void)owned;
+    motion_score sc = {MOTION_NO_SCORE, MOTION_NO_SCORE};
+    int err = score_clip(c->mp4.data, c->mp4.size, &sc, why, cap);
+    if (err == -ENOMEM)
+        return err;
+    c->has_motion = true;
+    c->motion_global_mean = sc.global_mean;
+    c->motion_patch_min = sc.patch_min;
+    c->filtered =
+        o->motion == REEL_MOTION_ENABLE && (sc.global_mean < o->motion_global_mean_threshold ||
+                                            sc.patch_min < o->motion_per_patch_min_256_threshold);
+    return err;
+}
+
 static int motion_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
-    const reel_curate_options *o = stage_options(ctx);
-    if (o->motion == REEL_MOTION_DISABLE)
+    if (stage_options(ctx)->motion == REEL_MOTION_DISABLE)
         return n == 1 ? reel_actor_forward(out, 0) : -EINVAL;
-    video_task t;
-    int rc = stage_read_task(ctx, in, n, &t);
-    if (rc)
-        return rc;
-    clip_scratch s;
-    if ((rc = clip_scratch_init(&s, t.n_clips)) != 0) {
-        reel_actor_set_error(ctx, "out of memory");
-        vt_free(&t);
-        return rc;
-    }
-    for (uint32_t i = 0; i < t.n_clips && rc == 0; i++) {
-        vt_clip *c = &t.clips[i];
-        if (c->mp4.size == 0)
-            continue; /* the transcoder said why */
-        motion_score sc = {MOTION_NO_SCORE, MOTION_NO_SCORE};
-        char why[256] = "";
-        int err = score_clip(c->mp4.data, c->mp4.size, &sc, why, sizeof why);
-        if (err == -ENOMEM) {
-            reel_actor_set_error(ctx, "clip %s: out of memory", c->uuid);
-            rc = err;
-            break;
-        }
-        if (err && clip_error(&s, &t, i, "motion", "%s", why) != 0) {
-            reel_actor_set_error(ctx, "out of memory");
-            rc = -ENOMEM;
-            break;
-        }
-        c->has_motion = true;
-        c->motion_global_mean = sc.global_mean;
-        c->motion_patch_min = sc.patch_min;
-        c->filtered = o->motion == REEL_MOTION_ENABLE &&
-                      (sc.global_mean < o->motion_global_mean_threshold ||
-                       sc.patch_min < o->motion_per_patch_min_256_threshold);
-    }
-    if (rc == 0)
-        rc = stage_write_task(ctx, out, &t);
-    clip_scratch_free(&s);
-    vt_free(&t);
-    return rc;
+    static const clip_stage stage = {"motion", has_mp4, score};
+    return clip_stage_process(ctx, in, n, out, &stage);
 }
 
 const reel_actor_def stage_motion_def = {

@@ -13,7 +13,6 @@
  */
 #include "clip_util.h"
 #include "preprocess.h"
-#include "stages_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -86,79 +85,52 @@ static int preprocess_setup(reel_actor_ctx *ctx) {
     return 0;
 }
 
+static bool has_frames(const vt_clip *c) {
+    return c->frames_n > 0;
+}
+
+/* clip_stage's work: the clip's tensor from its frames. */
+static int make_tensor(const reel_curate_options *o, vt_clip *c, void **owned, char *why,
+                       size_t cap) {
+    preprocess_params p = {.n = c->frames_n,
+                           .h = c->frames_h,
+                           .w = c->frames_w,
+                           .size = o->tensor_size,
+                           .mean = {o->mean[0], o->mean[1], o->mean[2]},
+                           .std = {o->std[0], o->std[1], o->std[2]}};
+    uint64_t bytes = (uint64_t)p.n * 3 * p.size * p.size * sizeof(float);
+    float *tensor = malloc(bytes);
+    if (!tensor) {
+        snprintf(why, cap, "out of memory for a %llu-byte tensor", (unsigned long long)bytes);
+        return -ENOMEM;
+    }
+    int err = -ENODEV;
+    if (gpu_on) {
+        char gpu_why[256];
+        err = preprocess_gpu(&p, c->frames.data, tensor, gpu_why, sizeof gpu_why);
+        if (err)
+            gpu_on = 0; /* a CUDA error may be sticky: the CPU from now on */
+    }
+    if (err)
+        err = preprocess_cpu(&p, c->frames.data, tensor);
+    if (err) {
+        free(tensor);
+        if (err != -ENOMEM)
+            snprintf(why, cap, "cannot make a tensor of %ux%ux%u frames: %s", p.n, p.h, p.w,
+                     strerror(-err));
+        return err;
+    }
+    *owned = tensor;
+    c->tensor = (vt_bytes){(const uint8_t *)tensor, bytes};
+    c->tensor_n = p.n;
+    c->tensor_h = c->tensor_w = p.size;
+    return 0;
+}
+
 static int preprocess_process(reel_actor_ctx *ctx, const reel_view *in, size_t n,
                               reel_actor_out *out) {
-    const reel_curate_options *o = stage_options(ctx);
-    video_task t;
-    int rc = stage_read_task(ctx, in, n, &t);
-    if (rc)
-        return rc;
-    bool any = false;
-    for (uint32_t i = 0; i < t.n_clips; i++)
-        any |= t.clips[i].frames_n > 0;
-    if (!any) {
-        vt_free(&t);
-        return reel_actor_forward(out, 0);
-    }
-    clip_scratch s;
-    if ((rc = clip_scratch_init(&s, t.n_clips)) != 0) {
-        reel_actor_set_error(ctx, "out of memory");
-        vt_free(&t);
-        return rc;
-    }
-    for (uint32_t i = 0; i < t.n_clips; i++) {
-        vt_clip *c = &t.clips[i];
-        if (c->frames_n == 0)
-            continue;
-        preprocess_params p = {.n = c->frames_n,
-                               .h = c->frames_h,
-                               .w = c->frames_w,
-                               .size = o->tensor_size,
-                               .mean = {o->mean[0], o->mean[1], o->mean[2]},
-                               .std = {o->std[0], o->std[1], o->std[2]}};
-        uint64_t bytes = (uint64_t)p.n * 3 * p.size * p.size * sizeof(float);
-        float *tensor = malloc(bytes);
-        if (!tensor) {
-            reel_actor_set_error(ctx, "clip %s: out of memory for a %llu-byte tensor", c->uuid,
-                                 (unsigned long long)bytes);
-            rc = -ENOMEM;
-            break;
-        }
-        int err = -ENODEV;
-        if (gpu_on) {
-            char why[256];
-            err = preprocess_gpu(&p, c->frames.data, tensor, why, sizeof why);
-            if (err)
-                gpu_on = 0; /* a CUDA error may be sticky: the CPU from now on */
-        }
-        if (err)
-            err = preprocess_cpu(&p, c->frames.data, tensor);
-        if (err == -ENOMEM) {
-            free(tensor);
-            reel_actor_set_error(ctx, "clip %s: out of memory", c->uuid);
-            rc = err;
-            break;
-        }
-        if (err) {
-            free(tensor);
-            if (clip_error(&s, &t, i, "preprocess", "cannot make a tensor of %ux%ux%u frames: %s",
-                           p.n, p.h, p.w, strerror(-err)) != 0) {
-                reel_actor_set_error(ctx, "out of memory");
-                rc = -ENOMEM;
-                break;
-            }
-            continue;
-        }
-        s.owned[i] = tensor;
-        c->tensor = (vt_bytes){(const uint8_t *)tensor, bytes};
-        c->tensor_n = p.n;
-        c->tensor_h = c->tensor_w = p.size;
-    }
-    if (rc == 0)
-        rc = stage_write_task(ctx, out, &t);
-    clip_scratch_free(&s);
-    vt_free(&t);
-    return rc;
+    static const clip_stage stage = {"preprocess", has_frames, make_tensor};
+    return clip_stage_process(ctx, in, n, out, &stage);
 }
 
 const reel_actor_def stage_preprocess_def = {

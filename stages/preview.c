@@ -7,8 +7,6 @@
  * claims, its last frame stands in.
  */
 #include "clip_util.h"
-#include "media.h"
-#include "stages_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -34,112 +32,51 @@ static void preview_dims(int w, int h, uint32_t side, uint32_t *pw, uint32_t *ph
     *ph = (uint32_t)b;
 }
 
-typedef struct grab {
-    AVFrame *frame; /* a reference to the frame taken (the last one, when keep_last) */
-    bool keep_last;
-} grab;
-
-static int on_frame(void *arg, int64_t index, const AVFrame *frame) {
-    (void)index;
-    grab *g = arg;
-    av_frame_unref(g->frame);
-    if (av_frame_ref(g->frame, frame) < 0)
-        return -ENOMEM;
-    return g->keep_last ? 0 : 1;
+/* The middle frame: a reference to it. */
+static int take(void *arg, uint32_t k, uint32_t count, const AVFrame *frame) {
+    (void)k, (void)count;
+    return av_frame_ref(arg, frame) < 0 ? -ENOMEM : 0;
 }
 
-/* Makes clip c's preview into *jpeg. Returns 0, -ENOMEM, or another
- * negative code with why set. */
-static int make_preview(const vt_clip *c, uint32_t side, uint8_t **jpeg, uint64_t *size, char *why,
+/* clip_stage's work: the clip's preview, a JPEG. */
+static int make_preview(const reel_curate_options *o, vt_clip *c, void **owned, char *why,
                         size_t cap) {
-    media_input *m;
-    int rc = media_open(c->mp4.data, c->mp4.size, 1, &m, why, cap);
+    clip_video v;
+    int rc = clip_video_open(c, &v, why, cap);
     if (rc)
         return rc;
-    vt_probe p;
-    media_probe(m, &p);
-    int64_t mid = middle_index(p.num_frames > 0 ? p.num_frames : c->num_frames);
-    grab g = {.frame = av_frame_alloc()};
-    if (!g.frame) {
-        media_close(m);
-        return -ENOMEM;
-    }
-    rc = media_decode(m, mid, -1, on_frame, &g, NULL, why, cap);
-    if (rc == 0 && !g.frame->buf[0]) { /* the clip ends before its middle: take its last */
-        g.keep_last = true;
-        rc = media_decode(m, 0, -1, on_frame, &g, NULL, why, cap);
-        if (rc == 0 && !g.frame->buf[0]) {
-            snprintf(why, cap, "the clip has no frame");
-            rc = -EIO;
-        }
-    }
-    uint8_t *rgb = NULL;
+    int64_t mid = middle_index(v.num_frames);
+    AVFrame *frame = av_frame_alloc();
+    rc = frame ? clip_video_pick(&v, &mid, 1, take, frame, NULL, why, cap) : -ENOMEM;
+    if (rc == 0)
+        why[0] = '\0'; /* a clip decoded only in part still has its preview */
+    uint8_t *rgb = NULL, *jpeg = NULL;
+    uint64_t size = 0;
     if (rc == 0) {
         uint32_t w, h;
-        preview_dims(g.frame->width, g.frame->height, side, &w, &h);
+        preview_dims(frame->width, frame->height, o->preview_size, &w, &h);
         rgb = malloc((size_t)w * h * 3);
         if (!rgb)
             rc = -ENOMEM;
-        else if ((rc = media_frame_to_rgb(g.frame, w, h, rgb)) != 0)
+        else if ((rc = media_frame_to_rgb(frame, w, h, rgb)) != 0)
             snprintf(why, cap, "cannot convert the middle frame to RGB: %s", strerror(-rc));
         else
-            rc = media_jpeg(rgb, w, h, PREVIEW_QUALITY, jpeg, size, why, cap);
+            rc = media_jpeg(rgb, w, h, PREVIEW_QUALITY, &jpeg, &size, why, cap);
+    }
+    if (rc == 0) {
+        *owned = jpeg;
+        c->preview = (vt_bytes){jpeg, size};
     }
     free(rgb);
-    av_frame_free(&g.frame);
-    media_close(m);
+    av_frame_free(&frame);
+    clip_video_close(&v);
     return rc;
 }
 
 static int preview_process(reel_actor_ctx *ctx, const reel_view *in, size_t n,
                            reel_actor_out *out) {
-    const reel_curate_options *o = stage_options(ctx);
-    video_task t;
-    int rc = stage_read_task(ctx, in, n, &t);
-    if (rc)
-        return rc;
-    bool any = false;
-    for (uint32_t i = 0; i < t.n_clips; i++)
-        any |= !t.clips[i].filtered && t.clips[i].mp4.size > 0;
-    if (!any) {
-        vt_free(&t);
-        return reel_actor_forward(out, 0);
-    }
-    clip_scratch s;
-    if ((rc = clip_scratch_init(&s, t.n_clips)) != 0) {
-        reel_actor_set_error(ctx, "out of memory");
-        vt_free(&t);
-        return rc;
-    }
-    for (uint32_t i = 0; i < t.n_clips; i++) {
-        vt_clip *c = &t.clips[i];
-        if (c->filtered || c->mp4.size == 0)
-            continue;
-        uint8_t *jpeg = NULL;
-        uint64_t size = 0;
-        char why[256] = "";
-        int err = make_preview(c, o->preview_size, &jpeg, &size, why, sizeof why);
-        if (err == -ENOMEM) {
-            reel_actor_set_error(ctx, "clip %s: out of memory for its preview", c->uuid);
-            rc = err;
-            break;
-        }
-        if (err) {
-            if (clip_error(&s, &t, i, "preview", "%s", why) != 0) {
-                reel_actor_set_error(ctx, "out of memory");
-                rc = -ENOMEM;
-                break;
-            }
-            continue;
-        }
-        s.owned[i] = jpeg;
-        c->preview = (vt_bytes){jpeg, size};
-    }
-    if (rc == 0)
-        rc = stage_write_task(ctx, out, &t);
-    clip_scratch_free(&s);
-    vt_free(&t);
-    return rc;
+    static const clip_stage stage = {"preview", clip_kept_with_mp4, make_preview};
+    return clip_stage_process(ctx, in, n, out, &stage);
 }
 
 const reel_actor_def stage_preview_def = {

@@ -104,7 +104,7 @@ static int reader_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
 
     media_input *m;
     char why[REEL_ERROR_TEXT_MAX];
-    rc = media_open(source, t.source.size, 1, &m, why, sizeof why);
+    rc = media_open(source, t.source.size, NULL, &m, why, sizeof why);
     if (rc) {
         reel_actor_set_error(ctx, "%s: not a video FFmpeg can read: %s", path, why);
         return rc;

@@ -292,7 +292,7 @@ int stage_detect_cuts(const uint8_t *data, uint64_t size, double threshold, int6
     *n_frames = 0;
     *partial = false;
     media_input *m;
-    int rc = media_open(data, size, 1, &m, why, cap);
+    int rc = media_open(data, size, NULL, &m, why, cap);
     if (rc)
         return rc;
     vt_probe p;

@@ -170,7 +170,7 @@ static int transcode_clips(const reel_curate_options *o, video_task *t, clip_job
         return -ENOMEM;
     media_input *m = NULL;
     bool partial = false;
-    int rc = media_open(t->source.data, t->source.size, 1, &m, why, sizeof why);
+    int rc = media_open(t->source.data, t->source.size, NULL, &m, why, sizeof why);
     if (rc == 0)
         rc = media_decode(m, first, last, on_frame, &x, &partial, why, sizeof why);
     if (rc != -ENOMEM) {

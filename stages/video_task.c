@@ -49,6 +49,22 @@ typedef struct vt_clip_rec {
     vt_ref preview, errors;
 } vt_clip_rec;
 
+/* The fields a record and its struct share by name, with a type that
+ * assignment converts exactly (the bools are uint32_t in a record): copied
+ * one way by vt_write, the other by vt_read once the record has passed its
+ * checks. The strings and byte ranges are copied on their own. */
+/* clang-format off */
+#define VT_PROBE_SCALARS(X) \
+    X(duration_s) X(fps) X(width) X(height) X(num_frames) X(num_bytes)
+#define VT_CLIP_SCALARS(X) \
+    X(start_frame) X(end_frame) X(start_s) X(end_s) \
+    X(width) X(height) X(fps) X(num_frames) \
+    X(has_motion) X(filtered) X(motion_global_mean) X(motion_patch_min) \
+    X(frames_n) X(frames_h) X(frames_w) X(frames_fps) \
+    X(tensor_n) X(tensor_h) X(tensor_w)
+/* clang-format on */
+#define VT_COPY(f) to->f = from->f;
+
 static uint64_t align8(uint64_t x) {
     return (x + 7) & ~(uint64_t)7;
 }
@@ -89,6 +105,27 @@ static int finite_all(const double *v, size_t n) {
     return 1;
 }
 
+static void probe_put(vt_header *to, const vt_probe *from) {
+    snprintf(to->container, sizeof to->container, "%s", from->container);
+    snprintf(to->codec, sizeof to->codec, "%s", from->codec);
+    VT_PROBE_SCALARS(VT_COPY)
+}
+
+/* from's names checked to be terminated. */
+static void probe_get(vt_probe *to, const vt_header *from) {
+    memcpy(to->container, from->container, sizeof to->container);
+    memcpy(to->codec, from->codec, sizeof to->codec);
+    VT_PROBE_SCALARS(VT_COPY)
+}
+
+static void clip_put(vt_clip_rec *to, const vt_clip *from) {
+    VT_CLIP_SCALARS(VT_COPY)
+}
+
+static void clip_get(vt_clip *to, const vt_clip_rec *from) {
+    VT_CLIP_SCALARS(VT_COPY)
+}
+
 int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t cap) {
     memset(out, 0, sizeof *out);
     const uint8_t *base = data;
@@ -114,15 +151,7 @@ int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t 
     if (!finite_all(d, 2) || h.duration_s < 0 || h.fps < 0 || h.width < 0 || h.height < 0 ||
         h.num_frames < 0)
         return bad(why, cap, "video task: probe values out of range");
-    vt_probe *p = &out->probe;
-    memcpy(p->container, h.container, sizeof p->container);
-    memcpy(p->codec, h.codec, sizeof p->codec);
-    p->duration_s = h.duration_s;
-    p->fps = h.fps;
-    p->width = h.width;
-    p->height = h.height;
-    p->num_frames = h.num_frames;
-    p->num_bytes = h.num_bytes;
+    probe_get(&out->probe, &h);
     out->partial = h.partial != 0;
     out->n_clips = h.n_clips;
     if (h.n_clips) {
@@ -161,25 +190,7 @@ int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t 
         }
         memcpy(c->uuid, r.uuid, VT_UUID_LEN + 1);
         c->uuid[VT_UUID_LEN] = '\0';
-        c->start_frame = r.start_frame;
-        c->end_frame = r.end_frame;
-        c->start_s = r.start_s;
-        c->end_s = r.end_s;
-        c->width = r.width;
-        c->height = r.height;
-        c->fps = r.fps;
-        c->num_frames = r.num_frames;
-        c->has_motion = r.has_motion != 0;
-        c->filtered = r.filtered != 0;
-        c->motion_global_mean = r.motion_global_mean;
-        c->motion_patch_min = r.motion_patch_min;
-        c->frames_n = r.frames_n;
-        c->frames_h = r.frames_h;
-        c->frames_w = r.frames_w;
-        c->frames_fps = r.frames_fps;
-        c->tensor_n = r.tensor_n;
-        c->tensor_h = r.tensor_h;
-        c->tensor_w = r.tensor_w;
+        clip_get(c, &r);
     }
     return 0;
 }
@@ -225,42 +236,17 @@ int vt_write(const video_task *t, void *buf, uint64_t cap) {
     h.path = put(base, &at, t->path);
     h.source = put(base, &at, t->source);
     h.error = put(base, &at, t->error);
-    snprintf(h.container, sizeof h.container, "%s", t->probe.container);
-    snprintf(h.codec, sizeof h.codec, "%s", t->probe.codec);
-    h.duration_s = t->probe.duration_s;
-    h.fps = t->probe.fps;
-    h.width = t->probe.width;
-    h.height = t->probe.height;
-    h.num_frames = t->probe.num_frames;
-    h.num_bytes = t->probe.num_bytes;
+    probe_put(&h, &t->probe);
     memcpy(base, &h, sizeof h);
     for (uint32_t i = 0; i < t->n_clips; i++) {
         const vt_clip *c = &t->clips[i];
         vt_clip_rec r;
         memset(&r, 0, sizeof r);
         snprintf(r.uuid, sizeof r.uuid, "%s", c->uuid);
-        r.start_frame = c->start_frame;
-        r.end_frame = c->end_frame;
-        r.start_s = c->start_s;
-        r.end_s = c->end_s;
+        clip_put(&r, c);
         r.mp4 = put(base, &at, c->mp4);
-        r.width = c->width;
-        r.height = c->height;
-        r.fps = c->fps;
-        r.num_frames = c->num_frames;
-        r.has_motion = c->has_motion;
-        r.filtered = c->filtered;
-        r.motion_global_mean = c->motion_global_mean;
-        r.motion_patch_min = c->motion_patch_min;
         r.frames = put(base, &at, c->frames);
-        r.frames_n = c->frames_n;
-        r.frames_h = c->frames_h;
-        r.frames_w = c->frames_w;
-        r.frames_fps = c->frames_fps;
         r.tensor = put(base, &at, c->tensor);
-        r.tensor_n = c->tensor_n;
-        r.tensor_h = c->tensor_h;
-        r.tensor_w = c->tensor_w;
         r.preview = put(base, &at, c->preview);
         r.errors = put(base, &at, c->errors);
         memcpy(base + sizeof h + (uint64_t)i * sizeof r, &r, sizeof r);
@@ -291,13 +277,6 @@ uint8_t *vt_source_slot(void *buf) {
 void vt_patch_probe(void *buf, const vt_probe *p) {
     vt_header h;
     memcpy(&h, buf, sizeof h);
-    snprintf(h.container, sizeof h.container, "%s", p->container);
-    snprintf(h.codec, sizeof h.codec, "%s", p->codec);
-    h.duration_s = p->duration_s;
-    h.fps = p->fps;
-    h.width = p->width;
-    h.height = p->height;
-    h.num_frames = p->num_frames;
-    h.num_bytes = p->num_bytes;
+    probe_put(&h, p);
     memcpy(buf, &h, sizeof h);
 }

@@ -1,7 +1,7 @@
 /*
- * stage_fixture.h - what the per-clip stage tests (motion, frames and
- * preprocess, preview) share: synthetic clips encoded to H.264/MP4 in
- * memory, video tasks built from them, and a run of one or two stages as a
+ * stage_fixture.h - what the stage tests (tests/test_stage_*.c) share: the
+ * sample videos, synthetic clips encoded to H.264/MP4 in memory and decoded
+ * back, video tasks built from them, and a run of one or two stages as a
  * real pipeline (worker processes, the store) whose output task comes back
  * as a copy.
  *
@@ -19,25 +19,83 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libavutil/frame.h>
 #include <libavutil/pixfmt.h>
 
-/* ---- clips ------------------------------------------------------------------------ */
+/* ---- bytes and samples -------------------------------------------------------------- */
 
 typedef struct sf_blob {
     uint8_t *data;
     uint64_t size;
 } sf_blob;
 
-/* Paints frame i (w x h RGB24, rows stride bytes apart). */
-typedef void (*sf_paint)(uint8_t *rgb, int stride, int w, int h, int i, void *arg);
+/* The path of a sample video (scripts/samples.sh fetches them; ctest sets
+ * REEL_SAMPLES to their directory, else ./samples): malloc'd, the caller's to
+ * free(). Skips the test when the sample is not there. */
+static inline char *sf_sample_path(const char *name) {
+    const char *dir = getenv("REEL_SAMPLES");
+    char *path;
+    cr_assert_gt(asprintf(&path, "%s/%s", dir ? dir : "samples", name), 0);
+    if (access(path, R_OK) != 0)
+        cr_skip_test("%s is missing: run scripts/samples.sh", path);
+    return path;
+}
 
+/* A file's bytes (malloc'd, the caller's to free()). */
+static inline sf_blob sf_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    struct stat st;
+    cr_assert_eq(fstat(fileno(f), &st), 0);
+    sf_blob b = {malloc((size_t)st.st_size + 1), (uint64_t)st.st_size};
+    cr_assert_not_null(b.data);
+    cr_assert_eq(fread(b.data, 1, (size_t)b.size, f), (size_t)b.size, "%s", path);
+    fclose(f);
+    return b;
+}
+
+/* A sample video's bytes (skips the test when it is not there). */
+static inline sf_blob sf_sample(const char *name) {
+    char *path = sf_sample_path(name);
+    sf_blob b = sf_file(path);
+    free(path);
+    return b;
+}
+
+/* ---- decoding ------------------------------------------------------------------------- */
+
+/* media_decode's callback that counts frames into an int64_t. */
 static inline int sf_count_frame(void *arg, int64_t index, const AVFrame *f) {
     (void)index, (void)f;
     ++*(int64_t *)arg;
     return 0;
 }
+
+/* Opens data[0..size), fills *probe (may be NULL) and decodes every frame
+ * through fn, asserting that it opens and decodes whole (what names it in
+ * the messages). */
+static inline void sf_decode(const char *what, const uint8_t *data, uint64_t size,
+                             int (*fn)(void *arg, int64_t index, const AVFrame *frame), void *arg,
+                             vt_probe *probe) {
+    media_input *m;
+    char why[256];
+    int rc = media_open(data, size, NULL, &m, why, sizeof why);
+    cr_assert_eq(rc, 0, "%s does not open: %d: %s", what, rc, why);
+    if (probe)
+        media_probe(m, probe);
+    bool partial = false;
+    rc = media_decode(m, 0, -1, fn, arg, &partial, why, sizeof why);
+    cr_assert(rc == 0 && !partial, "%s does not decode whole: %d: %s", what, rc, why);
+    media_close(m);
+}
+
+/* ---- clips ------------------------------------------------------------------------ */
+
+/* Paints frame i (w x h RGB24, rows stride bytes apart). */
+typedef void (*sf_paint)(uint8_t *rgb, int stride, int w, int h, int i, void *arg);
 
 /* An H.264/MP4 of n frames painted by paint, at fps, with libx264's preset,
  * checked to decode to its n frames. The bytes are the caller's (free()). */
@@ -76,16 +134,12 @@ static inline sf_blob sf_encode(const char *preset, int w, int h, double fps, in
     memcpy(b.data, data, (size_t)size);
     media_encode_free(e);
     /* The clip must decode whole before a stage is blamed for it. */
-    media_input *m;
-    rc = media_open(b.data, b.size, 1, &m, why, sizeof why);
-    cr_assert_eq(rc, 0, "the %dx%d %d-frame MP4 just encoded does not open: %s", w, h, n, why);
+    char what[96];
+    snprintf(what, sizeof what, "the %dx%d %d-frame MP4 just encoded", w, h, n);
     int64_t count = 0;
-    bool partial = false;
-    rc = media_decode(m, 0, -1, sf_count_frame, &count, &partial, why, sizeof why);
-    cr_assert(rc == 0 && !partial && count == n,
-              "the %dx%d %d-frame MP4 just encoded (%llu bytes) decodes to %lld frames: %s", w, h,
-              n, (unsigned long long)b.size, (long long)count, why);
-    media_close(m);
+    sf_decode(what, b.data, b.size, sf_count_frame, &count, NULL);
+    cr_assert_eq(count, n, "%s (%llu bytes) decodes to %lld frames", what,
+                 (unsigned long long)b.size, (long long)count);
     return b;
 }
 
@@ -127,6 +181,20 @@ static inline void sf_clip(vt_clip *c, int k, sf_blob mp4, int w, int h, double 
     c->mp4 = (vt_bytes){mp4.data, mp4.size};
     c->width = w, c->height = h, c->fps = fps, c->num_frames = frames;
     c->errors = (vt_bytes){(const uint8_t *)"", 0};
+}
+
+/* The task the reader makes of a video: its path, its bytes as the source,
+ * and the probe (left zero when the bytes are no video). */
+static inline void sf_source_task(video_task *t, const char *path, sf_blob v) {
+    memset(t, 0, sizeof *t);
+    t->path = (vt_bytes){(const uint8_t *)path, strlen(path)};
+    t->source = (vt_bytes){v.data, v.size};
+    media_input *m;
+    char why[256];
+    if (media_open(v.data, v.size, NULL, &m, why, sizeof why) == 0) {
+        media_probe(m, &t->probe);
+        media_close(m);
+    }
 }
 
 /* A task of n clips for a made-up video. */

@@ -212,22 +212,29 @@ static uint8_t *random_frames(uint32_t n, uint32_t h, uint32_t w, uint64_t seed)
     return f;
 }
 
+/* n frames of h x w made into size x size, normalized as options() says. */
+typedef struct preprocess_case {
+    uint32_t n, h, w, size;
+} preprocess_case;
+
+static preprocess_params case_params(preprocess_case k) {
+    reel_curate_options o = options();
+    preprocess_params p = {.n = k.n, .h = k.h, .w = k.w, .size = k.size};
+    memcpy(p.mean, o.mean, sizeof p.mean);
+    memcpy(p.std, o.std, sizeof p.std);
+    return p;
+}
+
 Test(stage_frames, preprocess_cpu_matches_the_reference) {
-    static const struct {
-        uint32_t n, h, w, size;
-    } cases[] = {
+    static const preprocess_case cases[] = {
         {3, 37, 53, 24}, /* down, a different factor each way */
         {2, 16, 16, 40}, /* up */
         {1, 24, 24, 24}, /* the same size: the pixels themselves */
         {1, 1, 1, 8},    /* one pixel */
         {2, 256, 256, 224},
     };
-    reel_curate_options o = options();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        preprocess_params p = {
-            .n = cases[i].n, .h = cases[i].h, .w = cases[i].w, .size = cases[i].size};
-        memcpy(p.mean, o.mean, sizeof p.mean);
-        memcpy(p.std, o.std, sizeof p.std);
+        preprocess_params p = case_params(cases[i]);
         uint8_t *frames = random_frames(p.n, p.h, p.w, 1000 + i);
         float *out = malloc((size_t)p.n * 3 * p.size * p.size * sizeof *out);
         cr_assert_not_null(out);
@@ -324,19 +331,13 @@ static void need_gpu_here(void) {
 
 Test(stage_frames, preprocess_gpu_matches_cpu) {
     need_gpu_here();
-    static const struct {
-        uint32_t n, h, w, size;
-    } cases[] = {{3, 37, 53, 24},
-                 {2, 16, 16, 40},
-                 {1, 24, 24, 24},
-                 {8, 256, 256, 224},
-                 {1, 1080 / 4, 1920 / 4, 224}};
-    reel_curate_options o = options();
+    static const preprocess_case cases[] = {{3, 37, 53, 24},
+                                            {2, 16, 16, 40},
+                                            {1, 24, 24, 24},
+                                            {8, 256, 256, 224},
+                                            {1, 1080 / 4, 1920 / 4, 224}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        preprocess_params p = {
-            .n = cases[i].n, .h = cases[i].h, .w = cases[i].w, .size = cases[i].size};
-        memcpy(p.mean, o.mean, sizeof p.mean);
-        memcpy(p.std, o.std, sizeof p.std);
+        preprocess_params p = case_params(cases[i]);
         uint8_t *frames = random_frames(p.n, p.h, p.w, 2000 + i);
         size_t count = (size_t)p.n * 3 * p.size * p.size;
         float *cpu = malloc(count * sizeof *cpu), *gpu = malloc(count * sizeof *gpu);

@@ -13,14 +13,13 @@
  *   realshort.mp4    mov,mp4,m4a,3gp,3g2,mj2   h264   320x240   45000/1499   1.1992  36
  */
 #include "helpers.h"
-#include "media.h"
+#include "stage_fixture.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <libavutil/imgutils.h>
 #include <xxhash.h>
@@ -29,34 +28,10 @@ TestSuite(stage_media, .init = th_init, .fini = th_fini, .timeout = 60);
 
 /* ---- helpers -------------------------------------------------------------------- */
 
-typedef struct blob {
-    uint8_t *data;
-    uint64_t size;
-} blob;
-
-/* The sample's bytes (skips the test when the samples are not there). */
-static blob sample(const char *name) {
-    const char *dir = getenv("REEL_SAMPLES");
-    if (!dir)
-        cr_skip_test("REEL_SAMPLES is not set (ctest sets it; run scripts/samples.sh)");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        cr_skip_test("%s is missing: run scripts/samples.sh", path);
-    struct stat st;
-    cr_assert_eq(fstat(fileno(f), &st), 0);
-    blob b = {malloc((size_t)st.st_size), (uint64_t)st.st_size};
-    cr_assert_not_null(b.data);
-    cr_assert_eq(fread(b.data, 1, b.size, f), b.size);
-    fclose(f);
-    return b;
-}
-
-static media_input *open_blob(blob b) {
+static media_input *open_blob(sf_blob b) {
     media_input *m;
     char why[256];
-    int rc = media_open(b.data, b.size, 1, &m, why, sizeof why);
+    int rc = media_open(b.data, b.size, NULL, &m, why, sizeof why);
     cr_assert_eq(rc, 0, "media_open: %d: %s", rc, why);
     return m;
 }
@@ -112,7 +87,7 @@ static void decode_all(media_input *m, int64_t start, int64_t end, seen *s) {
 
 static void expect_probe(const char *name, const char *container, const char *codec, int w, int h,
                          double fps, double duration, int64_t frames) {
-    blob b = sample(name);
+    sf_blob b = sf_sample(name);
     media_input *m = open_blob(b);
     vt_probe p;
     media_probe(m, &p);
@@ -152,7 +127,7 @@ Test(stage_media, probe_realshort_mp4) {
 /* ---- decode ------------------------------------------------------------------------ */
 
 static void expect_count(const char *name, int64_t want) {
-    blob b = sample(name);
+    sf_blob b = sf_sample(name);
     media_input *m = open_blob(b);
     vt_probe p;
     media_probe(m, &p);
@@ -181,7 +156,7 @@ Test(stage_media, decode_counts_cockatoo) {
 /* A range delivers exactly its frames, the same pixels as a whole decode,
  * and every call starts from the first frame again. */
 static void expect_ranges(const char *name, int64_t total) {
-    blob b = sample(name);
+    sf_blob b = sf_sample(name);
     media_input *m = open_blob(b);
     static seen all, part;
     seen_init(&all);
@@ -215,7 +190,7 @@ Test(stage_media, decode_ranges_are_frame_accurate) {
 }
 
 Test(stage_media, decode_stops_early_and_passes_errors_on) {
-    blob b = sample("realshort.mp4");
+    sf_blob b = sf_sample("realshort.mp4");
     media_input *m = open_blob(b);
     static seen s;
     seen_init(&s);
@@ -237,7 +212,7 @@ Test(stage_media, decode_stops_early_and_passes_errors_on) {
 }
 
 Test(stage_media, frame_to_rgb_scales_and_checks_its_arguments) {
-    blob b = sample("oa4_launch.webm");
+    sf_blob b = sf_sample("oa4_launch.webm");
     media_input *m = open_blob(b);
     static seen s;
     seen_init(&s);
@@ -265,11 +240,11 @@ Test(stage_media, bytes_that_are_not_a_video_are_refused) {
     const char text[] = "this is not a video, only some text in a file named .mp4\n";
     media_input *m = (media_input *)1;
     char why[256];
-    TH_RC(media_open((const uint8_t *)text, sizeof text - 1, 1, &m, why, sizeof why), -EINVAL);
+    TH_RC(media_open((const uint8_t *)text, sizeof text - 1, NULL, &m, why, sizeof why), -EINVAL);
     cr_assert_null(m);
     cr_assert_gt(strlen(why), 10, "%s", why);
-    TH_RC(media_open((const uint8_t *)text, 0, 1, &m, why, sizeof why), -EINVAL);
-    TH_RC(media_open(NULL, 10, 1, &m, why, sizeof why), -EINVAL);
+    TH_RC(media_open((const uint8_t *)text, 0, NULL, &m, why, sizeof why), -EINVAL);
+    TH_RC(media_open(NULL, 10, NULL, &m, why, sizeof why), -EINVAL);
 
     /* A JPEG image opens (image2 pipe), as a video of one frame. A WAV has
      * no video stream. */
@@ -290,7 +265,7 @@ Test(stage_media, bytes_that_are_not_a_video_are_refused) {
     PUT16(34, 16);
     memcpy(wav + 36, "data", 4);
     PUT32(40, 800);
-    TH_RC(media_open(wav, sizeof wav, 1, &m, why, sizeof why), -EINVAL);
+    TH_RC(media_open(wav, sizeof wav, NULL, &m, why, sizeof why), -EINVAL);
     cr_assert(strstr(why, "no video stream"), "%s", why);
 }
 
@@ -299,21 +274,17 @@ Test(stage_media, bytes_that_are_not_a_video_are_refused) {
  * missing (partial) -- or, when the container's index went with the cut (an
  * MP4 whose moov comes last), opening fails with a sentence. Returns the
  * frames decoded, or -1 when it did not open. */
-static int64_t decode_cut(const char *name, blob b, uint64_t size, int64_t total) {
+static int64_t decode_cut(const char *name, sf_blob b, uint64_t size, int64_t total) {
     char path[128];
     snprintf(path, sizeof path, "/tmp/reel-test-cut-%d-%s", (int)getpid(), name);
     unlink(path);
     th_write_file(path, b.data, (size_t)size);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    blob cut = {malloc((size_t)size), size};
-    cr_assert_eq(fread(cut.data, 1, cut.size, f), cut.size);
-    fclose(f);
+    sf_blob cut = sf_file(path);
     unlink(path);
 
     media_input *m;
     char why[256];
-    int rc = media_open(cut.data, cut.size, 1, &m, why, sizeof why);
+    int rc = media_open(cut.data, cut.size, NULL, &m, why, sizeof why);
     if (rc != 0) {
         cr_log_info("%s cut to %llu bytes: media_open: %d: %s", name, (unsigned long long)size, rc,
                     why);
@@ -344,7 +315,7 @@ static int64_t decode_cut(const char *name, blob b, uint64_t size, int64_t total
 }
 
 static int64_t cut_in_half(const char *name, int64_t total) {
-    blob b = sample(name);
+    sf_blob b = sf_sample(name);
     int64_t n = decode_cut(name, b, b.size / 2, total);
     free(b.data);
     return n;
@@ -361,12 +332,65 @@ Test(stage_media, cut_webm_is_partial) {
     cr_assert_gt(n, 50);
 }
 
-static blob encode_colours(int frames, int w, int h);
+static void paint_colours(uint8_t *rgb, int stride, int w, int h, int i, void *arg);
 
 Test(stage_media, cut_mp4_with_its_moov_first_is_partial) {
-    blob b = encode_colours(120, 320, 240);
+    sf_blob b = sf_encode("ultrafast", 320, 240, 25, 120, paint_colours, NULL);
     int64_t n = decode_cut("faststart.mp4", b, b.size / 2, 120);
     cr_assert_gt(n, 10);
+    free(b.data);
+}
+
+/* ---- motion vectors ------------------------------------------------------------------- */
+
+/* A gradient moving right 2 pixels a frame. */
+static void paint_moving(uint8_t *rgb, int stride, int w, int h, int i, void *arg) {
+    (void)arg;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                rgb[(size_t)y * stride + (size_t)x * 3 + c] =
+                    (uint8_t)(((x - 2 * i) * 5 + y * 3 + c * 40) & 0xff);
+}
+
+typedef struct mv_count {
+    int64_t frames, with_mvs;
+    bool first_has_mvs;
+} mv_count;
+
+static int count_mvs(void *arg, int64_t index, const AVFrame *f) {
+    mv_count *c = arg;
+    bool has = av_frame_get_side_data(f, AV_FRAME_DATA_MOTION_VECTORS) != NULL;
+    c->frames++;
+    c->with_mvs += has;
+    if (index == 0)
+        c->first_has_mvs = has;
+    return 0;
+}
+
+Test(stage_media, motion_vectors_only_when_asked) {
+    sf_blob b = sf_encode("ultrafast", 128, 96, 25, 20, paint_moving, NULL);
+    media_input *m;
+    char why[256];
+    mv_count c = {0};
+    TH_OK(media_open(b.data, b.size, &(media_open_options){.threads = 1}, &m, why, sizeof why));
+    TH_OK(media_decode(m, 0, -1, count_mvs, &c, NULL, why, sizeof why));
+    media_close(m);
+    cr_assert_eq(c.frames, 20);
+    cr_assert_eq(c.with_mvs, 0, "vectors nobody asked for on %lld frames", (long long)c.with_mvs);
+
+    TH_OK(
+        media_open(b.data, b.size, &(media_open_options){.export_mvs = true}, &m, why, sizeof why));
+    /* Twice: each decode opens the decoder afresh, as it was asked for. */
+    for (int pass = 0; pass < 2; pass++) {
+        c = (mv_count){0};
+        TH_OK(media_decode(m, 0, -1, count_mvs, &c, NULL, why, sizeof why));
+        cr_assert_eq(c.frames, 20);
+        cr_assert(!c.first_has_mvs, "pass %d: the I-frame has motion vectors", pass);
+        cr_assert_geq(c.with_mvs, 10, "pass %d: %lld of 20 frames with motion vectors", pass,
+                      (long long)c.with_mvs);
+    }
+    media_close(m);
     free(b.data);
 }
 
@@ -414,36 +438,13 @@ static size_t find4(const uint8_t *d, uint64_t n, const char *tag) {
     return SIZE_MAX;
 }
 
-/* An MP4 of frames cycling through the colours every 10 frames (a copy). */
-static blob encode_colours(int frames, int w, int h) {
-    media_encode_options o = {.encoder = "libx264",
-                              .preset = "ultrafast",
-                              .crf = 23,
-                              .threads = 1,
-                              .width = w,
-                              .height = h,
-                              .fps = 25};
-    media_output *e;
-    char why[256];
-    TH_OK(media_encode_start(&o, &e, why, sizeof why));
-    for (int i = 0; i < frames; i++) {
-        const uint8_t *c = colours[(i / 10) % 4];
-        AVFrame *f = solid(w, h, c[0], c[1], c[2]);
-        /* Some noise, so that the frames are not all tiny. */
-        for (int k = 0; k < w * h / 4; k++)
-            f->data[0][(k * 7919 + i * 104729) % (h * f->linesize[0])] ^= 0x5a;
-        int rc = media_encode_frame(e, f, why, sizeof why);
-        cr_assert_eq(rc, 0, "frame %d: %d: %s", i, rc, why);
-        av_frame_free(&f);
-    }
-    const uint8_t *data;
-    uint64_t size;
-    TH_OK(media_encode_finish(e, &data, &size, why, sizeof why));
-    blob b = {malloc((size_t)size), size};
-    cr_assert_not_null(b.data);
-    memcpy(b.data, data, (size_t)size);
-    media_encode_free(e);
-    return b;
+/* Frames cycling through the colours every 10 frames, with some noise so
+ * that they are not all tiny. */
+static void paint_colours(uint8_t *rgb, int stride, int w, int h, int i, void *arg) {
+    sf_paint_solid(rgb, stride, w, h, i, (void *)colours[(i / 10) % 4]);
+    for (int k = 0; k < w * h / 4; k++)
+        rgb[(k * 7919 + i * 104729) % (h * stride)] ^= 0x5a;
+    (void)arg;
 }
 
 Test(stage_media, encode_solid_colours_and_decode_them_back) {
@@ -479,7 +480,7 @@ Test(stage_media, encode_solid_colours_and_decode_them_back) {
     TH_RC(media_encode_frame(e, NULL, why, sizeof why), -EINVAL);
 
     media_input *m;
-    rc = media_open(data, size, 1, &m, why, sizeof why);
+    rc = media_open(data, size, NULL, &m, why, sizeof why);
     cr_assert_eq(rc, 0, "%d: %s", rc, why);
     vt_probe p;
     media_probe(m, &p);
@@ -513,7 +514,7 @@ static int encode_each(void *arg, int64_t index, const AVFrame *f) {
 }
 
 Test(stage_media, encode_decoded_frames_at_an_ntsc_rate) {
-    blob b = sample("realshort.mp4");
+    sf_blob b = sf_sample("realshort.mp4");
     media_input *m = open_blob(b);
     media_encode_options o = {.encoder = "libx264",
                               .preset = "ultrafast",
@@ -532,7 +533,7 @@ Test(stage_media, encode_decoded_frames_at_an_ntsc_rate) {
     uint64_t size;
     TH_OK(media_encode_finish(r.e, &data, &size, r.why, sizeof r.why));
     TH_RC(media_encode_finish(r.e, &data, &size, r.why, sizeof r.why), -EINVAL);
-    m = open_blob((blob){(uint8_t *)data, size});
+    m = open_blob((sf_blob){(uint8_t *)data, size});
     vt_probe p;
     media_probe(m, &p);
     cr_assert_float_eq(p.fps, 30000.0 / 1001, 1e-6, "%f", p.fps);
@@ -607,7 +608,7 @@ Test(stage_media, jpeg_of_an_rgb_image) {
     cr_assert_eq(jpg[size - 1], 0xD9);
     /* It reads back as a picture of that size. */
     media_input *m;
-    rc = media_open(jpg, size, 1, &m, why, sizeof why);
+    rc = media_open(jpg, size, NULL, &m, why, sizeof why);
     cr_assert_eq(rc, 0, "%d: %s", rc, why);
     vt_probe p;
     media_probe(m, &p);

@@ -55,18 +55,11 @@ static picture decode_jpeg(vt_bytes b) {
     cr_assert_gt(b.size, 4, "no preview");
     cr_assert(b.data[0] == 0xff && b.data[1] == 0xd8, "no JPEG start marker");
     cr_assert(b.data[b.size - 2] == 0xff && b.data[b.size - 1] == 0xd9, "no JPEG end marker");
-    media_input *m;
-    char why[256];
-    int rc = media_open(b.data, b.size, 1, &m, why, sizeof why);
-    cr_assert_eq(rc, 0, "the preview does not open: %d: %s", rc, why);
     vt_probe p;
-    media_probe(m, &p);
-    cr_assert(strstr(p.codec, "jpeg"), "codec %s", p.codec);
     picture pic = {0};
-    rc = media_decode(m, 0, -1, take_picture, &pic, NULL, why, sizeof why);
-    cr_assert_eq(rc, 0, "the preview does not decode: %d: %s", rc, why);
+    sf_decode("the preview", b.data, b.size, take_picture, &pic, &p);
+    cr_assert(strstr(p.codec, "jpeg"), "codec %s", p.codec);
     cr_assert_eq(pic.frames, 1);
-    media_close(m);
     return pic;
 }
 

@@ -7,8 +7,7 @@
  * The samples come from scripts/samples.sh (REEL_SAMPLES, set by ctest).
  */
 #include "helpers.h"
-#include "media.h"
-#include "stages_internal.h"
+#include "stage_fixture.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -96,29 +95,6 @@ static void run_reader(const reel_id *in, size_t n, outputs *out, reel_run_resul
     cr_assert_eq(st.objects_sealed, n, "%u objects, %zu inputs", st.objects_sealed, n);
 }
 
-static char *sample_path(const char *name) {
-    const char *dir = getenv("REEL_SAMPLES");
-    if (!dir)
-        cr_skip_test("REEL_SAMPLES is not set (ctest sets it; run scripts/samples.sh)");
-    char *path;
-    cr_assert_gt(asprintf(&path, "%s/%s", dir, name), 0);
-    if (access(path, R_OK) != 0)
-        cr_skip_test("%s is missing: run scripts/samples.sh", path);
-    return path;
-}
-
-static uint8_t *file_bytes(const char *path, uint64_t *size) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    struct stat st;
-    cr_assert_eq(fstat(fileno(f), &st), 0);
-    uint8_t *d = malloc((size_t)st.st_size + 1);
-    cr_assert_eq(fread(d, 1, (size_t)st.st_size, f), (size_t)st.st_size);
-    fclose(f);
-    *size = (uint64_t)st.st_size;
-    return d;
-}
-
 /* A unique path under /tmp for this test process (not created). */
 static char *tmp_path(const char *what) {
     char *path;
@@ -136,7 +112,7 @@ Test(stage_reader, reads_and_probes_every_sample) {
     char *paths[N_SAMPLES];
     reel_id in[N_SAMPLES];
     for (size_t i = 0; i < N_SAMPLES; i++) {
-        paths[i] = sample_path(names[i]);
+        paths[i] = sf_sample_path(names[i]);
         in[i] = put_bytes(paths[i], strlen(paths[i])); /* no NUL */
     }
     static outputs out;
@@ -155,8 +131,9 @@ Test(stage_reader, reads_and_probes_every_sample) {
         cr_assert_eq(rc, 0, "%s: %s", names[i], why);
         cr_assert_eq(t.path.size, strlen(paths[i]));
         cr_assert_eq(memcmp(t.path.data, paths[i], t.path.size), 0);
-        uint64_t size;
-        uint8_t *bytes = file_bytes(paths[i], &size);
+        sf_blob b = sf_file(paths[i]);
+        const uint8_t *bytes = b.data;
+        uint64_t size = b.size;
         cr_assert_eq(t.source.size, size, "%s", names[i]);
         cr_assert_eq(memcmp(t.source.data, bytes, size), 0, "%s: the source bytes differ",
                      names[i]);
@@ -165,7 +142,7 @@ Test(stage_reader, reads_and_probes_every_sample) {
         cr_assert_eq(t.n_clips, 0);
         /* The probe, exactly as media_probe() gives it. */
         media_input *m;
-        TH_OK(media_open(bytes, size, 1, &m, why, sizeof why));
+        TH_OK(media_open(bytes, size, NULL, &m, why, sizeof why));
         vt_probe want;
         media_probe(m, &want);
         media_close(m);
@@ -183,7 +160,7 @@ Test(stage_reader, reads_and_probes_every_sample) {
                     t.probe.codec, t.probe.width, t.probe.height, t.probe.fps, t.probe.duration_s,
                     (long long)t.probe.num_frames);
         vt_free(&t);
-        free(bytes);
+        free(b.data);
     }
     outputs_free(&out);
     reel_run_result_free(&res);
@@ -290,13 +267,13 @@ Test(stage_reader, bad_files_fail_for_good_naming_the_path) {
 Test(stage_reader, cut_videos_open_or_fail_clearly) {
     /* cockatoo.mp4's moov comes last: half of it does not open. Half a WebM
      * opens (the reader only probes; decoding says partial later). */
-    char *cock = sample_path("cockatoo.mp4"), *webm = sample_path("oa4_launch.webm");
-    uint64_t n1, n2;
-    uint8_t *b1 = file_bytes(cock, &n1), *b2 = file_bytes(webm, &n2);
+    char *cock = sf_sample_path("cockatoo.mp4"), *webm = sf_sample_path("oa4_launch.webm");
+    sf_blob b1 = sf_file(cock), b2 = sf_file(webm);
+    uint64_t n1 = b1.size, n2 = b2.size;
     char *cut1 = tmp_path("cut-cockatoo.mp4"), *cut2 = tmp_path("cut-oa4_launch.webm");
     unlink(cut1), unlink(cut2);
-    th_write_file(cut1, b1, (size_t)(n1 / 2));
-    th_write_file(cut2, b2, (size_t)(n2 / 2));
+    th_write_file(cut1, b1.data, (size_t)(n1 / 2));
+    th_write_file(cut2, b2.data, (size_t)(n2 / 2));
     bad_case cases[] = {
         {"cut mp4", cut1, NULL, 0, -EINVAL, "moov atom not found", true},
     };
@@ -319,7 +296,7 @@ Test(stage_reader, cut_videos_open_or_fail_clearly) {
     reel_run_result_free(&res);
     TH_OK(reel_obj_delete(store, &in));
     unlink(cut1), unlink(cut2);
-    free(cut1), free(cut2), free(b1), free(b2), free(cock), free(webm);
+    free(cut1), free(cut2), free(b1.data), free(b2.data), free(cock), free(webm);
 }
 
 Test(stage_reader, bad_path_bytes_are_refused) {

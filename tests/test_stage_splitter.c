@@ -1,10 +1,11 @@
 /*
  * test_stage_splitter.c - the splitter stage (stages/splitter.c): Curator's
  * fixed-stride and TransNetV2 post-processing arithmetic against values
- * computed with Curator's own Python code, clip UUIDs against Python's
- * uuid5, the shot-boundary detector on synthetic videos with cuts at known
- * frames (and flashes that are not cuts) and on the real samples, and the
- * stage itself run in a pipeline.
+ * computed with Curator's own Python code, the shot-boundary detector on
+ * synthetic videos with cuts at known frames (and flashes that are not cuts)
+ * and on the real samples, and the stage itself run in a pipeline (its clips
+ * named with Curator's UUIDs, which test_stage_task.c checks against
+ * Python's uuid5).
  *
  * The real samples come from scripts/samples.sh, in $REEL_SAMPLES (ctest
  * sets it); the tests that need them skip where they are missing.
@@ -182,22 +183,6 @@ Test(stage_splitter, the_decision_wants_a_jump_that_stands_out_and_lasts) {
     cr_expect_eq(n, 0);
 }
 
-/* ---- UUIDs ------------------------------------------------------------------------------ */
-
-/* Expected: Python's str(uuid.uuid5(uuid.NAMESPACE_URL, name)). */
-Test(stage_splitter, clip_uuids_are_pythons_uuid5) {
-    static const char *const cases[][2] = {
-        {"x_0_10", "c43789d9-1aea-5199-a993-7c729bff21ea"},
-        {"/data/videos/a.mp4_0_250", "6f6c32cb-148f-5c96-8c66-5aeede275a47"},
-        {"video.mp4_250_500", "77fd447b-69d8-522f-83d7-083e33ebd665"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char u[37];
-        TH_OK(reel_uuid5_url(cases[i][0], u));
-        cr_expect_str_eq(u, cases[i][1], "uuid5 of %s", cases[i][0]);
-    }
-}
-
 /* ---- synthetic videos --------------------------------------------------------------------- */
 
 #define SW   64
@@ -279,25 +264,8 @@ Test(stage_splitter, every_synthetic_cut_within_a_frame_and_no_flash) {
 
 /* ---- the real samples --------------------------------------------------------------------- */
 
-static sf_blob read_sample(const char *name) {
-    const char *dir = getenv("REEL_SAMPLES");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir ? dir : "samples", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        cr_skip_test("%s is missing: scripts/samples.sh fetches it", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    sf_blob b = {malloc((size_t)size), (uint64_t)size};
-    cr_assert_not_null(b.data);
-    cr_assert_eq(fread(b.data, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    return b;
-}
-
 Test(stage_splitter, oa4_launch_has_its_cut_at_3_09_s) {
-    sf_blob v = read_sample("oa4_launch.webm");
+    sf_blob v = sf_sample("oa4_launch.webm");
     int64_t *cuts, frames;
     size_t n;
     detect(v, 0.4, &cuts, &n, &frames);
@@ -312,7 +280,7 @@ Test(stage_splitter, oa4_launch_has_its_cut_at_3_09_s) {
 Test(stage_splitter, no_cut_in_one_shot_footage) {
     static const char *const names[] = {"cockatoo.mp4", "diver.mov", "realshort.mp4"};
     for (size_t k = 0; k < 3; k++) {
-        sf_blob v = read_sample(names[k]);
+        sf_blob v = sf_sample(names[k]);
         int64_t *cuts, frames;
         size_t n;
         detect(v, 0.4, &cuts, &n, &frames);
@@ -326,19 +294,6 @@ Test(stage_splitter, no_cut_in_one_shot_footage) {
 /* ---- the stage in a pipeline ---------------------------------------------------------------- */
 
 static const char video_path[] = "/videos/synthetic.mp4";
-
-/* The task the reader would make of v. */
-static void task_of(video_task *t, sf_blob v, const char *path) {
-    memset(t, 0, sizeof *t);
-    t->path = (vt_bytes){(const uint8_t *)path, strlen(path)};
-    t->source = (vt_bytes){v.data, v.size};
-    media_input *m;
-    char why[256];
-    if (media_open(v.data, v.size, 1, &m, why, sizeof why) == 0) {
-        media_probe(m, &t->probe);
-        media_close(m);
-    }
-}
 
 static sf_out run_splitter(const reel_curate_options *o, const video_task *t) {
     return sf_run1(store, store_path, &stage_splitter_def, o, t);
@@ -358,7 +313,7 @@ static void expect_kept(const video_task *in, const video_task *out) {
 Test(stage_splitter, fixed_stride_stage_names_its_clips_as_curator) {
     sf_blob v = synth_video(300); /* 12 s at 25 fps */
     video_task in;
-    task_of(&in, v, video_path);
+    sf_source_task(&in, video_path, v);
     cr_assert_eq(in.probe.num_frames, 300);
     reel_curate_options o;
     reel_curate_defaults(&o);
@@ -388,7 +343,7 @@ Test(stage_splitter, fixed_stride_stage_names_its_clips_as_curator) {
 Test(stage_splitter, scene_stage_cuts_at_the_shots) {
     sf_blob v = synth_video(250);
     video_task in;
-    task_of(&in, v, video_path);
+    sf_source_task(&in, video_path, v);
     reel_curate_options o;
     reel_curate_defaults(&o);
     o.splitting = REEL_SPLIT_SCENE;
@@ -421,9 +376,9 @@ Test(stage_splitter, scene_stage_cuts_at_the_shots) {
 }
 
 Test(stage_splitter, scene_stage_on_oa4_launch) {
-    sf_blob v = read_sample("oa4_launch.webm");
+    sf_blob v = sf_sample("oa4_launch.webm");
     video_task in;
-    task_of(&in, v, "samples/oa4_launch.webm");
+    sf_source_task(&in, "samples/oa4_launch.webm", v);
     reel_curate_options o;
     reel_curate_defaults(&o);
     o.splitting = REEL_SPLIT_SCENE;
@@ -445,7 +400,7 @@ Test(stage_splitter, a_truncated_video_keeps_the_clips_it_has) {
     sf_blob v = sf_encode("veryfast", SW, SH, SFPS, 300, paint_shots, &s);
     v.size = v.size / 2; /* the moov is at the front: half the frames are lost */
     video_task in;
-    task_of(&in, v, video_path);
+    sf_source_task(&in, video_path, v);
     reel_curate_options o;
     reel_curate_defaults(&o);
     o.splitting = REEL_SPLIT_SCENE;
@@ -467,7 +422,7 @@ Test(stage_splitter, bytes_that_are_no_video_fail_in_the_task) {
     static uint8_t junk[4096];
     th_fill(junk, sizeof junk, 7);
     video_task in;
-    task_of(&in, (sf_blob){junk, sizeof junk}, video_path);
+    sf_source_task(&in, video_path, (sf_blob){junk, sizeof junk});
     in.probe.fps = 25; /* as if the probe had found something */
     reel_curate_options o;
     reel_curate_defaults(&o);

@@ -185,6 +185,8 @@ Test(stage_task, uuids_are_curators) {
     const char *cases[][2] = {
         {"x_0_10", "c43789d9-1aea-5199-a993-7c729bff21ea"},
         {"/data/videos/cockatoo.mp4_0_250", "efb6f897-07c4-57bf-973f-747119e1f31e"},
+        {"/data/videos/a.mp4_0_250", "6f6c32cb-148f-5c96-8c66-5aeede275a47"},
+        {"video.mp4_250_500", "77fd447b-69d8-522f-83d7-083e33ebd665"},
         {"", "1b4db7eb-4057-5ddf-91e0-36dec72071f5"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
