@@ -221,6 +221,25 @@ fail:
     return rc;
 }
 
+/* Whether a mutex found in a segment is what init_header made: robust,
+ * process-shared, of the plain type. Any other kind is not ours: a mutex that
+ * is not robust, held by a process that died, blocks every opener for good; a
+ * process-private one never wakes a waiter in another process; a priority
+ * inheriting or protecting one has other futex rules. glibc keeps the kind in
+ * __data.__kind (as store.c reads the owner in __data.__lock); the elision
+ * bits glibc may set on its own (256 and 512) are left out of the comparison. */
+static int lock_kind_ok(const pthread_mutex_t *m) {
+    pthread_mutexattr_t a;
+    pthread_mutex_t want;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&want, &a);
+    pthread_mutexattr_destroy(&a);
+    const int elision = 256 | 512;
+    return (m->__data.__kind & ~elision) == (want.__data.__kind & ~elision);
+}
+
 /* Reads and checks the header of an open file. Never maps a file it has not
  * sized, so a truncated file cannot raise SIGBUS. */
 static int validate_header(int fd, const char *path, seg_header *h, seg_layout *l) {
@@ -255,6 +274,8 @@ static int validate_header(int fd, const char *path, seg_header *h, seg_layout *
         return reel__fail(REEL_ECORRUPT, "%s: layout fields disagree with the store's sizes", path);
     if (!memchr(h->spill_dir, '\0', sizeof h->spill_dir) || h->high_water > 1000)
         return reel__fail(REEL_ECORRUPT, "%s: spill settings out of range", path);
+    if (!lock_kind_ok(&h->lock))
+        return reel__fail(REEL_ECORRUPT, "%s: its lock is not a robust process-shared mutex", path);
     if ((uint64_t)st.st_size < l->file_size)
         return reel__fail(REEL_ETRUNCATED, "%s is %lld bytes, its header says %llu", path,
                           (long long)st.st_size, (unsigned long long)l->file_size);

@@ -98,6 +98,27 @@ static void lock_check_owner(reel_store *s) {
     }
 }
 
+/* ThreadSanitizer (gcc 12's) does not intercept pthread_mutex_clocklock: told
+ * nothing, it would take the lock for free, report "unlock of an unlocked
+ * mutex" and races on what the lock protects. Tell it, in TSan builds only. */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+static void tsan_pre_lock(void *m) {
+    __tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
+}
+static void tsan_post_lock(void *m, int locked) {
+    __tsan_mutex_post_lock(m, __tsan_mutex_try_lock | (locked ? 0 : __tsan_mutex_try_lock_failed),
+                           0);
+}
+#else
+static void tsan_pre_lock(void *m) {
+    (void)m;
+}
+static void tsan_post_lock(void *m, int locked) {
+    (void)m, (void)locked;
+}
+#endif
+
 static int store_lock(reel_store *s) {
     int rc = pthread_mutex_trylock(&s->hdr->lock);
     /* Critical sections are a few hundred ns: spin a little before sleeping
@@ -113,7 +134,9 @@ static int store_lock(reel_store *s) {
             struct timespec until;
             clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_sec += LOCK_CHECK_NS / 1000000000ull;
+            tsan_pre_lock(&s->hdr->lock);
             rc = pthread_mutex_clocklock(&s->hdr->lock, CLOCK_MONOTONIC, &until);
+            tsan_post_lock(&s->hdr->lock, rc == 0 || rc == EOWNERDEAD);
             if (rc != ETIMEDOUT)
                 break;
             lock_check_owner(s);
@@ -320,6 +343,15 @@ static uint32_t block_alloc(reel_store *s, uint64_t size) {
                 break;
             }
     }
+    /* A block outside the arena (a corrupt record) would hand out a buffer
+     * outside the mapping: only a rebuild's blocks, derived from checked
+     * object extents, are trusted that far. */
+    if (found != SEG_NIL && !s->corrupt) {
+        const seg_block *f = blk_at(s, found);
+        if (f->state != BLOCK_FREE || f->size < size || f->size > s->lay.capacity ||
+            f->offset % SEG_ALIGN != 0 || f->offset > s->lay.capacity - f->size)
+            s->corrupt = 1;
+    }
     /* Corrupt lists: give up; the unlock rebuilds them and the caller retries. */
     if (found == SEG_NIL || s->corrupt)
         return SEG_NIL;
@@ -520,7 +552,9 @@ static void ref_record_remove(reel_store *s, uint32_t slot, seg_ref *r) {
     seg_ref *t = client_refs(s, slot);
     uint32_t mask = s->lay.ref_slots - 1;
     uint32_t i = (uint32_t)(r - t);
-    for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+    /* A table always has an empty record (at most 2/3 full), except a corrupt
+     * one: the walk stops after one lap whatever the table holds. */
+    for (uint32_t j = (i + 1) & mask, n = 0; n < mask; j = (j + 1) & mask, n++) {
         if (t[j].obj_plus1 == 0)
             break;
         uint32_t home = ref_home(s, t[j].obj_plus1 - 1);

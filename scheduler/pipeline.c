@@ -437,13 +437,33 @@ static void stop_with(run *r, int rc, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* The pipeline input item k of a task came from (a pipeline input is its own). */
+static void item_origin(const run *r, const reel_task_result *t, uint32_t k, reel_id *out) {
+    size_t j = idmap_find(&r->made, &t->inputs[k]);
+    *out = j == SIZE_MAX ? t->inputs[k] : r->made.e[j].origin;
+}
+
 /* The pipeline input a task's items came from: its first input's. */
 static void origin_of(const run *r, const reel_task_result *t, reel_id *out) {
     memset(out, 0, sizeof *out);
+    if (t->n_inputs > 0)
+        item_origin(r, t, 0, out);
+}
+
+/* The origin of output k of a successful task. A result does not say which
+ * input an output was made from: with several inputs, the outputs are taken
+ * to follow them in order, as many for each (the shape of stages that
+ * transform or split every item); when the counts do not divide, the first
+ * input's is given. Without this, every item of a batch would be charged to
+ * the batch's first input. */
+static void output_origin(const run *r, const reel_task_result *t, uint32_t k, reel_id *out) {
+    memset(out, 0, sizeof *out);
     if (t->n_inputs == 0)
         return;
-    size_t j = idmap_find(&r->made, &t->inputs[0]);
-    *out = j == SIZE_MAX ? t->inputs[0] : r->made.e[j].origin;
+    uint32_t from = 0;
+    if (t->n_inputs > 1 && t->n_outputs % t->n_inputs == 0)
+        from = k / (t->n_outputs / t->n_inputs);
+    item_origin(r, t, from, out);
 }
 
 static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
@@ -513,9 +533,9 @@ static void handle_result(run *r, uint32_t i, const reel_task_result *t) {
                         reel_obj_delete(r->store, &t->outputs[k]);
             }
         } else {
-            reel_id origin;
-            origin_of(r, t, &origin);
             for (uint32_t k = 0; k < t->n_outputs; k++) {
+                reel_id origin;
+                output_origin(r, t, k, &origin);
                 if (!(t->forwarded & 1u << k) && idmap_add(&r->made, &t->outputs[k], &origin) < 0) {
                     reel_obj_delete(r->store, &t->outputs[k]);
                     stop_with(r, -ENOMEM, "out of memory for the run's object set");
@@ -1309,6 +1329,7 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
     if (rc == 0) {
         char name[REEL_STATUS_NAME_MAX + 1];
         status_name(r, name, sizeof name);
+        reel__status_sweep(); /* what killed drivers left: as pool segments, at the next start */
         int src = reel__status_create(name, &r->status);
         if (src && !(opts->flags & REEL_RUN_QUIET))
             fprintf(r->log, "reel: %s: no live status for reel-inspect (%s)\n", p->name,

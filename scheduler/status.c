@@ -136,9 +136,10 @@ REEL_INTERNAL bool reel__status_pid_alive(pid_t pid) {
 }
 
 /* The segment at path exists. Removes it if it is a status segment of this
- * user's whose driver is gone: 0 (also when it vanished meanwhile: the caller
- * tries again). -EEXIST, with the reason, when it must stay. */
-static int remove_if_stale(const char *path) {
+ * user's whose driver is gone (and, when owner is not 0, whose driver was
+ * owner): 0 (also when it vanished meanwhile: the caller tries again).
+ * -EEXIST, with the reason, when it must stay. */
+static int remove_if_stale(const char *path, pid_t owner) {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -161,6 +162,8 @@ static int remove_if_stale(const char *path) {
         return rc;
     if (rc != 0)
         return reel__fail(-EEXIST, "%s exists and cannot be examined (%s)", path, strerror(-rc));
+    if (owner && h.pid != owner)
+        return reel__fail(-EEXIST, "%s belongs to pid %d, not %d", path, (int)h.pid, (int)owner);
     if (driver_alive(h.pid, h.started_ns))
         return reel__fail(-EEXIST, "%s belongs to a running process (pid %d)", path, (int)h.pid);
     /* Only the file just judged: another creator may have replaced it since. */
@@ -233,7 +236,7 @@ REEL_INTERNAL int reel__status_create(const char *name, reel_status_writer **out
             rc = reel__fail(-errno, "cannot create the status segment %s", w->path);
             goto fail;
         }
-        if ((rc = remove_if_stale(w->path)) != 0)
+        if ((rc = remove_if_stale(w->path, 0)) != 0)
             goto fail;
     }
     rc = reel__fail(-EEXIST, "%s keeps being created by another process", w->path);
@@ -445,4 +448,32 @@ REEL_INTERNAL int reel__status_list(int (*fn)(void *arg, const char *name), void
     }
     closedir(d);
     return n;
+}
+
+/* The driver's pid a name ends in, as the default names do
+ * ("<pipeline>-<pid>"); 0 for other names. */
+static pid_t name_pid(const char *name) {
+    const char *dash = strrchr(name, '-');
+    if (!dash || dash[1] < '1' || dash[1] > '9')
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(dash + 1, &end, 10);
+    return *end || errno || v > INT32_MAX ? 0 : (pid_t)v;
+}
+
+static int sweep_one(void *arg, const char *name) {
+    (void)arg;
+    pid_t pid = name_pid(name);
+    if (pid > 0) {
+        char path[PATH_CAP];
+        snprintf(path, sizeof path, SHM_DIR REEL_STATUS_PREFIX "%s", name);
+        remove_if_stale(path, pid);
+    }
+    return 0;
+}
+
+REEL_INTERNAL void reel__status_sweep(void) {
+    reel__status_list(sweep_one, NULL);
+    reel__clear_error(); /* what stays, stays for a reason: not a failure of the caller's */
 }

@@ -80,6 +80,11 @@ REEL_INTERNAL int reel__status_read(const char *name, reel_pipeline_status *stat
  * name are skipped; the segments themselves are not read. */
 REEL_INTERNAL int reel__status_list(int (*fn)(void *arg, const char *name), void *arg);
 
+/* Removes the segments a killed driver left under a name that ends in its
+ * own pid ("<pipeline>-<pid>", the default): no later run will ever have that
+ * name and replace it, as a run of an explicit name does. */
+REEL_INTERNAL void reel__status_sweep(void);
+
 /* Whether name is a valid <name> (see reel__status_create). */
 REEL_INTERNAL bool reel__status_name_ok(const char *name);
 

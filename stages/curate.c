@@ -13,6 +13,8 @@
  */
 #include <reel/stages.h>
 
+#include "cli.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -134,16 +136,8 @@ static uint64_t bytes(const char *flag, const char *v) {
 
 /* "--name value" or "--name=value": the value, or NULL when argv[*i] is not --name. */
 static const char *flag_value(int argc, char **argv, int *i, const char *name) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc)
-        usage_error("%s needs a value", name);
-    return argv[++*i];
+    const char *v = NULL;
+    return cli_match_option(argc, argv, i, name, true, &v, usage_error) ? v : NULL;
 }
 
 static void parse_args(int argc, char **argv, args *a) {

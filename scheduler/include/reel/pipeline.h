@@ -166,7 +166,11 @@ typedef struct reel_failure {
     uint32_t stage;
     int status;
     reel_id task_id;
-    reel_id origin; /* the pipeline input its (first) item came from */
+    /* The pipeline input its (first) item came from. Where a stage took
+     * batches of several items, its outputs are taken to follow their inputs
+     * in order, as many outputs for each input; when the counts do not divide,
+     * all of them are charged to the batch's first input. */
+    reel_id origin;
     uint32_t n_inputs;
     reel_id inputs[REEL_TASK_MAX_INPUTS];
     char error[REEL_ERROR_TEXT_MAX];
@@ -199,7 +203,11 @@ typedef struct reel_run_options {
      * alike (not at the same time in one store). */
     const reel_id *run_id;
     /* Name of the shared-memory status segment (/dev/shm/reel-status-<name>)
-     * read by `reel-inspect pipeline`; NULL: the pipeline's name and the pid. */
+     * read by `reel-inspect pipeline`; NULL: the pipeline's name and the pid.
+     * A driver that dies without removing it leaves it for `reel-inspect
+     * pipeline` to show; the next run of the same name replaces it, and the
+     * next run of any name removes those named "<anything>-<pid of their own
+     * dead driver>", as the default names are. */
     const char *status_name;
     uint32_t flags; /* REEL_RUN_* */
 } reel_run_options;

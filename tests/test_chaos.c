@@ -1,0 +1,631 @@
+/*
+ * test_chaos.c - a pipeline under fire.
+ *
+ * workers_killed_at_random: four stages run 10,000 inputs while a killer
+ * process sends SIGKILL to a random worker every 100 to 300 ms. Every input
+ * must come out exactly once - as an output whose bytes say which input it
+ * was and that every stage saw it, or as one recorded permanent failure -
+ * and afterwards the store must be back to its baseline to the byte, no
+ * client slot, pool segment or process left.
+ *
+ * a_killed_driver: the driver itself is killed mid-run. No zygote or worker
+ * may outlive it; after `reel-inspect --reclaim` and the next run, no dead
+ * client, half-written or referenced object, pool or status segment may be
+ * left, and nothing beyond the inputs but the dead run's sealed objects,
+ * which nothing deletes yet (docs/RELIABILITY.md, "A killed driver").
+ *
+ * The stages: each appends its letter to the item, so an output reads
+ * "item-00042abcd"; "a" takes batches of 4; "b" sleeps, so that the run
+ * lasts long enough for the killer (10,000 x 2 ms over 2 workers: at least
+ * 10 s); "c" fails for good on every thousandth item, so that recorded
+ * failures, and the inputs they name, are checked too.
+ */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <reel/pipeline.h>
+
+#define INPUTS        10000u
+#define MIN_KILLS     30u
+#define ITEM_FMT      "item-%05u"
+#define ITEM_LEN      10u /* "item-00042" */
+#define BAD_EVERY     1000u
+#define BAD_REMAINDER 7u /* item-00007, item-01007, ...: refused by stage c */
+#define SLOW_US       2000
+
+/* ---- stages -------------------------------------------------------------------- */
+
+static const char letters[] = "abcd";
+
+/* Parses the input index an item names; -1 if it names none. */
+static long item_index(const void *data, uint64_t size) {
+    char buf[ITEM_LEN + 1];
+    if (size < ITEM_LEN)
+        return -1;
+    memcpy(buf, data, ITEM_LEN);
+    buf[ITEM_LEN] = '\0';
+    unsigned idx;
+    char tail;
+    if (sscanf(buf, "item-%5u%c", &idx, &tail) != 1)
+        return -1;
+    return idx;
+}
+
+static int append_letter(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    const char *letter = reel_actor_arg(ctx);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *buf;
+        int rc = reel_actor_output(out, in[i].size + 1, NULL, 0, (void **)&buf);
+        if (rc)
+            return rc;
+        memcpy(buf, in[i].data, in[i].size);
+        buf[in[i].size] = (uint8_t)*letter;
+    }
+    return 0;
+}
+
+static int slow_append(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    th_sleep_us((long)n * SLOW_US);
+    return append_letter(ctx, in, n, out);
+}
+
+static int picky_append(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    for (size_t i = 0; i < n; i++) {
+        long idx = item_index(in[i].data, in[i].size);
+        if (idx < 0 || (unsigned long)idx % BAD_EVERY == BAD_REMAINDER) {
+            reel_actor_set_error(ctx, "refuses item %ld", idx);
+            return -EIO;
+        }
+    }
+    return append_letter(ctx, in, n, out);
+}
+
+/* Restarts are counted per pool, and each pool may take every kill. */
+#define CHAOS_STAGE(nm, fn, k)                                                                     \
+    {                                                                                              \
+        .name = nm, .process = fn, .arg = (void *)&letters[k], .max_retries = 3,                   \
+        .max_restarts = 100000                                                                     \
+    }
+static const reel_actor_def def_a = CHAOS_STAGE("a", append_letter, 0);
+static const reel_actor_def def_b = CHAOS_STAGE("b", slow_append, 1);
+static const reel_actor_def def_c = CHAOS_STAGE("c", picky_append, 2);
+static const reel_actor_def def_d = CHAOS_STAGE("d", append_letter, 3);
+
+/* ---- fixture -------------------------------------------------------------------- */
+
+static const char *store_path;
+static reel_store *store;
+
+static void setup(void) {
+    th_init();
+    store = th_store_new(64 << 20, 65536, &store_path);
+}
+
+static void teardown(void) {
+    reel_store_close(store);
+    th_fini();
+}
+
+TestSuite(chaos, .init = setup, .fini = teardown, .timeout = 240);
+
+static reel_id *put_inputs(unsigned n) {
+    reel_id *ids = calloc(n, sizeof *ids);
+    cr_assert_not_null(ids);
+    for (unsigned i = 0; i < n; i++) {
+        char s[ITEM_LEN + 1];
+        snprintf(s, sizeof s, ITEM_FMT, i);
+        ids[i] = th_id_n(0xc4a05, i);
+        TH_OK(reel_obj_put(store, &ids[i], s, ITEM_LEN, NULL, 0, 0, 0));
+    }
+    return ids;
+}
+
+static reel_pipeline *chaos_pipeline(void) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("chaos", &p));
+    /* Two workers each, 1.6 CPUs in all: fits a 2-core machine at 0.95. */
+    reel_stage_options o = {.cpus = 0.2, .workers = 2};
+    TH_OK(reel_pipeline_add(p, &def_a,
+                            &(reel_stage_options){.cpus = 0.2, .workers = 2, .batch_size = 4}));
+    TH_OK(reel_pipeline_add(p, &def_b, &o));
+    TH_OK(reel_pipeline_add(p, &def_c, &o));
+    TH_OK(reel_pipeline_add(p, &def_d, &o));
+    return p;
+}
+
+static reel_executor_config chaos_config(void) {
+    reel_executor_config c;
+    reel_executor_config_defaults(&c);
+    c.ignore_failures = true;
+    c.logging_interval = 3600;
+    c.autoscale_interval_s = 3600;
+    return c;
+}
+
+/* ---- processes ------------------------------------------------------------------- */
+
+/* A process's parent, state and name from /proc; 0 if it is gone. */
+static int proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+    int parent = 0;
+    if (!open || !close || close < open || sscanf(close + 2, "%c %d", state, &parent) != 2)
+        return 0;
+    size_t nlen = (size_t)(close - open - 1);
+    if (nlen > 31)
+        nlen = 31;
+    memcpy(name, open + 1, nlen);
+    name[nlen] = '\0';
+    *ppid = parent;
+    return 1;
+}
+
+/* The processes below root (zombies too when with_zombies), into out (at
+ * most cap); how many there are. */
+static size_t processes_below(pid_t root, int with_zombies, pid_t *out, size_t cap) {
+    pid_t set[1024];
+    size_t n = 1;
+    set[0] = root;
+    for (int grew = 1; grew;) {
+        grew = 0;
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            char *end;
+            long pid = strtol(e->d_name, &end, 10);
+            pid_t ppid;
+            char state, name[32];
+            if (*end || pid <= 0 || !proc_stat((pid_t)pid, &ppid, &state, name))
+                continue;
+            if (!with_zombies && (state == 'Z' || state == 'X'))
+                continue;
+            int known = 0, parent_in = 0;
+            for (size_t k = 0; k < n; k++) {
+                known |= set[k] == (pid_t)pid;
+                parent_in |= set[k] == ppid;
+            }
+            if (!known && parent_in && n < sizeof set / sizeof set[0]) {
+                set[n++] = (pid_t)pid;
+                grew = 1;
+            }
+        }
+        if (d)
+            closedir(d);
+    }
+    for (size_t i = 1; i < n && i <= cap; i++)
+        out[i - 1] = set[i];
+    return n - 1;
+}
+
+/* Every process below us, zombies included. */
+static size_t descendants(void) {
+    return processes_below(getpid(), 1, NULL, 0);
+}
+
+/* The live children of parent, named name when it is not NULL. */
+static size_t children_of(pid_t parent, const char *name, pid_t *out, size_t cap) {
+    size_t n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < cap) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        pid_t ppid;
+        char state, comm[32];
+        if (!*end && pid > 0 && proc_stat((pid_t)pid, &ppid, &state, comm) && ppid == parent &&
+            state != 'Z' && state != 'X' && (!name || strcmp(comm, name) == 0))
+            out[n++] = (pid_t)pid;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Files a driver's pools left in /dev/shm: reel-pool-<pid>-*. */
+static int pool_segments_of(pid_t driver) {
+    char prefix[64];
+    int n = 0, len = snprintf(prefix, sizeof prefix, "reel-pool-%d-", (int)driver);
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += strncmp(e->d_name, prefix, (size_t)len) == 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* ---- the killer -------------------------------------------------------------------- */
+
+/* A process, not a thread: the run forks its zygote from this thread, which
+ * must be the only one. It finds the run's workers as the children of our
+ * child named reel-zygote, and kills one at random every 100 to 300 ms until
+ * a byte arrives on stop; then it writes how many it killed on report. */
+typedef struct killer {
+    th_chan stop, report;
+    pid_t pid;
+} killer;
+
+static int killer_main(void *arg) {
+    killer *k = arg;
+    close(k->stop.fd[1]);
+    close(k->report.fd[0]);
+    pid_t driver = getppid();
+    uint64_t rng = th_realtime_ns() ^ (uint64_t)getpid() << 32;
+    uint32_t kills = 0;
+    for (;;) {
+        struct pollfd pfd = {.fd = k->stop.fd[0], .events = POLLIN};
+        int r = poll(&pfd, 1, 100 + (int)(th_rand64(&rng) % 201));
+        if (r > 0 || (r < 0 && errno != EINTR))
+            break; /* told to stop, or the test is gone */
+        if (r < 0)
+            continue;
+        pid_t zygote, workers[256];
+        if (children_of(driver, "reel-zygote", &zygote, 1) == 0)
+            continue;
+        size_t n = children_of(zygote, NULL, workers, 256);
+        if (n == 0)
+            continue;
+        pid_t victim = workers[th_rand64(&rng) % n];
+        /* Through a pidfd, checked again after it is open: never a recycled pid. */
+        int pidfd = (int)syscall(SYS_pidfd_open, victim, 0);
+        if (pidfd < 0)
+            continue;
+        pid_t ppid;
+        char state, name[32];
+        if (proc_stat(victim, &ppid, &state, name) && ppid == zygote && state != 'Z' &&
+            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
+            kills++;
+        close(pidfd);
+    }
+    ssize_t w = write(k->report.fd[1], &kills, sizeof kills);
+    return w == (ssize_t)sizeof kills ? 0 : 1;
+}
+
+static void killer_start(killer *k) {
+    th_chan_open(&k->stop);
+    th_chan_open(&k->report);
+    k->pid = th_fork(killer_main, k);
+    close(k->stop.fd[0]);
+    close(k->report.fd[1]);
+    k->stop.fd[0] = k->report.fd[1] = -1;
+}
+
+static uint32_t killer_stop(killer *k) {
+    TH_OK(th_chan_send(&k->stop, 's'));
+    uint32_t kills = 0;
+    struct pollfd pfd = {.fd = k->report.fd[0], .events = POLLIN};
+    cr_assert_eq(poll(&pfd, 1, 10000), 1, "the killer does not answer");
+    cr_assert_eq(read(k->report.fd[0], &kills, sizeof kills), (ssize_t)sizeof kills);
+    cr_assert_eq(th_wait(k->pid, 10000), 0, "the killer failed");
+    close(k->stop.fd[1]);
+    close(k->report.fd[0]);
+    return kills;
+}
+
+/* ---- what comes out -------------------------------------------------------------------- */
+
+typedef struct tally {
+    uint8_t *seen; /* per input: outputs seen */
+    reel_id *ids;  /* per input: its output's ID */
+    unsigned outputs, bad, dup;
+    char first_bad[160];
+} tally;
+
+static void check_output(void *arg, const reel_task_result *r) {
+    tally *t = arg;
+    for (uint32_t k = 0; k < r->n_outputs; k++) {
+        reel_view v;
+        int rc = reel_obj_get(store, &r->outputs[k], 1, 0, &v);
+        if (rc) {
+            if (!t->bad++)
+                snprintf(t->first_bad, sizeof t->first_bad, "an output cannot be read: %s",
+                         reel_strerror(rc));
+            continue;
+        }
+        long idx = item_index(v.data, v.size);
+        int ok = idx >= 0 && (unsigned long)idx < INPUTS && v.size == ITEM_LEN + 4 &&
+                 memcmp((const char *)v.data + ITEM_LEN, letters, 4) == 0;
+        if (!ok) {
+            if (!t->bad++)
+                snprintf(t->first_bad, sizeof t->first_bad, "output reads \"%.*s\"",
+                         (int)(v.size < 64 ? v.size : 64), (const char *)v.data);
+        } else if (t->seen[idx]++) {
+            t->dup++;
+        } else {
+            t->ids[idx] = r->outputs[k];
+        }
+        t->outputs++;
+        reel_obj_release(store, &r->outputs[k]);
+        if (!(r->forwarded & 1u << k))
+            reel_obj_delete(store, &r->outputs[k]);
+    }
+}
+
+static int cmp_id(const void *a, const void *b) {
+    return memcmp(a, b, sizeof(reel_id));
+}
+
+/* The index of a pipeline input, or -1. */
+static long input_index(const reel_id *inputs, unsigned n, const reel_id *id) {
+    for (unsigned i = 0; i < n; i++)
+        if (reel_id_equal(&inputs[i], id))
+            return i;
+    return -1;
+}
+
+/* ---- workers killed at random ---------------------------------------------------------- */
+
+Test(chaos, workers_killed_at_random_lose_and_duplicate_nothing) {
+    reel_id *in = put_inputs(INPUTS);
+    reel_store_stats baseline = th_stats(store);
+    reel_pipeline *p = chaos_pipeline();
+    reel_executor_config c = chaos_config();
+    tally t = {.seen = calloc(INPUTS, 1), .ids = calloc(INPUTS, sizeof(reel_id))};
+    cr_assert(t.seen && t.ids);
+    char status_name[64];
+    snprintf(status_name, sizeof status_name, "chaos-%d", (int)getpid());
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = INPUTS,
+                           .on_output = check_output,
+                           .arg = &t,
+                           .status_name = status_name,
+                           .flags = REEL_RUN_QUIET};
+    killer k;
+    killer_start(&k);
+    reel_run_result res;
+    int rc = reel_pipeline_run(p, &ro, &res);
+    uint32_t kills = killer_stop(&k);
+    reel_pipeline_free(p);
+    cr_assert_eq(rc, 0, "the run stopped: %s", res.error);
+
+    /* Every input once: an output with the right bytes, or a recorded failure. */
+    cr_assert_eq(t.bad, 0, "%u bad outputs; the first: %s", t.bad, t.first_bad);
+    cr_assert_eq(t.dup, 0, "%u outputs came twice", t.dup);
+    cr_assert_eq(res.inputs, INPUTS);
+    cr_assert_eq(res.outputs, t.outputs);
+    cr_assert_eq(res.n_failures, res.failed, "every failure is recorded");
+    unsigned failed_items = 0, deliberate = 0;
+    for (size_t f = 0; f < res.n_failures; f++) {
+        const reel_failure *fl = &res.failures[f];
+        /* A batch of stage a fails as a whole; later stages take one item a task. */
+        uint32_t n = fl->stage == 0 ? fl->n_inputs : 1;
+        for (uint32_t j = 0; j < n; j++) {
+            long idx = input_index(in, INPUTS, fl->stage == 0 ? &fl->inputs[j] : &fl->origin);
+            cr_assert_geq(idx, 0, "failure %zu (stage %u: %s) names no input", f, fl->stage,
+                          fl->error);
+            cr_assert_eq(t.seen[idx], 0, "input %ld came out and failed too", idx);
+            t.seen[idx] = 2; /* failed: may not come twice either */
+            failed_items++;
+        }
+        if (fl->stage == 2 && strstr(fl->error, "c: refuses item"))
+            deliberate++;
+    }
+    unsigned missing = 0, first_missing = 0;
+    for (unsigned i = 0; i < INPUTS; i++)
+        if (!t.seen[i] && missing++ == 0)
+            first_missing = i;
+    cr_assert_eq(missing, 0, "%u inputs neither came out nor failed (the first: %u)", missing,
+                 first_missing);
+    cr_assert_eq(t.outputs + failed_items, INPUTS);
+    /* Every refused item failed; at stage c unless kills failed it before. */
+    cr_assert_leq(deliberate, INPUTS / BAD_EVERY);
+    for (unsigned i = BAD_REMAINDER; i < INPUTS; i += BAD_EVERY)
+        cr_assert_eq(t.seen[i], 2, "item %u was refused, yet came out", i);
+    /* No two outputs share an ID. */
+    reel_id *sorted = malloc(t.outputs * sizeof *sorted);
+    cr_assert_not_null(sorted);
+    unsigned m = 0;
+    for (unsigned i = 0; i < INPUTS; i++)
+        if (t.seen[i] == 1)
+            sorted[m++] = t.ids[i];
+    qsort(sorted, m, sizeof *sorted, cmp_id);
+    for (unsigned i = 1; i < m; i++)
+        cr_assert(!reel_id_equal(&sorted[i - 1], &sorted[i]), "two outputs share an ID");
+    free(sorted);
+
+    /* Back to the baseline: the inputs, nothing else, no dead client, no file. */
+    reel_store_stats after = th_stats(store);
+    th_expect_same_usage(&baseline, &after, "after the run");
+    cr_assert_eq(after.clients_dead, 0, "%u dead clients not reclaimed", after.clients_dead);
+    cr_assert_eq(after.clients_alive, 1, "%u clients attached", after.clients_alive);
+    cr_assert_eq(pool_segments_of(getpid()), 0, "pool segments left in /dev/shm");
+    char status_path[128];
+    snprintf(status_path, sizeof status_path, "/dev/shm/reel-status-%s", status_name);
+    cr_assert_neq(access(status_path, F_OK), 0, "%s left behind", status_path);
+    cr_assert_eq(descendants(), 0, "processes outlived the run");
+
+    uint64_t restarts = 0, retries = 0, tasks = 0;
+    for (uint32_t s = 0; s < res.final.n_stages; s++) {
+        restarts += res.final.stage[s].restarts;
+        retries += res.final.stage[s].retries;
+        tasks += res.final.stage[s].tasks_done + res.final.stage[s].tasks_failed;
+    }
+    fprintf(stderr,
+            "chaos: %u inputs, %llu tasks in %.1f s: %u outputs, %u items failed (%u refused on "
+            "purpose), 0 lost, 0 duplicated, 0 bytes left; %u kills, %llu workers restarted, "
+            "%llu tasks retried, %llu kills inside the store's lock\n",
+            INPUTS, (unsigned long long)tasks, res.wall_s, t.outputs, failed_items, deliberate,
+            kills, (unsigned long long)restarts, (unsigned long long)retries,
+            (unsigned long long)(after.recoveries - baseline.recoveries));
+    cr_assert_geq(kills, MIN_KILLS, "only %u kills in %.1f s", kills, res.wall_s);
+    cr_assert_geq(restarts, MIN_KILLS, "%u kills, only %llu restarts", kills,
+                  (unsigned long long)restarts);
+
+    reel_run_result_free(&res);
+    for (unsigned i = 0; i < INPUTS; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+    reel_store_stats empty = th_stats(store);
+    cr_assert_eq(empty.objects, 0);
+    cr_assert_eq(empty.used, 0);
+    free(in);
+    free(t.seen);
+    free(t.ids);
+}
+
+/* ---- the driver killed ------------------------------------------------------------------ */
+
+#define DRIVER_INPUTS 2000u
+
+typedef struct driver_args {
+    const reel_id *inputs;
+} driver_args;
+
+/* In the child: runs the pipeline, which outlasts the test's patience. */
+static int driver_main(void *arg) {
+    driver_args *d = arg;
+    reel_pipeline *p = chaos_pipeline();
+    reel_executor_config c = chaos_config();
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = d->inputs,
+                           .n_inputs = DRIVER_INPUTS,
+                           .flags = REEL_RUN_QUIET};
+    int rc = reel_pipeline_run(p, &ro, NULL);
+    return rc == 0 ? 3 : 4; /* it should never end by itself */
+}
+
+Test(chaos, a_killed_driver_takes_its_workers_and_a_reclaim_cleans_the_store) {
+    /* Orphans come to us, so that we can see each of them end and reap it. */
+    TH_OK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : -errno);
+    reel_id *in = put_inputs(DRIVER_INPUTS);
+    reel_store_stats baseline = th_stats(store);
+    static driver_args d;
+    d.inputs = in;
+    pid_t driver = th_fork(driver_main, &d);
+
+    /* Wait for its zygote and eight workers, then let it run a second. */
+    pid_t below[256];
+    size_t n = 0;
+    for (int i = 0; i < 1000 && (n = processes_below(driver, 0, below, 256)) < 9; i++)
+        th_sleep_ms(10);
+    cr_assert_geq(n, 9, "the driver started %zu processes", n);
+    th_sleep_ms(1000);
+    reel_store_stats mid = th_stats(store);
+    cr_assert_gt(mid.objects, baseline.objects, "the run made nothing in a second");
+    n = processes_below(driver, 0, below, 256);
+    cr_assert_leq(n, 256);
+    cr_assert_eq(th_kill_wait(driver, SIGKILL), 128 + SIGKILL);
+
+    /* Each of them ends by SIGKILL (PR_SET_PDEATHSIG) within moments. */
+    for (size_t i = 0; i < n; i++) {
+        int status = 0, ended = 0;
+        for (int tries = 0; tries < 5000 && !ended; tries++) {
+            pid_t r = waitpid(below[i], &status, WNOHANG);
+            if (r == below[i] || (r < 0 && errno == ECHILD))
+                ended = 1 + (r == below[i]);
+            else
+                th_sleep_ms(1);
+        }
+        cr_assert(ended, "process %d outlived its driver by 5 s", (int)below[i]);
+        if (ended == 2)
+            cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                      "process %d ended with status 0x%x", (int)below[i], status);
+    }
+    cr_assert_eq(descendants(), 0, "processes outlived the driver");
+
+    /* It left its status segment, for reel-inspect pipeline to show. */
+    char status_path[128];
+    snprintf(status_path, sizeof status_path, "/dev/shm/reel-status-chaos-%d", (int)driver);
+    cr_assert_eq(access(status_path, F_OK), 0, "the killed driver left no %s", status_path);
+
+    /* The dead held client slots, references and half-written objects -
+     * unless one of them died inside the store's lock: then the next to take
+     * it (this stats call) rebuilt the store, and dropped them already. */
+    reel_store_stats dead = th_stats(store);
+    cr_assert(dead.clients_dead > 0 || dead.recoveries > baseline.recoveries,
+              "no dead client to reclaim, and no recovery");
+    th_result r = th_run_inspect(NULL, (const char *[]){"--reclaim", "--json", store_path, NULL});
+    cr_assert_eq(r.code, 0, "reel-inspect --reclaim: %s", r.err);
+    char want[64];
+    snprintf(want, sizeof want, "\"reclaimed\":%u,", dead.clients_dead);
+    cr_assert(strstr(r.out, want), "expected %s in %s", want, r.out);
+    cr_assert(strstr(r.out, "\"clients_dead\":0,"), "%s", r.out);
+    th_result_free(&r);
+    reel_store_stats after = th_stats(store);
+    cr_assert_eq(after.clients_dead, 0);
+    cr_assert_eq(after.clients_alive, 1, "%u clients attached", after.clients_alive);
+    cr_assert_eq(after.objects_unsealed, 0, "%u half-written objects", after.objects_unsealed);
+    cr_assert_eq(after.objects_referenced, 0, "%u objects still referenced",
+                 after.objects_referenced);
+    /* The next run: the dead driver's pool and status segments go. */
+    reel_pipeline *p = chaos_pipeline();
+    reel_executor_config c = chaos_config();
+    reel_id one = th_id_n(0x0e1, 1);
+    TH_OK(reel_obj_put(store, &one, "item-00001", ITEM_LEN, NULL, 0, 0, 0));
+    reel_run_options ro = {
+        .store = store_path, .config = &c, .inputs = &one, .n_inputs = 1, .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert_eq(res.outputs, 1);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    TH_OK(reel_obj_delete(store, &one));
+    cr_assert_eq(pool_segments_of(driver), 0, "the dead driver's pool segments are still there");
+    cr_assert_neq(access(status_path, F_OK), 0, "%s is still there", status_path);
+    cr_assert_eq(descendants(), 0);
+
+    /* What is left beyond the inputs is the dead run's sealed objects - its
+     * intermediates, and outputs it had not handed over yet - and only them:
+     * nothing names them any more, so nothing deletes them (docs/RELIABILITY.md,
+     * "A killed driver"). There are no more of them than the queues between
+     * the stages hold. */
+    reel_store_stats next = th_stats(store);
+    cr_assert_eq(next.objects_unsealed + next.objects_referenced + next.objects_deleting, 0);
+    uint32_t left = next.objects - baseline.objects;
+    cr_assert_leq(left, 4 * (REEL_PIPELINE_QUEUE_MIN + 16), "%u objects left", left);
+    reel_obj_info *objs = calloc(next.objects, sizeof *objs);
+    cr_assert_not_null(objs);
+    size_t count = 0, gone = 0;
+    TH_OK(reel_store_objects(store, objs, next.objects, &count));
+    cr_assert_eq(count, next.objects);
+    for (size_t i = 0; i < count; i++) {
+        if (input_index(in, DRIVER_INPUTS, &objs[i].id) >= 0)
+            continue;
+        reel_view v;
+        TH_OK(reel_obj_get(store, &objs[i].id, 1, 0, &v));
+        long idx = item_index(v.data, v.size);
+        size_t stages = v.size - ITEM_LEN;
+        cr_assert(idx >= 0 && idx < DRIVER_INPUTS && stages >= 1 && stages <= 4 &&
+                      memcmp((const char *)v.data + ITEM_LEN, letters, stages) == 0,
+                  "a leftover is not the dead run's: \"%.*s\"", (int)v.size, (const char *)v.data);
+        TH_OK(reel_obj_release(store, &objs[i].id));
+        TH_OK(reel_obj_delete(store, &objs[i].id));
+        gone++;
+    }
+    free(objs);
+    cr_assert_eq(gone, left);
+    fprintf(stderr,
+            "chaos: driver killed with %zu processes below it: all gone; reel-inspect --reclaim "
+            "freed %u dead clients (%llu lock recoveries before); %u sealed objects of the dead "
+            "run (%llu bytes) left for nobody\n",
+            n, dead.clients_dead, (unsigned long long)(dead.recoveries - baseline.recoveries), left,
+            (unsigned long long)(next.used - baseline.used));
+    /* Without them, the store is what the test put there, to the byte. */
+    reel_store_stats clean = th_stats(store);
+    th_expect_same_usage(&baseline, &clean, "after a reclaim, the next run and the leftovers");
+
+    for (unsigned i = 0; i < DRIVER_INPUTS; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+    free(in);
+}
