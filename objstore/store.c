@@ -85,14 +85,17 @@ static uint64_t deadline_from(int timeout_ms) {
  * deaths. A lock word naming a thread that never held it (a corrupt or
  * hostile segment) would block forever instead: when the named owner does not
  * exist, mark the word the way the kernel would, so the next lock attempt
- * returns EOWNERDEAD and rebuilds. glibc keeps the owner's TID in __lock. */
+ * returns EOWNERDEAD and rebuilds. glibc keeps the owner's TID in __lock.
+ * A word with waiters and no owner is one too: glibc never leaves it (an
+ * unlock stores 0, a waiter sets the bit only beside an owner's TID), and no
+ * unlock will ever wake its waiters. */
 static void lock_check_owner(reel_store *s) {
     int *word = &s->hdr->lock.__data.__lock;
     int v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
     pid_t tid = v & FUTEX_TID_MASK;
-    if (tid == 0 || (v & FUTEX_OWNER_DIED))
+    if ((v & FUTEX_OWNER_DIED) || (tid == 0 && !(v & FUTEX_WAITERS)))
         return;
-    if (kill(tid, 0) != 0 && errno == ESRCH) {
+    if (tid == 0 || (kill(tid, 0) != 0 && errno == ESRCH)) {
         int dead = (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
         __atomic_compare_exchange_n(word, &v, dead, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     }

@@ -16,6 +16,9 @@ LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
 # death the runtime would survive, still fails the run. Criterion starts under
 # TSan only with tests/tsan_criterion.c, linked in by REEL_TSAN; see
 # docs/RELIABILITY.md for what TSan checks and what it cannot.
+# The fuzz targets, briefly: every regression input, then 20,000 executions
+# each (scripts/fuzz.sh; it installs clang where it is missing).
+bash scripts/fuzz.sh --ci
 REEL_BUILD_DIR=build-tsan bash scripts/build.sh -DREEL_WERROR=ON -DREEL_TSAN=ON
 rm -rf build-tsan/tsan-reports && mkdir -p build-tsan/tsan-reports
 tsan_rc=0
