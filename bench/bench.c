@@ -2,6 +2,7 @@
  * bench.c - reel-bench: runs benchmark sections and prints their reports.
  *
  *   reel-bench SECTION [--iterations N] [--sizes LIST] [--json] [--quick] [--spill]
+ *                      [--interval S] [--burn sleep|yield|spin]
  *
  * A section is one line in the table below; "all" runs every section.
  */
@@ -23,6 +24,12 @@ static const bench_section sections[] = {
     {"store", "object store: put/get throughput and latency, cross-process hand-off",
      bench_store_run},
     {"actors", "actor runtime: task round trip, pipelined throughput, idle CPU", bench_actors_run},
+    {"pipeline",
+     "pipeline executor: no-op stages end to end, autoscaler against static allocations",
+     bench_pipeline_run},
+    {"curate",
+     "the video-curation pipeline on the samples beside ffmpeg decoding and encoding them",
+     bench_curate_run},
 };
 
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -33,17 +40,22 @@ static void usage(FILE *out) {
     for (size_t i = 0; i < NSECTIONS; i++)
         fprintf(out, "  %-10s %s\n", sections[i].name, sections[i].summary);
     fprintf(out, "  %-10s every section above, in order\n\n", "all");
-    fprintf(out, "options:\n"
-                 "  --iterations N  timed operations per measurement (default: per measurement,\n"
-                 "                  scaled to the object size)\n"
-                 "  --sizes LIST    object sizes, comma-separated, binary units: 64,4K,1M,64M\n"
-                 "  --json          print the report as JSON instead of a table\n"
-                 "  --quick         a short run (fewer sizes and iterations)\n"
-                 "  --spill         store: spill and restore throughput beside write() and read()\n"
-                 "                  of the same bytes to the same disk (instead of the rest)\n"
-                 "  --help          this text\n\n"
-                 "Every figure is measured in this run; targets are reported, never enforced.\n"
-                 "See bench/README.md for what each figure means.\n");
+    fprintf(out,
+            "options:\n"
+            "  --iterations N  timed operations per measurement (default: per measurement,\n"
+            "                  scaled to the object size)\n"
+            "  --sizes LIST    object sizes, comma-separated, binary units: 64,4K,1M,64M\n"
+            "  --json          print the report as JSON instead of a table\n"
+            "  --quick         a short run (fewer sizes and iterations)\n"
+            "  --spill         store: spill and restore throughput beside write() and read()\n"
+            "                  of the same bytes to the same disk (instead of the rest)\n"
+            "  --interval S    pipeline: the autoscaler's interval in seconds (default 1;\n"
+            "                  0.1 to 60); the autoscaled run lasts 25 intervals (--quick: 10)\n"
+            "  --burn MODE     pipeline: how the imbalanced stages spend a task's cost of\n"
+            "                  wall-clock time: sleep (default), yield (spin, yielding), spin\n"
+            "  --help          this text\n\n"
+            "Every figure is measured in this run; targets are reported, never enforced.\n"
+            "See bench/README.md for what each figure means.\n");
 }
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -83,6 +95,15 @@ static void parse_sizes(const char *list, bench_options *opts) {
         die_usage("--sizes: '%s' names no size", list);
     qsort(opts->sizes, opts->nsizes, sizeof(opts->sizes[0]), cmp_size);
     free(copy);
+}
+
+static double parse_interval(const char *text) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= 0.1 && v <= 60))
+        die_usage("--interval: '%s' is not a number of seconds from 0.1 to 60", text);
+    return v;
 }
 
 static uint64_t parse_count(const char *text) {
@@ -130,6 +151,17 @@ int main(int argc, char **argv) {
             opts.iterations = parse_count(v);
         } else if ((v = option_value(argc, argv, &i, "--sizes"))) {
             parse_sizes(v, &opts);
+        } else if ((v = option_value(argc, argv, &i, "--interval"))) {
+            opts.interval_s = parse_interval(v);
+        } else if ((v = option_value(argc, argv, &i, "--burn"))) {
+            if (strcmp(v, "sleep") == 0)
+                opts.burn = BENCH_BURN_SLEEP;
+            else if (strcmp(v, "yield") == 0)
+                opts.burn = BENCH_BURN_YIELD;
+            else if (strcmp(v, "spin") == 0)
+                opts.burn = BENCH_BURN_SPIN;
+            else
+                die_usage("--burn: '%s' is not sleep, yield or spin", v);
         } else if (a[0] == '-') {
             die_usage("unknown option '%s'", a);
         } else if (section) {

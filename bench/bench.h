@@ -29,7 +29,16 @@ typedef struct bench_options {
     int quick;                       /* smaller defaults: the whole run well under a minute */
     int progress;                    /* print what runs now to stderr */
     int spill;                       /* store: also measure spilling (--spill) */
+    double interval_s;               /* pipeline: autoscale_interval_s (--interval; 0: 1 s) */
+    int burn;                        /* pipeline: how a task spends its cost (enum bench_burn) */
 } bench_options;
+
+/* How the pipeline section's imbalanced stages spend a task's wall-clock cost. */
+enum bench_burn {
+    BENCH_BURN_SLEEP = 0, /* asleep until it has passed */
+    BENCH_BURN_YIELD = 1, /* spinning on the clock, sched_yield() at every look */
+    BENCH_BURN_SPIN = 2,  /* spinning on the clock */
+};
 
 /* ---- Report ------------------------------------------------------------- */
 
@@ -220,6 +229,8 @@ void bench_format_size(uint64_t bytes, char *buf, size_t cap);
  * with bench_report_error() and returns a negative code. */
 int bench_store_run(const bench_options *opts, bench_report *report);
 int bench_actors_run(const bench_options *opts, bench_report *report);
+int bench_pipeline_run(const bench_options *opts, bench_report *report);
+int bench_curate_run(const bench_options *opts, bench_report *report);
 /* The store section's --spill part (bench_spill.c). */
 int bench_spill_run(const bench_options *opts, bench_report *report);
 
