@@ -409,7 +409,10 @@ static int valid_name(const char *name) {
 /* Pool segments are named for their driver's pid; a driver killed outright
  * leaves its segments behind, and the next runtime to start removes them. */
 static void remove_stale_pool_segments(void) {
-    DIR *d = opendir("/dev/shm");
+    char dir[64];
+    if (reel__private_dir(dir, sizeof dir) != 0)
+        return;
+    DIR *d = opendir(dir);
     if (!d)
         return;
     struct dirent *e;
@@ -419,8 +422,8 @@ static void remove_stale_pool_segments(void) {
             continue;
         if (kill(pid, 0) == 0 || errno != ESRCH)
             continue;
-        char path[300];
-        snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+        char path[384];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         unlink(path);
     }
     closedir(d);
@@ -1063,7 +1066,11 @@ static int create_segment(reel_pool *p) {
     uint32_t salt;
     reel_id_random((reel_id *)&p->base);
     memcpy(&salt, p->base.bytes, sizeof salt);
-    snprintf(p->path, sizeof p->path, "/dev/shm/reel-pool-%d-%u-%08x", (int)getpid(), p->id, salt);
+    char dir[64];
+    int drc = reel__private_dir(dir, sizeof dir);
+    if (drc)
+        return drc;
+    snprintf(p->path, sizeof p->path, "%s/reel-pool-%d-%u-%08x", dir, (int)getpid(), p->id, salt);
     int fd = open(p->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;

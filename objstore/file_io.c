@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -226,4 +227,21 @@ REEL_API int reel_obj_put_file(reel_store *s, const reel_id *id, const char *pat
     if (rc == 0 && size_out)
         *size_out = length;
     return rc;
+}
+
+REEL_INTERNAL int reel__private_dir(char *buf, size_t cap) {
+    uid_t uid = geteuid();
+    if ((size_t)snprintf(buf, cap, "/dev/shm/reel-%u", (unsigned)uid) >= cap)
+        return -ENAMETOOLONG;
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return reel__fail(-errno, "cannot make %s: %s", buf, strerror(errno));
+    struct stat st;
+    if (lstat(buf, &st) != 0)
+        return reel__fail(-errno, "cannot check %s: %s", buf, strerror(errno));
+    if (!S_ISDIR(st.st_mode) || st.st_uid != uid || (st.st_mode & 077) != 0)
+        return reel__fail(-EACCES,
+                          "%s is not a private directory of this user (owner %u, mode %03o): "
+                          "remove it, or ask who made it",
+                          buf, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
+    return 0;
 }

@@ -82,7 +82,8 @@ static void usage(FILE *f) {
           "With \"pipeline\" first, it shows instead the live figures of a running pipeline,\n"
           "stage by stage (" PROG " pipeline --help says more).\n"
           "\n"
-          "  STORE               a store name (\"frames\" is /dev/shm/frames) or a file path;\n"
+          "  STORE               a store name (\"frames\" is /dev/shm/reel-<uid>/frames) or a file "
+          "path;\n"
           "                      a store named \"pipeline\" is given by its path\n"
           "\n"
           "options:\n"
@@ -766,7 +767,7 @@ int main(int argc, char **argv) {
      * there is a handle to ask. */
     const char *path = o.store;
     if (!strchr(o.store, '/')) {
-        snprintf(shm_path, sizeof(shm_path), "/dev/shm/%s", o.store);
+        snprintf(shm_path, sizeof(shm_path), "/dev/shm/reel-%u/%s", (unsigned)geteuid(), o.store);
         path = shm_path;
     }
 

@@ -954,15 +954,18 @@ void reel__rebuild(reel_store *s) {
 
 /* ---- stores ----------------------------------------------------------- */
 
-static char *resolve_path(const char *path) {
+/* A path as given, or a bare name's place in this user's private directory. */
+static int resolve_path(const char *path, char **out) {
+    *out = NULL;
     if (!path || !*path)
-        return NULL;
+        return -EINVAL;
     if (strchr(path, '/'))
-        return strdup(path);
-    char *p;
-    if (asprintf(&p, "/dev/shm/%s", path) < 0)
-        return NULL;
-    return p;
+        return (*out = strdup(path)) ? 0 : -ENOMEM;
+    char dir[64];
+    int rc = reel__private_dir(dir, sizeof dir);
+    if (rc)
+        return rc;
+    return asprintf(out, "%s/%s", dir, path) < 0 ? (*out = NULL, -ENOMEM) : 0;
 }
 
 static int claim_slot(reel_store *s) {
@@ -1012,13 +1015,13 @@ static int store_attach(const char *path, uint32_t flags, reel_store **out) {
         return -ENOMEM;
     s->slot = SEG_NIL;
     s->spin_ns = DEFAULT_SPIN_NS;
-    s->path = resolve_path(path);
-    if (!s->path) {
+    int rc = resolve_path(path, &s->path);
+    if (rc) {
         free(s);
-        return -EINVAL;
+        return rc;
     }
     int observer = (flags & REEL_OPEN_OBSERVER) != 0;
-    int rc = reel__segment_map(s, s->path, !observer);
+    rc = reel__segment_map(s, s->path, !observer);
     if (rc == 0) {
         s->scratch = malloc((size_t)s->lay.max_objects * sizeof *s->scratch);
         if (!s->scratch)
@@ -1062,9 +1065,10 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
                           o.max_refs_per_client ? o.max_refs_per_client : DEFAULT_MAX_REFS);
     if (rc)
         return reel__fail(rc, "store sizes out of range");
-    char *p = resolve_path(path);
-    if (!p)
-        return -EINVAL;
+    char *p;
+    rc = resolve_path(path, &p);
+    if (rc)
+        return rc;
     char dir[SEG_SPILL_DIR_MAX] = "";
     uint32_t high_water =
         o.high_water > 0 ? (uint32_t)(o.high_water * 1000 + 0.5) : SEG_HIGH_WATER_DEF;
@@ -1133,9 +1137,10 @@ static void remove_spill_files(const char *dir, uint64_t token) {
 }
 
 REEL_API int reel_store_destroy(const char *path) {
-    char *p = resolve_path(path);
-    if (!p)
-        return -EINVAL;
+    char *p;
+    int prc = resolve_path(path, &p);
+    if (prc)
+        return prc;
     /* The spill directory is named in the header: read it before the file goes. */
     char dir[SEG_SPILL_DIR_MAX] = "";
     uint64_t token = 0;

@@ -258,6 +258,17 @@ typedef struct reel__io_piece {
 int reel__io_pieces(int fd, const reel__io_piece *pieces, size_t n, int write);
 int reel__read_range(int fd, void *buf, uint64_t offset, uint64_t length);
 
+/* The directory where this user's stores (given by bare name), pool segments
+ * and status segments live: /dev/shm/reel-<euid>, mode 0700, made at first
+ * use. A directory there that is not this user's own, or that others may
+ * enter or write, is refused (-EACCES, with a sentence): nobody else can
+ * plant a file in it or attach to what is in it. Writes the path (no
+ * trailing slash) into buf. Returns 0 or a negative errno. */
+#ifndef REEL_INTERNAL
+#define REEL_INTERNAL __attribute__((visibility("default")))
+#endif
+REEL_INTERNAL int reel__private_dir(char *buf, size_t cap);
+
 void reel__spill_file_path(const reel_store *s, uint32_t file, uint32_t gen, char *out, size_t cap);
 
 /* ids.c */

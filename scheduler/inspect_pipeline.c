@@ -1,6 +1,6 @@
 /*
  * reel-inspect pipeline: shows the live figures that a running pipeline
- * publishes in /dev/shm/reel-status-<name> (see status.h), as a table or as
+ * publishes in /dev/shm/reel-<uid>/reel-status-<name> (see status.h), as a table or as
  * one JSON object per line. Part of the reel-inspect program, not of the
  * library; objstore/inspect.c hands it the arguments after "pipeline".
  *
@@ -46,7 +46,7 @@ static void usage(FILE *f) {
           "\n"
           "Shows the live figures of a running pipeline: what each stage has queued, in\n"
           "flight and done, its rate and how busy its workers are. The executor publishes\n"
-          "them in /dev/shm/" REEL_STATUS_PREFIX "NAME while the run lasts; this only reads them.\n"
+          "them in /dev/shm/reel-<uid>/" REEL_STATUS_PREFIX "NAME while the run lasts; this only reads them.\n"
           "\n"
           "  NAME                the run's status name (its status_name option; by default\n"
           "                      the pipeline's name and the driver's pid), or a file path.\n"
@@ -169,7 +169,7 @@ static int pick_one(char *out, size_t cap) {
         return 1;
     }
     if (r.live == 0) {
-        fprintf(stderr, PROG ": no pipeline is running (no live /dev/shm/" REEL_STATUS_PREFIX
+        fprintf(stderr, PROG ": no pipeline is running (no live /dev/shm/reel-<uid>/" REEL_STATUS_PREFIX
                              "* segment of this user's");
         if (r.stale)
             fprintf(stderr, "; %d left behind by a driver that died", r.stale);

@@ -37,9 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SHM_DIR      "/dev/shm/"
+/* Segments live in this user's private directory (reel__private_dir). */
 #define STATUS_WORDS (sizeof(reel_pipeline_status) / sizeof(uint64_t))
-#define PATH_CAP     (sizeof SHM_DIR + sizeof REEL_STATUS_PREFIX + REEL_STATUS_NAME_MAX)
+#define PATH_CAP     (64 + sizeof REEL_STATUS_PREFIX + REEL_STATUS_NAME_MAX)
 
 /* A reader gives up after this many copies that overlapped a write; the
  * writer rewrites a few kilobytes at most every few milliseconds, so two in a
@@ -187,18 +187,24 @@ REEL_INTERNAL int reel__status_create(const char *name, reel_status_writer **out
     if (!w)
         return -ENOMEM;
     w->seg = MAP_FAILED;
-    snprintf(w->path, sizeof w->path, SHM_DIR REEL_STATUS_PREFIX "%s", name);
+    char dir[64];
+    rc = reel__private_dir(dir, sizeof dir);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    snprintf(w->path, sizeof w->path, "%s/" REEL_STATUS_PREFIX "%s", dir, name);
 
     for (int i = 0; fd < 0 && i < 8; i++) {
         unsigned n = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
-        snprintf(tmp, sizeof tmp, SHM_DIR ".%s%s.%ld.%u", REEL_STATUS_PREFIX, name, (long)getpid(),
+        snprintf(tmp, sizeof tmp, "%s/.%s%s.%ld.%u", dir, REEL_STATUS_PREFIX, name, (long)getpid(),
                  n);
         fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno != EEXIST)
             break;
     }
     if (fd < 0) {
-        rc = reel__fail(-errno, "cannot create a file in " SHM_DIR " for %s", w->path);
+        rc = reel__fail(-errno, "cannot create a file in %s for %s", dir, w->path);
         free(w);
         return rc;
     }
@@ -360,7 +366,11 @@ REEL_INTERNAL int reel__status_read(const char *name, reel_pipeline_status *stat
     } else {
         if (!reel__status_name_ok(name))
             return bad_name(name);
-        snprintf(path, sizeof path, SHM_DIR REEL_STATUS_PREFIX "%s", name);
+        char dir[64];
+        int drc = reel__private_dir(dir, sizeof dir);
+        if (drc)
+            return drc;
+        snprintf(path, sizeof path, "%s/" REEL_STATUS_PREFIX "%s", dir, name);
     }
 
     /* O_NONBLOCK: a FIFO put there must not hang the reader. */
@@ -429,9 +439,13 @@ REEL_INTERNAL int reel__status_read(const char *name, reel_pipeline_status *stat
 
 REEL_INTERNAL int reel__status_list(int (*fn)(void *arg, const char *name), void *arg) {
     const size_t plen = strlen(REEL_STATUS_PREFIX);
-    DIR *d = opendir(SHM_DIR);
+    char dir[64];
+    int drc = reel__private_dir(dir, sizeof dir);
+    if (drc)
+        return drc;
+    DIR *d = opendir(dir);
     if (!d)
-        return reel__fail(-errno, "cannot list " SHM_DIR);
+        return reel__fail(-errno, "cannot list %s", dir);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -466,8 +480,10 @@ static int sweep_one(void *arg, const char *name) {
     (void)arg;
     pid_t pid = name_pid(name);
     if (pid > 0) {
-        char path[PATH_CAP];
-        snprintf(path, sizeof path, SHM_DIR REEL_STATUS_PREFIX "%s", name);
+        char dir[64], path[PATH_CAP];
+        if (reel__private_dir(dir, sizeof dir) != 0)
+            return 1;
+        snprintf(path, sizeof path, "%s/" REEL_STATUS_PREFIX "%s", dir, name);
         remove_if_stale(path, pid);
     }
     return 0;

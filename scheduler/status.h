@@ -2,7 +2,7 @@
  * status.h - a running pipeline's live figures in shared memory, for
  * `reel-inspect pipeline`. Internal to reel; never installed.
  *
- * The executor makes one segment per run, /dev/shm/reel-status-<name>, mode
+ * The executor makes one segment per run, /dev/shm/reel-<uid>/reel-status-<name>, mode
  * 0600, and rewrites it every time its figures change (at most every few
  * milliseconds); it removes it when the run ends. Readers are other
  * processes that trust nothing in it.
@@ -55,7 +55,7 @@ typedef struct status_segment {
 
 typedef struct reel_status_writer reel_status_writer;
 
-/* Creates /dev/shm/reel-status-<name> (name: 1..REEL_STATUS_NAME_MAX bytes
+/* Creates /dev/shm/reel-<uid>/reel-status-<name> (name: 1..REEL_STATUS_NAME_MAX bytes
  * of [A-Za-z0-9._-]), replacing a stale one whose driver is gone; -EEXIST if
  * a live process owns it. The segment starts as an empty status (no stages).
  * Errors: -EINVAL (a bad name), -EEXIST (a live driver's, or a file there
@@ -74,7 +74,7 @@ REEL_INTERNAL void reel__status_close(reel_status_writer *w);
  * (a bad name); reel_last_error() names the file and what is wrong. */
 REEL_INTERNAL int reel__status_read(const char *name, reel_pipeline_status *status, pid_t *pid);
 
-/* Calls fn for every /dev/shm/reel-status-* segment's name (the <name>
+/* Calls fn for every /dev/shm/reel-<uid>/reel-status-* segment's name (the <name>
  * part), stopping early if fn returns non-zero. Returns how many it saw, or
  * the negative errno of a failed opendir. Files whose <name> is not a valid
  * name are skipped; the segments themselves are not read. */

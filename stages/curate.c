@@ -405,7 +405,7 @@ int main(int argc, char **argv) {
     if (a.store)
         snprintf(store_path, sizeof store_path, "%s", a.store);
     else
-        snprintf(store_path, sizeof store_path, "/dev/shm/reel-curate-%d", (int)getpid());
+        snprintf(store_path, sizeof store_path, "reel-curate-%d", (int)getpid()); /* private dir */
     reel_store_options so = {.capacity = a.store_size, .max_objects = 65536};
     reel_store *store;
     rc = reel_store_create(store_path, &so, &store);

@@ -1,4 +1,5 @@
 #include "helpers.h"
+#include "store_internal.h" /* reel__private_dir */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -469,4 +470,11 @@ uint64_t th_realtime_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *th_private_dir(void) {
+    static char dir[64];
+    int rc = reel__private_dir(dir, sizeof dir);
+    cr_assert_eq(rc, 0, "reel__private_dir: %s", reel_last_error());
+    return dir;
 }

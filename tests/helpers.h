@@ -36,6 +36,10 @@ void th_fini(void);
 
 /* ---- store paths ---------------------------------------------------------- */
 
+/* This user's private directory, where bare store names, pool segments and
+ * status segments live (/dev/shm/reel-<uid>); asserts it can be made. */
+const char *th_private_dir(void);
+
 /* A fresh unique path (no file there yet), removed by th_fini(). The string
  * stays valid until th_fini(). */
 const char *th_store_path(void);

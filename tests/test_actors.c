@@ -561,7 +561,8 @@ ACTOR_TEST(workers_die_with_their_driver) {
     reel_runtime_options o = {.store = store_path, .actors = all_defs, .n_actors = 1};
     TH_OK(reel_runtime_start(&o, &next));
     TH_OK(reel_runtime_stop(next));
-    DIR *d = opendir("/dev/shm");
+    DIR *d = opendir(th_private_dir());
+    cr_assert_not_null(d);
     struct dirent *e;
     while ((e = readdir(d)))
         cr_assert(strncmp(e->d_name, seg_glob, strlen(seg_glob)) != 0,

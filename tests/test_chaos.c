@@ -240,11 +240,11 @@ static size_t children_of(pid_t parent, const char *name, pid_t *out, size_t cap
     return n;
 }
 
-/* Files a driver's pools left in /dev/shm: reel-pool-<pid>-*. */
+/* Files a driver's pools left in the private directory: reel-pool-<pid>-*. */
 static int pool_segments_of(pid_t driver) {
     char prefix[64];
     int n = 0, len = snprintf(prefix, sizeof prefix, "reel-pool-%d-", (int)driver);
-    DIR *d = opendir("/dev/shm");
+    DIR *d = opendir(th_private_dir());
     struct dirent *e;
     while (d && (e = readdir(d)))
         n += strncmp(e->d_name, prefix, (size_t)len) == 0;
@@ -449,9 +449,9 @@ Test(chaos, workers_killed_at_random_lose_and_duplicate_nothing) {
     th_expect_same_usage(&baseline, &after, "after the run");
     cr_assert_eq(after.clients_dead, 0, "%u dead clients not reclaimed", after.clients_dead);
     cr_assert_eq(after.clients_alive, 1, "%u clients attached", after.clients_alive);
-    cr_assert_eq(pool_segments_of(getpid()), 0, "pool segments left in /dev/shm");
-    char status_path[128];
-    snprintf(status_path, sizeof status_path, "/dev/shm/reel-status-%s", status_name);
+    cr_assert_eq(pool_segments_of(getpid()), 0, "pool segments left behind");
+    char status_path[256];
+    snprintf(status_path, sizeof status_path, "%s/reel-status-%s", th_private_dir(), status_name);
     cr_assert_neq(access(status_path, F_OK), 0, "%s left behind", status_path);
     cr_assert_eq(descendants(), 0, "processes outlived the run");
 
@@ -545,8 +545,9 @@ Test(chaos, a_killed_driver_takes_its_workers_and_a_reclaim_cleans_the_store) {
     cr_assert_eq(descendants(), 0, "processes outlived the driver");
 
     /* It left its status segment, for reel-inspect pipeline to show. */
-    char status_path[128];
-    snprintf(status_path, sizeof status_path, "/dev/shm/reel-status-chaos-%d", (int)driver);
+    char status_path[256];
+    snprintf(status_path, sizeof status_path, "%s/reel-status-chaos-%d", th_private_dir(),
+             (int)driver);
     cr_assert_eq(access(status_path, F_OK), 0, "the killed driver left no %s", status_path);
 
     /* The dead held client slots, references and half-written objects -

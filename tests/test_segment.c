@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <grp.h>
 #include <sys/stat.h>
 
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+#include "store_internal.h" /* reel__private_dir */
 
 TestSuite(segment, .init = th_init, .fini = th_fini, .timeout = 60);
 
@@ -297,7 +299,7 @@ Test(segment, file_mode_is_0600) {
     }
 }
 
-Test(segment, bare_name_goes_to_dev_shm) {
+Test(segment, bare_name_goes_to_the_private_dir) {
     struct stat st;
     if (stat("/dev/shm", &st) != 0)
         cr_skip_test("no /dev/shm");
@@ -307,7 +309,7 @@ Test(segment, bare_name_goes_to_dev_shm) {
     reel_store_options opts = {
         .capacity = 1 * MiB, .max_objects = 64, .flags = REEL_STORE_NO_PREFAULT};
     char want[512];
-    snprintf(want, sizeof want, "/dev/shm/%s", name);
+    snprintf(want, sizeof want, "%s/%s", th_private_dir(), name);
     TH_OK(reel_store_create(name, &opts, &s));
     cr_assert_eq(stat(want, &st), 0, "%s was not created", want);
     cr_assert_eq(st.st_mode & 07777, 0600);
@@ -410,4 +412,86 @@ Test(segment, last_error_never_null) {
     reel_store *s = NULL;
     (void)reel_store_open("/nonexistent-dir-for-reel/x", 0, &s);
     cr_assert_not_null(reel_last_error());
+}
+
+/* ---- access control -------------------------------------------------------------- */
+
+#define OTHER_UID 65534 /* nobody */
+
+typedef struct other_try {
+    const char *path;
+    int want;
+} other_try;
+
+/* In a child that has become another user: opening path gives want. */
+static int open_as_other(void *arg) {
+    const other_try *t = arg;
+    TH_CHILD_CHECK(setgroups(0, NULL) == 0 && setgid(OTHER_UID) == 0 && setuid(OTHER_UID) == 0,
+                   "cannot become uid %d: %s", OTHER_UID, strerror(errno));
+    reel_store *s = NULL;
+    TH_CHILD_RC(reel_store_open(t->path, 0, &s), t->want);
+    TH_CHILD_RC(reel_store_open(t->path, REEL_OPEN_OBSERVER, &s), t->want);
+    return 0;
+}
+
+/* As another user: the private directory must be its own and private. */
+static int private_dir_as_other(void *arg) {
+    (void)arg;
+    TH_CHILD_CHECK(setgroups(0, NULL) == 0 && setgid(OTHER_UID) == 0 && setuid(OTHER_UID) == 0,
+                   "cannot become uid %d: %s", OTHER_UID, strerror(errno));
+    char dir[64];
+    TH_CHILD_RC(reel__private_dir(dir, sizeof dir), -EACCES);
+    TH_CHILD_CHECK(strstr(reel_last_error(), "not a private directory"), "%s", reel_last_error());
+    reel_store *s = NULL;
+    TH_CHILD_RC(reel_store_create("planted", NULL, &s), -EACCES);
+    return 0;
+}
+
+Test(segment, the_private_dir_is_the_users_alone) {
+    struct stat st;
+    const char *dir = th_private_dir();
+    cr_assert_eq(lstat(dir, &st), 0);
+    cr_assert(S_ISDIR(st.st_mode));
+    cr_assert_eq(st.st_uid, geteuid());
+    cr_assert_eq(st.st_mode & 0777, 0700, "mode %03o", st.st_mode & 0777);
+}
+
+Test(segment, another_user_cannot_attach) {
+    if (geteuid() != 0)
+        cr_skip_test("needs root to act as another user");
+    const char *full = th_store_path();
+    const char *name = strrchr(full, '/') + 1;
+    reel_store *s = NULL;
+    reel_store_options opts = {
+        .capacity = 1 * MiB, .max_objects = 64, .flags = REEL_STORE_NO_PREFAULT};
+    TH_OK(reel_store_create(name, &opts, &s));
+    char in_private[512];
+    snprintf(in_private, sizeof in_private, "%s/%s", th_private_dir(), name);
+    /* In the private directory: not even reachable. Given by path in a shared
+     * directory: the file's own mode (0600) refuses. */
+    other_try a = {.path = in_private, .want = -EACCES};
+    cr_assert_eq(th_wait(th_fork(open_as_other, &a), 10000), 0);
+    reel_store *t = NULL;
+    TH_OK(reel_store_create(full, &opts, &t));
+    other_try b = {.path = full, .want = -EACCES};
+    cr_assert_eq(th_wait(th_fork(open_as_other, &b), 10000), 0);
+    TH_OK(reel_store_close(t));
+    TH_OK(reel_store_close(s));
+    TH_OK(reel_store_destroy(name));
+}
+
+Test(segment, a_private_dir_someone_else_made_is_refused) {
+    if (geteuid() != 0)
+        cr_skip_test("needs root to act as another user");
+    char planted[64];
+    snprintf(planted, sizeof planted, "/dev/shm/reel-%d", OTHER_UID);
+    struct stat st;
+    if (lstat(planted, &st) == 0)
+        cr_skip_test("%s exists already: not touching it", planted);
+    /* Made by root, open to all: the other user must refuse to use it. */
+    cr_assert_eq(mkdir(planted, 0777), 0);
+    cr_assert_eq(chmod(planted, 0777), 0);
+    int code = th_wait(th_fork(private_dir_as_other, NULL), 10000);
+    rmdir(planted);
+    cr_assert_eq(code, 0);
 }

@@ -59,13 +59,14 @@ static const char *ts_name(const char *tag) {
     cr_assert_eq(getrandom(&r, sizeof r, 0), (ssize_t)sizeof r);
     char *name = names[ts_npaths];
     snprintf(name, sizeof names[0], "reel-test-%s-%ld-%u-%08x", tag, (long)getpid(), counter++, r);
-    snprintf(ts_paths[ts_npaths++], sizeof ts_paths[0], "/dev/shm/" REEL_STATUS_PREFIX "%s", name);
+    snprintf(ts_paths[ts_npaths++], sizeof ts_paths[0], "%s/" REEL_STATUS_PREFIX "%s",
+             th_private_dir(), name);
     return name;
 }
 
 static const char *ts_path(const char *name) {
     static char path[300];
-    snprintf(path, sizeof path, "/dev/shm/" REEL_STATUS_PREFIX "%s", name);
+    snprintf(path, sizeof path, "%s/" REEL_STATUS_PREFIX "%s", th_private_dir(), name);
     return path;
 }
 
@@ -187,11 +188,11 @@ static pid_t ts_dead_pid(void) {
     return pid;
 }
 
-/* Whether any writer's private file for name is left in /dev/shm. */
+/* Whether any writer's private file for name is left in the private directory. */
 static bool ts_temp_left(const char *name) {
     char prefix[300];
     snprintf(prefix, sizeof prefix, "." REEL_STATUS_PREFIX "%s.", name);
-    DIR *d = opendir("/dev/shm");
+    DIR *d = opendir(th_private_dir());
     cr_assert_not_null(d);
     bool found = false;
     struct dirent *e;

@@ -1,8 +1,10 @@
 /*
  * reel/store.h - the shared-memory object store.
  *
- * A store is one file (by default under /dev/shm, mode 0600) that every
- * process of the same user maps. It holds immutable objects named by 16-byte
+ * A store is one file (mode 0600; a store given by bare name lives in
+ * /dev/shm/reel-<uid>, a directory only its user may enter) that every
+ * process of the same user maps. Another user can neither attach to it nor
+ * plant a file where it is looked for. It holds immutable objects named by 16-byte
  * IDs. The life of an object follows Ray's plasma store:
  *
  *   reel_obj_create()  -> a writable buffer, visible to nobody else
@@ -148,7 +150,9 @@ typedef struct reel_store_options {
 #define REEL_OPEN_GPU_PIN  0x2u /* reel_store_gpu_pin() after attaching, best effort */
 
 /* Creates a new store at path and attaches to it as a client.
- *   path: a name without '/' ("frames" -> /dev/shm/frames) or a file path.
+ *   path: a name without '/' ("frames" -> /dev/shm/reel-<uid>/frames, the
+ *         directory made mode 0700 and refused, -EACCES, if it is not the
+ *         user's own and private) or a file path.
  *   opts: sizes; NULL for all defaults.
  *   out:  the handle; close it with reel_store_close().
  * The file is created with mode 0600 and appears complete or not at all.

@@ -202,7 +202,7 @@ typedef struct reel_run_options {
      * alike; give the same one to two runs to make them name their outputs
      * alike (not at the same time in one store). */
     const reel_id *run_id;
-    /* Name of the shared-memory status segment (/dev/shm/reel-status-<name>)
+    /* Name of the shared-memory status segment (/dev/shm/reel-<uid>/reel-status-<name>)
      * read by `reel-inspect pipeline`; NULL: the pipeline's name and the pid.
      * A driver that dies without removing it leaves it for `reel-inspect
      * pipeline` to show; the next run of the same name replaces it, and the
