@@ -2,7 +2,7 @@
  * bench.c - reel-bench: runs benchmark sections and prints their reports.
  *
  *   reel-bench SECTION [--iterations N] [--sizes LIST] [--json] [--quick] [--spill]
- *                      [--interval S] [--burn sleep|yield|spin]
+ *                      [--interval S] [--burn sleep|yield|spin] [--plot DIR]
  *
  * A section is one line in the table below; "all" runs every section.
  */
@@ -53,6 +53,8 @@ static void usage(FILE *out) {
             "                  0.1 to 60); the autoscaled run lasts 25 intervals (--quick: 10)\n"
             "  --burn MODE     pipeline: how the imbalanced stages spend a task's cost of\n"
             "                  wall-clock time: sleep (default), yield (spin, yielding), spin\n"
+            "  --plot DIR      also draw charts (PNG, with gnuplot) of the sections run into\n"
+            "                  DIR, made if missing, beside the .dat and .gp files they come from\n"
             "  --help          this text\n\n"
             "Every figure is measured in this run; targets are reported, never enforced.\n"
             "See bench/README.md for what each figure means.\n");
@@ -134,7 +136,7 @@ static const char *option_value(int argc, char **argv, int *i, const char *name)
 int main(int argc, char **argv) {
     bench_options opts;
     memset(&opts, 0, sizeof(opts));
-    const char *section = NULL;
+    const char *section = NULL, *plot_dir = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -153,6 +155,8 @@ int main(int argc, char **argv) {
             parse_sizes(v, &opts);
         } else if ((v = option_value(argc, argv, &i, "--interval"))) {
             opts.interval_s = parse_interval(v);
+        } else if ((v = option_value(argc, argv, &i, "--plot"))) {
+            plot_dir = v;
         } else if ((v = option_value(argc, argv, &i, "--burn"))) {
             if (strcmp(v, "sleep") == 0)
                 opts.burn = BENCH_BURN_SLEEP;
@@ -187,6 +191,9 @@ int main(int argc, char **argv) {
             die_usage("unknown section '%s'", section);
     }
     opts.progress = isatty(STDERR_FILENO);
+    char why[512];
+    if (plot_dir && bench_plot_prepare(plot_dir, why, sizeof(why)) != 0)
+        die_usage("--plot: %s", why);
 
     bench_report reports[NSECTIONS];
     memset(reports, 0, sizeof(reports));
@@ -213,6 +220,14 @@ int main(int argc, char **argv) {
     }
     if (opts.json && status == 0)
         bench_report_print_json(stdout, reports, count);
+    if (plot_dir && count) {
+        int rendered = 0;
+        fflush(stdout);
+        int err = bench_plot(plot_dir, reports, count, &rendered, why, sizeof(why));
+        fprintf(stderr, "reel-bench: --plot: %s\n", why[0] ? why : strerror(-err));
+        if (err)
+            status = 1;
+    }
     for (size_t k = 0; k < NSECTIONS; k++)
         bench_report_free(&reports[k]);
     return status;

@@ -96,13 +96,33 @@ typedef struct bench_row {
     double target_miss; /* how many times off when missed (>= 1) */
 } bench_row;
 
+/* A measured curve a section keeps beside its rows for the plots (--plot),
+ * e.g. the autoscaler's trace: n points of ncols numbers each. Column 0 is
+ * the x axis; every other column is one line, in a panel of its own unit
+ * (columns of one unit share a panel, panels in the order their units first
+ * appear). */
+#define BENCH_SERIES_COLS 8
+
+typedef struct bench_series {
+    char name[32];                    /* file stem of its plot: "pipeline-autoscaler" */
+    char title[BENCH_NAME_MAX];       /* "autoscaler trace, interval 1 s" */
+    size_t ncols;                     /* 2..BENCH_SERIES_COLS */
+    char col[BENCH_SERIES_COLS][48];  /* each column's title: "t", "workers: cost-1" */
+    char unit[BENCH_SERIES_COLS][16]; /* each column's unit: "s", "workers", "items/s" */
+    int steps[BENCH_SERIES_COLS];     /* drawn as steps: the value holds until the next x */
+    double *v;                        /* point i, column k: v[i * ncols + k] */
+    size_t n, cap;
+} bench_series;
+
 typedef struct bench_report {
     const char *section;
     bench_row *rows;
     size_t n, cap;
     char notes[12][160]; /* one-line facts about the run (CPUs, pinning) */
     size_t nnotes;
-    char error[256]; /* why the section failed, when it returns an error */
+    char error[256];      /* why the section failed, when it returns an error */
+    bench_series *series; /* optional curves for the plots (bench_report_series) */
+    size_t nseries;
 } bench_report;
 
 /* A new zeroed row at the end of report, or NULL when out of memory. */
@@ -117,6 +137,16 @@ void bench_row_latency(bench_row *row, double p50_us, double p99_us, uint64_t sa
 void bench_row_baseline(bench_row *row, const char *name, double value);
 void bench_row_limit(bench_row *row, const char *name, double value);
 void bench_row_target(bench_row *row, int metric, int op, double threshold, const char *text);
+
+/* A new empty series at the end of report's, or NULL when out of memory or
+ * ncols is not 2..BENCH_SERIES_COLS. cols and units: ncols strings each
+ * (cut to fit); steps: ncols flags, or NULL for none. The report owns it
+ * (bench_report_free). */
+bench_series *bench_report_series(bench_report *report, const char *name, const char *title,
+                                  size_t ncols, const char *const *cols, const char *const *units,
+                                  const int *steps);
+/* Appends one point: ncols values. Returns 0 or -ENOMEM. */
+int bench_series_add(bench_series *series, const double *values);
 
 /* Computes ratios and target checks of every row. */
 void bench_report_finish(bench_report *report);
@@ -222,6 +252,34 @@ int bench_parse_size(const char *text, uint64_t *out);
 
 /* "64 B", "4 KiB", "1.5 MiB". */
 void bench_format_size(uint64_t bytes, char *buf, size_t cap);
+
+/* ---- Plots (plot.c) ------------------------------------------------------ */
+
+/* Makes dir (one level, mode 0777 & ~umask) unless it exists, and checks it
+ * is a directory this process can write to, before anything is measured.
+ *   why: out, what is wrong (cap bytes).
+ * Returns 0 or a negative errno. */
+int bench_plot_prepare(const char *dir, char *why, size_t cap);
+
+/* Writes the charts of reports[0..n) into dir: for each section with
+ * something to plot, SECTION-*.dat (the numbers) and SECTION.gp (a gnuplot
+ * script that reads them, run in dir), then runs gnuplot once on the scripts,
+ * which writes SECTION-*.png. What is plotted (bench/README.md, "Plots"):
+ *   store:    throughput against object size, GB/s and op/s (every rate row
+ *             whose figure names a size; Ray's rows and baselines beside them)
+ *   actors:   calls per second of every op/s row and of every round trip
+ *             (1 / mean), reel's spin and sleep beside Ray's
+ *   pipeline: every bench_series of the report (the autoscaler's trace)
+ * Sections with nothing to plot are skipped.
+ *   rendered: out, 1 when gnuplot ran and made every PNG; 0 when gnuplot is
+ *             not installed (the .dat and .gp files are written all the same).
+ *   msg:      out, one line: the PNGs made, how to install gnuplot, or what
+ *             failed (cap bytes).
+ * Returns 0 (rendered or not), or a negative errno: a file could not be
+ * written, gnuplot failed (-ECHILD) or left a PNG out (-EIO). Prints nothing
+ * itself; gnuplot's own messages go to stderr. */
+int bench_plot(const char *dir, const bench_report *reports, size_t n, int *rendered, char *msg,
+               size_t cap);
 
 /* ---- Sections ----------------------------------------------------------- */
 

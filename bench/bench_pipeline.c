@@ -733,6 +733,29 @@ static void add_rows(ctx *c) {
         r = bench_report_add(c->rep, group, fig, "items/s", BENCH_RATE, interval_rate(a, k));
         bench_row_limit(r, "best static", best->rate);
     }
+
+    /* the same trace in numbers, for --plot: workers after each round (held
+     * until the next), the items/s of the interval that ended there */
+    char wcol[IMB_STAGES][48], title[BENCH_NAME_MAX];
+    for (uint32_t s = 0; s < IMB_STAGES; s++)
+        snprintf(wcol[s], sizeof(wcol[s]), "workers: %s", imb_stages[s].name);
+    snprintf(fig, sizeof(fig), "best static (%s)", bw);
+    const char *cols[] = {"t", wcol[0], wcol[1], wcol[2], "autoscaled, interval", fig};
+    const char *units[] = {"s", "workers", "workers", "workers", "items/s", "items/s"};
+    const int steps[] = {0, 1, 1, 1, 0, 0};
+    snprintf(title, sizeof(title), "autoscaler trace, interval %g s, 1:4:2 ms stages",
+             c->interval_s);
+    bench_series *ser =
+        bench_report_series(c->rep, "pipeline-autoscaler", title, 6, cols, units, steps);
+    for (size_t k = 0; ser && k < a->ntrace; k++) {
+        const trace_pt *p = &a->trace[k];
+        double v[] = {(double)p->t_ns / 1e9, p->workers[0],       p->workers[1],
+                      p->workers[2],         interval_rate(a, k), best->rate};
+        if (bench_series_add(ser, v) != 0)
+            ser = NULL;
+    }
+    if (!ser)
+        bench_report_note(c->rep, "out of memory for the trace's plot series: no plot of it");
 }
 
 /* ---- The section ---------------------------------------------------------------- */

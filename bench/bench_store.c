@@ -22,6 +22,7 @@
 #include <reel/store.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -44,6 +45,7 @@
 #define TARGET_HANDOFF_P50_US 2.0
 
 #define PUT_BATCH_BYTES (256u * 1024) /* see copy_put_run() */
+#define TOUCH_RUNS      3             /* fresh shared memory: best of this many */
 #define SAMPLES_MAX     2000000u      /* per-op samples kept by one latency pass */
 #define WAIT_MS         10000         /* longest any side waits for the other */
 #define SPIN_FOREVER    10000000000ull
@@ -127,11 +129,14 @@ static void progress(const ctx *c, const char *what, uint64_t size) {
     bench_progress(c->opts, "store", "%s %s", what, sz);
 }
 
-static char cleanup_path[256];
+/* the section's store, and a store made only to time its creation */
+static char cleanup_path[256], cleanup_path2[320];
 
 static void on_signal(int sig) {
     if (cleanup_path[0])
         unlink(cleanup_path);
+    if (cleanup_path2[0])
+        unlink(cleanup_path2);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -447,6 +452,112 @@ static int measure_one_process(ctx *c, uint64_t size) {
     bench_row_latency(r, us(s.p50_ns), us(s.p99_ns), gm);
     bench_row_baseline(r, "Ray (published)", RAY_GETS_PER_S);
     bench_row_target(r, BENCH_ON_P50, BENCH_LE, TARGET_GET_P50_US, "p50 <= 0.5 us");
+    return 0;
+}
+
+/* ---- Fresh shared memory ------------------------------------------------- */
+
+/* Creates a fresh file of len bytes in dir (the store's file system),
+ * unlinked at once, maps it MAP_SHARED and writes one byte in every page, so
+ * that the kernel allocates and zeroes each page at its first touch. *ns: the
+ * time from the open to the last write; the unmap and close after it are not
+ * timed. */
+static int first_touch(ctx *c, const char *dir, uint64_t len, uint64_t *ns) {
+    char path[320];
+    snprintf(path, sizeof(path), "%s/reel-bench-touch-%ld", dir, (long)getpid());
+    long page = sysconf(_SC_PAGESIZE);
+    size_t step = page > 0 ? (size_t)page : 4096;
+    uint64_t t0 = bench_now_ns();
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) { /* left behind by a dead run with our pid */
+        unlink(path);
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
+    if (fd < 0)
+        return fail_sys(c, -errno, "open(%s)", path);
+    unlink(path);
+    int err = 0;
+    uint8_t *p = MAP_FAILED;
+    if (ftruncate(fd, (off_t)len) != 0)
+        err = fail_sys(c, -errno, "ftruncate(%s, %llu bytes)", path, (unsigned long long)len);
+    else if ((p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        err =
+            fail_sys(c, -errno, "mmap(%s, %llu bytes, MAP_SHARED)", path, (unsigned long long)len);
+    if (!err) {
+        for (size_t off = 0; off < len; off += step)
+            p[off] = 1;
+        bench_clobber(p);
+        *ns = bench_now_ns() - t0;
+        munmap(p, (size_t)len);
+    }
+    close(fd);
+    return err;
+}
+
+/* reel_store_create() of a store of capacity bytes in dir (pre-faulted, as
+ * every store is); *ns: its time; closing and removing it are not timed. */
+static int create_prefaulted(ctx *c, const char *dir, uint64_t capacity, uint64_t *ns) {
+    char *name = cleanup_path2; /* named before it exists: a signal removes it */
+    snprintf(name, sizeof(cleanup_path2), "%.256s/reel-bench-%ld-create", dir, (long)getpid());
+    reel_store_options o = {0};
+    o.capacity = capacity;
+    o.max_objects = 65536; /* as the section's store */
+    reel_store *st;
+    uint64_t t0 = bench_now_ns();
+    int err = reel_store_create(name, &o, &st);
+    uint64_t t1 = bench_now_ns();
+    if (err == -EEXIST) { /* left behind by a dead run with our pid */
+        reel_store_destroy(name);
+        t0 = bench_now_ns();
+        err = reel_store_create(name, &o, &st);
+        t1 = bench_now_ns();
+    }
+    if (err) {
+        fail(c, err, "reel_store_create(%s, %llu bytes)", name, (unsigned long long)capacity);
+        cleanup_path2[0] = '\0';
+        return err;
+    }
+    *ns = t1 - t0;
+    reel_store_close(st);
+    reel_store_destroy(name);
+    cleanup_path2[0] = '\0';
+    return 0;
+}
+
+/* What pre-faulting costs, beside what the machine allows: the first touch of
+ * fresh shared memory, and the creation of a store of the same size, best of
+ * TOUCH_RUNS each, in turn so that both see the same machine. */
+static int measure_fresh_memory(ctx *c) {
+    uint64_t len = c->opts->quick ? 64 * MiB : 256 * MiB;
+    char dir[256], sz[32], group[320]; /* the row cuts what does not fit */
+    snprintf(dir, sizeof(dir), "%s", c->path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof(dir), "%s", slash ? "/" : ".");
+    uint64_t touch = UINT64_MAX, create = UINT64_MAX;
+    for (int k = 0; k < TOUCH_RUNS; k++) {
+        uint64_t t = 0;
+        progress(c, "first touch of fresh shared memory", len);
+        int err = first_touch(c, dir, len, &t);
+        if (err)
+            return err;
+        touch = t < touch ? t : touch;
+        progress(c, "creating a pre-faulted store", len);
+        if ((err = create_prefaulted(c, dir, len, &t)))
+            return err;
+        create = t < create ? t : create;
+    }
+    bench_format_size(len, sz, sizeof(sz));
+    snprintf(group, sizeof(group), "one process, %s of fresh shared memory in %.64s: the limit", sz,
+             dir);
+    double touch_gbs = (double)len / (double)touch, create_gbs = (double)len / (double)create;
+    bench_report_add(c->rep, group, "first touch of fresh shared memory", "GB/s", BENCH_RATE,
+                     touch_gbs);
+    bench_row *r = bench_report_add(c->rep, group, "create a store, pre-faulted", "GB/s",
+                                    BENCH_RATE, create_gbs);
+    bench_row_limit(r, "first touch", touch_gbs);
     return 0;
 }
 
@@ -774,6 +885,7 @@ static void teardown(ctx *c) {
         c->store = NULL;
     }
     cleanup_path[0] = '\0';
+    cleanup_path2[0] = '\0';
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
@@ -815,6 +927,8 @@ int bench_store_run(const bench_options *opts, bench_report *report) {
                                    c.ncpu >= 2 ? c.cpu_b : -1, c.yield, c.samples, SAMPLES_MAX,
                                    &c.spin_pp_us, &c.futex_pp_us);
     }
+    if (!err)
+        err = measure_fresh_memory(&c);
     for (size_t i = 0; !err && i < nsizes; i++)
         err = measure_one_process(&c, sizes[i]);
     for (size_t i = 0; !err && i < nsizes; i++)

@@ -433,10 +433,51 @@ void bench_report_finish(bench_report *report) {
     }
 }
 
+bench_series *bench_report_series(bench_report *report, const char *name, const char *title,
+                                  size_t ncols, const char *const *cols, const char *const *units,
+                                  const int *steps) {
+    if (ncols < 2 || ncols > BENCH_SERIES_COLS)
+        return NULL;
+    bench_series *all = realloc(report->series, (report->nseries + 1) * sizeof(*all));
+    if (!all)
+        return NULL;
+    report->series = all;
+    bench_series *s = &all[report->nseries++];
+    memset(s, 0, sizeof(*s));
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->title, sizeof(s->title), "%s", title);
+    s->ncols = ncols;
+    for (size_t k = 0; k < ncols; k++) {
+        snprintf(s->col[k], sizeof(s->col[k]), "%s", cols[k]);
+        snprintf(s->unit[k], sizeof(s->unit[k]), "%s", units[k]);
+        s->steps[k] = steps ? steps[k] : 0;
+    }
+    return s;
+}
+
+int bench_series_add(bench_series *series, const double *values) {
+    if (series->n == series->cap) {
+        size_t cap = series->cap ? series->cap * 2 : 64;
+        double *v = realloc(series->v, cap * series->ncols * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        series->v = v;
+        series->cap = cap;
+    }
+    memcpy(series->v + series->n * series->ncols, values, series->ncols * sizeof(*values));
+    series->n++;
+    return 0;
+}
+
 void bench_report_free(bench_report *report) {
     free(report->rows);
     report->rows = NULL;
     report->n = report->cap = 0;
+    for (size_t i = 0; i < report->nseries; i++)
+        free(report->series[i].v);
+    free(report->series);
+    report->series = NULL;
+    report->nseries = 0;
 }
 
 /* A number in at most 7 characters: 3 significant digits, k/M/G above 10^4. */

@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config clang-format
           liburing-dev libxxhash-dev libmsgpack-dev libcriterion-dev
-          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
+          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+          gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
