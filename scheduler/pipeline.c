@@ -376,6 +376,7 @@ typedef struct stage_window {
 
 typedef struct stage_run {
     const stage_def *sd;
+    const reel_node *node; /* the run's */
     reel_pool *pool;
     idqueue q;          /* items waiting for this stage */
     uint64_t bound;     /* the most q may hold (0: unbounded, batch mode) */
@@ -705,13 +706,22 @@ static void update_finished(run *r) {
 
 /* ---- placement ---------------------------------------------------------------- */
 
+/* The CPUs a worker is pinned to. A worker asking for a whole CPU or more
+ * gets the CPUs its placement packed for it. One asking for a share of a CPU
+ * floats over all of the node's: packed onto one CPU, a stage of shares
+ * could only ever use that CPU, however busy it is and however idle the
+ * others; the scheduler balances them better than a fixed packing can. */
+static const cpu_set_t *worker_cpus(const stage_run *s, const reel_worker_placement *wp) {
+    return s->sd->def.cpus >= 1 ? &wp->cpus : &s->node->cpu_set;
+}
+
 static int placer(void *arg, uint32_t worker, char cpus[REEL_CTL_PATH_MAX],
                   char cvd[REEL_CTL_PATH_MAX]) {
     stage_run *s = arg;
     if (s->n_place == 0)
         return 0;
     const reel_worker_placement *wp = &s->place[worker % s->n_place];
-    if (reel__cpuset_format(&wp->cpus, cpus, REEL_CTL_PATH_MAX) >= (int)REEL_CTL_PATH_MAX)
+    if (reel__cpuset_format(worker_cpus(s, wp), cpus, REEL_CTL_PATH_MAX) >= (int)REEL_CTL_PATH_MAX)
         cpus[0] = '\0'; /* too long a list to send: the node's CPUs */
     if (wp->cuda_visible_devices[0] == '\0')
         snprintf(cvd, REEL_CTL_PATH_MAX, "-1"); /* a CPU-only worker sees no GPU */
@@ -782,7 +792,8 @@ static void repin(run *r) {
         if (reel_pool_workers(s->pool, pids, 256, &n) != 0)
             continue;
         for (size_t k = 0; k < n && k < 256; k++)
-            sched_setaffinity(pids[k], sizeof(cpu_set_t), &s->place[k % s->n_place].cpus);
+            sched_setaffinity(pids[k], sizeof(cpu_set_t),
+                              worker_cpus(s, &s->place[k % s->n_place]));
     }
 }
 
@@ -1303,6 +1314,7 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
     const reel_actor_def *defs[REEL_PIPELINE_MAX_STAGES];
     for (uint32_t i = 0; i < p->n; i++) {
         r->s[i].sd = &p->st[i];
+        r->s[i].node = &r->node;
         defs[i] = &p->st[i].def;
     }
     r->start_ns = now_ns();

@@ -47,8 +47,11 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
     reel_pipeline *p;
     int rc = reel_pipeline_new("video-curation", &p);
     for (uint32_t i = 0; rc == 0 && i < REEL_CURATE_STAGES; i++) {
+        /* One task per worker at a time: a task is a whole video, seconds of
+         * work, and a second one prefetched would wait behind the first
+         * while another worker idles. */
         reel_stage_options so = {
-            .cpus = share, .inputs = stage_io[i][0], .outputs = stage_io[i][1]};
+            .cpus = share, .slots = 1, .inputs = stage_io[i][0], .outputs = stage_io[i][1]};
         rc = reel_pipeline_add(p, &defs[i], &so);
     }
     if (rc) {
