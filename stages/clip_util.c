@@ -98,7 +98,10 @@ int clip_stage_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_
 
 int clip_video_open(const vt_clip *c, clip_video *v, char *why, size_t cap) {
     v->m = NULL;
-    int rc = media_open(c->mp4.data, c->mp4.size, NULL, &v->m, why, cap);
+    /* Frames and previews are scaled down, never encoded again: the
+     * decoder's shortcuts cost nothing visible there. */
+    const media_open_options fast = {.threads = 1, .fast = true};
+    int rc = media_open(c->mp4.data, c->mp4.size, &fast, &v->m, why, cap);
     if (rc)
         return rc;
     vt_probe p;

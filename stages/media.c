@@ -309,6 +309,10 @@ static int input_open(media_input *m, char *why, size_t cap) {
         return fail(why, cap, rc, 0, "cannot configure the video decoder");
     m->dec->pkt_timebase = st->time_base;
     m->dec->thread_count = m->opts.threads > 1 ? m->opts.threads : 1;
+    if (m->opts.fast) {
+        m->dec->skip_loop_filter = AVDISCARD_ALL;
+        m->dec->flags2 |= AV_CODEC_FLAG2_FAST;
+    }
     if (m->opts.export_mvs)
         m->dec->export_side_data |= AV_CODEC_EXPORT_DATA_MVS;
     rc = avcodec_open2(m->dec, codec, NULL);

@@ -41,6 +41,10 @@ typedef struct media_open_options {
                       * AVMotionVector), as PyAV's flags2 +export_mvs; decoders
                       * that have none (an I-frame, or a codec without them:
                       * VP9, MJPEG, ...) attach nothing */
+    bool fast;       /* skip the in-loop deblocking filter and allow the
+                      * decoder's non-bit-exact shortcuts (FFmpeg's
+                      * -skip_loop_filter all -flags2 fast): for frames that
+                      * are scaled down or previewed, never re-encoded */
 } media_open_options;
 
 /* Opens the video stream of a container held in data[0..size) (which must
