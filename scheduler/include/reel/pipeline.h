@@ -25,8 +25,10 @@
  * is bounded (workers x slots x batch size x 2 of the consuming stage, at
  * least REEL_PIPELINE_QUEUE_MIN items), and a stage is given no new task
  * while the queue after it is full, so a slow stage holds back its producers
- * and memory stays bounded. Every autoscale_interval_s the autoscaler moves
- * workers towards the slowest stage. Batch runs one stage after another, each
+ * and memory stays bounded. Autoscaled stages start at their floor (1, or
+ * min_workers) plus the CPUs left spread over them a worker at a time; every
+ * autoscale_interval_s the autoscaler then moves workers towards the slowest
+ * stage. Batch runs one stage after another, each
  * with all the workers that fit, every intermediate kept in the store
  * (spilled as needed). Task IDs derive from the run ID and the items a task
  * takes, so with batch size 1 and one run ID both modes name every output
