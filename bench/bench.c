@@ -7,8 +7,10 @@
  * A section is one line in the table below; "all" runs every section.
  */
 #include "bench.h"
+#include "bench_ray.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +20,17 @@ typedef struct bench_section {
     const char *name;
     const char *summary;
     int (*run)(const bench_options *opts, bench_report *report);
+    const char *ray_script; /* bench/ray/ script measuring the same on Ray, or NULL */
 } bench_section;
 
 static const bench_section sections[] = {
     {"store", "object store: put/get throughput and latency, cross-process hand-off",
-     bench_store_run},
-    {"actors", "actor runtime: task round trip, pipelined throughput, idle CPU", bench_actors_run},
+     bench_store_run, "store.py"},
+    {"actors", "actor runtime: task round trip, pipelined throughput, idle CPU", bench_actors_run,
+     "actors.py"},
     {"pipeline",
      "pipeline executor: no-op stages end to end, autoscaler against static allocations",
-     bench_pipeline_run},
+     bench_pipeline_run, "pipeline.py"},
     {"curate",
      "the video-curation pipeline on the samples beside ffmpeg decoding and encoding them",
      bench_curate_run},
@@ -49,6 +53,8 @@ static void usage(FILE *out) {
             "  --quick         a short run (fewer sizes and iterations)\n"
             "  --spill         store: spill and restore throughput beside write() and read()\n"
             "                  of the same bytes to the same disk (instead of the rest)\n"
+            "  --vs-ray        store, actors, pipeline: also run bench/ray/'s scripts on Ray\n"
+            "                  (pip install -r bench/ray/requirements.txt) and show reel/Ray\n"
             "  --interval S    pipeline: the autoscaler's interval in seconds (default 1;\n"
             "                  0.1 to 60); the autoscaled run lasts 25 intervals (--quick: 10)\n"
             "  --burn MODE     pipeline: how the imbalanced stages spend a task's cost of\n"
@@ -133,10 +139,55 @@ static const char *option_value(int argc, char **argv, int *i, const char *name)
     return argv[++*i];
 }
 
+/* Ray's figures for one section, measured after reel's (never while reel is
+ * timed), as bench_ray.h says: a matching row gets Ray as its baseline, the
+ * others are printed in a group of their own. Never fails the section. */
+static void add_ray(const bench_section *s, const bench_options *opts, bench_report *rep) {
+    static bench_ray_rows ray;
+    char why[512];
+    if (opts->progress)
+        fprintf(stderr, "%s: Ray, this machine (%s)\n", s->name, s->ray_script);
+    int rc = bench_ray_run(s->ray_script, opts->quick, &ray, why, sizeof why);
+    if (rc) {
+        bench_report_note(rep, "Ray, this machine: %s", why);
+        return;
+    }
+    bool used[BENCH_RAY_MAX_ROWS] = {false};
+    size_t n_reel = rep->n;
+    for (size_t i = 0; i < n_reel; i++) {
+        bench_row *row = &rep->rows[i];
+        const bench_ray_row *r = bench_ray_find(&ray, row->figure);
+        if (!r || strcmp(r->unit, row->unit) != 0)
+            continue;
+        double v = row->kind == BENCH_LATENCY && r->has_lat ? r->p50_us : r->value;
+        bench_row_baseline(row, "Ray, this machine", v);
+        used[r - ray.rows] = true;
+    }
+    char group[96];
+    snprintf(group, sizeof group, "Ray, this machine (%s)", ray.ray_version);
+    for (size_t k = 0; k < ray.n; k++) {
+        if (used[k])
+            continue;
+        const bench_ray_row *r = &ray.rows[k];
+        char figure[BENCH_NAME_MAX];
+        snprintf(figure, sizeof figure, "Ray %s", r->figure);
+        bench_row *row =
+            bench_report_add(rep, group, figure, r->unit,
+                             strcmp(r->unit, "us") == 0 ? BENCH_LATENCY : BENCH_RATE, r->value);
+        if (row && r->has_lat)
+            bench_row_latency(row, r->p50_us, r->p99_us, 0);
+    }
+    bench_report_note(rep, "Ray %s, this machine: %s took %.1f s", ray.ray_version, s->ray_script,
+                      ray.wall_s);
+    for (size_t k = 0; k < ray.nnotes; k++)
+        bench_report_note(rep, "Ray: %s", ray.notes[k]);
+}
+
 int main(int argc, char **argv) {
     bench_options opts;
     memset(&opts, 0, sizeof(opts));
     const char *section = NULL, *plot_dir = NULL;
+    int vs_ray = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -149,6 +200,8 @@ int main(int argc, char **argv) {
             opts.quick = 1;
         } else if (strcmp(a, "--spill") == 0) {
             opts.spill = 1;
+        } else if (strcmp(a, "--vs-ray") == 0) {
+            vs_ray = 1;
         } else if ((v = option_value(argc, argv, &i, "--iterations"))) {
             opts.iterations = parse_count(v);
         } else if ((v = option_value(argc, argv, &i, "--sizes"))) {
@@ -192,6 +245,10 @@ int main(int argc, char **argv) {
     }
     opts.progress = isatty(STDERR_FILENO);
     char why[512];
+    if (vs_ray && bench_ray_available(why, sizeof why) != 0) {
+        fprintf(stderr, "reel-bench: --vs-ray: %s; going on without Ray\n", why);
+        vs_ray = 0;
+    }
     if (plot_dir && bench_plot_prepare(plot_dir, why, sizeof(why)) != 0)
         die_usage("--plot: %s", why);
 
@@ -210,6 +267,8 @@ int main(int argc, char **argv) {
             count = k;
             break;
         }
+        if (vs_ray && s->ray_script)
+            add_ray(s, &opts, rep);
         bench_report_finish(rep);
         if (!opts.json) {
             if (k)
