@@ -189,7 +189,11 @@ static int run_child(char *const argv[], double timeout_s, child_out *c, char *w
         double now = now_s();
         if (!reaped) {
             pid_t w = waitpid(pid, &c->status, WNOHANG);
-            if (w == pid) {
+            if (w == pid || (w < 0 && errno == ECHILD)) {
+                /* ECHILD: reaped behind our back (SIGCHLD ignored): the
+                 * status is lost, so count it a failure */
+                if (w < 0)
+                    c->status = 255 << 8;
                 reaped = 1;
                 reaped_at = now;
             }
