@@ -43,7 +43,8 @@ import time
 import numpy as np
 import ray
 
-import common
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import common  # noqa: E402
 from common import MiB, Budget, format_size, now_ns, summary_us
 
 WINDOW = 1024  # calls outstanding, as reel-bench actors

@@ -52,7 +52,8 @@ import time
 import numpy as np
 import ray
 
-import common
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import common  # noqa: E402
 from common import Budget, now_ns
 
 ITEM_SIZE = 64

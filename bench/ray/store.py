@@ -27,7 +27,8 @@ import time
 
 import numpy as np
 
-import common
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import common  # noqa: E402
 from common import MiB, Budget, format_size, now_ns, summary_us
 
 SIZES = [64, 1024, 4096, 64 * 1024, MiB, 16 * MiB, 64 * MiB]
