@@ -46,7 +46,8 @@ static void usage(FILE *f) {
           "\n"
           "Shows the live figures of a running pipeline: what each stage has queued, in\n"
           "flight and done, its rate and how busy its workers are. The executor publishes\n"
-          "them in /dev/shm/reel-<uid>/" REEL_STATUS_PREFIX "NAME while the run lasts; this only reads them.\n"
+          "them in /dev/shm/reel-<uid>/" REEL_STATUS_PREFIX
+          "NAME while the run lasts; this only reads them.\n"
           "\n"
           "  NAME                the run's status name (its status_name option; by default\n"
           "                      the pipeline's name and the driver's pid), or a file path.\n"
@@ -169,8 +170,9 @@ static int pick_one(char *out, size_t cap) {
         return 1;
     }
     if (r.live == 0) {
-        fprintf(stderr, PROG ": no pipeline is running (no live /dev/shm/reel-<uid>/" REEL_STATUS_PREFIX
-                             "* segment of this user's");
+        fprintf(stderr,
+                PROG ": no pipeline is running (no live /dev/shm/reel-<uid>/" REEL_STATUS_PREFIX
+                     "* segment of this user's");
         if (r.stale)
             fprintf(stderr, "; %d left behind by a driver that died", r.stale);
         fputs(")\n", stderr);
