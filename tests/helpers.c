@@ -1,11 +1,13 @@
 #include "helpers.h"
 #include "store_internal.h" /* reel__private_dir */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -478,3 +480,65 @@ const char *th_private_dir(void) {
     cr_assert_eq(rc, 0, "reel__private_dir: %s", reel_last_error());
     return dir;
 }
+
+/* A process's parent, state and name from /proc; 0 if it is gone. */
+int th_proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+    int parent = 0;
+    if (!open || !close || close < open || sscanf(close + 2, "%c %d", state, &parent) != 2)
+        return 0;
+    size_t nlen = (size_t)(close - open - 1);
+    if (nlen > 31)
+        nlen = 31;
+    memcpy(name, open + 1, nlen);
+    name[nlen] = '\0';
+    *ppid = parent;
+    return 1;
+}
+
+/* The processes below root (zombies too when with_zombies), into out (at
+ * most cap); how many there are. */
+size_t th_processes_below(pid_t root, int with_zombies, pid_t *out, size_t cap) {
+    pid_t set[1024];
+    size_t n = 1;
+    set[0] = root;
+    for (int grew = 1; grew;) {
+        grew = 0;
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            char *end;
+            long pid = strtol(e->d_name, &end, 10);
+            pid_t ppid;
+            char state, name[32];
+            if (*end || pid <= 0 || !th_proc_stat((pid_t)pid, &ppid, &state, name))
+                continue;
+            if (!with_zombies && (state == 'Z' || state == 'X'))
+                continue;
+            int known = 0, parent_in = 0;
+            for (size_t k = 0; k < n; k++) {
+                known |= set[k] == (pid_t)pid;
+                parent_in |= set[k] == ppid;
+            }
+            if (!known && parent_in && n < sizeof set / sizeof set[0]) {
+                set[n++] = (pid_t)pid;
+                grew = 1;
+            }
+        }
+        if (d)
+            closedir(d);
+    }
+    for (size_t i = 1; i < n && i <= cap; i++)
+        out[i - 1] = set[i];
+    return n - 1;
+}
+
+/* Every process below us, zombies included. */

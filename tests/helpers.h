@@ -175,6 +175,16 @@ int th_count(const char *s, const char *what);
  * yet). Asserts success. */
 void th_write_file(const char *path, const void *data, size_t n);
 
+/* ---- processes ------------------------------------------------------------- */
+
+/* Reads /proc/PID/stat: its parent, state letter and name (at most 31
+ * bytes). Returns 1, or 0 when the process is gone or unreadable. */
+int th_proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]);
+
+/* The processes below root, zombies too when with_zombies, into out (at most
+ * cap; out may be NULL when cap is 0). Returns how many there are. */
+size_t th_processes_below(pid_t root, int with_zombies, pid_t *out, size_t cap);
+
 /* ---- pipes for hand-shakes ---------------------------------------------------- */
 
 typedef struct th_chan {

@@ -156,69 +156,8 @@ static reel_executor_config chaos_config(void) {
 
 /* ---- processes ------------------------------------------------------------------- */
 
-/* A process's parent, state and name from /proc; 0 if it is gone. */
-static int proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-    int parent = 0;
-    if (!open || !close || close < open || sscanf(close + 2, "%c %d", state, &parent) != 2)
-        return 0;
-    size_t nlen = (size_t)(close - open - 1);
-    if (nlen > 31)
-        nlen = 31;
-    memcpy(name, open + 1, nlen);
-    name[nlen] = '\0';
-    *ppid = parent;
-    return 1;
-}
-
-/* The processes below root (zombies too when with_zombies), into out (at
- * most cap); how many there are. */
-static size_t processes_below(pid_t root, int with_zombies, pid_t *out, size_t cap) {
-    pid_t set[1024];
-    size_t n = 1;
-    set[0] = root;
-    for (int grew = 1; grew;) {
-        grew = 0;
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            char *end;
-            long pid = strtol(e->d_name, &end, 10);
-            pid_t ppid;
-            char state, name[32];
-            if (*end || pid <= 0 || !proc_stat((pid_t)pid, &ppid, &state, name))
-                continue;
-            if (!with_zombies && (state == 'Z' || state == 'X'))
-                continue;
-            int known = 0, parent_in = 0;
-            for (size_t k = 0; k < n; k++) {
-                known |= set[k] == (pid_t)pid;
-                parent_in |= set[k] == ppid;
-            }
-            if (!known && parent_in && n < sizeof set / sizeof set[0]) {
-                set[n++] = (pid_t)pid;
-                grew = 1;
-            }
-        }
-        if (d)
-            closedir(d);
-    }
-    for (size_t i = 1; i < n && i <= cap; i++)
-        out[i - 1] = set[i];
-    return n - 1;
-}
-
-/* Every process below us, zombies included. */
 static size_t descendants(void) {
-    return processes_below(getpid(), 1, NULL, 0);
+    return th_processes_below(getpid(), 1, NULL, 0);
 }
 
 /* The live children of parent, named name when it is not NULL. */
@@ -231,7 +170,7 @@ static size_t children_of(pid_t parent, const char *name, pid_t *out, size_t cap
         long pid = strtol(e->d_name, &end, 10);
         pid_t ppid;
         char state, comm[32];
-        if (!*end && pid > 0 && proc_stat((pid_t)pid, &ppid, &state, comm) && ppid == parent &&
+        if (!*end && pid > 0 && th_proc_stat((pid_t)pid, &ppid, &state, comm) && ppid == parent &&
             state != 'Z' && state != 'X' && (!name || strcmp(comm, name) == 0))
             out[n++] = (pid_t)pid;
     }
@@ -291,7 +230,7 @@ static int killer_main(void *arg) {
             continue;
         pid_t ppid;
         char state, name[32];
-        if (proc_stat(victim, &ppid, &state, name) && ppid == zygote && state != 'Z' &&
+        if (th_proc_stat(victim, &ppid, &state, name) && ppid == zygote && state != 'Z' &&
             syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
             kills++;
         close(pidfd);
@@ -517,13 +456,13 @@ Test(chaos, a_killed_driver_takes_its_workers_and_a_reclaim_cleans_the_store) {
     /* Wait for its zygote and eight workers, then let it run a second. */
     pid_t below[256];
     size_t n = 0;
-    for (int i = 0; i < 1000 && (n = processes_below(driver, 0, below, 256)) < 9; i++)
+    for (int i = 0; i < 1000 && (n = th_processes_below(driver, 0, below, 256)) < 9; i++)
         th_sleep_ms(10);
     cr_assert_geq(n, 9, "the driver started %zu processes", n);
     th_sleep_ms(1000);
     reel_store_stats mid = th_stats(store);
     cr_assert_gt(mid.objects, baseline.objects, "the run made nothing in a second");
-    n = processes_below(driver, 0, below, 256);
+    n = th_processes_below(driver, 0, below, 256);
     cr_assert_leq(n, 256);
     cr_assert_eq(th_kill_wait(driver, SIGKILL), 128 + SIGKILL);
 

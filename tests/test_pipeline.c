@@ -115,45 +115,7 @@ TestSuite(pipeline, .init = setup, .fini = th_fini, .timeout = 120);
 
 /* The processes this test process has below it (zygotes, workers). */
 static int descendants(void) {
-    pid_t me = getpid(), set[4096];
-    size_t n = 1;
-    set[0] = me;
-    for (int grew = 1; grew;) {
-        grew = 0;
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            char *end;
-            long pid = strtol(e->d_name, &end, 10);
-            if (*end || pid <= 0)
-                continue;
-            char path[64], buf[512];
-            snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-            FILE *f = fopen(path, "r");
-            if (!f)
-                continue;
-            size_t len = fread(buf, 1, sizeof buf - 1, f);
-            fclose(f);
-            buf[len] = '\0';
-            char *rp = strrchr(buf, ')');
-            long ppid;
-            char state;
-            if (!rp || sscanf(rp + 2, "%c %ld", &state, &ppid) != 2)
-                continue;
-            int known = 0, parent_in = 0;
-            for (size_t k = 0; k < n; k++) {
-                known |= set[k] == (pid_t)pid;
-                parent_in |= set[k] == (pid_t)ppid;
-            }
-            if (!known && parent_in && n < 4096) {
-                set[n++] = (pid_t)pid;
-                grew = 1;
-            }
-        }
-        if (d)
-            closedir(d);
-    }
-    return (int)n - 1;
+    return (int)th_processes_below(getpid(), 1, NULL, 0);
 }
 
 static reel_id put_text(const char *s) {
