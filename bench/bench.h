@@ -180,6 +180,16 @@ void bench_spin_ns(uint64_t ns);
  * samples timed into scratch (n entries). */
 double bench_timer_p50_us(uint64_t *scratch, size_t n);
 
+/* SIGINT, SIGTERM and SIGHUP set a flag instead of killing the run, so that
+ * a section can clean up (its stores, its processes) and report; installed
+ * before any runtime starts, so that zygotes and workers inherit it.
+ * reset_hand: a second signal then kills as usual (SA_RESETHAND). */
+void bench_catch_signals(int reset_hand);
+/* Whether one of those signals came since bench_catch_signals(). */
+int bench_interrupted(void);
+/* Puts back the handlers bench_catch_signals() replaced. */
+void bench_release_signals(void);
+
 /* Pins the calling process to one CPU. Returns 0 or a negative errno. */
 int bench_pin_cpu(int cpu);
 

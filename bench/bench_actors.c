@@ -139,15 +139,6 @@ typedef struct ctx {
 
 /* ---- Failures, signals ------------------------------------------------------ */
 
-static atomic_int interrupted;
-static struct sigaction old_actions[3];
-static const int caught[3] = {SIGINT, SIGTERM, SIGHUP};
-
-static void on_signal(int sig) {
-    (void)sig;
-    atomic_store(&interrupted, 1);
-}
-
 /* A reel call failed: err, and the library's detail sentence if it left one. */
 static int fail(ctx *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(ctx *c, int err, const char *fmt, ...) {
@@ -162,7 +153,7 @@ static int fail(ctx *c, int err, const char *fmt, ...) {
 }
 
 static int check_interrupted(ctx *c) {
-    if (!atomic_load_explicit(&interrupted, memory_order_relaxed))
+    if (!bench_interrupted())
         return 0;
     snprintf(c->errbuf, 256, "interrupted by a signal");
     return -EINTR;
@@ -790,13 +781,7 @@ static int setup(ctx *c) {
     }
 
     /* before the runtimes start, so that their zygotes and workers inherit it */
-    atomic_store(&interrupted, 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &sa, &old_actions[i]);
+    bench_catch_signals(0);
 
     c->samples = malloc(SAMPLES_MAX * sizeof(uint64_t));
     void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -888,8 +873,7 @@ static void teardown(ctx *c) {
     free(c->samples);
     if (c->pinned)
         sched_setaffinity(0, sizeof(c->orig_cpus), &c->orig_cpus);
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &old_actions[i], NULL);
+    bench_release_signals();
     bench_progress_done(c->opts);
 }
 

@@ -217,15 +217,6 @@ struct ctx {
 
 /* ---- Failures, signals ------------------------------------------------------ */
 
-static atomic_int interrupted;
-static struct sigaction old_actions[3];
-static const int caught[3] = {SIGINT, SIGTERM, SIGHUP};
-
-static void on_signal(int sig) {
-    (void)sig;
-    atomic_store(&interrupted, 1);
-}
-
 /* A reel call failed: err, and the library's detail sentence if it left one. */
 static int fail(ctx *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(ctx *c, int err, const char *fmt, ...) {
@@ -241,7 +232,7 @@ static int fail(ctx *c, int err, const char *fmt, ...) {
 }
 
 static int check_interrupted(ctx *c) {
-    if (!atomic_load_explicit(&interrupted, memory_order_relaxed))
+    if (!bench_interrupted())
         return 0;
     bench_report_error(c->rep, "interrupted by a signal");
     return -EINTR;
@@ -272,7 +263,7 @@ static void alloc_text(const uint32_t w[IMB_STAGES], char *buf, size_t cap) {
 
 static int next_input(void *arg, reel_id *id) {
     run *r = arg;
-    if (atomic_load_explicit(&interrupted, memory_order_relaxed))
+    if (bench_interrupted())
         return -EINTR;
     if (r->ended)
         return 0;
@@ -781,14 +772,7 @@ static int put_inputs(ctx *c) {
 
 static int setup(ctx *c) {
     /* before any runtime starts, so that zygotes and workers inherit it */
-    atomic_store(&interrupted, 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &sa, &old_actions[i]);
+    bench_catch_signals(1);
 
     reel_executor_config_defaults(&c->cfg);
     c->cfg.logging_interval = LOG_INTERVAL;
@@ -856,8 +840,7 @@ static void teardown(ctx *c) {
     }
     free(c->ids);
     run_free(&c->autos);
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &old_actions[i], NULL);
+    bench_release_signals();
     bench_progress_done(c->opts);
 }
 

@@ -712,3 +712,32 @@ void bench_report_print_json(FILE *out, const bench_report *reports, size_t n) {
     }
     fputs("\n]}\n", out);
 }
+
+static atomic_int interrupted;
+static struct sigaction old_actions[3];
+static const int caught[3] = {SIGINT, SIGTERM, SIGHUP};
+
+static void on_signal(int sig) {
+    (void)sig;
+    atomic_store(&interrupted, 1);
+}
+
+void bench_catch_signals(int reset_hand) {
+    atomic_store(&interrupted, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = reset_hand ? SA_RESETHAND : 0;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaction(caught[i], &sa, &old_actions[i]);
+}
+
+int bench_interrupted(void) {
+    return atomic_load_explicit(&interrupted, memory_order_relaxed);
+}
+
+void bench_release_signals(void) {
+    for (int i = 0; i < 3; i++)
+        sigaction(caught[i], &old_actions[i], NULL);
+}
