@@ -466,7 +466,10 @@ Test(chaos, a_killed_driver_takes_its_workers_and_a_reclaim_cleans_the_store) {
     cr_assert_leq(n, 256);
     cr_assert_eq(th_kill_wait(driver, SIGKILL), 128 + SIGKILL);
 
-    /* Each of them ends by SIGKILL (PR_SET_PDEATHSIG) within moments. */
+    /* Each of them ends within moments: by SIGKILL (PR_SET_PDEATHSIG, or the
+     * zygote ending its workers), or by a clean exit when it saw the driver's
+     * socket close first - the kernel closes a dying process's files before
+     * it signals the children. Any other end is a crash. */
     for (size_t i = 0; i < n; i++) {
         int status = 0, ended = 0;
         for (int tries = 0; tries < 5000 && !ended; tries++) {
@@ -478,7 +481,8 @@ Test(chaos, a_killed_driver_takes_its_workers_and_a_reclaim_cleans_the_store) {
         }
         cr_assert(ended, "process %d outlived its driver by 5 s", (int)below[i]);
         if (ended == 2)
-            cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+            cr_assert((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+                          (WIFEXITED(status) && WEXITSTATUS(status) == 0),
                       "process %d ended with status 0x%x", (int)below[i], status);
     }
     cr_assert_eq(descendants(), 0, "processes outlived the driver");
