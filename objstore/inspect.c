@@ -434,9 +434,10 @@ static void json_summary(FILE *f, const char *path, const reel_store_stats *st) 
     fprintf(f,
             ",\"max_clients\":%" PRIu32 ",\"clients_alive\":%" PRIu32 ",\"clients_dead\":%" PRIu32
             ",\"evictions\":%" PRIu64 ",\"evicted_bytes\":%" PRIu64 ",\"reclaims\":%" PRIu64
-            ",\"recoveries\":%" PRIu64,
+            ",\"recoveries\":%" PRIu64 ",\"objects_owned\":%" PRIu32
+            ",\"orphans_deleted\":%" PRIu64,
             st->max_clients, st->clients_alive, st->clients_dead, st->evictions, st->evicted_bytes,
-            st->reclaims, st->recoveries);
+            st->reclaims, st->recoveries, st->objects_owned, st->orphans_deleted);
     fprintf(f,
             ",\"objects_spilled\":%" PRIu32 ",\"spilled_bytes\":%" PRIu64
             ",\"spill_files\":%" PRIu32 ",\"spill_writes\":%" PRIu64
@@ -454,10 +455,10 @@ static void json_object(FILE *f, const reel_obj_info *o, uint64_t now_ns) {
             o->size, o->meta_size);
     cli_json_str(f, state_name(o->state));
     fprintf(f,
-            ",\"refs\":%" PRIu32 ",\"flags\":%" PRIu32 ",\"evictable\":%s,\"owner_pid\":%ld"
-            ",\"create_ns\":%" PRIu64 ",\"age_s\":%.3f,\"meta\":",
+            ",\"refs\":%" PRIu32 ",\"flags\":%" PRIu32 ",\"evictable\":%s,\"creator_pid\":%ld"
+            ",\"owner_pid\":%ld,\"create_ns\":%" PRIu64 ",\"age_s\":%.3f,\"meta\":",
             o->refs, o->flags, (o->flags & REEL_OBJ_EVICTABLE) ? "true" : "false",
-            (long)o->owner_pid, o->create_ns, age_s(now_ns, o->create_ns));
+            (long)o->creator_pid, (long)o->owner_pid, o->create_ns, age_s(now_ns, o->create_ns));
     if (meta_decode(o, &m)) {
         fputs("{\"kind\":", f);
         cli_json_str(f, kind_name(m.kind));
@@ -536,9 +537,11 @@ static void print_summary(FILE *f, const char *path, const reel_store_stats *st)
     fprintf(f, "clients     %" PRIu32 " alive, %" PRIu32 " dead of %" PRIu32 "%s\n",
             st->clients_alive, st->clients_dead, st->max_clients,
             st->clients_dead ? " (--reclaim frees what the dead hold)" : "");
-    fprintf(f, "evictions   %" PRIu64 " (%s); reclaims %" PRIu64 "; lock recoveries %" PRIu64 "\n",
-            st->evictions, fmt_bytes(st->evicted_bytes, a, sizeof(a)), st->reclaims,
-            st->recoveries);
+    fprintf(f,
+            "evictions   %" PRIu64 " (%s); reclaims %" PRIu64 "; lock recoveries %" PRIu64
+            "; %" PRIu32 " objects owned, %" PRIu64 " deleted with their owner\n",
+            st->evictions, fmt_bytes(st->evicted_bytes, a, sizeof(a)), st->reclaims, st->recoveries,
+            st->objects_owned, st->orphans_deleted);
     fprintf(f,
             "spilled     %" PRIu32 " objects, %s in %" PRIu32 " file%s; since creation %" PRIu64
             " written (%s), %" PRIu64 " restored",
@@ -583,14 +586,17 @@ static void print_objects(FILE *f, const struct options *o, const struct snapsho
             o->reverse ? ", reversed" : "");
     if (s->objs_shown == 0)
         return;
-    fprintf(f, "%-32s %10s %-8s %5s %9s %7s  %s\n", "ID", "SIZE", "STATE", "REFS", "OWNER", "AGE",
-            "META");
+    fprintf(f, "%-32s %10s %-8s %5s %9s %9s %7s  %s\n", "ID", "SIZE", "STATE", "REFS", "CREATOR",
+            "OWNER", "AGE", "META");
     for (size_t i = 0; i < s->objs_shown; i++) {
         const reel_obj_info *ob = &s->objs[i];
         reel_id_to_hex(&ob->id, hex);
-        fprintf(f, "%-32s %10s %-8s %5" PRIu32 " %9ld %7s  %s\n", hex,
+        char owner[16] = "-";
+        if (ob->owner_pid)
+            snprintf(owner, sizeof owner, "%ld", (long)ob->owner_pid);
+        fprintf(f, "%-32s %10s %-8s %5" PRIu32 " %9ld %9s %7s  %s\n", hex,
                 fmt_bytes(ob->size, size, sizeof(size)), state_name(ob->state), ob->refs,
-                (long)ob->owner_pid, fmt_age(s->now_ns, ob->create_ns, age, sizeof(age)),
+                (long)ob->creator_pid, owner, fmt_age(s->now_ns, ob->create_ns, age, sizeof(age)),
                 meta_summary(ob, sum, sizeof(sum)));
     }
     if (s->objs_shown < s->objs_matched)

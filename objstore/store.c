@@ -478,10 +478,14 @@ static void object_free(reel_store *s, uint32_t obj) {
         spill_file_release(s, o->spill_file); /* its bytes were written for nothing */
     }
     o->flags &= ~(OBJF_SPILLING | OBJF_RESTORING | OBJF_DELETE_PENDING);
+    if (o->owner) {
+        o->owner = 0;
+        h->n_owned--;
+    }
     count_state(h, o->state, -1);
-    if (o->state == OBJ_UNSEALED && o->owner < s->lay.max_clients &&
-        (*client_at(s, o->owner)).unsealed > 0)
-        (*client_at(s, o->owner)).unsealed--;
+    if (o->state == OBJ_UNSEALED && o->creator < s->lay.max_clients &&
+        (*client_at(s, o->creator)).unsealed > 0)
+        (*client_at(s, o->creator)).unsealed--;
     o->state = OBJ_FREE;
     o->lru_prev = SEG_NIL;
     o->lru_next = h->object_free_head;
@@ -595,12 +599,64 @@ static int ref_drop(reel_store *s, uint32_t slot, seg_ref *r, uint32_t count) {
     return freed;
 }
 
-/* Releases everything client slot holds and aborts what it left unsealed,
- * then frees the slot. Used by close and by reclaim of a dead client. */
-static int client_drop(reel_store *s, uint32_t slot) {
+/* Deletes live object i: at once if nobody holds it, else when its last
+ * reference goes. Sets *freed if space was freed. Caller holds the lock. */
+static int object_delete(reel_store *s, uint32_t i, int *freed) {
+    seg_object *o = &(*obj_at(s, i));
+    if (o->state == OBJ_FREE || o->state == OBJ_DELETING || (o->flags & OBJF_DELETE_PENDING))
+        return REEL_ENOTFOUND;
+    if (o->state == OBJ_UNSEALED)
+        return REEL_ENOTSEALED;
+    if (o->state == OBJ_SPILLED && (o->flags & OBJF_RESTORING)) {
+        o->flags |= OBJF_DELETE_PENDING; /* freed when the restore is done */
+    } else if (o->refs == 0 && !(o->flags & OBJF_SPILLING)) {
+        object_free(s, i);
+        *freed = 1;
+    } else {
+        /* Held, or being written to a spill file: freed when that ends. */
+        count_state(s->hdr, o->state, -1);
+        o->state = OBJ_DELETING;
+        count_state(s->hdr, o->state, +1);
+    }
+    return 0;
+}
+
+/* Whether owner (a client slot + 1) and epoch name a client still attached. */
+static int owner_attached(reel_store *s, uint32_t owner, uint32_t epoch) {
+    if (owner == 0 || owner > s->lay.max_clients)
+        return 0;
+    const seg_client *c = &(*client_at(s, owner - 1));
+    return c->state == CLIENT_ALIVE && c->epoch == epoch;
+}
+
+/* The objects client slot owns: deleted if it died, handed to the store if
+ * it closed. An unsealed one of a dead owner keeps its owner: its seal
+ * finds the owner gone and frees it. Returns whether space was freed. */
+static int drop_owned(reel_store *s, uint32_t slot, int dead) {
+    seg_client *c = &(*client_at(s, slot));
+    int freed = 0;
+    if (!c->owns)
+        return 0;
+    for (uint32_t i = 0; i < s->lay.max_objects; i++) {
+        seg_object *o = &(*obj_at(s, i));
+        if (o->state == OBJ_FREE || o->owner != slot + 1 || o->owner_epoch != c->epoch ||
+            (dead && o->state == OBJ_UNSEALED))
+            continue;
+        o->owner = 0;
+        s->hdr->n_owned--;
+        if (dead && object_delete(s, i, &freed) == 0)
+            s->hdr->orphans_deleted++;
+    }
+    return freed;
+}
+
+/* Releases everything client slot holds, aborts what it left unsealed, and
+ * deletes (dead) or hands over (closed) what it owned, then frees the slot.
+ * Used by close and by reclaim of a dead client. */
+static int client_drop(reel_store *s, uint32_t slot, int dead) {
     seg_client *c = &(*client_at(s, slot));
     seg_ref *t = client_refs(s, slot);
-    int freed = 0;
+    int freed = drop_owned(s, slot, dead);
     for (uint32_t i = 0; i < s->lay.ref_slots && c->nrecords > 0;) {
         seg_ref *r = &t[i];
         uint32_t obj = r->obj_plus1 - 1;
@@ -619,7 +675,7 @@ static int client_drop(reel_store *s, uint32_t slot) {
     if (c->unsealed > 0) {
         for (uint32_t i = 0; i < s->lay.max_objects; i++) {
             seg_object *o = &(*obj_at(s, i));
-            if (o->state == OBJ_UNSEALED && o->owner == slot) {
+            if (o->state == OBJ_UNSEALED && o->creator == slot) {
                 object_free(s, i);
                 freed = 1;
             }
@@ -691,7 +747,7 @@ static uint32_t reclaim_dead(reel_store *s) {
     for (uint32_t i = 0; i < s->lay.max_clients; i++) {
         if ((*client_at(s, i)).state == CLIENT_ALIVE && i != s->slot &&
             !client_alive(&(*client_at(s, i)))) {
-            freed |= client_drop(s, i);
+            freed |= client_drop(s, i, 1);
             n++;
         }
     }
@@ -721,6 +777,7 @@ static void drop_object_record(reel_store *s, seg_object *o) {
     o->state = OBJ_FREE;
     o->flags &= ~(OBJF_SPILLING | OBJF_RESTORING | OBJF_DELETE_PENDING);
     o->mover = 0;
+    o->owner = 0;
 }
 
 /* Derives the index, the allocator, the LRU, the counters and the reference
@@ -744,7 +801,7 @@ void reel__rebuild(reel_store *s) {
         }
     }
 
-    /* 2. Objects: keep only well-formed ones whose owner (if unsealed) lives. */
+    /* 2. Objects: keep only well-formed ones whose creator (if unsealed) lives. */
     for (uint32_t i = 0; i < l->max_objects; i++) {
         seg_object *o = &(*obj_at(s, i));
         o->refs = 0;
@@ -767,9 +824,23 @@ void reel__rebuild(reel_store *s) {
             ((o->state == OBJ_SPILLED || (o->flags & OBJF_SPILLING)) &&
              o->spill_file >= SEG_SPILL_FILES) ||
             (o->state == OBJ_UNSEALED &&
-             (o->owner >= l->max_clients || (*client_at(s, o->owner)).state != CLIENT_ALIVE))) {
+             (o->creator >= l->max_clients || (*client_at(s, o->creator)).state != CLIENT_ALIVE))) {
             drop_object_record(s, o);
             continue;
+        }
+        /* An owner gone: its sealed objects go too (an unsealed one fails
+         * its seal). One held goes when its last reference does (step 4). */
+        if (o->owner && !owner_attached(s, o->owner, o->owner_epoch) && o->state != OBJ_UNSEALED) {
+            o->owner = 0;
+            h->orphans_deleted += o->state != OBJ_DELETING && !(o->flags & OBJF_DELETE_PENDING);
+            if (o->state == OBJ_SPILLED && (o->flags & OBJF_RESTORING)) {
+                o->flags |= OBJF_DELETE_PENDING;
+            } else if (o->state == OBJ_SPILLED) {
+                drop_object_record(s, o);
+                continue;
+            } else {
+                o->state = OBJ_DELETING;
+            }
         }
         o->hash = reel__id_hash(&o->id);
         if (o->last_use > max_tick)
@@ -827,6 +898,7 @@ void reel__rebuild(reel_store *s) {
     h->free_blocks = 0;
     h->used = 0;
     h->n_unsealed = h->n_sealed = h->n_deleting = h->n_evictable = h->n_referenced = 0;
+    h->n_owned = 0;
     h->n_spilled = 0;
     h->spilled_bytes = 0;
     h->lru_head = h->lru_tail = SEG_NIL;
@@ -871,7 +943,8 @@ void reel__rebuild(reel_store *s) {
         if (o->refs > 0)
             h->n_referenced++;
         if (o->state == OBJ_UNSEALED)
-            (*client_at(s, o->owner)).unsealed++;
+            (*client_at(s, o->creator)).unsealed++;
+        h->n_owned += o->owner != 0;
         s->scratch[kept++] = i;
     }
     if (cursor < l->capacity) {
@@ -904,6 +977,7 @@ void reel__rebuild(reel_store *s) {
             index_insert(s, i, o->hash);
             count_state(h, o->state, +1);
             h->spilled_bytes += o->alloc;
+            h->n_owned += o->owner != 0;
         }
         if (o->state == OBJ_SPILLED || (o->flags & OBJF_SPILLING))
             s->spill_files[o->spill_file].live++;
@@ -993,6 +1067,9 @@ static int claim_slot(reel_store *s) {
     c->pid = getpid();
     c->start_time = start;
     c->attach_ns = reel__now_ns(CLOCK_REALTIME);
+    if (++s->hdr->client_epochs == 0) /* 0 names no attach */
+        s->hdr->client_epochs = 1;
+    c->epoch = s->hdr->client_epochs;
     c->state = CLIENT_ALIVE;
     s->slot = slot;
     store_unlock(s);
@@ -1111,7 +1188,7 @@ REEL_API int reel_store_close(reel_store *s) {
     if (s->slot != SEG_NIL && (*client_at(s, s->slot)).pid == getpid()) {
         rc = store_lock(s);
         if (rc == 0) {
-            if (client_drop(s, s->slot))
+            if (client_drop(s, s->slot, 0))
                 wake_space(s);
             store_unlock(s);
         }
@@ -1221,6 +1298,8 @@ REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
         else
             out->clients_dead++;
     }
+    out->orphans_deleted = h->orphans_deleted;
+    out->objects_owned = h->n_owned;
     out->evictions = h->evictions;
     out->evicted_bytes = h->evicted_bytes;
     out->reclaims = h->reclaims;
@@ -1270,7 +1349,9 @@ REEL_API int reel_store_objects(reel_store *s, reel_obj_info *out, size_t cap, s
             info->state = o->state;
             info->refs = o->refs;
             info->flags = o->flags & REEL_OBJ_EVICTABLE; /* the public flags only */
-            info->owner_pid = o->owner_pid;
+            info->creator_pid = o->creator_pid;
+            if (owner_attached(s, o->owner, o->owner_epoch))
+                info->owner_pid = (*client_at(s, o->owner - 1)).pid;
             info->create_ns = o->create_ns;
             if (in_arena(o) && !(o->flags & OBJF_RESTORING) && object_extent_ok(s, o)) {
                 /* a spilled one's is on disk, a restoring one's half-read */
@@ -1286,11 +1367,41 @@ REEL_API int reel_store_objects(reel_store *s, reel_obj_info *out, size_t cap, s
     return 0;
 }
 
-/* ---- objects ---------------------------------------------------------- */
-
 static int need_client(const reel_store *s) {
     return s->slot == SEG_NIL ? REEL_EOBSERVER : 0;
 }
+
+/* ---- ownership -------------------------------------------------------- */
+
+REEL_API int reel_store_owner_token(reel_store *s, uint64_t *token) {
+    if (!token)
+        return -EINVAL;
+    int rc = need_client(s);
+    if (rc || (rc = store_lock(s)) != 0)
+        return rc;
+    *token = (uint64_t)(s->slot + 1) << 32 | (*client_at(s, s->slot)).epoch;
+    store_unlock(s);
+    return 0;
+}
+
+REEL_API int reel_store_set_owner(reel_store *s, uint64_t token) {
+    uint32_t owner = (uint32_t)(token >> 32), epoch = (uint32_t)token;
+    if (token && (owner == 0 || owner > s->lay.max_clients || epoch == 0))
+        return reel__fail(-EINVAL, "%#llx is not an owner token of %s", (unsigned long long)token,
+                          s->path);
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    int attached = !token || owner_attached(s, owner, epoch);
+    store_unlock(s);
+    if (!attached)
+        return reel__fail(REEL_EOWNERGONE, "the client owner token %#llx named is gone",
+                          (unsigned long long)token);
+    s->owner_token = token;
+    return 0;
+}
+
+/* ---- objects ---------------------------------------------------------- */
 
 /* Evicts least recently used evictable objects until size fits. Returns the
  * block or SEG_NIL. Caller holds the lock. */
@@ -1575,6 +1686,11 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
             store_unlock(s);
             return REEL_EEXISTS;
         }
+        uint32_t owner = (uint32_t)(s->owner_token >> 32), epoch = (uint32_t)s->owner_token;
+        if (owner && !owner_attached(s, owner, epoch)) {
+            store_unlock(s);
+            return reel__fail(REEL_EOWNERGONE, "the client that would own new objects is gone");
+        }
         uint32_t obj = h->object_free_head;
         if (obj != SEG_NIL && (obj >= s->lay.max_objects || obj_at(s, obj)->state != OBJ_FREE)) {
             s->corrupt = 1; /* the free list names a live object: rebuilt by the unlock */
@@ -1602,8 +1718,14 @@ REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, co
             o->meta_size = meta_size;
             o->flags = flags;
             o->refs = 0;
-            o->owner = s->slot;
-            o->owner_pid = (*client_at(s, s->slot)).pid;
+            o->creator = s->slot;
+            o->creator_pid = (*client_at(s, s->slot)).pid;
+            o->owner = owner;
+            o->owner_epoch = epoch;
+            if (owner) {
+                h->n_owned++;
+                (*client_at(s, owner - 1)).owns = 1;
+            }
             o->gen++;
             o->block = b;
             o->lru_prev = o->lru_next = SEG_NIL;
@@ -1669,7 +1791,7 @@ static int owned_unsealed(reel_store *s, const reel_id *id, uint32_t *obj) {
     seg_object *o = &(*obj_at(s, i));
     if (o->state != OBJ_UNSEALED)
         return REEL_ESEALED;
-    if (o->owner != s->slot)
+    if (o->creator != s->slot)
         return REEL_ENOTOWNER;
     *obj = i;
     return 0;
@@ -1681,8 +1803,14 @@ REEL_API int reel_obj_seal(reel_store *s, const reel_id *id) {
         return rc;
     uint32_t obj;
     rc = owned_unsealed(s, id, &obj);
+    seg_object *o = rc == 0 ? obj_at(s, obj) : NULL;
+    if (o && o->owner && !owner_attached(s, o->owner, o->owner_epoch)) {
+        object_free(s, obj); /* nobody could ever name it */
+        store_unlock(s);
+        wake_space(s);
+        return reel__fail(REEL_EOWNERGONE, "the client owning the object is gone: freed");
+    }
     if (rc == 0) {
-        seg_object *o = &(*obj_at(s, obj));
         o->state = OBJ_SEALED;
         o->last_use = ++s->hdr->tick;
         s->hdr->n_unsealed--;
@@ -1836,27 +1964,30 @@ REEL_API int reel_obj_delete(reel_store *s, const reel_id *id) {
     if (rc)
         return rc;
     uint32_t i = index_find(s, id, reel__id_hash(id));
-    seg_object *o = i == SEG_NIL ? NULL : obj_at(s, i);
     int freed = 0;
-    if (!o || o->state == OBJ_DELETING || (o->flags & OBJF_DELETE_PENDING)) {
-        rc = REEL_ENOTFOUND;
-    } else if (o->state == OBJ_UNSEALED) {
-        rc = REEL_ENOTSEALED;
-    } else if (o->state == OBJ_SPILLED && (o->flags & OBJF_RESTORING)) {
-        o->flags |= OBJF_DELETE_PENDING; /* freed when the restore is done */
-    } else if (o->refs == 0 && !(o->flags & OBJF_SPILLING)) {
-        object_free(s, i);
-        freed = 1;
-    } else {
-        /* Held, or being written to a spill file: freed when that ends. */
-        count_state(s->hdr, o->state, -1);
-        o->state = OBJ_DELETING;
-        count_state(s->hdr, o->state, +1);
-    }
+    rc = i == SEG_NIL ? REEL_ENOTFOUND : object_delete(s, i, &freed);
     store_unlock(s);
     if (freed)
         wake_space(s);
     return rc;
+}
+
+REEL_API int reel_obj_disown(reel_store *s, const reel_id *ids, size_t n) {
+    if (n && !ids)
+        return -EINVAL;
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t i = index_find(s, &ids[k], reel__id_hash(&ids[k]));
+        seg_object *o = i == SEG_NIL ? NULL : obj_at(s, i);
+        if (o && o->owner) {
+            o->owner = 0;
+            s->hdr->n_owned--;
+        }
+    }
+    store_unlock(s);
+    return 0;
 }
 
 REEL_API int reel_obj_contains(reel_store *s, const reel_id *id, int *present) {

@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 #define SEG_MAGIC          "REELSTOR"
-#define SEG_FORMAT_VERSION 1u
+#define SEG_FORMAT_VERSION 2u /* 2: objects have owners */
 #define SEG_NIL            UINT32_MAX
 #define SEG_ALIGN          64u
 #define SEG_CLASSES        64
@@ -107,7 +107,10 @@ typedef struct seg_header {
     uint32_t spill_files; /* in use */
     uint64_t spilled_bytes;
     uint64_t spill_writes, spill_written_bytes, restores, restored_bytes, spill_failures;
-    uint64_t reserved2[8];
+    uint64_t orphans_deleted; /* objects deleted because their owner died */
+    uint32_t client_epochs;   /* attaches so far: the next one's epoch */
+    uint32_t n_owned;         /* objects with an owner */
+    uint64_t reserved2[6];
 
     /* Futex words: bumped on every seal / every free, slept on by waiters.
      * A waker calls FUTEX_WAKE only when the sleeper count is non-zero. */
@@ -126,7 +129,9 @@ typedef struct seg_client {
     uint32_t nrecords; /* ref records in use */
     uint32_t refs;     /* sum of their counts */
     uint32_t unsealed;
-    uint32_t reserved[7];
+    uint32_t epoch; /* which attach of this slot: owner tokens name it */
+    uint32_t owns;  /* an object was made owned by it: its drop looks for them */
+    uint32_t reserved[5];
 } seg_client;
 
 typedef struct seg_ref {
@@ -148,14 +153,16 @@ typedef struct seg_object {
     uint32_t state;
     uint32_t flags;
     uint32_t refs;
-    uint32_t owner; /* client slot of the creator */
-    int32_t owner_pid;
+    uint32_t creator; /* its client slot */
+    int32_t creator_pid;
     uint32_t gen;
     uint32_t block;
     uint32_t lru_prev, lru_next; /* lru_next doubles as the free-slot link */
     uint32_t mover;              /* client slot + 1 spilling or restoring it, else 0 */
     uint32_t spill_file;         /* index into the spill file table, when spilled */
     uint64_t spill_off;          /* where its bytes start in that file */
+    uint32_t owner;              /* client slot + 1 owning it (deleted when it dies), 0: none */
+    uint32_t owner_epoch;        /* that client's epoch: a later attach of the slot is not it */
 } seg_object;
 
 /* A spill file: one per spill pass, holding the objects it wrote back to
@@ -198,7 +205,8 @@ struct reel_store {
     seg_block *blocks;
     seg_spill_file *spill_files;
     uint8_t *arena;
-    uint32_t slot; /* SEG_NIL for observers */
+    uint32_t slot;        /* SEG_NIL for observers */
+    uint64_t owner_token; /* reel_store_set_owner(): owns what this handle creates; 0: none */
     uint64_t spin_ns;
     uint32_t *scratch; /* max_objects entries, for rebuilds: no malloc under a dead lock */
     uint64_t last_liveness_ns;

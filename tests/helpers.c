@@ -111,6 +111,7 @@ void th_expect_same_usage(const reel_store_stats *want, const reel_store_stats *
     TH_SAME_(objects_deleting);
     TH_SAME_(objects_evictable);
     TH_SAME_(objects_referenced);
+    TH_SAME_(objects_owned);
 #undef TH_SAME_
 }
 

@@ -705,7 +705,7 @@ Test(lifecycle, objects_listing) {
     cr_assert_eq(count, 3u);
     int seen = 0;
     for (size_t i = 0; i < count; i++) {
-        cr_assert_eq(info[i].owner_pid, getpid());
+        cr_assert_eq(info[i].creator_pid, getpid());
         cr_assert_geq(info[i].create_ns + 1000000000ull, t0, "create_ns before the test began");
         cr_assert_leq(info[i].create_ns, t1 + 1000000000ull, "create_ns in the future");
         if (reel_id_equal(&info[i].id, &sealed)) {

@@ -66,7 +66,8 @@ extern "C" {
     X(TRUNCATED, "store file is truncated")                                                        \
     X(OBSERVER, "operation needs a client handle, not an observer")                                \
     X(BADMETA, "malformed object metadata")                                                        \
-    X(SPILLLOST, "a spilled object's file is missing or unreadable")
+    X(SPILLLOST, "a spilled object's file is missing or unreadable")                               \
+    X(OWNERGONE, "the client that would own the object is gone")
 
 enum {
 #define REEL_ERRNO_ENUM_(name, msg) REEL_E##name##_INDEX_,
@@ -169,7 +170,8 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
 REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out);
 
 /* Detaches: releases every reference this client holds, aborts the objects it
- * created but did not seal, frees its client slot, unmaps. NULL is a no-op.
+ * created but did not seal, hands the objects it owns to the store, frees its
+ * client slot, unmaps. NULL is a no-op.
  * Returns 0, or a negative code if the segment was found corrupt (the handle
  * is freed anyway). */
 REEL_API int reel_store_close(reel_store *store);
@@ -186,10 +188,39 @@ REEL_API const char *reel_store_path(const reel_store *store);
 REEL_API void reel_store_set_spin_ns(reel_store *store, uint64_t spin_ns);
 
 /* Finds clients whose process is gone and reclaims what they held: their
- * references are dropped and their unsealed objects freed.
+ * references are dropped, their unsealed objects freed and the objects they
+ * owned deleted.
  *   reclaimed: out, optional; the number of dead clients reclaimed.
  * Works on observer handles. Returns 0 or a negative code. */
 REEL_API int reel_store_reclaim(reel_store *store, uint32_t *reclaimed);
+
+/* ---- Ownership ----------------------------------------------------------
+ *
+ * A sealed object nobody owns is the store's: it stays until someone deletes
+ * it. An object may instead be owned by a client, as Ray's objects are owned
+ * by the worker that asked for them: when the owner's process dies, whoever
+ * reclaims it (reel_store_reclaim(), reel-inspect --reclaim, the next open, a
+ * create short of space) deletes what it owned, so that a killed driver
+ * leaves nothing behind. An owner that closes its handle hands what it owned
+ * to the store. Workers make their outputs owned by their driver this way.
+ */
+
+/* This client's owner token, for another process's reel_store_set_owner().
+ * It names this attach only: a later client in the same slot has another.
+ * Errors: REEL_EOBSERVER. */
+REEL_API int reel_store_owner_token(reel_store *store, uint64_t *token);
+
+/* Makes every object this handle creates from now on owned by the client the
+ * token names (0: by nobody). A create fails with REEL_EOWNERGONE once that
+ * client has closed or been reclaimed, and a seal of an object whose owner
+ * went meanwhile frees it and fails the same way.
+ * Errors: -EINVAL (not a token of this store), REEL_EOWNERGONE. */
+REEL_API int reel_store_set_owner(reel_store *store, uint64_t token);
+
+/* Hands n objects over to the store: nobody owns them any more, and they
+ * stay until deleted. Objects not there (or being deleted) are skipped.
+ * Errors: -EINVAL. */
+REEL_API int reel_obj_disown(reel_store *store, const reel_id *ids, size_t n);
 
 /* Spills now, without waiting for memory to run short: sealed objects nobody
  * is reading and that are not evictable, least recently used first, up to
@@ -229,7 +260,9 @@ typedef struct reel_store_stats {
     uint64_t spill_written_bytes;
     uint64_t restores; /* objects read back since creation */
     uint64_t restored_bytes;
-    uint64_t spill_failures; /* spill passes that could not write */
+    uint64_t spill_failures;  /* spill passes that could not write */
+    uint64_t orphans_deleted; /* objects deleted because their owner died, since creation */
+    uint32_t objects_owned;   /* objects a live or dead client owns now */
 } reel_store_stats;
 
 /* Copies the store's counters into out. Works on observer handles. */
@@ -266,7 +299,8 @@ typedef struct reel_obj_info {
     uint32_t state;                       /* enum reel_obj_state */
     uint32_t refs;                        /* references held, all clients */
     uint32_t flags;                       /* REEL_OBJ_* flags given at create */
-    pid_t owner_pid;                      /* the process that created it */
+    pid_t creator_pid;                    /* the process that created it */
+    pid_t owner_pid;                      /* the process owning it; 0: nobody (the store's) */
     uint64_t create_ns;                   /* CLOCK_REALTIME at create */
     uint8_t meta[REEL_OBJ_INFO_META_MAX]; /* the first bytes of the metadata */
 } reel_obj_info;
