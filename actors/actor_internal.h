@@ -83,10 +83,12 @@ typedef struct pool_header {
     alignas(64) _Atomic uint32_t driver_sleeping;
 } pool_header;
 
-/* The runtime's worker entry point, run in a process the zygote forked. */
+/* The runtime's worker entry point, run in a process the zygote forked.
+ * Everything the worker creates is owned by the client owner_token names
+ * (the driver's runtime), so that it goes when the driver dies. */
 int reel__worker_main(const reel_actor_def *def, const char *store_path, const char *pool_path,
                       uint32_t worker, uint32_t generation, int ctl_fd, int event_fd,
-                      uint64_t spin_ns);
+                      uint64_t spin_ns, uint64_t owner_token);
 
 /* The parent ID a task's outputs derive from: (stage, task ID), so that two
  * stages given the same task ID never name the same outputs. */

@@ -109,6 +109,7 @@ struct reel_runtime {
     pthread_mutex_t zygote_lock; /* one spawn request and its reply at a time */
     int event_fd; /* workers write it to wake a sleeping driver; inherited through the zygote */
     uint64_t spin_ns;
+    uint64_t owner_token; /* of store: the workers' outputs are owned by this process */
     uint32_t next_pool;
     reel_pool *pools;
 };
@@ -296,7 +297,7 @@ static void zygote_spawn(reel_runtime *rt, int sock, const reel_ctl_msg *m) {
         snprintf(name, sizeof name, "reel:%s", def->name);
         prctl(PR_SET_NAME, name);
         int rc = reel__worker_main(def, rt->store_path, m->path, m->worker, m->generation, sv[1],
-                                   rt->event_fd, rt->spin_ns);
+                                   rt->event_fd, rt->spin_ns, rt->owner_token);
         _exit(rc ? 1 : 0);
     }
     close(sv[1]);
@@ -484,6 +485,8 @@ REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime *
     /* Check the store opens before forking anything. */
     if (rc == 0)
         rc = reel_store_open(rt->store_path, 0, &rt->store);
+    if (rc == 0)
+        rc = reel_store_owner_token(rt->store, &rt->owner_token);
     int sv[2] = {-1, -1};
     if (rc == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         rc = -errno;

@@ -249,13 +249,15 @@ static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r,
 
 int reel__worker_main(const reel_actor_def *def, const char *store_path, const char *pool_path,
                       uint32_t worker, uint32_t generation, int ctl_fd, int event_fd,
-                      uint64_t spin_ns) {
+                      uint64_t spin_ns, uint64_t owner_token) {
     reel_actor_ctx ctx = {.def = def, .worker = worker};
     pool_header *pool = NULL;
     size_t pool_size = 0;
     reel_ring *rings[2] = {NULL, NULL};
     pool_worker *me = NULL;
     int rc = reel_store_open(store_path, 0, &ctx.store);
+    if (rc == 0)
+        rc = reel_store_set_owner(ctx.store, owner_token);
     if (rc == 0)
         rc = map_pool(pool_path, worker, &pool, &pool_size, rings, &me);
     if (rc == 0 && def->setup)

@@ -527,6 +527,8 @@ static void handle_result(run *r, uint32_t i, const reel_task_result *t) {
             }
             r->outputs += t->n_outputs;
             if (r->o->on_output) {
+                /* The caller's from now on: they stay if this process dies. */
+                reel_obj_disown(r->store, t->outputs, t->n_outputs);
                 r->o->on_output(r->o->arg, &mine);
             } else {
                 for (uint32_t k = 0; k < t->n_outputs; k++)

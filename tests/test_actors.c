@@ -498,6 +498,38 @@ ACTOR_TEST(stopping_the_runtime_leaves_no_process) {
     expect_store_empty();
 }
 
+ACTOR_TEST(outputs_are_owned_by_the_runtime_until_it_stops) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "plus_one", 1, &pool));
+    reel_id out[2];
+    for (uint64_t i = 0; i < 2; i++) {
+        reel_id in = put_input(i, 64);
+        TH_OK(reel_pool_submit(pool, &in, 1, NULL, -1, NULL));
+        reel_task_result r;
+        TH_OK(reel_pool_collect(pool, &r, 10000));
+        expect_plus_one(&r, i, 64);
+        out[i] = r.outputs[0];
+        TH_OK(reel_obj_delete(store, &in));
+    }
+    reel_obj_info info[4];
+    size_t n = 0;
+    TH_OK(reel_store_objects(store, info, 4, &n));
+    cr_assert_eq(n, 2);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(info[i].owner_pid, getpid(), "an output not owned by the driver");
+    TH_OK(reel_obj_disown(store, &out[0], 1));
+    cr_assert_eq(th_stats(store).objects_owned, 1);
+    /* A clean stop hands the rest to the store: both stay. */
+    TH_OK(reel_runtime_stop(rt));
+    rt = NULL;
+    reel_store_stats st = th_stats(store);
+    cr_assert_eq(st.objects, 2);
+    cr_assert_eq(st.objects_owned, 0);
+    for (int i = 0; i < 2; i++)
+        TH_OK(reel_obj_delete(store, &out[i]));
+    expect_store_empty();
+}
+
 typedef struct driver_arg {
     const char *store;
     th_chan *report;
@@ -509,6 +541,16 @@ static int driver_process(void *p) {
     reel_runtime *r;
     reel_runtime_options o = {.store = a->store, .actors = all_defs, .n_actors = 2};
     TH_CHILD_RC(reel_runtime_start(&o, &r), 0);
+    /* One task's output, which the driver owns when it dies. */
+    reel_pool *maker;
+    TH_CHILD_RC(reel_pool_start(r, "plus_one", 1, &maker), 0);
+    reel_id in = th_id_n(0xd1e, 0);
+    TH_CHILD_RC(reel_obj_put(reel_runtime_store(r), &in, "x", 1, NULL, 0, 0, 0), 0);
+    TH_CHILD_RC(reel_pool_submit(maker, &in, 1, NULL, -1, NULL), 0);
+    reel_task_result res;
+    TH_CHILD_RC(reel_pool_collect(maker, &res, 10000), 0);
+    TH_CHILD_CHECK(res.status == 0 && res.n_outputs == 1, "the task failed: %s", res.error);
+    TH_CHILD_RC(reel_pool_stop(maker, -1), 0);
     reel_pool *pool;
     TH_CHILD_RC(reel_pool_start(r, "noop", 2, &pool), 0);
     pid_t pids[2];
@@ -550,12 +592,19 @@ ACTOR_TEST(workers_die_with_their_driver) {
         }
         cr_assert(gone, "worker %d outlived its driver", (int)pids[i]);
     }
-    /* The dead driver's client slot and the workers' are reclaimed. */
+    /* The dead driver's client slot and the workers' are reclaimed, and the
+     * output it owned goes; its input, which nobody owned, stays. */
+    reel_store_stats before = th_stats(store);
+    cr_assert_eq(before.objects_owned, 1);
     uint32_t reclaimed;
     TH_OK(reel_store_reclaim(store, &reclaimed));
     reel_store_stats st = th_stats(store);
     cr_assert_eq(st.clients_dead, 0);
     cr_assert_eq(st.clients_alive, 2, "the test's and the fixture runtime's handles");
+    cr_assert_eq(st.orphans_deleted, before.orphans_deleted + 1);
+    cr_assert_eq(st.objects, 1, "%u objects left", st.objects);
+    reel_id in = th_id_n(0xd1e, 0);
+    TH_OK(reel_obj_delete(store, &in));
     /* The dead driver's pool segment is removed by the next runtime to start. */
     reel_runtime *next;
     reel_runtime_options o = {.store = store_path, .actors = all_defs, .n_actors = 1};

@@ -743,12 +743,20 @@ Test(pipeline, workers_are_pinned_and_see_no_gpu_they_did_not_ask_for) {
 typedef struct kept {
     size_t n;
     reel_id ids[64];
+    size_t owned; /* outputs handed over still owned by the driver: none should be */
 } kept;
 
 static void keep_ids(void *arg, const reel_task_result *r) {
     kept *k = arg;
-    for (uint32_t i = 0; i < r->n_outputs && k->n < 64; i++)
+    static reel_obj_info info[256];
+    size_t n = 0;
+    if (reel_store_objects(store, info, 256, &n) != 0)
+        n = 0;
+    for (uint32_t i = 0; i < r->n_outputs && k->n < 64; i++) {
         k->ids[k->n++] = r->outputs[i];
+        for (size_t j = 0; j < n && j < 256; j++)
+            k->owned += reel_id_equal(&info[j].id, &r->outputs[i]) && info[j].owner_pid != 0;
+    }
 }
 
 Test(pipeline, a_second_run_leaves_the_first_runs_outputs_alone) {
@@ -773,6 +781,7 @@ Test(pipeline, a_second_run_leaves_the_first_runs_outputs_alone) {
                            .flags = REEL_RUN_QUIET};
     TH_OK(reel_pipeline_run(p1, &ro, NULL));
     cr_assert_eq(k1.n, 20);
+    cr_assert_eq(k1.owned, 0, "%zu outputs were handed over still owned by the driver", k1.owned);
     ro.on_output = keep;
     ro.arg = &second;
     TH_OK(reel_pipeline_run(p2, &ro, NULL));

@@ -146,7 +146,8 @@ typedef struct reel_runtime_options {
 REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out);
 
 /* Stops every pool still running, the zygote, and frees the runtime. No
- * process it started outlives this call. NULL is a no-op. */
+ * process it started outlives this call. Task outputs still in the store are
+ * handed to the store (see reel_task_result.outputs). NULL is a no-op. */
 REEL_API int reel_runtime_stop(reel_runtime *rt);
 
 /* The driver's own client handle on the store. */
@@ -180,8 +181,11 @@ typedef struct reel_task_result {
     uint32_t attempts; /* how many were made */
     uint32_t n_outputs;
     uint32_t forwarded; /* bit i: outputs[i] is an input passed on (reel_actor_forward) */
-    reel_id outputs[REEL_TASK_MAX_OUTPUTS]; /* sealed store objects, now the caller's,
-                                               except those forwarded */
+    /* Sealed store objects, now the caller's, except those forwarded. The
+     * runtime's client owns them (reel/store.h, "Ownership"): if the driver
+     * dies they are deleted; reel_obj_disown() keeps one beyond that, and
+     * reel_runtime_stop() hands those left over to the store. */
+    reel_id outputs[REEL_TASK_MAX_OUTPUTS];
     uint32_t n_inputs;
     reel_id inputs[REEL_TASK_MAX_INPUTS];
     char error[REEL_ERROR_TEXT_MAX]; /* "stage: text" when status != 0 */

@@ -192,7 +192,9 @@ typedef struct reel_run_options {
     /* Each successful task of the last stage. Its outputs are the caller's
      * from then on (keep or delete them), except those whose bit is set in
      * forwarded: those are objects that already existed (an input passed on).
-     * NULL: the outputs are deleted. */
+     * They are the store's (nobody owns them), so they outlive the driver;
+     * objects still inside the run are owned by the driver and go with it if
+     * it dies. NULL: the outputs are deleted. */
     void (*on_output)(void *arg, const reel_task_result *result);
     /* Called with the live figures after each status line and autoscaler
      * round, and once at the end. Optional. */
