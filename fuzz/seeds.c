@@ -163,7 +163,7 @@ static void segment_seeds(void) {
     reel_store_close(s);
     copy_store(path, "empty");
 
-    /* Objects of every state: sealed (with metadata, one evictable), one
+    /* Objects of every state: sealed (with metadata, one evictable and owned), one
      * deleted while referenced, one unsealed; copied while this process is
      * attached and holds references, so that the fuzzer's opener finds a
      * client that is gone by then and reclaims what it held. */
@@ -184,8 +184,13 @@ static void segment_seeds(void) {
     uint8_t pixels[48];
     for (int i = 0; i < 48; i++)
         pixels[i] = (uint8_t)(i * 5);
+    /* The evictable one is owned by this client: deleted with it by the
+     * fuzzer's opener, handed to the store by the close. */
+    uint64_t token = 0;
     if ((rc = reel_obj_put(s, &ids[0], pixels, sizeof pixels, metabuf, (uint32_t)mlen, 0, 0)) ||
+        (rc = reel_store_owner_token(s, &token)) || (rc = reel_store_set_owner(s, token)) ||
         (rc = reel_obj_put(s, &ids[1], "evict me", 8, NULL, 0, REEL_OBJ_EVICTABLE, 0)) ||
+        (rc = reel_store_set_owner(s, 0)) ||
         (rc = reel_obj_put(s, &ids[2], "deleted", 7, NULL, 0, 0, 0)))
         die("put", rc);
     reel_view v;
