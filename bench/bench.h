@@ -13,6 +13,7 @@
 #define REEL_BENCH_H
 
 #include <sched.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -189,6 +190,11 @@ void bench_catch_signals(int reset_hand);
 int bench_interrupted(void);
 /* Puts back the handlers bench_catch_signals() replaced. */
 void bench_release_signals(void);
+
+/* Describes a failed call into buf: "<what fmt says>: <err's name>", then
+ * ": <reel_last_error()>" for a reel call (reel_call set) that left one. */
+void bench_describe_failure(char *buf, size_t cap, int err, int reel_call, const char *fmt,
+                            va_list ap);
 
 /* Pins the calling process to one CPU. Returns 0 or a negative errno. */
 int bench_pin_cpu(int cpu);

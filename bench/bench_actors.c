@@ -142,13 +142,10 @@ typedef struct ctx {
 /* A reel call failed: err, and the library's detail sentence if it left one. */
 static int fail(ctx *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(ctx *c, int err, const char *fmt, ...) {
-    char what[160];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    bench_describe_failure(c->errbuf, 256, err, 1, fmt, ap);
     va_end(ap);
-    const char *detail = reel_last_error();
-    snprintf(c->errbuf, 256, "%s: %s%s%s", what, reel_strerror(err), detail[0] ? ": " : "", detail);
     return err;
 }
 

@@ -220,14 +220,12 @@ struct ctx {
 /* A reel call failed: err, and the library's detail sentence if it left one. */
 static int fail(ctx *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(ctx *c, int err, const char *fmt, ...) {
-    char what[160];
+    char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    bench_describe_failure(msg, sizeof msg, err, 1, fmt, ap);
     va_end(ap);
-    const char *detail = reel_last_error();
-    bench_report_error(c->rep, "%s: %s%s%.80s", what, reel_strerror(err), detail[0] ? ": " : "",
-                       detail);
+    bench_report_error(c->rep, "%s", msg);
     return err;
 }
 

@@ -93,14 +93,6 @@ typedef struct ctx {
 
 /* ---- Failures, progress, cleanup ----------------------------------------- */
 
-static int describe(ctx *c, int err, int reel_call, const char *fmt, va_list ap) {
-    char what[160];
-    vsnprintf(what, sizeof(what), fmt, ap);
-    const char *detail = reel_call ? reel_last_error() : "";
-    snprintf(c->errbuf, 256, "%s: %s%s%s", what, reel_strerror(err), detail[0] ? ": " : "", detail);
-    return err;
-}
-
 static int fail(ctx *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail_sys(ctx *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -108,7 +100,7 @@ static int fail_sys(ctx *c, int err, const char *fmt, ...) __attribute__((format
 static int fail(ctx *c, int err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    describe(c, err, 1, fmt, ap);
+    bench_describe_failure(c->errbuf, 256, err, 1, fmt, ap);
     va_end(ap);
     return err;
 }
@@ -117,7 +109,7 @@ static int fail(ctx *c, int err, const char *fmt, ...) {
 static int fail_sys(ctx *c, int err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    describe(c, err, 0, fmt, ap);
+    bench_describe_failure(c->errbuf, 256, err, 0, fmt, ap);
     va_end(ap);
     return err;
 }

@@ -5,6 +5,8 @@
  */
 #include "bench.h"
 
+#include <reel/store.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <linux/futex.h>
@@ -735,6 +737,14 @@ void bench_catch_signals(int reset_hand) {
 
 int bench_interrupted(void) {
     return atomic_load_explicit(&interrupted, memory_order_relaxed);
+}
+
+void bench_describe_failure(char *buf, size_t cap, int err, int reel_call, const char *fmt,
+                            va_list ap) {
+    char what[160];
+    vsnprintf(what, sizeof(what), fmt, ap);
+    const char *detail = reel_call ? reel_last_error() : "";
+    snprintf(buf, cap, "%s: %s%s%s", what, reel_strerror(err), detail[0] ? ": " : "", detail);
 }
 
 void bench_release_signals(void) {
