@@ -190,8 +190,9 @@ int reel__segment_create(const char *path, const seg_layout *l, int prefault, co
             goto fail;
         }
     }
-    base = mmap(NULL, l->file_size, PROT_READ | PROT_WRITE,
-                MAP_SHARED | (prefault ? MAP_POPULATE : 0), fd, 0);
+    /* Not populated: only the header and the tables are written here, and
+     * the creator's attach maps (and populates) the file again. */
+    base = mmap(NULL, l->file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         rc = -errno;
         goto fail;
