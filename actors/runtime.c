@@ -482,9 +482,10 @@ REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime *
             d->slots = DEFAULT_SLOTS;
     }
     remove_stale_pool_segments();
-    /* Check the store opens before forking anything. */
+    /* Check the store opens before forking anything. Lazily, as the workers
+     * do (worker.c): the driver touches little of it. */
     if (rc == 0)
-        rc = reel_store_open(rt->store_path, 0, &rt->store);
+        rc = reel_store_open(rt->store_path, REEL_OPEN_LAZY, &rt->store);
     if (rc == 0)
         rc = reel_store_owner_token(rt->store, &rt->owner_token);
     int sv[2] = {-1, -1};

@@ -1098,7 +1098,7 @@ static int store_attach(const char *path, uint32_t flags, reel_store **out) {
         return rc;
     }
     int observer = (flags & REEL_OPEN_OBSERVER) != 0;
-    rc = reel__segment_map(s, s->path, !observer);
+    rc = reel__segment_map(s, s->path, !observer && !(flags & REEL_OPEN_LAZY));
     if (rc == 0) {
         s->scratch = malloc((size_t)s->lay.max_objects * sizeof *s->scratch);
         if (!s->scratch)
@@ -1175,7 +1175,7 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
 
 REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out) {
     reel__clear_error();
-    if (!out || (flags & ~(REEL_OPEN_OBSERVER | REEL_OPEN_GPU_PIN)))
+    if (!out || (flags & ~(REEL_OPEN_OBSERVER | REEL_OPEN_GPU_PIN | REEL_OPEN_LAZY)))
         return -EINVAL;
     return store_attach(path, flags, out);
 }

@@ -73,8 +73,8 @@ static void expect_open_fails(const char *path, const int *allowed, size_t nallo
                               const char *what) {
     size_t before_len;
     uint8_t *before = read_file(path, &before_len);
-    static const uint32_t flags[] = {0, REEL_OPEN_OBSERVER};
-    for (size_t f = 0; f < 2; f++) {
+    static const uint32_t flags[] = {0, REEL_OPEN_OBSERVER, REEL_OPEN_LAZY};
+    for (size_t f = 0; f < 3; f++) {
         reel_store *s = NULL;
         int rc = reel_store_open(path, flags[f], &s);
         char buf[512];
@@ -83,7 +83,10 @@ static void expect_open_fails(const char *path, const int *allowed, size_t nallo
             ok |= rc == allowed[k];
         if (!ok && rc == 0)
             reel_store_close(s);
-        cr_assert(ok, "open(%s%s) -> %s", what, flags[f] ? ", observer" : "",
+        cr_assert(ok, "open(%s%s) -> %s", what,
+                  flags[f] == REEL_OPEN_OBSERVER ? ", observer"
+                  : flags[f]                     ? ", lazy"
+                                                 : "",
                   th_rcstr(rc, buf, sizeof buf));
         const char *msg = reel_strerror(rc);
         cr_assert(msg && msg[0], "no message for %d", rc);
@@ -338,6 +341,39 @@ Test(segment, destroy_removes_file) {
         .capacity = 1 * MiB, .max_objects = 64, .flags = REEL_STORE_NO_PREFAULT};
     TH_OK(reel_store_create(path, &opts, &s));
     TH_OK(reel_store_close(s));
+}
+
+/* A client that maps the store lazily (REEL_OPEN_LAZY, as the actor
+ * runtime's workers do) reads and writes it like any other. */
+Test(segment, a_lazy_client_is_a_client_like_any_other) {
+    const char *path;
+    reel_store *s = th_store_new(16 * MiB, 64, &path);
+    reel_store *lazy;
+    TH_RC(reel_store_open(path, 0x80u, &lazy), -EINVAL);
+    TH_OK(reel_store_open(path, REEL_OPEN_LAZY, &lazy));
+    enum { SIZE = 3 * MiB + 17 };
+    uint8_t *buf = malloc(SIZE);
+    cr_assert_not_null(buf);
+    reel_id a, b;
+    TH_OK(reel_id_random(&a));
+    TH_OK(reel_id_random(&b));
+    th_fill(buf, SIZE, 1);
+    TH_OK(reel_obj_put(s, &a, buf, SIZE, NULL, 0, 0, -1));
+    th_fill(buf, SIZE, 2);
+    TH_OK(reel_obj_put(lazy, &b, buf, SIZE, NULL, 0, 0, -1));
+    reel_view v;
+    TH_OK(reel_obj_get(lazy, &a, 1, 0, &v));
+    cr_assert_eq(v.size, SIZE);
+    cr_assert_eq(th_mismatch(v.data, SIZE, 1), SIZE, "the lazy client reads other bytes");
+    TH_OK(reel_obj_release(lazy, &a));
+    TH_OK(reel_obj_get(s, &b, 1, 0, &v));
+    cr_assert_eq(th_mismatch(v.data, SIZE, 2), SIZE, "the lazy client wrote other bytes");
+    TH_OK(reel_obj_release(s, &b));
+    TH_OK(reel_obj_delete(lazy, &a));
+    TH_OK(reel_obj_delete(s, &b));
+    TH_OK(reel_store_close(lazy));
+    TH_OK(reel_store_close(s));
+    free(buf);
 }
 
 Test(segment, file_size_covers_capacity) {

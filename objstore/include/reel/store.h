@@ -149,6 +149,12 @@ typedef struct reel_store_options {
 /* Flags for reel_store_open(). */
 #define REEL_OPEN_OBSERVER 0x1u /* take no client slot: stats, listing, reclaim only */
 #define REEL_OPEN_GPU_PIN  0x2u /* reel_store_gpu_pin() after attaching, best effort */
+/* Map the store without filling this process's page tables for all of it
+ * up front (which costs about 0.1 ms per MiB of capacity to attach, and as
+ * much again to detach): each page is mapped when this process first
+ * touches it. For short-lived processes that use a small part of a large
+ * store, such as the actor runtime's workers. */
+#define REEL_OPEN_LAZY 0x4u
 
 /* Creates a new store at path and attaches to it as a client.
  *   path: a name without '/' ("frames" -> /dev/shm/reel-<uid>/frames, the
@@ -162,7 +168,8 @@ typedef struct reel_store_options {
 REEL_API int reel_store_create(const char *path, const reel_store_options *opts, reel_store **out);
 
 /* Attaches to an existing store.
- *   flags: 0 or REEL_OPEN_OBSERVER.
+ *   flags: 0, or REEL_OPEN_OBSERVER or REEL_OPEN_LAZY, or'd with
+ *          REEL_OPEN_GPU_PIN.
  * The header is validated before anything in the file is trusted.
  * Errors: -ENOENT, -EACCES, REEL_EFOREIGN (wrong magic), REEL_EVERSION,
  * REEL_ETRUNCATED (file shorter than its header says), REEL_ECORRUPT
