@@ -318,8 +318,8 @@ int bench_curate_run(const bench_options *opts, bench_report *rep) {
                           o.preset, (int)o.crf, ncpu, o.fixed_stride_clip_len_s);
         bench_report_note(rep,
                           "reel: reel-curate's defaults (fixed stride %g s, motion filter "
-                          "off), autoscale_interval_s 1, %d CPUs; it also decodes every clip "
-                          "again for frames and previews, which ffmpeg does not",
+                          "off), autoscale_interval_s 1, %d CPUs; it also makes frames, "
+                          "tensors and previews",
                           o.fixed_stride_clip_len_s, ncpu);
     }
     for (size_t i = 0; i < in.n; i++)

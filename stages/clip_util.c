@@ -2,8 +2,10 @@
 #include "clip_util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- the stage -------------------------------------------------------------------- */
 
@@ -164,5 +166,78 @@ int clip_video_pick(clip_video *v, const int64_t *idx, uint32_t n,
         }
     }
     av_frame_free(&r.last);
+    return rc;
+}
+
+/* ---- which frames, and what of them --------------------------------------------------- */
+
+int clip_frames_plan(int64_t num_frames, double fps, double rate, int64_t **idx, uint32_t *n) {
+    *n = 0;
+    *idx = NULL;
+    if (num_frames <= 0 || !(fps > 0) || !(rate > 0))
+        return -EINVAL;
+    double last = (double)(num_frames - 1) / fps;
+    double stop = last + 0.5 / rate;
+    /* np.arange(0, stop, 1 / rate): ceil(stop x rate) samples, computed with a
+     * little slack so that a stop that is a whole number of steps stays out. */
+    double count = ceil(stop * rate - 1e-9);
+    if (count < 1)
+        count = 1;
+    if (count > CLIP_FRAMES_MAX)
+        return -E2BIG;
+    uint32_t total = (uint32_t)count;
+    int64_t *v = malloc(total * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    for (uint32_t k = 0; k < total; k++) {
+        double t = k / rate;
+        int64_t j;
+        if (t >= last) {
+            j = num_frames - 1;
+        } else {
+            j = (int64_t)floor(t * fps);
+            if (j < 0)
+                j = 0;
+            if (j + 1 < num_frames && fabs(t - (double)(j + 1) / fps) < fabs(t - (double)j / fps))
+                j++;
+        }
+        v[k] = j;
+    }
+    *idx = v;
+    *n = total;
+    return 0;
+}
+
+size_t clip_frame_bytes(uint32_t size) {
+    return (size_t)size * size * 3;
+}
+
+int64_t clip_middle_frame(int64_t n) {
+    if (n <= 0)
+        return 0;
+    return n % 2 == 0 ? n / 2 - 1 : n / 2;
+}
+
+#define PREVIEW_QUALITY 85 /* media_jpeg's 1..100 */
+
+int clip_preview_jpeg(const AVFrame *frame, uint32_t side, uint8_t **jpeg, uint64_t *size,
+                      char *why, size_t cap) {
+    /* The longer side becomes side. */
+    double longer = frame->width > frame->height ? frame->width : frame->height;
+    if (!(longer > 0)) {
+        snprintf(why, cap, "the frame has no picture");
+        return -EINVAL;
+    }
+    uint32_t w = (uint32_t)fmax(1, nearbyint((double)frame->width * side / longer));
+    uint32_t h = (uint32_t)fmax(1, nearbyint((double)frame->height * side / longer));
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    if (!rgb)
+        return -ENOMEM;
+    int rc = media_frame_to_rgb(frame, w, h, rgb);
+    if (rc)
+        snprintf(why, cap, "cannot convert the middle frame to RGB: %s", strerror(-rc));
+    else
+        rc = media_jpeg(rgb, w, h, PREVIEW_QUALITY, jpeg, size, why, cap);
+    free(rgb);
     return rc;
 }

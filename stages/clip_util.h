@@ -1,8 +1,11 @@
 /*
  * clip_util.h - what the per-clip stages (motion, frames, preprocess,
  * preview) share: the process() each of them is - a loop over the task's
- * clips that records each clip's failure in the clip - and taking chosen
- * frames out of a clip's MP4. Internal to the stages; never installed.
+ * clips that records each clip's failure in the clip - taking chosen frames
+ * out of a clip's MP4, and which frames the frames and preview stages take
+ * and what they make of them (which the transcoder shares too: it takes
+ * them from the pictures it encodes). Internal to the stages; never
+ * installed.
  */
 #ifndef REEL_STAGES_CLIP_UTIL_H
 #define REEL_STAGES_CLIP_UTIL_H
@@ -75,5 +78,30 @@ int clip_video_pick(clip_video *v, const int64_t *idx, uint32_t n,
                     void *arg, bool *partial, char *why, size_t cap);
 
 void clip_video_close(clip_video *v);
+
+/* ---- which frames, and what of them --------------------------------------------------- */
+
+#define CLIP_FRAMES_MAX 100000u /* samples per clip, at most (a 14-hour clip at 2 fps) */
+
+/* The frames the frames stage takes of a clip of num_frames at fps, sampled
+ * at rate (Curator's sequence policy; frames.c says how): *n samples, the
+ * frame of sample k in (*idx)[k], nondecreasing; *idx is malloc'd, the
+ * caller's to free(). Returns 0, -EINVAL (num_frames, fps or rate not
+ * positive), -E2BIG (more than CLIP_FRAMES_MAX samples) or -ENOMEM. */
+int clip_frames_plan(int64_t num_frames, double fps, double rate, int64_t **idx, uint32_t *n);
+
+/* Bytes of one frame of the frames stage: size x size RGB24. */
+size_t clip_frame_bytes(uint32_t size);
+
+/* The frame the preview stage takes of n: Curator's "middle" policy, n / 2,
+ * or n / 2 - 1 when n is even (0 when n <= 0). */
+int64_t clip_middle_frame(int64_t n);
+
+/* The preview of frame: scaled so that its longer side is side pixels (the
+ * other in proportion, rounded, at least 1), as a JPEG in a malloc'd buffer
+ * (*jpeg, *size; free() it). Returns 0, -ENOMEM, or another negative code
+ * with why saying it. */
+int clip_preview_jpeg(const AVFrame *frame, uint32_t side, uint8_t **jpeg, uint64_t *size,
+                      char *why, size_t cap);
 
 #endif

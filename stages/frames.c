@@ -13,6 +13,12 @@
  * frames, as Curator's does. fps and the frame count are the MP4's (the
  * transcoder writes exact counts); should the clip decode to fewer frames
  * than it claims, the samples past its end take its last frame.
+ *
+ * A clip that has its frames already is left as it is: in the pipeline the
+ * transcoder takes them from the pictures it encodes, by the same rule
+ * (clip_frames_plan), so that the clip is not decoded again here; this
+ * stage decodes the MP4 for the clips it did not (a video that ended early,
+ * a task from elsewhere).
  */
 #include "clip_util.h"
 
@@ -21,52 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define FRAMES_MAX 100000u /* samples per clip, at most (a 14-hour clip at 2 fps) */
-
-/* The frame each sample takes: idx[0..n), nondecreasing. */
-typedef struct frame_plan {
-    uint32_t n;
-    int64_t *idx;
-} frame_plan;
-
-static int plan_samples(int64_t num_frames, double fps, double rate, frame_plan *p) {
-    p->n = 0;
-    p->idx = NULL;
-    if (num_frames <= 0 || !(fps > 0) || !(rate > 0))
-        return -EINVAL;
-    double last = (double)(num_frames - 1) / fps;
-    double stop = last + 0.5 / rate;
-    /* np.arange(0, stop, 1 / rate): ceil(stop x rate) samples, computed with a
-     * little slack so that a stop that is a whole number of steps stays out. */
-    double count = ceil(stop * rate - 1e-9);
-    if (count < 1)
-        count = 1;
-    if (count > FRAMES_MAX)
-        return -E2BIG;
-    p->n = (uint32_t)count;
-    if (!(p->idx = malloc(p->n * sizeof *p->idx)))
-        return -ENOMEM;
-    for (uint32_t k = 0; k < p->n; k++) {
-        double t = k / rate;
-        int64_t j;
-        if (t >= last) {
-            j = num_frames - 1;
-        } else {
-            j = (int64_t)floor(t * fps);
-            if (j < 0)
-                j = 0;
-            if (j + 1 < num_frames && fabs(t - (double)(j + 1) / fps) < fabs(t - (double)j / fps))
-                j++;
-        }
-        p->idx[k] = j;
-    }
-    return 0;
-}
-
-static size_t frame_bytes(uint32_t size) {
-    return (size_t)size * size * 3;
-}
 
 /* Where the samples go: out, n x size x size x 3. */
 typedef struct frames_out {
@@ -77,7 +37,7 @@ typedef struct frames_out {
 /* Samples k .. k + count - 1, which show frame: one conversion, then copies. */
 static int take(void *arg, uint32_t k, uint32_t count, const AVFrame *frame) {
     frames_out *f = arg;
-    const size_t bytes = frame_bytes(f->size);
+    const size_t bytes = clip_frame_bytes(f->size);
     uint8_t *first = f->out + bytes * k;
     int rc = media_frame_to_rgb(frame, f->size, f->size, first);
     if (rc)
@@ -93,8 +53,9 @@ static int extract(const reel_curate_options *o, vt_clip *c, void **owned, char 
     int rc = clip_video_open(c, &v, why, cap);
     if (rc)
         return rc;
-    frame_plan plan;
-    rc = plan_samples(v.num_frames, v.fps, o->frames_fps, &plan);
+    int64_t *idx;
+    uint32_t n;
+    rc = clip_frames_plan(v.num_frames, v.fps, o->frames_fps, &idx, &n);
     if (rc) {
         if (rc != -ENOMEM)
             snprintf(why, cap, "cannot sample %lld frames at %g fps from a %g fps clip",
@@ -102,33 +63,37 @@ static int extract(const reel_curate_options *o, vt_clip *c, void **owned, char 
         clip_video_close(&v);
         return rc;
     }
-    frames_out f = {.size = o->frames_size, .out = malloc(frame_bytes(o->frames_size) * plan.n)};
+    frames_out f = {.size = o->frames_size, .out = malloc(clip_frame_bytes(o->frames_size) * n)};
     if (!f.out) {
         snprintf(why, cap, "out of memory for its frames");
         rc = -ENOMEM;
     } else {
         /* A clip decoded only in part keeps the frames it had: why says what
          * happened, and clip_stage_process records it. */
-        rc = clip_video_pick(&v, plan.idx, plan.n, take, &f, NULL, why, cap);
+        rc = clip_video_pick(&v, idx, n, take, &f, NULL, why, cap);
         if (rc && rc != -ENOMEM && !why[0])
             snprintf(why, cap, "cannot convert a frame to RGB: %s", strerror(-rc));
     }
     if (rc == 0) {
         *owned = f.out;
-        c->frames = (vt_bytes){f.out, (uint64_t)frame_bytes(o->frames_size) * plan.n};
-        c->frames_n = plan.n;
+        c->frames = (vt_bytes){f.out, (uint64_t)clip_frame_bytes(o->frames_size) * n};
+        c->frames_n = n;
         c->frames_h = c->frames_w = o->frames_size;
         c->frames_fps = o->frames_fps;
     } else {
         free(f.out);
     }
-    free(plan.idx);
+    free(idx);
     clip_video_close(&v);
     return rc;
 }
 
+static bool wants(const vt_clip *c) {
+    return clip_kept_with_mp4(c) && c->frames_n == 0;
+}
+
 static int frames_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
-    static const clip_stage stage = {"frames", clip_kept_with_mp4, extract};
+    static const clip_stage stage = {"frames", wants, extract};
     return clip_stage_process(ctx, in, n, out, &stage);
 }
 

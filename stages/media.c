@@ -921,6 +921,10 @@ int media_encode_frame(media_output *e, const AVFrame *frame, char *why, size_t 
     return encode_send(e, e->yuv, why, cap);
 }
 
+const AVFrame *media_encode_picture(const media_output *e) {
+    return e && e->next_pts > 0 && !e->finished ? e->yuv : NULL;
+}
+
 int media_encode_finish(media_output *e, const uint8_t **data, uint64_t *size, char *why,
                         size_t cap) {
     if (why && cap)

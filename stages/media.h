@@ -140,6 +140,12 @@ int media_encode_frame(media_output *e, const AVFrame *frame, char *why, size_t 
 /* Flushes the encoder and finishes the MP4 (moov at the front, so a player
  * can start at once); *data and *size (out) are the file's bytes, owned by e
  * until media_encode_free(). Once only; -ENODATA when no frame was encoded. */
+/* The picture the last media_encode_frame() handed the encoder: the frame as
+ * converted to yuv420p at the encoder's size, the clip's own pixels before
+ * compression (NULL before the first frame). The encoder's, read-only; valid
+ * until the next media_encode_frame(), finish or free. */
+const AVFrame *media_encode_picture(const media_output *e);
+
 int media_encode_finish(media_output *e, const uint8_t **data, uint64_t *size, char *why,
                         size_t cap);
 

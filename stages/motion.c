@@ -250,6 +250,13 @@ static int score(const reel_curate_options *o, vt_clip *c, void **owned, char *w
     c->filtered =
         o->motion == REEL_MOTION_ENABLE && (sc.global_mean < o->motion_global_mean_threshold ||
                                             sc.patch_min < o->motion_per_patch_min_256_threshold);
+    if (c->filtered) {
+        /* The transcoder took its frames and preview for the later stages,
+         * which leave a filtered clip without them: so does the filter. */
+        c->frames = c->preview = (vt_bytes){NULL, 0};
+        c->frames_n = c->frames_h = c->frames_w = 0;
+        c->frames_fps = 0;
+    }
     return err;
 }
 

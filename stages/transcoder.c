@@ -14,9 +14,22 @@
  * frame or finish gets the reason in its errors and no MP4, and the others
  * go on. A video none of whose clips could be encoded gets the task's error
  * text; the task is written either way.
+ *
+ * The frames and the preview of each clip come from here too: while a clip
+ * is encoded, the pictures the encoder is given (media_encode_picture: the
+ * clip's pixels, converted and scaled, before compression) that the frames
+ * stage would take (clip_frames_plan) are scaled to its RGB size, and the
+ * one the preview stage would take (clip_middle_frame) becomes its JPEG, so
+ * that neither stage decodes the clip again. The rules are those stages',
+ * applied to the clip as it will be: its frame count is known before it is
+ * encoded (end - start), and once the MP4 is finished its own count and
+ * rate are checked to pick the same frames. A clip the check fails, or one
+ * that ended early (the video was shorter than its probe said), or one whose
+ * pictures could not be converted, gets neither here, and the frames and
+ * preview stages decode its MP4 as they do for any task that comes without
+ * them.
  */
-#include "media.h"
-#include "stages_internal.h"
+#include "clip_util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +39,21 @@
 
 #define ERR_CAP 512
 
+/* What the frames and preview stages would take of a clip, taken from the
+ * pictures it is encoded from. */
+typedef struct clip_samples {
+    bool on;        /* still being taken (off: the later stages decode the MP4) */
+    int64_t expect; /* the clip's frames, end - start */
+    double fps;     /* the rate the plan was made for */
+    int64_t *idx;   /* clip_frames_plan(expect, fps, frames_fps) */
+    uint32_t n;
+    uint32_t next;   /* the first sample not taken yet */
+    uint8_t *frames; /* n x frames_size x frames_size x 3 (malloc'd) */
+    int64_t mid;     /* clip_middle_frame(expect) */
+    uint8_t *jpeg;   /* its preview (malloc'd) */
+    uint64_t jpeg_size;
+} clip_samples;
+
 /* One clip's encoding. */
 typedef struct clip_job {
     vt_clip *clip;
@@ -34,6 +62,7 @@ typedef struct clip_job {
     bool failed, done;
     uint8_t *mp4; /* the finished file (malloc'd) */
     uint64_t mp4_size;
+    clip_samples s;
     char err[ERR_CAP];
 } clip_job;
 
@@ -77,6 +106,89 @@ static void job_finish(clip_job *j) {
     j->done = true;
 }
 
+static void samples_off(clip_samples *s) {
+    free(s->idx);
+    free(s->frames);
+    free(s->jpeg);
+    *s = (clip_samples){.on = false};
+}
+
+/* Plans a clip's samples as it starts; any failure just leaves them to the
+ * later stages. */
+static void samples_start(const reel_curate_options *o, clip_job *j, double fps) {
+    clip_samples *s = &j->s;
+    *s = (clip_samples){.expect = j->clip->end_frame - j->clip->start_frame, .fps = fps};
+    if (clip_frames_plan(s->expect, fps, o->frames_fps, &s->idx, &s->n) != 0)
+        return;
+    s->frames = malloc(clip_frame_bytes(o->frames_size) * s->n);
+    s->mid = clip_middle_frame(s->expect);
+    s->on = s->frames != NULL;
+    if (!s->on)
+        samples_off(s);
+}
+
+/* Takes what the samples want of the picture the clip's frame i (from 0)
+ * was just encoded from. */
+static void samples_take(const reel_curate_options *o, clip_job *j, int64_t i) {
+    clip_samples *s = &j->s;
+    if (!s->on)
+        return;
+    const AVFrame *pic = media_encode_picture(j->enc);
+    uint32_t k = s->next;
+    while (s->next < s->n && s->idx[s->next] <= i)
+        s->next++;
+    int rc = 0;
+    if (s->next > k) { /* samples k .. next - 1 show this frame: one conversion, then copies */
+        const size_t bytes = clip_frame_bytes(o->frames_size);
+        uint8_t *first = s->frames + bytes * k;
+        rc = pic ? media_frame_to_rgb(pic, o->frames_size, o->frames_size, first) : -EINVAL;
+        for (uint32_t c = k + 1; rc == 0 && c < s->next; c++)
+            memcpy(s->frames + bytes * c, first, bytes);
+    }
+    if (rc == 0 && i == s->mid) {
+        char why[256];
+        rc = pic ? clip_preview_jpeg(pic, o->preview_size, &s->jpeg, &s->jpeg_size, why, sizeof why)
+                 : -EINVAL;
+    }
+    if (rc)
+        samples_off(s);
+}
+
+/* A finished clip's samples into the clip, when they are what the frames
+ * and preview stages would take of its MP4: the same count and rate (read
+ * back as clip_video_open reads them), so the same frames. */
+static void samples_keep(const reel_curate_options *o, clip_job *j) {
+    clip_samples *s = &j->s;
+    if (!s->on || j->frames != s->expect || s->next != s->n || !s->jpeg) {
+        samples_off(s);
+        return;
+    }
+    clip_video v;
+    char why[256];
+    bool same = clip_video_open(j->clip, &v, why, sizeof why) == 0;
+    if (same) {
+        same = v.num_frames == s->expect && clip_middle_frame(v.num_frames) == s->mid;
+        if (same && v.fps != s->fps) { /* a rate read back a little off: the same picks? */
+            int64_t *idx;
+            uint32_t n;
+            same = clip_frames_plan(v.num_frames, v.fps, o->frames_fps, &idx, &n) == 0;
+            same = same && n == s->n && memcmp(idx, s->idx, n * sizeof *idx) == 0;
+            free(idx);
+        }
+        clip_video_close(&v);
+    }
+    if (!same) {
+        samples_off(s);
+        return;
+    }
+    vt_clip *c = j->clip;
+    c->frames = (vt_bytes){s->frames, (uint64_t)clip_frame_bytes(o->frames_size) * s->n};
+    c->frames_n = s->n;
+    c->frames_h = c->frames_w = o->frames_size;
+    c->frames_fps = o->frames_fps;
+    c->preview = (vt_bytes){s->jpeg, s->jpeg_size};
+}
+
 /* Even sizes: yuv420p halves both. */
 static int32_t even(int32_t v) {
     return v >= 2 ? v & ~1 : 2;
@@ -113,6 +225,7 @@ static int on_frame(void *arg, int64_t index, const AVFrame *frame) {
         j->clip->width = eo.width;
         j->clip->height = eo.height;
         j->clip->fps = x->fps;
+        samples_start(x->o, j, x->fps);
         x->active[x->n_active++] = (size_t)(j - x->jobs);
     }
     for (size_t k = 0; k < x->n_active;) {
@@ -124,6 +237,7 @@ static int on_frame(void *arg, int64_t index, const AVFrame *frame) {
         if (rc) {
             job_fail(j, "cannot encode a frame", why);
         } else {
+            samples_take(x->o, j, j->frames);
             j->frames++;
             if (index + 1 >= j->clip->end_frame)
                 job_finish(j);
@@ -222,6 +336,7 @@ static int transcode_task(reel_actor_ctx *ctx, const reel_view *in, size_t n_in,
             if (j->done) {
                 j->clip->mp4 = (vt_bytes){j->mp4, j->mp4_size};
                 j->clip->num_frames = j->frames;
+                samples_keep(o, j);
                 ok++;
             }
         }
@@ -242,6 +357,7 @@ done:
             if (jobs[i].enc)
                 media_encode_free(jobs[i].enc);
             free(jobs[i].mp4);
+            samples_off(&jobs[i].s);
         }
     free(jobs);
     vt_free(&t);

@@ -164,6 +164,34 @@ Test(stage_motion, enable_scores_and_filters_low_motion) {
     free_task();
 }
 
+/* The transcoder takes each clip's frames and preview as it encodes it: a
+ * clip the filter drops loses them, as it would never have had them from
+ * the frames and preview stages; a kept one keeps them. */
+Test(stage_motion, a_filtered_clip_loses_its_frames_and_preview) {
+    make_task();
+    static const uint8_t frames[2 * 8 * 8 * 3], jpeg[] = {0xff, 0xd8, 0xff, 0xd9};
+    for (int k = 0; k < 2; k++) {
+        clips[k].frames = (vt_bytes){frames, sizeof frames};
+        clips[k].frames_n = 2;
+        clips[k].frames_h = clips[k].frames_w = 8;
+        clips[k].frames_fps = 2;
+        clips[k].preview = (vt_bytes){jpeg, sizeof jpeg};
+    }
+    reel_curate_options o = options(REEL_MOTION_ENABLE);
+    sf_out out = run(&o);
+    const vt_clip *c = out.t.clips;
+    cr_assert(c[0].filtered && !c[1].filtered);
+    cr_expect_eq(c[0].frames_n, 0);
+    cr_expect_eq(c[0].frames.size, 0);
+    cr_expect_eq(c[0].frames_h, 0);
+    cr_expect_eq(c[0].preview.size, 0);
+    cr_expect_eq(c[1].frames_n, 2);
+    cr_expect_eq(c[1].frames.size, sizeof frames);
+    cr_expect_eq(c[1].preview.size, sizeof jpeg);
+    sf_out_free(&out);
+    free_task();
+}
+
 Test(stage_motion, score_only_keeps_every_clip) {
     make_task();
     reel_curate_options o = options(REEL_MOTION_SCORE_ONLY);

@@ -3,12 +3,14 @@
  * clip's frames [start, end) of the source, exactly, as H.264 in MP4, from
  * one pass of decoding; clips that overlap, run past the end or start after
  * it; an encoder that cannot start; a source that is no video; the source
- * dropped from the task.
+ * dropped from the task; the frames and previews it takes as it encodes,
+ * against those the frames and preview stages take of its MP4s.
  *
  * The source is synthetic: 216 frames of one colour each, frame k painted
  * with levels (k mod 6, k / 6 mod 6, k / 36) of LEVELS, so that any decoded
  * frame's mean colour names its source frame.
  */
+#include "clip_util.h"
 #include "helpers.h"
 #include "stage_fixture.h"
 
@@ -40,17 +42,14 @@ static void paint_index(uint8_t *rgb, int stride, int w, int h, int i, void *arg
     sf_paint_solid(rgb, stride, w, h, i, c);
 }
 
-/* The source frame a decoded frame shows (-1: none). */
-static int index_of(const AVFrame *f) {
-    uint8_t rgb[8 * 6 * 3];
-    if (media_frame_to_rgb(f, 8, 6, rgb) != 0)
-        return -1;
+/* The source frame an RGB24 picture of px pixels shows (-1: none). */
+static int index_of_rgb(const uint8_t *rgb, size_t px) {
     int digit[3];
     for (int c = 0; c < 3; c++) {
         double sum = 0;
-        for (int k = 0; k < 8 * 6; k++)
+        for (size_t k = 0; k < px; k++)
             sum += rgb[3 * k + c];
-        double mean = sum / (8 * 6);
+        double mean = sum / (double)px;
         int best = 0;
         for (int l = 1; l < 6; l++)
             if (fabs(mean - LEVELS[l]) < fabs(mean - LEVELS[best]))
@@ -60,6 +59,14 @@ static int index_of(const AVFrame *f) {
         digit[c] = best;
     }
     return digit[0] + 6 * digit[1] + 36 * digit[2];
+}
+
+/* The source frame a decoded frame shows (-1: none). */
+static int index_of(const AVFrame *f) {
+    uint8_t rgb[8 * 6 * 3];
+    if (media_frame_to_rgb(f, 8, 6, rgb) != 0)
+        return -1;
+    return index_of_rgb(rgb, 8 * 6);
 }
 
 typedef struct seen {
@@ -262,6 +269,114 @@ Test(stage_transcoder, a_video_without_clips_only_loses_its_source) {
     cr_expect_eq(out.t.probe.num_frames, FRAMES);
     cr_expect_eq(out.t.error.size, 0);
     sf_out_free(&out);
+    free(source.data);
+}
+
+/* ---- the frames and previews taken on the way ------------------------------------------- */
+
+/* A preview decoded back: its size and the source frame it shows. */
+typedef struct preview_seen {
+    int w, h, index, n;
+} preview_seen;
+
+static int take_preview(void *arg, int64_t i, const AVFrame *f) {
+    preview_seen *p = arg;
+    (void)i;
+    p->w = f->width;
+    p->h = f->height;
+    p->index = index_of(f);
+    p->n++;
+    return 0;
+}
+
+static preview_seen decode_preview(const vt_clip *c) {
+    cr_assert_gt(c->preview.size, 0, "clip %s has no preview: %s", c->uuid, sf_errors(c));
+    preview_seen p = {0};
+    sf_decode("the preview", c->preview.data, c->preview.size, take_preview, &p, NULL);
+    cr_assert_eq(p.n, 1);
+    return p;
+}
+
+Test(stage_transcoder, frames_and_previews_are_those_the_later_stages_take) {
+    make_source();
+    /* Odd and even frame counts, a rate that repeats no frame and one that
+     * does, and a clip the video ends inside. */
+    static const int64_t spans[][2] = {{0, 100}, {100, 149}, {150, 190}, {200, 240}};
+    enum { N = sizeof spans / sizeof spans[0] };
+    static const double rates[] = {3, 40};
+    for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
+        vt_clip clips[N];
+        for (int k = 0; k < N; k++)
+            span(&clips[k], spans[k][0], spans[k][1]);
+        video_task t;
+        task_with(&t, clips, N, source);
+        reel_curate_options o;
+        reel_curate_defaults(&o);
+        o.frames_size = 16;
+        o.frames_fps = rates[r];
+        o.preview_size = 40;
+        sf_out a = transcode(&o, &t);
+        cr_assert_eq(a.t.n_clips, N);
+
+        /* The same clips without what the transcoder took: the frames and
+         * preview stages decode their MP4s for them. */
+        vt_clip bare[N];
+        memcpy(bare, a.t.clips, sizeof bare);
+        for (int k = 0; k < N; k++) {
+            bare[k].frames = bare[k].preview = (vt_bytes){NULL, 0};
+            bare[k].frames_n = bare[k].frames_h = bare[k].frames_w = 0;
+            bare[k].frames_fps = 0;
+        }
+        video_task u = a.t;
+        u.clips = bare;
+        const reel_actor_def *defs[] = {&stage_frames_def, &stage_preview_def};
+        sf_out b = sf_run(store, store_path, defs, 2, 0, &o, &u);
+        cr_assert_eq(b.t.n_clips, N);
+
+        for (int k = 0; k < N; k++) {
+            const vt_clip *x = &a.t.clips[k], *y = &b.t.clips[k];
+            cr_assert_gt(x->mp4.size, 0, "clip %d: %s", k, sf_errors(x));
+            cr_expect_str_eq(sf_errors(x), "", "clip %d", k);
+            cr_expect_str_eq(sf_errors(y), "", "clip %d", k);
+            if (spans[k][1] > FRAMES) { /* ended early: left to the later stages */
+                cr_expect_eq(x->frames_n, 0, "clip %d", k);
+                cr_expect_eq(x->preview.size, 0, "clip %d", k);
+                cr_expect_gt(y->frames_n, 0, "clip %d", k);
+                cr_expect_gt(y->preview.size, 0, "clip %d", k);
+                continue;
+            }
+            int64_t *idx;
+            uint32_t n;
+            cr_assert_eq(clip_frames_plan(x->num_frames, FPS, o.frames_fps, &idx, &n), 0);
+            cr_assert_eq(x->frames_n, n, "clip %d at %g fps", k, o.frames_fps);
+            cr_assert_eq(y->frames_n, n, "clip %d at %g fps", k, o.frames_fps);
+            cr_expect_eq(x->frames_h, 16);
+            cr_expect_eq(x->frames_w, 16);
+            cr_expect_eq(y->frames_h, 16);
+            cr_expect_float_eq(x->frames_fps, o.frames_fps, 1e-12);
+            cr_assert_eq(x->frames.size, y->frames.size);
+            size_t bytes = clip_frame_bytes(16);
+            for (uint32_t j = 0; j < n; j++) {
+                int want = (int)(spans[k][0] + idx[j]);
+                int got = index_of_rgb(x->frames.data + j * bytes, 16 * 16);
+                int theirs = index_of_rgb(y->frames.data + j * bytes, 16 * 16);
+                cr_assert_eq(got, want, "clip %d sample %u: frame %d, want %d", k, j, got, want);
+                cr_assert_eq(theirs, want, "clip %d sample %u: the frames stage's shows %d", k, j,
+                             theirs);
+            }
+            free(idx);
+            preview_seen p = decode_preview(x), q = decode_preview(y);
+            cr_expect_eq(p.w, q.w, "clip %d", k);
+            cr_expect_eq(p.h, q.h, "clip %d", k);
+            cr_expect_eq(p.w, 40);
+            cr_expect_eq(p.h, 30);
+            int mid = (int)(spans[k][0] + clip_middle_frame(x->num_frames));
+            cr_expect_eq(p.index, mid, "clip %d: preview of frame %d, want %d", k, p.index, mid);
+            cr_expect_eq(q.index, mid, "clip %d: the preview stage's shows %d", k, q.index);
+        }
+        sf_out_free(&b);
+        sf_out_free(&a);
+    }
     free(source.data);
 }
 
