@@ -409,25 +409,15 @@ static int valid_name(const char *name) {
 
 /* Pool segments are named for their driver's pid; a driver killed outright
  * leaves its segments behind, and the next runtime to start removes them. */
+static void unlink_in(const char *dir, const char *name, void *arg) {
+    (void)arg;
+    char path[384];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+}
+
 static void remove_stale_pool_segments(void) {
-    char dir[64];
-    if (reel__private_dir(dir, sizeof dir) != 0)
-        return;
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int pid = 0;
-        if (sscanf(e->d_name, "reel-pool-%d-", &pid) != 1 || pid <= 0)
-            continue;
-        if (kill(pid, 0) == 0 || errno != ESRCH)
-            continue;
-        char path[384];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
+    reel__each_left_by_the_dead("reel-pool-", 1, unlink_in, NULL);
 }
 
 REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out) {

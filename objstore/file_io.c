@@ -3,10 +3,12 @@
  * Used to read files into objects and to spill objects to disk and back. */
 #include "store_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +229,36 @@ REEL_API int reel_obj_put_file(reel_store *s, const reel_id *id, const char *pat
     if (rc == 0 && size_out)
         *size_out = length;
     return rc;
+}
+
+REEL_INTERNAL unsigned
+reel__each_left_by_the_dead(const char *prefix, int any_suffix,
+                            void (*fn)(const char *dir, const char *name, void *arg), void *arg) {
+    char dir[64];
+    if (reel__private_dir(dir, sizeof dir) != 0)
+        return 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    size_t plen = strlen(prefix);
+    unsigned n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, plen) != 0)
+            continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(e->d_name + plen, &end, 10);
+        if (end == e->d_name + plen || errno || pid <= 0 || pid > INT32_MAX ||
+            (*end && !(any_suffix && *end == '-')))
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        fn(dir, e->d_name, arg);
+        n++;
+    }
+    closedir(d);
+    return n;
 }
 
 REEL_INTERNAL int reel__private_dir(char *buf, size_t cap) {

@@ -1213,6 +1213,16 @@ static void remove_spill_files(const char *dir, uint64_t token) {
     rmdir(dir);
 }
 
+static void destroy_orphan(const char *dir, const char *name, void *arg) {
+    (void)dir;
+    (void)arg;
+    reel_store_destroy(name); /* a bare name: in the private directory */
+}
+
+REEL_API unsigned reel_store_destroy_orphans(const char *prefix) {
+    return prefix && *prefix ? reel__each_left_by_the_dead(prefix, 0, destroy_orphan, NULL) : 0;
+}
+
 REEL_API int reel_store_destroy(const char *path) {
     char *p;
     int prc = resolve_path(path, &p);

@@ -326,6 +326,39 @@ Test(segment, bare_name_goes_to_the_private_dir) {
     cr_assert_neq(stat(want, &st), 0, "destroy(bare name) left %s", want);
 }
 
+static int exit_at_once(void *arg) {
+    (void)arg;
+    return 0;
+}
+
+Test(segment, orphans_of_dead_processes_are_destroyed_and_no_others) {
+    pid_t dead = th_fork(exit_at_once, NULL);
+    cr_assert_eq(th_wait(dead, 10000), 0);
+    char prefix[64], names[4][96];
+    snprintf(prefix, sizeof prefix, "reel-orphan-%d-", (int)getpid());
+    snprintf(names[0], sizeof names[0], "%s%d", prefix, (int)dead);     /* an orphan */
+    snprintf(names[1], sizeof names[1], "%s%d", prefix, (int)getpid()); /* alive */
+    snprintf(names[2], sizeof names[2], "%s%d-x", prefix, (int)dead);   /* not the name */
+    snprintf(names[3], sizeof names[3], "%sx%d", prefix, (int)dead);    /* nor this */
+    reel_store_options opts = {
+        .capacity = 1 * MiB, .max_objects = 64, .flags = REEL_STORE_NO_PREFAULT};
+    for (int i = 0; i < 4; i++) {
+        reel_store *s;
+        TH_OK(reel_store_create(names[i], &opts, &s));
+        TH_OK(reel_store_close(s));
+    }
+    cr_assert_eq(reel_store_destroy_orphans(prefix), 1);
+    for (int i = 0; i < 4; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", th_private_dir(), names[i]);
+        struct stat st;
+        cr_assert_eq(stat(path, &st) == 0, i != 0, "%s: %s", names[i], i ? "gone" : "still there");
+        if (i)
+            TH_OK(reel_store_destroy(names[i]));
+    }
+    cr_assert_eq(reel_store_destroy_orphans(""), 0, "an empty prefix names every store");
+}
+
 Test(segment, destroy_removes_file) {
     const char *path;
     reel_store *s = th_store_new(1 * MiB, 64, &path);

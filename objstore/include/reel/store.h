@@ -187,6 +187,11 @@ REEL_API int reel_store_close(reel_store *store);
  * Errors: -ENOENT and other negative errnos from unlink(2). */
 REEL_API int reel_store_destroy(const char *path);
 
+/* Destroys the stores a killed program left: those in this user's private
+ * directory named <prefix><pid> whose process pid is gone (a program names
+ * its own store so, and calls this at start). Returns how many. */
+REEL_API unsigned reel_store_destroy_orphans(const char *prefix);
+
 /* The file path of an open store. Valid until reel_store_close(). */
 REEL_API const char *reel_store_path(const reel_store *store);
 
