@@ -1096,6 +1096,8 @@ static uint64_t next_timer(const run *r) {
 static void drive(run *r, uint32_t first, uint32_t end) {
     for (;;) {
         int progress = 0;
+        if (r->o->cancel && *r->o->cancel)
+            stop_with(r, -ECANCELED, "cancelled");
         pull_source(r);
         for (uint32_t i = end; i-- > first;) { /* downstream first: it makes room */
             progress += collect_ready(r, i);

@@ -519,6 +519,52 @@ Test(pipeline, without_ignore_failures_the_first_failure_stops_the_run) {
         TH_OK(reel_obj_delete(store, &in[i]));
 }
 
+/* Keeps outputs, and asks the run to stop at the fifth. */
+static volatile sig_atomic_t cancel_flag;
+
+static void keep_then_cancel(void *arg, const reel_task_result *r) {
+    collected *c = arg;
+    keep(arg, r);
+    if (c->n >= 5)
+        cancel_flag = 1;
+}
+
+Test(pipeline, a_cancelled_run_stops_and_cleans_up) {
+    enum { N = 2000 };
+    static reel_id in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = put_text("cancel me");
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("cancelled", &p));
+    TH_OK(reel_pipeline_add(p, &def_append, NULL));
+    TH_OK(reel_pipeline_add(p, &def_upper, NULL));
+    reel_executor_config c = quick_config();
+    static collected out;
+    cancel_flag = 0;
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = N,
+                           .on_output = keep_then_cancel,
+                           .arg = &out,
+                           .flags = REEL_RUN_QUIET,
+                           .cancel = &cancel_flag};
+    reel_run_result res;
+    int rc = reel_pipeline_run(p, &ro, &res);
+    cr_assert_eq(rc, -ECANCELED, "rc %d: %s", rc, res.error);
+    cr_assert_eq(res.status, -ECANCELED);
+    cr_assert(strstr(res.error, "cancelled"), "%s", res.error);
+    cr_assert_geq(out.n, 5);
+    cr_assert_lt(out.n, N, "the run went to its end");
+    collected_free(&out);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    /* Every worker stopped, every intermediate deleted: the inputs are left. */
+    expect_clean(N);
+    for (int i = 0; i < N; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
 Test(pipeline, an_input_given_twice_is_a_failure_not_a_collision) {
     reel_pipeline *p;
     TH_OK(reel_pipeline_new("twice", &p));

@@ -46,6 +46,7 @@
 
 #include <reel/actor.h>
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -214,6 +215,12 @@ typedef struct reel_run_options {
      * dead driver>", as the default names are. */
     const char *status_name;
     uint32_t flags; /* REEL_RUN_* */
+    /* Optional. Once *cancel is non-zero (set it from a signal handler, say),
+     * the run stops as on a failure - no new task, the workers stopped,
+     * every intermediate object deleted - and returns -ECANCELED. It is seen
+     * within 100 ms; stopping then waits for the tasks in flight, up to 5 s
+     * a stage before their workers are killed. */
+    const volatile sig_atomic_t *cancel;
 } reel_run_options;
 
 /* Workers and the executor sleep at once when idle. Without it they spin
