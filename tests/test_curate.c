@@ -11,8 +11,10 @@
 #include <reel/stages.h>
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,4 +274,56 @@ Test(curate, without_ignore_failures_the_first_bad_video_stops_the_run) {
                   strstr(r.err, "_half.mp4") || strstr(r.err, "_audio.mp4"),
               "%s", r.err);
     th_result_free(&r);
+}
+
+/* Whether every reel-curate-<pid> store in the private directory belongs to
+ * a live process (other tests' runs may be going on). */
+static int curate_stores_of_the_dead(void) {
+    DIR *d = opendir(th_private_dir());
+    cr_assert_not_null(d);
+    int dead = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid = 0, end = 0;
+        if (sscanf(e->d_name, "reel-curate-%d%n", &pid, &end) == 1 && !e->d_name[end] &&
+            kill(pid, 0) != 0 && errno == ESRCH)
+            dead++;
+    }
+    closedir(d);
+    return dead;
+}
+
+static int exit_now(void *arg) {
+    (void)arg;
+    return 0;
+}
+
+/* Ctrl-C stops a run cleanly: its workers and its store go, and the exit
+ * code says it was interrupted. A store a killed run left is removed by the
+ * next run. */
+Test(curate, an_interrupted_run_cleans_up_and_a_killed_ones_store_goes_next_time) {
+    pid_t gone = th_fork(exit_now, NULL);
+    cr_assert_eq(th_wait(gone, 10000), 0);
+    char stale[64];
+    snprintf(stale, sizeof stale, "reel-curate-%d", (int)gone);
+    reel_store *s;
+    reel_store_options so = {.capacity = 1 << 20, .flags = REEL_STORE_NO_PREFAULT};
+    TH_OK(reel_store_create(stale, &so, &s));
+    TH_OK(reel_store_close(s));
+    cr_assert_geq(curate_stores_of_the_dead(), 1);
+
+    char smp[512], videos[96], out[96];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    copy_part(sample("cockatoo.mp4", smp, sizeof smp), videos, "cockatoo.mp4", SIZE_MAX);
+    th_when ctrl_c = {.ms = 1500}; /* mid-transcode: cockatoo takes seconds */
+    th_result r = th_run_limit(
+        curate_bin(), &ctrl_c,
+        (const char *[]){"--video-dir", videos, "--output-clip-path", out, NULL}, RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 128 + SIGINT, "exit %d, signal %d, stderr:\n%s", r.code, r.signal, r.err);
+    cr_assert(strstr(r.err, "reel-curate: interrupted by Interrupt"), "%s", r.err);
+    cr_assert(strstr(r.err, "reel-curate: removed "), "no word of the stale store:\n%s", r.err);
+    th_result_free(&r);
+    cr_assert_eq(curate_stores_of_the_dead(), 0, "a store of a dead run is left");
 }
