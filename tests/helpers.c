@@ -30,10 +30,36 @@ static size_t th_npaths;
 static unsigned th_counter;
 static pid_t th_children[TH_MAX_CHILDREN];
 
+/* Removes the stores of test processes that were killed before their
+ * th_fini() (a timeout, a crash, Ctrl-C): each may hold hundreds of MiB of
+ * /dev/shm. Only those older than any test runs: a store a test's child
+ * named may still be in use by the test after the child is gone. */
+static void remove_dead_tests_stores(void) {
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid = 0;
+        if (sscanf(e->d_name, "reel-test-%d-", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0 ||
+            errno != ESRCH)
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || st.st_mtime > time(NULL) - 3600)
+            continue;
+        if (reel_store_destroy(path) != 0)
+            unlink(path);
+    }
+    closedir(d);
+}
+
 void th_init(void) {
     /* A child that outlives a failing check must not take the runner down with a
      * write to a closed pipe. */
     signal(SIGPIPE, SIG_IGN);
+    remove_dead_tests_stores();
 }
 
 void th_fini(void) {
