@@ -55,15 +55,11 @@ static void remove_dead_tests_stores(void) {
     closedir(d);
 }
 
-void th_init(void) {
-    /* A child that outlives a failing check must not take the runner down with a
-     * write to a closed pipe. */
-    signal(SIGPIPE, SIG_IGN);
-    remove_dead_tests_stores();
-}
+static pid_t th_paths_owner; /* the process whose paths they are */
 
-void th_fini(void) {
-    th_reap_all();
+static void remove_paths(void) {
+    if (getpid() != th_paths_owner) /* a child that exit()ed: the stores are not its */
+        return;
     for (size_t i = 0; i < th_npaths; i++) {
         /* destroy also removes the store's spill directory; unlink what it cannot open. */
         if (reel_store_destroy(th_paths[i]) != 0)
@@ -72,6 +68,23 @@ void th_fini(void) {
         th_paths[i] = NULL;
     }
     th_npaths = 0;
+}
+
+void th_init(void) {
+    /* A child that outlives a failing check must not take the runner down with a
+     * write to a closed pipe. */
+    signal(SIGPIPE, SIG_IGN);
+    remove_dead_tests_stores();
+    /* A skipped test ends without its .fini: its stores go at exit instead. */
+    th_paths_owner = getpid();
+    static bool registered;
+    if (!registered && atexit(remove_paths) == 0)
+        registered = true;
+}
+
+void th_fini(void) {
+    th_reap_all();
+    remove_paths();
 }
 
 /* ---- store paths ---------------------------------------------------------------- */
