@@ -461,6 +461,14 @@ static void object_drop_block(reel_store *s, seg_object *o) {
     o->block = SEG_NIL;
 }
 
+/* Makes o nobody's (the store's), if it had an owner. Caller holds the lock. */
+static void object_disown(reel_store *s, seg_object *o) {
+    if (o->owner) {
+        o->owner = 0;
+        s->hdr->n_owned--;
+    }
+}
+
 /* Frees an object whose references are all gone. Caller holds the lock and
  * wakes space waiters afterwards. */
 static void object_free(reel_store *s, uint32_t obj) {
@@ -478,10 +486,7 @@ static void object_free(reel_store *s, uint32_t obj) {
         spill_file_release(s, o->spill_file); /* its bytes were written for nothing */
     }
     o->flags &= ~(OBJF_SPILLING | OBJF_RESTORING | OBJF_DELETE_PENDING);
-    if (o->owner) {
-        o->owner = 0;
-        h->n_owned--;
-    }
+    object_disown(s, o);
     count_state(h, o->state, -1);
     if (o->state == OBJ_UNSEALED && o->creator < s->lay.max_clients &&
         (*client_at(s, o->creator)).unsealed > 0)
@@ -642,8 +647,7 @@ static int drop_owned(reel_store *s, uint32_t slot, int dead) {
         if (o->state == OBJ_FREE || o->owner != slot + 1 || o->owner_epoch != c->epoch ||
             (dead && o->state == OBJ_UNSEALED))
             continue;
-        o->owner = 0;
-        s->hdr->n_owned--;
+        object_disown(s, o);
         if (dead && object_delete(s, i, &freed) == 0)
             s->hdr->orphans_deleted++;
     }
@@ -1990,11 +1994,8 @@ REEL_API int reel_obj_disown(reel_store *s, const reel_id *ids, size_t n) {
         return rc;
     for (size_t k = 0; k < n; k++) {
         uint32_t i = index_find(s, &ids[k], reel__id_hash(&ids[k]));
-        seg_object *o = i == SEG_NIL ? NULL : obj_at(s, i);
-        if (o && o->owner) {
-            o->owner = 0;
-            s->hdr->n_owned--;
-        }
+        if (i != SEG_NIL)
+            object_disown(s, obj_at(s, i));
     }
     store_unlock(s);
     return 0;
