@@ -417,7 +417,7 @@ static void unlink_in(const char *dir, const char *name, void *arg) {
 }
 
 static void remove_stale_pool_segments(void) {
-    reel__each_left_by_the_dead("reel-pool-", 1, unlink_in, NULL);
+    reel__each_left_by_the_dead(NULL, "reel-pool-", 1, unlink_in, NULL);
 }
 
 REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out) {

@@ -232,10 +232,12 @@ REEL_API int reel_obj_put_file(reel_store *s, const reel_id *id, const char *pat
 }
 
 REEL_INTERNAL unsigned
-reel__each_left_by_the_dead(const char *prefix, int any_suffix,
+reel__each_left_by_the_dead(const char *in, const char *prefix, int any_suffix,
                             void (*fn)(const char *dir, const char *name, void *arg), void *arg) {
-    char dir[64];
-    if (reel__private_dir(dir, sizeof dir) != 0)
+    char dir[256];
+    if (in)
+        snprintf(dir, sizeof dir, "%s", in);
+    else if (reel__private_dir(dir, sizeof dir) != 0)
         return 0;
     DIR *d = opendir(dir);
     if (!d)

@@ -277,11 +277,12 @@ int reel__read_range(int fd, void *buf, uint64_t offset, uint64_t length);
 #endif
 REEL_INTERNAL int reel__private_dir(char *buf, size_t cap);
 
-/* Calls fn(dir, name, arg) for every entry of the private directory named
- * prefix<pid>, followed by nothing or (any_suffix set) by '-' and anything,
- * whose process pid is gone: what a killed process left. Returns how many. */
+/* Calls fn(dir, name, arg) for every entry of directory in (NULL: the
+ * private directory) named prefix<pid>, followed by nothing or (any_suffix
+ * set) by '-' and anything, whose process pid is gone: what a killed process
+ * left. Returns how many. */
 REEL_INTERNAL unsigned
-reel__each_left_by_the_dead(const char *prefix, int any_suffix,
+reel__each_left_by_the_dead(const char *in, const char *prefix, int any_suffix,
                             void (*fn)(const char *dir, const char *name, void *arg), void *arg);
 
 void reel__spill_file_path(const reel_store *s, uint32_t file, uint32_t gen, char *out, size_t cap);

@@ -34,25 +34,19 @@ static pid_t th_children[TH_MAX_CHILDREN];
  * th_fini() (a timeout, a crash, Ctrl-C): each may hold hundreds of MiB of
  * /dev/shm. Only those older than any test runs: a store a test's child
  * named may still be in use by the test after the child is gone. */
-static void remove_dead_tests_stores(void) {
-    DIR *d = opendir("/dev/shm");
-    if (!d)
+static void remove_if_old(const char *dir, const char *name, void *arg) {
+    (void)arg;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    if (stat(path, &st) != 0 || st.st_mtime > time(NULL) - 3600)
         return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int pid = 0;
-        if (sscanf(e->d_name, "reel-test-%d-", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0 ||
-            errno != ESRCH)
-            continue;
-        char path[300];
-        snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
-        struct stat st;
-        if (stat(path, &st) != 0 || st.st_mtime > time(NULL) - 3600)
-            continue;
-        if (reel_store_destroy(path) != 0)
-            unlink(path);
-    }
-    closedir(d);
+    if (reel_store_destroy(path) != 0)
+        unlink(path);
+}
+
+static void remove_dead_tests_stores(void) {
+    reel__each_left_by_the_dead("/dev/shm", "reel-test-", 1, remove_if_old, NULL);
 }
 
 static pid_t th_paths_owner; /* the process whose paths they are */
