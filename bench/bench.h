@@ -181,16 +181,6 @@ void bench_spin_ns(uint64_t ns);
  * samples timed into scratch (n entries). */
 double bench_timer_p50_us(uint64_t *scratch, size_t n);
 
-/* SIGINT, SIGTERM and SIGHUP set a flag instead of killing the run, so that
- * a section can clean up (its stores, its processes) and report; installed
- * before any runtime starts, so that zygotes and workers inherit it.
- * reset_hand: a second signal then kills as usual (SA_RESETHAND). */
-void bench_catch_signals(int reset_hand);
-/* Whether one of those signals came since bench_catch_signals(). */
-int bench_interrupted(void);
-/* Puts back the handlers bench_catch_signals() replaced. */
-void bench_release_signals(void);
-
 /* Describes a failed call into buf: "<what fmt says>: <err's name>", then
  * ": <reel_last_error()>" for a reel call (reel_call set) that left one. */
 void bench_describe_failure(char *buf, size_t cap, int err, int reel_call, const char *fmt,

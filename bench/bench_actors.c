@@ -26,6 +26,7 @@
  * does not kill them under their driver, which stops them in order.
  */
 #include "bench.h"
+#include "cli.h"
 
 #include <reel/actor.h>
 
@@ -150,7 +151,7 @@ static int fail(ctx *c, int err, const char *fmt, ...) {
 }
 
 static int check_interrupted(ctx *c) {
-    if (!bench_interrupted())
+    if (!cli_stop_signal)
         return 0;
     snprintf(c->errbuf, 256, "interrupted by a signal");
     return -EINTR;
@@ -778,7 +779,7 @@ static int setup(ctx *c) {
     }
 
     /* before the runtimes start, so that their zygotes and workers inherit it */
-    bench_catch_signals(0);
+    cli_catch_stop_signals(false);
 
     c->samples = malloc(SAMPLES_MAX * sizeof(uint64_t));
     void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -870,7 +871,7 @@ static void teardown(ctx *c) {
     free(c->samples);
     if (c->pinned)
         sched_setaffinity(0, sizeof(c->orig_cpus), &c->orig_cpus);
-    bench_release_signals();
+    cli_release_stop_signals();
     bench_progress_done(c->opts);
 }
 

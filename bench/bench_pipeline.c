@@ -49,6 +49,7 @@
  * is removed. A second signal kills as usual (SA_RESETHAND).
  */
 #include "bench.h"
+#include "cli.h"
 
 #include <reel/actor.h>
 #include <reel/pipeline.h>
@@ -230,7 +231,7 @@ static int fail(ctx *c, int err, const char *fmt, ...) {
 }
 
 static int check_interrupted(ctx *c) {
-    if (!bench_interrupted())
+    if (!cli_stop_signal)
         return 0;
     bench_report_error(c->rep, "interrupted by a signal");
     return -EINTR;
@@ -261,7 +262,7 @@ static void alloc_text(const uint32_t w[IMB_STAGES], char *buf, size_t cap) {
 
 static int next_input(void *arg, reel_id *id) {
     run *r = arg;
-    if (bench_interrupted())
+    if (cli_stop_signal)
         return -EINTR;
     if (r->ended)
         return 0;
@@ -770,7 +771,7 @@ static int put_inputs(ctx *c) {
 
 static int setup(ctx *c) {
     /* before any runtime starts, so that zygotes and workers inherit it */
-    bench_catch_signals(1);
+    cli_catch_stop_signals(true);
 
     reel_executor_config_defaults(&c->cfg);
     c->cfg.logging_interval = LOG_INTERVAL;
@@ -838,7 +839,7 @@ static void teardown(ctx *c) {
     }
     free(c->ids);
     run_free(&c->autos);
-    bench_release_signals();
+    cli_release_stop_signals();
     bench_progress_done(c->opts);
 }
 

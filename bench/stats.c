@@ -715,39 +715,10 @@ void bench_report_print_json(FILE *out, const bench_report *reports, size_t n) {
     fputs("\n]}\n", out);
 }
 
-static atomic_int interrupted;
-static struct sigaction old_actions[3];
-static const int caught[3] = {SIGINT, SIGTERM, SIGHUP};
-
-static void on_signal(int sig) {
-    (void)sig;
-    atomic_store(&interrupted, 1);
-}
-
-void bench_catch_signals(int reset_hand) {
-    atomic_store(&interrupted, 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sa.sa_flags = reset_hand ? SA_RESETHAND : 0;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &sa, &old_actions[i]);
-}
-
-int bench_interrupted(void) {
-    return atomic_load_explicit(&interrupted, memory_order_relaxed);
-}
-
 void bench_describe_failure(char *buf, size_t cap, int err, int reel_call, const char *fmt,
                             va_list ap) {
     char what[160];
     vsnprintf(what, sizeof(what), fmt, ap);
     const char *detail = reel_call ? reel_last_error() : "";
     snprintf(buf, cap, "%s: %s%s%s", what, reel_strerror(err), detail[0] ? ": " : "", detail);
-}
-
-void bench_release_signals(void) {
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &old_actions[i], NULL);
 }

@@ -130,11 +130,34 @@ void cli_print_reel_error(const char *prog, int rc, const char *fmt, ...) {
 
 /* ---- --watch ----------------------------------------------------------------- */
 
+/* The signals that ask a program to stop: a run, or a --watch. */
+static const int stop_signals[3] = {SIGINT, SIGTERM, SIGHUP};
+
+volatile sig_atomic_t cli_stop_signal;
+static struct sigaction replaced[3];
+
+static void on_stop_signal(int sig) {
+    cli_stop_signal = sig;
+}
+
+void cli_catch_stop_signals(bool reset_hand) {
+    cli_stop_signal = 0;
+    struct sigaction sa = {.sa_handler = on_stop_signal,
+                           .sa_flags = SA_RESTART | (reset_hand ? SA_RESETHAND : 0)};
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaction(stop_signals[i], &sa, &replaced[i]);
+}
+
+void cli_release_stop_signals(void) {
+    for (int i = 0; i < 3; i++)
+        sigaction(stop_signals[i], &replaced[i], NULL);
+}
+
 void cli_watch_block_signals(sigset_t *stop) {
     sigemptyset(stop);
-    sigaddset(stop, SIGINT);
-    sigaddset(stop, SIGTERM);
-    sigaddset(stop, SIGHUP);
+    for (int i = 0; i < 3; i++)
+        sigaddset(stop, stop_signals[i]);
     sigprocmask(SIG_BLOCK, stop, NULL);
 }
 

@@ -1,8 +1,8 @@
 /*
- * cli.h - helpers shared by reel's programs (reel-inspect; reel-bench may use
- * them too): reading arguments, printing what came from outside safely, and
- * the --watch loop. Compiled into each program that uses it, not into the
- * library, hence the cli_ prefix rather than reel_.
+ * cli.h - helpers shared by reel's programs (reel-inspect, reel-curate,
+ * reel-bench): reading arguments, printing what came from outside safely,
+ * stopping a run on a signal, and the --watch loop. Compiled into each program that uses it, not
+ * into the library, hence the cli_ prefix rather than reel_.
  *
  * Like the programs, these may print (to the FILE given, or to stderr for
  * errors), but never exit: a usage error goes through the program's own
@@ -74,6 +74,24 @@ const char *cli_format_duration(double s, char *buf, size_t cap);
  * Call it before any other reel call after the one that failed. */
 void cli_print_reel_error(const char *prog, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- stopping a run ---------------------------------------------------------- */
+
+/* The signal (SIGINT, SIGTERM or SIGHUP) that asked the program to stop since
+ * cli_catch_stop_signals(), or 0. Its address is what a pipeline run's
+ * cancel option takes. */
+extern volatile sig_atomic_t cli_stop_signal;
+
+/* Makes SIGINT, SIGTERM and SIGHUP set cli_stop_signal instead of killing,
+ * so that the program stops its work cleanly (its stores, its processes) and
+ * reports. Install it before a runtime starts: its zygote and workers
+ * inherit it and leave the stopping to the driver. System calls it
+ * interrupts are restarted (sleeps and polls end early, as always).
+ * reset_hand: a second signal then kills as usual. */
+void cli_catch_stop_signals(bool reset_hand);
+
+/* Puts back the handlers cli_catch_stop_signals() replaced. */
+void cli_release_stop_signals(void);
 
 /* ---- --watch ----------------------------------------------------------------- */
 

@@ -20,7 +20,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,25 +364,7 @@ static void on_status(void *arg, const reel_pipeline_status *s) {
     show_progress(p);
 }
 
-/* ---- interruption --------------------------------------------------------------------- */
-
-/* The signal that asked the run to stop, or 0. */
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop_signal(int sig) {
-    stop_signal = sig;
-}
-
-/* Ctrl-C, a kill or a closed terminal stops the run cleanly (its workers and
- * its store go); a second one kills as usual. Installed before the runtime
- * starts, so that its workers inherit it and leave the stopping to it. */
-static void catch_stop_signals(void) {
-    struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESETHAND | SA_RESTART};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
+/* ---- stores of killed runs ------------------------------------------------------------- */
 
 /* Removes the stores of earlier runs killed before they could (named
  * reel-curate-<pid>, their process gone): 512 MiB of memory each. */
@@ -431,7 +412,9 @@ int main(int argc, char **argv) {
         n = a.opt.video_limit;
     }
 
-    catch_stop_signals();
+    /* Ctrl-C, a kill or a closed terminal stops the run cleanly (its workers
+     * and its store go); a second one kills as usual. */
+    cli_catch_stop_signals(true);
     remove_stale_stores();
     char store_path[PATH_MAX];
     if (a.store)
@@ -473,7 +456,7 @@ int main(int argc, char **argv) {
                            .arg = &prog,
                            /* On a terminal the live line says it all. */
                            .flags = prog.tty ? REEL_RUN_QUIET : 0,
-                           .cancel = &stop_signal};
+                           .cancel = &cli_stop_signal};
     reel_run_result res;
     rc = reel_pipeline_run(pipe, &ro, &res);
     if (prog.tty)
@@ -502,7 +485,7 @@ int main(int argc, char **argv) {
             prog.videos_done, n, prog.written, prog.filtered,
             failed_videos + (size_t)prog.failed_in_writer, wall,
             wall > 0 ? prog.video_s / wall : 0.0);
-    int sig = stop_signal;
+    int sig = cli_stop_signal;
     if (rc == -ECANCELED && sig)
         fprintf(stderr, PROG ": interrupted by %s: the videos done so far are in %s\n",
                 strsignal(sig), a.opt.output_dir);
