@@ -529,11 +529,13 @@ int th_proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]) {
     int parent = 0;
     if (!open || !close || close < open || sscanf(close + 2, "%c %d", state, &parent) != 2)
         return 0;
-    size_t nlen = (size_t)(close - open - 1);
-    if (nlen > 31)
-        nlen = 31;
-    memcpy(name, open + 1, nlen);
-    name[nlen] = '\0';
+    if (name) {
+        size_t nlen = (size_t)(close - open - 1);
+        if (nlen > 31)
+            nlen = 31;
+        memcpy(name, open + 1, nlen);
+        name[nlen] = '\0';
+    }
     *ppid = parent;
     return 1;
 }

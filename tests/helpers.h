@@ -178,7 +178,8 @@ void th_write_file(const char *path, const void *data, size_t n);
 /* ---- processes ------------------------------------------------------------- */
 
 /* Reads /proc/PID/stat: its parent, state letter and name (at most 31
- * bytes). Returns 1, or 0 when the process is gone or unreadable. */
+ * bytes; name may be NULL). Returns 1, or 0 when the process is gone or
+ * unreadable. */
 int th_proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]);
 
 /* The processes below root, zombies too when with_zombies, into out (at most

@@ -171,24 +171,6 @@ static void teardown_runtime(void) {
 
 TestSuite(actors, .init = setup_runtime, .fini = teardown_runtime, .timeout = 60);
 
-/* Reads a process's parent and state from /proc; 0 if it is gone. */
-static int proc_info(pid_t pid, pid_t *ppid, char *state) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t got = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[got] = '\0';
-    char *end = strrchr(buf, ')');
-    int parent = 0;
-    if (!end || sscanf(end + 2, "%c %d", state, &parent) != 2)
-        return 0;
-    *ppid = parent;
-    return 1;
-}
-
 /* Counts our children (the zygote) and their children (workers), zombies included. */
 static void count_descendants(int *zygotes, int *workers) {
     *zygotes = *workers = 0;
@@ -198,14 +180,14 @@ static void count_descendants(int *zygotes, int *workers) {
     while ((e = readdir(d))) {
         pid_t pid = (pid_t)atoi(e->d_name), ppid;
         char state;
-        if (pid > 0 && proc_info(pid, &ppid, &state) && ppid == getpid() && *zygotes < 8)
+        if (pid > 0 && th_proc_stat(pid, &ppid, &state, NULL) && ppid == getpid() && *zygotes < 8)
             zyg[(*zygotes)++] = pid;
     }
     rewinddir(d);
     while ((e = readdir(d))) {
         pid_t pid = (pid_t)atoi(e->d_name), ppid;
         char state;
-        if (pid > 0 && proc_info(pid, &ppid, &state))
+        if (pid > 0 && th_proc_stat(pid, &ppid, &state, NULL))
             for (int i = 0; i < *zygotes; i++)
                 *workers += ppid == zyg[i];
     }
@@ -315,8 +297,8 @@ ACTOR_TEST(pools_start_resize_and_stop) {
     for (int i = 0; i < 4; i++) {
         pid_t ppid;
         char state;
-        cr_assert(!proc_info(pids[i], &ppid, &state), "worker %d outlived its pool (state %c)",
-                  (int)pids[i], state);
+        cr_assert(!th_proc_stat(pids[i], &ppid, &state, NULL),
+                  "worker %d outlived its pool (state %c)", (int)pids[i], state);
     }
 }
 
@@ -587,7 +569,7 @@ ACTOR_TEST(workers_die_with_their_driver) {
                 ;
             pid_t ppid;
             char state;
-            gone = !proc_info(pids[i], &ppid, &state);
+            gone = !th_proc_stat(pids[i], &ppid, &state, NULL);
             if (!gone)
                 th_sleep_ms(10);
         }
