@@ -209,6 +209,17 @@ static uint64_t th_monotonic_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int exit_at_once(void *arg) {
+    (void)arg;
+    return 0;
+}
+
+pid_t th_gone_pid(void) {
+    pid_t pid = th_fork(exit_at_once, NULL);
+    cr_assert_eq(th_wait(pid, 10000), 0, "a child that only exits did not");
+    return pid;
+}
+
 int th_wait(pid_t pid, int timeout_ms) {
     uint64_t deadline = th_monotonic_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
     for (;;) {

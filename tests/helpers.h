@@ -95,6 +95,11 @@ pid_t th_fork(th_child_fn fn, void *arg);
  * reaped, never left behind). */
 int th_wait(pid_t pid, int timeout_ms);
 
+/* The pid of a child that exited at once and was reaped: a pid that names no
+ * process (until the kernel hands it out again), for what a dead process
+ * leaves behind. */
+pid_t th_gone_pid(void);
+
 /* Sends sig to the child and reaps it; returns as th_wait(). */
 int th_kill_wait(pid_t pid, int sig);
 

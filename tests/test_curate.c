@@ -293,17 +293,11 @@ static int curate_stores_of_the_dead(void) {
     return dead;
 }
 
-static int exit_now(void *arg) {
-    (void)arg;
-    return 0;
-}
-
 /* Ctrl-C stops a run cleanly: its workers and its store go, and the exit
  * code says it was interrupted. A store a killed run left is removed by the
  * next run. */
 Test(curate, an_interrupted_run_cleans_up_and_a_killed_ones_store_goes_next_time) {
-    pid_t gone = th_fork(exit_now, NULL);
-    cr_assert_eq(th_wait(gone, 10000), 0);
+    pid_t gone = th_gone_pid();
     char stale[64];
     snprintf(stale, sizeof stale, "reel-curate-%d", (int)gone);
     reel_store *s;

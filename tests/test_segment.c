@@ -326,14 +326,8 @@ Test(segment, bare_name_goes_to_the_private_dir) {
     cr_assert_neq(stat(want, &st), 0, "destroy(bare name) left %s", want);
 }
 
-static int exit_at_once(void *arg) {
-    (void)arg;
-    return 0;
-}
-
 Test(segment, orphans_of_dead_processes_are_destroyed_and_no_others) {
-    pid_t dead = th_fork(exit_at_once, NULL);
-    cr_assert_eq(th_wait(dead, 10000), 0);
+    pid_t dead = th_gone_pid();
     char prefix[64], names[4][96];
     snprintf(prefix, sizeof prefix, "reel-orphan-%d-", (int)getpid());
     snprintf(names[0], sizeof names[0], "%s%d", prefix, (int)dead);     /* an orphan */

@@ -94,19 +94,13 @@ Test(recovery, death_inside_the_lock_rebuilds_derived_state) {
     reel_store_close(s);
 }
 
-static int exit_at_once(void *arg) {
-    (void)arg;
-    return 0;
-}
-
 Test(recovery, lock_word_naming_a_thread_that_does_not_exist) {
     const char *path;
     reel_store *s = th_store_new(1 << 20, 64, &path);
     put_objects(s, 2);
     /* A lock word whose owner TID belongs to no process: the kernel never
      * marked it dead, so only reel's owner check can free it. */
-    pid_t ghost = th_fork(exit_at_once, NULL);
-    th_wait(ghost, 5000);
+    pid_t ghost = th_gone_pid();
     __atomic_store_n(&s->hdr->lock.__data.__lock, (int)ghost, __ATOMIC_RELEASE);
 
     reel_store *observer;
