@@ -21,6 +21,7 @@
  * coverage guidance comes from reel's glue; AddressSanitizer still sees
  * FFmpeg's heap through its interceptors (memcpy, malloc and free). */
 #include "media.h"
+#include "store_internal.h" /* reel__each_left_by_the_dead */
 
 #include <libavutil/motion_vector.h>
 #include <dirent.h>
@@ -57,20 +58,16 @@ static void remove_dir(void) {
         remove_dir_at(AT_FDCWD, dir);
 }
 
+static void remove_dir_in(const char *parent, const char *name, void *arg) {
+    (void)arg;
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s", parent, name);
+    remove_dir_at(AT_FDCWD, path);
+}
+
+/* Removes the directories left by fuzzer processes that died mid-run. */
 static void sweep_stale(void) {
-    DIR *d = opendir("/tmp");
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, PREFIX, strlen(PREFIX)) != 0)
-            continue;
-        char *end;
-        long pid = strtol(e->d_name + strlen(PREFIX), &end, 10);
-        if (!*end && pid > 0 && pid <= INT32_MAX && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-            remove_dir_at(dirfd(d), e->d_name);
-    }
-    closedir(d);
+    reel__each_left_by_the_dead("/tmp", PREFIX, 0, remove_dir_in, NULL);
 }
 
 static void fatal(const char *what) {

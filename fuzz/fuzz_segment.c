@@ -60,23 +60,16 @@ static void remove_file(void) {
         unlink(path);
 }
 
+static void unlink_in(const char *dir, const char *name, void *arg) {
+    (void)arg;
+    char file[300];
+    snprintf(file, sizeof file, "%s/%s", dir, name);
+    unlink(file);
+}
+
 /* Removes the files left by fuzzer processes that died mid-run. */
 static void sweep_stale(void) {
-    DIR *d = opendir("/dev/shm");
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, PREFIX, strlen(PREFIX)) != 0)
-            continue;
-        char *end;
-        long pid = strtol(e->d_name + strlen(PREFIX), &end, 10);
-        if (*end || pid <= 0 || pid > INT32_MAX)
-            continue;
-        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-            unlinkat(dirfd(d), e->d_name, 0);
-    }
-    closedir(d);
+    reel__each_left_by_the_dead("/dev/shm", PREFIX, 0, unlink_in, NULL);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
