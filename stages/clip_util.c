@@ -212,6 +212,16 @@ size_t clip_frame_bytes(uint32_t size) {
     return (size_t)size * size * 3;
 }
 
+int clip_frames_put(uint8_t *frames, uint32_t size, uint32_t k, uint32_t count,
+                    const AVFrame *frame) {
+    const size_t bytes = clip_frame_bytes(size);
+    uint8_t *first = frames + bytes * k;
+    int rc = media_frame_to_rgb(frame, size, size, first);
+    for (uint32_t j = 1; rc == 0 && j < count; j++)
+        memcpy(first + bytes * j, first, bytes);
+    return rc;
+}
+
 int64_t clip_middle_frame(int64_t n) {
     if (n <= 0)
         return 0;

@@ -93,6 +93,12 @@ int clip_frames_plan(int64_t num_frames, double fps, double rate, int64_t **idx,
 /* Bytes of one frame of the frames stage: size x size RGB24. */
 size_t clip_frame_bytes(uint32_t size);
 
+/* Samples k .. k + count - 1 of frames (n x size x size x 3) show frame:
+ * one conversion to RGB at size x size, then copies. Returns 0 or
+ * media_frame_to_rgb's error. */
+int clip_frames_put(uint8_t *frames, uint32_t size, uint32_t k, uint32_t count,
+                    const AVFrame *frame);
+
 /* The frame the preview stage takes of n: Curator's "middle" policy, n / 2,
  * or n / 2 - 1 when n is even (0 when n <= 0). */
 int64_t clip_middle_frame(int64_t n);

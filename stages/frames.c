@@ -34,17 +34,10 @@ typedef struct frames_out {
     uint8_t *out;
 } frames_out;
 
-/* Samples k .. k + count - 1, which show frame: one conversion, then copies. */
+/* Samples k .. k + count - 1, which show frame. */
 static int take(void *arg, uint32_t k, uint32_t count, const AVFrame *frame) {
     frames_out *f = arg;
-    const size_t bytes = clip_frame_bytes(f->size);
-    uint8_t *first = f->out + bytes * k;
-    int rc = media_frame_to_rgb(frame, f->size, f->size, first);
-    if (rc)
-        return rc;
-    for (uint32_t j = 1; j < count; j++)
-        memcpy(first + bytes * j, first, bytes);
-    return 0;
+    return clip_frames_put(f->out, f->size, k, count, frame);
 }
 
 /* clip_stage's work: the clip's frames into a new buffer. */

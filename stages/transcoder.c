@@ -138,13 +138,8 @@ static void samples_take(const reel_curate_options *o, clip_job *j, int64_t i) {
     while (s->next < s->n && s->idx[s->next] <= i)
         s->next++;
     int rc = 0;
-    if (s->next > k) { /* samples k .. next - 1 show this frame: one conversion, then copies */
-        const size_t bytes = clip_frame_bytes(o->frames_size);
-        uint8_t *first = s->frames + bytes * k;
-        rc = pic ? media_frame_to_rgb(pic, o->frames_size, o->frames_size, first) : -EINVAL;
-        for (uint32_t c = k + 1; rc == 0 && c < s->next; c++)
-            memcpy(s->frames + bytes * c, first, bytes);
-    }
+    if (s->next > k) /* samples k .. next - 1 show this frame */
+        rc = pic ? clip_frames_put(s->frames, o->frames_size, k, s->next - k, pic) : -EINVAL;
     if (rc == 0 && i == s->mid) {
         char why[256];
         rc = pic ? clip_preview_jpeg(pic, o->preview_size, &s->jpeg, &s->jpeg_size, why, sizeof why)
