@@ -47,8 +47,10 @@ static void usage(FILE *out) {
     fprintf(out,
             "options:\n"
             "  --iterations N  timed operations per measurement (default: per measurement,\n"
-            "                  scaled to the object size)\n"
+            "                  scaled to the object size); pipeline: no-op items; curate:\n"
+            "                  rounds (at most 10)\n"
             "  --sizes LIST    object sizes, comma-separated, binary units: 64,4K,1M,64M\n"
+            "                  (store; actors: the task argument's; not pipeline, curate)\n"
             "  --json          print the report as JSON instead of a table\n"
             "  --quick         a short run (fewer sizes and iterations)\n"
             "  --spill         store: spill and restore throughput beside write() and read()\n"
@@ -57,13 +59,18 @@ static void usage(FILE *out) {
             "                  (pip install -r bench/ray/requirements.txt) and show reel/Ray\n"
             "  --interval S    pipeline: the autoscaler's interval in seconds (default 1;\n"
             "                  0.1 to 60); the autoscaled run lasts 25 intervals (--quick: 10)\n"
-            "  --burn MODE     pipeline: how the imbalanced stages spend a task's cost of\n"
-            "                  wall-clock time: sleep (default), yield (spin, yielding), spin\n"
+            "  --burn MODE     pipeline: how the imbalanced stages spend a task's cost:\n"
+            "                  cpu (default: burn that much CPU time), or that much wall-clock\n"
+            "                  time: sleep, yield (spin, yielding), spin\n"
+            "  --config FILE   pipeline: NeMo Curator's executor settings as JSON, then\n"
+            "                  the flags below over them (--autoscale-interval-s is --interval)\n"
+            "%s"
             "  --plot DIR      also draw charts (PNG, with gnuplot) of the sections run into\n"
             "                  DIR, made if missing, beside the .dat and .gp files they come from\n"
             "  --help          this text\n\n"
             "Every figure is measured in this run; targets are reported, never enforced.\n"
-            "See bench/README.md for what each figure means.\n");
+            "See bench/README.md for what each figure means.\n",
+            reel_executor_config_flags_help());
 }
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -160,7 +167,7 @@ static void add_ray(const bench_section *s, const bench_options *opts, bench_rep
         if (!r || strcmp(r->unit, row->unit) != 0)
             continue;
         double v = row->kind == BENCH_LATENCY && r->has_lat ? r->p50_us : r->value;
-        bench_row_baseline(row, "Ray, this machine", v);
+        bench_row_ray_baseline(row, v, r->has_lat, r->p50_us, r->p99_us);
         used[r - ray.rows] = true;
     }
     char group[96];
@@ -187,11 +194,35 @@ int main(int argc, char **argv) {
     bench_options opts;
     memset(&opts, 0, sizeof(opts));
     const char *section = NULL, *plot_dir = NULL;
-    int vs_ray = 0;
+    int vs_ray = 0, interval_flag = 0;
+    reel_executor_config_defaults(&opts.executor);
 
+    /* the configuration file first, so that flags override it whatever their order */
+    for (int i = 1; i < argc; i++) {
+        const char *v = option_value(argc, argv, &i, "--config");
+        if (v && reel_executor_config_load(&opts.executor, v) != 0)
+            die_usage("%s", reel_last_error());
+        if (v) {
+            reel_executor_config dflt;
+            reel_executor_config_defaults(&dflt);
+            interval_flag |= opts.executor.autoscale_interval_s != dflt.autoscale_interval_s;
+            opts.logging_interval_set |= opts.executor.logging_interval != dflt.logging_interval;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        int before = i;
+        int rc = reel_executor_config_parse_flag(&opts.executor, argc, argv, &i);
+        if (rc < 0)
+            die_usage("%s", reel_last_error());
+        if (rc > 0) {
+            opts.logging_interval_set |= strncmp(argv[before], "--logging-interval", 18) == 0;
+            interval_flag |= strncmp(argv[before], "--autoscale-interval-s", 22) == 0;
+            continue;
+        }
+        if ((v = option_value(argc, argv, &i, "--config"))) {
+            continue;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(a, "--json") == 0) {
@@ -211,14 +242,16 @@ int main(int argc, char **argv) {
         } else if ((v = option_value(argc, argv, &i, "--plot"))) {
             plot_dir = v;
         } else if ((v = option_value(argc, argv, &i, "--burn"))) {
-            if (strcmp(v, "sleep") == 0)
+            if (strcmp(v, "cpu") == 0)
+                opts.burn = BENCH_BURN_CPU;
+            else if (strcmp(v, "sleep") == 0)
                 opts.burn = BENCH_BURN_SLEEP;
             else if (strcmp(v, "yield") == 0)
                 opts.burn = BENCH_BURN_YIELD;
             else if (strcmp(v, "spin") == 0)
                 opts.burn = BENCH_BURN_SPIN;
             else
-                die_usage("--burn: '%s' is not sleep, yield or spin", v);
+                die_usage("--burn: '%s' is not cpu, sleep, yield or spin", v);
         } else if (a[0] == '-') {
             die_usage("unknown option '%s'", a);
         } else if (section) {
@@ -229,6 +262,13 @@ int main(int argc, char **argv) {
     }
     if (!section)
         die_usage("%s", "no section given");
+    if (interval_flag) {
+        if (opts.interval_s > 0)
+            die_usage("%s", "--interval and --autoscale-interval-s: give one of them");
+        char text[32];
+        snprintf(text, sizeof(text), "%g", opts.executor.autoscale_interval_s);
+        opts.interval_s = parse_interval(text);
+    }
 
     size_t first = 0, count = 0;
     if (strcmp(section, "all") == 0) {
@@ -261,11 +301,15 @@ int main(int argc, char **argv) {
         rep->section = s->name;
         int err = s->run(&opts, rep);
         if (err) {
-            fprintf(stderr, "reel-bench: %s: %s\n", s->name,
-                    rep->error[0] ? rep->error : strerror(-err));
+            /* one line for it; the sections after it still run, and the
+             * JSON keeps what this one measured beside its error */
+            if (!rep->error[0])
+                snprintf(rep->error, sizeof(rep->error), "%s", strerror(-err));
+            rep->failed = 1;
+            fprintf(stderr, "reel-bench: %s: %s\n", s->name, rep->error);
             status = 1;
-            count = k;
-            break;
+            bench_report_finish(rep);
+            continue;
         }
         if (vs_ray && s->ray_script)
             add_ray(s, &opts, rep);
@@ -277,7 +321,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
     }
-    if (opts.json && status == 0)
+    if (opts.json)
         bench_report_print_json(stdout, reports, count);
     if (plot_dir && count) {
         int rendered = 0;

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <reel/pipeline.h>
+
 /* ---- Options ------------------------------------------------------------ */
 
 #define BENCH_MAX_SIZES 32
@@ -32,13 +34,16 @@ typedef struct bench_options {
     int spill;                       /* store: also measure spilling (--spill) */
     double interval_s;               /* pipeline: autoscale_interval_s (--interval; 0: 1 s) */
     int burn;                        /* pipeline: how a task spends its cost (enum bench_burn) */
+    reel_executor_config executor;   /* pipeline: NeMo Curator's executor flags, --config */
+    int logging_interval_set;        /* pipeline: --logging-interval given (else no lines) */
 } bench_options;
 
 /* How the pipeline section's imbalanced stages spend a task's wall-clock cost. */
 enum bench_burn {
-    BENCH_BURN_SLEEP = 0, /* asleep until it has passed */
-    BENCH_BURN_YIELD = 1, /* spinning on the clock, sched_yield() at every look */
-    BENCH_BURN_SPIN = 2,  /* spinning on the clock */
+    BENCH_BURN_CPU = 0,   /* computing until the thread has used that much CPU time */
+    BENCH_BURN_SLEEP = 1, /* asleep until that much wall-clock time has passed */
+    BENCH_BURN_YIELD = 2, /* spinning on the wall clock, sched_yield() at every look */
+    BENCH_BURN_SPIN = 3,  /* spinning on the wall clock */
 };
 
 /* ---- Report ------------------------------------------------------------- */
@@ -79,7 +84,10 @@ typedef struct bench_row {
 
     int has_baseline;
     char baseline_name[BENCH_NAME_MAX];
-    double baseline; /* in the row's unit (us for latency rows) */
+    double baseline;  /* in the row's unit (us for latency rows) */
+    int baseline_ray; /* the baseline is Ray, measured on this machine (--vs-ray) */
+    int baseline_has_lat;
+    double baseline_p50_us, baseline_p99_us; /* the baseline's own percentiles */
     int has_limit;
     char limit_name[BENCH_NAME_MAX];
     double limit;
@@ -90,12 +98,27 @@ typedef struct bench_row {
     double target;
     char target_text[BENCH_NAME_MAX]; /* "p50 <= 0.5 us" */
 
+    /* A ratio to beat against Ray: reel's speed at least vs_ray times Ray's
+     * (a rate over Ray's rate; for a latency, Ray's p50 over reel's). Checked
+     * only where the baseline is Ray measured in the same run. */
+    int has_vs_ray;
+    double vs_ray;
+    char vs_ray_text[BENCH_NAME_MAX]; /* ">= 100x Ray" */
+
     /* filled by bench_report_finish() */
     double ratio_baseline; /* compared figure / baseline, 0 if none */
     double ratio_limit;    /* compared figure / limit, 0 if none */
     int target_met;
-    double target_miss; /* how many times off when missed (>= 1) */
+    double target_miss;     /* how many times off when missed (>= 1) */
+    int vs_ray_state;       /* enum bench_vs_ray_state */
+    double vs_ray_measured; /* reel's speed / Ray's, when measured */
 } bench_row;
+
+enum bench_vs_ray_state {
+    BENCH_VS_RAY_UNMEASURED = 0, /* Ray did not run (no --vs-ray, or not installed) */
+    BENCH_VS_RAY_MET = 1,
+    BENCH_VS_RAY_MISSED = 2,
+};
 
 /* A measured curve a section keeps beside its rows for the plots (--plot),
  * e.g. the autoscaler's trace: n points of ncols numbers each. Column 0 is
@@ -122,6 +145,7 @@ typedef struct bench_report {
     char notes[12][160]; /* one-line facts about the run (CPUs, pinning) */
     size_t nnotes;
     char error[256];      /* why the section failed, when it returns an error */
+    int failed;           /* set by bench.c when the section returned an error */
     bench_series *series; /* optional curves for the plots (bench_report_series) */
     size_t nseries;
 } bench_report;
@@ -138,6 +162,12 @@ void bench_row_latency(bench_row *row, double p50_us, double p99_us, uint64_t sa
 void bench_row_baseline(bench_row *row, const char *name, double value);
 void bench_row_limit(bench_row *row, const char *name, double value);
 void bench_row_target(bench_row *row, int metric, int op, double threshold, const char *text);
+/* Makes Ray, measured in the same run, row's baseline, with its percentiles
+ * when it has them (has_lat). */
+void bench_row_ray_baseline(bench_row *row, double value, int has_lat, double p50_us,
+                            double p99_us);
+/* A ratio to beat against Ray: reel at least `times` as fast. */
+void bench_row_vs_ray(bench_row *row, double times);
 
 /* A new empty series at the end of report's, or NULL when out of memory or
  * ncols is not 2..BENCH_SERIES_COLS. cols and units: ncols strings each

@@ -292,23 +292,30 @@ int bench_curate_run(const bench_options *opts, bench_report *rep) {
     bench_cpus(&set, &ncpu, &a, &b);
     reel_curate_options o;
     reel_curate_defaults(&o);
-    int rounds = opts->quick ? 1 : 2;
+    /* --iterations: rounds, each side's best taken */
+    int rounds = opts->iterations ? (int)(opts->iterations < 10 ? opts->iterations : 10)
+                 : opts->quick    ? 1
+                                  : 2;
     curate_totals once = {0}, lots = {0};
     double reel_once = 0, ff_once = 0, reel_lots = 0, ff_lots = 0;
     if (rc == 0)
         rc = measure_set(&in, root, "once", rounds, ncpu, &o, opts, &once, &reel_once, &ff_once,
                          rep);
-    if (rc == 0)
+    /* --quick keeps a whole `reel-bench all --quick` under a minute: the
+     * samples once, one round, and no throughput set */
+    if (rc == 0 && !opts->quick)
         rc = measure_set(&many, root, "copies", rounds, ncpu, &o, opts, &lots, &reel_lots, &ff_lots,
                          rep);
     rm_rf(root);
     if (rc == 0) {
         char group[128];
-        snprintf(group, sizeof group, "curate: each sample %d times (%zu videos), throughput",
-                 COPIES, many.n);
-        add_rows(rep, group, &lots, reel_lots, ff_lots, 1);
+        if (!opts->quick) {
+            snprintf(group, sizeof group, "curate: each sample %d times (%zu videos), throughput",
+                     COPIES, many.n);
+            add_rows(rep, group, &lots, reel_lots, ff_lots, 1);
+        }
         snprintf(group, sizeof group, "curate: the %zu samples once, latency of the longest", in.n);
-        add_rows(rep, group, &once, reel_once, ff_once, 0);
+        add_rows(rep, group, &once, reel_once, ff_once, opts->quick);
         bench_report_note(rep, "%zu samples, %.1f s of video, %lld frames, %llu clips; best of %d",
                           in.n, once.video_s, (long long)once.frames,
                           (unsigned long long)once.clips, rounds);

@@ -21,16 +21,18 @@
  *     the executor starts them by spreading the CPUs over them), whose
  *     figures after every round (on_status) make the convergence trace.
  *
- * A task takes its cost in wall-clock time, measured on CLOCK_MONOTONIC,
- * so that a worker's rate is fixed, as it would be with a CPU of its own,
- * whatever else runs: up to 7 workers share this machine's 2 CPUs. How it
- * spends that time is --burn's choice (enum bench_burn): asleep until the
- * cost has passed (the default; timer slack 1 ns), spinning and yielding the
- * CPU at every look, or plainly spinning. Spinning workers outnumber the CPUs,
- * so a spinner whose cost has passed waits for its next time slice: a plain
- * spin made the best allocation run at a quarter of its rate here, and a
- * yielding one at 60-95% of it, varying with the scheduler's state (see
- * bench/README.md).
+ * How a task spends its cost is --burn's choice (enum bench_burn). The
+ * default, the issue's workload, burns CPU: it computes until its thread's
+ * CPU clock has advanced by the cost, so a task costs that much CPU however
+ * often it is preempted, and the up to 7 workers share this machine's CPUs:
+ * every allocation is also bounded by CPUs / (1 + 4 + 2 ms) items/s (the
+ * model says so). The other modes take the cost in wall-clock time, on
+ * CLOCK_MONOTONIC, so that a worker's rate is fixed, as it would be with a
+ * CPU of its own, whatever else runs: asleep until the cost has passed
+ * (timer slack 1 ns), spinning and yielding the CPU at every look, or plainly
+ * spinning. Sleeping stages show the balancing a machine with a CPU per
+ * worker would need; spinning workers outnumber the CPUs, so a spinner whose
+ * cost has passed waits for its next time slice (see bench/README.md).
  *
  * Items per second are counted at the last stage (on_output), from the
  * result that completes the first tenth of a run's items to the one that
@@ -113,7 +115,13 @@ static int noop(reel_actor_ctx *actx, const reel_view *in, size_t n, reel_actor_
  * worker inherits it */
 static int burn_mode;
 
-static const char *const burn_name[] = {"asleep", "spinning, yielding", "spinning"};
+static const char *const burn_name[] = {"of CPU time, computing", "of wall clock, asleep",
+                                        "of wall clock, spinning, yielding",
+                                        "of wall clock, spinning"};
+
+/* The CPUs the stages' processes may run on (bench_cpus), for the model of
+ * CPU-burning stages: set with burn_mode. */
+static int burn_ncpu = 1;
 
 static int burn_setup(reel_actor_ctx *actx) {
     (void)actx;
@@ -123,11 +131,27 @@ static int burn_setup(reel_actor_ctx *actx) {
     return 0;
 }
 
-/* Spends the task's cost (the def's arg, in nanoseconds) of wall-clock time
+static uint64_t thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Spends the task's cost (the def's arg, in nanoseconds) of CPU or wall-clock time
  * as burn_mode says (see the top of the file), then forwards. */
 static int burn(reel_actor_ctx *actx, const reel_view *in, size_t n, reel_actor_out *out) {
     (void)in;
     uint64_t cost = *(const uint64_t *)reel_actor_arg(actx);
+    if (burn_mode == BENCH_BURN_CPU) {
+        /* real work, checked against the thread's own CPU clock, so that a
+         * task costs its CPU time however often it is preempted */
+        volatile uint64_t x = 0;
+        uint64_t end = thread_cpu_ns() + cost;
+        while (thread_cpu_ns() < end)
+            for (int k = 0; k < 256; k++)
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+        return forward_all(out, n);
+    }
     uint64_t end = bench_now_ns() + cost;
     if (burn_mode == BENCH_BURN_SLEEP) {
         struct timespec ts = {(time_t)(end / 1000000000u), (long)(end % 1000000000u)};
@@ -245,11 +269,19 @@ static uint64_t id_word(const reel_id *id) {
     return w;
 }
 
+/* Items/s the costs allow an allocation: each worker at most one task at a
+ * time; CPU-burning stages also share the CPUs, an item costing the sum of
+ * the stages' costs. */
 static double model_rate(const uint32_t w[IMB_STAGES]) {
-    double r = INFINITY;
+    double r = INFINITY, item_ns = 0;
     for (uint32_t s = 0; s < IMB_STAGES; s++) {
         double x = (double)w[s] * 1e9 / (double)imb_cost_ns[s];
         r = x < r ? x : r;
+        item_ns += (double)imb_cost_ns[s];
+    }
+    if (burn_mode == BENCH_BURN_CPU) {
+        double cpus = (double)burn_ncpu * 1e9 / item_ns;
+        r = cpus < r ? cpus : r;
     }
     return r;
 }
@@ -344,7 +376,7 @@ static int run_pipeline(ctx *c, const char *name, const reel_actor_def *defs,
                            .on_output = on_output,
                            .on_status = on_status,
                            .arg = r,
-                           .flags = REEL_RUN_QUIET | flags};
+                           .flags = (c->opts->logging_interval_set ? 0 : REEL_RUN_QUIET) | flags};
     reel_run_result res;
     memset(&res, 0, sizeof(res));
     r->c = c;
@@ -773,8 +805,10 @@ static int setup(ctx *c) {
     /* before any runtime starts, so that zygotes and workers inherit it */
     cli_catch_stop_signals(true);
 
-    reel_executor_config_defaults(&c->cfg);
-    c->cfg.logging_interval = LOG_INTERVAL;
+    /* the executor flags and --config (bench.c); no status lines unless asked */
+    c->cfg = c->opts->executor;
+    if (!c->opts->logging_interval_set)
+        c->cfg.logging_interval = LOG_INTERVAL;
 
     /* enough inputs for the longest run: the no-op runs, or the autoscaled
      * run fed for auto_s at up to AUTO_HEADROOM x the best the costs allow */
@@ -822,7 +856,7 @@ static int setup(ctx *c) {
                       "%" PRIu64 " items, best of %u rounds (pool, batch 1, batch %u in turn)",
                       c->n_noop, ROUNDS, BIG_BATCH);
     bench_report_note(c->rep,
-                      "imbalanced: tasks take 1, 4, 2 x %.0f ms of wall clock, %s (--burn); "
+                      "imbalanced: tasks take 1, 4, 2 x %.0f ms %s (--burn); "
                       "autoscaled: fed %.0f s, min_workers 1, interval %g s",
                       (double)UNIT_NS / 1e6, burn_name[burn_mode], c->auto_s, c->interval_s);
     double load[3];
@@ -852,6 +886,12 @@ int bench_pipeline_run(const bench_options *opts, bench_report *report) {
     c->opts = opts;
     c->rep = report;
     burn_mode = opts->burn;
+    {
+        cpu_set_t set;
+        int a, b;
+        burn_ncpu = 1;
+        bench_cpus(&set, &burn_ncpu, &a, &b);
+    }
     c->n_noop = opts->iterations ? opts->iterations : opts->quick ? 50000 : 200000;
     c->n_static = opts->quick ? 100 : 600;
     c->interval_s = opts->interval_s > 0 ? opts->interval_s : 1.0;

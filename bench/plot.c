@@ -13,7 +13,7 @@
  *             ("put 1 MiB bandwidth": the line "put bandwidth", x = 1 MiB),
  *             one chart per unit; a row that is Ray's (its figure or group
  *             begins with "Ray") is a line of its own, and so is a baseline
- *             whose name begins with "Ray" ("Ray (published): put")
+ *             whose name begins with "Ray" ("Ray, this machine: put")
  *   actors    calls per second: every op/s row, and every round trip as
  *             1 / its mean; reel's spin and sleep rows (the figure's ", spin"
  *             or ", sleep") and every Ray source side by side per figure

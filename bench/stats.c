@@ -399,6 +399,25 @@ void bench_row_target(bench_row *row, int metric, int op, double threshold, cons
     snprintf(row->target_text, sizeof(row->target_text), "%s", text);
 }
 
+void bench_row_ray_baseline(bench_row *row, double value, int has_lat, double p50_us,
+                            double p99_us) {
+    if (!row)
+        return;
+    bench_row_baseline(row, "Ray, this machine", value);
+    row->baseline_ray = 1;
+    row->baseline_has_lat = has_lat;
+    row->baseline_p50_us = p50_us;
+    row->baseline_p99_us = p99_us;
+}
+
+void bench_row_vs_ray(bench_row *row, double times) {
+    if (!row)
+        return;
+    row->has_vs_ray = 1;
+    row->vs_ray = times;
+    snprintf(row->vs_ray_text, sizeof(row->vs_ray_text), ">= %gx Ray", times);
+}
+
 static double compared_figure(const bench_row *row) {
     return row->kind == BENCH_LATENCY ? row->p50_us : row->value;
 }
@@ -420,6 +439,14 @@ void bench_report_finish(bench_report *report) {
         double x = compared_figure(r);
         r->ratio_baseline = r->has_baseline && r->baseline > 0 ? x / r->baseline : 0;
         r->ratio_limit = r->has_limit && r->limit > 0 ? x / r->limit : 0;
+        r->vs_ray_state = BENCH_VS_RAY_UNMEASURED;
+        if (r->has_vs_ray && r->baseline_ray && r->ratio_baseline > 0) {
+            /* speed: a latency's ratio is reel's p50 over Ray's, its inverse */
+            r->vs_ray_measured =
+                r->kind == BENCH_LATENCY ? 1.0 / r->ratio_baseline : r->ratio_baseline;
+            r->vs_ray_state =
+                r->vs_ray_measured >= r->vs_ray ? BENCH_VS_RAY_MET : BENCH_VS_RAY_MISSED;
+        }
         if (!r->has_target)
             continue;
         double m = target_measured(r);
@@ -561,6 +588,12 @@ static void fmt_cells(const bench_row *r, cells *c) {
     }
     if (r->has_baseline) {
         fmt_ref(r->baseline_name, r->baseline, ref_unit, c->base, sizeof(c->base));
+        if (r->baseline_has_lat && r->kind == BENCH_LATENCY) {
+            char p99[32];
+            size_t len = strlen(c->base);
+            fmt_num(r->baseline_p99_us, p99, sizeof(p99));
+            snprintf(c->base + len, sizeof(c->base) - len, " (p99 %s)", p99);
+        }
         fmt_num(r->ratio_baseline, c->rb, sizeof(c->rb));
     }
     if (r->has_limit) {
@@ -617,6 +650,25 @@ void bench_report_print_table(FILE *out, const bench_report *report) {
         fprintf(out, "  %-7s %-*s %-34s measured %s\n", r->target_met ? "met" : "MISSED", wf,
                 r->figure, tgt, m);
     }
+    any = 0;
+    for (size_t i = 0; i < report->n; i++) {
+        const bench_row *r = &report->rows[i];
+        if (!r->has_vs_ray)
+            continue;
+        if (!any)
+            fprintf(out, "\nratios to beat against Ray (checked and reported, never enforced):\n");
+        any = 1;
+        char m[64];
+        if (r->vs_ray_state == BENCH_VS_RAY_UNMEASURED) {
+            fprintf(out, "  %-7s %-*s %-34s Ray not run here (reel-bench --vs-ray)\n", "-", wf,
+                    r->figure, r->vs_ray_text);
+            continue;
+        }
+        fmt_num(r->vs_ray_measured, m, sizeof(m));
+        fprintf(out, "  %-7s %-*s %-34s measured %sx Ray\n",
+                r->vs_ray_state == BENCH_VS_RAY_MET ? "met" : "MISSED", wf, r->figure,
+                r->vs_ray_text, m);
+    }
 }
 
 /* ---- JSON --------------------------------------------------------------- */
@@ -666,7 +718,26 @@ static void json_row(FILE *out, const bench_row *r) {
         json_num(out, r->baseline);
         fputs(", \"ratio\": ", out);
         json_num(out, r->ratio_baseline);
+        if (r->baseline_has_lat) {
+            fputs(", \"p50_us\": ", out);
+            json_num(out, r->baseline_p50_us);
+            fputs(", \"p99_us\": ", out);
+            json_num(out, r->baseline_p99_us);
+        }
         fputs("}", out);
+    }
+    if (r->has_vs_ray) {
+        fputs(", \"vs_ray\": {\"text\": ", out);
+        json_str(out, r->vs_ray_text);
+        fputs(", \"threshold\": ", out);
+        json_num(out, r->vs_ray);
+        if (r->vs_ray_state == BENCH_VS_RAY_UNMEASURED) {
+            fputs(", \"measured\": null, \"met\": null}", out);
+        } else {
+            fputs(", \"measured\": ", out);
+            json_num(out, r->vs_ray_measured);
+            fprintf(out, ", \"met\": %s}", r->vs_ray_state == BENCH_VS_RAY_MET ? "true" : "false");
+        }
     }
     if (r->has_limit) {
         fputs(", \"limit\": {\"name\": ", out);
@@ -699,6 +770,10 @@ void bench_report_print_json(FILE *out, const bench_report *reports, size_t n) {
         const bench_report *rep = &reports[s];
         fputs(s ? ",\n  {\"section\": " : "\n  {\"section\": ", out);
         json_str(out, rep->section);
+        if (rep->failed) {
+            fputs(", \"error\": ", out);
+            json_str(out, rep->error);
+        }
         fputs(", \"notes\": [", out);
         for (size_t i = 0; i < rep->nnotes; i++) {
             if (i)
