@@ -177,7 +177,7 @@ static void add_ray(const bench_section *s, const bench_options *opts, bench_rep
             continue;
         const bench_ray_row *r = &ray.rows[k];
         char figure[BENCH_NAME_MAX];
-        snprintf(figure, sizeof figure, "Ray %s", r->figure);
+        snprintf(figure, sizeof figure, "Ray %.*s", (int)sizeof figure - 5, r->figure);
         bench_row *row =
             bench_report_add(rep, group, figure, r->unit,
                              strcmp(r->unit, "us") == 0 ? BENCH_LATENCY : BENCH_RATE, r->value);

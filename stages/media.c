@@ -68,7 +68,7 @@ static void log_cb(void *avcl, int level, const char *fmt, va_list vl) {
         return;
     if (avcl && avcl == watch_ctx && !watch_hit) {
         watch_hit = true;
-        snprintf(watch_line, sizeof watch_line, "%s", line);
+        snprintf(watch_line, sizeof watch_line, "%.*s", (int)sizeof watch_line - 1, line);
     }
     pthread_mutex_lock(&log_mu);
     memcpy(log_last, line, n + 1);

@@ -125,7 +125,7 @@ static reel_id *put_inputs(unsigned n) {
     cr_assert_not_null(ids);
     for (unsigned i = 0; i < n; i++) {
         char s[ITEM_LEN + 1];
-        snprintf(s, sizeof s, ITEM_FMT, i);
+        snprintf(s, sizeof s, ITEM_FMT, i % 100000u); /* i < INPUTS: 5 digits */
         ids[i] = th_id_n(0xc4a05, i);
         TH_OK(reel_obj_put(store, &ids[i], s, ITEM_LEN, NULL, 0, 0, 0));
     }
