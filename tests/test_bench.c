@@ -142,10 +142,10 @@ static void tb_assert_nothing_left(const char *out) {
                         strncmp(e->d_name, own[1], strlen(own[1])) == 0 ||
                         strcmp(e->d_name, own[2]) == 0;
             if (left) {
-                char name[520];
-                snprintf(name, sizeof name, "%s/%s", dirs[k], e->d_name);
+                char name[sizeof e->d_name];
+                memcpy(name, e->d_name, sizeof name);
                 closedir(d);
-                cr_assert_fail("reel-bench left %s", name);
+                cr_assert_fail("reel-bench left %s/%s", dirs[k], name);
             }
         }
         closedir(d);
