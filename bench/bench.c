@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,63 @@ static const char *option_value(int argc, char **argv, int *i, const char *name)
     return argv[++*i];
 }
 
+/* The arguments that make a Ray script measure what reel just did: the same
+ * sizes and iterations, the same burn, and the allocations reel found best
+ * and even beside 1,4,2 (Ray cannot try all 35 in reasonable time). */
+#define RAY_ARGS 8
+
+typedef struct ray_args {
+    const char *argv[RAY_ARGS + 1];
+    char sizes[BENCH_MAX_SIZES * 24], iterations[24], allocs[96];
+} ray_args;
+
+static void allocation_of(const bench_report *rep, const char *prefix, char *out, size_t cap) {
+    size_t len = strlen(prefix);
+    for (size_t i = 0; i < rep->n; i++) {
+        const char *f = rep->rows[i].figure;
+        const char *close = strchr(f, ')');
+        if (strncmp(f, prefix, len) == 0 && close && (size_t)(close - f) > len &&
+            strlen(out) + (size_t)(close - f - len) + 2 < cap) {
+            char w[32];
+            snprintf(w, sizeof w, "%.*s", (int)(close - f - (ptrdiff_t)len), f + len);
+            if (!strstr(out, w))
+                snprintf(out + strlen(out), cap - strlen(out), ";%s", w);
+            return;
+        }
+    }
+}
+
+static void ray_args_for(const bench_section *s, const bench_options *opts, const bench_report *rep,
+                         ray_args *a) {
+    static const char *const burns[] = {"cpu", "sleep", "yield", "spin"};
+    size_t n = 0;
+    if (strcmp(s->name, "pipeline") == 0) {
+        a->argv[n++] = "--burn";
+        a->argv[n++] = burns[opts->burn];
+        snprintf(a->allocs, sizeof a->allocs, "1,4,2");
+        allocation_of(rep, "best static (", a->allocs, sizeof a->allocs);
+        allocation_of(rep, "even (", a->allocs, sizeof a->allocs);
+        a->argv[n++] = "--allocs";
+        a->argv[n++] = a->allocs;
+    } else {
+        if (opts->nsizes) {
+            size_t len = 0;
+            for (size_t i = 0; i < opts->nsizes && len < sizeof a->sizes; i++)
+                len += (size_t)snprintf(a->sizes + len, sizeof a->sizes - len, "%s%llu",
+                                        i ? "," : "", (unsigned long long)opts->sizes[i]);
+            a->argv[n++] = "--sizes";
+            a->argv[n++] = a->sizes;
+        }
+        if (opts->iterations) {
+            snprintf(a->iterations, sizeof a->iterations, "%llu",
+                     (unsigned long long)opts->iterations);
+            a->argv[n++] = "--iterations";
+            a->argv[n++] = a->iterations;
+        }
+    }
+    a->argv[n] = NULL;
+}
+
 /* Ray's figures for one section, measured after reel's (never while reel is
  * timed), as bench_ray.h says: a matching row gets Ray as its baseline, the
  * others are printed in a group of their own. Never fails the section. */
@@ -154,7 +212,10 @@ static void add_ray(const bench_section *s, const bench_options *opts, bench_rep
     char why[512];
     if (opts->progress)
         fprintf(stderr, "%s: Ray, this machine (%s)\n", s->name, s->ray_script);
-    int rc = bench_ray_run(s->ray_script, opts->quick, &ray, why, sizeof why);
+    ray_args args;
+    memset(&args, 0, sizeof args);
+    ray_args_for(s, opts, rep, &args);
+    int rc = bench_ray_run(s->ray_script, opts->quick, args.argv, &ray, why, sizeof why);
     if (rc) {
         bench_report_note(rep, "Ray, this machine: %s", why);
         return;

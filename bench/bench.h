@@ -142,7 +142,7 @@ typedef struct bench_report {
     const char *section;
     bench_row *rows;
     size_t n, cap;
-    char notes[12][160]; /* one-line facts about the run (CPUs, pinning) */
+    char notes[24][160]; /* one-line facts about the run (CPUs, pinning) */
     size_t nnotes;
     char error[256];      /* why the section failed, when it returns an error */
     int failed;           /* set by bench.c when the section returned an error */

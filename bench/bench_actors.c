@@ -2,9 +2,13 @@
  * bench_actors.c - `reel-bench actors`: what the actor runtime costs per
  * task (round trip and pipelined throughput, 1:1, 1:n and n:n, with an
  * argument of any size) and at rest (an idle pool's CPU time), with workers
- * that spin before they sleep and with workers that sleep at once, beside a
- * plain cross-process hand-off measured in the same run and Ray's published
- * figures.
+ * that spin before they sleep and with workers that sleep at once, beside
+ * the physical limits measured in the same run: a plain cross-process
+ * hand-off (the round trips' limit) and a lock-free ring between two
+ * processes on two CPUs (the pipelined rows' limit). Ray's figures for the
+ * same workloads, measured on this machine, become the rows' baselines
+ * with --vs-ray (bench/ray/actors.py, bench_ray.h); there is no constant
+ * baseline.
  *
  * Every stage here is a no-op: process() returns 0 and makes no output, so
  * what is measured is the runtime itself: submit, the task ring, the worker's
@@ -15,10 +19,18 @@
  * one with REEL_RUNTIME_NO_SPIN - start first, and only then does this
  * process pin itself to its first CPU: the zygote, and every worker it forks,
  * keep the whole CPU set (the runtime does not pin). The n:n figures fork n
- * driver processes; each takes back the whole CPU set, creates its own store,
- * starts its own runtime, dies with this process (PR_SET_PDEATHSIG) and is
- * always reaped. They report through one MAP_SHARED anonymous mapping
- * (struct shared).
+ * driver processes; each takes back the whole CPU set, creates its own store
+ * (and puts the argument there, when the figure has one), starts its own
+ * runtime, dies with this process (PR_SET_PDEATHSIG) and is always reaped.
+ * They report through one MAP_SHARED anonymous mapping (struct shared).
+ *
+ * The ring limit (measure_ring) forks one more process, pinned to the second
+ * CPU, that pushes 8-byte items into a single-producer/single-consumer ring
+ * in another MAP_SHARED anonymous mapping (struct ring_shm: head and tail on
+ * cache lines of their own, acquire/release, RING_SLOTS a power of two)
+ * while this process, pinned to the first, pops them: both spin. Its items
+ * per second are what any one-way hand-off between two processes can reach
+ * here, which a pipelined op/s row cannot beat.
  *
  * A signal (SIGINT, SIGTERM, SIGHUP) only sets a flag, which every loop
  * checks, so that pools, runtimes and stores are stopped and removed as on
@@ -45,12 +57,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Ray's actor calls as published (Ray's microbenchmark): the references
- * until a side-by-side Ray run exists. */
-#define RAY_SYNC_CALLS_PER_S  2000.0  /* 1:1 synchronous actor calls */
-#define RAY_ASYNC_CALLS_PER_S 8600.0  /* 1:1 async actor calls */
-#define RAY_NN_CALLS_PER_S    27000.0 /* n:n async actor calls */
-
 #define TARGET_RTT_P50_US  5.0
 #define TARGET_TASKS_PER_S 1e6
 #define TARGET_SIZE_RTT    1.1 /* a larger argument: round-trip p50 <= 1.1x the smallest's */
@@ -64,6 +70,12 @@
 #define SAMPLES_MAX 1000000u  /* round trips timed by one measurement, at most */
 #define IDLE_SETTLE 200000000 /* ns from an idle pool's last task to its measurement */
 #define ROUNDS      10u       /* turns of the variants compared with each other */
+#define RING_SLOTS  1024u     /* items in the ring of the ring limit: a power of two */
+#define RING_RUNS   3u        /* the ring limit is the best of this many runs */
+
+#define LIMITS_GROUP "two processes, no runtime: the limits"
+#define RING_FIGURE  "ring hand-off, 2 processes, spin"
+#define RING_LIMIT   "ring hand-off, spin"
 
 #define MiB (1024ull * 1024)
 
@@ -133,7 +145,12 @@ typedef struct ctx {
     double idle_s; /* how long an idle pool is watched */
     /* figures, [argument: 0 none, 1.. the sizes][mode] */
     figure rtt[1 + BENCH_MAX_SIZES][NMODES], rate[1 + BENCH_MAX_SIZES][NMODES];
-    figure deep[NMODES], one_n[2][NMODES], n_n[2][NMODES];
+    figure deep[NMODES], one_n[2][NMODES];
+    /* n:n, [argument: 0 none, 1.. the sizes][n = 2, 4][mode]; nn_has: measured */
+    figure n_n[1 + BENCH_MAX_SIZES][2][NMODES];
+    int nn_has[1 + BENCH_MAX_SIZES];
+    size_t nn_arg;    /* the argument of the n:n run in progress (0: none) */
+    double ring_rate; /* the ring limit, items/s; 0: not measured */
     figure idle_workers[NMODES], idle_exact[NMODES], idle_driver[NMODES];
     int has_schedstat;
 } ctx;
@@ -341,22 +358,58 @@ static int measure_rate(ctx *c, reel_runtime *rt, const char *stage, uint32_t wo
 
 /* ---- n driver processes ------------------------------------------------------- */
 
+/* Puts argument i into st as *id: sizes[i] bytes of a pattern, sealed once,
+ * read by every task that names it. */
+static int put_arg(ctx *c, reel_store *st, size_t i, reel_id *id) {
+    static const uint8_t seed[16] = "reel-bench actor";
+    reel_id parent;
+    memcpy(parent.bytes, seed, sizeof(seed));
+    void *buf;
+    reel_id_derive(&parent, i, id);
+    int err = reel_obj_create(st, id, c->sizes[i], NULL, 0, 0, 0, &buf);
+    if (err)
+        return fail(c, err, "reel_obj_create(%" PRIu64 " bytes)", c->sizes[i]);
+    memset(buf, 0xa5, (size_t)c->sizes[i]);
+    if ((err = reel_obj_seal(st, id)))
+        return fail(c, err, "reel_obj_seal");
+    return 0;
+}
+
+/* An n:n driver's count and time cap: with --quick, half of a 1:1 run's, so
+ * that n:n with an argument (measured for the largest size only) leaves the
+ * section about as long as it was. */
+static budget nn_plan(const ctx *c) {
+    return plan(c, 5000000, 1.5, 250000, 0.125);
+}
+
 static void kid_store_name(const ctx *c, uint32_t i, char *buf, size_t cap) {
     snprintf(buf, cap, "%s-d%" PRIu32, c->store_name, i);
 }
 
-/* A driver process: its own store, runtime and pool of one worker; warms up,
- * says it is ready, waits for the others, then runs the pipelined loop. */
+/* A driver process: its own store (holding c->nn_arg's argument, if any),
+ * runtime and pool of one worker; warms up, says it is ready, waits for the
+ * others, then runs the pipelined loop, every task naming the argument as
+ * 1:1's do. */
 static int kid_run(ctx *c, int mode, uint32_t i, struct kid *k) {
     char name[96];
     kid_store_name(c, i, name, sizeof(name));
-    reel_store_options so = {.capacity = MiB, .max_objects = 64};
+    uint64_t capacity = MiB;
+    if (c->nn_arg)
+        capacity += (c->sizes[c->nn_arg - 1] + 8191) / 4096 * 4096;
+    reel_store_options so = {.capacity = capacity, .max_objects = 64};
     reel_store *st = NULL;
     reel_runtime *rt = NULL;
     reel_pool *pool = NULL;
+    reel_id arg;
+    const reel_id *argp = c->nn_arg ? &arg : NULL;
     int err = reel_store_create(name, &so, &st);
     if (err)
-        return fail(c, err, "reel_store_create(%s)", name);
+        return fail(c, err, "reel_store_create(%s, %" PRIu64 " bytes)", name, capacity);
+    if (argp && (err = put_arg(c, st, c->nn_arg - 1, &arg))) {
+        reel_store_close(st);
+        reel_store_destroy(name);
+        return err;
+    }
     reel_runtime_options ro = {.store = name,
                                .actors = stages,
                                .n_actors = sizeof(stages) / sizeof(stages[0]),
@@ -364,11 +417,11 @@ static int kid_run(ctx *c, int mode, uint32_t i, struct kid *k) {
     if ((err = reel_runtime_start(&ro, &rt)))
         fail(c, err, "reel_runtime_start");
     else
-        err = open_pool(c, rt, "noop", 1, &pool);
-    budget b = plan(c, 5000000, 1.5, 500000, 0.25);
+        err = open_pool(c, rt, "noop-slots64", 1, &pool);
+    budget b = nn_plan(c);
     uint64_t n = 0, el = 0;
     if (!err)
-        err = pipelined(c, pool, NULL, warmup(b), &n, &el);
+        err = pipelined(c, pool, argp, warmup(b), &n, &el);
     if (!err) {
         atomic_store_explicit(&k->state, KID_READY, memory_order_release);
         uint64_t deadline = bench_now_ns() + WAIT_MS * 1000000ull;
@@ -381,7 +434,7 @@ static int kid_run(ctx *c, int mode, uint32_t i, struct kid *k) {
             }
         }
     }
-    if (!err && !(err = pipelined(c, pool, NULL, b, &n, &el))) {
+    if (!err && !(err = pipelined(c, pool, argp, b, &n, &el))) {
         k->done = n;
         k->elapsed_ns = el;
     }
@@ -483,11 +536,15 @@ static void reap_kids(ctx *c, pid_t *pids, uint32_t n, int failed) {
     }
 }
 
-/* n driver processes, each with its own runtime and a pool of one worker;
- * the figure is the sum of their rates. */
-static int measure_n_n(ctx *c, int mode, uint32_t n, figure *f) {
-    bench_progress(c->opts, "actors", "%" PRIu32 ":%" PRIu32 " (driver processes), %s", n, n,
-                   mode_name[mode]);
+/* n driver processes, each with its own runtime and a pool of one worker,
+ * each task naming argument a (0: none); the figure is the sum of their
+ * rates. */
+static int measure_n_n(ctx *c, int mode, uint32_t n, size_t a, figure *f) {
+    char label[48];
+    arg_label(c, a, label, sizeof(label));
+    bench_progress(c->opts, "actors", "%" PRIu32 ":%" PRIu32 " (driver processes), %s, %s", n, n,
+                   label, mode_name[mode]);
+    c->nn_arg = a;
     memset(c->sh, 0, sizeof(*c->sh));
     pid_t pids[MAX_N] = {0};
     pid_t self = getpid();
@@ -502,7 +559,7 @@ static int measure_n_n(ctx *c, int mode, uint32_t n, figure *f) {
             snprintf(c->errbuf, 256, "fork: %s", strerror(errno));
         }
     }
-    budget b = plan(c, 5000000, 1.5, 500000, 0.25);
+    budget b = nn_plan(c);
     if (!err)
         err = wait_kids(c, pids, n, KID_READY, 30 * 1000000000ull);
     if (!err) {
@@ -518,6 +575,200 @@ static int measure_n_n(ctx *c, int mode, uint32_t n, figure *f) {
         f->value += (double)c->sh->kid[i].done * 1e9 / (double)c->sh->kid[i].elapsed_ns;
         f->samples += c->sh->kid[i].done;
     }
+    return 0;
+}
+
+/* ---- The ring limit ------------------------------------------------------------ */
+
+enum { RING_STARTING = 0, RING_READY = 1, RING_FAILED = 2 };
+
+/* The ring of measure_ring(): item k goes into slot k & (RING_SLOTS - 1),
+ * written before head passes k (release), read after the consumer has seen
+ * head pass it (acquire); the producer reuses a slot only once tail, stored
+ * after the read (release), has passed it. */
+struct ring_shm {
+    _Alignas(64) _Atomic uint64_t head; /* items pushed; written by the producer */
+    _Alignas(64) _Atomic uint64_t tail; /* items popped; written by the consumer */
+    _Alignas(64) _Atomic uint32_t stop; /* the consumer is done: the producer exits */
+    _Atomic uint32_t state;             /* the producer's RING_* */
+    _Alignas(64) uint64_t slot[RING_SLOTS];
+};
+
+/* The producer: pinned to cpu, pushes item k = 0, 1, 2... until stop. It
+ * looks at tail only when the ring seems full, and at stop then and every
+ * 4096 items. */
+static void ring_producer(struct ring_shm *r, int cpu, pid_t parent) __attribute__((noreturn));
+static void ring_producer(struct ring_shm *r, int cpu, pid_t parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    if (bench_pin_cpu(cpu) != 0) {
+        atomic_store_explicit(&r->state, RING_FAILED, memory_order_release);
+        _exit(1);
+    }
+    atomic_store_explicit(&r->state, RING_READY, memory_order_release);
+    uint64_t h = 0, tail_seen = 0;
+    for (;;) {
+        if (h - tail_seen == RING_SLOTS) {
+            tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+            if (h - tail_seen == RING_SLOTS) {
+                if (atomic_load_explicit(&r->stop, memory_order_relaxed))
+                    break;
+                bench_cpu_relax();
+                continue;
+            }
+        }
+        r->slot[h & (RING_SLOTS - 1)] = h;
+        atomic_store_explicit(&r->head, ++h, memory_order_release);
+        if ((h & 4095) == 0 && atomic_load_explicit(&r->stop, memory_order_relaxed))
+            break;
+    }
+    _exit(0);
+}
+
+/* Pops items for run_ns (checking the clock every 4096 items) and says how
+ * many and over how long. *t is the next item to pop, *head_seen the head
+ * last read. Fails after WAIT_MS without an item, or on an item out of
+ * order. */
+static int ring_consume(ctx *c, struct ring_shm *r, uint64_t run_ns, uint64_t *t,
+                        uint64_t *head_seen, uint64_t *items, uint64_t *elapsed_ns) {
+    uint64_t t0 = bench_now_ns(), now = t0, last = t0, n0 = *t, idle = 0;
+    int err = 0;
+    for (;;) {
+        if (*t == *head_seen) {
+            *head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+            if (*t == *head_seen) {
+                bench_cpu_relax();
+                if ((++idle & 1023) == 0) {
+                    now = bench_now_ns();
+                    if ((err = check_interrupted(c)))
+                        break;
+                    if (now - last > WAIT_MS * 1000000ull) {
+                        snprintf(c->errbuf, 256, "ring hand-off: no item for %d ms", WAIT_MS);
+                        err = -ETIMEDOUT;
+                        break;
+                    }
+                }
+                continue;
+            }
+        }
+        uint64_t v = r->slot[*t & (RING_SLOTS - 1)];
+        if (v != *t) {
+            snprintf(c->errbuf, 256, "ring hand-off: item %" PRIu64 " read as %" PRIu64, *t, v);
+            err = -EPROTO;
+            break;
+        }
+        atomic_store_explicit(&r->tail, ++*t, memory_order_release);
+        if ((*t & 4095) == 0) {
+            last = now = bench_now_ns();
+            if (now - t0 >= run_ns || (err = check_interrupted(c)))
+                break;
+        }
+    }
+    *items = *t - n0;
+    *elapsed_ns = now - t0;
+    return err;
+}
+
+/* The physical limit of the pipelined rows: items per second through the
+ * ring between this process (pinned to cpu_a since setup) and a child pinned
+ * to cpu_b, both spinning; the best of RING_RUNS runs of 0.2 s (--quick
+ * 0.05 s) after a warm-up. Adds its row to LIMITS_GROUP and sets
+ * c->ring_rate; without two CPUs to pin to, a note instead. */
+static int measure_ring(ctx *c) {
+    if (!c->pinned || c->ncpu < 2 || c->cpu_b < 0) {
+        bench_report_note(c->rep,
+                          RING_FIGURE ": not measured: it needs 2 CPUs to pin to (%d "
+                                      "here); the pipelined rows have no limit",
+                          c->ncpu);
+        return 0;
+    }
+    bench_progress(c->opts, "actors", "ring hand-off, CPUs %d and %d", c->cpu_a, c->cpu_b);
+    void *p = mmap(NULL, sizeof(struct ring_shm), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        int err = -errno;
+        snprintf(c->errbuf, 256, "ring hand-off: mmap: %s", strerror(errno));
+        return err;
+    }
+    struct ring_shm *r = p;
+    pid_t self = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        ring_producer(r, c->cpu_b, self);
+    if (pid < 0) {
+        int err = -errno;
+        snprintf(c->errbuf, 256, "ring hand-off: fork: %s", strerror(errno));
+        munmap(p, sizeof(*r));
+        return err;
+    }
+
+    int err = 0, skipped = 0;
+    uint64_t deadline = bench_now_ns() + WAIT_MS * 1000000ull;
+    uint32_t st;
+    while (!err && (st = atomic_load_explicit(&r->state, memory_order_acquire)) == RING_STARTING) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            pid = 0;
+            snprintf(c->errbuf, 256, "ring hand-off: the producer ended before it started");
+            err = -ECHILD;
+        } else if (bench_now_ns() > deadline) {
+            snprintf(c->errbuf, 256, "ring hand-off: the producer did not start within %d ms",
+                     WAIT_MS);
+            err = -ETIMEDOUT;
+        } else {
+            err = sleep_ns(c, 100000);
+        }
+    }
+    if (!err && st == RING_FAILED)
+        skipped = 1;
+
+    uint64_t run_ns = c->opts->quick ? 50000000ull : 200000000ull;
+    uint64_t t = 0, head_seen = 0, items = 0, el = 0, best_items = 0;
+    double best = 0;
+    if (!err && !skipped)
+        err = ring_consume(c, r, run_ns / 4, &t, &head_seen, &items, &el); /* warm-up */
+    for (unsigned k = 0; !err && !skipped && k < RING_RUNS; k++) {
+        if (!(err = ring_consume(c, r, run_ns, &t, &head_seen, &items, &el)) && el > 0 &&
+            (double)items * 1e9 / (double)el > best) {
+            best = (double)items * 1e9 / (double)el;
+            best_items = items;
+        }
+    }
+
+    /* always reaped: stop asks it to exit; a stuck one is killed after WAIT_MS */
+    atomic_store_explicit(&r->stop, 1, memory_order_relaxed);
+    deadline = bench_now_ns() + WAIT_MS * 1000000ull;
+    while (pid > 0) {
+        int status;
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid || (w < 0 && errno != EINTR)) {
+            pid = 0;
+        } else if (bench_now_ns() > deadline) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            pid = 0;
+        } else {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    munmap(p, sizeof(*r));
+    if (err)
+        return err;
+    if (skipped) {
+        bench_report_note(c->rep,
+                          RING_FIGURE ": not measured: the producer could not pin itself "
+                                      "to CPU %d; the pipelined rows have no limit",
+                          c->cpu_b);
+        return 0;
+    }
+    c->ring_rate = best;
+    bench_row *row = bench_report_add(c->rep, LIMITS_GROUP, RING_FIGURE, "op/s", BENCH_RATE, best);
+    if (row)
+        row->samples = best_items;
     return 0;
 }
 
@@ -648,8 +899,8 @@ static void add_arg_rows(ctx *c, const char *group, const char *what, int kind,
             if (lat)
                 bench_row_latency(r, x->p50_us, x->p99_us, x->samples);
             if (a == 0) {
-                bench_row_baseline(r, "Ray (published)",
-                                   lat ? 1e6 / RAY_SYNC_CALLS_PER_S : RAY_ASYNC_CALLS_PER_S);
+                if (!lat && c->ring_rate > 0)
+                    bench_row_limit(r, RING_LIMIT, c->ring_rate);
                 if (lat)
                     bench_row_limit(r, m == SPIN ? "spin round trip" : "futex round trip",
                                     m == SPIN ? c->spin_rtt_us : c->futex_rtt_us);
@@ -674,15 +925,22 @@ static void add_arg_rows(ctx *c, const char *group, const char *what, int kind,
     }
 }
 
+/* The issue's ratio to beat for actor calls: every call row, round trips
+ * and pipelined, where Ray ran beside it. */
+#define VS_RAY_CALLS 100.0
+
 static void add_rows(ctx *c) {
+    size_t first = c->rep->n;
     add_arg_rows(c, "round trip, 1 driver : 1 actor (submit one task, collect it)", "round trip",
                  BENCH_LATENCY, c->rtt);
     add_arg_rows(c, "throughput, pipelined, 1 driver : 1 actor", "1:1", BENCH_RATE, c->rate);
     for (int m = 0; m < NMODES; m++) {
         char fig[BENCH_NAME_MAX];
         snprintf(fig, sizeof(fig), "1:1, no arg, slots 64, %s", mode_name[m]);
-        bench_report_add(c->rep, "throughput, pipelined, 1 driver : 1 actor", fig, "op/s",
-                         BENCH_RATE, c->deep[m].value);
+        bench_row *r = bench_report_add(c->rep, "throughput, pipelined, 1 driver : 1 actor", fig,
+                                        "op/s", BENCH_RATE, c->deep[m].value);
+        if (c->ring_rate > 0)
+            bench_row_limit(r, RING_LIMIT, c->ring_rate);
     }
     char group[96];
     snprintf(group, sizeof(group), "throughput, pipelined, 1 driver : n actors (%d CPUs)", c->ncpu);
@@ -690,18 +948,32 @@ static void add_rows(ctx *c) {
         for (int m = 0; m < NMODES; m++) {
             char fig[BENCH_NAME_MAX];
             snprintf(fig, sizeof(fig), "1:%d, no arg, %s", 2 << k, mode_name[m]);
-            bench_report_add(c->rep, group, fig, "op/s", BENCH_RATE, c->one_n[k][m].value);
+            bench_row *r =
+                bench_report_add(c->rep, group, fig, "op/s", BENCH_RATE, c->one_n[k][m].value);
+            if (c->ring_rate > 0)
+                bench_row_limit(r, RING_LIMIT, c->ring_rate);
         }
     snprintf(group, sizeof(group),
              "throughput, pipelined, n driver processes : n actors, summed (%d CPUs)", c->ncpu);
-    for (int k = 0; k < 2; k++)
-        for (int m = 0; m < NMODES; m++) {
-            char fig[BENCH_NAME_MAX];
-            snprintf(fig, sizeof(fig), "%d:%d, no arg, %s", 2 << k, 2 << k, mode_name[m]);
-            bench_row *r =
-                bench_report_add(c->rep, group, fig, "op/s", BENCH_RATE, c->n_n[k][m].value);
-            bench_row_baseline(r, "Ray (published)", RAY_NN_CALLS_PER_S);
-        }
+    for (size_t a = 0; a <= c->nsizes; a++) {
+        if (!c->nn_has[a])
+            continue;
+        char label[48];
+        arg_label(c, a, label, sizeof(label));
+        for (int k = 0; k < 2; k++)
+            for (int m = 0; m < NMODES; m++) {
+                char fig[BENCH_NAME_MAX];
+                snprintf(fig, sizeof(fig), "%d:%d, %s, %s", 2 << k, 2 << k, label, mode_name[m]);
+                const figure *x = &c->n_n[a][k][m];
+                bench_row *r = bench_report_add(c->rep, group, fig, "op/s", BENCH_RATE, x->value);
+                if (r)
+                    r->samples = x->samples;
+                if (c->ring_rate > 0)
+                    bench_row_limit(r, RING_LIMIT, c->ring_rate);
+            }
+    }
+    for (size_t i = first; i < c->rep->n; i++)
+        bench_row_vs_ray(&c->rep->rows[i], VS_RAY_CALLS);
     snprintf(group, sizeof(group),
              "idle pool of 2 workers: CPU seconds over %.0f s, from %d ms after its last task",
              c->idle_s, IDLE_SETTLE / 1000000);
@@ -730,9 +1002,11 @@ static void add_rows(ctx *c) {
 static const uint64_t default_sizes[] = {64, MiB};
 
 static int measure_all(ctx *c) {
-    int err = bench_handoff_limits(c->opts, c->rep, "two processes, no runtime: the limits", 0,
-                                   c->ncpu >= 2 ? c->cpu_b : -1, c->ncpu < 2, c->samples,
-                                   SAMPLES_MAX, &c->spin_rtt_us, &c->futex_rtt_us);
+    int err = bench_handoff_limits(c->opts, c->rep, LIMITS_GROUP, 0, c->ncpu >= 2 ? c->cpu_b : -1,
+                                   c->ncpu < 2, c->samples, SAMPLES_MAX, &c->spin_rtt_us,
+                                   &c->futex_rtt_us);
+    if (!err)
+        err = measure_ring(c);
     for (int m = 0; !err && m < NMODES; m++)
         err = measure_args(c, m);
     for (int m = 0; !err && m < NMODES; m++) {
@@ -744,29 +1018,26 @@ static int measure_all(ctx *c) {
             bench_progress(c->opts, "actors", "1:%u, %s", 2u << k, mode_name[m]);
             err = measure_rate(c, c->rt[m], "noop", 2u << k, &c->one_n[k][m]);
         }
-    for (uint32_t k = 0; !err && k < 2; k++)
-        for (int m = 0; !err && m < NMODES; m++)
-            err = measure_n_n(c, m, 2u << k, &c->n_n[k][m]);
+    /* n:n without an argument, then with each (--quick: the largest only) */
+    for (size_t a = 0; !err && a <= c->nsizes; a++) {
+        if (a && c->opts->quick && a != c->nsizes)
+            continue;
+        for (uint32_t k = 0; !err && k < 2; k++)
+            for (int m = 0; !err && m < NMODES; m++)
+                err = measure_n_n(c, m, 2u << k, a, &c->n_n[a][k][m]);
+        c->nn_has[a] = !err;
+    }
     for (int m = 0; !err && m < NMODES; m++)
         err = measure_idle(c, m);
     return err;
 }
 
-/* Puts argument i: sizes[i] bytes of a pattern, sealed once, read by every
- * task that names it. */
+/* Puts every argument into the section's store. */
 static int put_args(ctx *c) {
-    static const uint8_t seed[16] = "reel-bench actor";
-    reel_id parent;
-    memcpy(parent.bytes, seed, sizeof(seed));
     for (size_t i = 0; i < c->nsizes; i++) {
-        void *buf;
-        reel_id_derive(&parent, i, &c->args[i]);
-        int err = reel_obj_create(c->store, &c->args[i], c->sizes[i], NULL, 0, 0, 0, &buf);
+        int err = put_arg(c, c->store, i, &c->args[i]);
         if (err)
-            return fail(c, err, "reel_obj_create(%" PRIu64 " bytes)", c->sizes[i]);
-        memset(buf, 0xa5, (size_t)c->sizes[i]);
-        if ((err = reel_obj_seal(c->store, &c->args[i])))
-            return fail(c, err, "reel_obj_seal");
+            return err;
     }
     return 0;
 }

@@ -313,12 +313,37 @@ static int script_name_ok(const char *s) {
     return 1;
 }
 
+/* An extra argument: non-empty, shorter than BENCH_RAY_ARG_MAX, printable
+ * (no control character: it would garble why and the script's one line). */
+static int extra_arg_ok(const char *s) {
+    size_t n = strnlen(s, BENCH_RAY_ARG_MAX);
+    if (n == 0 || n == BENCH_RAY_ARG_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
 int bench_ray_run_in(const char *python, const char *dir, const char *script, int quick,
-                     double timeout_s, bench_ray_rows *out, char *why, size_t cap) {
+                     const char *const *extra_args, double timeout_s, bench_ray_rows *out,
+                     char *why, size_t cap) {
     if (!script_name_ok(script) || !python || !python[0] || !dir || !dir[0] || !out ||
         !(timeout_s > 0)) {
         say(why, cap, "bad arguments (script '%s')", script ? script : "(null)");
         return -EINVAL;
+    }
+    size_t nextra = 0;
+    for (; extra_args && extra_args[nextra]; nextra++) {
+        if (nextra == BENCH_RAY_MAX_ARGS) {
+            say(why, cap, "%s: more than %d extra arguments", script, BENCH_RAY_MAX_ARGS);
+            return -EINVAL;
+        }
+        if (!extra_arg_ok(extra_args[nextra])) {
+            say(why, cap, "%s: extra argument %zu is empty, too long or not printable", script,
+                nextra + 1);
+            return -EINVAL;
+        }
     }
     char path[4096];
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, script) >= sizeof(path)) {
@@ -330,7 +355,16 @@ int bench_ray_run_in(const char *python, const char *dir, const char *script, in
         say(why, cap, "%s: no such script", path);
         return -ENOENT;
     }
-    char *argv[] = {(char *)python, path, quick ? "--quick" : NULL, NULL};
+    /* python, path, --quick, the extras, NULL */
+    char *argv[3 + 1 + BENCH_RAY_MAX_ARGS];
+    size_t na = 0;
+    argv[na++] = (char *)python;
+    argv[na++] = path;
+    if (quick)
+        argv[na++] = "--quick";
+    for (size_t k = 0; k < nextra; k++)
+        argv[na++] = (char *)extra_args[k];
+    argv[na] = NULL;
     child_out *c = calloc(1, sizeof(*c));
     char *text = malloc(BENCH_RAY_OUTPUT_MAX + 1);
     int rc;
@@ -367,8 +401,9 @@ done:
     return rc;
 }
 
-int bench_ray_run(const char *script, int quick, bench_ray_rows *out, char *why, size_t cap) {
-    return bench_ray_run_in(bench_ray_python(), REEL_BENCH_RAY_DIR, script, quick,
+int bench_ray_run(const char *script, int quick, const char *const *extra_args, bench_ray_rows *out,
+                  char *why, size_t cap) {
+    return bench_ray_run_in(bench_ray_python(), REEL_BENCH_RAY_DIR, script, quick, extra_args,
                             quick ? QUICK_LIMIT_S : FULL_LIMIT_S, out, why, cap);
 }
 

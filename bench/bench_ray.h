@@ -7,7 +7,11 @@
  *
  *   store.py     beside `reel-bench store`     put, put bandwidth, get+release
  *   actors.py    beside `reel-bench actors`    round trips, 1:1, 1:n, n:n, idle
- *   pipeline.py  beside `reel-bench pipeline`  one hop, 4 no-op stages, static 1,4,2 / 2,2,2
+ *   pipeline.py  beside `reel-bench pipeline`  one hop, 4 no-op stages, static A,B,C
+ *
+ * Each takes --quick and the options of its section that change what is
+ * measured (store.py, actors.py: --sizes, --iterations; pipeline.py: --burn,
+ * --allocs), passed through bench_ray_run()'s extra_args.
  *
  * Each prints, on stdout and nothing else:
  *
@@ -31,14 +35,17 @@
  *      status stays what the sections make it.
  *   2. For each section that has a script (store, actors, pipeline), after
  *      the section has measured (never while it measures: Ray would take the
- *      CPUs reel is timed on), bench_ray_run(script, opts->quick, ...). A
+ *      CPUs reel is timed on), bench_ray_run(script, opts->quick, extra, ...),
+ *      extra being the section's options that the script takes too (store:
+ *      --sizes, --iterations; actors: --sizes, --iterations; pipeline:
+ *      --burn, --allocs), so that Ray runs what reel ran. A
  *      failure is one note in the section's report ("Ray, this machine: " and
  *      the why) and the section goes on without Ray; never a failure of the
  *      section or of reel-bench.
  *   3. For each of the section's rows, bench_ray_find(&rows, row->figure):
  *      where a Ray row matches (and its unit is the row's), the Ray figure
- *      becomes the row's baseline, named "Ray, this machine", in place of
- *      "Ray (published)": bench_row_baseline(row, "Ray, this machine", v)
+ *      becomes the row's baseline, named "Ray, this machine" (in place of
+ *      any the section set): bench_row_baseline(row, "Ray, this machine", v)
  *      with v the Ray row's p50_us for a latency row (the ratio compares
  *      p50s) and its value for any other row. bench_report_finish() then
  *      prints reel/Ray as the row's /base.
@@ -68,6 +75,8 @@
 #define BENCH_RAY_TEXT_MAX    160
 #define BENCH_RAY_VERSION_MAX 32
 #define BENCH_RAY_OUTPUT_MAX  (256u * 1024) /* bytes of stdout accepted from a script */
+#define BENCH_RAY_MAX_ARGS    16            /* extra arguments passed on to a script, at most */
+#define BENCH_RAY_ARG_MAX     1024          /* bytes of one extra argument, at most */
 
 /* One figure measured on Ray. Strings are terminated, contain no control
  * character, and are valid UTF-8. */
@@ -104,26 +113,39 @@ const char *bench_ray_python(void);
  * -ETIMEDOUT; or a negative errno from pipe, fork or poll. */
 int bench_ray_available(char *why, size_t cap);
 
-/* Runs PYTHON REEL_BENCH_RAY_DIR/script [--quick] and parses its stdout
- * into *out (bench_ray_parse), with a time limit of 300 s (--quick) or
- * 900 s: the scripts take about 1 and 5 minutes in all.
- *   script: a file name in REEL_BENCH_RAY_DIR ("store.py"): no '/', no
- *           leading '.', ends in ".py".
- *   out:    out, the rows (undefined on failure).
- *   why:    out, "store.py: 21 rows, Ray 2.60.0, 12.3 s"; or what went wrong.
- * Returns 0; -EINVAL (a bad script name); -ENOENT (no such Python or script);
+/* Runs PYTHON REEL_BENCH_RAY_DIR/script [--quick] [extra_args...] and
+ * parses its stdout into *out (bench_ray_parse), with a time limit of 300 s
+ * (--quick) or 900 s: the scripts take about 1 and 5 minutes in all.
+ *   script:     a file name in REEL_BENCH_RAY_DIR ("store.py"): no '/', no
+ *               leading '.', ends in ".py".
+ *   quick:      passes "--quick" first.
+ *   extra_args: in, NULL-terminated, or NULL for none: reel-bench's common
+ *               options as the script spells them, each its own argument
+ *               ("--sizes", "64,4096,1048576", "--iterations", "1000"; see
+ *               bench/ray/README.md for what each script takes). At most
+ *               BENCH_RAY_MAX_ARGS, each non-empty, shorter than
+ *               BENCH_RAY_ARG_MAX bytes, with no control character. Passed
+ *               as they are (no shell); the caller keeps them.
+ *   out:        out, the rows (undefined on failure).
+ *   why:        out, "store.py: 21 rows, Ray 2.60.0, 12.3 s"; or what went
+ *               wrong (a script exits with 2 and one line on stderr for an
+ *               argument it does not take or a bad value: why has that line).
+ * Returns 0; -EINVAL (a bad script name or extra argument); -ENOENT (no
+ * such Python or script);
  * -ETIMEDOUT (the limit passed: the script was sent SIGTERM, then SIGKILL
  * 5 s later, and reaped); -ECHILD (it exited non-zero or died of a signal:
  * why has the last line of its stderr); -E2BIG (more than
  * BENCH_RAY_OUTPUT_MAX bytes on stdout: the script was stopped as on a
  * time-out); -EPROTO (its stdout is not the JSON above: why says where and
  * what); or a negative errno from pipe, fork or poll. */
-int bench_ray_run(const char *script, int quick, bench_ray_rows *out, char *why, size_t cap);
+int bench_ray_run(const char *script, int quick, const char *const *extra_args, bench_ray_rows *out,
+                  char *why, size_t cap);
 
 /* bench_ray_run() with everything chosen: the Python, the directory holding
  * the script, and the time limit in seconds (> 0). For tests. */
 int bench_ray_run_in(const char *python, const char *dir, const char *script, int quick,
-                     double timeout_s, bench_ray_rows *out, char *why, size_t cap);
+                     const char *const *extra_args, double timeout_s, bench_ray_rows *out,
+                     char *why, size_t cap);
 
 /* Parses one script's output: exactly the JSON object above, optionally
  * surrounded by whitespace; no other key, no duplicate key, every row with

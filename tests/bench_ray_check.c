@@ -367,7 +367,7 @@ static double now_s(void) {
 
 static int run(const char *script, double limit, char *why, size_t cap, double *took) {
     double t0 = now_s();
-    int rc = bench_ray_run_in("python3", dir, script, 1, limit, &rows, why, cap);
+    int rc = bench_ray_run_in("python3", dir, script, 1, NULL, limit, &rows, why, cap);
     *took = now_s() - t0;
     return rc;
 }
@@ -401,8 +401,52 @@ static void test_runner(void) {
           why);
     CHECK(rc == 0 && strcmp(rows.notes[0], "--quick") == 0, "--quick passed: '%s'", rows.notes[0]);
     CHECK(strstr(why, "ok.py: 1 rows, Ray fake") != NULL, "why '%s'", why);
-    rc = bench_ray_run_in("python3", dir, "ok.py", 0, 20, &rows, why, sizeof(why));
+    rc = bench_ray_run_in("python3", dir, "ok.py", 0, NULL, 20, &rows, why, sizeof(why));
     CHECK(rc == 0 && rows.notes[0][0] == 0, "no --quick: '%s'", rows.notes[0]);
+
+    /* extra arguments: passed on as they are, each its own, after --quick */
+    static const char *const extra[] = {"--sizes",     "64,4096,1048576", "--allocs",
+                                        "1,4,2;2,2,2", "a b $x",          NULL};
+    rc = bench_ray_run_in("python3", dir, "ok.py", 1, extra, 20, &rows, why, sizeof(why));
+    CHECK(rc == 0 && strcmp(rows.notes[0], "--quick --sizes 64,4096,1048576 --allocs "
+                                           "1,4,2;2,2,2 a b $x") == 0,
+          "extra args: rc %d, '%s'", rc, rows.notes[0]);
+    write_script("argc.py", "import sys\nif len(sys.argv) != 2:\n    sys.exit(9)\n" OK_JSON
+                            "print(json.dumps(doc))\n");
+    static const char *const one[] = {"a b", NULL};
+    rc = bench_ray_run_in("python3", dir, "argc.py", 0, one, 20, &rows, why, sizeof(why));
+    CHECK(rc == 0, "one extra argument with a space stays one: rc %d: %s", rc, why);
+    static const char *const none[] = {NULL};
+    rc = bench_ray_run_in("python3", dir, "ok.py", 0, none, 20, &rows, why, sizeof(why));
+    CHECK(rc == 0 && rows.notes[0][0] == 0, "empty extra list: rc %d, '%s'", rc, rows.notes[0]);
+    /* a script that refuses an argument, as argparse does: exit 2, one line */
+    write_script("usage.py", "import sys\nsys.stderr.write('usage.py: error: argument --burn: "
+                             "invalid choice\\n')\nsys.exit(2)\n");
+    static const char *const burn[] = {"--burn", "fast", NULL};
+    rc = bench_ray_run_in("python3", dir, "usage.py", 1, burn, 20, &rows, why, sizeof(why));
+    CHECK(rc == -ECHILD && strstr(why, "exited with 2: usage.py: error: argument --burn"),
+          "usage error: rc %d: %s", rc, why);
+    static const char *const bad_empty[] = {"--sizes", "", NULL};
+    static const char *const bad_ctl[] = {"--sizes", "64\n", NULL}; /* a control character */
+    static const char *const *const bads[] = {bad_empty, bad_ctl};
+    static char longarg[BENCH_RAY_ARG_MAX + 1];
+    memset(longarg, 'x', BENCH_RAY_ARG_MAX);
+    const char *bad_long[] = {longarg, NULL};
+    const char *many[BENCH_RAY_MAX_ARGS + 2];
+    for (size_t i = 0; i < BENCH_RAY_MAX_ARGS + 1; i++)
+        many[i] = "x";
+    many[BENCH_RAY_MAX_ARGS + 1] = NULL;
+    for (size_t i = 0; i < 2; i++) {
+        rc = bench_ray_run_in("python3", dir, "ok.py", 1, bads[i], 20, &rows, why, sizeof(why));
+        CHECK(rc == -EINVAL, "bad extra argument %zu: rc %d", i, rc);
+    }
+    rc = bench_ray_run_in("python3", dir, "ok.py", 1, bad_long, 20, &rows, why, sizeof(why));
+    CHECK(rc == -EINVAL, "a %d-byte extra argument: rc %d", BENCH_RAY_ARG_MAX, rc);
+    rc = bench_ray_run_in("python3", dir, "ok.py", 1, many, 20, &rows, why, sizeof(why));
+    CHECK(rc == -EINVAL, "%d extra arguments: rc %d", BENCH_RAY_MAX_ARGS + 1, rc);
+    many[BENCH_RAY_MAX_ARGS] = NULL;
+    rc = bench_ray_run_in("python3", dir, "ok.py", 0, many, 20, &rows, why, sizeof(why));
+    CHECK(rc == 0, "%d extra arguments: rc %d: %s", BENCH_RAY_MAX_ARGS, rc, why);
 
     rc = run("fail.py", 20, why, sizeof(why), &took);
     CHECK(rc == -ECHILD && strstr(why, "exited with 3: ray: ValueError: boom"), "rc %d: %s", rc,
@@ -429,12 +473,13 @@ static void test_runner(void) {
     static const char *const names[] = {"../ok.py", "ok.sh", ".py", ".hidden.py",
                                         "a b.py",   "",      NULL};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        rc = bench_ray_run_in("python3", dir, names[i], 1, 20, &rows, why, sizeof(why));
+        rc = bench_ray_run_in("python3", dir, names[i], 1, NULL, 20, &rows, why, sizeof(why));
         CHECK(rc == -EINVAL, "name '%s': rc %d", names[i] ? names[i] : "(null)", rc);
     }
-    rc = bench_ray_run_in("python3", dir, "ok.py", 1, 0, &rows, why, sizeof(why));
+    rc = bench_ray_run_in("python3", dir, "ok.py", 1, NULL, 0, &rows, why, sizeof(why));
     CHECK(rc == -EINVAL, "limit 0: rc %d", rc);
-    rc = bench_ray_run_in("/nonexistent/python3", dir, "ok.py", 1, 20, &rows, why, sizeof(why));
+    rc = bench_ray_run_in("/nonexistent/python3", dir, "ok.py", 1, NULL, 20, &rows, why,
+                          sizeof(why));
     CHECK(rc == -ENOENT && strstr(why, "cannot run"), "rc %d: %s", rc, why);
 
     /* bench_ray_available with a Python that is not there */
@@ -450,9 +495,9 @@ static void test_runner(void) {
     printf("bench_ray_available: rc %d: %s\n", rc, why);
     CHECK(rc == 0 || rc == -ENOENT, "rc %d", rc);
 
-    static const char *const all[] = {"ok.py",         "fail.py",      "junk.py",     "empty.py",
-                                      "big.py",        "slow.py",      "stubborn.py", "killed.py",
-                                      "linger_err.py", "linger_out.py"};
+    static const char *const all[] = {"ok.py",         "fail.py",       "junk.py",     "empty.py",
+                                      "big.py",        "slow.py",       "stubborn.py", "killed.py",
+                                      "linger_err.py", "linger_out.py", "argc.py",     "usage.py"};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         char path[128];
         snprintf(path, sizeof(path), "%s/%s", dir, all[i]);
@@ -469,7 +514,7 @@ static void test_real(void) {
         return;
     }
     for (size_t s = 0; s < 3; s++) {
-        int rc = bench_ray_run(scripts[s], 1, &rows, why, sizeof(why));
+        int rc = bench_ray_run(scripts[s], 1, NULL, &rows, why, sizeof(why));
         CHECK(rc == 0, "%s: rc %d: %s", scripts[s], rc, why);
         printf("%s\n", why);
         for (size_t i = 0; rc == 0 && i < rows.nnotes; i++)

@@ -15,11 +15,15 @@ Every actor is @ray.remote(num_cpus=0), as in Ray's own microbenchmark.
                       ray.get, then the next submitted)
   1:n, no arg         op/s: one driver, n actors (n = 2, 4), calls dealt out
                       round-robin, pipelined as above
-  n:n, no arg         op/s, summed: n driver actors (Ray's own n:n
+  n:n, ARG           op/s, summed: n driver actors (Ray's own n:n
                       microbenchmark drives from actors too; a second
                       driver process would need a cluster to connect to),
                       each with its own actor, pipelined as above, started
-                      together; the sum of each driver's calls/s
+                      together; the sum of each driver's calls/s. With an
+                      argument, each driver gets the argument's ref (put
+                      once by this driver) and passes it to every call; as
+                      reel-bench, --quick measures n:n with an argument for
+                      the largest size only
   idle: the 2 workers s of CPU: 2 actors ran 20,000 calls (--quick 2,000),
                       then from 200 ms on, their processes' utime + stime
                       over 5 s (--quick 1 s); "schedstat": the same summed
@@ -29,10 +33,22 @@ Every actor is @ray.remote(num_cpus=0), as in Ray's own microbenchmark.
   processes           this driver (idle workers)
 
 The 4 actors and 4 driver actors start once, up front, and serve every
-measurement. ARG is "no arg", "64 B arg" or "1 MiB arg". Round trips and 1:1 run in turns
-(ROUNDS), so the variants see the same machine, as in reel-bench.
+measurement. ARG is "no arg" or "SIZE arg" for each argument size (by
+default 64 B and 1 MiB: "64 B arg", "1 MiB arg"). Round trips and 1:1 run
+in turns (ROUNDS), so the variants see the same machine, as in reel-bench.
 
-Usage: python3 bench/ray/actors.py [--quick] > ray-actors.json
+Options (reel-bench --vs-ray passes on its own; a bad value exits with 2):
+
+  --sizes LIST      the argument sizes instead of 64 B and 1 MiB: bytes or
+                    binary units, comma-separated (64,1048576 or 64,1M), as
+                    reel-bench actors --sizes; at most 29 sizes (the rows
+                    must fit bench_ray's 128), each at most half of Ray's
+                    object store (--object-store-mib)
+  --iterations N    calls per measurement (round trips, pipelined runs),
+                    with no time cap, as reel-bench --iterations
+
+Usage: python3 bench/ray/actors.py [--quick] [--sizes LIST] [--iterations N]
+       > ray-actors.json
 """
 
 import collections
@@ -51,6 +67,7 @@ WINDOW = 1024  # calls outstanding, as reel-bench actors
 CHUNK = 128
 ROUNDS = 5
 SIZES = [64, MiB]
+SIZES_MAX = 29  # 4 * sizes + 10 rows at most, within MAX_ROWS (128)
 IDLE_SETTLE_S = 0.2
 
 
@@ -88,8 +105,10 @@ def pipelined(submit, n, cap_ns, window=WINDOW, chunk=CHUNK):
 class Driver:
     """One of the n:n drivers: calls its own actor, pipelined."""
 
-    def run(self, target, n, cap_ns):
-        return pipelined(lambda: target.noop.remote(), n, cap_ns)
+    def run(self, target, n, cap_ns, args=()):
+        # args: [] or [ref]: the ref, nested in a list, reaches this actor
+        # unresolved and is resolved in target's worker at each call
+        return pipelined(lambda: target.noop.remote(*args), n, cap_ns)
 
 
 def round_trips(actor, args, bud, lat):
@@ -103,6 +122,10 @@ def round_trips(actor, args, bud, lat):
 
 
 def plan(b, full, full_s, quick, quick_s):
+    """As reel-bench actors' plan(): --iterations sets the count and lifts
+    the time cap."""
+    if b.args.iterations:
+        return Budget(b.args.iterations, 0)
     return Budget(quick if b.quick else full, quick_s if b.quick else full_s, lo=1)
 
 
@@ -141,11 +164,12 @@ def measure_1n(b, actors):
     return n * 1e9 / e
 
 
-def measure_nn(b, drivers, actors):
+def measure_nn(b, drivers, actors, args=()):
     pb = plan(b, 5000000, 3.0, 500000, 0.5)
     pairs = list(zip(drivers, actors))
-    ray.get([d.run.remote(a, 2000, int(0.1e9)) for d, a in pairs])  # warm-up
-    res = ray.get([d.run.remote(a, pb.n, pb.cap_ns) for d, a in pairs])
+    args = list(args)
+    ray.get([d.run.remote(a, 2000, int(0.1e9), args) for d, a in pairs])  # warm-up
+    res = ray.get([d.run.remote(a, pb.n, pb.cap_ns, args) for d, a in pairs])
     return sum(done * 1e9 / ns for done, ns in res)
 
 
@@ -233,7 +257,8 @@ def measure_idle(b, actors):
 def measure(b):
     args_list = [()]
     labels = ["no arg"]
-    for size in SIZES:
+    sizes = b.args.sizes or SIZES
+    for size in sizes:
         args_list.append((ray.put(np.full(size, 0xA5, dtype=np.uint8)),))
         labels.append("%s arg" % format_size(size))
     b.note("actors @ray.remote(num_cpus=0); arguments put once (numpy uint8), their refs "
@@ -260,15 +285,37 @@ def measure(b):
         rate = measure_1n(b, pool[:n])
         b.row("one driver, %d actors round-robin, up to %d outstanding" % (n, WINDOW),
               "1:%d, no arg" % n, "op/s", rate)
-    for n in (2, 4):
-        b.progress("%d:%d", n, n)
-        rate = measure_nn(b, drivers[:n], pool[:n])
-        b.row("%d driver actors, each its own actor, summed" % n, "%d:%d, no arg" % (n, n),
-              "op/s", rate)
+    # n:n with every argument (--quick: no argument and the largest size)
+    nn_args = [0] + ([len(sizes)] if b.quick else list(range(1, len(sizes) + 1)))
+    for a in nn_args:
+        for n in (2, 4):
+            b.progress("%d:%d, %s", n, n, labels[a])
+            rate = measure_nn(b, drivers[:n], pool[:n], args_list[a])
+            b.row("%d driver actors, each its own actor%s, summed"
+                  % (n, "" if a == 0 else ", ref of a %s array" % format_size(sizes[a - 1])),
+                  "%d:%d, %s" % (n, n, labels[a]), "op/s", rate)
     for d in drivers:
         ray.kill(d)
     measure_idle(b, pool[:2])
 
 
+def options(p):
+    p.add_argument("--sizes", type=common.sizes_arg, metavar="LIST",
+                   help="argument sizes, comma-separated: 64,1048576 (or 64,1M)")
+    p.add_argument("--iterations", type=common.iterations_arg, metavar="N",
+                   help="calls per measurement, no time cap")
+
+
+def check(b):
+    sizes = b.args.sizes or []
+    if len(sizes) > SIZES_MAX:
+        b.usage("argument --sizes: more than %d sizes" % SIZES_MAX)
+    half = b.args.object_store_mib * MiB // 2
+    for size in sizes:
+        if size > half:
+            b.usage("argument --sizes: %d is larger than half of Ray's object store (%d MiB: "
+                    "--object-store-mib)" % (size, b.args.object_store_mib))
+
+
 if __name__ == "__main__":
-    sys.exit(common.main("Ray beside reel-bench actors", measure))
+    sys.exit(common.main("Ray beside reel-bench actors", measure, options, check))

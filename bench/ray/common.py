@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -85,16 +86,79 @@ def _on_signal(sig, frame):
     raise Stop("signal %d" % sig)
 
 
-class Bench:
-    """One script's run: options, Ray, rows, notes, and the JSON at the end."""
+# ---- Options ---------------------------------------------------------------
+#
+# The options reel-bench passes on (bench_ray_run's extra_args) are checked
+# as strictly as reel-bench checks its own: a bad value exits with 2 and one
+# line on stderr, before Ray starts.
 
-    def __init__(self, what):
-        p = argparse.ArgumentParser(description=what)
+SIZE_MAX = 1 << 30  # as reel-bench --sizes
+SIZES_MAX = 32  # BENCH_MAX_SIZES
+ITERATIONS_MAX = 1000000000  # as reel-bench --iterations
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: "PROG: error: what"."""
+
+    def error(self, message):
+        self.exit(2, "%s: error: %s\n" % (self.prog, message))
+
+
+def parse_size(text):
+    """As bench_parse_size(): "64", "4K", "1M", "64MiB", "1GB" (binary
+    units, case-insensitive); returns bytes or None."""
+    m = re.fullmatch(r"([0-9]+)(?:([kKmMgG])[iI]?)?[bB]?", text)
+    if not m:
+        return None
+    return int(m.group(1)) << {None: 0, "k": 10, "m": 20, "g": 30}[
+        m.group(2).lower() if m.group(2) else None]
+
+
+def sizes_arg(text):
+    """--sizes: comma-separated sizes, each 1 B to 1 GiB; duplicates
+    dropped, sorted ascending, as reel-bench --sizes."""
+    out = []
+    for tok in text.split(","):
+        v = parse_size(tok)
+        if v is None or v == 0:
+            raise argparse.ArgumentTypeError("'%s' is not a size (e.g. 64,4K,1M,64M)" % tok)
+        if v > SIZE_MAX:
+            raise argparse.ArgumentTypeError("'%s' is larger than 1 GiB" % tok)
+        if v not in out:
+            out.append(v)
+    if len(out) > SIZES_MAX:
+        raise argparse.ArgumentTypeError("more than %d sizes" % SIZES_MAX)
+    return sorted(out)
+
+
+def iterations_arg(text):
+    """--iterations: timed operations per measurement, 1 to 10^9."""
+    if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= ITERATIONS_MAX:
+        raise argparse.ArgumentTypeError(
+            "'%s' is not a number from 1 to %d" % (text, ITERATIONS_MAX))
+    return int(text)
+
+
+class Bench:
+    """One script's run: options, Ray, rows, notes, and the JSON at the end.
+    options(parser), if given, adds the script's own options; check(bench)
+    then validates them together (it calls bench.usage() on a bad one)."""
+
+    def __init__(self, what, options=None, check=None):
+        p = Parser(description=what)
         p.add_argument("--quick", action="store_true", help="a short run")
         p.add_argument(
             "--object-store-mib", type=int, default=1024, help="Ray's object store (default 1024)"
         )
+        if options:
+            options(p)
+        self.parser = p
         self.args = p.parse_args()
+        if not 64 <= self.args.object_store_mib <= 1 << 20:
+            p.error("argument --object-store-mib: %d is not from 64 to %d"
+                    % (self.args.object_store_mib, 1 << 20))
+        if check:
+            check(self)
         self.quick = self.args.quick
         self.rows = []
         self.notes = []
@@ -130,6 +194,10 @@ class Bench:
         return ray
 
     # ---- Output ------------------------------------------------------------
+
+    def usage(self, message):
+        """A bad option: one line on stderr, exit status 2."""
+        self.parser.error(message)
 
     def progress(self, fmt, *a):
         text = fmt % a if a else fmt
@@ -173,12 +241,14 @@ class Bench:
         return 0
 
 
-def main(what, measure):
+def main(what, measure, options=None, check=None):
     """Runs measure(bench) between Ray's start and the JSON; any failure exits
-    with 1 and one line on stderr, and prints nothing on stdout."""
+    with 1 and one line on stderr, and prints nothing on stdout. A bad option
+    (options, check: as Bench's) exits with 2 and one line, before Ray
+    starts."""
     b = None
     try:
-        b = Bench(what)
+        b = Bench(what, options, check)
         b.start_ray()
         measure(b)
         return b.finish()

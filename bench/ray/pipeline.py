@@ -29,23 +29,44 @@ refs oldest first.
                               the reference goes down the line, the item
                               is never fetched (what reel's forward does)
   static A,B,C                items/s: 3 stages whose calls cost 1, 4 and 2
-                              ms of wall-clock time (asleep to the end of
-                              the cost, timer slack 1 ns, as reel-bench
-                              pipeline's default --burn sleep), A, B and C
+                              ms (spent as --burn says; by default CPU
+                              time, computing, as reel-bench pipeline's
+                              default --burn cpu), A, B and C
                               actors per stage, item i going to actor
                               i mod A, i mod B, i mod C (each actor runs its
                               calls in order, so this fills them evenly),
                               up to 64 items outstanding; 600 items
-                              (--quick 200), counted as above. Pools 1,4,2
-                              (the best static: model 1000 items/s) and
-                              2,2,2 (even: model 500). Ray has no autoscaler
+                              (--quick 200), counted as above. By default
+                              pools 1,4,2 (the best static: model 1000
+                              items/s) and 2,2,2 (even: model 500); the
+                              figure is named as reel-bench pipeline's row
+                              of that allocation ("static 1,4,2"), which
+                              reel's "best static (A,B,C)" and "even
+                              (A,B,C)" rows also find. Ray has no autoscaler
                               of actor pools in Ray Core.
 
-Usage: python3 bench/ray/pipeline.py [--quick] > ray-pipeline.json
+Options (reel-bench --vs-ray passes on its own; a bad value exits with 2):
+
+  --burn MODE       how an imbalanced call spends its cost, as reel-bench
+                    pipeline --burn (bench_pipeline.c's burn()): cpu
+                    (default: computing until time.thread_time() has advanced
+                    by the cost), sleep (time.sleep to the end, timer slack
+                    1 ns), yield (a busy loop on time.perf_counter,
+                    os.sched_yield() at every look) or spin (a busy loop on
+                    time.perf_counter)
+  --allocs LIST     the static allocations to run, semicolon-separated, each
+                    A,B,C workers of the 1, 4 and 2 ms stages ("1,4,2;2,2,2",
+                    the default); each at least 1, at most 7 in all (as
+                    reel-bench pipeline's allocations), none twice
+
+Usage: python3 bench/ray/pipeline.py [--quick] [--burn MODE] [--allocs LIST]
+       > ray-pipeline.json
 """
 
+import argparse
 import collections
 import ctypes
+import os
 import sys
 import time
 
@@ -64,28 +85,55 @@ WINDOW = 1024  # items (or hop calls) outstanding, no-op runs
 IMB_WINDOW = 64  # items outstanding, imbalanced runs
 IMB_COST_S = (0.001, 0.004, 0.002)
 ALLOCS = ((1, 4, 2), (2, 2, 2))
+MAX_WORKERS = 7  # a + b + c of an allocation, at most (bench_pipeline.c)
+BURNS = ("cpu", "sleep", "yield", "spin")
+BURN_TEXT = {"cpu": "of CPU time, computing", "sleep": "asleep", "yield": "spinning, yielding",
+             "spin": "spinning"}
+PR_SET_TIMERSLACK = 29
 
 
 @ray.remote(num_cpus=0)
 class Stage:
     def __init__(self):
         self.cost = 0.0
-        # PR_SET_TIMERSLACK: wake within microseconds of a cost's end, as
-        # reel's burn_setup() does
-        ctypes.CDLL(None).prctl(29, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                                ctypes.c_ulong(0))
+        self.burn = "sleep"
 
-    def set_cost(self, cost_s):
-        self.cost = cost_s
+    def set_cost(self, cost_s, burn="sleep"):
+        self.cost, self.burn = cost_s, burn
+        # a sleeper wakes within microseconds of its cost's end, as reel's
+        # burn_setup() makes it (0: the default slack back, for the others)
+        ctypes.CDLL(None).prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(1 if burn == "sleep" else 0),
+                                ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
 
     def f(self, *items):
+        # as bench_pipeline.c's burn(): the cost in wall-clock time, asleep
+        # until it has passed, or spinning on the clock (yielding the CPU at
+        # every look, or not)
         if self.cost:
-            end = time.monotonic() + self.cost
-            while True:
-                left = end - time.monotonic()
-                if left <= 0:
-                    break
-                time.sleep(left)
+            if self.burn == "cpu":
+                # the thread's own CPU clock, as reel's burn() in its default
+                # mode: the call costs that much CPU however often it is
+                # preempted
+                end = time.thread_time() + self.cost
+                x = 0
+                while time.thread_time() < end:
+                    for _ in range(64):
+                        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+            elif self.burn == "sleep":
+                end = time.monotonic() + self.cost
+                while True:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        break
+                    time.sleep(left)
+            elif self.burn == "yield":
+                end = time.perf_counter() + self.cost
+                while time.perf_counter() < end:
+                    os.sched_yield()
+            else:
+                end = time.perf_counter() + self.cost
+                while time.perf_counter() < end:
+                    pass
         return items[0] if len(items) == 1 else items
 
 
@@ -189,14 +237,15 @@ def noop_runs(b, actors, items):
 
 
 def imbalanced_runs(b, actors, items):
+    allocs, burn = b.args.allocs, b.args.burn
     pools, k = [], 0
     for s in range(3):
-        most = max(a[s] for a in ALLOCS)
+        most = max(a[s] for a in allocs)
         pools.append(actors[k : k + most])
         k += most
-        ray.get([a.set_cost.remote(IMB_COST_S[s]) for a in pools[s]])
+        ray.get([a.set_cost.remote(IMB_COST_S[s], burn) for a in pools[s]])
     n = 200 if b.quick else 600
-    for alloc in ALLOCS:
+    for alloc in allocs:
         use = [pools[s][: alloc[s]] for s in range(3)]
 
         def submit(i):
@@ -211,18 +260,20 @@ def imbalanced_runs(b, actors, items):
         c = Counter(n)
         drive(submit, n, IMB_WINDOW, 1, c)
         model = min(alloc[s] / IMB_COST_S[s] for s in range(3))
-        b.row("3 actor pools of %s, calls of 1:4:2 ms asleep (model %.0f items/s)"
-              % (text, model), "static %s" % text, "items/s", c.rate())
-    b.note("imbalanced: %d items per allocation, up to %d outstanding, round-robin over each "
-           "stage's actors; items/s from the first tenth of the items to the ninth"
-           % (n, IMB_WINDOW))
+        if burn == "cpu":  # the stages share the CPUs, as in reel's model_rate()
+            model = min(model, len(os.sched_getaffinity(0)) / sum(IMB_COST_S))
+        b.row("3 actor pools of %s, calls of 1:4:2 ms %s (model %.0f items/s)"
+              % (text, BURN_TEXT[burn], model), "static %s" % text, "items/s", c.rate())
+    b.note("imbalanced, --burn %s: %d items per allocation, up to %d outstanding, dealt "
+           "round-robin to each stage's actors; items/s from the first tenth to the ninth"
+           % (burn, n, IMB_WINDOW))
 
 
 def measure(b):
     items = [ray.put(np.full(ITEM_SIZE, i & 255, dtype=np.uint8)) for i in range(N_DISTINCT)]
     # every process up front (each a new Python worker: about a second here);
     # the no-op runs use the first 5, the imbalanced ones all 8
-    n = sum(max(a[s] for a in ALLOCS) for s in range(3))
+    n = sum(max(a[s] for a in b.args.allocs) for s in range(3))
     b.progress("starting %d actors", n)
     actors = [Stage.remote() for _ in range(max(n, NOOP_STAGES + 1))]
     ray.get([a.set_cost.remote(0.0) for a in actors])
@@ -230,5 +281,32 @@ def measure(b):
     imbalanced_runs(b, actors, items)
 
 
+def allocs_arg(text):
+    """--allocs: "A,B,C;A,B,C...": workers of each imbalanced stage, each at
+    least 1, at most MAX_WORKERS in all, no allocation twice."""
+    out = []
+    for tok in text.split(";"):
+        parts = tok.split(",")
+        if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+            raise argparse.ArgumentTypeError(
+                "'%s' is not an allocation A,B,C of workers (e.g. 1,4,2;2,2,2)" % tok)
+        w = tuple(int(p) for p in parts)
+        if min(w) < 1 or sum(w) > MAX_WORKERS:
+            raise argparse.ArgumentTypeError(
+                "'%s': each stage needs 1 worker or more, and %d at most in all"
+                % (tok, MAX_WORKERS))
+        if w in out:
+            raise argparse.ArgumentTypeError("'%s' named twice" % tok)
+        out.append(w)
+    return tuple(out)
+
+
+def options(p):
+    p.add_argument("--burn", choices=BURNS, default="cpu",
+                   help="how an imbalanced call spends its cost (default cpu)")
+    p.add_argument("--allocs", type=allocs_arg, default=ALLOCS, metavar="LIST",
+                   help='static allocations, e.g. "1,4,2;2,2,2" (the default)')
+
+
 if __name__ == "__main__":
-    sys.exit(common.main("Ray beside reel-bench pipeline", measure))
+    sys.exit(common.main("Ray beside reel-bench pipeline", measure, options))

@@ -19,7 +19,18 @@ payload whose ray.get is zero-copy, as reel's get is):
 Before anything is timed, the object store is filled once with 64 MiB
 objects, which are then dropped (reel's store is pre-faulted at creation).
 
-Usage: python3 bench/ray/store.py [--quick] > ray-store.json
+Options (reel-bench --vs-ray passes on its own; a bad value exits with 2):
+
+  --sizes LIST      the sizes instead of the ones above: bytes or binary
+                    units, comma-separated (64,4096,1048576 or 64,4K,1M),
+                    as reel-bench --sizes; each at most half of Ray's object
+                    store (--object-store-mib)
+  --iterations N    operations in each timed pass (puts, per-put latencies,
+                    gets, per-get latencies), with no time cap, as
+                    reel-bench --iterations
+
+Usage: python3 bench/ray/store.py [--quick] [--sizes LIST] [--iterations N]
+       > ray-store.json
 """
 
 import sys
@@ -39,7 +50,10 @@ GROUP = "put/get, one process"
 
 def budget(b, size):
     """As reel-bench store's count_bytes(): a byte budget spread over the
-    size within [lo, hi], here also capped in time."""
+    size within [lo, hi], here also capped in time; --iterations sets the
+    count and lifts the cap."""
+    if b.args.iterations:
+        return Budget(b.args.iterations, 0)
     total = (1024 if b.quick else 16384) * MiB
     lo, hi = (16, 50000) if b.quick else (64, 200000)
     n = min(max(total // size, lo), hi)
@@ -106,7 +120,7 @@ def pretouch(b):
 
 def measure(b):
     ray = b.ray
-    sizes = QUICK_SIZES if b.quick else SIZES
+    sizes = b.args.sizes or (QUICK_SIZES if b.quick else SIZES)
     b.progress("pre-touching the object store")
     pretouch(b)
     b.note("payload: numpy uint8 arrays (zero-copy ray.get); refs of a put batch dropped "
@@ -128,6 +142,8 @@ def measure(b):
         ref = ray.put(arr)
         gets(ray, ref, Budget(1000, 0.05, 64), False)  # warm-up
         gbud = Budget(2000000, 0.3 if b.quick else 1.5, 64)
+        if b.args.iterations:
+            gbud = Budget(b.args.iterations, 0)
         n, t, _ = gets(ray, ref, gbud, False)
         _, _, lat = gets(ray, ref, gbud, True)
         _, p50, p99 = summary_us(lat)
@@ -136,5 +152,20 @@ def measure(b):
         del ref
 
 
+def options(p):
+    p.add_argument("--sizes", type=common.sizes_arg, metavar="LIST",
+                   help="object sizes, comma-separated: 64,4096,1048576 (or 64,4K,1M)")
+    p.add_argument("--iterations", type=common.iterations_arg, metavar="N",
+                   help="operations per measurement, no time cap")
+
+
+def check(b):
+    half = b.args.object_store_mib * MiB // 2
+    for size in b.args.sizes or []:
+        if size > half:
+            b.usage("argument --sizes: %d is larger than half of Ray's object store (%d MiB: "
+                    "--object-store-mib)" % (size, b.args.object_store_mib))
+
+
 if __name__ == "__main__":
-    sys.exit(common.main("Ray beside reel-bench store", measure))
+    sys.exit(common.main("Ray beside reel-bench store", measure, options, check))
