@@ -62,9 +62,10 @@ static void usage(FILE *f) {
           "\n"
           "columns: WORKERS alive (of which in setup); QUEUED/BOUND items waiting for the\n"
           "stage and its queue's bound (- unbounded); IN FLIGHT items in tasks handed to\n"
-          "workers; ITEMS IN done, ITEMS OUT passed on; ITEMS/S and BUSY (share of the\n"
-          "workers' time in process()) over the last window; FAILED tasks failed for\n"
-          "good; RETRIES of tasks; RESTARTS of workers; FINISHED: nothing more will come.\n"
+          "workers; ITEMS IN done, ITEMS OUT passed on; TASKS/S (batches done), ITEMS/S\n"
+          "and BUSY (share of the workers' time in process()) over the last window;\n"
+          "FAILED tasks failed for good; RETRIES of tasks; RESTARTS of workers; FINISHED:\n"
+          "nothing more will come.\n"
           "\n"
           "exit status: 0 success (with --watch: the run ended), 1 no such pipeline, its\n"
           "status cannot be read, or (with --watch) its driver died; 2 bad arguments, or\n"
@@ -217,9 +218,9 @@ static void print_table(FILE *f, const reel_pipeline_status *st, const char *seg
         int n = (int)strlen(st->stage[i].name);
         w = n > w ? n : w;
     }
-    fprintf(f, "%-*s %11s %15s %9s %10s %10s %9s %5s %7s %8s %8s %8s\n", w, "STAGE", "WORKERS",
-            "QUEUED/BOUND", "IN FLIGHT", "ITEMS IN", "ITEMS OUT", "ITEMS/S", "BUSY", "FAILED",
-            "RETRIES", "RESTARTS", "FINISHED");
+    fprintf(f, "%-*s %11s %15s %9s %10s %10s %9s %9s %5s %7s %8s %8s %8s\n", w, "STAGE", "WORKERS",
+            "QUEUED/BOUND", "IN FLIGHT", "ITEMS IN", "ITEMS OUT", "TASKS/S", "ITEMS/S", "BUSY",
+            "FAILED", "RETRIES", "RESTARTS", "FINISHED");
     for (uint32_t i = 0; i < st->n_stages; i++) {
         const reel_stage_status *g = &st->stage[i];
         char sn[REEL_ACTOR_NAME_MAX], workers[32], queue[48], busy[16];
@@ -231,11 +232,11 @@ static void print_table(FILE *f, const reel_pipeline_status *st, const char *seg
             snprintf(queue, sizeof(queue), "%" PRIu64 "/-", g->queued);
         snprintf(busy, sizeof(busy), "%.0f%%", g->busy * 100 < 1e9 ? g->busy * 100 : 1e9);
         fprintf(f,
-                "%-*s %11s %15s %9" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9.1f %5s %7" PRIu64
+                "%-*s %11s %15s %9" PRIu64 " %10" PRIu64 " %10" PRIu64 " %9.1f %9.1f %5s %7" PRIu64
                 " %8" PRIu64 " %8" PRIu64 " %8s\n",
                 w, cli_one_line(g->name, sn, sizeof(sn)), workers, queue, g->in_flight, g->items_in,
-                g->items_out, g->items_per_s, busy, g->tasks_failed, g->retries, g->restarts,
-                g->finished ? "yes" : "no");
+                g->items_out, g->tasks_per_s, g->items_per_s, busy, g->tasks_failed, g->retries,
+                g->restarts, g->finished ? "yes" : "no");
     }
 }
 
@@ -266,10 +267,10 @@ static void print_json(FILE *f, const reel_pipeline_status *st, const char *segm
                 ",\"queue_bound\":%" PRIu64 ",\"in_flight\":%" PRIu64 ",\"items_in\":%" PRIu64
                 ",\"items_out\":%" PRIu64 ",\"tasks_done\":%" PRIu64 ",\"tasks_failed\":%" PRIu64
                 ",\"retries\":%" PRIu64 ",\"restarts\":%" PRIu64
-                ",\"items_per_s\":%.15g,\"busy\":%.15g,\"finished\":%s}",
+                ",\"tasks_per_s\":%.15g,\"items_per_s\":%.15g,\"busy\":%.15g,\"finished\":%s}",
                 g->workers, g->workers_setup, g->queued, g->queue_bound, g->in_flight, g->items_in,
                 g->items_out, g->tasks_done, g->tasks_failed, g->retries, g->restarts,
-                g->items_per_s, g->busy, g->finished ? "true" : "false");
+                g->tasks_per_s, g->items_per_s, g->busy, g->finished ? "true" : "false");
     }
     fputs("]}\n", f);
 }

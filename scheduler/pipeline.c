@@ -372,6 +372,7 @@ static void q_pop(idqueue *q, reel_id *id) {
 typedef struct stage_window {
     uint64_t items, passed;
     double busy;
+    uint64_t tasks; /* done or failed for good: the status lines' tasks/s */
 } stage_window;
 
 typedef struct stage_run {
@@ -393,7 +394,7 @@ typedef struct stage_run {
     /* Counts at the start of the autoscaler's window and of the status
      * lines' window: each is measured over its own interval. */
     stage_window scale_win, log_win;
-    double last_rate, last_busy; /* over the last status window */
+    double last_rate, last_task_rate, last_busy; /* over the last status window */
     uint64_t grace_until_ns;
     uint32_t grace_workers;
 } stage_run;
@@ -889,6 +890,7 @@ static void fill_status(run *r, uint64_t now) {
         ss->retries = ps.retried;
         ss->restarts = ps.restarts;
         ss->items_per_s = s->last_rate;
+        ss->tasks_per_s = s->last_task_rate;
         ss->busy = s->last_busy;
         ss->finished = s->finished;
     }
@@ -917,9 +919,10 @@ static void log_status(run *r, uint64_t now) {
                 snprintf(bound, sizeof bound, "/%" PRIu64, ss->queue_bound);
             fprintf(r->log,
                     "reel:   %-20s workers %u (%u starting), queue %" PRIu64
-                    "%s, in flight %" PRIu64 ", %.1f items/s, busy %.0f%%, failed %" PRIu64 "%s\n",
+                    "%s, in flight %" PRIu64
+                    ", %.1f tasks/s, %.1f items/s, busy %.0f%%, failed %" PRIu64 "%s\n",
                     ss->name, ss->workers, ss->workers_setup, ss->queued, bound, ss->in_flight,
-                    ss->items_per_s, ss->busy * 100, ss->tasks_failed,
+                    ss->tasks_per_s, ss->items_per_s, ss->busy * 100, ss->tasks_failed,
                     ss->finished ? ", finished" : "");
         }
         fflush(r->log);
@@ -975,7 +978,12 @@ static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, s
 /* The status lines' window: rates and busy shares for them and for the
  * shared-memory figures. */
 static void measure_for_status(run *r, uint64_t now) {
+    double window = (double)(now - r->log_win_ns) / 1e9;
     for (uint32_t i = 0; i < r->p->n; i++) {
+        stage_run *s = &r->s[i];
+        uint64_t tasks = s->tasks_done + s->tasks_failed;
+        s->last_task_rate = window > 0 ? (double)(tasks - s->log_win.tasks) / window : 0;
+        s->log_win.tasks = tasks;
         reel_stage_measure m;
         measure_stage(r, i, now, r->log_win_ns, &r->s[i].log_win, &m);
         r->s[i].last_rate = m.tasks_per_s;
@@ -1173,12 +1181,19 @@ static int run_streaming(run *r) {
     return 0;
 }
 
-static int run_batch(run *r) {
-    /* Refuse up front what cannot run at all: one worker of every stage. */
+/* Refuses what cannot run at all, before anything starts: streaming, every
+ * stage's floor (its fixed count, min_workers or 1) at once; batch, each
+ * stage's floor alone, as it will run. */
+static int refuse_unfit(run *r) {
     uint32_t counts[REEL_PIPELINE_MAX_STAGES];
     for (uint32_t i = 0; i < r->p->n; i++) {
         const stage_def *sd = r->s[i].sd;
         counts[i] = sd->fixed_workers ? sd->fixed_workers : sd->min_workers ? sd->min_workers : 1;
+    }
+    if (r->cfg.execution_mode == REEL_EXEC_STREAMING)
+        return place_try(r, counts, false);
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        const stage_def *sd = r->s[i].sd;
         reel_placement_stage one = {.name = sd->def.name,
                                     .cpus = sd->def.cpus,
                                     .gpus = r->s[i].gpus,
@@ -1193,6 +1208,10 @@ static int run_batch(run *r) {
         if (rc)
             return rc;
     }
+    return 0;
+}
+
+static int run_batch(run *r) {
     for (uint32_t i = 0; i < r->p->n && !r->stop_rc; i++) {
         stage_run *s = &r->s[i];
         const stage_def *sd = s->sd;
@@ -1243,6 +1262,33 @@ static int run_batch(run *r) {
 }
 
 /* ---- the run ------------------------------------------------------------------ */
+
+#define LOGGED_FAILURES 10u
+
+/* The end-of-run summary: the first failures, each with its stage, its input
+ * IDs (hex, as reel-inspect prints them), the pipeline input they came from
+ * when that is another object, and its error. */
+static void log_failures(run *r) {
+    size_t shown = 0;
+    for (; shown < r->n_failures && shown < LOGGED_FAILURES; shown++) {
+        const reel_failure *f = &r->failures[shown];
+        fprintf(r->log, "reel:   stage %s, input%s", r->p->st[f->stage].def.name,
+                f->n_inputs == 1 ? "" : "s");
+        for (uint32_t k = 0; k < f->n_inputs; k++) {
+            char hex[REEL_ID_HEX_LEN + 1];
+            reel_id_to_hex(&f->inputs[k], hex);
+            fprintf(r->log, "%s%s", k ? "," : " ", hex);
+        }
+        if (f->n_inputs && !reel_id_equal(&f->origin, &f->inputs[0])) {
+            char hex[REEL_ID_HEX_LEN + 1];
+            reel_id_to_hex(&f->origin, hex);
+            fprintf(r->log, " (from pipeline input %s)", hex);
+        }
+        fprintf(r->log, ": %s\n", f->error[0] ? f->error : reel_strerror(f->status));
+    }
+    if (r->failed > shown)
+        fprintf(r->log, "reel:   ... and %" PRIu64 " more\n", r->failed - shown);
+}
 
 static void status_name(const run *r, char *buf, size_t cap) {
     if (r->o->status_name) {
@@ -1322,6 +1368,19 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
         defs[i] = &p->st[i].def;
     }
     r->start_ns = now_ns();
+    /* A pipeline that cannot fit is refused before the runtime, the status
+     * segment or any process starts. GPUs are counted in a child that is
+     * gone again (placement.h), and only when a stage asks for them. */
+    bool gpus = false;
+    for (uint32_t i = 0; i < p->n; i++)
+        gpus = gpus || p->st[i].def.gpus > 0 || p->st[i].gpu_memory > 0;
+    if (rc == 0)
+        rc = gpus ? reel__node_detect(r->cfg.cpu_allocation_percentage, &r->node)
+                  : reel__node_detect_cpus(r->cfg.cpu_allocation_percentage, &r->node);
+    if (rc == 0)
+        rc = resolve_gpus(r);
+    if (rc == 0)
+        rc = refuse_unfit(r);
     if (rc == 0) {
         /* Spinning pays only while every process has a CPU to itself; with
          * workers of a fraction of a CPU they outnumber the CPUs, and a
@@ -1337,12 +1396,6 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
     }
     if (rc == 0) {
         r->store = reel_runtime_store(r->rt);
-        /* After the zygote exists: this may initialize CUDA. */
-        rc = reel__node_detect(r->cfg.cpu_allocation_percentage, &r->node);
-    }
-    if (rc == 0)
-        rc = resolve_gpus(r);
-    if (rc == 0) {
         char name[REEL_STATUS_NAME_MAX + 1];
         status_name(r, name, sizeof name);
         reel__status_sweep(); /* what killed drivers left: as pool segments, at the next start */
@@ -1376,8 +1429,7 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
             if (r->failed)
                 fprintf(r->log, "reel: %s: %" PRIu64 " tasks failed for good%s\n", p->name,
                         r->failed, r->cfg.ignore_failures ? " (ignored)" : "");
-            for (size_t k = 0; k < r->n_failures && k < 10; k++)
-                fprintf(r->log, "reel:   %s\n", r->failures[k].error);
+            log_failures(r);
             if (rc)
                 fprintf(r->log, "reel: %s stopped: %s\n", p->name, sentence);
         } else if (opts->on_status) {

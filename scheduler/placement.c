@@ -7,12 +7,18 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UNITS   REEL_PLACEMENT_UNITS
@@ -303,8 +309,8 @@ static void gpu_ids_detect(reel_node *n) {
     memcpy(n->gpu_id, ids, sizeof ids[0] * k);
 }
 
-/* Per-device memory through the driver API, which the runtime has loaded and
- * initialized by now (RTLD_NOLOAD: nothing new is loaded). Best effort. */
+/* Per-device memory through the driver API, which reel_gpu_count() has loaded
+ * and initialized by now (RTLD_NOLOAD: nothing new is loaded). Best effort. */
 static void gpu_memory_detect(reel_node *n) {
     void *drv = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
     if (!drv) {
@@ -325,7 +331,109 @@ static void gpu_memory_detect(reel_node *n) {
     dlclose(drv); /* drops only the reference NOLOAD took */
 }
 
-int reel__node_detect(double cpu_allocation_percentage, reel_node *out) {
+/* What the probe child reports. */
+typedef struct gpu_probe_msg {
+    int32_t count;
+    uint32_t reserved;
+    uint64_t memory[REEL_NODE_MAX_GPUS];
+} gpu_probe_msg;
+
+/* CUDA initialization on a large node takes seconds; a probe that takes this
+ * long is stuck (a lock a thread of the parent held at fork, a hung driver). */
+#define GPU_PROBE_TIMEOUT_MS 60000
+
+static void gpus_in_process(reel_node *n) {
+    int gpus = reel_gpu_count();
+    n->n_gpus = gpus <= 0                             ? 0
+                : (uint32_t)gpus > REEL_NODE_MAX_GPUS ? REEL_NODE_MAX_GPUS
+                                                      : (uint32_t)gpus;
+    if (n->n_gpus > 0)
+        gpu_memory_detect(n);
+}
+
+static bool cuda_loaded(void) {
+    void *drv = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (!drv) {
+        (void)dlerror();
+        return false;
+    }
+    dlclose(drv); /* drops only the reference NOLOAD took */
+    return true;
+}
+
+static int64_t ms_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Counts the GPUs (and their memory) in a short-lived child, so that this
+ * process never initializes CUDA and may still fork workers that use it.
+ * Anything that goes wrong - no fork, a child that crashes, hangs or says
+ * nothing sensible - is "no GPU". A process that has CUDA loaded already
+ * has nothing left to protect: it counts in place. */
+static void gpus_detect(reel_node *n) {
+    n->n_gpus = 0;
+    memset(n->gpu_memory, 0, sizeof n->gpu_memory);
+    if (cuda_loaded()) {
+        gpus_in_process(n);
+        return;
+    }
+    int fd[2];
+    if (pipe2(fd, O_CLOEXEC) != 0)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        reel_node c;
+        memset(&c, 0, sizeof c);
+        gpus_in_process(&c);
+        gpu_probe_msg m;
+        memset(&m, 0, sizeof m);
+        m.count = (int32_t)c.n_gpus;
+        memcpy(m.memory, c.gpu_memory, sizeof m.memory);
+        ssize_t w = write(fd[1], &m, sizeof m);
+        _exit(w == (ssize_t)sizeof m ? 0 : 1); /* no atexit handlers: they are the parent's */
+    }
+    close(fd[1]);
+    gpu_probe_msg m;
+    size_t got = 0;
+    int64_t deadline = ms_now() + GPU_PROBE_TIMEOUT_MS;
+    while (got < sizeof m) {
+        int64_t left = deadline - ms_now();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = fd[0], .events = POLLIN};
+        int pr = poll(&pfd, 1, (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            break;
+        ssize_t k = read(fd[0], (char *)&m + got, sizeof m - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd[0]);
+    if (got < sizeof m)
+        kill(pid, SIGKILL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got < sizeof m || m.count <= 0 || (uint32_t)m.count > REEL_NODE_MAX_GPUS)
+        return;
+    n->n_gpus = (uint32_t)m.count;
+    memcpy(n->gpu_memory, m.memory, sizeof n->gpu_memory);
+}
+
+static int node_detect(double cpu_allocation_percentage, bool count_gpus, reel_node *out) {
     if (!out)
         return reel__fail(-EINVAL, "reel__node_detect: out is NULL");
     memset(out, 0, sizeof *out);
@@ -346,16 +454,20 @@ int reel__node_detect(double cpu_allocation_percentage, reel_node *out) {
     n.memory = cg_mem < avail ? cg_mem : avail;
     if (n.memory == 0)
         n.memory = 1; /* a node with nothing left still has a memory budget of its own */
-    int gpus = reel_gpu_count();
-    n.n_gpus = gpus <= 0                             ? 0
-               : (uint32_t)gpus > REEL_NODE_MAX_GPUS ? REEL_NODE_MAX_GPUS
-                                                     : (uint32_t)gpus;
+    if (count_gpus)
+        gpus_detect(&n);
     gpu_ids_detect(&n);
-    if (n.n_gpus > 0)
-        gpu_memory_detect(&n);
     node_finish(&n, cpu_allocation_percentage);
     *out = n;
     return 0;
+}
+
+int reel__node_detect(double cpu_allocation_percentage, reel_node *out) {
+    return node_detect(cpu_allocation_percentage, true, out);
+}
+
+int reel__node_detect_cpus(double cpu_allocation_percentage, reel_node *out) {
+    return node_detect(cpu_allocation_percentage, false, out);
 }
 
 static int node_check(const reel_node *n) {

@@ -9,8 +9,9 @@
  *     the CPUs of its affinity mask (capped by a cgroup CPU quota), times
  *     cpu_allocation_percentage; the memory available (MemAvailable, or the
  *     cgroup's memory limit less its usage when that is lower); the GPUs the
- *     CUDA runtime sees. reel__node_set() builds a node by hand (tests, or a
- *     launcher that hands a node its share of a machine).
+ *     CUDA runtime sees (reel__node_detect_cpus() leaves them out).
+ *     reel__node_set() builds a node by hand (tests, or a launcher that
+ *     hands a node its share of a machine).
  *
  *  2. reel__place() is a pure function: stages and a node in, one
  *     reel_worker_placement per worker out, or a refusal that names the
@@ -20,11 +21,13 @@
  *  3. reel__apply_placement() runs in the worker process, before the worker
  *     uses CUDA or starts threads: CPU affinity and CUDA_VISIBLE_DEVICES.
  *
- * GPUs and fork: reel__node_detect() calls reel_gpu_count(), which loads and
- * initializes CUDA in the calling process, and CUDA does not survive fork()
- * (see "Fork" in reel/store.h). Call it in the driver only AFTER
- * reel_runtime_start() has started the zygote that forks the workers; a
- * process that must fork CUDA-using children later never calls it.
+ * GPUs and fork: reel_gpu_count() loads and initializes CUDA in the calling
+ * process, and CUDA does not survive fork() (see "Fork" in reel/store.h). So
+ * reel__node_detect() counts the GPUs in a short-lived child that reports
+ * over a pipe and exits; the caller stays free of CUDA (and of threads), and
+ * may call it before reel_runtime_start(), to refuse a pipeline before
+ * anything starts. A child that fails, crashes or hangs (60 s) counts as no
+ * GPU. A process that has CUDA loaded already counts in place.
  *
  * CPU placement: one cursor walks the node's CPUs round-robin, across stages
  * in stage order. A worker that asks for c >= 1 CPUs gets ceil(c) whole CPUs
@@ -91,8 +94,8 @@ typedef struct reel_node {
     char gpu_id[REEL_NODE_MAX_GPUS][REEL_NODE_GPU_ID_MAX];
 } reel_node;
 
-/* Measures this node (see the top of this file; in the driver, AFTER
- * reel_runtime_start(), since it initializes CUDA).
+/* Measures this node (see the top of this file; it forks and reaps one child
+ * to count the GPUs, and leaves no process, thread or CUDA state behind).
  *   in  cpu_allocation_percentage: the share of the CPUs workers may use, in
  *       (0, 1] (NeMo Curator's default is 0.95).
  *   out out: the node; zeroed on failure.
@@ -102,6 +105,10 @@ typedef struct reel_node {
  * (/proc/meminfo unreadable or without MemAvailable, or an empty affinity
  * mask), and the errors of sched_getaffinity(2). */
 REEL_INTERNAL int reel__node_detect(double cpu_allocation_percentage, reel_node *out);
+
+/* As reel__node_detect(), without the GPUs (n_gpus = 0): for a pipeline
+ * whose stages ask for none. Forks nothing. Same errors. */
+REEL_INTERNAL int reel__node_detect_cpus(double cpu_allocation_percentage, reel_node *out);
 
 /* Builds a node by hand: CPUs 0 .. n_cpus - 1, no cgroup quota, GPUs
  * 0 .. n_gpus - 1 named by their ordinals.

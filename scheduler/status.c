@@ -322,6 +322,8 @@ static int validate(const char *path, reel_pipeline_status *s) {
             return corrupt(path, "is not terminated", i, "name");
         if (!amount_ok(g->items_per_s))
             return corrupt(path, "is not a finite number >= 0", i, "items_per_s");
+        if (!amount_ok(g->tasks_per_s))
+            return corrupt(path, "is not a finite number >= 0", i, "tasks_per_s");
         if (!amount_ok(g->busy))
             return corrupt(path, "is not a finite number >= 0", i, "busy");
         if (!bool_ok(&g->finished))

@@ -38,7 +38,7 @@
 #endif
 
 #define REEL_STATUS_MAGIC    "REELSTAT"
-#define REEL_STATUS_VERSION  1u
+#define REEL_STATUS_VERSION  2u             /* 2: reel_stage_status.tasks_per_s */
 #define REEL_STATUS_PREFIX   "reel-status-" /* under /dev/shm */
 #define REEL_STATUS_NAME_MAX 200u           /* the <name> part, at most */
 

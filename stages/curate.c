@@ -306,6 +306,7 @@ typedef struct progress {
     reel_store *store;
     reel_pipeline_status last;
     bool have_status;
+    bool shown; /* the live line is on the terminal, without its newline */
 } progress;
 
 static double since(const struct timespec *t0) {
@@ -327,6 +328,27 @@ static void show_progress(progress *p) {
             p->videos_done, p->total, p->clips, s > 0 ? (double)p->clips / s : 0.0,
             len ? workers : " starting");
     fflush(stderr);
+    p->shown = true;
+}
+
+/* The executor's log on a terminal: its lines go above the live line, which
+ * is cleared first and drawn again by on_status once the block is out. */
+static ssize_t log_write(void *arg, const char *buf, size_t size) {
+    progress *p = arg;
+    if (p->shown) {
+        fputs("\r\033[K", stderr);
+        p->shown = false;
+    }
+    size_t n = fwrite(buf, 1, size, stderr);
+    fflush(stderr);
+    return (ssize_t)n;
+}
+
+static FILE *tty_log(progress *p) {
+    FILE *f = fopencookie(p, "w", (cookie_io_functions_t){.write = log_write});
+    if (f)
+        setvbuf(f, NULL, _IOLBF, 0);
+    return f;
 }
 
 static void on_output(void *arg, const reel_task_result *r) {
@@ -447,6 +469,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, PROG ": %zu videos from %s into %s (%s, %s)\n", n, a.video_dir,
             a.opt.output_dir, a.opt.splitting == REEL_SPLIT_SCENE ? "scene cuts" : "fixed stride",
             a.cfg.execution_mode == REEL_EXEC_BATCH ? "batch" : "streaming");
+    /* On a terminal the status lines every --logging-interval go above the
+     * live line. */
+    FILE *log = prog.tty ? tty_log(&prog) : NULL;
     reel_run_options ro = {.store = store_path,
                            .config = &a.cfg,
                            .inputs = ids,
@@ -454,12 +479,13 @@ int main(int argc, char **argv) {
                            .on_output = on_output,
                            .on_status = on_status,
                            .arg = &prog,
-                           /* On a terminal the live line says it all. */
-                           .flags = prog.tty ? REEL_RUN_QUIET : 0,
+                           .log = log,
                            .cancel = &cli_stop_signal};
     reel_run_result res;
     rc = reel_pipeline_run(pipe, &ro, &res);
-    if (prog.tty)
+    if (log)
+        fclose(log);
+    if (prog.shown)
         fprintf(stderr, "\n");
 
     /* Videos that failed before the writer: their records, and a line each. */

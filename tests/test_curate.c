@@ -14,11 +14,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RUN_LIMIT_MS 120000 /* a sanitizer build on 2 shared cores is slow */
@@ -274,6 +278,55 @@ Test(curate, without_ignore_failures_the_first_bad_video_stops_the_run) {
                   strstr(r.err, "_half.mp4") || strstr(r.err, "_audio.mp4"),
               "%s", r.err);
     th_result_free(&r);
+}
+
+/* On a terminal the live line is drawn, and the executor's status lines still
+ * come, above it: --logging-interval shows there too. */
+Test(curate, on_a_terminal_the_status_lines_go_above_the_live_line) {
+    char s[512], videos[96], out[96];
+    const char *bin = curate_bin();
+    const char *video = sample("realshort.mp4", s, sizeof s);
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    copy_part(video, videos, "realshort.mp4", SIZE_MAX);
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    cr_assert_geq(pid, 0, "forkpty: %s", strerror(errno));
+    if (pid == 0) {
+        execl(bin, bin, "--video-dir", videos, "--output-clip-path", out, "--logging-interval",
+              "0.05", (char *)NULL);
+        _exit(127);
+    }
+    static char text[1 << 16];
+    size_t len = 0;
+    bool ended = false; /* every writer of the terminal is gone */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!ended && len < sizeof text - 1) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left =
+            RUN_LIMIT_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        struct pollfd pfd = {.fd = master, .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        ssize_t n = read(master, text + len, sizeof text - 1 - len);
+        if (n <= 0) /* EIO */
+            ended = true;
+        else
+            len += (size_t)n;
+    }
+    text[len] = '\0';
+    if (!ended)
+        kill(pid, SIGKILL);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    close(master);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d:\n%s", status, text);
+    cr_assert(strstr(text, "\r\033[Kreel-curate: "), "no live line:\n%s", text);
+    cr_assert(strstr(text, "reel:   reader "), "no status line for the reader:\n%s", text);
+    cr_assert(strstr(text, "tasks/s, "), "%s", text);
+    cr_assert(strstr(text, "1 of 1 videos curated"), "%s", text);
 }
 
 /* Whether every reel-curate-<pid> store in the private directory belongs to

@@ -13,11 +13,15 @@
 #include <sched.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <time.h>
 
 #include <reel/pipeline.h>
+
+#include "placement.h" /* reel__node_detect_cpus: the budget a batch stage gets */
 
 /* ---- stages -------------------------------------------------------------------- */
 
@@ -265,8 +269,34 @@ Test(pipeline, public_configuration_calls) {
 
 /* ---- placement refusals ------------------------------------------------------- */
 
+static volatile sig_atomic_t children_ended;
+
+static void count_child(int sig) {
+    (void)sig;
+    children_ended++;
+}
+
+/* Whether an inotify event of the private directory is this run's: a status
+ * segment (or its temporary file) of the default name, or a pool segment. */
+static bool ours(const struct inotify_event *e) {
+    char status[64], pool[64];
+    snprintf(status, sizeof status, "reel-status-refused-%ld", (long)getpid());
+    snprintf(pool, sizeof pool, "reel-pool-%ld-", (long)getpid());
+    return e->len && (strstr(e->name, status) || strncmp(e->name, pool, strlen(pool)) == 0);
+}
+
+/* Refused before anything starts: no process (no zygote; children_ended
+ * counts every child that ended, so at most the GPU probe when gpu_probe),
+ * no status segment, no pool segment. */
 static void expect_refused(const reel_actor_def *def, const reel_stage_options *o, int want,
-                           const char *words) {
+                           const char *words, bool gpu_probe) {
+    struct sigaction sa = {.sa_handler = count_child}, old;
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGCHLD, &sa, &old), 0);
+    children_ended = 0;
+    int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    cr_assert_geq(ino, 0, "inotify_init1: %s", strerror(errno));
+    cr_assert_geq(inotify_add_watch(ino, th_private_dir(), IN_CREATE | IN_MOVED_TO), 0);
     reel_pipeline *p;
     TH_OK(reel_pipeline_new("refused", &p));
     TH_OK(reel_pipeline_add(p, &def_pass, NULL));
@@ -281,6 +311,18 @@ static void expect_refused(const reel_actor_def *def, const reel_stage_options *
     cr_assert(strstr(res.error, def->name), "the refusal names the stage: %s", res.error);
     cr_assert(strstr(res.error, words), "the refusal says what is missing: %s", res.error);
     cr_assert_eq(res.outputs, 0);
+    cr_assert_leq(children_ended, gpu_probe ? 1 : 0, "%d processes started and ended",
+                  (int)children_ended);
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    while ((n = read(ino, buf, sizeof buf)) > 0)
+        for (char *at = buf; at < buf + n;) {
+            const struct inotify_event *e = (const struct inotify_event *)at;
+            cr_assert(!ours(e), "the refused run made %s", e->name);
+            at += sizeof *e + e->len;
+        }
+    close(ino);
+    sigaction(SIGCHLD, &old, NULL);
     reel_run_result_free(&res);
     reel_pipeline_free(p);
     TH_OK(reel_obj_delete(store, &in));
@@ -290,12 +332,39 @@ static void expect_refused(const reel_actor_def *def, const reel_stage_options *
 Test(pipeline, a_gpu_stage_without_a_gpu_is_refused) {
     if (getenv("REEL_TEST_HAS_GPU"))
         cr_skip_test("this node has a GPU");
-    expect_refused(&def_upper, &(reel_stage_options){.gpus = 1}, -ENODEV, "GPU");
-    expect_refused(&def_upper, &(reel_stage_options){.gpu_memory = 1 << 30}, -ENODEV, "GPU");
+    expect_refused(&def_upper, &(reel_stage_options){.gpus = 1}, -ENODEV, "GPU", true);
+    expect_refused(&def_upper, &(reel_stage_options){.gpu_memory = 1 << 30}, -ENODEV, "GPU", true);
 }
 
 Test(pipeline, more_cpus_than_the_node_is_refused) {
-    expect_refused(&def_upper, &(reel_stage_options){.cpus = 1, .workers = 200}, -ENOSPC, "CPUs");
+    expect_refused(&def_upper, &(reel_stage_options){.cpus = 1, .workers = 200}, -ENOSPC, "CPUs",
+                   false);
+}
+
+Test(pipeline, a_batch_run_that_cannot_fit_is_refused_before_it_starts) {
+    /* In batch mode each stage runs alone: one of 200 CPUs never fits. */
+    reel_executor_config c = quick_config();
+    c.execution_mode = REEL_EXEC_BATCH;
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("refused", &p));
+    TH_OK(reel_pipeline_add(p, &def_pass, NULL));
+    TH_OK(reel_pipeline_add(p, &def_upper, &(reel_stage_options){.cpus = 200}));
+    reel_id in = put_text("x");
+    children_ended = 0;
+    struct sigaction sa = {.sa_handler = count_child}, old;
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGCHLD, &sa, &old), 0);
+    reel_run_options ro = {
+        .store = store_path, .config = &c, .inputs = &in, .n_inputs = 1, .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_RC(reel_pipeline_run(p, &ro, &res), -ENOSPC);
+    cr_assert(strstr(res.error, "stage upper"), "%s", res.error);
+    cr_assert_eq(children_ended, 0, "the pass stage ran before the refusal");
+    sigaction(SIGCHLD, &old, NULL);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    TH_OK(reel_obj_delete(store, &in));
+    expect_clean(0);
 }
 
 /* ---- streaming and batch -------------------------------------------------------- */
@@ -444,7 +513,10 @@ Test(pipeline, a_slow_sink_holds_back_its_producers) {
 
 /* ---- failures ------------------------------------------------------------------------ */
 
-static int run_picky(bool ignore, collected *out, reel_run_result *res, reel_id *in) {
+/* 100 inputs, of which those numbered 3 modulo every fail in the second
+ * stage; log NULL: a quiet run. */
+static int run_picky(bool ignore, int every, FILE *log, collected *out, reel_run_result *res,
+                     reel_id *in) {
     reel_pipeline *p;
     TH_OK(reel_pipeline_new("picky", &p));
     TH_OK(reel_pipeline_add(p, &def_append, NULL));
@@ -452,7 +524,7 @@ static int run_picky(bool ignore, collected *out, reel_run_result *res, reel_id 
     TH_OK(reel_pipeline_add(p, &def_upper, NULL));
     for (int i = 0; i < 100; i++) {
         char s[16];
-        snprintf(s, sizeof s, i % 10 == 3 ? "bad%02d" : "ok%02d", i);
+        snprintf(s, sizeof s, i % every == 3 ? "bad%02d" : "ok%02d", i);
         in[i] = put_text(s);
     }
     reel_executor_config c = quick_config();
@@ -463,7 +535,8 @@ static int run_picky(bool ignore, collected *out, reel_run_result *res, reel_id 
                            .n_inputs = 100,
                            .on_output = keep,
                            .arg = out,
-                           .flags = REEL_RUN_QUIET};
+                           .log = log,
+                           .flags = log ? 0 : REEL_RUN_QUIET};
     int rc = reel_pipeline_run(p, &ro, res);
     reel_pipeline_free(p);
     return rc;
@@ -473,7 +546,7 @@ Test(pipeline, ignore_failures_records_them_and_goes_on) {
     static collected out;
     static reel_id in[100];
     reel_run_result res;
-    TH_OK(run_picky(true, &out, &res, in));
+    TH_OK(run_picky(true, 10, NULL, &out, &res, in));
     cr_assert_eq(out.n, 90);
     cr_assert_eq(res.outputs, 90);
     cr_assert_eq(res.failed, 10);
@@ -504,16 +577,60 @@ Test(pipeline, without_ignore_failures_the_first_failure_stops_the_run) {
     static collected out;
     static reel_id in[100];
     reel_run_result res;
-    int rc = run_picky(false, &out, &res, in);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *log = open_memstream(&text, &len);
+    int rc = run_picky(false, 10, log, &out, &res, in);
+    fclose(log);
     cr_assert_eq(rc, -EIO, "rc %d", rc);
     cr_assert_eq(res.status, -EIO);
     cr_assert(strstr(res.error, "stage picky failed on input"), "%s", res.error);
     cr_assert(strstr(res.error, "refuses input bad"), "%s", res.error);
+    /* The log's last word names the stage too. */
+    cr_assert(strstr(text, "reel: picky stopped: stage picky failed on input"), "%s", text);
+    cr_assert(strstr(text, "reel:   stage picky, input "), "%s", text);
+    free(text);
     cr_assert_geq(res.failed, 1);
     cr_assert_lt(out.n, 90, "the run stopped early");
     collected_free(&out);
     reel_run_result_free(&res);
     /* Every worker stopped, every intermediate deleted. */
+    expect_clean(100);
+    for (int i = 0; i < 100; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+/* The summary at the end of a run names, per failure, the stage, the failed
+ * input's ID (as reel-inspect prints it), the pipeline input it came from and
+ * the error; past 10, how many more. */
+Test(pipeline, the_failure_summary_names_stage_inputs_and_error) {
+    static collected out;
+    static reel_id in[100];
+    reel_run_result res;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *log = open_memstream(&text, &len);
+    TH_OK(run_picky(true, 5, log, &out, &res, in));
+    fclose(log);
+    cr_assert_eq(res.failed, 20);
+    cr_assert_eq(res.n_failures, 20);
+    cr_assert(strstr(text, "reel: picky: 20 tasks failed for good (ignored)\n"), "%s", text);
+    cr_assert_eq(th_count(text, "reel:   stage picky, input "), 10, "%s", text);
+    for (size_t k = 0; k < 20; k++) {
+        char in_hex[REEL_ID_HEX_LEN + 1], from_hex[REEL_ID_HEX_LEN + 1], line[512];
+        reel_id_to_hex(&res.failures[k].inputs[0], in_hex);
+        reel_id_to_hex(&res.failures[k].origin, from_hex);
+        snprintf(line, sizeof line, "reel:   stage picky, input %s (from pipeline input %s): %s\n",
+                 in_hex, from_hex, res.failures[k].error);
+        if (k < 10)
+            cr_assert(strstr(text, line), "no line %s in:\n%s", line, text);
+        else
+            cr_assert_null(strstr(text, in_hex), "failure %zu is past the first 10:\n%s", k, text);
+    }
+    cr_assert(strstr(text, "reel:   ... and 10 more\n"), "%s", text);
+    free(text);
+    collected_free(&out);
+    reel_run_result_free(&res);
     expect_clean(100);
     for (int i = 0; i < 100; i++)
         TH_OK(reel_obj_delete(store, &in[i]));
@@ -635,6 +752,7 @@ Test(pipeline, a_source_callback_and_status_lines) {
     cr_assert(strstr(text, "reel: lines (streaming)"), "%s", text);
     cr_assert(strstr(text, "reel:   pass "), "%s", text);
     cr_assert(strstr(text, "reel:   slow "), "%s", text);
+    cr_assert(strstr(text, "tasks/s, "), "%s", text);
     cr_assert(strstr(text, "items/s, busy"), "%s", text);
     cr_assert(strstr(text, "50 outputs"), "%s", text);
     /* The lines measure their own interval: the slow stage is seen working. */
@@ -642,7 +760,9 @@ Test(pipeline, a_source_callback_and_status_lines) {
     for (const char *l = strstr(text, "reel:   slow "); l; l = strstr(l + 1, "reel:   slow ")) {
         const char *q = strstr(l, "in flight");
         double rate, busy;
-        if (q && sscanf(strchr(q, ',') + 1, " %lf items/s, busy %lf%%", &rate, &busy) == 2) {
+        double tasks;
+        if (q && sscanf(strchr(q, ',') + 1, " %lf tasks/s, %lf items/s, busy %lf%%", &tasks, &rate,
+                        &busy) == 3) {
             best_rate = rate > best_rate ? rate : best_rate;
             best_busy = busy > best_busy ? busy : best_busy;
         }
@@ -750,6 +870,148 @@ static int where(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_
 }
 
 static const reel_actor_def def_where = {.name = "where", .process = where, .cpus = 1};
+
+/* ---- batch mode's allocation, and the live status of a real run ---------------- */
+
+static int pass_10ms(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    sleep_ms(10);
+    return pass(ctx, in, n, out);
+}
+
+static const reel_actor_def def_b1 = {.name = "b1", .process = pass_10ms, .cpus = 0.25};
+static const reel_actor_def def_b2 = {.name = "b2", .process = pass_10ms, .cpus = 0.25};
+static const reel_actor_def def_b3 = {.name = "b3", .process = pass_10ms, .cpus = 0.25};
+
+typedef struct batch_watch {
+    uint32_t most[3];
+    uint32_t samples, overlaps;
+} batch_watch;
+
+static void on_batch(void *arg, const reel_pipeline_status *s) {
+    batch_watch *w = arg;
+    uint32_t busy_stages = 0;
+    for (int i = 0; i < 3; i++) {
+        if (s->stage[i].workers > w->most[i])
+            w->most[i] = s->stage[i].workers;
+        busy_stages += s->stage[i].workers > 0;
+    }
+    w->samples++;
+    w->overlaps += busy_stages > 1;
+}
+
+Test(pipeline, batch_mode_gives_each_stage_all_the_workers_that_fit) {
+    /* One CPU for this test process and the workers it forks: a small budget,
+     * which the executor measures as the test does. */
+    cpu_set_t mine, one;
+    cr_assert_eq(sched_getaffinity(0, sizeof mine, &mine), 0);
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &mine)) {
+            CPU_SET(c, &one);
+            break;
+        }
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+    reel_node node;
+    TH_OK(reel__node_detect_cpus(1.0, &node));
+    uint32_t fit = (uint32_t)(node.cpus / 0.25 + 1e-9);
+    cr_assert_geq(fit, 1, "a node of %g CPUs", node.cpus);
+
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("batched", &p));
+    TH_OK(reel_pipeline_add(p, &def_b1, NULL));
+    TH_OK(reel_pipeline_add(p, &def_b2, &(reel_stage_options){.max_workers = 2}));
+    TH_OK(reel_pipeline_add(p, &def_b3, NULL));
+    enum { N = 24 }; /* more tasks than workers: the task count caps nothing */
+    static reel_id in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = put_text("x");
+    reel_executor_config c = quick_config();
+    c.execution_mode = REEL_EXEC_BATCH;
+    c.cpu_allocation_percentage = 1.0;
+    c.logging_interval = 0.01; /* on_status many times while each stage runs */
+    batch_watch w = {0};
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = N,
+                           .on_status = on_batch,
+                           .arg = &w,
+                           .flags = REEL_RUN_QUIET | REEL_RUN_NO_AUTOSCALE};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    sched_setaffinity(0, sizeof mine, &mine);
+    cr_assert_eq(res.outputs, N);
+    uint32_t want[3] = {fit, fit < 2 ? fit : 2, fit};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(w.most[i], want[i],
+                     "stage %d ran %u workers, not %u (node %g CPUs, %u samples)", i + 1, w.most[i],
+                     want[i], node.cpus, w.samples);
+    cr_assert_eq(w.overlaps, 0, "two stages had workers at once");
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(N);
+    for (int i = 0; i < N; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+typedef struct live_inspect {
+    char name[64];
+    bool done;
+    th_result r;
+} live_inspect;
+
+/* In the driver, between two rounds of its loop: the run is live and has just
+ * published what it reports. */
+static void inspect_live(void *arg, const reel_pipeline_status *s) {
+    live_inspect *l = arg;
+    if (l->done || s->finished || s->stage[1].finished || s->stage[1].workers == 0)
+        return;
+    l->r = th_run_inspect(NULL, (const char *const[]){"pipeline", "--json", l->name, NULL});
+    l->done = true;
+}
+
+Test(pipeline, reel_inspect_shows_a_live_run) {
+    if (!getenv("REEL_INSPECT") || !*getenv("REEL_INSPECT"))
+        cr_skip_test("REEL_INSPECT is not set (ctest sets it to the reel-inspect binary)");
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("live", &p));
+    TH_OK(reel_pipeline_add(p, &def_pass, NULL));
+    TH_OK(reel_pipeline_add(p, &def_slow, &(reel_stage_options){.workers = 2}));
+    enum { N = 40 };
+    static reel_id in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = put_text("x");
+    reel_executor_config c = quick_config();
+    c.logging_interval = 0.02;
+    live_inspect l = {.done = false};
+    snprintf(l.name, sizeof l.name, "live-inspect-%ld", (long)getpid());
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = N,
+                           .on_status = inspect_live,
+                           .arg = &l,
+                           .status_name = l.name,
+                           .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert(l.done, "no status while the slow stage ran");
+    cr_assert_eq(l.r.code, 0, "exit %d; stderr: %s", l.r.code, l.r.err);
+    const char *j = l.r.out;
+    cr_assert_eq(j[0], '{', "not JSON: %s", j);
+    cr_assert(strstr(j, "\"name\":\"live\""), "%s", j);
+    cr_assert(strstr(j, "\"state\":\"running\""), "%s", j);
+    cr_assert(strstr(j, "\"driver_alive\":true"), "%s", j);
+    cr_assert(strstr(j, "{\"name\":\"pass\",\"workers\":"), "%s", j);
+    cr_assert(strstr(j, "{\"name\":\"slow\",\"workers\":2,"), "%s", j);
+    cr_assert(strstr(j, "\"tasks_per_s\":"), "%s", j);
+    th_result_free(&l.r);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(N);
+    for (int i = 0; i < N; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
 
 Test(pipeline, workers_are_pinned_and_see_no_gpu_they_did_not_ask_for) {
     cpu_set_t mine;

@@ -3,6 +3,7 @@
  * is needed); whole-GPU workers; refusals that name the stage and what is
  * missing; detection on this machine; cgroup files; and a placement applied
  * in a forked child. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -333,6 +335,26 @@ Test(placement, detect_this_machine) {
     TH_RC(reel__node_detect(1.5, &n), -EINVAL);
     TH_RC(reel__node_detect(NAN, &n), -EINVAL);
     TH_RC(reel__node_detect(0.95, NULL), -EINVAL);
+}
+
+/* GPUs are counted in a child, reaped before detection returns: the caller
+ * has no child left and never loads the CUDA driver, so it may fork workers
+ * that use the GPU afterwards. Without the GPUs, nothing is forked. */
+Test(placement, detection_counts_gpus_in_a_child_and_leaves_no_trace) {
+    reel_node n, cpus_only;
+    TH_OK(reel__node_detect(0.95, &n));
+    errno = 0;
+    cr_expect_eq(waitpid(-1, NULL, WNOHANG), -1, "a child is left");
+    cr_expect_eq(errno, ECHILD);
+    void *drv = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    cr_expect_null(drv, "the CUDA driver was loaded into the caller");
+    if (drv)
+        dlclose(drv);
+    TH_OK(reel__node_detect_cpus(0.95, &cpus_only));
+    cr_expect_eq(cpus_only.n_gpus, 0);
+    cr_expect(CPU_EQUAL(&cpus_only.cpu_set, &n.cpu_set));
+    cr_expect_float_eq(cpus_only.cpus, n.cpus, 1e-9);
+    TH_RC(reel__node_detect_cpus(0, &cpus_only), -EINVAL);
 }
 
 static void write_file(const char *dir, const char *name, const char *text) {

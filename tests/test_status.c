@@ -124,6 +124,7 @@ static void ts_pattern(uint64_t c, reel_pipeline_status *s) {
         g->retries = c * 31;
         g->restarts = c * 37;
         g->items_per_s = (double)c + i * 0.5;
+        g->tasks_per_s = (double)c * 0.25 + i;
         g->busy = (double)(c % 100) / 100.0;
         g->finished = ((c + i) & 1) != 0;
     }
@@ -150,7 +151,8 @@ static const char *ts_pattern_mismatch(const reel_pipeline_status *s) {
             a->items_in != b->items_in || a->items_out != b->items_out ||
             a->tasks_done != b->tasks_done || a->tasks_failed != b->tasks_failed ||
             a->retries != b->retries || a->restarts != b->restarts ||
-            a->items_per_s != b->items_per_s || a->busy != b->busy || a->finished != b->finished)
+            a->items_per_s != b->items_per_s || a->tasks_per_s != b->tasks_per_s ||
+            a->busy != b->busy || a->finished != b->finished)
             return "a stage figure";
     }
     return NULL;
@@ -457,6 +459,7 @@ enum ts_damage {
     TS_NAN,
     TS_NEGATIVE,
     TS_INFINITE,
+    TS_TASKS_NAN,
     TS_MODE,
     TS_BOOL,
     TS_STAGE_BOOL,
@@ -474,6 +477,7 @@ static const char *const ts_damage_names[] = {
     "NaN elapsed_s",
     "negative items/s",
     "infinite busy",
+    "NaN tasks/s",
     "mode 2",
     "finished 2",
     "stage finished 7",
@@ -513,6 +517,9 @@ static void ts_damage(status_segment *seg, enum ts_damage d) {
         break;
     case TS_INFINITE:
         s->stage[s->n_stages - 1].busy = INFINITY;
+        break;
+    case TS_TASKS_NAN:
+        s->stage[1].tasks_per_s = NAN;
         break;
     case TS_MODE:
         memcpy(&s->mode, &two, sizeof two);
@@ -722,6 +729,7 @@ static void tp_two_stages(reel_pipeline_status *s) {
     a->retries = 4;
     a->restarts = 1;
     a->items_per_s = 12.5;
+    a->tasks_per_s = 3.3;
     a->busy = 0.87;
     snprintf(b->name, sizeof b->name, "cap\"tion");
     b->workers = 8;
@@ -730,6 +738,7 @@ static void tp_two_stages(reel_pipeline_status *s) {
     b->items_in = 2000;
     b->items_out = 1999;
     b->items_per_s = 33.4;
+    b->tasks_per_s = 8.5;
     b->busy = 0.5;
     b->finished = true;
 }
@@ -764,6 +773,10 @@ Test(status, inspect_table) {
         "running",
         "STAGE",
         "QUEUED/BOUND",
+        "TASKS/S",
+        "ITEMS/S",
+        "3.3",
+        "8.5",
         "decode",
         "cap\"tion",
         "3 (1)",
@@ -807,7 +820,8 @@ Test(status, inspect_json) {
         "\"queued\":17,",           "\"queue_bound\":64,",     "\"items_in\":1234,",
         "\"items_out\":2468,",      "\"tasks_done\":600,",     "\"tasks_failed\":2,",
         "\"retries\":4,",           "\"restarts\":1,",         "\"items_per_s\":12.5,",
-        "\"items_per_s\":33.4,",    "\"busy\":0.87,",          "\"finished\":true}]}",
+        "\"items_per_s\":33.4,",    "\"busy\":0.87,",          "\"tasks_per_s\":3.3,",
+        "\"tasks_per_s\":8.5,",     "\"finished\":true}]}",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         tp_contains(r.out, want[i]);

@@ -36,7 +36,9 @@
  *
  * reel_pipeline_run() starts its own actor runtime, whose zygote is forked
  * from the calling thread: call it before the program starts other threads or
- * CUDA (see reel/actor.h). It counts GPUs through the CUDA runtime after that.
+ * CUDA (see reel/actor.h). When a stage asks for GPUs it counts them through
+ * the CUDA runtime in a short-lived child process, so that the calling
+ * process itself never initializes CUDA.
  *
  * Errors: 0 or a negative code; reel_strerror() names it, reel_last_error()
  * holds the sentence.
@@ -146,7 +148,8 @@ typedef struct reel_stage_status {
     uint64_t items_in;      /* items done (their tasks succeeded or failed for good) */
     uint64_t items_out;     /* items it passed on */
     uint64_t tasks_done, tasks_failed, retries, restarts;
-    double items_per_s; /* over the last window */
+    double items_per_s; /* items done per second, over the last window */
+    double tasks_per_s; /* tasks (batches) done or failed for good per second, last window */
     double busy;        /* share of its workers' time in process(), last window */
     bool finished;      /* nothing more will come to it */
 } reel_stage_status;
@@ -201,7 +204,7 @@ typedef struct reel_run_options {
      * round, and once at the end. Optional. */
     void (*on_status)(void *arg, const reel_pipeline_status *status);
     void *arg;
-    FILE *log; /* status lines; NULL: stderr */
+    FILE *log; /* status lines and the end-of-run summary; NULL: stderr */
     /* Task IDs, and so output IDs, derive from the run ID, the stage and the
      * task's inputs. NULL: a random one, so that no two runs name an object
      * alike; give the same one to two runs to make them name their outputs
@@ -243,15 +246,18 @@ typedef struct reel_run_result {
 } reel_run_result;
 
 /* Runs the pipeline to the end of its source.
- * Before anything starts, the stages are placed on the node (CPUs x
- * cpu_allocation_percentage, GPUs, memory); a pipeline that cannot fit is
- * refused (-ENODEV: a stage needs a GPU and there is none; -ENOSPC: more
- * CPUs, GPUs or memory than the node has), naming the stage and what is
- * missing. A task that fails for good is recorded; with ignore_failures the
- * run goes on and returns 0 with the failures in res, otherwise every worker
- * is stopped, every intermediate object deleted, and it returns that task's
- * error (res->error says which stage and input). res (optional) is filled in
- * either way; free it with reel_run_result_free(). */
+ * Before anything starts (no runtime, worker or status segment), the
+ * stages are placed on the node (CPUs x cpu_allocation_percentage, GPUs,
+ * memory); a pipeline that cannot fit is refused (-ENODEV: a stage needs a
+ * GPU and there is none; -ENOSPC: more CPUs, GPUs or memory than the node
+ * has), naming the stage and what is missing. A task that fails for good is
+ * recorded; with ignore_failures the run goes on and returns 0 with the
+ * failures in res, otherwise every worker is stopped, every intermediate
+ * object deleted, and it returns that task's error (res->error says which
+ * stage and input). Unless REEL_RUN_QUIET, the end of the run is logged: the
+ * last status lines, then per failure (the first 10) its stage, its input
+ * IDs and its error. res (optional) is filled in either way; free it with
+ * reel_run_result_free(). */
 REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
                                reel_run_result *res);
 
