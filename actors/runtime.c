@@ -55,6 +55,7 @@ typedef struct worker_slot {
     int pidfd, ctl_fd;
     uint32_t generation;
     int ready, stopping;
+    uint64_t ready_ns;        /* CLOCK_MONOTONIC when it reported ready; 0 in setup */
     int drain_wait;           /* a DRAIN was sent; its STATS answer has not come */
     uint64_t rss;             /* resident bytes, as last reported */
     uint32_t held[MAX_SLOTS]; /* task entries, in the order they were pushed */
@@ -97,6 +98,7 @@ struct reel_pool {
     int hold_wakes;          /* reel__pool_hold_wakes(): push tasks without waking */
     reel_pool_placer placer; /* where each new worker runs; NULL: anywhere */
     void *placer_arg;
+    uint64_t grace_ns; /* reel__pool_set_grace() */
 };
 
 struct reel_runtime {
@@ -725,6 +727,8 @@ static void read_control(reel_pool *p, worker_slot *ws) {
             ws->drain_wait = 0;
             ws->rss = m.rss;
         } else if (m.type == REEL_CTL_READY && m.generation == ws->generation) {
+            if (!ws->ready)
+                ws->ready_ns = reel__now_ns(CLOCK_MONOTONIC);
             ws->ready = 1;
             p->ever_ready = 1;
         } else if (m.type == REEL_CTL_ERROR && m.phase == 2 && m.has_task) {
@@ -809,6 +813,7 @@ static void worker_died(reel_pool *p, uint32_t w, const char *why) {
     ws->state = W_EMPTY;
     ws->pidfd = ws->ctl_fd = -1;
     ws->ready = ws->stopping = 0;
+    ws->ready_ns = 0;
     reel_store_reclaim(p->rt->store, NULL); /* its references and unsealed outputs */
     if (was_stopping || p->failed_rc)
         return;
@@ -1156,27 +1161,65 @@ int reel__pool_start_placed(reel_runtime *rt, const char *name, uint32_t workers
     return 0;
 }
 
+/* The worker reel_pool_resize() removes next: one past setup and its grace
+ * before one within its grace, before one still in setup (it has cost its
+ * setup and not produced yet); among those the least loaded, which gives
+ * back its tasks soonest; then the one ready longest. */
+static uint32_t removal_pick(const reel_pool *p, uint64_t now) {
+    uint32_t pick = UINT32_MAX, pick_rank = 0;
+    for (uint32_t w = 0; w < p->nslots; w++) {
+        const worker_slot *ws = &p->workers[w];
+        if (ws->state != W_LIVE || ws->stopping)
+            continue;
+        uint32_t rank = !ws->ready ? 2 : now - ws->ready_ns < p->grace_ns ? 1 : 0;
+        if (pick == UINT32_MAX || rank < pick_rank ||
+            (rank == pick_rank &&
+             (ws->nheld < p->workers[pick].nheld ||
+              (ws->nheld == p->workers[pick].nheld && ws->ready_ns < p->workers[pick].ready_ns)))) {
+            pick = w;
+            pick_rank = rank;
+        }
+    }
+    return pick;
+}
+
 REEL_API int reel_pool_resize(reel_pool *p, uint32_t workers) {
     if (!p || workers > POOL_MAX_WORKERS)
         return -EINVAL;
     p->target = workers;
     uint32_t live = live_workers(p, 0);
-    while (live > workers) {
-        /* Remove the least loaded first: it gives back its tasks soonest. */
-        uint32_t pick = UINT32_MAX;
-        for (uint32_t w = 0; w < p->nslots; w++) {
-            worker_slot *ws = &p->workers[w];
-            if (ws->state == W_LIVE && !ws->stopping &&
-                (pick == UINT32_MAX || ws->nheld < p->workers[pick].nheld))
-                pick = w;
-        }
-        stop_worker(p, pick);
-        live--;
-    }
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+    for (; live > workers; live--)
+        stop_worker(p, removal_pick(p, now));
     int rc = grow(p);
     dispatch(p);
     publish(p);
     return rc;
+}
+
+void reel__pool_set_grace(reel_pool *p, uint64_t grace_ns) {
+    p->grace_ns = grace_ns;
+}
+
+void reel__pool_census(reel_pool *p, uint64_t since_ns, reel_pool_census *out) {
+    memset(out, 0, sizeof *out);
+    uint32_t stopping = 0;
+    for (uint32_t w = 0; w < p->nslots; w++)
+        stopping += p->workers[w].state == W_LIVE && p->workers[w].stopping;
+    if (stopping) /* learn which have exited since the last look */
+        check_workers(p, reel__now_ns(CLOCK_MONOTONIC));
+    for (uint32_t w = 0; w < p->nslots; w++) {
+        const worker_slot *ws = &p->workers[w];
+        if (ws->state != W_LIVE)
+            continue;
+        if (ws->stopping) {
+            out->stopping++;
+            continue;
+        }
+        out->live++;
+        out->setup += !ws->ready;
+        out->settling += !ws->ready || ws->ready_ns >= since_ns;
+    }
 }
 
 REEL_API int reel_pool_submit(reel_pool *p, const reel_id *inputs, uint32_t n,

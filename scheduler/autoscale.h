@@ -82,8 +82,10 @@
  *
  * Applying the result: removals first, then additions (the change list is in
  * that order). Remove idle workers before busy ones, and never one still in
- * setup. New workers are reported in workers_setup until their grace period
- * has passed.
+ * setup. A removed worker holds its resources until it has exited: additions
+ * start only once what they need is free, and until then count as workers in
+ * setup. New workers are reported in workers_setup until their grace period,
+ * which starts when they become ready, has passed.
  */
 #ifndef REEL_SCHEDULER_AUTOSCALE_H
 #define REEL_SCHEDULER_AUTOSCALE_H

@@ -37,6 +37,7 @@
 #define WAIT_MAX_NS       100000000ull /* sleep at most this long between looks */
 #define GRACE_MIN_S       1.0          /* new workers are left alone at least this long */
 #define GRACE_MAX_S       10.0
+#define WAITING_LOOK_NS   10000000ull /* additions waiting for resources: looked at this often */
 
 /* ---- configuration: the public face of config.h ---------------------------- */
 
@@ -395,8 +396,9 @@ typedef struct stage_run {
      * lines' window: each is measured over its own interval. */
     stage_window scale_win, log_win;
     double last_rate, last_task_rate, last_busy; /* over the last status window */
-    uint64_t grace_until_ns;
-    uint32_t grace_workers;
+    /* Workers the pool was asked for: below workers while additions wait
+     * for the resources that removed workers still hold (start_waiting). */
+    uint32_t started;
 } stage_run;
 
 typedef struct run {
@@ -423,6 +425,8 @@ typedef struct run {
     uint64_t scale_win_ns, log_win_ns; /* where the two windows started */
     reel_autoscale_state scale;
     uint32_t scale_rounds;
+    bool waiting;             /* some stage has fewer workers started than allocated */
+    uint64_t next_waiting_ns; /* when to look again whether they fit */
     reel_status_writer *status;
     reel_pipeline_status snap;
 } run;
@@ -857,6 +861,16 @@ static uint32_t fit_workers(const run *r, uint32_t stage, const uint32_t *counts
 
 /* ---- status ------------------------------------------------------------------- */
 
+static double grace_s(const run *r) {
+    return fmin(GRACE_MAX_S, fmax(GRACE_MIN_S, r->cfg.autoscale_interval_s));
+}
+
+/* Workers that became ready at or after this are within their grace. */
+static uint64_t grace_since(const run *r, uint64_t now) {
+    uint64_t g = (uint64_t)(grace_s(r) * 1e9);
+    return now > g ? now - g : 0;
+}
+
 static void fill_status(run *r, uint64_t now) {
     reel_pipeline_status *st = &r->snap;
     snprintf(st->name, sizeof st->name, "%s", r->p->name);
@@ -872,14 +886,14 @@ static void fill_status(run *r, uint64_t now) {
         reel_stage_status *ss = &st->stage[i];
         snprintf(ss->name, sizeof ss->name, "%s", s->sd->def.name);
         reel_pool_stats ps = {0};
-        if (s->pool)
+        reel_pool_census c = {0};
+        if (s->pool) {
             reel_pool_stats_get(s->pool, &ps);
-        ss->workers = ps.workers;
-        uint32_t not_ready = ps.workers > ps.workers_ready ? ps.workers - ps.workers_ready : 0;
-        uint32_t grace = now < s->grace_until_ns ? s->grace_workers : 0;
-        ss->workers_setup = not_ready > grace ? not_ready : grace;
-        if (ss->workers_setup > ss->workers)
-            ss->workers_setup = ss->workers;
+            reel__pool_census(s->pool, grace_since(r, now), &c);
+        }
+        /* Workers on their way out are no longer the stage's. */
+        ss->workers = c.live;
+        ss->workers_setup = c.settling;
         ss->queued = s->q.count;
         ss->queue_bound = s->bound;
         ss->in_flight = s->items_out;
@@ -945,13 +959,16 @@ static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, s
     uint64_t items = s->items_in_done - w->items;
     uint64_t passed = s->items_passed - w->passed;
     double busy = ps.busy_seconds - w->busy;
+    reel_pool_census c = {0};
+    if (s->pool)
+        reel__pool_census(s->pool, grace_since(r, now), &c);
+    uint32_t producing = c.live - c.setup; /* ready, and not being removed */
     memset(m, 0, sizeof *m);
-    /* The allocation, not the pool's count, which still holds workers on
-     * their way out. */
+    /* The allocation, not the pool's count: workers on their way out are not
+     * the stage's, and those waiting to start are. Those are in setup, like
+     * the ones in setup or within their grace since they became ready. */
     m->workers = s->workers;
-    uint32_t not_ready = ps.workers > ps.workers_ready ? ps.workers - ps.workers_ready : 0;
-    uint32_t grace = now < s->grace_until_ns ? s->grace_workers : 0;
-    uint32_t setup = not_ready > grace ? not_ready : grace; /* the same workers, mostly */
+    uint32_t setup = c.settling + (s->workers > c.live ? s->workers - c.live : 0);
     m->workers_setup = setup > m->workers ? m->workers : setup;
     m->fixed_workers = sd->fixed_workers;
     m->min_workers = sd->min_workers;
@@ -963,8 +980,8 @@ static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, s
         m->task_s = busy / (double)items;
     m->tasks_per_s = window > 0 ? (double)items / window : 0;
     /* Only ready workers run tasks: the share of their time spent in them. */
-    if (window > 0 && ps.workers_ready > 0 && busy > 0)
-        m->busy = fmin(1.0, busy / (window * ps.workers_ready));
+    if (window > 0 && producing > 0 && busy > 0)
+        m->busy = fmin(1.0, busy / (window * producing));
     if (items > 0)
         m->outputs_per_input = (double)passed / (double)items;
     m->queue_depth = s->q.count + (uint64_t)ps.queued * sd->def.batch_size;
@@ -997,30 +1014,117 @@ static uint64_t queue_bound(const stage_run *s) {
     return b < REEL_PIPELINE_QUEUE_MIN ? REEL_PIPELINE_QUEUE_MIN : b;
 }
 
-static double grace_s(const run *r) {
-    return fmin(GRACE_MAX_S, fmax(GRACE_MIN_S, r->cfg.autoscale_interval_s));
+/* The resources workers hold, live ones and those being removed: a removed
+ * worker holds its CPUs, GPUs and memory until it has exited. */
+typedef struct held {
+    double cpus, gpus, mem;
+} held;
+
+static held resources_free(run *r) {
+    held f = {r->node.cpus, r->node.n_gpus, (double)r->node.memory};
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        stage_run *s = &r->s[i];
+        if (!s->pool)
+            continue;
+        reel_pool_census c;
+        reel__pool_census(s->pool, 0, &c);
+        double n = (double)c.live + c.stopping;
+        f.cpus -= n * s->sd->def.cpus;
+        f.gpus -= n * s->gpus;
+        f.mem -= n * (double)s->sd->def.memory;
+    }
+    return f;
 }
 
-/* Resizes stage i's pool to n workers (starting it when it has none). */
-static int set_workers(run *r, uint32_t i, uint32_t n, uint64_t now) {
+/* How many more workers of stage s fit in f (at most want). */
+static uint32_t fit_in(const stage_run *s, const held *f, uint32_t want) {
+    double fit = want;
+    if (s->sd->def.cpus > 0)
+        fit = fmin(fit, floor(f->cpus / s->sd->def.cpus + 1e-9));
+    if (s->gpus > 0)
+        fit = fmin(fit, floor(f->gpus / s->gpus + 1e-9));
+    if (s->sd->def.memory > 0)
+        fit = fmin(fit, floor(f->mem / (double)s->sd->def.memory + 1e-9));
+    return fit < 0 ? 0 : (uint32_t)fit;
+}
+
+/* Starts stage i's pool or resizes it to n workers. */
+static int start_workers(run *r, uint32_t i, uint32_t n) {
     stage_run *s = &r->s[i];
     int rc = 0;
     if (!s->pool && n > 0) {
         rc = reel__pool_start_placed(r->rt, s->sd->def.name, n, placer, s, &s->pool);
         r->pools[i] = s->pool;
+        if (s->pool)
+            reel__pool_set_grace(s->pool, (uint64_t)(grace_s(r) * 1e9));
     } else if (s->pool) {
         rc = reel_pool_resize(s->pool, n);
     }
+    if (rc == 0)
+        s->started = n;
+    return rc;
+}
+
+/* Starts as many of stage i's waiting workers as fit in *f, and takes what
+ * they need from it. Returns how many it started, or a negative code. */
+static int start_fitting(run *r, uint32_t i, held *f) {
+    stage_run *s = &r->s[i];
+    uint32_t k = s->started < s->workers ? fit_in(s, f, s->workers - s->started) : 0;
+    if (k == 0)
+        return 0;
+    int rc = start_workers(r, i, s->started + k);
     if (rc)
         return rc;
-    if (n > s->workers) {
-        s->grace_workers = (now < s->grace_until_ns ? s->grace_workers : 0) + n - s->workers;
-        s->grace_until_ns = now + (uint64_t)(grace_s(r) * 1e9);
-    }
+    f->cpus -= k * s->sd->def.cpus;
+    f->gpus -= k * s->gpus;
+    f->mem -= k * (double)s->sd->def.memory;
+    return (int)k;
+}
+
+/* Sets stage i's allocation to n workers. Removals happen at once; additions
+ * start only where the resources they need are free, and workers being
+ * removed hold theirs until they have exited: the others wait for
+ * start_waiting(). */
+static int set_workers(run *r, uint32_t i, uint32_t n) {
+    stage_run *s = &r->s[i];
+    int rc = 0;
     s->workers = n;
+    if (n < s->started || (n == 0 && s->pool)) {
+        rc = start_workers(r, i, n);
+    } else if (n > s->started) {
+        held f = resources_free(r);
+        rc = start_fitting(r, i, &f);
+        r->waiting |= s->started < s->workers;
+    }
+    if (rc < 0)
+        return rc;
     if (r->cfg.execution_mode == REEL_EXEC_STREAMING && n > 0)
         s->bound = queue_bound(s);
     return 0;
+}
+
+/* Starts the additions that wait, as far as they fit now; called every tick
+ * of the loop, it never waits for anything. */
+static void start_waiting(run *r, uint64_t now) {
+    if (!r->waiting || now < r->next_waiting_ns || r->stop_rc)
+        return;
+    r->next_waiting_ns = now + WAITING_LOOK_NS;
+    r->waiting = false;
+    held f = resources_free(r);
+    int any = 0;
+    for (uint32_t i = 0; i < r->p->n; i++) {
+        stage_run *s = &r->s[i];
+        int rc = start_fitting(r, i, &f);
+        if (rc < 0) {
+            stop_with(r, rc, "stage %s: cannot start %u workers: %s", s->sd->def.name, s->workers,
+                      reel_last_error());
+            return;
+        }
+        any |= rc > 0;
+        r->waiting |= s->started < s->workers;
+    }
+    if (any)
+        repin(r);
 }
 
 static void autoscale_round(run *r, uint64_t now) {
@@ -1060,7 +1164,7 @@ static void autoscale_round(run *r, uint64_t now) {
         for (uint32_t i = 0; i < r->p->n && !r->stop_rc; i++) {
             if (want[i] == r->s[i].workers || (want[i] > r->s[i].workers) != (pass == 1))
                 continue;
-            rc = set_workers(r, i, want[i], now);
+            rc = set_workers(r, i, want[i]);
             if (rc)
                 stop_with(r, rc, "stage %s: cannot resize to %u workers: %s", r->s[i].sd->def.name,
                           want[i], reel_last_error());
@@ -1097,6 +1201,8 @@ static uint64_t next_timer(const run *r) {
     uint64_t t = r->next_log_ns < r->next_publish_ns ? r->next_log_ns : r->next_publish_ns;
     if (r->cfg.execution_mode == REEL_EXEC_STREAMING && r->next_scale_ns < t)
         t = r->next_scale_ns;
+    if (r->waiting && r->next_waiting_ns < t)
+        t = r->next_waiting_ns;
     return t;
 }
 
@@ -1117,13 +1223,14 @@ static void drive(run *r, uint32_t first, uint32_t end) {
             if (s->finished && s->pool && s->workers > 0 &&
                 r->cfg.execution_mode == REEL_EXEC_STREAMING && i + 1 < end) {
                 /* Nothing more will come: its workers are free for the others. */
-                set_workers(r, i, 0, now_ns());
+                set_workers(r, i, 0);
             }
         }
         if (r->stop_rc || r->s[end - 1].finished)
             return;
         uint64_t now = now_ns();
         timers(r, now);
+        start_waiting(r, now);
         if (!progress) {
             uint64_t until = next_timer(r);
             if (until > now + WAIT_MAX_NS)
@@ -1165,9 +1272,8 @@ static int run_streaming(run *r) {
     rc = place_all(r, counts);
     if (rc)
         return rc;
-    uint64_t now = now_ns();
     for (uint32_t i = 0; i < r->p->n && rc == 0; i++) {
-        rc = set_workers(r, i, counts[i], now);
+        rc = set_workers(r, i, counts[i]);
         if (rc) {
             char why[256];
             snprintf(why, sizeof why, "%s", reel_last_error());
@@ -1244,7 +1350,7 @@ static int run_batch(run *r) {
         n = counts_i[i];
         int rc = place_all(r, counts_i);
         if (rc == 0)
-            rc = set_workers(r, i, n, now_ns());
+            rc = set_workers(r, i, n);
         if (rc) {
             char why[256];
             snprintf(why, sizeof why, "%s", reel_last_error());

@@ -102,6 +102,19 @@ static int forwards_then_fails(reel_actor_ctx *ctx, const reel_view *in, size_t 
     return -EIO;
 }
 
+/* Worker slot 0 sets up at once, the others take 1.2 s. */
+static int setup_slow_after_first(reel_actor_ctx *ctx) {
+    if (reel_actor_worker_index(ctx) > 0)
+        th_sleep_ms(1200);
+    return 0;
+}
+
+static int takes_300ms(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx, (void)in, (void)n, (void)out;
+    th_sleep_ms(300);
+    return 0;
+}
+
 static const reel_actor_def def_plus_one = {.name = "plus_one", .process = plus_one};
 static const reel_actor_def def_forwards = {.name = "forwards", .process = forwards};
 static const reel_actor_def def_forwards_fails = {
@@ -117,10 +130,13 @@ static const reel_actor_def def_bad_setup = {
     .name = "bad_setup", .process = noop, .setup = setup_fails};
 static const reel_actor_def def_hangs = {
     .name = "hangs", .process = hangs_once, .task_timeout_ms = 300};
+static const reel_actor_def def_late_setup = {
+    .name = "late_setup", .process = takes_300ms, .setup = setup_slow_after_first};
 
 static const reel_actor_def *const all_defs[] = {
-    &def_plus_one,  &def_noop,  &def_flaky,      &def_fails,    &def_crashes,
-    &def_bad_setup, &def_hangs, &def_plus_one_b, &def_forwards, &def_forwards_fails};
+    &def_plus_one, &def_noop,           &def_flaky,     &def_fails,
+    &def_crashes,  &def_bad_setup,      &def_hangs,     &def_plus_one_b,
+    &def_forwards, &def_forwards_fails, &def_late_setup};
 
 /* ---- fixture ---------------------------------------------------------------- */
 
@@ -300,6 +316,42 @@ ACTOR_TEST(pools_start_resize_and_stop) {
         cr_assert(!th_proc_stat(pids[i], &ppid, &state, NULL),
                   "worker %d outlived its pool (state %c)", (int)pids[i], state);
     }
+}
+
+/* Shrinking removes a ready worker, even a busy one, before one in setup:
+ * that one has cost its setup and not produced anything yet. */
+ACTOR_TEST(shrinking_keeps_a_worker_in_setup) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "late_setup", 1, &pool));
+    reel_pool_stats st = {0};
+    for (int tries = 0; tries < 500 && st.workers_ready < 1; tries++) {
+        TH_OK(reel_pool_stats_get(pool, &st));
+        th_sleep_ms(10);
+    }
+    cr_assert_eq(st.workers_ready, 1);
+    pid_t first;
+    size_t n;
+    TH_OK(reel_pool_workers(pool, &first, 1, &n));
+    TH_OK(reel_pool_submit(pool, NULL, 0, NULL, -1, NULL)); /* the ready one holds a task */
+    TH_OK(reel_pool_resize(pool, 2));                       /* the new one sets up for 1.2 s */
+    TH_OK(reel_pool_resize(pool, 1));
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_eq(st.workers_ready, 1, "the ready worker is still finishing its task");
+    reel_task_result r;
+    TH_OK(reel_pool_collect(pool, &r, 10000));
+    cr_assert_eq(r.status, 0, "%s", r.error);
+    for (int tries = 0; tries < 500; tries++) { /* the removed one exits by itself */
+        TH_OK(reel_pool_stats_get(pool, &st));
+        if (st.workers == 1)
+            break;
+        th_sleep_ms(10);
+    }
+    pid_t left;
+    TH_OK(reel_pool_workers(pool, &left, 1, &n));
+    cr_assert_eq(n, 1);
+    cr_assert_neq(left, first, "the worker in setup was removed, the ready one kept");
+    cr_assert_eq(st.workers_ready, 0, "the one left is the one still in setup");
+    TH_OK(reel_pool_stop(pool, -1));
 }
 
 ACTOR_TEST(worker_killed_mid_task_loses_and_duplicates_nothing) {

@@ -13,11 +13,15 @@
 #include <sched.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <reel/pipeline.h>
 
@@ -840,6 +844,220 @@ Test(pipeline, the_autoscaler_moves_workers_to_the_slow_stage) {
     cr_assert_gt(w.most[1], w.first[1], "slow stage: %u workers at first, at most %u", w.first[1],
                  w.most[1]);
     cr_assert_geq(w.most[1], 5, "slow stage had at most %u workers", w.most[1]);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(N);
+    for (int i = 0; i < N; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+/* ---- applying the autoscaler's changes ------------------------------------------ */
+
+/* Where the workers of the next two tests write what they saw: the zygote
+ * forks from the run, so what the test sets before it reaches them. */
+static char trace_dir[256];
+
+static void trace_path(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", trace_dir, name);
+}
+
+static void trace_append(const char *name, const char *line) {
+    char path[300];
+    trace_path(path, sizeof path, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd < 0)
+        return;
+    ssize_t w = write(fd, line, strlen(line)); /* one short write: atomic with O_APPEND */
+    (void)w;
+    close(fd);
+}
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Every worker, as it starts, adds itself to "pids" and counts how many of
+ * those are alive: workers only start, so the most ever alive together is
+ * the most any of them counted. */
+static int setup_counts_alive(reel_actor_ctx *ctx) {
+    (void)ctx;
+    char line[64], path[300];
+    snprintf(line, sizeof line, "%d\n", (int)getpid());
+    trace_append("pids", line);
+    trace_path(path, sizeof path, "pids");
+    FILE *f = fopen(path, "r");
+    int alive = 0, pid;
+    while (f && fscanf(f, "%d", &pid) == 1) {
+        pid_t ppid;
+        char state;
+        alive += th_proc_stat(pid, &ppid, &state, NULL) && state != 'Z' && state != 'X';
+    }
+    if (f)
+        fclose(f);
+    snprintf(line, sizeof line, "%d\n", alive);
+    trace_append("alive", line);
+    return 0;
+}
+
+/* Leaves slowly: a removed worker still holds its CPU meanwhile. */
+static void teardown_slowly(reel_actor_ctx *ctx) {
+    (void)ctx;
+    th_sleep_ms(1500);
+}
+
+static int plod_40ms(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    sleep_ms(40);
+    return pass(ctx, in, n, out);
+}
+
+static const reel_actor_def def_quick = {.name = "quick",
+                                         .process = pass,
+                                         .setup = setup_counts_alive,
+                                         .teardown = teardown_slowly,
+                                         .cpus = 1};
+static const reel_actor_def def_plod = {
+    .name = "plod", .process = plod_40ms, .setup = setup_counts_alive, .cpus = 1};
+
+Test(pipeline, additions_wait_until_removed_workers_have_exited) {
+    reel_node node;
+    TH_OK(reel__node_detect(1.0, &node));
+    if (node.cpus < 2)
+        cr_skip_test("fewer than 2 CPUs: no room to move a worker");
+    snprintf(trace_dir, sizeof trace_dir, "%s", th_store_path());
+    cr_assert_eq(mkdir(trace_dir, 0700), 0);
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("budget", &p));
+    TH_OK(reel_pipeline_add(p, &def_quick, NULL));
+    TH_OK(reel_pipeline_add(p, &def_plod, NULL));
+    enum { N = 60 };
+    static reel_id in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = put_text("x");
+    reel_executor_config c = quick_config();
+    /* Room for two 1-CPU workers and no third: quick's and plod's. quick is
+     * done at once; its worker is removed and takes 1.5 s to leave, and the
+     * first round (1 s) gives its CPU to plod, which has a backlog. */
+    c.cpu_allocation_percentage = fmin(1.0, 2.5 / node.cpus);
+    c.autoscale_interval_s = 1;
+    reel_run_options ro = {
+        .store = store_path, .config = &c, .inputs = in, .n_inputs = N, .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert_eq(res.outputs, N);
+    char path[300];
+    trace_path(path, sizeof path, "alive");
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    int most = 0, starts = 0, alive;
+    while (fscanf(f, "%d", &alive) == 1) {
+        starts++;
+        most = alive > most ? alive : most;
+    }
+    fclose(f);
+    cr_assert_geq(starts, 3, "only %d workers started: plod never got quick's CPU", starts);
+    cr_assert_leq(most, 2, "%d workers of 1 CPU alive at once, with room for 2", most);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(N);
+    for (int i = 0; i < N; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+    char *names[] = {"pids", "alive"};
+    for (int i = 0; i < 2; i++) {
+        trace_path(path, sizeof path, names[i]);
+        unlink(path);
+    }
+    rmdir(trace_dir);
+}
+
+/* Ready only after 1.5 s, longer than the grace (1 s at a 1 s interval). */
+static int setup_slowly(reel_actor_ctx *ctx) {
+    (void)ctx;
+    th_sleep_ms(1500);
+    char line[32];
+    snprintf(line, sizeof line, "%llu\n", (unsigned long long)mono_ns());
+    trace_append("ready", line);
+    return 0;
+}
+
+static int plod_25ms(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    sleep_ms(25);
+    return pass(ctx, in, n, out);
+}
+
+static const reel_actor_def def_lazy = {
+    .name = "lazy", .process = plod_25ms, .setup = setup_slowly, .cpus = 0.2};
+
+typedef struct setup_seen {
+    size_t n;
+    uint64_t at[1024];
+    uint32_t workers[1024], setup[1024];
+} setup_seen;
+
+static void on_setup_seen(void *arg, const reel_pipeline_status *s) {
+    setup_seen *w = arg;
+    if (w->n < 1024) {
+        w->at[w->n] = mono_ns();
+        w->workers[w->n] = s->stage[0].workers;
+        w->setup[w->n] = s->stage[0].workers_setup;
+        w->n++;
+    }
+}
+
+Test(pipeline, a_worker_slow_to_set_up_gets_its_grace_from_ready) {
+    snprintf(trace_dir, sizeof trace_dir, "%s", th_store_path());
+    cr_assert_eq(mkdir(trace_dir, 0700), 0);
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("grace", &p));
+    TH_OK(reel_pipeline_add(p, &def_lazy, &(reel_stage_options){.max_workers = 1}));
+    enum { N = 80 }; /* 2 s of work once it is ready */
+    static reel_id in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = put_text("x");
+    reel_executor_config c = quick_config();
+    c.autoscale_interval_s = 1; /* a grace of 1 s */
+    c.logging_interval = 0.05;
+    static setup_seen w;
+    memset(&w, 0, sizeof w);
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = N,
+                           .on_status = on_setup_seen,
+                           .arg = &w,
+                           .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert_eq(res.outputs, N);
+    char path[300];
+    trace_path(path, sizeof path, "ready");
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    unsigned long long ready = 0;
+    cr_assert_eq(fscanf(f, "%llu", &ready), 1);
+    fclose(f);
+    unlink(path);
+    rmdir(trace_dir);
+    /* Within the grace after ready: still counted in setup. Well after it
+     * (the driver may read the READY late): no longer. */
+    size_t within = 0, after = 0;
+    for (size_t i = 0; i < w.n; i++) {
+        if (w.at[i] < ready)
+            cr_assert_eq(w.setup[i], w.workers[i], "a worker in setup not counted so");
+        if (w.at[i] >= ready + 100000000ull && w.at[i] <= ready + 700000000ull) {
+            within++;
+            cr_assert_eq(w.setup[i], 1, "%.2f s after ready, %u workers in their grace",
+                         (double)(w.at[i] - ready) / 1e9, w.setup[i]);
+        }
+        if (w.at[i] >= ready + 1500000000ull) {
+            after++;
+            cr_assert_eq(w.setup[i], 0, "%.2f s after ready, %u workers still in their grace",
+                         (double)(w.at[i] - ready) / 1e9, w.setup[i]);
+        }
+    }
+    cr_assert_gt(within, 0, "no status within the grace (%zu in all)", w.n);
+    cr_assert_gt(after, 0, "no status after the grace (%zu in all)", w.n);
     reel_run_result_free(&res);
     reel_pipeline_free(p);
     expect_clean(N);

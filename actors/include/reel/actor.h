@@ -162,7 +162,11 @@ typedef struct reel_pool reel_pool;
  * (no such stage), -EINVAL. */
 REEL_API int reel_pool_start(reel_runtime *rt, const char *name, uint32_t workers, reel_pool **out);
 
-/* Grows or shrinks the pool. A removed worker finishes the tasks it holds first. */
+/* Grows or shrinks the pool. Shrinking removes workers past setup before any
+ * still in setup, the least loaded first; a removed worker finishes the tasks
+ * it holds, then exits. It stops counting towards workers at once: growing
+ * right after shrinking starts new workers beside those still on their way
+ * out. */
 REEL_API int reel_pool_resize(reel_pool *pool, uint32_t workers);
 
 /* Submits a task of n (0..REEL_TASK_MAX_INPUTS) input objects. The task ID

@@ -140,8 +140,8 @@ REEL_API void reel_pipeline_free(reel_pipeline *p);
  * `reel-inspect pipeline`). Counts are in items unless they say tasks. */
 typedef struct reel_stage_status {
     char name[REEL_ACTOR_NAME_MAX];
-    uint32_t workers;       /* alive, in setup included */
-    uint32_t workers_setup; /* in setup or their grace period */
+    uint32_t workers;       /* alive, in setup included, those being removed not */
+    uint32_t workers_setup; /* in setup or their grace period (from ready) */
     uint64_t queued;        /* items waiting for this stage */
     uint64_t queue_bound;   /* the most its queue is meant to hold (0: unbounded) */
     uint64_t in_flight;     /* items in tasks handed to workers */
