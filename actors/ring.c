@@ -199,7 +199,7 @@ static int wait_side(reel_ring *r, const ring_side *s, uint64_t spin_ns, int tim
     if (timeout_ms == 0)
         return -EAGAIN;
 
-    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC), start = now;
     uint64_t deadline = timeout_ms > 0 ? now + (uint64_t)timeout_ms * 1000000u : 0;
 
     /* Spin on the ring itself, unannounced, so the other side pays nothing. */
@@ -215,6 +215,7 @@ static int wait_side(reel_ring *r, const ring_side *s, uint64_t spin_ns, int tim
             cpu_relax();
         }
         now = reel__now_ns(CLOCK_MONOTONIC);
+        reel__spin_yield(start, now);
     }
 
     for (;;) {

@@ -918,13 +918,14 @@ static int pump(reel_pool *p, uint64_t deadline_ns) {
         return got;
     }
     /* Nothing yet: spin on the result rings, then sleep in poll(). */
-    uint64_t spin_end = now + p->rt->spin_ns;
+    uint64_t spin_start = now, spin_end = now + p->rt->spin_ns;
     for (;;) {
         if (results_waiting(p))
             return got;
         now = reel__now_ns(CLOCK_MONOTONIC);
         if (now >= spin_end || now >= deadline_ns)
             break;
+        reel__spin_yield(spin_start, now);
     }
     if (now >= deadline_ns)
         return got;
@@ -970,7 +971,7 @@ void reel__pool_hold_wakes(reel_pool *p, int hold) {
 /* Several pools driven by one thread: waits until any of them has a result,
  * a death or a message, or until deadline_ns; spins first, as pump() does. */
 int reel__pools_wait(reel_runtime *rt, reel_pool *const *pools, size_t n, uint64_t deadline_ns) {
-    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC), spin_start = now;
     uint64_t spin_end = now + rt->spin_ns;
     for (;;) {
         for (size_t i = 0; i < n; i++)
@@ -979,6 +980,7 @@ int reel__pools_wait(reel_runtime *rt, reel_pool *const *pools, size_t n, uint64
         now = reel__now_ns(CLOCK_MONOTONIC);
         if (now >= spin_end || now >= deadline_ns)
             break;
+        reel__spin_yield(spin_start, now);
     }
     if (now >= deadline_ns)
         return 0;

@@ -244,6 +244,17 @@ static inline void reel__cpu_relax(void) {
 #endif
 }
 
+/* A spinner that has waited this long yields its CPU at every clock read
+ * (reel__spin_yield): where processes outnumber CPUs, the one it waits for
+ * may be waiting for this very CPU, and spinning out a whole time slice
+ * collapsed 4 drivers and 4 workers on 2 CPUs to a fifth of their sleeping
+ * rate. Where nothing else is runnable, sched_yield() returns at once, and a
+ * hand-off shorter than this never yields. */
+#define REEL_SPIN_YIELD_AFTER_NS 4000u
+
+/* Called at each clock read of a spin that began at start_ns. */
+void reel__spin_yield(uint64_t start_ns, uint64_t now_ns);
+
 /* wait.c: spin-then-futex waiting on a sequence word in shared memory.
  * reel__wait_change waits until *seq != seen: spins for spin_ns, then sleeps;
  * deadline_ns is CLOCK_MONOTONIC, 0 = forever. Returns 0 or -ETIMEDOUT.

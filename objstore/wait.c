@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -26,9 +27,14 @@ void reel__wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers) {
     reel__wake_sleepers(seq, sleepers);
 }
 
+void reel__spin_yield(uint64_t start_ns, uint64_t now_ns) {
+    if (now_ns - start_ns >= REEL_SPIN_YIELD_AFTER_NS)
+        sched_yield();
+}
+
 int reel__wait_change(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, uint32_t seen,
                       uint64_t spin_ns, uint64_t deadline_ns) {
-    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC), start = now;
     uint64_t spin_end = now + spin_ns;
     if (deadline_ns && spin_end > deadline_ns)
         spin_end = deadline_ns;
@@ -39,6 +45,7 @@ int reel__wait_change(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, uint32_
             reel__cpu_relax();
         }
         now = reel__now_ns(CLOCK_MONOTONIC);
+        reel__spin_yield(start, now);
     }
     int rc = 0;
     atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
