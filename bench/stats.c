@@ -764,6 +764,35 @@ static void json_row(FILE *out, const bench_row *r) {
     fputs("}", out);
 }
 
+/* A curve of the plots, in numbers: its columns, their units, its points. */
+static void json_series(FILE *out, const bench_series *ser, size_t index) {
+    fputs(index ? ",\n    {\"name\": " : "\n    {\"name\": ", out);
+    json_str(out, ser->name);
+    fputs(", \"title\": ", out);
+    json_str(out, ser->title);
+    const char *keys[] = {"columns", "units"};
+    for (int k = 0; k < 2; k++) {
+        fprintf(out, ", \"%s\": [", keys[k]);
+        for (size_t c = 0; c < ser->ncols; c++) {
+            if (c)
+                fputs(", ", out);
+            json_str(out, k ? ser->unit[c] : ser->col[c]);
+        }
+        fputs("]", out);
+    }
+    fputs(", \"points\": [", out);
+    for (size_t i = 0; i < ser->n; i++) {
+        fputs(i ? ", [" : "[", out);
+        for (size_t c = 0; c < ser->ncols; c++) {
+            if (c)
+                fputs(", ", out);
+            json_num(out, ser->v[i * ser->ncols + c]);
+        }
+        fputs("]", out);
+    }
+    fputs("]}", out);
+}
+
 void bench_report_print_json(FILE *out, const bench_report *reports, size_t n) {
     fputs("{\"sections\": [", out);
     for (size_t s = 0; s < n; s++) {
@@ -785,6 +814,9 @@ void bench_report_print_json(FILE *out, const bench_report *reports, size_t n) {
             fputs(i ? ",\n    " : "\n    ", out);
             json_row(out, &rep->rows[i]);
         }
+        fputs("],\n   \"series\": [", out);
+        for (size_t i = 0; i < rep->nseries; i++)
+            json_series(out, &rep->series[i], i);
         fputs("]}", out);
     }
     fputs("\n]}\n", out);
