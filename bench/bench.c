@@ -204,6 +204,8 @@ static void ray_args_for(const bench_section *s, const bench_options *opts, cons
     a->argv[n] = NULL;
 }
 
+#define RAY_SETTLE_MAX_S 30.0 /* the longest reel-bench waits for Ray's processes to go */
+
 /* Ray's figures for one section, measured after reel's (never while reel is
  * timed), as bench_ray.h says: a matching row gets Ray as its baseline, the
  * others are printed in a group of their own. Never fails the section. */
@@ -245,8 +247,11 @@ static void add_ray(const bench_section *s, const bench_options *opts, bench_rep
         if (row && r->has_lat)
             bench_row_latency(row, r->p50_us, r->p99_us, 0);
     }
-    bench_report_note(rep, "Ray %s, this machine: %s took %.1f s", ray.ray_version, s->ray_script,
-                      ray.wall_s);
+    double quiet = bench_wait_quiet(RAY_SETTLE_MAX_S);
+    bench_report_note(rep,
+                      "Ray %s, this machine: %s took %.1f s, then %.1f s for its processes to "
+                      "leave the CPUs (%.0f%% busy or less)",
+                      ray.ray_version, s->ray_script, ray.wall_s, quiet, BENCH_QUIET_BUSY * 100);
     for (size_t k = 0; k < ray.nnotes; k++)
         bench_report_note(rep, "Ray: %s", ray.notes[k]);
 }

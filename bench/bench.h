@@ -216,6 +216,13 @@ double bench_timer_p50_us(uint64_t *scratch, size_t n);
 void bench_describe_failure(char *buf, size_t cap, int err, int reel_call, const char *fmt,
                             va_list ap);
 
+/* Waits, up to max_s seconds, until the machine's CPUs are at most
+ * BENCH_QUIET_BUSY busy over a quarter of a second: after Ray, whose
+ * processes go on exiting for seconds after its script has, so that the
+ * next section is not measured beside them. Returns the seconds waited. */
+#define BENCH_QUIET_BUSY 0.15
+double bench_wait_quiet(double max_s);
+
 /* Pins the calling process to one CPU. Returns 0 or a negative errno. */
 int bench_pin_cpu(int cpu);
 

@@ -250,6 +250,44 @@ int bench_handoff_limits(const bench_options *opts, bench_report *report, const 
     return 0;
 }
 
+/* ---- A quiet machine ----------------------------------------------------- */
+
+/* The busy share of all CPUs over the next window_ms, from /proc/stat; -1
+ * where it cannot be read. */
+static double busy_share(int window_ms) {
+    unsigned long long a[2][8];
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen("/proc/stat", "r");
+        if (!f)
+            return -1;
+        int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &a[k][0], &a[k][1],
+                       &a[k][2], &a[k][3], &a[k][4], &a[k][5], &a[k][6], &a[k][7]);
+        fclose(f);
+        if (n != 8)
+            return -1;
+        if (k == 0) {
+            struct timespec ts = {window_ms / 1000, (long)(window_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+                ;
+        }
+    }
+    unsigned long long total = 0, idle = 0;
+    for (int i = 0; i < 8; i++)
+        total += a[1][i] - a[0][i];
+    idle = (a[1][3] - a[0][3]) + (a[1][4] - a[0][4]); /* idle + iowait */
+    return total ? 1.0 - (double)idle / (double)total : 0;
+}
+
+double bench_wait_quiet(double max_s) {
+    uint64_t t0 = bench_now_ns();
+    while ((double)(bench_now_ns() - t0) / 1e9 < max_s) {
+        double busy = busy_share(250);
+        if (busy < 0 || busy <= BENCH_QUIET_BUSY)
+            break;
+    }
+    return (double)(bench_now_ns() - t0) / 1e9;
+}
+
 /* ---- Progress ------------------------------------------------------------ */
 
 void bench_progress(const bench_options *opts, const char *section, const char *fmt, ...) {
@@ -660,8 +698,8 @@ void bench_report_print_table(FILE *out, const bench_report *report) {
         any = 1;
         char m[64];
         if (r->vs_ray_state == BENCH_VS_RAY_UNMEASURED) {
-            fprintf(out, "  %-7s %-*s %-34s Ray not run here (reel-bench --vs-ray)\n", "-", wf,
-                    r->figure, r->vs_ray_text);
+            fprintf(out, "  %-7s %-*s %-34s no Ray figure beside it (reel-bench --vs-ray)\n", "-",
+                    wf, r->figure, r->vs_ray_text);
             continue;
         }
         fmt_num(r->vs_ray_measured, m, sizeof(m));
