@@ -35,9 +35,14 @@
 
 #define STATUS_PUBLISH_NS 100000000ull /* the shared-memory figures, at most this often */
 #define WAIT_MAX_NS       100000000ull /* sleep at most this long between looks */
-#define GRACE_MIN_S       1.0          /* new workers are left alone at least this long */
-#define GRACE_MAX_S       10.0
-#define WAITING_LOOK_NS   10000000ull /* additions waiting for resources: looked at this often */
+/* A new worker's grace after it is ready: half an interval, so that the
+ * round after it started judges it by half an interval of its own work (a
+ * grace of a whole interval made every first round a no-op: workers ready
+ * at 0.2 s were still in grace at the 1 s round); at least GRACE_MIN_S. */
+#define GRACE_SHARE     0.5
+#define GRACE_MIN_S     0.25
+#define GRACE_MAX_S     10.0
+#define WAITING_LOOK_NS 10000000ull /* additions waiting for resources: looked at this often */
 
 /* ---- configuration: the public face of config.h ---------------------------- */
 
@@ -862,7 +867,7 @@ static uint32_t fit_workers(const run *r, uint32_t stage, const uint32_t *counts
 /* ---- status ------------------------------------------------------------------- */
 
 static double grace_s(const run *r) {
-    return fmin(GRACE_MAX_S, fmax(GRACE_MIN_S, r->cfg.autoscale_interval_s));
+    return fmin(GRACE_MAX_S, fmax(GRACE_MIN_S, GRACE_SHARE * r->cfg.autoscale_interval_s));
 }
 
 /* Workers that became ready at or after this are within their grace. */

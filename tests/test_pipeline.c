@@ -971,7 +971,7 @@ Test(pipeline, additions_wait_until_removed_workers_have_exited) {
     rmdir(trace_dir);
 }
 
-/* Ready only after 1.5 s, longer than the grace (1 s at a 1 s interval). */
+/* Ready only after 1.5 s, longer than the grace (1 s at a 2 s interval). */
 static int setup_slowly(reel_actor_ctx *ctx) {
     (void)ctx;
     th_sleep_ms(1500);
@@ -1016,7 +1016,7 @@ Test(pipeline, a_worker_slow_to_set_up_gets_its_grace_from_ready) {
     for (int i = 0; i < N; i++)
         in[i] = put_text("x");
     reel_executor_config c = quick_config();
-    c.autoscale_interval_s = 1; /* a grace of 1 s */
+    c.autoscale_interval_s = 2; /* a grace of 1 s: half an interval */
     c.logging_interval = 0.05;
     static setup_seen w;
     memset(&w, 0, sizeof w);
