@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <sched.h>
 
 #include "helpers.h"
 
@@ -147,6 +148,41 @@ Test(lifecycle, put_and_get) {
     cr_assert_eq(st.objects_sealed, 1u);
     cr_assert_eq(st.objects_unsealed, 0u);
     TH_OK(reel_obj_delete(s, &id));
+    expect_empty(s);
+    TH_OK(reel_store_close(s));
+}
+
+/* From 4 MiB a put copies on several threads, one per allowed CPU: every
+ * byte lands where it belongs, for sizes that split unevenly too, and on one
+ * CPU as well as on several. */
+Test(lifecycle, large_puts_copy_every_byte) {
+    static const uint64_t sizes[] = {4 * MiB, 9 * MiB + 123, 12 * MiB - 1};
+    reel_store *s = th_store_new(40 * MiB, 1024, NULL);
+    uint8_t *data = malloc(12 * MiB);
+    cr_assert_not_null(data);
+    cpu_set_t all, one;
+    cr_assert_eq(sched_getaffinity(0, sizeof all, &all), 0);
+    for (int pinned = 0; pinned < 2; pinned++) {
+        if (pinned) {
+            CPU_ZERO(&one);
+            for (int c = 0; c < CPU_SETSIZE; c++)
+                if (CPU_ISSET(c, &all)) {
+                    CPU_SET(c, &one);
+                    break;
+                }
+            cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+        }
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            uint8_t seed = (uint8_t)(7 + i + 10 * pinned);
+            th_fill(data, sizes[i], seed);
+            reel_id id = th_id_random();
+            TH_OK(reel_obj_put(s, &id, data, sizes[i], NULL, 0, 0, 0));
+            expect_content(s, &id, sizes[i], seed);
+            TH_OK(reel_obj_delete(s, &id));
+        }
+    }
+    cr_assert_eq(sched_setaffinity(0, sizeof all, &all), 0);
+    free(data);
     expect_empty(s);
     TH_OK(reel_store_close(s));
 }
