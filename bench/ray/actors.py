@@ -300,10 +300,8 @@ def measure(b):
 
 
 def options(p):
-    p.add_argument("--sizes", type=common.sizes_arg, metavar="LIST",
-                   help="argument sizes, comma-separated: 64,1048576 (or 64,1M)")
-    p.add_argument("--iterations", type=common.iterations_arg, metavar="N",
-                   help="calls per measurement, no time cap")
+    common.size_options(p, "argument sizes, comma-separated: 64,1048576 (or 64,1M)",
+                        "calls per measurement, no time cap")
 
 
 def check(b):

@@ -139,6 +139,12 @@ def iterations_arg(text):
     return int(text)
 
 
+def size_options(p, sizes_help, iterations_help):
+    """--sizes and --iterations, as reel-bench passes them on."""
+    p.add_argument("--sizes", type=sizes_arg, metavar="LIST", help=sizes_help)
+    p.add_argument("--iterations", type=iterations_arg, metavar="N", help=iterations_help)
+
+
 class Bench:
     """One script's run: options, Ray, rows, notes, and the JSON at the end.
     options(parser), if given, adds the script's own options; check(bench)

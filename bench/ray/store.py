@@ -153,10 +153,8 @@ def measure(b):
 
 
 def options(p):
-    p.add_argument("--sizes", type=common.sizes_arg, metavar="LIST",
-                   help="object sizes, comma-separated: 64,4096,1048576 (or 64,4K,1M)")
-    p.add_argument("--iterations", type=common.iterations_arg, metavar="N",
-                   help="operations per measurement, no time cap")
+    common.size_options(p, "object sizes, comma-separated: 64,4096,1048576 (or 64,4K,1M)",
+                        "operations per measurement, no time cap")
 
 
 def check(b):
