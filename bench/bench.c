@@ -349,6 +349,13 @@ int main(int argc, char **argv) {
         if (!count)
             die_usage("unknown section '%s'", section);
     }
+    /* the stores of reel-bench runs that were killed (SIGKILL leaves no time
+     * to remove them): each may hold hundreds of MiB of /dev/shm */
+    static const char *const own_prefixes[] = {"reel-bench-", "reel-bench-actors-",
+                                               "reel-bench-pipeline-", "reel-bench-spill-",
+                                               "reel-bench-h2d-"};
+    for (size_t k = 0; k < sizeof own_prefixes / sizeof own_prefixes[0]; k++)
+        reel_store_destroy_orphans(own_prefixes[k]);
     opts.progress = isatty(STDERR_FILENO);
     char why[512];
     if (vs_ray && bench_ray_available(why, sizeof why) != 0) {
