@@ -30,7 +30,7 @@ static size_t th_npaths;
 static unsigned th_counter;
 static pid_t th_children[TH_MAX_CHILDREN];
 
-/* Removes the stores of test processes that were killed before their
+/* Removes the stores (and scratch directories) of test processes killed before their
  * th_fini() (a timeout, a crash, Ctrl-C): each may hold hundreds of MiB of
  * /dev/shm. Only those older than any test runs: a store a test's child
  * named may still be in use by the test after the child is gone. */
@@ -39,8 +39,19 @@ static void remove_if_old(const char *dir, const char *name, void *arg) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     struct stat st;
-    if (stat(path, &st) != 0 || st.st_mtime > time(NULL) - 3600)
+    if (lstat(path, &st) != 0 || st.st_mtime > time(NULL) - 3600)
         return;
+    if (S_ISDIR(st.st_mode)) { /* a test's scratch directory: flat, its files only */
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        if (d)
+            closedir(d);
+        rmdir(path);
+        return;
+    }
     if (reel_store_destroy(path) != 0)
         unlink(path);
 }
