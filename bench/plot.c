@@ -128,7 +128,9 @@ static double figure_size(const char *fig, char *rest, size_t cap) {
                 head--;
             while (*after == ' ')
                 after++;
-            snprintf(rest, cap, "%.*s%s%s", (int)head, fig, head && *after ? " " : "", after);
+            /* "memcpy 16 MiB, 2 threads" -> "memcpy, 2 threads" */
+            snprintf(rest, cap, "%.*s%s%s", (int)head, fig,
+                     head && *after && *after != ',' ? " " : "", after);
             return v * pow(1024.0, (double)u);
         }
     }
