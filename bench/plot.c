@@ -373,8 +373,8 @@ static void actors_table(const bench_report *rep, table *t) {
         const char *mode;
         split_mode(ray_fig ? r->figure + 4 : r->figure, base, sizeof(base), &mode);
         /* a round trip is one synchronous call: calls/s = 1 / its mean; the
-         * limits' ping-pongs (no mode) are no calls */
-        if (lat && !ray_fig && !ray_group && !mode[0])
+         * limits (no mode: the ping-pongs, the ring hand-off) are no calls */
+        if (!ray_fig && !ray_group && (!mode[0] || strstr(r->group, "the limits")))
             continue;
         snprintf(cat, sizeof(cat), "%s%s", base, lat ? " (1/mean)" : "");
         if (ray_fig)
