@@ -122,17 +122,17 @@ void reel__pool_set_grace(reel_pool *p, uint64_t grace_ns);
 typedef struct reel_pool_census {
     uint32_t live;     /* running or in setup, not being removed */
     uint32_t setup;    /* of live: still in setup */
-    uint32_t settling; /* of live: in setup, or ready at or after since_ns */
+    uint32_t settling; /* of live: in setup, or within its grace since ready */
     uint32_t stopping; /* being removed: asked to stop and not exited yet;
                           they still hold their CPUs, GPUs and memory */
 } reel_pool_census;
 
-/* Counts p's workers into *out. A ready worker is settling when it became
- * ready (the driver read its READY) at or after since_ns (CLOCK_MONOTONIC),
- * so a grace period runs from ready, not from the spawn, restarted workers
- * included. Looks for exits first when a worker is being removed, so that
- * stopping falls as soon as they are gone. */
-void reel__pool_census(reel_pool *p, uint64_t since_ns, reel_pool_census *out);
+/* Counts p's workers into *out. A ready worker is settling while within
+ * the pool's grace (reel__pool_set_grace) since it became ready (the driver
+ * read its READY), so a grace period runs from ready, not from the spawn,
+ * restarted workers included. Looks for exits first when a worker is being
+ * removed, so that stopping falls as soon as they are gone. */
+void reel__pool_census(reel_pool *p, reel_pool_census *out);
 
 /* Waits until one of pools[0..n) (NULL entries skipped) has a result to
  * collect, a dead worker or a control message, or until deadline_ns

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1163,6 +1164,12 @@ int reel__pool_start_placed(reel_runtime *rt, const char *name, uint32_t workers
     return 0;
 }
 
+/* A ready worker within the grace reel__pool_set_grace() gave it, from
+ * the moment the driver read its READY. */
+static bool in_grace(const reel_pool *p, const worker_slot *ws, uint64_t now) {
+    return ws->ready && now - ws->ready_ns < p->grace_ns;
+}
+
 /* The worker reel_pool_resize() removes next: one past setup and its grace
  * before one within its grace, before one still in setup (it has cost its
  * setup and not produced yet); among those the least loaded, which gives
@@ -1173,7 +1180,7 @@ static uint32_t removal_pick(const reel_pool *p, uint64_t now) {
         const worker_slot *ws = &p->workers[w];
         if (ws->state != W_LIVE || ws->stopping)
             continue;
-        uint32_t rank = !ws->ready ? 2 : now - ws->ready_ns < p->grace_ns ? 1 : 0;
+        uint32_t rank = !ws->ready ? 2 : in_grace(p, ws, now) ? 1 : 0;
         if (pick == UINT32_MAX || rank < pick_rank ||
             (rank == pick_rank &&
              (ws->nheld < p->workers[pick].nheld ||
@@ -1203,13 +1210,14 @@ void reel__pool_set_grace(reel_pool *p, uint64_t grace_ns) {
     p->grace_ns = grace_ns;
 }
 
-void reel__pool_census(reel_pool *p, uint64_t since_ns, reel_pool_census *out) {
+void reel__pool_census(reel_pool *p, reel_pool_census *out) {
     memset(out, 0, sizeof *out);
     uint32_t stopping = 0;
     for (uint32_t w = 0; w < p->nslots; w++)
         stopping += p->workers[w].state == W_LIVE && p->workers[w].stopping;
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
     if (stopping) /* learn which have exited since the last look */
-        check_workers(p, reel__now_ns(CLOCK_MONOTONIC));
+        check_workers(p, now);
     for (uint32_t w = 0; w < p->nslots; w++) {
         const worker_slot *ws = &p->workers[w];
         if (ws->state != W_LIVE)
@@ -1220,7 +1228,7 @@ void reel__pool_census(reel_pool *p, uint64_t since_ns, reel_pool_census *out) {
         }
         out->live++;
         out->setup += !ws->ready;
-        out->settling += !ws->ready || ws->ready_ns >= since_ns;
+        out->settling += !ws->ready || in_grace(p, ws, now);
     }
 }
 

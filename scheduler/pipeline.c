@@ -870,12 +870,6 @@ static double grace_s(const run *r) {
     return fmin(GRACE_MAX_S, fmax(GRACE_MIN_S, GRACE_SHARE * r->cfg.autoscale_interval_s));
 }
 
-/* Workers that became ready at or after this are within their grace. */
-static uint64_t grace_since(const run *r, uint64_t now) {
-    uint64_t g = (uint64_t)(grace_s(r) * 1e9);
-    return now > g ? now - g : 0;
-}
-
 static void fill_status(run *r, uint64_t now) {
     reel_pipeline_status *st = &r->snap;
     snprintf(st->name, sizeof st->name, "%s", r->p->name);
@@ -894,7 +888,7 @@ static void fill_status(run *r, uint64_t now) {
         reel_pool_census c = {0};
         if (s->pool) {
             reel_pool_stats_get(s->pool, &ps);
-            reel__pool_census(s->pool, grace_since(r, now), &c);
+            reel__pool_census(s->pool, &c);
         }
         /* Workers on their way out are no longer the stage's. */
         ss->workers = c.live;
@@ -966,7 +960,7 @@ static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, s
     double busy = ps.busy_seconds - w->busy;
     reel_pool_census c = {0};
     if (s->pool)
-        reel__pool_census(s->pool, grace_since(r, now), &c);
+        reel__pool_census(s->pool, &c);
     uint32_t producing = c.live - c.setup; /* ready, and not being removed */
     memset(m, 0, sizeof *m);
     /* The allocation, not the pool's count: workers on their way out are not
@@ -1025,6 +1019,13 @@ typedef struct held {
     double cpus, gpus, mem;
 } held;
 
+/* Takes what n workers of stage s need from *f. */
+static void held_take(held *f, const stage_run *s, double n) {
+    f->cpus -= n * s->sd->def.cpus;
+    f->gpus -= n * s->gpus;
+    f->mem -= n * (double)s->sd->def.memory;
+}
+
 static held resources_free(run *r) {
     held f = {r->node.cpus, r->node.n_gpus, (double)r->node.memory};
     for (uint32_t i = 0; i < r->p->n; i++) {
@@ -1032,11 +1033,8 @@ static held resources_free(run *r) {
         if (!s->pool)
             continue;
         reel_pool_census c;
-        reel__pool_census(s->pool, 0, &c);
-        double n = (double)c.live + c.stopping;
-        f.cpus -= n * s->sd->def.cpus;
-        f.gpus -= n * s->gpus;
-        f.mem -= n * (double)s->sd->def.memory;
+        reel__pool_census(s->pool, &c);
+        held_take(&f, s, (double)c.live + c.stopping);
     }
     return f;
 }
@@ -1080,9 +1078,7 @@ static int start_fitting(run *r, uint32_t i, held *f) {
     int rc = start_workers(r, i, s->started + k);
     if (rc)
         return rc;
-    f->cpus -= k * s->sd->def.cpus;
-    f->gpus -= k * s->gpus;
-    f->mem -= k * (double)s->sd->def.memory;
+    held_take(f, s, k);
     return (int)k;
 }
 
