@@ -214,7 +214,7 @@ static int th_status_code(int status) {
     return -1;
 }
 
-static uint64_t th_monotonic_ns(void) {
+uint64_t th_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;

@@ -238,4 +238,7 @@ void th_sleep_us(long us);
 /* CLOCK_REALTIME in nanoseconds. */
 uint64_t th_realtime_ns(void);
 
+/* CLOCK_MONOTONIC in nanoseconds: one clock for every process. */
+uint64_t th_monotonic_ns(void);
+
 #endif /* REEL_TESTS_HELPERS_H */

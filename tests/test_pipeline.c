@@ -872,12 +872,6 @@ static void trace_append(const char *name, const char *line) {
     close(fd);
 }
 
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Every worker, as it starts, adds itself to "pids" and counts how many of
  * those are alive: workers only start, so the most ever alive together is
  * the most any of them counted. */
@@ -976,7 +970,7 @@ static int setup_slowly(reel_actor_ctx *ctx) {
     (void)ctx;
     th_sleep_ms(1500);
     char line[32];
-    snprintf(line, sizeof line, "%llu\n", (unsigned long long)mono_ns());
+    snprintf(line, sizeof line, "%llu\n", (unsigned long long)th_monotonic_ns());
     trace_append("ready", line);
     return 0;
 }
@@ -998,7 +992,7 @@ typedef struct setup_seen {
 static void on_setup_seen(void *arg, const reel_pipeline_status *s) {
     setup_seen *w = arg;
     if (w->n < 1024) {
-        w->at[w->n] = mono_ns();
+        w->at[w->n] = th_monotonic_ns();
         w->workers[w->n] = s->stage[0].workers;
         w->setup[w->n] = s->stage[0].workers_setup;
         w->n++;
