@@ -120,7 +120,7 @@ static const char *const burn_name[] = {"of CPU time, computing", "of wall clock
                                         "of wall clock, spinning"};
 
 /* The CPUs the stages' processes may run on (bench_cpus), for the model of
- * CPU-burning stages: set with burn_mode. */
+ * CPU-burning stages: set by setup(). */
 static int burn_ncpu = 1;
 
 static int burn_setup(reel_actor_ctx *actx) {
@@ -810,6 +810,12 @@ static int setup(ctx *c) {
     if (!c->opts->logging_interval_set)
         c->cfg.logging_interval = LOG_INTERVAL;
 
+    /* the CPUs, before any model rate is asked for: CPU-burning stages share them */
+    int ncpu = 1, a = -1, b = -1;
+    cpu_set_t set;
+    bench_cpus(&set, &ncpu, &a, &b);
+    burn_ncpu = ncpu;
+
     /* enough inputs for the longest run: the no-op runs, or the autoscaled
      * run fed for auto_s at up to AUTO_HEADROOM x the best the costs allow */
     uint32_t best_w[IMB_STAGES] = {1, 4, 2};
@@ -837,9 +843,6 @@ static int setup(ctx *c) {
     if ((err = put_inputs(c)))
         return err;
 
-    int ncpu = 0, a = -1, b = -1;
-    cpu_set_t set;
-    bench_cpus(&set, &ncpu, &a, &b);
     char cap[32];
     bench_format_size(capacity, cap, sizeof(cap));
     bench_report_note(c->rep,
@@ -886,12 +889,6 @@ int bench_pipeline_run(const bench_options *opts, bench_report *report) {
     c->opts = opts;
     c->rep = report;
     burn_mode = opts->burn;
-    {
-        cpu_set_t set;
-        int a, b;
-        burn_ncpu = 1;
-        bench_cpus(&set, &burn_ncpu, &a, &b);
-    }
     c->n_noop = opts->iterations ? opts->iterations : opts->quick ? 50000 : 200000;
     c->n_static = opts->quick ? 100 : 600;
     c->interval_s = opts->interval_s > 0 ? opts->interval_s : 1.0;
