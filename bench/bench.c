@@ -74,6 +74,10 @@ static void usage(FILE *out) {
             reel_executor_config_flags_help());
 }
 
+/* --burn's names, in the order of enum bench_burn: what it parses, and what
+ * the Ray pipeline script is passed. */
+static const char *const burn_names[] = {"cpu", "sleep", "yield", "spin"};
+
 static void die_usage(const char *fmt, const char *arg) {
     fprintf(stderr, "reel-bench: ");
     fprintf(stderr, fmt, arg);
@@ -133,6 +137,15 @@ static uint64_t parse_count(const char *text) {
     return v;
 }
 
+/* Whether arg is the flag name ("--name", "--name=VALUE"), underscores
+ * standing for hyphens as reel_executor_config_parse_flag() takes them. */
+static bool flag_named(const char *arg, const char *name) {
+    for (; *name; arg++, name++)
+        if (*arg != *name && !(*arg == '_' && *name == '-'))
+            return false;
+    return *arg == '\0' || *arg == '=';
+}
+
 /* The value of an option given as "--name VALUE" or "--name=VALUE". */
 static const char *option_value(int argc, char **argv, int *i, const char *name) {
     size_t len = strlen(name);
@@ -175,11 +188,10 @@ static void allocation_of(const bench_report *rep, const char *prefix, char *out
 
 static void ray_args_for(const bench_section *s, const bench_options *opts, const bench_report *rep,
                          ray_args *a) {
-    static const char *const burns[] = {"cpu", "sleep", "yield", "spin"};
     size_t n = 0;
     if (strcmp(s->name, "pipeline") == 0) {
         a->argv[n++] = "--burn";
-        a->argv[n++] = burns[opts->burn];
+        a->argv[n++] = burn_names[opts->burn];
         snprintf(a->allocs, sizeof a->allocs, "1,4,2");
         allocation_of(rep, "best static (", a->allocs, sizeof a->allocs);
         allocation_of(rep, "even (", a->allocs, sizeof a->allocs);
@@ -260,7 +272,7 @@ int main(int argc, char **argv) {
     bench_options opts;
     memset(&opts, 0, sizeof(opts));
     const char *section = NULL, *plot_dir = NULL;
-    int vs_ray = 0, interval_flag = 0;
+    int vs_ray = 0, interval_config = 0, interval_flag = 0;
     reel_executor_config_defaults(&opts.executor);
 
     /* the configuration file first, so that flags override it whatever their order */
@@ -271,7 +283,7 @@ int main(int argc, char **argv) {
         if (v) {
             reel_executor_config dflt;
             reel_executor_config_defaults(&dflt);
-            interval_flag |= opts.executor.autoscale_interval_s != dflt.autoscale_interval_s;
+            interval_config |= opts.executor.autoscale_interval_s != dflt.autoscale_interval_s;
             opts.logging_interval_set |= opts.executor.logging_interval != dflt.logging_interval;
         }
     }
@@ -282,8 +294,8 @@ int main(int argc, char **argv) {
         if (rc < 0)
             die_usage("%s", reel_last_error());
         if (rc > 0) {
-            opts.logging_interval_set |= strncmp(argv[before], "--logging-interval", 18) == 0;
-            interval_flag |= strncmp(argv[before], "--autoscale-interval-s", 22) == 0;
+            opts.logging_interval_set |= flag_named(argv[before], "--logging-interval");
+            interval_flag |= flag_named(argv[before], "--autoscale-interval-s");
             continue;
         }
         if ((v = option_value(argc, argv, &i, "--config"))) {
@@ -308,16 +320,12 @@ int main(int argc, char **argv) {
         } else if ((v = option_value(argc, argv, &i, "--plot"))) {
             plot_dir = v;
         } else if ((v = option_value(argc, argv, &i, "--burn"))) {
-            if (strcmp(v, "cpu") == 0)
-                opts.burn = BENCH_BURN_CPU;
-            else if (strcmp(v, "sleep") == 0)
-                opts.burn = BENCH_BURN_SLEEP;
-            else if (strcmp(v, "yield") == 0)
-                opts.burn = BENCH_BURN_YIELD;
-            else if (strcmp(v, "spin") == 0)
-                opts.burn = BENCH_BURN_SPIN;
-            else
+            size_t k = 0;
+            while (k < sizeof burn_names / sizeof burn_names[0] && strcmp(v, burn_names[k]) != 0)
+                k++;
+            if (k == sizeof burn_names / sizeof burn_names[0])
                 die_usage("--burn: '%s' is not cpu, sleep, yield or spin", v);
+            opts.burn = (int)k;
         } else if (a[0] == '-') {
             die_usage("unknown option '%s'", a);
         } else if (section) {
@@ -328,12 +336,16 @@ int main(int argc, char **argv) {
     }
     if (!section)
         die_usage("%s", "no section given");
-    if (interval_flag) {
-        if (opts.interval_s > 0)
-            die_usage("%s", "--interval and --autoscale-interval-s: give one of them");
-        char text[32];
-        snprintf(text, sizeof(text), "%g", opts.executor.autoscale_interval_s);
-        opts.interval_s = parse_interval(text);
+    if (interval_flag && opts.interval_s > 0)
+        die_usage("%s", "--interval and --autoscale-interval-s: give one of them");
+    /* a flag over the configuration file's interval */
+    if (interval_flag || (interval_config && opts.interval_s == 0)) {
+        double v = opts.executor.autoscale_interval_s;
+        if (!(v >= 0.1 && v <= 60)) /* the executor takes more than reel-bench runs */
+            die_usage(interval_flag ? "--autoscale-interval-s: %s"
+                                    : "autoscale_interval_s of --config: %s",
+                      "reel-bench pipeline takes 0.1 to 60 seconds");
+        opts.interval_s = v;
     }
 
     size_t first = 0, count = 0;

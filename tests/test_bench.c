@@ -581,6 +581,10 @@ Test(bench, bad_arguments_exit_2_with_one_line) {
         {"--iterations -5", {"store", "--iterations", "-5", NULL}},
         {"--interval 0.01", {"pipeline", "--interval", "0.01", NULL}},
         {"--burn fast", {"pipeline", "--burn", "fast", NULL}},
+        {"--autoscale_interval_s 0.01", {"pipeline", "--autoscale_interval_s", "0.01", NULL}},
+        {"--interval and --autoscale-interval-s",
+         {"pipeline", "--interval", "2", "--autoscale-interval-s=3", NULL}},
+        {"--execution-mode sideways", {"pipeline", "--execution-mode", "sideways", NULL}},
         {"two sections", {"store", "actors", NULL}},
         {"--plot DIR whose parent is missing", {"store", "--plot", no_parent, NULL}},
     };
