@@ -49,13 +49,11 @@
 #define TARGET_PUT_VS_MEMCPY  0.9
 #define TARGET_HANDOFF_P50_US 2.0
 
-#define PUT_BATCH_BYTES   (256u * 1024) /* see copy_put_run() */
-#define PARALLEL_COPY_MIN (4u << 20)    /* reel_obj_put copies on threads from here */
-#define MAX_COPY_THREADS  4
-#define TOUCH_RUNS        3        /* fresh shared memory: best of this many */
-#define SAMPLES_MAX       2000000u /* per-op samples kept by one latency pass */
-#define WAIT_MS           10000    /* longest any side waits for the other */
-#define SPIN_FOREVER      10000000000ull
+#define PUT_BATCH_BYTES (256u * 1024) /* see copy_put_run() */
+#define TOUCH_RUNS      3             /* fresh shared memory: best of this many */
+#define SAMPLES_MAX     2000000u      /* per-op samples kept by one latency pass */
+#define WAIT_MS         10000         /* longest any side waits for the other */
+#define SPIN_FOREVER    10000000000ull
 
 #define MiB (1024ull * 1024)
 
@@ -290,9 +288,9 @@ static void *copy_part_run(void *arg) {
  * each started for the copy and joined after it: what the machine allows a
  * copy that may use every CPU (reel_obj_put's, from 4 MiB). */
 static void parallel_memcpy(void *dst, const void *src, size_t n, int threads) {
-    copy_part part[MAX_COPY_THREADS];
-    pthread_t tid[MAX_COPY_THREADS];
-    int started[MAX_COPY_THREADS] = {0};
+    copy_part part[REEL_PUT_MAX_THREADS];
+    pthread_t tid[REEL_PUT_MAX_THREADS];
+    int started[REEL_PUT_MAX_THREADS] = {0};
     size_t per = (n / (size_t)threads + 4095) / 4096 * 4096;
     for (int k = 1; k < threads; k++) {
         size_t off = (size_t)k * per < n ? (size_t)k * per : n;
@@ -327,11 +325,11 @@ static uint64_t copy_batch(ctx *c, uint64_t size, size_t k, int threads, uint64_
 }
 
 /* The threads reel_obj_put copies size bytes on: one per CPU the section
- * may use, from 4 MiB (objstore/store.c, copy_bytes). */
+ * may use, from REEL_PUT_THREADS_MIN_SIZE. */
 static int copy_threads(const ctx *c, uint64_t size) {
-    if (size < PARALLEL_COPY_MIN || c->ncpu < 2)
+    if (size < REEL_PUT_THREADS_MIN_SIZE || c->ncpu < 2)
         return 1;
-    return c->ncpu > MAX_COPY_THREADS ? MAX_COPY_THREADS : c->ncpu;
+    return c->ncpu > (int)REEL_PUT_MAX_THREADS ? (int)REEL_PUT_MAX_THREADS : c->ncpu;
 }
 
 /* Puts k objects (reel_obj_put: create + copy + seal); per-op times into lat
@@ -473,7 +471,7 @@ static int measure_one_process(ctx *c, uint64_t size) {
         return err;
     /* a put that copies on several threads may use every CPU the section may */
     int threads = copy_threads(c, size);
-    if (threads > 1 && c->ncpu >= 2)
+    if (threads > 1)
         sched_setaffinity(0, sizeof(c->orig_cpus), &c->orig_cpus);
     uint64_t copy_total, put_total, par_total;
     if ((err = copy_put_run(c, size, w, NULL, NULL, &copy_total, &put_total, &par_total)) ||
@@ -486,7 +484,7 @@ static int measure_one_process(ctx *c, uint64_t size) {
     if ((err = copy_put_run(c, size, m, c->samples2, c->samples, &copy_total, &put_total,
                             &par_total)))
         return err;
-    if (threads > 1 && c->ncpu >= 2 && (err = bench_pin_cpu(c->cpu_a)))
+    if (threads > 1 && (err = bench_pin_cpu(c->cpu_a)))
         return fail_sys(c, err, "sched_setaffinity(CPU %d)", c->cpu_a);
 
     bench_summarize(c->samples2, m, &s);

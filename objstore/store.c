@@ -2022,13 +2022,11 @@ REEL_API int reel_obj_contains(reel_store *s, const reel_id *id, int *present) {
 
 /* One core's memcpy is bound by what one core can move (about 10 GB/s here,
  * against 14-17 GB/s for two): a large put copies in chunks on up to
- * COPY_MAX_THREADS threads, one per CPU the process may run on, its own
+ * REEL_PUT_MAX_THREADS threads, one per CPU the process may run on, its own
  * included, as Ray's put does. The threads are joined before the put returns,
  * so a process that had none has none again: the runtime forks its zygote
  * only from a process without threads. */
-#define COPY_PARALLEL_MIN (4u << 20) /* below this, starting threads costs more than it saves */
-#define COPY_MAX_THREADS  4u
-#define COPY_ALIGN        4096u
+#define COPY_ALIGN 4096u
 
 typedef struct copy_chunk {
     void *dst;
@@ -2045,17 +2043,17 @@ static void *copy_chunk_run(void *arg) {
 static void copy_bytes(void *dst, const void *src, size_t n) {
     cpu_set_t set;
     size_t threads = 1;
-    if (n >= COPY_PARALLEL_MIN && sched_getaffinity(0, sizeof set, &set) == 0)
+    if (n >= REEL_PUT_THREADS_MIN_SIZE && sched_getaffinity(0, sizeof set, &set) == 0)
         threads = (size_t)CPU_COUNT(&set);
-    threads = threads > COPY_MAX_THREADS ? COPY_MAX_THREADS : threads;
+    threads = threads > REEL_PUT_MAX_THREADS ? REEL_PUT_MAX_THREADS : threads;
     if (threads < 2) {
         memcpy(dst, src, n);
         return;
     }
     size_t per = (n / threads + COPY_ALIGN - 1) / COPY_ALIGN * COPY_ALIGN;
-    copy_chunk chunk[COPY_MAX_THREADS];
-    pthread_t tid[COPY_MAX_THREADS];
-    bool started[COPY_MAX_THREADS] = {false};
+    copy_chunk chunk[REEL_PUT_MAX_THREADS];
+    pthread_t tid[REEL_PUT_MAX_THREADS];
+    bool started[REEL_PUT_MAX_THREADS] = {false};
     for (size_t k = 1; k < threads; k++) {
         size_t off = k * per < n ? k * per : n;
         size_t end = (k + 1) * per < n && k + 1 < threads ? (k + 1) * per : n;

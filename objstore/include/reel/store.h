@@ -394,10 +394,12 @@ REEL_API int reel_obj_contains(reel_store *store, const reel_id *id, int *presen
  * returns 0; if another client is still writing the same bytes, it waits up
  * to timeout_ms for their seal and returns 0, or REEL_EEXISTS if they were not
  * sealed in time. The content ID is XXH3-128 of the bytes in canonical
- * (big-endian) byte order. From 4 MiB up the bytes are copied on up to 4
- * short-lived threads, one per CPU the caller may run on, joined before the
- * call returns (one core's memcpy cannot use the machine's memory bandwidth).
- * Errors: those of reel_obj_create(). */
+ * (big-endian) byte order. From REEL_PUT_THREADS_MIN_SIZE up the bytes are
+ * copied on up to REEL_PUT_MAX_THREADS short-lived threads, one per CPU the
+ * caller may run on, joined before the call returns (one core's memcpy cannot
+ * use the machine's memory bandwidth). Errors: those of reel_obj_create(). */
+#define REEL_PUT_THREADS_MIN_SIZE (4u << 20) /* below it, starting threads costs more */
+#define REEL_PUT_MAX_THREADS      4u
 REEL_API int reel_obj_put(reel_store *store, reel_id *id, const void *data, uint64_t size,
                           const void *meta, uint32_t meta_size, uint32_t flags, int timeout_ms);
 
