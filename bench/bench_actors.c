@@ -505,6 +505,26 @@ static int wait_kids(ctx *c, pid_t *pids, uint32_t n, uint32_t want, uint64_t ti
     }
 }
 
+/* Waits for child *pid to exit, kills it once deadline (bench_now_ns) has
+ * passed, and reaps it either way; *pid is 0 after. */
+static void reap_by(pid_t *pid, uint64_t deadline) {
+    while (*pid > 0) {
+        int status;
+        pid_t r = waitpid(*pid, &status, WNOHANG);
+        if (r == *pid || (r < 0 && errno != EINTR)) {
+            *pid = 0;
+        } else if (bench_now_ns() > deadline) {
+            kill(*pid, SIGKILL);
+            while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            *pid = 0;
+        } else {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 /* Reaps every driver process: after a failure, asks them to stop first
  * (SIGTERM: they clean up), and kills those that do not within 10 s. Removes
  * their stores in case one could not. */
@@ -515,21 +535,7 @@ static void reap_kids(ctx *c, pid_t *pids, uint32_t n, int failed) {
             kill(pids[i], SIGTERM);
     }
     for (uint32_t i = 0; i < n; i++) {
-        while (pids[i] > 0) {
-            int status;
-            pid_t r = waitpid(pids[i], &status, WNOHANG);
-            if (r == pids[i] || (r < 0 && errno != EINTR)) {
-                pids[i] = 0;
-            } else if (bench_now_ns() > deadline) {
-                kill(pids[i], SIGKILL);
-                while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
-                    ;
-                pids[i] = 0;
-            } else {
-                struct timespec ts = {0, 1000000};
-                nanosleep(&ts, NULL);
-            }
-        }
+        reap_by(&pids[i], deadline);
         char name[96];
         kid_store_name(c, i, name, sizeof(name));
         reel_store_destroy(name);
@@ -739,22 +745,7 @@ static int measure_ring(ctx *c) {
 
     /* always reaped: stop asks it to exit; a stuck one is killed after WAIT_MS */
     atomic_store_explicit(&r->stop, 1, memory_order_relaxed);
-    deadline = bench_now_ns() + WAIT_MS * 1000000ull;
-    while (pid > 0) {
-        int status;
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid || (w < 0 && errno != EINTR)) {
-            pid = 0;
-        } else if (bench_now_ns() > deadline) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            pid = 0;
-        } else {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-        }
-    }
+    reap_by(&pid, bench_now_ns() + WAIT_MS * 1000000ull);
     munmap(p, sizeof(*r));
     if (err)
         return err;
