@@ -2,7 +2,7 @@
  * at the top of placement.h. */
 #include "placement.h"
 #include "reel/store.h"     /* reel_gpu_count */
-#include "store_internal.h" /* reel__fail */
+#include "store_internal.h" /* reel__fail, reel__now_ns */
 
 #include <ctype.h>
 #include <dlfcn.h>
@@ -361,12 +361,6 @@ static bool cuda_loaded(void) {
     return true;
 }
 
-static int64_t ms_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Counts the GPUs (and their memory) in a short-lived child, so that this
  * process never initializes CUDA and may still fork workers that use it.
  * Anything that goes wrong - no fork, a child that crashes, hangs or says
@@ -403,9 +397,9 @@ static void gpus_detect(reel_node *n) {
     close(fd[1]);
     gpu_probe_msg m;
     size_t got = 0;
-    int64_t deadline = ms_now() + GPU_PROBE_TIMEOUT_MS;
+    int64_t deadline = (int64_t)(reel__now_ns(CLOCK_MONOTONIC) / 1000000) + GPU_PROBE_TIMEOUT_MS;
     while (got < sizeof m) {
-        int64_t left = deadline - ms_now();
+        int64_t left = deadline - (int64_t)(reel__now_ns(CLOCK_MONOTONIC) / 1000000);
         if (left <= 0)
             break;
         struct pollfd pfd = {.fd = fd[0], .events = POLLIN};
