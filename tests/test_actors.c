@@ -627,6 +627,18 @@ ACTOR_TEST(workers_die_with_their_driver) {
         }
         cr_assert(gone, "worker %d outlived its driver", (int)pids[i]);
     }
+    /* Its zygote, our orphan now, follows its workers out: reap it too, or
+     * the end of the test finds it (a zombie at least) beside the fixture's. */
+    int zygotes = 0, workers = 0;
+    for (int t = 0; t < 300; t++) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        count_descendants(&zygotes, &workers);
+        if (zygotes <= 1)
+            break;
+        th_sleep_ms(10);
+    }
+    cr_assert_leq(zygotes, 1, "the dead driver's zygote outlived it (%d zygotes)", zygotes);
     /* The dead driver's client slot and the workers' are reclaimed, and the
      * output it owned goes; its input, which nobody owned, stays. A worker
      * still attaching when the driver died may have gone first: its open
