@@ -133,6 +133,12 @@ static reel_id put_text(const char *s) {
     return id;
 }
 
+/* n inputs, each an object of the same text. */
+static void put_texts(reel_id *in, size_t n, const char *s) {
+    for (size_t i = 0; i < n; i++)
+        in[i] = put_text(s);
+}
+
 /* The store holds exactly the inputs, none referenced or unsealed. */
 static void expect_clean(uint32_t inputs) {
     reel_store_stats st = th_stats(store);
@@ -479,8 +485,7 @@ Test(pipeline, a_slow_sink_holds_back_its_producers) {
     TH_OK(reel_pipeline_add(p, &def_slow, &(reel_stage_options){.workers = 1, .slots = 2}));
     enum { N = 400 };
     static reel_id in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = put_text("payload");
+    put_texts(in, N, "payload");
     reel_executor_config c = quick_config();
     c.logging_interval = 0.05;
     watch w = {0};
@@ -653,8 +658,7 @@ static void keep_then_cancel(void *arg, const reel_task_result *r) {
 Test(pipeline, a_cancelled_run_stops_and_cleans_up) {
     enum { N = 2000 };
     static reel_id in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = put_text("cancel me");
+    put_texts(in, N, "cancel me");
     reel_pipeline *p;
     TH_OK(reel_pipeline_new("cancelled", &p));
     TH_OK(reel_pipeline_add(p, &def_append, NULL));
@@ -823,8 +827,7 @@ Test(pipeline, the_autoscaler_moves_workers_to_the_slow_stage) {
     TH_OK(reel_pipeline_add(p, &def_slow5, NULL));
     enum { N = 2500 };
     static reel_id in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = put_text("x");
+    put_texts(in, N, "x");
     reel_executor_config c = quick_config();
     c.autoscale_interval_s = 0.25;
     c.cpu_allocation_percentage = 1.0; /* 2 CPUs of 0.25-CPU workers: 8 of them in all */
@@ -927,8 +930,7 @@ Test(pipeline, additions_wait_until_removed_workers_have_exited) {
     TH_OK(reel_pipeline_add(p, &def_plod, NULL));
     enum { N = 60 };
     static reel_id in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = put_text("x");
+    put_texts(in, N, "x");
     reel_executor_config c = quick_config();
     /* Room for two 1-CPU workers and no third: quick's and plod's. quick is
      * done at once; its worker is removed and takes 1.5 s to leave, and the
@@ -1007,8 +1009,7 @@ Test(pipeline, a_worker_slow_to_set_up_gets_its_grace_from_ready) {
     TH_OK(reel_pipeline_add(p, &def_lazy, &(reel_stage_options){.max_workers = 1}));
     enum { N = 80 }; /* 2 s of work once it is ready */
     static reel_id in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = put_text("x");
+    put_texts(in, N, "x");
     reel_executor_config c = quick_config();
     c.autoscale_interval_s = 2; /* a grace of 1 s: half an interval */
     c.logging_interval = 0.05;
@@ -1135,8 +1136,7 @@ Test(pipeline, batch_mode_gives_each_stage_all_the_workers_that_fit) {
     TH_OK(reel_pipeline_add(p, &def_b3, NULL));
     enum { N = 24 }; /* more tasks than workers: the task count caps nothing */
     static reel_id in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = put_text("x");
+    put_texts(in, N, "x");
     reel_executor_config c = quick_config();
     c.execution_mode = REEL_EXEC_BATCH;
     c.cpu_allocation_percentage = 1.0;
@@ -1191,8 +1191,7 @@ Test(pipeline, reel_inspect_shows_a_live_run) {
     TH_OK(reel_pipeline_add(p, &def_slow, &(reel_stage_options){.workers = 2}));
     enum { N = 40 };
     static reel_id in[N];
-    for (int i = 0; i < N; i++)
-        in[i] = put_text("x");
+    put_texts(in, N, "x");
     reel_executor_config c = quick_config();
     c.logging_interval = 0.02;
     live_inspect l = {.done = false};
@@ -1281,8 +1280,7 @@ static void keep_ids(void *arg, const reel_task_result *r) {
 
 Test(pipeline, a_second_run_leaves_the_first_runs_outputs_alone) {
     reel_id in[20];
-    for (int i = 0; i < 20; i++)
-        in[i] = put_text("keep me");
+    put_texts(in, 20, "keep me");
     reel_executor_config c = quick_config();
     reel_pipeline *p1, *p2;
     TH_OK(reel_pipeline_new("first", &p1));
