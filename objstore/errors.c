@@ -1,6 +1,7 @@
 /* reel_strerror() and the per-thread detail sentence behind reel_last_error(). */
 #include "store_internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,4 +42,8 @@ int reel__fail(int err, const char *fmt, ...) {
     vsnprintf(reel_error_detail, sizeof reel_error_detail, fmt, ap);
     va_end(ap);
     return err;
+}
+
+int reel__null_arg(const char *fn, const char *arg) {
+    return reel__fail(-EINVAL, "%s: %s is NULL", fn, arg);
 }

@@ -188,17 +188,20 @@ int reel__read_range(int fd, void *buf, uint64_t offset, uint64_t length) {
 }
 
 REEL_API int reel_file_read(int fd, void *buf, uint64_t offset, uint64_t length) {
-    if (fd < 0 || (!buf && length))
-        return -EINVAL;
+    REEL_NEED(buf || length == 0, "buf");
+    if (fd < 0)
+        return reel__fail(-EINVAL, "reel_file_read: fd is %d", fd);
     return length ? reel__read_range(fd, buf, offset, length) : 0;
 }
 
 REEL_API int reel_obj_put_file(reel_store *s, const reel_id *id, const char *path, uint64_t offset,
                                uint64_t length, const void *meta, uint32_t meta_size,
                                uint32_t flags, int timeout_ms, uint64_t *size_out) {
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
+    REEL_NEED(path, "path");
+    REEL_NEED(meta || meta_size == 0, "meta");
     reel__clear_error();
-    if (!s || !id || !path)
-        return -EINVAL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;

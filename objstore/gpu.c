@@ -357,13 +357,13 @@ REEL_INTERNAL int reel__gpu_registered(const void *base) {
 }
 
 REEL_API int reel_store_gpu_pin(reel_store *s) {
-    if (!s)
-        return -EINVAL;
+    REEL_NEED(s, "store");
     reel__clear_error();
     return reel__gpu_register(s->arena, (size_t)s->lay.capacity);
 }
 
 REEL_API int reel_store_gpu_pinned(reel_store *s) {
+    REEL_NEED_OR(s, "store", 0);
     return s && reel__gpu_registered(s->arena);
 }
 
@@ -598,7 +598,10 @@ REEL_INTERNAL int reel__gpu_record_check(const reel_view *v, reel__gpu_record *o
 
 REEL_API int reel_gpu_put(reel_store *s, const reel_id *id, int device, const void *dev_ptr,
                           uint64_t size, const reel_meta *meta, int timeout_ms) {
-    if (!s || !id || !dev_ptr || size == 0 || device < 0)
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
+    REEL_NEED(dev_ptr, "dev_ptr");
+    if (size == 0 || device < 0)
         return -EINVAL;
     reel__clear_error();
     reel_meta m;
@@ -835,10 +838,10 @@ static int open_own(const reel__gpu_record *rec, const char *hex, void **ptr) {
 }
 
 REEL_API int reel_gpu_open(reel_store *s, const reel_id *id, int timeout_ms, reel_gpu_view *out) {
-    if (out)
-        memset(out, 0, sizeof *out);
-    if (!s || !id || !out)
-        return -EINVAL;
+    REEL_NEED(out, "out");
+    memset(out, 0, sizeof *out);
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
     reel__clear_error();
     reel_view v;
     int rc = reel_obj_get(s, id, 1, timeout_ms, &v);
@@ -885,8 +888,8 @@ fail:
 }
 
 REEL_API int reel_gpu_close(reel_store *s, reel_gpu_view *view) {
-    if (!s || !view)
-        return -EINVAL;
+    REEL_NEED(s, "store");
+    REEL_NEED(view, "view");
     /* Only a view whose mapping this process holds reaches CUDA. */
     if (view->mapping_ && mapping_put(view->mapping_) != 0)
         return -EINVAL;

@@ -9,6 +9,7 @@
 #include <xxhash.h>
 
 REEL_API int reel_id_random(reel_id *out) {
+    REEL_NEED(out, "out");
     size_t got = 0;
     while (got < sizeof out->bytes) {
         ssize_t n = getrandom(out->bytes + got, sizeof out->bytes - got, 0);
@@ -29,6 +30,8 @@ static void id_from_hash(XXH128_hash_t h, reel_id *out) {
 }
 
 REEL_API void reel_id_derive(const reel_id *parent, uint64_t index, reel_id *out) {
+    REEL_NEED_OR(parent, "parent", );
+    REEL_NEED_OR(out, "out", );
     uint8_t buf[24];
     memcpy(buf, parent->bytes, 16);
     for (int i = 0; i < 8; i++) /* little-endian, whatever the host */
@@ -37,10 +40,18 @@ REEL_API void reel_id_derive(const reel_id *parent, uint64_t index, reel_id *out
 }
 
 REEL_API void reel_id_from_content(const void *data, size_t size, reel_id *out) {
+    REEL_NEED_OR(data || size == 0, "data", );
+    REEL_NEED_OR(out, "out", );
     id_from_hash(XXH3_128bits(data, size), out);
 }
 
 REEL_API void reel_id_to_hex(const reel_id *id, char hex[REEL_ID_HEX_LEN + 1]) {
+    REEL_NEED_OR(hex, "hex", );
+    if (!id) { /* still a string the caller can print */
+        hex[0] = '\0';
+        reel__null_arg(__func__, "id");
+        return;
+    }
     static const char digits[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {
         hex[2 * i] = digits[id->bytes[i] >> 4];
@@ -61,8 +72,8 @@ static int hex_value(char c) {
 
 REEL_API int reel_id_from_hex(const char *hex, reel_id *out) {
     reel_id id;
-    if (!hex || !out)
-        return -EINVAL;
+    REEL_NEED(hex, "hex");
+    REEL_NEED(out, "out");
     for (int i = 0; i < 16; i++) {
         int hi = hex_value(hex[2 * i]);
         if (hi < 0)
@@ -79,6 +90,8 @@ REEL_API int reel_id_from_hex(const char *hex, reel_id *out) {
 }
 
 REEL_API int reel_id_equal(const reel_id *a, const reel_id *b) {
+    REEL_NEED_OR(a, "a", 0);
+    REEL_NEED_OR(b, "b", 0);
     return memcmp(a->bytes, b->bytes, sizeof a->bytes) == 0;
 }
 

@@ -41,7 +41,10 @@ static void pack_key(msgpack_packer *pk, char key) {
 }
 
 REEL_API int reel_meta_encode(const reel_meta *meta, void *buf, size_t cap, size_t *len) {
-    if (!meta || !buf || !len || !meta_valid(meta))
+    REEL_NEED(meta, "meta");
+    REEL_NEED(buf, "buf");
+    REEL_NEED(len, "len");
+    if (!meta_valid(meta))
         return -EINVAL;
     reel__fixed_buffer fb = {.data = buf, .cap = cap};
     msgpack_packer pk;
@@ -148,7 +151,9 @@ static int decode_map(const msgpack_object *root, reel_meta *m) {
 }
 
 REEL_API int reel_meta_decode(const void *buf, size_t len, reel_meta *out) {
-    if (!buf || !out || len == 0 || len > REEL_META_MAX)
+    REEL_NEED(buf, "buf");
+    REEL_NEED(out, "out");
+    if (len == 0 || len > REEL_META_MAX)
         return REEL_EBADMETA;
     msgpack_unpacked msg;
     msgpack_unpacked_init(&msg);

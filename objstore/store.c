@@ -1137,10 +1137,12 @@ static int prepare_spill_dir(const char *dir) {
 }
 
 REEL_API int reel_store_create(const char *path, const reel_store_options *opts, reel_store **out) {
+    REEL_NEED(path, "path");
+    REEL_NEED(out, "out");
     reel_store_options o = opts ? *opts : (reel_store_options){0};
     seg_layout l;
     reel__clear_error();
-    if (!out || (o.flags & ~(REEL_STORE_NO_PREFAULT | REEL_STORE_NO_SPILL | REEL_STORE_GPU_PIN)) ||
+    if ((o.flags & ~(REEL_STORE_NO_PREFAULT | REEL_STORE_NO_SPILL | REEL_STORE_GPU_PIN)) ||
         !(o.high_water >= 0 && o.high_water <= 1))
         return -EINVAL;
     int rc = reel__layout(&l, o.capacity ? o.capacity : DEFAULT_CAPACITY,
@@ -1181,8 +1183,10 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
 }
 
 REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out) {
+    REEL_NEED(path, "path");
+    REEL_NEED(out, "out");
     reel__clear_error();
-    if (!out || (flags & ~(REEL_OPEN_OBSERVER | REEL_OPEN_GPU_PIN | REEL_OPEN_LAZY)))
+    if ((flags & ~(REEL_OPEN_OBSERVER | REEL_OPEN_GPU_PIN | REEL_OPEN_LAZY)))
         return -EINVAL;
     return store_attach(path, flags, out);
 }
@@ -1232,6 +1236,7 @@ REEL_API unsigned reel_store_destroy_orphans(const char *prefix) {
 }
 
 REEL_API int reel_store_destroy(const char *path) {
+    REEL_NEED(path, "path");
     char *p;
     int prc = resolve_path(path, &p);
     if (prc)
@@ -1254,14 +1259,17 @@ REEL_API int reel_store_destroy(const char *path) {
 }
 
 REEL_API const char *reel_store_path(const reel_store *s) {
+    REEL_NEED_OR(s, "store", NULL);
     return s->path;
 }
 
 REEL_API void reel_store_set_spin_ns(reel_store *s, uint64_t spin_ns) {
+    REEL_NEED_OR(s, "store", );
     s->spin_ns = spin_ns;
 }
 
 REEL_API int reel_store_reclaim(reel_store *s, uint32_t *reclaimed) {
+    REEL_NEED(s, "store");
     int rc = store_lock(s);
     if (rc)
         return rc;
@@ -1275,6 +1283,8 @@ REEL_API int reel_store_reclaim(reel_store *s, uint32_t *reclaimed) {
 /* ---- statistics ------------------------------------------------------- */
 
 REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
+    REEL_NEED(s, "store");
+    REEL_NEED(out, "out");
     int rc = store_lock(s);
     if (rc)
         return rc;
@@ -1327,6 +1337,9 @@ REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
 }
 
 REEL_API int reel_store_clients(reel_store *s, reel_client_info *out, size_t cap, size_t *count) {
+    REEL_NEED(s, "store");
+    REEL_NEED(out || cap == 0, "out");
+    REEL_NEED(count, "count");
     int rc = store_lock(s);
     if (rc)
         return rc;
@@ -1350,6 +1363,9 @@ REEL_API int reel_store_clients(reel_store *s, reel_client_info *out, size_t cap
 }
 
 REEL_API int reel_store_objects(reel_store *s, reel_obj_info *out, size_t cap, size_t *count) {
+    REEL_NEED(s, "store");
+    REEL_NEED(out || cap == 0, "out");
+    REEL_NEED(count, "count");
     int rc = store_lock(s);
     if (rc)
         return rc;
@@ -1392,8 +1408,8 @@ static int need_client(const reel_store *s) {
 /* ---- ownership -------------------------------------------------------- */
 
 REEL_API int reel_store_owner_token(reel_store *s, uint64_t *token) {
-    if (!token)
-        return -EINVAL;
+    REEL_NEED(s, "store");
+    REEL_NEED(token, "token");
     int rc = need_client(s);
     if (rc || (rc = store_lock(s)) != 0)
         return rc;
@@ -1403,6 +1419,7 @@ REEL_API int reel_store_owner_token(reel_store *s, uint64_t *token) {
 }
 
 REEL_API int reel_store_set_owner(reel_store *s, uint64_t token) {
+    REEL_NEED(s, "store");
     uint32_t owner = (uint32_t)(token >> 32), epoch = (uint32_t)token;
     if (token && (owner == 0 || owner > s->lay.max_clients || epoch == 0))
         return reel__fail(-EINVAL, "%#llx is not an owner token of %s", (unsigned long long)token,
@@ -1583,6 +1600,7 @@ static int spill_pass(reel_store *s, uint64_t need, uint64_t *written) {
 }
 
 REEL_API int reel_store_spill(reel_store *s, uint64_t bytes, uint64_t *spilled) {
+    REEL_NEED(s, "store");
     if (!s)
         return -EINVAL;
     int rc = need_client(s);
@@ -1681,12 +1699,15 @@ static int restore(reel_store *s, uint32_t obj, uint32_t gen) {
 
 REEL_API int reel_obj_create(reel_store *s, const reel_id *id, uint64_t size, const void *meta,
                              uint32_t meta_size, uint32_t flags, int timeout_ms, void **buf) {
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
+    REEL_NEED(meta || meta_size == 0, "meta");
+    REEL_NEED(buf, "buf");
     reel__clear_error();
     int rc = need_client(s);
     if (rc)
         return rc;
-    if (!id || !buf || (meta_size && !meta) || meta_size > REEL_META_MAX ||
-        (flags & ~REEL_OBJ_EVICTABLE))
+    if (meta_size > REEL_META_MAX || (flags & ~REEL_OBJ_EVICTABLE))
         return -EINVAL;
     if (size > s->lay.capacity || obj_alloc_size(size, meta_size) > s->lay.capacity)
         return reel__fail(REEL_ETOOBIG, "object of %llu bytes exceeds the store's capacity of %llu",
@@ -1816,6 +1837,8 @@ static int owned_unsealed(reel_store *s, const reel_id *id, uint32_t *obj) {
 }
 
 REEL_API int reel_obj_seal(reel_store *s, const reel_id *id) {
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
     int rc = need_client(s);
     if (rc || (rc = store_lock(s)) != 0)
         return rc;
@@ -1848,6 +1871,8 @@ REEL_API int reel_obj_seal(reel_store *s, const reel_id *id) {
 }
 
 REEL_API int reel_obj_abort(reel_store *s, const reel_id *id) {
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
     int rc = need_client(s);
     if (rc || (rc = store_lock(s)) != 0)
         return rc;
@@ -1863,11 +1888,17 @@ REEL_API int reel_obj_abort(reel_store *s, const reel_id *id) {
 
 REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeout_ms,
                           reel_view *views) {
+    REEL_NEED(s, "store");
+    REEL_NEED(ids, "ids");
+    REEL_NEED(views, "views");
     int rc = need_client(s);
     if (rc)
         return rc;
-    if (!ids || !views || n == 0)
-        return -EINVAL;
+    /* Bounded before ids is read: a count past the caller's array would
+     * otherwise be read until the reference table refused. */
+    if (n == 0 || n > s->lay.max_refs)
+        return reel__fail(-EINVAL, "reel_obj_get: n is %zu, not 1 to %u (what one client may hold)",
+                          n, s->lay.max_refs);
     uint64_t deadline = timeout_ms > 0 ? deadline_from(timeout_ms) : 0;
     uint32_t restores = 0;
     seg_header *h = s->hdr;
@@ -1961,6 +1992,8 @@ REEL_API int reel_obj_get(reel_store *s, const reel_id *ids, size_t n, int timeo
 }
 
 REEL_API int reel_obj_release(reel_store *s, const reel_id *id) {
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
     int rc = need_client(s);
     if (rc || (rc = store_lock(s)) != 0)
         return rc;
@@ -1978,8 +2011,10 @@ REEL_API int reel_obj_release(reel_store *s, const reel_id *id) {
 }
 
 REEL_API int reel_obj_delete(reel_store *s, const reel_id *id) {
-    int rc = store_lock(s);
-    if (rc)
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
+    int rc = need_client(s);
+    if (rc || (rc = store_lock(s)) != 0)
         return rc;
     uint32_t i = index_find(s, id, reel__id_hash(id));
     int freed = 0;
@@ -1991,10 +2026,10 @@ REEL_API int reel_obj_delete(reel_store *s, const reel_id *id) {
 }
 
 REEL_API int reel_obj_disown(reel_store *s, const reel_id *ids, size_t n) {
-    if (n && !ids)
-        return -EINVAL;
-    int rc = store_lock(s);
-    if (rc)
+    REEL_NEED(s, "store");
+    REEL_NEED(ids || n == 0, "ids");
+    int rc = need_client(s);
+    if (rc || (rc = store_lock(s)) != 0)
         return rc;
     for (size_t k = 0; k < n; k++) {
         uint32_t i = index_find(s, &ids[k], reel__id_hash(&ids[k]));
@@ -2006,6 +2041,9 @@ REEL_API int reel_obj_disown(reel_store *s, const reel_id *ids, size_t n) {
 }
 
 REEL_API int reel_obj_contains(reel_store *s, const reel_id *id, int *present) {
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
+    REEL_NEED(present, "present");
     int rc = store_lock(s);
     if (rc)
         return rc;
@@ -2071,8 +2109,10 @@ static void copy_bytes(void *dst, const void *src, size_t n) {
 
 REEL_API int reel_obj_put(reel_store *s, reel_id *id, const void *data, uint64_t size,
                           const void *meta, uint32_t meta_size, uint32_t flags, int timeout_ms) {
-    if (!id || (size && !data))
-        return -EINVAL;
+    REEL_NEED(s, "store");
+    REEL_NEED(id, "id");
+    REEL_NEED(data || size == 0, "data");
+    REEL_NEED(meta || meta_size == 0, "meta");
     if (flags & REEL_OBJ_CONTENT_ID) {
         reel_id_from_content(data, size, id);
         int present = 0;

@@ -217,9 +217,8 @@ struct reel_store {
     seg_client dummy_client;
 };
 
-/* errors.c */
-void reel__clear_error(void);
-int reel__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* errors.c: the error sentence and the argument checks */
+#include "check.h"
 
 /* msgpack_check.c: 0 if buf starts with one well-formed msgpack object whose
  * declared sizes all fit in len (*used: its length), else -EBADMSG. Run it

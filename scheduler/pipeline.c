@@ -47,20 +47,29 @@
 /* ---- configuration: the public face of config.h ---------------------------- */
 
 REEL_API void reel_executor_config_defaults(reel_executor_config *cfg) {
+    REEL_NEED_OR(cfg, "cfg", );
     reel__config_defaults(cfg);
 }
 
 REEL_API int reel_executor_config_set(reel_executor_config *cfg, const char *key,
                                       const char *value) {
+    REEL_NEED(cfg, "cfg");
+    REEL_NEED(key, "key");
+    REEL_NEED(value, "value");
     return reel__config_set(cfg, key, value);
 }
 
 REEL_API int reel_executor_config_load(reel_executor_config *cfg, const char *path) {
+    REEL_NEED(cfg, "cfg");
+    REEL_NEED(path, "path");
     return reel__config_load_json(cfg, path);
 }
 
 REEL_API int reel_executor_config_parse_flag(reel_executor_config *cfg, int argc, char **argv,
                                              int *i) {
+    REEL_NEED(cfg, "cfg");
+    REEL_NEED(argv, "argv");
+    REEL_NEED(i, "i");
     return reel__config_parse_flag(cfg, argc, argv, i);
 }
 
@@ -69,6 +78,7 @@ REEL_API const char *reel_executor_config_flags_help(void) {
 }
 
 REEL_API int reel_executor_config_validate(const reel_executor_config *cfg) {
+    REEL_NEED(cfg, "cfg");
     return reel__config_validate(cfg);
 }
 
@@ -90,11 +100,11 @@ struct reel_pipeline {
 };
 
 REEL_API int reel_pipeline_new(const char *name, reel_pipeline **out) {
+    REEL_NEED(name, "name");
+    REEL_NEED(out, "out");
     reel__clear_error();
-    if (!out)
-        return -EINVAL;
     *out = NULL;
-    if (!name || !*name || strlen(name) >= REEL_PIPELINE_NAME_MAX)
+    if (!*name || strlen(name) >= REEL_PIPELINE_NAME_MAX)
         return reel__fail(-EINVAL, "a pipeline's name has 1 to %u bytes",
                           REEL_PIPELINE_NAME_MAX - 1);
     reel_pipeline *p = calloc(1, sizeof *p);
@@ -111,9 +121,9 @@ static int bad_double(double x) {
 
 REEL_API int reel_pipeline_add(reel_pipeline *p, const reel_actor_def *actor,
                                const reel_stage_options *opts) {
+    REEL_NEED(p, "p");
+    REEL_NEED(actor, "actor");
     reel__clear_error();
-    if (!p || !actor)
-        return -EINVAL;
     const char *name = actor->name ? actor->name : "";
     if (!*name || strlen(name) >= REEL_ACTOR_NAME_MAX || !actor->process)
         return reel__fail(-EINVAL,
@@ -202,8 +212,8 @@ static void format_bytes(uint64_t b, char *buf, size_t cap) {
 }
 
 REEL_API int reel_pipeline_describe(const reel_pipeline *p, FILE *out) {
-    if (!p || !out)
-        return -EINVAL;
+    REEL_NEED(p, "p");
+    REEL_NEED(out, "out");
     fprintf(out, "Pipeline: %s\n", p->name);
     fprintf(out, "Stages: %u\n", p->n);
     for (uint32_t i = 0; i < p->n; i++) {
@@ -1440,8 +1450,14 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
     if (res)
         memset(res, 0, sizeof *res);
     int bad = 0;
-    if (!p || !opts || !opts->store || (opts->n_inputs && !opts->inputs))
-        bad = reel__fail(-EINVAL, "reel_pipeline_run: a NULL pipeline, options, store or inputs");
+    if (!p)
+        bad = reel__null_arg(__func__, "p");
+    else if (!opts)
+        bad = reel__null_arg(__func__, "opts");
+    else if (!opts->store)
+        bad = reel__null_arg(__func__, "opts->store");
+    else if (opts->n_inputs && !opts->inputs)
+        bad = reel__null_arg(__func__, "opts->inputs");
     else if (p->n == 0)
         bad = reel__fail(-EINVAL, "pipeline %s has no stage", p->name);
     else if (opts->flags & ~(REEL_RUN_NO_SPIN | REEL_RUN_QUIET | REEL_RUN_NO_AUTOSCALE))

@@ -1,4 +1,5 @@
 /* The curation options: Curator's defaults, and their checks (reel/stages.h). */
+#include "check.h"
 #include "reel/stages.h"
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 REEL_API void reel_curate_defaults(reel_curate_options *o) {
+    REEL_NEED_OR(o, "o", );
     memset(o, 0, sizeof *o);
     o->output_dir = "./reel-out";
     o->splitting = REEL_SPLIT_FIXED_STRIDE;
@@ -39,6 +41,8 @@ static int positive(double x) {
 }
 
 REEL_API int reel_curate_validate(const reel_curate_options *o, char *why, size_t cap) {
+    REEL_NEED(o, "o");
+    REEL_NEED(why || cap == 0, "why");
     const char *bad = NULL;
     if (!o->output_dir || !*o->output_dir)
         bad = "output_dir: empty";
@@ -76,6 +80,7 @@ REEL_API int reel_curate_validate(const reel_curate_options *o, char *why, size_
             bad = "mean and std: finite, std above 0";
     if (!bad)
         return 0;
-    snprintf(why, cap, "%s", bad);
-    return -EINVAL;
+    if (cap)
+        snprintf(why, cap, "%s", bad);
+    return reel__fail(-EINVAL, "%s", bad);
 }

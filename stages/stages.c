@@ -1,5 +1,6 @@
 /* The curation pipeline as a whole: the stage list and the pipeline. See
  * reel/stages.h. */
+#include "check.h"
 #include "stages_internal.h"
 
 #include <errno.h>
@@ -10,6 +11,8 @@
 
 REEL_API void reel_curate_stage_defs(const reel_curate_options *o,
                                      reel_actor_def defs[REEL_CURATE_STAGES]) {
+    REEL_NEED_OR(o, "o", );
+    REEL_NEED_OR(defs, "defs", );
     const reel_actor_def *all[REEL_CURATE_STAGES] = {
         &stage_reader_def, &stage_splitter_def,   &stage_transcoder_def, &stage_motion_def,
         &stage_frames_def, &stage_preprocess_def, &stage_preview_def,    &stage_writer_def};
@@ -34,6 +37,9 @@ static const char *const stage_io[REEL_CURATE_STAGES][2] = {
 
 REEL_API int reel_curate_pipeline(const reel_curate_options *o,
                                   reel_actor_def defs[REEL_CURATE_STAGES], reel_pipeline **out) {
+    REEL_NEED(o, "o");
+    REEL_NEED(defs, "defs");
+    REEL_NEED(out, "out");
     reel_curate_stage_defs(o, defs);
     /* Every stage must fit beside the others with one worker, whatever the
      * node: a worker asks for a share of the CPUs that lets all eight start

@@ -1,4 +1,5 @@
 /* Curator's clip UUIDs: uuid5 in the URL namespace (reel/stages.h). */
+#include "check.h"
 #include "reel/stages.h"
 
 #include <errno.h>
@@ -8,6 +9,11 @@
 #include <string.h>
 
 REEL_API int reel_uuid5_url(const char *name, char out[37]) {
+    REEL_NEED(out, "out");
+    if (!name) {
+        out[0] = '\0';
+        return reel__null_arg(__func__, "name");
+    }
     /* RFC 4122's NAMESPACE_URL, 6ba7b811-9dad-11d1-80b4-00c04fd430c8. */
     static const uint8_t ns[16] = {0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1,
                                    0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};

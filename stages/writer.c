@@ -11,6 +11,7 @@
  * the same directory, then renamed. The stage's output is a small summary
  * (writer_summary) for reel-curate's progress and totals.
  */
+#include "check.h"
 #include "stages_internal.h"
 
 #include <errno.h>
@@ -299,6 +300,10 @@ static void video_record(json *j, const video_task *t, const char *error) {
 
 REEL_API int reel_curate_record_failure(const reel_curate_options *o, const char *path,
                                         const char *error) {
+    REEL_NEED(o, "o");
+    REEL_NEED(o->output_dir, "o->output_dir");
+    REEL_NEED(path, "path");
+    REEL_NEED(error, "error");
     char why[256];
     int rc = stage_output_dirs(o->output_dir, why, sizeof why);
     if (rc)
@@ -412,8 +417,10 @@ const reel_actor_def stage_writer_def = {
 
 REEL_API int reel_curate_read_summary(const void *data, uint64_t size,
                                       reel_curate_video_summary *out) {
+    REEL_NEED(data, "data");
+    REEL_NEED(out, "out");
     writer_summary w;
-    if (!data || size != sizeof w)
+    if (size != sizeof w)
         return -EBADMSG;
     memcpy(&w, data, sizeof w);
     if (memcmp(w.magic, WRITER_SUMMARY_MAGIC, 8) != 0 || w.clips_written > w.clips ||

@@ -479,6 +479,42 @@ Test(errors, observer_handle_cannot_create_or_get) {
     TH_OK(reel_store_close(s));
 }
 
+/* An observer changes nothing: delete, disown, seal, abort and release are
+ * refused as create and get are, and the objects (and whom they belong to)
+ * are as they were. */
+Test(errors, observer_handle_cannot_change_an_object) {
+    const char *path;
+    reel_store *s = th_store_new(1 * MiB, 64, &path);
+    uint64_t token;
+    TH_OK(reel_store_owner_token(s, &token));
+    TH_OK(reel_store_set_owner(s, token));
+    reel_id a = th_id_random();
+    put_pattern(s, &a, 100, 1, 0);
+    reel_id u = th_id_random();
+    void *buf;
+    TH_OK(reel_obj_create(s, &u, 10, NULL, 0, 0, 0, &buf)); /* unsealed, s's */
+    reel_store_stats before = th_stats(s);
+    cr_assert_eq(before.objects_owned, 2u);
+    reel_store *obs = NULL;
+    TH_OK(reel_store_open(path, REEL_OPEN_OBSERVER, &obs));
+    TH_RC(reel_obj_delete(obs, &a), REEL_EOBSERVER);
+    TH_RC(reel_obj_disown(obs, &a, 1), REEL_EOBSERVER);
+    TH_RC(reel_obj_seal(obs, &u), REEL_EOBSERVER);
+    TH_RC(reel_obj_abort(obs, &u), REEL_EOBSERVER);
+    TH_RC(reel_obj_release(obs, &a), REEL_EOBSERVER);
+    TH_RC(reel_store_spill(obs, 0, NULL), REEL_EOBSERVER);
+    reel_store_stats after = th_stats(obs);
+    cr_assert_eq(after.objects_owned, before.objects_owned, "an observer disowned an object");
+    cr_assert_eq(after.objects_sealed, before.objects_sealed, "an observer deleted an object");
+    cr_assert_eq(after.objects_unsealed, before.objects_unsealed);
+    int present = 0;
+    TH_OK(reel_obj_contains(obs, &a, &present)); /* a question, which an observer may ask */
+    cr_assert_eq(present, 1);
+    TH_OK(reel_store_close(obs));
+    TH_OK(reel_obj_seal(s, &u)); /* still the creator's to seal */
+    TH_OK(reel_store_close(s));
+}
+
 Test(errors, too_many_clients) {
     reel_store_options opts = {0};
     opts.capacity = 1 * MiB;

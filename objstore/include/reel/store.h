@@ -27,6 +27,18 @@
  * free, which header field is wrong), reel_last_error() returns that sentence
  * for the calling thread until its next failing call.
  *
+ * Arguments: every call of reel's public headers checks each pointer it
+ * needs, and each count against its documented bound, before it takes a lock
+ * or reads through them. A NULL where a pointer is needed fails with -EINVAL
+ * and a reel_last_error() sentence naming the argument ("reel_obj_seal: id is
+ * NULL"); a call that returns no code does nothing, and one that returns a
+ * pointer returns NULL. So the -EINVAL of a NULL is not repeated under each
+ * call's Errors.
+ *
+ * Observers: a handle opened with REEL_OPEN_OBSERVER reads (stats, listings)
+ * and reclaims; every call that would create, get, seal, release, disown or
+ * delete an object through it fails with REEL_EOBSERVER and changes nothing.
+ *
  * Threads: a reel_store handle may be shared by the threads of one process.
  * It is not valid in a child after fork(): the child opens its own.
  */
@@ -231,7 +243,7 @@ REEL_API int reel_store_set_owner(reel_store *store, uint64_t token);
 
 /* Hands n objects over to the store: nobody owns them any more, and they
  * stay until deleted. Objects not there (or being deleted) are skipped.
- * Errors: -EINVAL. */
+ * Errors: REEL_EOBSERVER. */
 REEL_API int reel_obj_disown(reel_store *store, const reel_id *ids, size_t n);
 
 /* Spills now, without waiting for memory to run short: sealed objects nobody
@@ -357,11 +369,11 @@ REEL_API int reel_obj_create(reel_store *store, const reel_id *id, uint64_t size
                              uint32_t meta_size, uint32_t flags, int timeout_ms, void **buf);
 
 /* Makes an object immutable and visible, and wakes processes waiting for it.
- * Errors: REEL_ENOTFOUND, REEL_ESEALED, REEL_ENOTOWNER. */
+ * Errors: REEL_ENOTFOUND, REEL_ESEALED, REEL_ENOTOWNER, REEL_EOBSERVER. */
 REEL_API int reel_obj_seal(reel_store *store, const reel_id *id);
 
 /* Frees an object its creator has not sealed.
- * Errors: REEL_ENOTFOUND, REEL_ESEALED, REEL_ENOTOWNER. */
+ * Errors: REEL_ENOTFOUND, REEL_ESEALED, REEL_ENOTOWNER, REEL_EOBSERVER. */
 REEL_API int reel_obj_abort(reel_store *store, const reel_id *id);
 
 /* Gets views of n sealed objects, waiting up to timeout_ms for those not
@@ -372,17 +384,19 @@ REEL_API int reel_obj_abort(reel_store *store, const reel_id *id);
  * Errors: -ETIMEDOUT (some object did not appear in time), REEL_ETOOMANYREFS,
  * REEL_ESPILLLOST (a spilled object's file is gone: reel_last_error() names it),
  * REEL_EFULL (no room to read a spilled object back within the timeout),
- * REEL_ECORRUPT, -EINVAL (n is 0), REEL_EOBSERVER. */
+ * REEL_ECORRUPT, -EINVAL (n is 0 or more than max_refs_per_client, checked
+ * before ids is read), REEL_EOBSERVER. */
 REEL_API int reel_obj_get(reel_store *store, const reel_id *ids, size_t n, int timeout_ms,
                           reel_view *views);
 
 /* Drops one reference taken by reel_obj_get(). The view's pointers are
- * invalid afterwards. Errors: REEL_ENOTREF. */
+ * invalid afterwards. Errors: REEL_ENOTREF, REEL_EOBSERVER. */
 REEL_API int reel_obj_release(reel_store *store, const reel_id *id);
 
 /* Deletes a sealed object: at once if nobody references it, otherwise when
  * the last reference is released (it is hidden from new gets meanwhile).
- * Errors: REEL_ENOTFOUND, REEL_ENOTSEALED (abort unsealed objects instead). */
+ * Errors: REEL_ENOTFOUND, REEL_ENOTSEALED (abort unsealed objects instead),
+ * REEL_EOBSERVER. */
 REEL_API int reel_obj_delete(reel_store *store, const reel_id *id);
 
 /* Sets *present to 1 if a sealed, not deleted object with this ID exists. */
