@@ -1093,6 +1093,82 @@ static void store_free(reel_store *s) {
     free(s);
 }
 
+/* Checks what the open trusts beyond the header: that the space counter
+ * matches the objects' extents, that the object counts match their states,
+ * and that no two objects share arena bytes. A file written by a crashed or
+ * foreign process can say otherwise (reel-inspect showed a store over 100%
+ * full). Writes what disagrees into why and returns 0 if all agrees. Caller
+ * holds the lock. */
+static int audit(reel_store *s, char *why, size_t cap) {
+    const seg_header *h = s->hdr;
+    uint64_t used = 0;
+    uint32_t by_state[OBJ_SPILLED + 1] = {0}, live = 0;
+    for (uint32_t i = 0; i < s->lay.max_objects; i++) {
+        seg_object *o = obj_at(s, i);
+        if (o->state == OBJ_FREE)
+            continue;
+        if (o->state > OBJ_SPILLED) {
+            snprintf(why, cap, "object %u has state %u", i, o->state);
+            return 1;
+        }
+        by_state[o->state]++;
+        if (!in_arena(o))
+            continue;
+        if (!object_extent_ok(s, o)) {
+            snprintf(why, cap, "object %u lies outside the arena (offset %llu, %llu bytes)", i,
+                     (unsigned long long)o->offset, (unsigned long long)o->alloc);
+            return 1;
+        }
+        used += o->alloc;
+        s->scratch[live++] = i;
+    }
+    if (used != h->used) {
+        snprintf(why, cap, "its used counter says %llu bytes, its objects hold %llu",
+                 (unsigned long long)h->used, (unsigned long long)used);
+        return 1;
+    }
+    if (by_state[OBJ_UNSEALED] != h->n_unsealed || by_state[OBJ_SEALED] != h->n_sealed ||
+        by_state[OBJ_DELETING] != h->n_deleting || by_state[OBJ_SPILLED] != h->n_spilled) {
+        snprintf(why, cap,
+                 "its object counters (%u unsealed, %u sealed, %u deleting, %u spilled) disagree "
+                 "with its objects (%u, %u, %u, %u)",
+                 h->n_unsealed, h->n_sealed, h->n_deleting, h->n_spilled, by_state[OBJ_UNSEALED],
+                 by_state[OBJ_SEALED], by_state[OBJ_DELETING], by_state[OBJ_SPILLED]);
+        return 1;
+    }
+    if (live > 1)
+        qsort_r(s->scratch, live, sizeof *s->scratch, by_offset, s->objects);
+    for (uint32_t k = 1; k < live; k++) {
+        seg_object *a = obj_at(s, s->scratch[k - 1]), *b = obj_at(s, s->scratch[k]);
+        if (a->offset + a->alloc > b->offset) {
+            snprintf(why, cap, "objects %u and %u share arena bytes from offset %llu",
+                     s->scratch[k - 1], s->scratch[k], (unsigned long long)b->offset);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Audits the segment at open and, where it disagrees with itself, derives it
+ * again from the object table (overlapping objects are dropped) rather than
+ * hand out space that is not there or bytes two objects share. The repair is
+ * counted in recoveries and said in reel_last_error(). */
+static int audit_on_open(reel_store *s) {
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    char why[200];
+    int bad = audit(s, why, sizeof why);
+    if (bad) {
+        s->hdr->recoveries++;
+        reel__rebuild(s);
+    }
+    store_unlock(s);
+    if (bad)
+        reel__fail(0, "%s was repaired at open: %s", s->path, why);
+    return 0;
+}
+
 static int store_attach(const char *path, uint32_t flags, reel_store **out) {
     reel_store *s = calloc(1, sizeof *s);
     if (!s)
@@ -1111,6 +1187,8 @@ static int store_attach(const char *path, uint32_t flags, reel_store **out) {
         if (!s->scratch)
             rc = -ENOMEM;
     }
+    if (rc == 0)
+        rc = audit_on_open(s);
     if (rc == 0 && !observer)
         rc = claim_slot(s);
     if (rc == 0 && (flags & REEL_OPEN_GPU_PIN))

@@ -558,3 +558,111 @@ Test(segment, a_private_dir_someone_else_made_is_refused) {
     rmdir(planted);
     cr_assert_eq(code, 0);
 }
+
+/* ---- what the open checks beyond the header ------------------------------------ */
+
+/* A store of three sealed 1000-byte objects, closed; returns its path. */
+static const char *three_objects(reel_id ids[3]) {
+    const char *path;
+    reel_store *s = th_store_new(1 * MiB, 64, &path);
+    uint8_t data[1000] = {0};
+    for (int k = 0; k < 3; k++) {
+        data[0] = (uint8_t)k;
+        TH_OK(reel_obj_put(s, &ids[k], data, sizeof data, NULL, 0, REEL_OBJ_CONTENT_ID, 0));
+    }
+    TH_OK(reel_store_close(s));
+    return path;
+}
+
+/* The object table's slot of an ID, found by walking the table. */
+static seg_object *object_of(reel_store *s, const reel_id *id) {
+    for (uint32_t i = 0; i < s->lay.max_objects; i++)
+        if (s->objects[i].state != 0 && reel_id_equal(&s->objects[i].id, id))
+            return &s->objects[i];
+    cr_assert_fail("object not in the table");
+    return NULL;
+}
+
+Test(segment, a_used_counter_that_disagrees_with_the_objects_is_repaired_at_open) {
+    reel_id ids[3];
+    const char *path = three_objects(ids);
+    reel_store *s;
+    TH_OK(reel_store_open(path, REEL_OPEN_OBSERVER, &s));
+    uint64_t used = s->hdr->used, recoveries = s->hdr->recoveries;
+    s->hdr->used = 18446744073709544767ull; /* what an outside probe planted */
+    s->hdr->n_sealed = 7;
+    TH_OK(reel_store_close(s));
+
+    TH_OK(reel_store_open(path, 0, &s));
+    cr_assert(strstr(reel_last_error(), "repaired") && strstr(reel_last_error(), "used"),
+              "no sentence for the repair: \"%s\"", reel_last_error());
+    reel_store_stats st = th_stats(s);
+    cr_assert_eq(st.used, used, "used is %llu after the open, not %llu",
+                 (unsigned long long)st.used, (unsigned long long)used);
+    cr_assert_eq(st.free, st.capacity - used);
+    cr_assert_eq(st.objects_sealed, 3u);
+    cr_assert_eq(st.recoveries, recoveries + 1);
+    reel_view v[3];
+    TH_OK(reel_obj_get(s, ids, 3, 0, v)); /* nothing was lost */
+    for (int k = 0; k < 3; k++)
+        TH_OK(reel_obj_release(s, &ids[k]));
+    TH_OK(reel_store_close(s));
+}
+
+Test(segment, two_objects_at_the_same_offset_are_noticed_at_open) {
+    reel_id ids[3];
+    const char *path = three_objects(ids);
+    reel_store *s;
+    TH_OK(reel_store_open(path, REEL_OPEN_OBSERVER, &s));
+    object_of(s, &ids[2])->offset = object_of(s, &ids[1])->offset;
+    TH_OK(reel_store_close(s));
+
+    TH_OK(reel_store_open(path, REEL_OPEN_OBSERVER, &s));
+    cr_assert(strstr(reel_last_error(), "repaired"), "no sentence for the repair: \"%s\"",
+              reel_last_error());
+    /* One of the two is dropped; what is left shares no byte. */
+    reel_store_stats st = th_stats(s);
+    cr_assert_eq(st.objects, 2u);
+    seg_object *kept[2];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->lay.max_objects && n < 2; i++)
+        if (s->objects[i].state != 0)
+            kept[n++] = &s->objects[i];
+    cr_assert_eq(n, 2u);
+    cr_assert(kept[0]->offset + kept[0]->alloc <= kept[1]->offset ||
+                  kept[1]->offset + kept[1]->alloc <= kept[0]->offset,
+              "the objects left still overlap");
+    cr_assert_eq(st.used, kept[0]->alloc + kept[1]->alloc);
+    TH_OK(reel_store_close(s));
+}
+
+Test(segment, a_store_used_as_it_should_be_is_never_repaired) {
+    const char *path;
+    reel_store *s = th_store_new(1 * MiB, 64, &path);
+    uint64_t recoveries = th_stats(s).recoveries;
+    uint8_t data[3000] = {0};
+    reel_id ids[40];
+    for (int k = 0; k < 40; k++) { /* evictions, deletes, unsealed and held objects */
+        data[0] = (uint8_t)k;
+        ids[k] = th_id_random();
+        TH_OK(reel_obj_put(s, &ids[k], data, 1000 + 50 * (uint64_t)k, NULL, 0,
+                           k % 3 ? REEL_OBJ_EVICTABLE : 0, 0));
+        if (k % 5 == 0)
+            TH_OK(reel_obj_delete(s, &ids[k]));
+    }
+    reel_view v;
+    TH_OK(reel_obj_get(s, &ids[3], 1, 0, &v));
+    void *buf;
+    reel_id u = th_id_random();
+    TH_OK(reel_obj_create(s, &u, 500, NULL, 0, 0, 0, &buf));
+    reel_store *again;
+    TH_OK(reel_store_open(path, 0, &again));
+    TH_OK(reel_store_close(again));
+    reel_store *observer;
+    TH_OK(reel_store_open(path, REEL_OPEN_OBSERVER, &observer));
+    TH_OK(reel_store_close(observer));
+    cr_assert_eq(th_stats(s).recoveries, recoveries, "a healthy store was repaired at open: %s",
+                 reel_last_error());
+    TH_OK(reel_obj_release(s, &ids[3]));
+    TH_OK(reel_store_close(s));
+}

@@ -182,7 +182,13 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
 /* Attaches to an existing store.
  *   flags: 0, or REEL_OPEN_OBSERVER or REEL_OPEN_LAZY, or'd with
  *          REEL_OPEN_GPU_PIN.
- * The header is validated before anything in the file is trusted.
+ * The header is validated before anything in the file is trusted. Then,
+ * under the lock, the segment is audited: a used counter or object counts
+ * that disagree with the objects, an object outside the arena, or two objects
+ * sharing arena bytes are repaired (everything is derived again from the
+ * object table, and of objects that overlap only the first is kept); the
+ * open then succeeds, stats' recoveries counts the repair and
+ * reel_last_error() says what was found.
  * Errors: -ENOENT, -EACCES, REEL_EFOREIGN (wrong magic), REEL_EVERSION,
  * REEL_ETRUNCATED (file shorter than its header says), REEL_ECORRUPT
  * (inconsistent sizes or offsets), REEL_ETOOMANYCLIENTS. */
