@@ -265,10 +265,10 @@ void reel__wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers);
 /* The second half of reel__wake, for a caller that bumped *seq itself. */
 void reel__wake_sleepers(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers);
 
-/* file_io.c: moves pieces of memory to or from their places in a file with
- * io_uring (pread/pwrite where io_uring is not allowed), several large
- * requests in flight. Returns 0, -EIO if a read found the file shorter, or a
- * negative errno (-ENOSPC, -EFBIG...). */
+/* file_io.c: moves pieces of memory to or from their places in a file:
+ * reads with io_uring, several large requests in flight (pread where
+ * io_uring is not allowed), writes with pwrite() in the calling thread. Returns 0, -EIO if a read
+ * found the file shorter, or a negative errno (-ENOSPC, -EFBIG...). */
 typedef struct reel__io_piece {
     void *buf;
     uint64_t offset; /* in the file */
