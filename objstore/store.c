@@ -1187,20 +1187,40 @@ REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out)
     return store_attach(path, flags, out);
 }
 
+static void remove_spill_files(const char *dir, uint64_t token);
+
+/* Caller holds the lock. 1 if no live client other than skip is attached. */
+static int nobody_attached(reel_store *s, uint32_t skip) {
+    for (uint32_t i = 0; i < s->lay.max_clients; i++)
+        if (i != skip && client_alive(&(*client_at(s, i))))
+            return 0;
+    return 1;
+}
+
 REEL_API int reel_store_close(reel_store *s) {
     if (!s)
         return 0;
-    int rc = 0;
+    int rc = 0, last = 0;
+    char dir[SEG_SPILL_DIR_MAX];
+    uint64_t token = 0;
     /* A handle inherited across fork() belongs to the parent: leave its slot alone. */
     if (s->slot != SEG_NIL && (*client_at(s, s->slot)).pid == getpid()) {
         rc = store_lock(s);
         if (rc == 0) {
             if (client_drop(s, s->slot, 0))
                 wake_space(s);
+            /* The store was destroyed while this client still needed its
+             * spill files: the last one out removes them. */
+            last = s->hdr->destroyed && nobody_attached(s, s->slot);
+            memcpy(dir, s->hdr->spill_dir, sizeof dir);
+            dir[sizeof dir - 1] = '\0';
+            token = s->hdr->spill_token;
             store_unlock(s);
         }
     }
     store_free(s);
+    if (last && dir[0])
+        remove_spill_files(dir, token);
     return rc;
 }
 
@@ -1236,18 +1256,30 @@ REEL_API int reel_store_destroy(const char *path) {
     int prc = resolve_path(path, &p);
     if (prc)
         return prc;
-    /* The spill directory is named in the header: read it before the file goes. */
+    /* The spill directory is named in the header: read it before the file
+     * goes. Spill files are removed only if no live process is attached:
+     * one that is keeps its mapping, and reads its spilled objects back
+     * from them; the last of those to close removes them. The file is
+     * unlinked first, so that nobody attaches after the count. */
     char dir[SEG_SPILL_DIR_MAX] = "";
     uint64_t token = 0;
-    reel_store *s;
-    if (reel_store_open(p, REEL_OPEN_OBSERVER, &s) == 0) {
+    int attached = 0;
+    reel_store *s = NULL;
+    if (reel_store_open(p, REEL_OPEN_OBSERVER, &s) != 0)
+        s = NULL;
+    int rc = unlink(p) == 0 ? 0 : -errno;
+    if (s) {
+        if (rc == 0 && store_lock(s) == 0) {
+            s->hdr->destroyed = 1;
+            attached = !nobody_attached(s, SEG_NIL);
+            store_unlock(s);
+        }
         memcpy(dir, s->hdr->spill_dir, sizeof dir);
         dir[sizeof dir - 1] = '\0';
         token = s->hdr->spill_token;
         reel_store_close(s);
     }
-    int rc = unlink(p) == 0 ? 0 : -errno;
-    if (rc == 0 && dir[0])
+    if (rc == 0 && dir[0] && !attached)
         remove_spill_files(dir, token);
     free(p);
     return rc;

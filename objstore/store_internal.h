@@ -110,7 +110,9 @@ typedef struct seg_header {
     uint64_t orphans_deleted; /* objects deleted because their owner died */
     uint32_t client_epochs;   /* attaches so far: the next one's epoch */
     uint32_t n_owned;         /* objects with an owner */
-    uint64_t reserved2[6];
+    uint32_t destroyed; /* the file is unlinked: the last client out removes the spill files */
+    uint32_t reserved2b;
+    uint64_t reserved2[5];
 
     /* Futex words: bumped on every seal / every free, slept on by waiters.
      * A waker calls FUTEX_WAKE only when the sleeper count is non-zero. */

@@ -396,3 +396,34 @@ Test(spill, a_get_waits_for_room_to_read_back) {
     reel_store_close(holder);
     reel_store_close(s);
 }
+
+static int destroy_store(void *p) {
+    full_arg *a = p;
+    TH_CHILD_RC(reel_store_destroy(a->path), 0);
+    return 0;
+}
+
+/* Another program destroys the store while this process is attached with
+ * objects on disk: it keeps reading them back, and the spill files go with
+ * its close, the last one out. */
+Test(spill, destroy_keeps_the_spill_files_of_attached_processes) {
+    const char *dir = spill_dir(), *path;
+    reel_store *s = spilling_store(8u << 20, 1.0, dir, &path);
+    for (uint64_t i = 0; i < 16; i++)
+        put_pattern(s, i);
+    TH_OK(reel_store_spill(s, 0, NULL));
+    cr_assert_eq(th_stats(s).objects_spilled, 16);
+    full_arg a = {path};
+    cr_assert_eq(th_wait(th_fork(destroy_store, &a), 60000), 0);
+    struct stat sb;
+    cr_assert(stat(path, &sb) != 0, "the store's file outlived reel_store_destroy()");
+    cr_assert_eq(count_spill_files(dir), 1, "the destroy removed files an attached process needs");
+    for (uint64_t i = 0; i < 8; i++) /* read back; the rest stay on disk */
+        expect_pattern(s, i);
+    put_pattern(s, 100); /* and it still spills */
+    TH_OK(reel_store_spill(s, 0, NULL));
+    cr_assert_eq(count_spill_files(dir), 2);
+    expect_pattern(s, 15);
+    reel_store_close(s);
+    cr_assert(stat(dir, &sb) != 0, "the last close left the spill directory %s", dir);
+}

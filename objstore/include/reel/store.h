@@ -183,7 +183,10 @@ REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out)
  * is freed anyway). */
 REEL_API int reel_store_close(reel_store *store);
 
-/* Removes the store's file. Processes still attached keep their mapping.
+/* Removes the store's file and its spill files. Processes still attached
+ * keep their mapping and the spill files their objects are in: those go
+ * with the last of them to call reel_store_close() (a process killed
+ * instead leaves them, in the spill directory, named by the store).
  * Errors: -ENOENT and other negative errnos from unlink(2). */
 REEL_API int reel_store_destroy(const char *path);
 
