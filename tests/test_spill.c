@@ -427,3 +427,43 @@ Test(spill, destroy_keeps_the_spill_files_of_attached_processes) {
     reel_store_close(s);
     cr_assert(stat(dir, &sb) != 0, "the last close left the spill directory %s", dir);
 }
+
+/* The state of object i of put_pattern(). */
+static uint32_t pattern_state(reel_store *s, uint64_t i) {
+    reel_id id = th_id_n(0x5b111, i);
+    static reel_obj_info info[64];
+    size_t n;
+    TH_OK(reel_store_objects(s, info, 64, &n));
+    cr_assert_leq(n, 64u);
+    for (size_t k = 0; k < n; k++)
+        if (reel_id_equal(&info[k].id, &id))
+            return info[k].state;
+    cr_assert_fail("object %llu not listed", (unsigned long long)i);
+    return 0;
+}
+
+/* Reads set the recency, in an order unlike that of the puts; spills of a
+ * byte budget take exactly the least recently used objects, in that order. */
+Test(spill, least_recently_used_go_to_disk_first_under_a_byte_budget) {
+    reel_store *s = spilling_store(8u << 20, 1.0, spill_dir(), NULL);
+    enum { N = 12 };
+    static const uint64_t order[N] = {5, 0, 11, 3, 8, 1, 10, 6, 2, 9, 4, 7};
+    for (uint64_t i = 0; i < N; i++)
+        put_pattern(s, i);
+    for (int k = 0; k < N; k++) /* released: last used now */
+        expect_pattern(s, order[k]);
+    const uint64_t alloc = OBJ_SIZE + 64; /* data, then its 8 bytes of metadata aligned */
+    uint64_t spilled = 0;
+    TH_OK(reel_store_spill(s, 5 * alloc, &spilled));
+    cr_assert_eq(spilled, 5 * alloc, "spilled %llu bytes", (unsigned long long)spilled);
+    for (int k = 0; k < N; k++)
+        cr_assert_eq(pattern_state(s, order[k]), k < 5 ? REEL_OBJ_SPILLED : REEL_OBJ_SEALED,
+                     "object %llu, %d-th least recently used, %s", (unsigned long long)order[k],
+                     k + 1, k < 5 ? "stayed in memory" : "went to disk before older ones");
+    /* The next budget takes the next oldest: those on disk are not counted. */
+    TH_OK(reel_store_spill(s, 3 * alloc, &spilled));
+    for (int k = 5; k < N; k++)
+        cr_assert_eq(pattern_state(s, order[k]), k < 8 ? REEL_OBJ_SPILLED : REEL_OBJ_SEALED,
+                     "object %llu, %d-th least recently used", (unsigned long long)order[k], k + 1);
+    reel_store_close(s);
+}
