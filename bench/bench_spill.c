@@ -185,6 +185,10 @@ int bench_spill_run(const bench_options *opts, bench_report *report) {
                            reel_last_error());
         return rc;
     }
+    reel_store_stats st;
+    if (reel_store_stats_get(s, &st) == 0 && st.spill_dir_in_memory)
+        bench_report_note(report,
+                          "warning: %s is on tmpfs or ramfs: spilling there frees no memory", dir);
     uint8_t *buf = malloc(n * OBJ); /* the objects' bytes, one after another */
     if (!buf) {
         reel_store_close(s);

@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1136,6 +1138,41 @@ static int prepare_spill_dir(const char *dir) {
     return 0;
 }
 
+/* 1 if dir, or the nearest of its parents that exists (the spill directory
+ * is made by the first spill), is on a file system held in memory (tmpfs,
+ * ramfs): spilling there moves bytes from one part of memory to another and
+ * frees none. 0 otherwise, and where nothing can be looked at. */
+static int in_memory_fs(const char *dir) {
+    char p[SEG_SPILL_DIR_MAX];
+    snprintf(p, sizeof p, "%s", dir);
+    struct statfs fs;
+    for (;;) {
+        if (statfs(p, &fs) == 0)
+            return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+        char *slash = strrchr(p, '/');
+        if (errno != ENOENT || !slash || slash == p)
+            return 0;
+        *slash = '\0';
+    }
+}
+
+REEL_INTERNAL const char *reel__disk_dir(const char *const *candidates, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        struct statfs fs;
+        if (statfs(candidates[i], &fs) == 0 && fs.f_type != TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC)
+            return candidates[i];
+    }
+    return candidates[0];
+}
+
+/* The default parent of spill directories. /tmp is tmpfs on many systems
+ * (memory, and swap at best), /var/tmp rarely. Where both are in memory,
+ * /var/tmp, and the store says so (reel_store_stats.spill_dir_in_memory). */
+static const char *default_spill_parent(void) {
+    static const char *const candidates[] = {"/var/tmp", "/tmp"};
+    return reel__disk_dir(candidates, sizeof candidates / sizeof *candidates);
+}
+
 REEL_API int reel_store_create(const char *path, const reel_store_options *opts, reel_store **out) {
     reel_store_options o = opts ? *opts : (reel_store_options){0};
     seg_layout l;
@@ -1160,8 +1197,9 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
         high_water = 1;
     if (!(o.flags & REEL_STORE_NO_SPILL)) {
         const char *base = strrchr(p, '/') + 1;
-        int len = o.spill_dir ? snprintf(dir, sizeof dir, "%s", o.spill_dir)
-                              : snprintf(dir, sizeof dir, "/tmp/reel-spill-%s", base);
+        int len = o.spill_dir
+                      ? snprintf(dir, sizeof dir, "%s", o.spill_dir)
+                      : snprintf(dir, sizeof dir, "%s/reel-spill-%s", default_spill_parent(), base);
         /* The directory itself is made by the first spill: a store that
          * never spills leaves nothing on disk. */
         if (len <= 0 || len >= (int)sizeof dir)
@@ -1175,6 +1213,10 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
         rc = store_attach(p, (o.flags & REEL_STORE_GPU_PIN) ? REEL_OPEN_GPU_PIN : 0, out);
         if (rc)
             unlink(p);
+    }
+    if (rc == 0 && dir[0] && in_memory_fs(dir) && store_lock(*out) == 0) {
+        (*out)->hdr->spill_in_memory = 1;
+        store_unlock(*out);
     }
     free(p);
     return rc;
@@ -1289,6 +1331,10 @@ REEL_API const char *reel_store_path(const reel_store *s) {
     return s->path;
 }
 
+REEL_API const char *reel_store_spill_dir(const reel_store *s) {
+    return s->hdr->spill_dir; /* checked for its NUL when the store was mapped */
+}
+
 REEL_API void reel_store_set_spin_ns(reel_store *s, uint64_t spin_ns) {
     s->spin_ns = spin_ns;
 }
@@ -1337,6 +1383,7 @@ REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
     out->restores = h->restores;
     out->restored_bytes = h->restored_bytes;
     out->spill_failures = h->spill_failures;
+    out->spill_dir_in_memory = h->spill_in_memory != 0;
     out->objects_evictable = h->n_evictable;
     out->objects_referenced = h->n_referenced;
     out->max_clients = s->lay.max_clients;

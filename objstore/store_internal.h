@@ -111,7 +111,7 @@ typedef struct seg_header {
     uint32_t client_epochs;   /* attaches so far: the next one's epoch */
     uint32_t n_owned;         /* objects with an owner */
     uint32_t destroyed; /* the file is unlinked: the last client out removes the spill files */
-    uint32_t reserved2b;
+    uint32_t spill_in_memory; /* the spill directory was on tmpfs or ramfs at creation */
     uint64_t reserved2[5];
 
     /* Futex words: bumped on every seal / every free, slept on by waiters.
@@ -299,6 +299,11 @@ reel__each_left_by_the_dead(const char *in, const char *prefix, int any_suffix,
                             void (*fn)(const char *dir, const char *name, void *arg), void *arg);
 
 void reel__spill_file_path(const reel_store *s, uint32_t file, uint32_t gen, char *out, size_t cap);
+
+/* The first of n candidate directories on a file system with a disk below it
+ * (statfs(2): not tmpfs or ramfs), or candidates[0] where none is: where
+ * spill files go by default. */
+REEL_INTERNAL const char *reel__disk_dir(const char *const *candidates, size_t n);
 
 /* ids.c */
 uint64_t reel__id_hash(const reel_id *id);

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -465,5 +467,55 @@ Test(spill, least_recently_used_go_to_disk_first_under_a_byte_budget) {
     for (int k = 5; k < N; k++)
         cr_assert_eq(pattern_state(s, order[k]), k < 8 ? REEL_OBJ_SPILLED : REEL_OBJ_SEALED,
                      "object %llu, %d-th least recently used", (unsigned long long)order[k], k + 1);
+    reel_store_close(s);
+}
+
+static int fs_in_memory(const char *dir) {
+    struct statfs fs;
+    cr_assert_eq(statfs(dir, &fs), 0, "statfs %s: %s", dir, strerror(errno));
+    return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+}
+
+/* Spill files by default go where they free memory: a directory on a file
+ * system with a disk below it, passing over tmpfs. */
+Test(spill, the_default_spill_directory_is_on_disk) {
+    cr_assert(fs_in_memory("/dev/shm"), "this test needs /dev/shm on tmpfs");
+    static const char *const cands[] = {"/dev/shm", "/var/tmp", "/tmp"};
+    const char *got = reel__disk_dir(cands, 3);
+    int var_tmp_mem = fs_in_memory("/var/tmp"), tmp_mem = fs_in_memory("/tmp");
+    const char *want = !var_tmp_mem ? "/var/tmp" : !tmp_mem ? "/tmp" : "/dev/shm";
+    cr_assert_str_eq(got, want, "chose %s among /dev/shm, /var/tmp and /tmp", got);
+
+    reel_store_options o = {.capacity = 1 << 20, .flags = REEL_STORE_NO_PREFAULT};
+    const char *path;
+    reel_store *s = th_store_new_opts(&o, &path);
+    const char *dir = reel_store_spill_dir(s);
+    const char *base = strrchr(path, '/') + 1;
+    char expect[256];
+    snprintf(expect, sizeof expect, "%s/reel-spill-%s",
+             var_tmp_mem && !tmp_mem ? "/tmp" : "/var/tmp", base);
+    cr_assert_str_eq(dir, expect);
+    cr_assert_eq(th_stats(s).spill_dir_in_memory, (uint32_t)(var_tmp_mem && tmp_mem));
+    reel_store_close(s);
+}
+
+/* A spill directory on tmpfs is allowed (the caller may know better) but
+ * flagged, and reel-inspect says why it is a bad idea. */
+Test(spill, a_spill_directory_in_memory_is_flagged_and_reel_inspect_warns) {
+    char dir[128];
+    snprintf(dir, sizeof dir, "/dev/shm/reel-test-spill-%d/below", (int)getpid());
+    const char *path;
+    reel_store *s = spilling_store(4u << 20, 1.0, dir, &path);
+    cr_assert_str_eq(reel_store_spill_dir(s), dir);
+    cr_assert_eq(th_stats(s).spill_dir_in_memory, 1, "a spill directory on tmpfs is not flagged");
+    th_result r = th_run_inspect(NULL, (const char *[]){path, NULL});
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cr_assert(strstr(r.out, "warning") && strstr(r.out, dir) && strstr(r.out, "frees no memory"),
+              "no warning in:\n%s", r.out);
+    th_result_free(&r);
+    reel_store_close(s);
+
+    s = spilling_store(4u << 20, 1.0, spill_dir(), &path); /* under /tmp: on disk here? */
+    cr_assert_eq(th_stats(s).spill_dir_in_memory, (uint32_t)fs_in_memory("/tmp"));
     reel_store_close(s);
 }

@@ -132,9 +132,14 @@ typedef struct reel_store_options {
     uint32_t flags;               /* REEL_STORE_* */
     /* Spilling: when used memory passes high_water x capacity (default 0.8),
      * or a create cannot fit, sealed objects nobody is reading and that are
-     * not evictable are written to files in spill_dir with io_uring, and read
-     * back by the next get. spill_dir default: /tmp/reel-spill-<store name>,
-     * created with mode 0700. */
+     * not evictable are written to files in spill_dir, and read back by the
+     * next get. spill_dir must be absolute; it is made with mode 0700 by
+     * the first spill. Default: <parent>/reel-spill-<store name>, where
+     * parent is the first of /var/tmp and /tmp on a file system with a disk
+     * below it (statfs(2): not tmpfs or ramfs), or /var/tmp where neither
+     * is. Spilling to a file system held in memory frees no memory: a store
+     * whose spill directory is on one says so in
+     * reel_store_stats.spill_dir_in_memory, for programs to warn. */
     const char *spill_dir;
     double high_water; /* 0 < high_water <= 1 */
 } reel_store_options;
@@ -197,6 +202,10 @@ REEL_API unsigned reel_store_destroy_orphans(const char *prefix);
 
 /* The file path of an open store. Valid until reel_store_close(). */
 REEL_API const char *reel_store_path(const reel_store *store);
+
+/* The spill directory of an open store, "" if it never spills. Valid until
+ * reel_store_close(). */
+REEL_API const char *reel_store_spill_dir(const reel_store *store);
 
 /* How long a waiting call spins before it sleeps on a futex, in nanoseconds
  * (default 50000; 0 sleeps at once). Per handle. */
@@ -278,6 +287,9 @@ typedef struct reel_store_stats {
     uint64_t spill_failures;  /* spill passes that could not write */
     uint64_t orphans_deleted; /* objects deleted because their owner died, since creation */
     uint32_t objects_owned;   /* objects a live or dead client owns now */
+    /* 1 if the spill directory was on tmpfs or ramfs when the store was
+     * created: spilling there frees no memory. Programs print a warning. */
+    uint32_t spill_dir_in_memory;
 } reel_store_stats;
 
 /* Copies the store's counters into out. Works on observer handles. */
