@@ -167,12 +167,16 @@ typedef struct seg_object {
     uint32_t owner_epoch;        /* that client's epoch: a later attach of the slot is not it */
 } seg_object;
 
-/* A spill file: one per spill pass, holding the objects it wrote back to
- * back. Removed when its last object is deleted or restored. */
+/* A spill file: one per spill pass, holding the objects it wrote, each at
+ * a multiple of 4 KiB; when every entry is in use, a pass appends to the
+ * file with the fewest objects instead. An object that leaves (deleted,
+ * restored) has its range punched out (FALLOC_FL_PUNCH_HOLE), so a file
+ * holds disk space only for its live objects. Removed when its last
+ * object leaves. */
 typedef struct seg_spill_file {
-    uint32_t live; /* objects spilled (or being spilled) into it, + 1 while written */
-    uint32_t gen;  /* part of its name, so that a reused slot names a new file */
-    uint64_t bytes;
+    uint32_t live;   /* objects spilled (or being spilled) into it, + 1 while written */
+    uint32_t gen;    /* part of its name, so that a reused slot names a new file */
+    uint64_t bytes;  /* its end: where the next append starts */
     uint32_t writer; /* client slot + 1 writing it, else 0: that + 1 is its */
     uint32_t reserved;
 } seg_spill_file;

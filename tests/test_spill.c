@@ -519,3 +519,91 @@ Test(spill, a_spill_directory_in_memory_is_flagged_and_reel_inspect_warns) {
     cr_assert_eq(th_stats(s).spill_dir_in_memory, (uint32_t)fs_in_memory("/tmp"));
     reel_store_close(s);
 }
+
+/* The path of the one spill file in dir, into out. */
+static void only_spill_file(const char *dir, char *out, size_t cap) {
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "no spill directory %s", dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "spill-", 6) == 0 && n++ == 0)
+            cr_assert_lt((size_t)snprintf(out, cap, "%s/%.64s", dir, e->d_name), cap);
+    closedir(d);
+    cr_assert_eq(n, 1, "%d spill files in %s, expected one", n, dir);
+}
+
+static uint64_t disk_bytes(const char *path) {
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0, "stat %s: %s", path, strerror(errno));
+    return (uint64_t)sb.st_blocks * 512;
+}
+
+/* Objects leave a spill file (read back, deleted) one by one: their bytes
+ * are punched out of it, and the one left keeps no more than its own. */
+Test(spill, a_file_keeps_disk_space_only_for_the_objects_still_in_it) {
+    const char *dir = spill_dir();
+    reel_store *s = spilling_store(8u << 20, 1.0, dir, NULL);
+    enum { N = 16 };
+    for (uint64_t i = 0; i < N; i++)
+        put_pattern(s, i);
+    TH_OK(reel_store_spill(s, 0, NULL));
+    char file[512];
+    only_spill_file(dir, file, sizeof file);
+    uint64_t full = disk_bytes(file);
+    cr_assert_geq(full, N * OBJ_SIZE, "the file holds %llu bytes on disk",
+                  (unsigned long long)full);
+    for (uint64_t i = 0; i < N - 1; i++) {
+        reel_id id = th_id_n(0x5b111, i);
+        if (i % 2)
+            expect_pattern(s, i); /* read back */
+        else
+            TH_OK(reel_obj_delete(s, &id)); /* deleted while on disk */
+    }
+    cr_assert_eq(th_stats(s).objects_spilled, 1);
+    uint64_t left = disk_bytes(file);
+    cr_assert_leq(left, OBJ_SIZE + 64 + 2 * 4096,
+                  "one %u-byte object left keeps %llu bytes of its file (%llu at first)", OBJ_SIZE,
+                  (unsigned long long)left, (unsigned long long)full);
+    expect_pattern(s, N - 1); /* its neighbours' holes left it intact */
+    cr_assert_eq(count_spill_files(dir), 0);
+    reel_store_close(s);
+}
+
+#define SMALL 4096u
+
+/* More spill passes than the table has files, each leaving its object on
+ * disk: spilling goes on (into the files there, past their ends), and every
+ * object reads back intact. */
+Test(spill, spilling_goes_on_when_the_file_table_is_full) {
+    const char *dir = spill_dir();
+    reel_store *s = spilling_store(8u << 20, 1.0, dir, NULL);
+    enum { N = SEG_SPILL_FILES + 40 };
+    static uint8_t buf[SMALL];
+    for (uint64_t i = 0; i < N; i++) {
+        th_fill(buf, sizeof buf, i);
+        reel_id id = th_id_n(0x5a11, i);
+        TH_OK(reel_obj_put(s, &id, buf, sizeof buf, NULL, 0, 0, 0));
+        uint64_t spilled = 0;
+        TH_OK(reel_store_spill(s, 0, &spilled));
+        cr_assert_eq(spilled, SMALL, "pass %llu spilled %llu bytes", (unsigned long long)i,
+                     (unsigned long long)spilled);
+    }
+    reel_store_stats st = th_stats(s);
+    cr_assert_eq(st.objects_spilled, N);
+    cr_assert_leq(st.spill_files, SEG_SPILL_FILES);
+    cr_assert_eq(count_spill_files(dir), (int)st.spill_files);
+    for (uint64_t i = N; i-- > 0;) {
+        reel_id id = th_id_n(0x5a11, i);
+        reel_view v;
+        TH_OK(reel_obj_get(s, &id, 1, 0, &v));
+        cr_assert(th_pattern_ok(v.data, v.size, i), "object %llu torn", (unsigned long long)i);
+        TH_OK(reel_obj_release(s, &id));
+        TH_OK(reel_obj_delete(s, &id));
+    }
+    st = th_stats(s);
+    cr_assert_eq(st.objects, 0);
+    cr_assert_eq(st.spill_files, 0);
+    cr_assert_eq(count_spill_files(dir), 0);
+    reel_store_close(s);
+}

@@ -248,7 +248,10 @@ REEL_API int reel_obj_disown(reel_store *store, const reel_id *ids, size_t n);
 
 /* Spills now, without waiting for memory to run short: sealed objects nobody
  * is reading and that are not evictable, least recently used first, up to
- * bytes (0: all of them), in one spill file. Useful before a phase that needs
+ * bytes (0: all of them), in one spill file (a new one; after 1,024 files
+ * still in use, the end of the one with the fewest objects). An object
+ * read back or deleted gives its disk space back at once (a hole punched
+ * in its file), so the files hold about what is spilled. Useful before a phase that needs
  * the memory (a batch stage), and to measure spilling.
  *   spilled: out, optional; bytes written.
  * Errors: -ENOTSUP (REEL_STORE_NO_SPILL), REEL_EOBSERVER, negative errnos of
