@@ -1,6 +1,7 @@
-/* Files and the store with io_uring: bytes move between a file and an
- * object's buffer directly, in large chunks with several requests in flight.
- * Used to read files into objects and to spill objects to disk and back. */
+/* Files and the store: bytes move between a file and an object's buffer
+ * directly, in large chunks; reads with io_uring, several requests in
+ * flight, writes with pwrite(). Used to read files into objects and to
+ * spill objects to disk and back. */
 #include "store_internal.h"
 
 #include <dirent.h>
@@ -114,6 +115,15 @@ static void drop_ring(void) {
 }
 
 int reel__io_pieces(int fd, const reel__io_piece *pieces, size_t n, int write) {
+    /* Writes go through pwrite() in the caller's thread. A buffered write
+     * does not complete inside io_uring_enter() (profiled: every request
+     * went to an io-wq worker, iou-wrk), and the workers then take turns
+     * at the file's inode lock: requests in flight bought nothing, and the
+     * hand-offs cost a third of the speed of write() on some machines
+     * (bench/README.md). Reads from the page cache do complete inline, and
+     * reads from disk overlap: they keep the ring. */
+    if (write)
+        return io_plain(fd, pieces, n, write);
     struct io_uring *rp = get_ring();
     if (!rp)
         return io_plain(fd, pieces, n, write);

@@ -60,6 +60,7 @@ struct options {
 struct snapshot {
     uint64_t now_ns; /* CLOCK_REALTIME, as the store's timestamps */
     reel_store_stats st;
+    const char *spill_dir; /* the store's, valid while it is open */
     reel_client_info *clients;
     size_t clients_cap;
     size_t clients_total; /* as the store reported */
@@ -442,9 +443,11 @@ static void json_summary(FILE *f, const char *path, const reel_store_stats *st) 
             ",\"objects_spilled\":%" PRIu32 ",\"spilled_bytes\":%" PRIu64
             ",\"spill_files\":%" PRIu32 ",\"spill_writes\":%" PRIu64
             ",\"spill_written_bytes\":%" PRIu64 ",\"restores\":%" PRIu64
-            ",\"restored_bytes\":%" PRIu64 ",\"spill_failures\":%" PRIu64 "}",
+            ",\"restored_bytes\":%" PRIu64 ",\"spill_failures\":%" PRIu64
+            ",\"spill_dir_in_memory\":%s}",
             st->objects_spilled, st->spilled_bytes, st->spill_files, st->spill_writes,
-            st->spill_written_bytes, st->restores, st->restored_bytes, st->spill_failures);
+            st->spill_written_bytes, st->restores, st->restored_bytes, st->spill_failures,
+            st->spill_dir_in_memory ? "true" : "false");
 }
 
 static void json_object(FILE *f, const reel_obj_info *o, uint64_t now_ns) {
@@ -516,7 +519,8 @@ static void print_json(FILE *f, const struct options *o, const char *path, const
 
 /* ---- text ---------------------------------------------------------------- */
 
-static void print_summary(FILE *f, const char *path, const reel_store_stats *st) {
+static void print_summary(FILE *f, const char *path, const reel_store_stats *st,
+                          const char *spill_dir) {
     char a[32], b[32];
     fprintf(f, "store       %s\n", path);
     fprintf(f, "capacity    %s (%" PRIu64 " bytes)\n", fmt_bytes(st->capacity, a, sizeof(a)),
@@ -552,6 +556,11 @@ static void print_summary(FILE *f, const char *path, const reel_store_stats *st)
     if (st->spill_failures)
         fprintf(f, "; %" PRIu64 " spill failures", st->spill_failures);
     fputc('\n', f);
+    if (st->spill_dir_in_memory)
+        fprintf(f,
+                "warning     the spill directory %s is on tmpfs or ramfs: spilling there frees no "
+                "memory (create the store with a spill_dir on disk)\n",
+                spill_dir);
 }
 
 static void print_clients(FILE *f, const struct snapshot *s) {
@@ -674,6 +683,7 @@ static int take_snapshot(reel_store *store, const struct options *o, struct snap
     rc = reel_store_stats_get(store, &s->st);
     if (rc)
         return rc;
+    s->spill_dir = reel_store_spill_dir(store);
     clock_gettime(CLOCK_REALTIME, &ts);
     s->now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 
@@ -744,7 +754,7 @@ static void print_report(const struct options *o, const char *path, const struct
     }
     if (reclaimed)
         printf("reclaimed %" PRIu32 " dead client%s\n\n", *reclaimed, *reclaimed == 1 ? "" : "s");
-    print_summary(stdout, path, &s->st);
+    print_summary(stdout, path, &s->st, s->spill_dir);
     print_clients(stdout, s);
     if (!o->no_objects)
         print_objects(stdout, o, s);

@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +35,10 @@
 #define WAIT_SLICE_NS 100000000ull
 /* After a high-water spill pass found nothing to spill, the next waits this long. */
 #define IDLE_SPILL_NS 10000000ull
+/* Objects start in their spill file at multiples of this (a file system
+ * block): punching one out frees whole blocks, and never a neighbour's. The
+ * gaps are never written, so they take no disk space. */
+#define SPILL_ALIGN 4096u
 
 static uint64_t align_up(uint64_t v) {
     return (v + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
@@ -441,17 +447,41 @@ void reel__spill_file_path(const reel_store *s, uint32_t file, uint32_t gen, cha
              (unsigned long long)s->hdr->spill_token, file, gen);
 }
 
-/* Drops one object from a spill file; the last one out removes the file. */
-static void spill_file_release(reel_store *s, uint32_t file) {
+/* Gives the disk blocks under [off, off + len) of an open spill file back
+ * to the file system. Best effort: where holes cannot be punched, the
+ * space comes back when the file goes. */
+static void spill_punch(int fd, uint64_t off, uint64_t len) {
+    if (off % SPILL_ALIGN == 0) /* up to the next object, which starts aligned */
+        len = (len + SPILL_ALIGN - 1) & ~(uint64_t)(SPILL_ALIGN - 1);
+    if (fd >= 0 && len > 0)
+        (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+}
+
+/* Drops one object from a spill file; the last one out removes the file.
+ * While others stay, the object's bytes at [off, off + len) are punched out
+ * of it (len 0: a writer's own count, no bytes), so that a file holds disk
+ * space only for the objects still in it, and one small object left in a
+ * large file keeps no more than its own. Ranges are never written again:
+ * a file only grows (spill_pass appends past its end). */
+static void spill_file_release(reel_store *s, uint32_t file, uint64_t off, uint64_t len) {
     if (file >= SEG_SPILL_FILES) {
         s->corrupt = 1;
         return;
     }
     seg_spill_file *f = &s->spill_files[file];
-    if (f->live == 0 || --f->live > 0)
+    if (f->live == 0)
         return;
     char path[SEG_SPILL_DIR_MAX + 64];
     reel__spill_file_path(s, file, f->gen, path, sizeof path);
+    if (--f->live > 0) {
+        if (len > 0) {
+            int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+            spill_punch(fd, off, len);
+            if (fd >= 0)
+                close(fd);
+        }
+        return;
+    }
     unlink(path);
     f->bytes = 0;
     s->hdr->spill_files--;
@@ -484,9 +514,10 @@ static void object_free(reel_store *s, uint32_t obj) {
         block_free(s, o->block);
     if (o->state == OBJ_SPILLED) {
         h->spilled_bytes -= o->alloc;
-        spill_file_release(s, o->spill_file);
+        spill_file_release(s, o->spill_file, o->spill_off, o->alloc);
     } else if (o->flags & OBJF_SPILLING) {
-        spill_file_release(s, o->spill_file); /* its bytes were written for nothing */
+        /* its bytes were written for nothing */
+        spill_file_release(s, o->spill_file, o->spill_off, o->alloc);
     }
     o->flags &= ~(OBJF_SPILLING | OBJF_RESTORING | OBJF_DELETE_PENDING);
     object_disown(s, o);
@@ -700,7 +731,7 @@ static int client_drop(reel_store *s, uint32_t slot, int dead) {
         o->mover = 0;
         if (o->flags & OBJF_SPILLING) {
             o->flags &= ~OBJF_SPILLING;
-            spill_file_release(s, o->spill_file);
+            spill_file_release(s, o->spill_file, o->spill_off, o->alloc);
             if (o->state == OBJ_DELETING && o->refs == 0) {
                 object_free(s, i);
                 freed = 1;
@@ -716,7 +747,7 @@ static int client_drop(reel_store *s, uint32_t slot, int dead) {
     for (uint32_t f = 0; f < SEG_SPILL_FILES; f++)
         if (s->spill_files[f].writer == slot + 1) { /* its own count on a file it wrote */
             s->spill_files[f].writer = 0;
-            spill_file_release(s, f);
+            spill_file_release(s, f, 0, 0);
         }
     if (undone) /* gets waiting for a restore look again */
         atomic_fetch_add_explicit(&s->hdr->seal_seq, 1, memory_order_seq_cst);
@@ -1214,6 +1245,41 @@ static int prepare_spill_dir(const char *dir) {
     return 0;
 }
 
+/* 1 if dir, or the nearest of its parents that exists (the spill directory
+ * is made by the first spill), is on a file system held in memory (tmpfs,
+ * ramfs): spilling there moves bytes from one part of memory to another and
+ * frees none. 0 otherwise, and where nothing can be looked at. */
+static int in_memory_fs(const char *dir) {
+    char p[SEG_SPILL_DIR_MAX];
+    snprintf(p, sizeof p, "%s", dir);
+    struct statfs fs;
+    for (;;) {
+        if (statfs(p, &fs) == 0)
+            return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+        char *slash = strrchr(p, '/');
+        if (errno != ENOENT || !slash || slash == p)
+            return 0;
+        *slash = '\0';
+    }
+}
+
+REEL_INTERNAL const char *reel__disk_dir(const char *const *candidates, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        struct statfs fs;
+        if (statfs(candidates[i], &fs) == 0 && fs.f_type != TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC)
+            return candidates[i];
+    }
+    return candidates[0];
+}
+
+/* The default parent of spill directories. /tmp is tmpfs on many systems
+ * (memory, and swap at best), /var/tmp rarely. Where both are in memory,
+ * /var/tmp, and the store says so (reel_store_stats.spill_dir_in_memory). */
+static const char *default_spill_parent(void) {
+    static const char *const candidates[] = {"/var/tmp", "/tmp"};
+    return reel__disk_dir(candidates, sizeof candidates / sizeof *candidates);
+}
+
 REEL_API int reel_store_create(const char *path, const reel_store_options *opts, reel_store **out) {
     REEL_NEED(path, "path");
     REEL_NEED(out, "out");
@@ -1240,8 +1306,9 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
         high_water = 1;
     if (!(o.flags & REEL_STORE_NO_SPILL)) {
         const char *base = strrchr(p, '/') + 1;
-        int len = o.spill_dir ? snprintf(dir, sizeof dir, "%s", o.spill_dir)
-                              : snprintf(dir, sizeof dir, "/tmp/reel-spill-%s", base);
+        int len = o.spill_dir
+                      ? snprintf(dir, sizeof dir, "%s", o.spill_dir)
+                      : snprintf(dir, sizeof dir, "%s/reel-spill-%s", default_spill_parent(), base);
         /* The directory itself is made by the first spill: a store that
          * never spills leaves nothing on disk. */
         if (len <= 0 || len >= (int)sizeof dir)
@@ -1256,6 +1323,10 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
         if (rc)
             unlink(p);
     }
+    if (rc == 0 && dir[0] && in_memory_fs(dir) && store_lock(*out) == 0) {
+        (*out)->hdr->spill_in_memory = 1;
+        store_unlock(*out);
+    }
     free(p);
     return rc;
 }
@@ -1269,20 +1340,40 @@ REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out)
     return store_attach(path, flags, out);
 }
 
+static void remove_spill_files(const char *dir, uint64_t token);
+
+/* Caller holds the lock. 1 if no live client other than skip is attached. */
+static int nobody_attached(reel_store *s, uint32_t skip) {
+    for (uint32_t i = 0; i < s->lay.max_clients; i++)
+        if (i != skip && client_alive(&(*client_at(s, i))))
+            return 0;
+    return 1;
+}
+
 REEL_API int reel_store_close(reel_store *s) {
     if (!s)
         return 0;
-    int rc = 0;
+    int rc = 0, last = 0;
+    char dir[SEG_SPILL_DIR_MAX];
+    uint64_t token = 0;
     /* A handle inherited across fork() belongs to the parent: leave its slot alone. */
     if (s->slot != SEG_NIL && (*client_at(s, s->slot)).pid == getpid()) {
         rc = store_lock(s);
         if (rc == 0) {
             if (client_drop(s, s->slot, 0))
                 wake_space(s);
+            /* The store was destroyed while this client still needed its
+             * spill files: the last one out removes them. */
+            last = s->hdr->destroyed && nobody_attached(s, s->slot);
+            memcpy(dir, s->hdr->spill_dir, sizeof dir);
+            dir[sizeof dir - 1] = '\0';
+            token = s->hdr->spill_token;
             store_unlock(s);
         }
     }
     store_free(s);
+    if (last && dir[0])
+        remove_spill_files(dir, token);
     return rc;
 }
 
@@ -1319,18 +1410,30 @@ REEL_API int reel_store_destroy(const char *path) {
     int prc = resolve_path(path, &p);
     if (prc)
         return prc;
-    /* The spill directory is named in the header: read it before the file goes. */
+    /* The spill directory is named in the header: read it before the file
+     * goes. Spill files are removed only if no live process is attached:
+     * one that is keeps its mapping, and reads its spilled objects back
+     * from them; the last of those to close removes them. The file is
+     * unlinked first, so that nobody attaches after the count. */
     char dir[SEG_SPILL_DIR_MAX] = "";
     uint64_t token = 0;
-    reel_store *s;
-    if (reel_store_open(p, REEL_OPEN_OBSERVER, &s) == 0) {
+    int attached = 0;
+    reel_store *s = NULL;
+    if (reel_store_open(p, REEL_OPEN_OBSERVER, &s) != 0)
+        s = NULL;
+    int rc = unlink(p) == 0 ? 0 : -errno;
+    if (s) {
+        if (rc == 0 && store_lock(s) == 0) {
+            s->hdr->destroyed = 1;
+            attached = !nobody_attached(s, SEG_NIL);
+            store_unlock(s);
+        }
         memcpy(dir, s->hdr->spill_dir, sizeof dir);
         dir[sizeof dir - 1] = '\0';
         token = s->hdr->spill_token;
         reel_store_close(s);
     }
-    int rc = unlink(p) == 0 ? 0 : -errno;
-    if (rc == 0 && dir[0])
+    if (rc == 0 && dir[0] && !attached)
         remove_spill_files(dir, token);
     free(p);
     return rc;
@@ -1339,6 +1442,10 @@ REEL_API int reel_store_destroy(const char *path) {
 REEL_API const char *reel_store_path(const reel_store *s) {
     REEL_NEED_OR(s, "store", NULL);
     return s->path;
+}
+
+REEL_API const char *reel_store_spill_dir(const reel_store *s) {
+    return s->hdr->spill_dir; /* checked for its NUL when the store was mapped */
 }
 
 REEL_API void reel_store_set_spin_ns(reel_store *s, uint64_t spin_ns) {
@@ -1393,6 +1500,7 @@ REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
     out->restores = h->restores;
     out->restored_bytes = h->restored_bytes;
     out->spill_failures = h->spill_failures;
+    out->spill_dir_in_memory = h->spill_in_memory != 0;
     out->objects_evictable = h->n_evictable;
     out->objects_referenced = h->n_referenced;
     out->max_clients = s->lay.max_clients;
@@ -1579,6 +1687,18 @@ static int spill_pass(reel_store *s, uint64_t need, uint64_t *written) {
     for (uint32_t f = 0; f < SEG_SPILL_FILES && file == SEG_NIL; f++)
         if (s->spill_files[f].live == 0)
             file = f;
+    /* The table is full: append to the file with the fewest objects that
+     * nobody is writing, past its end. What left it was punched out, so
+     * the files together hold about what is spilled, however many passes
+     * there were. */
+    int append = 0;
+    for (uint32_t f = 0; file == SEG_NIL && f < SEG_SPILL_FILES; f++) {
+        seg_spill_file *c = &s->spill_files[f];
+        if (c->writer == 0 && (append == 0 || c->live < s->spill_files[append - 1].live))
+            append = (int)f + 1;
+    }
+    if (append)
+        file = (uint32_t)append - 1;
     uint32_t n = 0;
     for (uint32_t i = 0; file != SEG_NIL && i < s->lay.max_objects; i++) {
         seg_object *o = &s->objects[i];
@@ -1601,7 +1721,7 @@ static int spill_pass(reel_store *s, uint64_t need, uint64_t *written) {
         return k ? -ENOMEM : 0;
     }
     seg_spill_file *sf = &s->spill_files[file];
-    uint64_t off = 0;
+    uint64_t start = append ? sf->bytes : 0, off = start;
     for (uint32_t j = 0; j < k; j++) {
         seg_object *o = &s->objects[s->scratch[j]];
         o->flags |= OBJF_SPILLING;
@@ -1610,20 +1730,25 @@ static int spill_pass(reel_store *s, uint64_t need, uint64_t *written) {
         o->spill_off = off;
         v[j] = (spill_victim){s->scratch[j], o->gen, o->offset, o->alloc, off};
         pieces[j] = (reel__io_piece){s->arena + o->offset, off, o->alloc};
-        off += o->alloc;
+        off = (off + o->alloc + SPILL_ALIGN - 1) & ~(uint64_t)(SPILL_ALIGN - 1);
     }
-    sf->live = k + 1; /* + 1: the writer's own, so the file cannot go before it exists */
+    /* + 1: the writer's own, so the file cannot go before it exists */
+    sf->live = (append ? sf->live : 0) + k + 1;
     sf->writer = s->slot + 1;
-    sf->gen++;
+    if (!append) { /* a new file: a new name */
+        sf->gen++;
+        s->hdr->spill_files++;
+    }
     sf->bytes = off;
-    s->hdr->spill_files++;
     char path[SEG_SPILL_DIR_MAX + 64];
     reel__spill_file_path(s, file, sf->gen, path, sizeof path);
     store_unlock(s);
 
     /* The bytes stay readable meanwhile: sealed objects never change. */
     int wrc = prepare_spill_dir(s->hdr->spill_dir);
-    int fd = wrc ? -1 : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = wrc ? -1
+                 : open(path, O_WRONLY | O_CREAT | (append ? 0 : O_TRUNC) | O_CLOEXEC | O_NOFOLLOW,
+                        0600);
     if (!wrc)
         wrc = fd < 0 ? -errno : reel__io_pieces(fd, pieces, k, 1);
     if (fd >= 0)
@@ -1652,18 +1777,20 @@ static int spill_pass(reel_store *s, uint64_t need, uint64_t *written) {
                     *written += o->alloc;
                 freed = 1;
             } else if (o->state == OBJ_DELETING && o->refs == 0) {
-                spill_file_release(s, file); /* deleted while it was written */
+                /* deleted while it was written */
+                spill_file_release(s, file, v[j].spill_off, v[j].alloc);
                 object_free(s, v[j].obj);
                 freed = 1;
             } else {
-                spill_file_release(s, file); /* read meanwhile, or not written */
+                /* read meanwhile, or not written */
+                spill_file_release(s, file, v[j].spill_off, v[j].alloc);
             }
         }
         if (e)
             s->hdr->spill_failures++;
         if (sf->writer == s->slot + 1) { /* the writer's own count, unless a rebuild took it */
             sf->writer = 0;
-            spill_file_release(s, file);
+            spill_file_release(s, file, 0, 0);
         }
         store_unlock(s);
     }
@@ -1672,8 +1799,8 @@ static int spill_pass(reel_store *s, uint64_t need, uint64_t *written) {
     free(v);
     free(pieces);
     if (e)
-        return reel__fail(e, "cannot spill %llu bytes to %s: %s", (unsigned long long)off, path,
-                          reel_strerror(e));
+        return reel__fail(e, "cannot spill %llu bytes to %s: %s", (unsigned long long)(off - start),
+                          path, reel_strerror(e));
     return rc ? rc : freed;
 }
 
@@ -1730,14 +1857,17 @@ static int restore(reel_store *s, uint32_t obj, uint32_t gen) {
     reel_id id = o->id;
     store_unlock(s);
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* Open for writing too: the bytes read back are punched out of the
+     * file with the same descriptor, after the lock (spill_file_release). */
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     int e = fd < 0 ? -errno : reel__read_range(fd, dst, spill_off, alloc);
-    if (fd >= 0)
-        close(fd);
 
-    int freed = 0;
-    if ((rc = store_lock(s)) != 0)
+    int freed = 0, punch = 0;
+    if ((rc = store_lock(s)) != 0) {
+        if (fd >= 0)
+            close(fd);
         return rc;
+    }
     o = obj_at(s, obj);
     if (o->gen == gen && (o->flags & OBJF_RESTORING) && o->mover == s->slot + 1) {
         o->flags &= ~OBJF_RESTORING;
@@ -1752,7 +1882,8 @@ static int restore(reel_store *s, uint32_t obj, uint32_t gen) {
             s->hdr->restores++;
             s->hdr->restored_bytes += o->alloc;
             o->last_use = ++s->hdr->tick;
-            spill_file_release(s, file);
+            spill_file_release(s, file, 0, 0);
+            punch = file < SEG_SPILL_FILES && s->spill_files[file].live > 0; /* else unlinked */
         } else {
             object_drop_block(s, o); /* stays spilled, on disk or not */
             freed = 1;
@@ -1766,6 +1897,10 @@ static int restore(reel_store *s, uint32_t obj, uint32_t gen) {
     reel__wake(&s->hdr->seal_seq, &s->hdr->seal_sleepers); /* others waiting for it */
     if (freed)
         wake_space(s);
+    if (punch)
+        spill_punch(fd, spill_off, alloc);
+    if (fd >= 0)
+        close(fd);
     if (e) {
         char hex[REEL_ID_HEX_LEN + 1];
         reel_id_to_hex(&id, hex);

@@ -110,7 +110,9 @@ typedef struct seg_header {
     uint64_t orphans_deleted; /* objects deleted because their owner died */
     uint32_t client_epochs;   /* attaches so far: the next one's epoch */
     uint32_t n_owned;         /* objects with an owner */
-    uint64_t reserved2[6];
+    uint32_t destroyed; /* the file is unlinked: the last client out removes the spill files */
+    uint32_t spill_in_memory; /* the spill directory was on tmpfs or ramfs at creation */
+    uint64_t reserved2[5];
 
     /* Futex words: bumped on every seal / every free, slept on by waiters.
      * A waker calls FUTEX_WAKE only when the sleeper count is non-zero. */
@@ -165,12 +167,16 @@ typedef struct seg_object {
     uint32_t owner_epoch;        /* that client's epoch: a later attach of the slot is not it */
 } seg_object;
 
-/* A spill file: one per spill pass, holding the objects it wrote back to
- * back. Removed when its last object is deleted or restored. */
+/* A spill file: one per spill pass, holding the objects it wrote, each at
+ * a multiple of 4 KiB; when every entry is in use, a pass appends to the
+ * file with the fewest objects instead. An object that leaves (deleted,
+ * restored) has its range punched out (FALLOC_FL_PUNCH_HOLE), so a file
+ * holds disk space only for its live objects. Removed when its last
+ * object leaves. */
 typedef struct seg_spill_file {
-    uint32_t live; /* objects spilled (or being spilled) into it, + 1 while written */
-    uint32_t gen;  /* part of its name, so that a reused slot names a new file */
-    uint64_t bytes;
+    uint32_t live;   /* objects spilled (or being spilled) into it, + 1 while written */
+    uint32_t gen;    /* part of its name, so that a reused slot names a new file */
+    uint64_t bytes;  /* its end: where the next append starts */
     uint32_t writer; /* client slot + 1 writing it, else 0: that + 1 is its */
     uint32_t reserved;
 } seg_spill_file;
@@ -264,10 +270,10 @@ void reel__wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers);
 /* The second half of reel__wake, for a caller that bumped *seq itself. */
 void reel__wake_sleepers(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers);
 
-/* file_io.c: moves pieces of memory to or from their places in a file with
- * io_uring (pread/pwrite where io_uring is not allowed), several large
- * requests in flight. Returns 0, -EIO if a read found the file shorter, or a
- * negative errno (-ENOSPC, -EFBIG...). */
+/* file_io.c: moves pieces of memory to or from their places in a file:
+ * reads with io_uring, several large requests in flight (pread where
+ * io_uring is not allowed), writes with pwrite() in the calling thread. Returns 0, -EIO if a read
+ * found the file shorter, or a negative errno (-ENOSPC, -EFBIG...). */
 typedef struct reel__io_piece {
     void *buf;
     uint64_t offset; /* in the file */
@@ -296,6 +302,11 @@ reel__each_left_by_the_dead(const char *in, const char *prefix, int any_suffix,
                             void (*fn)(const char *dir, const char *name, void *arg), void *arg);
 
 void reel__spill_file_path(const reel_store *s, uint32_t file, uint32_t gen, char *out, size_t cap);
+
+/* The first of n candidate directories on a file system with a disk below it
+ * (statfs(2): not tmpfs or ramfs), or candidates[0] where none is: where
+ * spill files go by default. */
+REEL_INTERNAL const char *reel__disk_dir(const char *const *candidates, size_t n);
 
 /* ids.c */
 uint64_t reel__id_hash(const reel_id *id);

@@ -450,6 +450,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, PROG ": cannot create the store %s: %s\n", store_path, reel_last_error());
         return 1;
     }
+    reel_store_stats st;
+    if (reel_store_stats_get(store, &st) == 0 && st.spill_dir_in_memory)
+        fprintf(stderr,
+                PROG ": warning: the spill directory %s is on tmpfs or ramfs: spilling there "
+                     "frees no memory\n",
+                reel_store_spill_dir(store));
     /* The inputs: one small object per video, holding its path as given. */
     reel_id *ids = calloc(n, sizeof *ids);
     for (size_t i = 0; ids && rc == 0 && i < n; i++) {

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -394,5 +396,214 @@ Test(spill, a_get_waits_for_room_to_read_back) {
     TH_OK(reel_obj_release(s, &first));
     pthread_join(t, NULL);
     reel_store_close(holder);
+    reel_store_close(s);
+}
+
+static int destroy_store(void *p) {
+    full_arg *a = p;
+    TH_CHILD_RC(reel_store_destroy(a->path), 0);
+    return 0;
+}
+
+/* Another program destroys the store while this process is attached with
+ * objects on disk: it keeps reading them back, and the spill files go with
+ * its close, the last one out. */
+Test(spill, destroy_keeps_the_spill_files_of_attached_processes) {
+    const char *dir = spill_dir(), *path;
+    reel_store *s = spilling_store(8u << 20, 1.0, dir, &path);
+    for (uint64_t i = 0; i < 16; i++)
+        put_pattern(s, i);
+    TH_OK(reel_store_spill(s, 0, NULL));
+    cr_assert_eq(th_stats(s).objects_spilled, 16);
+    full_arg a = {path};
+    cr_assert_eq(th_wait(th_fork(destroy_store, &a), 60000), 0);
+    struct stat sb;
+    cr_assert(stat(path, &sb) != 0, "the store's file outlived reel_store_destroy()");
+    cr_assert_eq(count_spill_files(dir), 1, "the destroy removed files an attached process needs");
+    for (uint64_t i = 0; i < 8; i++) /* read back; the rest stay on disk */
+        expect_pattern(s, i);
+    put_pattern(s, 100); /* and it still spills */
+    TH_OK(reel_store_spill(s, 0, NULL));
+    cr_assert_eq(count_spill_files(dir), 2);
+    expect_pattern(s, 15);
+    reel_store_close(s);
+    cr_assert(stat(dir, &sb) != 0, "the last close left the spill directory %s", dir);
+}
+
+/* The state of object i of put_pattern(). */
+static uint32_t pattern_state(reel_store *s, uint64_t i) {
+    reel_id id = th_id_n(0x5b111, i);
+    static reel_obj_info info[64];
+    size_t n;
+    TH_OK(reel_store_objects(s, info, 64, &n));
+    cr_assert_leq(n, 64u);
+    for (size_t k = 0; k < n; k++)
+        if (reel_id_equal(&info[k].id, &id))
+            return info[k].state;
+    cr_assert_fail("object %llu not listed", (unsigned long long)i);
+    return 0;
+}
+
+/* Reads set the recency, in an order unlike that of the puts; spills of a
+ * byte budget take exactly the least recently used objects, in that order. */
+Test(spill, least_recently_used_go_to_disk_first_under_a_byte_budget) {
+    reel_store *s = spilling_store(8u << 20, 1.0, spill_dir(), NULL);
+    enum { N = 12 };
+    static const uint64_t order[N] = {5, 0, 11, 3, 8, 1, 10, 6, 2, 9, 4, 7};
+    for (uint64_t i = 0; i < N; i++)
+        put_pattern(s, i);
+    for (int k = 0; k < N; k++) /* released: last used now */
+        expect_pattern(s, order[k]);
+    const uint64_t alloc = OBJ_SIZE + 64; /* data, then its 8 bytes of metadata aligned */
+    uint64_t spilled = 0;
+    TH_OK(reel_store_spill(s, 5 * alloc, &spilled));
+    cr_assert_eq(spilled, 5 * alloc, "spilled %llu bytes", (unsigned long long)spilled);
+    for (int k = 0; k < N; k++)
+        cr_assert_eq(pattern_state(s, order[k]), k < 5 ? REEL_OBJ_SPILLED : REEL_OBJ_SEALED,
+                     "object %llu, %d-th least recently used, %s", (unsigned long long)order[k],
+                     k + 1, k < 5 ? "stayed in memory" : "went to disk before older ones");
+    /* The next budget takes the next oldest: those on disk are not counted. */
+    TH_OK(reel_store_spill(s, 3 * alloc, &spilled));
+    for (int k = 5; k < N; k++)
+        cr_assert_eq(pattern_state(s, order[k]), k < 8 ? REEL_OBJ_SPILLED : REEL_OBJ_SEALED,
+                     "object %llu, %d-th least recently used", (unsigned long long)order[k], k + 1);
+    reel_store_close(s);
+}
+
+static int fs_in_memory(const char *dir) {
+    struct statfs fs;
+    cr_assert_eq(statfs(dir, &fs), 0, "statfs %s: %s", dir, strerror(errno));
+    return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+}
+
+/* Spill files by default go where they free memory: a directory on a file
+ * system with a disk below it, passing over tmpfs. */
+Test(spill, the_default_spill_directory_is_on_disk) {
+    cr_assert(fs_in_memory("/dev/shm"), "this test needs /dev/shm on tmpfs");
+    static const char *const cands[] = {"/dev/shm", "/var/tmp", "/tmp"};
+    const char *got = reel__disk_dir(cands, 3);
+    int var_tmp_mem = fs_in_memory("/var/tmp"), tmp_mem = fs_in_memory("/tmp");
+    const char *want = !var_tmp_mem ? "/var/tmp" : !tmp_mem ? "/tmp" : "/dev/shm";
+    cr_assert_str_eq(got, want, "chose %s among /dev/shm, /var/tmp and /tmp", got);
+
+    reel_store_options o = {.capacity = 1 << 20, .flags = REEL_STORE_NO_PREFAULT};
+    const char *path;
+    reel_store *s = th_store_new_opts(&o, &path);
+    const char *dir = reel_store_spill_dir(s);
+    const char *base = strrchr(path, '/') + 1;
+    char expect[256];
+    snprintf(expect, sizeof expect, "%s/reel-spill-%s",
+             var_tmp_mem && !tmp_mem ? "/tmp" : "/var/tmp", base);
+    cr_assert_str_eq(dir, expect);
+    cr_assert_eq(th_stats(s).spill_dir_in_memory, (uint32_t)(var_tmp_mem && tmp_mem));
+    reel_store_close(s);
+}
+
+/* A spill directory on tmpfs is allowed (the caller may know better) but
+ * flagged, and reel-inspect says why it is a bad idea. */
+Test(spill, a_spill_directory_in_memory_is_flagged_and_reel_inspect_warns) {
+    char dir[128];
+    snprintf(dir, sizeof dir, "/dev/shm/reel-test-spill-%d/below", (int)getpid());
+    const char *path;
+    reel_store *s = spilling_store(4u << 20, 1.0, dir, &path);
+    cr_assert_str_eq(reel_store_spill_dir(s), dir);
+    cr_assert_eq(th_stats(s).spill_dir_in_memory, 1, "a spill directory on tmpfs is not flagged");
+    th_result r = th_run_inspect(NULL, (const char *[]){path, NULL});
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cr_assert(strstr(r.out, "warning") && strstr(r.out, dir) && strstr(r.out, "frees no memory"),
+              "no warning in:\n%s", r.out);
+    th_result_free(&r);
+    reel_store_close(s);
+
+    s = spilling_store(4u << 20, 1.0, spill_dir(), &path); /* under /tmp: on disk here? */
+    cr_assert_eq(th_stats(s).spill_dir_in_memory, (uint32_t)fs_in_memory("/tmp"));
+    reel_store_close(s);
+}
+
+/* The path of the one spill file in dir, into out. */
+static void only_spill_file(const char *dir, char *out, size_t cap) {
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "no spill directory %s", dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "spill-", 6) == 0 && n++ == 0)
+            cr_assert_lt((size_t)snprintf(out, cap, "%s/%.64s", dir, e->d_name), cap);
+    closedir(d);
+    cr_assert_eq(n, 1, "%d spill files in %s, expected one", n, dir);
+}
+
+static uint64_t disk_bytes(const char *path) {
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0, "stat %s: %s", path, strerror(errno));
+    return (uint64_t)sb.st_blocks * 512;
+}
+
+/* Objects leave a spill file (read back, deleted) one by one: their bytes
+ * are punched out of it, and the one left keeps no more than its own. */
+Test(spill, a_file_keeps_disk_space_only_for_the_objects_still_in_it) {
+    const char *dir = spill_dir();
+    reel_store *s = spilling_store(8u << 20, 1.0, dir, NULL);
+    enum { N = 16 };
+    for (uint64_t i = 0; i < N; i++)
+        put_pattern(s, i);
+    TH_OK(reel_store_spill(s, 0, NULL));
+    char file[512];
+    only_spill_file(dir, file, sizeof file);
+    uint64_t full = disk_bytes(file);
+    cr_assert_geq(full, N * OBJ_SIZE, "the file holds %llu bytes on disk",
+                  (unsigned long long)full);
+    for (uint64_t i = 0; i < N - 1; i++) {
+        reel_id id = th_id_n(0x5b111, i);
+        if (i % 2)
+            expect_pattern(s, i); /* read back */
+        else
+            TH_OK(reel_obj_delete(s, &id)); /* deleted while on disk */
+    }
+    cr_assert_eq(th_stats(s).objects_spilled, 1);
+    uint64_t left = disk_bytes(file);
+    cr_assert_leq(left, OBJ_SIZE + 64 + 2 * 4096,
+                  "one %u-byte object left keeps %llu bytes of its file (%llu at first)", OBJ_SIZE,
+                  (unsigned long long)left, (unsigned long long)full);
+    expect_pattern(s, N - 1); /* its neighbours' holes left it intact */
+    cr_assert_eq(count_spill_files(dir), 0);
+    reel_store_close(s);
+}
+
+#define SMALL 4096u
+
+/* More spill passes than the table has files, each leaving its object on
+ * disk: spilling goes on (into the files there, past their ends), and every
+ * object reads back intact. */
+Test(spill, spilling_goes_on_when_the_file_table_is_full) {
+    const char *dir = spill_dir();
+    reel_store *s = spilling_store(8u << 20, 1.0, dir, NULL);
+    enum { N = SEG_SPILL_FILES + 40 };
+    static uint8_t buf[SMALL];
+    for (uint64_t i = 0; i < N; i++) {
+        th_fill(buf, sizeof buf, i);
+        reel_id id = th_id_n(0x5a11, i);
+        TH_OK(reel_obj_put(s, &id, buf, sizeof buf, NULL, 0, 0, 0));
+        uint64_t spilled = 0;
+        TH_OK(reel_store_spill(s, 0, &spilled));
+        cr_assert_eq(spilled, SMALL, "pass %llu spilled %llu bytes", (unsigned long long)i,
+                     (unsigned long long)spilled);
+    }
+    reel_store_stats st = th_stats(s);
+    cr_assert_eq(st.objects_spilled, N);
+    cr_assert_leq(st.spill_files, SEG_SPILL_FILES);
+    cr_assert_eq(count_spill_files(dir), (int)st.spill_files);
+    for (uint64_t i = N; i-- > 0;) {
+        reel_id id = th_id_n(0x5a11, i);
+        reel_view v;
+        TH_OK(reel_obj_get(s, &id, 1, 0, &v));
+        cr_assert(th_pattern_ok(v.data, v.size, i), "object %llu torn", (unsigned long long)i);
+        TH_OK(reel_obj_release(s, &id));
+        TH_OK(reel_obj_delete(s, &id));
+    }
+    st = th_stats(s);
+    cr_assert_eq(st.objects, 0);
+    cr_assert_eq(st.spill_files, 0);
+    cr_assert_eq(count_spill_files(dir), 0);
     reel_store_close(s);
 }

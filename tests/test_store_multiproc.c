@@ -626,3 +626,54 @@ Test(multiproc, killed_at_random_moments, .timeout = 120) {
     TH_OK(reel_obj_release(s, &a.shared));
     TH_OK(reel_store_close(s));
 }
+
+/* The state letter of process pid in /proc/<pid>/stat, or '?'. */
+static char proc_state(pid_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return paren && paren[1] == ' ' ? paren[2] : '?';
+}
+
+/* A killed child its parent has not reaped yet is a zombie: its pid and its
+ * start time are still there, and only its state says it is dead. A
+ * supervisor that reclaims before it reaps must get the child's share back. */
+Test(multiproc, killed_child_not_yet_reaped_is_reclaimed) {
+    const char *path;
+    reel_store *s = th_store_new(4 * MiB, 256, &path);
+    reel_id A = th_id_n(2, 'A');
+    put_pattern(s, &A, 50000, 'A', 0);
+    reel_store_stats base = th_stats(s);
+
+    proc_arg a = {.path = path, .n = 2, .size = 300 * KiB};
+    a.ids[0] = th_id_random(); /* its unsealed object */
+    a.ids[1] = A;
+    th_chan_open(&a.ready);
+    pid_t pid = th_fork(child_create_hold_and_hang, &a);
+    cr_assert_eq(th_chan_recv(&a.ready, 20000), 'r', "child did not get ready");
+    cr_assert_eq(obj_refs(s, &A), 2u);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    uint64_t deadline = th_monotonic_ns() + 20ull * 1000000000ull;
+    while (proc_state(pid) != 'Z' && th_monotonic_ns() < deadline)
+        th_sleep_ms(1);
+    cr_assert_eq(proc_state(pid), 'Z', "the killed child is not a zombie yet");
+
+    reel_client_info dead = find_client(s, pid);
+    cr_assert_eq(dead.alive, 0, "a zombie is listed alive");
+    uint32_t n = 0;
+    TH_OK(reel_store_reclaim(s, &n));
+    cr_assert_eq(n, 1u, "reclaimed %u clients, expected the zombie", n);
+    reel_store_stats after = th_stats(s);
+    th_expect_same_usage(&base, &after, "after reclaiming a zombie child");
+    cr_assert_eq(obj_refs(s, &A), 0u, "the zombie's reference was kept");
+    cr_assert_eq(proc_state(pid), 'Z', "reaped before the reclaim: the test proved nothing");
+    cr_assert_eq(th_wait(pid, 20000), 128 + SIGKILL);
+    th_chan_close(&a.ready);
+    TH_OK(reel_store_close(s));
+}

@@ -144,9 +144,14 @@ typedef struct reel_store_options {
     uint32_t flags;               /* REEL_STORE_* */
     /* Spilling: when used memory passes high_water x capacity (default 0.8),
      * or a create cannot fit, sealed objects nobody is reading and that are
-     * not evictable are written to files in spill_dir with io_uring, and read
-     * back by the next get. spill_dir default: /tmp/reel-spill-<store name>,
-     * created with mode 0700. */
+     * not evictable are written to files in spill_dir, and read back by the
+     * next get. spill_dir must be absolute; it is made with mode 0700 by
+     * the first spill. Default: <parent>/reel-spill-<store name>, where
+     * parent is the first of /var/tmp and /tmp on a file system with a disk
+     * below it (statfs(2): not tmpfs or ramfs), or /var/tmp where neither
+     * is. Spilling to a file system held in memory frees no memory: a store
+     * whose spill directory is on one says so in
+     * reel_store_stats.spill_dir_in_memory, for programs to warn. */
     const char *spill_dir;
     double high_water; /* 0 < high_water <= 1 */
 } reel_store_options;
@@ -201,7 +206,10 @@ REEL_API int reel_store_open(const char *path, uint32_t flags, reel_store **out)
  * is freed anyway). */
 REEL_API int reel_store_close(reel_store *store);
 
-/* Removes the store's file. Processes still attached keep their mapping.
+/* Removes the store's file and its spill files. Processes still attached
+ * keep their mapping and the spill files their objects are in: those go
+ * with the last of them to call reel_store_close() (a process killed
+ * instead leaves them, in the spill directory, named by the store).
  * Errors: -ENOENT and other negative errnos from unlink(2). */
 REEL_API int reel_store_destroy(const char *path);
 
@@ -212,6 +220,10 @@ REEL_API unsigned reel_store_destroy_orphans(const char *prefix);
 
 /* The file path of an open store. Valid until reel_store_close(). */
 REEL_API const char *reel_store_path(const reel_store *store);
+
+/* The spill directory of an open store, "" if it never spills. Valid until
+ * reel_store_close(). */
+REEL_API const char *reel_store_spill_dir(const reel_store *store);
 
 /* How long a waiting call spins before it sleeps on a futex, in nanoseconds
  * (default 50000; 0 sleeps at once). Per handle. */
@@ -254,7 +266,10 @@ REEL_API int reel_obj_disown(reel_store *store, const reel_id *ids, size_t n);
 
 /* Spills now, without waiting for memory to run short: sealed objects nobody
  * is reading and that are not evictable, least recently used first, up to
- * bytes (0: all of them), in one spill file. Useful before a phase that needs
+ * bytes (0: all of them), in one spill file (a new one; after 1,024 files
+ * still in use, the end of the one with the fewest objects). An object
+ * read back or deleted gives its disk space back at once (a hole punched
+ * in its file), so the files hold about what is spilled. Useful before a phase that needs
  * the memory (a batch stage), and to measure spilling.
  *   spilled: out, optional; bytes written.
  * Errors: -ENOTSUP (REEL_STORE_NO_SPILL), REEL_EOBSERVER, negative errnos of
@@ -293,6 +308,9 @@ typedef struct reel_store_stats {
     uint64_t spill_failures;  /* spill passes that could not write */
     uint64_t orphans_deleted; /* objects deleted because their owner died, since creation */
     uint32_t objects_owned;   /* objects a live or dead client owns now */
+    /* 1 if the spill directory was on tmpfs or ramfs when the store was
+     * created: spilling there frees no memory. Programs print a warning. */
+    uint32_t spill_dir_in_memory;
 } reel_store_stats;
 
 /* Copies the store's counters into out. Works on observer handles. */
