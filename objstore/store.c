@@ -1445,6 +1445,7 @@ REEL_API const char *reel_store_path(const reel_store *s) {
 }
 
 REEL_API const char *reel_store_spill_dir(const reel_store *s) {
+    REEL_NEED_OR(s, "store", NULL);
     return s->hdr->spill_dir; /* checked for its NUL when the store was mapped */
 }
 

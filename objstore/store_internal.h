@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 #define SEG_MAGIC          "REELSTOR"
-#define SEG_FORMAT_VERSION 2u /* 2: objects have owners */
+#define SEG_FORMAT_VERSION 3u /* 2: objects have owners; 3: spilled objects start on 4 KiB */
 #define SEG_NIL            UINT32_MAX
 #define SEG_ALIGN          64u
 #define SEG_CLASSES        64
