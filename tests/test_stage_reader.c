@@ -324,3 +324,68 @@ Test(stage_reader, an_unreadable_file_fails_naming_the_path) {
     unlink(path);
     free(path);
 }
+
+/* The bound on a path is the buffer it is copied into, NUL included: 4095
+ * bytes are a path (here a real video, read and probed), 4096 are refused
+ * by the reader itself, saying so, before anything is copied. */
+Test(stage_reader, a_path_of_4095_bytes_is_read_and_one_of_4096_refused) {
+    char *top = tmp_path("long");
+    size_t top_len = strlen(top);
+    char path[4096 + 1];
+    memcpy(path, top, top_len + 1);
+    cr_assert_eq(mkdir(path, 0700), 0, "%s: %s", path, strerror(errno));
+    /* Directories of 200 bytes each (a name's limit is 255), then the file,
+     * whose name makes the path exactly 4095 bytes. */
+    size_t len = top_len;
+    while (4095 - len > 200 + 1 + 100) {
+        path[len++] = '/';
+        memset(path + len, 'd', 200);
+        len += 200;
+        path[len] = '\0';
+        cr_assert_eq(mkdir(path, 0700), 0, "%zu bytes: %s", len, strerror(errno));
+    }
+    path[len++] = '/';
+    size_t name = 4095 - len;
+    memset(path + len, 'v', name - 4);
+    memcpy(path + len + name - 4, ".mp4", 5);
+    cr_assert_eq(strlen(path), 4095);
+    sf_blob b = sf_file(sf_sample_path("realshort.mp4"));
+    th_write_file(path, b.data, (size_t)b.size);
+
+    reel_id in = put_bytes(path, 4095);
+    static outputs out;
+    reel_run_result res;
+    run_reader(&in, 1, &out, &res);
+    cr_assert_eq(res.failed, 0, "%s", res.n_failures ? res.failures[0].error : "");
+    cr_assert_eq(out.n, 1);
+    video_task t;
+    char why[256];
+    TH_OK(vt_read(out.data[0], out.size[0], &t, why, sizeof why));
+    cr_assert_eq(t.path.size, 4095);
+    cr_assert_eq(t.source.size, b.size);
+    cr_assert_gt(t.probe.num_frames, 0);
+    vt_free(&t);
+    outputs_free(&out);
+    reel_run_result_free(&res);
+    TH_OK(reel_obj_delete(store, &in));
+
+    /* One byte more: the same file's path with a second slash in it. */
+    char longer[4096];
+    memcpy(longer, path, top_len);
+    longer[top_len] = '/';
+    memcpy(longer + top_len + 1, path + top_len, 4095 - top_len);
+    bad_case cases[] = {
+        {"4096 bytes", NULL, longer, sizeof longer, -ENAMETOOLONG, "a video path of 4096 bytes",
+         false},
+    };
+    expect_failures(cases, 1);
+
+    unlink(path);
+    while ((len = (size_t)(strrchr(path, '/') - path)) > top_len) {
+        path[len] = '\0';
+        rmdir(path);
+    }
+    rmdir(top);
+    free(top);
+    free(b.data);
+}
