@@ -575,6 +575,21 @@ const char *th_private_dir(void) {
 }
 
 /* A process's parent, state and name from /proc; 0 if it is gone. */
+int th_wait_asleep(pid_t pid, int timeout_ms) {
+    uint64_t until = th_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        pid_t ppid;
+        char state = '?';
+        if (!th_proc_stat(pid, &ppid, &state, NULL))
+            return 0;
+        if (state == 'S')
+            return 1;
+        if (th_monotonic_ns() >= until)
+            return 0;
+        th_sleep_ms(1);
+    }
+}
+
 int th_proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]) {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);

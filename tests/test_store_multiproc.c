@@ -145,6 +145,7 @@ Test(multiproc, child_blocked_in_get_is_woken_by_seal) {
     pid_t pid = th_fork(child_reader, &a);
     cr_assert_eq(th_chan_recv(&a.ready, 20000), 'r');
     wait_for_sleepers(s, 1);
+    cr_assert(th_wait_asleep(pid, 60000), "the reader never reached its futex wait");
     th_fill(buf, a.size, a.seed);
     TH_OK(reel_obj_seal(s, &a.ids[0]));
     cr_assert_eq(th_wait(pid, 30000), 0, "reader failed");
@@ -161,6 +162,7 @@ Test(multiproc, child_waits_for_object_not_yet_created) {
     pid_t pid = th_fork(child_reader, &a);
     cr_assert_eq(th_chan_recv(&a.ready, 20000), 'r');
     wait_for_sleepers(s, 1);
+    cr_assert(th_wait_asleep(pid, 60000), "the reader never reached its futex wait");
     put_pattern(s, &a.ids[0], a.size, a.seed, 0);
     cr_assert_eq(th_wait(pid, 30000), 0, "reader failed");
     th_chan_close(&a.ready);
@@ -191,6 +193,8 @@ Test(multiproc, one_seal_wakes_several_children) {
     for (int k = 0; k < K; k++)
         cr_assert_eq(th_chan_recv(&a[k].ready, 20000), 'r');
     wait_for_sleepers(s, K);
+    for (int k = 0; k < K; k++)
+        cr_assert(th_wait_asleep(pids[k], 60000), "reader %d never reached its futex wait", k);
     th_fill(buf, 64 * KiB, 9);
     TH_OK(reel_obj_seal(s, &id));
     for (int k = 0; k < K; k++) {
