@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# Installs the Debian packages reel needs, only those missing. Idempotent.
+# Installs the Debian packages reel needs, only those missing, and the locale
+# its tests need. Idempotent.
 set -euo pipefail
 packages=(build-essential cmake pkg-config clang-format
           liburing-dev libxxhash-dev libmsgpack-dev libcriterion-dev
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-          gnuplot-nox)
+          gnuplot-nox locales)
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "reel: installing ${missing[*]}"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# A locale whose decimal separator is a comma, for the test that numbers in
+# reel's files and flags ignore the locale (test_config.c). Debian generates
+# the locales /etc/locale.gen lists; a fresh system lists none.
+if ! locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8'; then
+  echo "reel: generating the de_DE.UTF-8 locale"
+  if grep -q '^# *de_DE\.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null; then
+    $SUDO sed -i 's/^# *\(de_DE\.UTF-8 UTF-8\)/\1/' /etc/locale.gen
+  elif ! grep -qx 'de_DE\.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null; then
+    echo 'de_DE.UTF-8 UTF-8' | $SUDO tee -a /etc/locale.gen >/dev/null
+  fi
+  $SUDO locale-gen
 fi

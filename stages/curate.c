@@ -34,9 +34,6 @@
 #define REEL_SAMPLES_DIR "samples"
 #endif
 
-static const char *const video_extensions[] = {".mp4", ".mov",  ".mkv", ".webm", ".avi", ".m4v",
-                                               ".mpg", ".mpeg", ".ts",  ".flv",  ".wmv"};
-
 typedef struct args {
     const char *video_dir;
     const char *store;
@@ -62,6 +59,8 @@ static void usage(FILE *f) {
             "  --video-dir DIR                    the videos (default: the samples, %s)\n"
             "  --output-clip-path DIR             where the results go (default ./reel-out)\n"
             "  --video-limit N                    at most N videos (default 0: all)\n"
+            "  --video-extensions LIST            only files ending in these, e.g. mp4,mov\n"
+            "                                     (default: every extension libavformat reads)\n"
             "  --splitting-algorithm ALG          fixed_stride (default) or scene\n"
             "                                     (transnetv2 is taken as scene)\n"
             "  --fixed-stride-split-duration S    clip length and stride, seconds (10)\n"
@@ -182,6 +181,8 @@ static void parse_args(int argc, char **argv, args *a) {
             a->opt.output_dir = v;
         } else if ((v = flag_value(argc, argv, &i, "--video-limit"))) {
             a->opt.video_limit = count("--video-limit", v);
+        } else if ((v = flag_value(argc, argv, &i, "--video-extensions"))) {
+            a->opt.video_extensions = v;
         } else if ((v = flag_value(argc, argv, &i, "--splitting-algorithm"))) {
             if (strcmp(v, "fixed_stride") == 0)
                 a->opt.splitting = REEL_SPLIT_FIXED_STRIDE;
@@ -242,22 +243,14 @@ static void parse_args(int argc, char **argv, args *a) {
 
 /* ---- the videos ------------------------------------------------------------------ */
 
-static int is_video_name(const char *name) {
-    const char *dot = strrchr(name, '.');
-    if (!dot || name[0] == '.')
-        return 0;
-    for (size_t i = 0; i < sizeof video_extensions / sizeof video_extensions[0]; i++)
-        if (strcasecmp(dot, video_extensions[i]) == 0)
-            return 1;
-    return 0;
-}
-
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The video files of dir (by extension, not descending), sorted by name. */
-static int list_videos(const char *dir, char ***out, size_t *n) {
+/* The video files of dir (by extension, not descending), sorted by name, and
+ * how many other files it holds (*skipped: directories aside). */
+static int list_videos(const char *dir, const reel_curate_options *o, char ***out, size_t *n,
+                       size_t *skipped) {
     DIR *d = opendir(dir);
     if (!d)
         return -errno;
@@ -265,9 +258,18 @@ static int list_videos(const char *dir, char ***out, size_t *n) {
     size_t cap = 0, k = 0;
     struct dirent *e;
     int rc = 0;
+    *skipped = 0;
     while (rc == 0 && (e = readdir(d))) {
-        if (!is_video_name(e->d_name))
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
+        if (!reel_curate_is_video_name(o, e->d_name)) {
+            struct stat st;
+            bool dir_entry = e->d_type == DT_DIR ||
+                             (e->d_type == DT_UNKNOWN &&
+                              fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode));
+            *skipped += !dir_entry;
+            continue;
+        }
         if (k == cap) {
             cap = cap ? cap * 2 : 16;
             char **nv = realloc(v, cap * sizeof *nv);
@@ -414,16 +416,16 @@ int main(int argc, char **argv) {
         return 0;
     }
     char **videos = NULL;
-    size_t n = 0;
-    int rc = list_videos(a.video_dir, &videos, &n);
+    size_t n = 0, skipped = 0;
+    int rc = list_videos(a.video_dir, &a.opt, &videos, &n, &skipped);
     if (rc) {
         fprintf(stderr, PROG ": --video-dir %s: %s\n", a.video_dir, strerror(-rc));
         reel_pipeline_free(pipe);
         return 1;
     }
     if (n == 0) {
-        fprintf(stderr, PROG ": no videos in %s (looked for %s, %s, %s, ...)\n", a.video_dir,
-                video_extensions[0], video_extensions[1], video_extensions[2]);
+        fprintf(stderr, PROG ": no videos in %s (%zu file%s skipped: not video extensions)\n",
+                a.video_dir, skipped, skipped == 1 ? "" : "s");
         reel_pipeline_free(pipe);
         free(videos);
         return 1;
@@ -517,6 +519,9 @@ int main(int argc, char **argv) {
             prog.videos_done, n, prog.written, prog.filtered,
             failed_videos + (size_t)prog.failed_in_writer, wall,
             wall > 0 ? prog.video_s / wall : 0.0);
+    if (skipped)
+        fprintf(stderr, PROG ": %zu file%s skipped: not video extensions\n", skipped,
+                skipped == 1 ? "" : "s");
     int sig = cli_stop_signal;
     if (rc == -ECANCELED && sig)
         fprintf(stderr, PROG ": interrupted by %s: the videos done so far are in %s\n",

@@ -36,6 +36,22 @@ REEL_API void reel_curate_defaults(reel_curate_options *o) {
     o->preview_size = 320;
 }
 
+/* A comma-separated list of extensions: each 1..31 characters of [A-Za-z0-9_+-]
+ * after an optional dot. */
+static bool extensions_ok(const char *list) {
+    if (!*list)
+        return false;
+    for (const char *p = list;;) {
+        p += *p == '.';
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-");
+        if (n == 0 || n > 31 || (p[n] != ',' && p[n] != '\0'))
+            return false;
+        if (!p[n])
+            return true;
+        p += n + 1;
+    }
+}
+
 static int positive(double x) {
     return isfinite(x) && x > 0;
 }
@@ -75,6 +91,8 @@ REEL_API int reel_curate_validate(const reel_curate_options *o, char *why, size_
     else if (o->frames_size < 8 || o->frames_size > 4096 || o->tensor_size < 8 ||
              o->tensor_size > 4096 || o->preview_size < 8 || o->preview_size > 4096)
         bad = "frame, tensor and preview sizes: must be 8..4096 pixels";
+    else if (o->video_extensions && !extensions_ok(o->video_extensions))
+        bad = "video_extensions: a comma-separated list of extensions such as mp4,mov,ogv";
     for (int c = 0; !bad && c < 3; c++)
         if (!isfinite(o->mean[c]) || !isfinite(o->std[c]) || !(o->std[c] > 0))
             bad = "mean and std: finite, std above 0";

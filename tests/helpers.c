@@ -1,4 +1,5 @@
 #include "helpers.h"
+#include "status.h"         /* status_segment, REEL_STATUS_PREFIX */
 #include "store_internal.h" /* reel__private_dir */
 
 #include <dirent.h>
@@ -60,6 +61,41 @@ static void remove_dead_tests_stores(void) {
     reel__each_left_by_the_dead("/dev/shm", "reel-test-", 1, remove_if_old, NULL);
 }
 
+/* Removes the status segments of test processes killed before their
+ * th_fini(): reel-status-reel-test-<tag>-<pid>-..., whose own header names
+ * the process that wrote it (the tag comes before the pid in the name, so
+ * the name cannot say). Only those whose writer is gone, and old, as for the
+ * stores: a test may write a dead pid into a segment it is still using. The
+ * pipeline's own sweep (reel__status_sweep) takes only the default names,
+ * <pipeline>-<pid>. */
+static void remove_dead_tests_status_segments(void) {
+    char dir[64];
+    if (reel__private_dir(dir, sizeof dir) != 0)
+        return;
+    DIR *d = opendir(dir);
+    const char prefix[] = REEL_STATUS_PREFIX "reel-test-";
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, sizeof prefix - 1) != 0)
+            continue;
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        status_segment h;
+        const size_t head = offsetof(status_segment, seq);
+        bool gone = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+                    st.st_mtime <= time(NULL) - 3600 && pread(fd, &h, head, 0) == (ssize_t)head &&
+                    memcmp(h.magic, REEL_STATUS_MAGIC, sizeof h.magic) == 0 && h.pid > 0 &&
+                    kill(h.pid, 0) != 0 && errno == ESRCH;
+        close(fd);
+        if (gone)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+}
+
 static pid_t th_paths_owner; /* the process whose paths they are */
 
 static void remove_paths(void) {
@@ -80,6 +116,7 @@ void th_init(void) {
      * write to a closed pipe. */
     signal(SIGPIPE, SIG_IGN);
     remove_dead_tests_stores();
+    remove_dead_tests_status_segments();
     /* A skipped test ends without its .fini: its stores go at exit instead. */
     th_paths_owner = getpid();
     static bool registered;
@@ -538,6 +575,21 @@ const char *th_private_dir(void) {
 }
 
 /* A process's parent, state and name from /proc; 0 if it is gone. */
+int th_wait_asleep(pid_t pid, int timeout_ms) {
+    uint64_t until = th_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        pid_t ppid;
+        char state = '?';
+        if (!th_proc_stat(pid, &ppid, &state, NULL))
+            return 0;
+        if (state == 'S')
+            return 1;
+        if (th_monotonic_ns() >= until)
+            return 0;
+        th_sleep_ms(1);
+    }
+}
+
 int th_proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]) {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);

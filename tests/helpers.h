@@ -187,6 +187,12 @@ void th_write_file(const char *path, const void *data, size_t n);
  * unreadable. */
 int th_proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]);
 
+/* Waits until pid is asleep (state S: blocked, in a futex wait say) for up
+ * to timeout_ms. Returns 1 once it is, 0 at the deadline or when it is gone.
+ * For a test that must act while another process waits, in place of a pause
+ * that may end before it does. */
+int th_wait_asleep(pid_t pid, int timeout_ms);
+
 /* The processes below root, zombies too when with_zombies, into out (at most
  * cap; out may be NULL when cap is 0). Returns how many there are. */
 size_t th_processes_below(pid_t root, int with_zombies, pid_t *out, size_t cap);

@@ -245,8 +245,9 @@ Test(config, numbers_ignore_the_locale) {
     const char *got = NULL;
     for (size_t j = 0; j < 4 && !got; j++)
         got = setlocale(LC_NUMERIC, names[j]);
-    if (!got)
-        cr_skip_test("no locale with a decimal comma is installed");
+    cr_assert_not_null(got, "no locale with a decimal comma (de_DE.UTF-8, fr_FR.UTF-8) is "
+                            "installed: scripts/deps.sh generates de_DE.UTF-8");
+    cr_assert_str_eq(localeconv()->decimal_point, ",", "%s", got);
     reel_executor_config c = defaults(), back = defaults();
     char buf[REEL_CONFIG_JSON_MAX];
     TH_OK(reel__config_set(&c, "cpu_allocation_percentage", "0.5"));

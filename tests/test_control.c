@@ -1058,7 +1058,7 @@ static int child_sends_spawned(void *arg) {
     int sock = *(int *)arg;
     int p[2];
     TH_CHILD_CHECK(pipe(p) == 0, "pipe: %s", strerror(errno));
-    th_sleep_ms(50); /* the parent is already waiting */
+    th_wait_asleep(getppid(), 60000); /* the parent waits in its receive */
     reel_ctl_msg m = blank(REEL_CTL_SPAWNED);
     m.pool = 4, m.worker = 5, m.generation = 6, m.pid = (int32_t)getpid();
     TH_CHILD_RC(reel__ctl_send(sock, &m, p, 2), 0);

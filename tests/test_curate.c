@@ -12,6 +12,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <libavformat/avformat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -137,6 +138,9 @@ Test(curate, bad_arguments_are_one_clear_line) {
         {"--logging-interval", "0", NULL},
         {"--execution-mode", "eventually", NULL},
         {"--no-such-flag", NULL, NULL},
+        {"--video-extensions", "mp4,,mov", NULL},
+        {"--video-extensions", "", NULL},
+        {"--video-extensions", "mp4/x", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         th_result r = th_run(bin, NULL, cases[i]);
@@ -198,6 +202,135 @@ Test(curate, the_samples_become_curators_tree) {
     const char *rec = slurp(out, "processed_videos/realshort.mp4.json");
     cr_assert(rec && strstr(rec, "\"num_total_clips\": 0") && strstr(rec, "\"error\": null"), "%s",
               rec);
+    th_result_free(&r);
+}
+
+/* ---- which files are videos ---------------------------------------------------------------- */
+
+/* Whether ext is an item of the comma-separated list. */
+static bool listed(const char *list, const char *ext) {
+    size_t n = strlen(ext);
+    for (const char *p = list; *p; p += strcspn(p, ","), p += *p == ',')
+        if (strcspn(p, ",") == n && strncmp(p, ext, n) == 0)
+            return true;
+    return false;
+}
+
+/* The extensions come from libavformat: every demuxer's, and the containers
+ * the hand-typed list missed, each once, sorted, in lower case. */
+Test(curate, the_video_extensions_are_libavformats) {
+    const char *known = reel_curate_known_extensions();
+    cr_log_info("%zu bytes: %s", strlen(known), known);
+    const char *in[] = {"ogv", "ogg", "3gp",  "mts", "m2ts", "mxf", "vob", "y4m", "mp4",
+                        "mov", "mkv", "webm", "avi", "ts",   "mpg", "flv", "wmv", "m4v"};
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        cr_assert(listed(known, in[i]), "%s not in %s", in[i], known);
+    void *it = NULL;
+    const AVInputFormat *f;
+    while ((f = av_demuxer_iterate(&it)))
+        for (const char *p = f->extensions; p && *p; p += strcspn(p, ","), p += *p == ',') {
+            char e[64];
+            p += strspn(p, " ");
+            size_t n = strcspn(p, ", ");
+            snprintf(e, sizeof e, "%.*s", (int)n, p);
+            for (char *c = e; *c; c++)
+                *c = *c >= 'A' && *c <= 'Z' ? (char)(*c - 'A' + 'a') : *c;
+            cr_assert(n == 0 || f->flags & AVFMT_NOFILE || listed(known, e), "%s's %s", f->name, e);
+        }
+    for (const char *p = known, *q; (q = strchr(p, ',')); p = q + 1) {
+        size_t n = (size_t)(q - p), m = strcspn(q + 1, ",");
+        int c = strncmp(p, q + 1, n < m ? n : m);
+        cr_assert(c < 0 || (c == 0 && n < m), "not sorted, or twice: %.*s, %.*s", (int)n, p, (int)m,
+                  q + 1);
+        for (size_t k = 0; k < n; k++)
+            cr_assert(!(p[k] >= 'A' && p[k] <= 'Z'), "%.*s", (int)n, p);
+    }
+    cr_assert(reel_curate_is_video_name(NULL, "a.OGV"));
+    cr_assert(reel_curate_is_video_name(NULL, "b.Mts"));
+    cr_assert(reel_curate_is_video_name(NULL, "c.tar.mp4"));
+    cr_assert_not(reel_curate_is_video_name(NULL, ".hidden.mp4"));
+    cr_assert_not(reel_curate_is_video_name(NULL, "mp4"));
+    cr_assert_not(reel_curate_is_video_name(NULL, "d."));
+    cr_assert_not(reel_curate_is_video_name(NULL, "e.docx"));
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    o.video_extensions = ".ogv,MTS";
+    char why[128];
+    TH_OK(reel_curate_validate(&o, why, sizeof why));
+    cr_assert(reel_curate_is_video_name(&o, "a.ogv"));
+    cr_assert(reel_curate_is_video_name(&o, "b.mts"));
+    cr_assert_not(reel_curate_is_video_name(&o, "c.mp4"));
+    const char *bad[] = {"", ",", "mp4,", ".", "mp4;mov", "a/b", "m p4"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.video_extensions = bad[i];
+        cr_assert_eq(reel_curate_validate(&o, why, sizeof why), -EINVAL, "'%s'", bad[i]);
+        cr_assert(strstr(why, "video_extensions"), "%s", why);
+    }
+}
+
+/* One second of FFmpeg's test picture as dir/name, in the container its
+ * extension (and extra flags) say, made by the ffmpeg program. */
+static void make_video(const char *dir, const char *name, const char *flags) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc=d=1:s=160x120:r=24 %s "
+             "'%s/%s'",
+             flags, dir, name);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+}
+
+/* Containers the old hand-typed list skipped without a word (.ogv, .mts,
+ * .y4m, .mxf, .vob, .3gp), in mixed case, are curated; what is not a video's
+ * name is counted in the summary; --video-extensions narrows it. */
+Test(curate, every_container_ffmpeg_reads_is_curated_and_the_rest_counted) {
+    char videos[96], out[96];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    make_video(videos, "a.ogv", "-c:v libtheora");
+    make_video(videos, "b.MTS", "-c:v mpeg2video -f mpegts");
+    make_video(videos, "c.Y4m", "-pix_fmt yuv420p");
+    make_video(videos, "d.mxf", "-c:v mpeg2video");
+    make_video(videos, "e.vob", "-c:v mpeg2video");
+    make_video(videos, "f.3gp", "-c:v mpeg4");
+    write_text(videos, "notes.md", "not a video\n", 12);
+    write_text(videos, "README", "not a video\n", 12);
+    write_text(videos, ".hidden.mp4", "not a video\n", 12);
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/a-directory", videos);
+    cr_assert_eq(mkdir(sub, 0755), 0); /* not descended into, and not a file skipped */
+    th_result r = th_run_limit(
+        curate_bin(), NULL,
+        (const char *[]){"--video-dir", videos, "--output-clip-path", out, "--no-gpu", NULL},
+        RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "6 of 6 videos curated, 0 clips written, 0 filtered, 0 videos failed"),
+              "%s", r.err);
+    cr_assert(strstr(r.err, "reel-curate: 3 files skipped: not video extensions\n"), "%s", r.err);
+    const char *names[] = {"a.ogv", "b.MTS", "c.Y4m", "d.mxf", "e.vob", "f.3gp"};
+    for (size_t i = 0; i < 6; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "processed_videos/%s.json", names[i]);
+        const char *rec = slurp(out, rel);
+        cr_assert(rec && strstr(rec, "\"error\": null"), "%s: %s", names[i], rec);
+    }
+    th_result_free(&r);
+
+    r = th_run_limit(curate_bin(), NULL,
+                     (const char *[]){"--video-dir", videos, "--output-clip-path", out, "--no-gpu",
+                                      "--video-extensions", "OGV,.y4m", NULL},
+                     RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "2 of 2 videos curated"), "%s", r.err);
+    cr_assert(strstr(r.err, "reel-curate: 7 files skipped: not video extensions\n"), "%s", r.err);
+    th_result_free(&r);
+
+    r = th_run_limit(curate_bin(), NULL,
+                     (const char *[]){"--video-dir", videos, "--output-clip-path", out,
+                                      "--video-extensions", "mkv", NULL},
+                     RUN_LIMIT_MS);
+    th_assert_one_error_line(&r, 1, "reel-curate: no videos in ", "no mkv file");
+    cr_assert(strstr(r.err, "(9 files skipped: not video extensions)"), "%s", r.err);
     th_result_free(&r);
 }
 

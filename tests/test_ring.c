@@ -485,7 +485,7 @@ Test(ring, sleeping_consumer_woken_by_push_from_another_process) {
     pid_t pid = th_fork(child_sleeping_pop, &a);
     cr_assert_eq(th_chan_recv(&a.ready, 10000), 'r');
     cr_assert(wait_for_sleeper(&r->not_empty_sleepers), "the consumer never slept");
-    th_sleep_ms(20); /* let it reach FUTEX_WAIT */
+    cr_assert(th_wait_asleep(pid, 60000), "the consumer never reached its futex wait");
     rec in = rec_make(7, 1234);
     TH_OK(reel__ring_push(r, &in, 0, 0));
     cr_assert_eq(th_wait(pid, 10000), 0, "the consumer was not woken");
@@ -507,7 +507,7 @@ Test(ring, sleeping_producer_woken_by_pop_from_another_process) {
     pid_t pid = th_fork(child_sleeping_push, &a);
     cr_assert_eq(th_chan_recv(&a.ready, 10000), 'r');
     cr_assert(wait_for_sleeper(&r->not_full_sleepers), "the producer never slept");
-    th_sleep_ms(20);
+    cr_assert(th_wait_asleep(pid, 60000), "the producer never reached its futex wait");
     TH_OK(reel__ring_pop(r, &out, 0, 0));
     cr_assert_eq(out.seq, 0u);
     cr_assert_eq(th_wait(pid, 10000), 0, "the producer was not woken");

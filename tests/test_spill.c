@@ -354,9 +354,15 @@ typedef struct unpin_arg {
     int n;
 } unpin_arg;
 
+/* Unpins once the test's get sleeps waiting for room (the store's space
+ * sleepers, and the main thread asleep), so that it is woken by the unpin
+ * and does not find the room already made. */
 static void *unpin_later(void *p) {
     unpin_arg *a = p;
-    th_sleep_ms(200);
+    uint64_t until = th_monotonic_ns() + 60ull * 1000000000u;
+    while (atomic_load(&a->holder->hdr->space_sleepers) < 1 && th_monotonic_ns() < until)
+        th_sleep_ms(1);
+    th_wait_asleep(getpid(), 60000);
     for (int i = 0; i < a->n; i++) {
         reel_obj_release(a->holder, &a->ids[i]);
         reel_obj_delete(a->holder, &a->ids[i]);
@@ -391,7 +397,7 @@ Test(spill, a_get_waits_for_room_to_read_back) {
     TH_RC(reel_obj_get(s, &first, 1, 0, &v), REEL_EFULL); /* no wait asked: full */
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, unpin_later, &a), 0);
-    TH_OK(reel_obj_get(s, &first, 1, 5000, &v)); /* only slower */
+    TH_OK(reel_obj_get(s, &first, 1, 60000, &v)); /* waits for the unpin */
     cr_assert(th_pattern_ok(v.data, v.size, 0));
     TH_OK(reel_obj_release(s, &first));
     pthread_join(t, NULL);

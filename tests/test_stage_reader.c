@@ -11,6 +11,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -311,10 +312,39 @@ Test(stage_reader, bad_path_bytes_are_refused) {
     expect_failures(cases, sizeof cases / sizeof cases[0]);
 }
 
+/* Root reads a file of mode 000 all the same, and CI runs as root (as the
+ * tests that act as another user need): there, this test runs itself again
+ * as another user (util-linux's setpriv), in a fresh process of this program
+ * whose store and files are that user's own, and its outcome is this one's. */
+static void rerun_as_another_user(const char *test) {
+    char exe[PATH_MAX], filter[128];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert_gt(n, 0, "/proc/self/exe: %s", strerror(errno));
+    exe[n] = '\0';
+    snprintf(filter, sizeof filter, "--filter=stage_reader/%s", test);
+    const char *setpriv = "/usr/bin/setpriv";
+    cr_assert_eq(access(setpriv, X_OK), 0, "%s: %s (util-linux)", setpriv, strerror(errno));
+    /* Without BoxFort's variable, which would make it one of this runner's
+     * workers rather than a runner of its own. */
+    th_result r =
+        th_run_limit("/usr/bin/env", NULL,
+                     (const char *[]){"-u", "BXFI_MAP", setpriv, "--reuid=65534", "--regid=65534",
+                                      "--clear-groups", "--", exe, filter, "--jobs=1", NULL},
+                     60000);
+    cr_assert_eq(r.code, 0,
+                 "as uid 65534 (%s, and every directory above it, must be readable by all): exit "
+                 "%d:\n%s",
+                 exe, r.code, r.err);
+    cr_assert(strstr(r.err, "Tested: 1 | Passing: 1 | Failing: 0 | Crashing: 0"),
+              "as uid 65534, not run or not passed:\n%s", r.err);
+    th_result_free(&r);
+}
+
 Test(stage_reader, an_unreadable_file_fails_naming_the_path) {
-    if (geteuid() == 0)
-        cr_skip_test("running as root: chmod 000 does not stop root from reading a file, so an "
-                     "unreadable file cannot be made here");
+    if (geteuid() == 0) {
+        rerun_as_another_user("an_unreadable_file_fails_naming_the_path");
+        return;
+    }
     char *path = tmp_path("unreadable.mp4");
     unlink(path);
     th_write_file(path, "x", 1);
@@ -323,4 +353,69 @@ Test(stage_reader, an_unreadable_file_fails_naming_the_path) {
     expect_failures(cases, 1);
     unlink(path);
     free(path);
+}
+
+/* The bound on a path is the buffer it is copied into, NUL included: 4095
+ * bytes are a path (here a real video, read and probed), 4096 are refused
+ * by the reader itself, saying so, before anything is copied. */
+Test(stage_reader, a_path_of_4095_bytes_is_read_and_one_of_4096_refused) {
+    char *top = tmp_path("long");
+    size_t top_len = strlen(top);
+    char path[4096 + 1];
+    memcpy(path, top, top_len + 1);
+    cr_assert_eq(mkdir(path, 0700), 0, "%s: %s", path, strerror(errno));
+    /* Directories of 200 bytes each (a name's limit is 255), then the file,
+     * whose name makes the path exactly 4095 bytes. */
+    size_t len = top_len;
+    while (4095 - len > 200 + 1 + 100) {
+        path[len++] = '/';
+        memset(path + len, 'd', 200);
+        len += 200;
+        path[len] = '\0';
+        cr_assert_eq(mkdir(path, 0700), 0, "%zu bytes: %s", len, strerror(errno));
+    }
+    path[len++] = '/';
+    size_t name = 4095 - len;
+    memset(path + len, 'v', name - 4);
+    memcpy(path + len + name - 4, ".mp4", 5);
+    cr_assert_eq(strlen(path), 4095);
+    sf_blob b = sf_file(sf_sample_path("realshort.mp4"));
+    th_write_file(path, b.data, (size_t)b.size);
+
+    reel_id in = put_bytes(path, 4095);
+    static outputs out;
+    reel_run_result res;
+    run_reader(&in, 1, &out, &res);
+    cr_assert_eq(res.failed, 0, "%s", res.n_failures ? res.failures[0].error : "");
+    cr_assert_eq(out.n, 1);
+    video_task t;
+    char why[256];
+    TH_OK(vt_read(out.data[0], out.size[0], &t, why, sizeof why));
+    cr_assert_eq(t.path.size, 4095);
+    cr_assert_eq(t.source.size, b.size);
+    cr_assert_gt(t.probe.num_frames, 0);
+    vt_free(&t);
+    outputs_free(&out);
+    reel_run_result_free(&res);
+    TH_OK(reel_obj_delete(store, &in));
+
+    /* One byte more: the same file's path with a second slash in it. */
+    char longer[4096];
+    memcpy(longer, path, top_len);
+    longer[top_len] = '/';
+    memcpy(longer + top_len + 1, path + top_len, 4095 - top_len);
+    bad_case cases[] = {
+        {"4096 bytes", NULL, longer, sizeof longer, -ENAMETOOLONG, "a video path of 4096 bytes",
+         false},
+    };
+    expect_failures(cases, 1);
+
+    unlink(path);
+    while ((len = (size_t)(strrchr(path, '/') - path)) > top_len) {
+        path[len] = '\0';
+        rmdir(path);
+    }
+    rmdir(top);
+    free(top);
+    free(b.data);
 }

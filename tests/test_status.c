@@ -666,6 +666,27 @@ Test(status, live_segment_is_kept) {
     cr_assert_eq(sb.st_size, 8);
 }
 
+/* A test process killed before its .fini leaves its segments; the next
+ * test process's th_init() removes those whose writer is gone once they are
+ * old (a young one may be a live test's, with a dead pid written in it). */
+Test(status, a_killed_test_processs_segments_go_at_the_next_test_start) {
+    static status_segment seg;
+    const struct timespec two_hours_ago[2] = {{.tv_sec = time(NULL) - 7200},
+                                              {.tv_sec = time(NULL) - 7200}};
+    ts_good_segment(&seg, ts_dead_pid(), 3);
+    const char *dead_old = ts_write_segment("killed", &seg, sizeof seg);
+    cr_assert_eq(utimensat(AT_FDCWD, ts_path(dead_old), two_hours_ago, 0), 0);
+    const char *dead_young = ts_write_segment("killed-young", &seg, sizeof seg);
+    ts_good_segment(&seg, getpid(), 3);
+    const char *live_old = ts_write_segment("live-old", &seg, sizeof seg);
+    cr_assert_eq(utimensat(AT_FDCWD, ts_path(live_old), two_hours_ago, 0), 0);
+    th_init();
+    struct stat sb;
+    cr_assert_neq(stat(ts_path(dead_old), &sb), 0, "a killed test's old segment was left");
+    cr_assert_eq(stat(ts_path(dead_young), &sb), 0, "a young segment was taken");
+    cr_assert_eq(stat(ts_path(live_old), &sb), 0, "a live process's segment was taken");
+}
+
 /* ---- listing ------------------------------------------------------------------- */
 
 struct ts_seen {

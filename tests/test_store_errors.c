@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+#include "store_internal.h" /* seg_header: who sleeps waiting for room */
 
 TestSuite(errors, .init = th_init, .fini = th_fini, .timeout = 60);
 
@@ -302,15 +303,24 @@ typedef struct {
     const char *path;
     reel_id victim;
     th_chan ready;
-    int delay_ms;
 } freer_arg;
+
+/* In the child: waits until the parent sleeps in s waiting for room (the
+ * store's space sleepers, and the parent asleep), a minute at most, so that
+ * what the child frees wakes it rather than being there before it looks. */
+static void wait_for_the_parent_to_wait(reel_store *s) {
+    uint64_t until = th_monotonic_ns() + 60ull * 1000000000u;
+    while (atomic_load(&s->hdr->space_sleepers) < 1 && th_monotonic_ns() < until)
+        th_sleep_ms(1);
+    th_wait_asleep(getppid(), 60000);
+}
 
 static int child_delete_later(void *p) {
     freer_arg *arg = p;
     reel_store *s = NULL;
     TH_CHILD_RC(reel_store_open(arg->path, 0, &s), 0);
     TH_CHILD_RC(th_chan_send(&arg->ready, 'r'), 0);
-    th_sleep_ms(arg->delay_ms);
+    wait_for_the_parent_to_wait(s);
     TH_CHILD_RC(reel_obj_delete(s, &arg->victim), 0);
     TH_CHILD_RC(reel_store_close(s), 0);
     return 0;
@@ -321,13 +331,13 @@ Test(errors, full_store_create_waits_for_a_delete) {
     reel_store *s = th_store_new(1 * MiB, 64, &path);
     reel_id ids[4];
     fill_store(s, ids);
-    freer_arg arg = {.path = path, .victim = ids[2], .delay_ms = 150};
+    freer_arg arg = {.path = path, .victim = ids[2]};
     th_chan_open(&arg.ready);
     pid_t pid = th_fork(child_delete_later, &arg);
     cr_assert_eq(th_chan_recv(&arg.ready, 20000), 'r', "child did not attach");
     reel_id a = th_id_random();
     void *buf = NULL;
-    TH_OK(reel_obj_create(s, &a, FILL_SIZE, NULL, 0, 0, 5000, &buf));
+    TH_OK(reel_obj_create(s, &a, FILL_SIZE, NULL, 0, 0, 60000, &buf));
     th_fill(buf, FILL_SIZE, 55);
     TH_OK(reel_obj_seal(s, &a));
     cr_assert_eq(th_wait(pid, 20000), 0, "child failed");
@@ -344,7 +354,7 @@ static int child_hold_then_release(void *p) {
     reel_view v;
     TH_CHILD_RC(reel_obj_get(s, &arg->victim, 1, 10000, &v), 0);
     TH_CHILD_RC(th_chan_send(&arg->ready, 'r'), 0);
-    th_sleep_ms(arg->delay_ms);
+    wait_for_the_parent_to_wait(s);
     TH_CHILD_RC(reel_obj_release(s, &arg->victim), 0);
     TH_CHILD_RC(reel_store_close(s), 0);
     return 0;
@@ -355,7 +365,7 @@ Test(errors, full_store_create_waits_for_last_release) {
     reel_store *s = th_store_new(1 * MiB, 64, &path);
     reel_id ids[4];
     fill_store(s, ids);
-    freer_arg arg = {.path = path, .victim = ids[1], .delay_ms = 150};
+    freer_arg arg = {.path = path, .victim = ids[1]};
     th_chan_open(&arg.ready);
     pid_t pid = th_fork(child_hold_then_release, &arg);
     cr_assert_eq(th_chan_recv(&arg.ready, 20000), 'r', "child did not get its reference");
@@ -363,7 +373,7 @@ Test(errors, full_store_create_waits_for_last_release) {
     cr_assert_eq(th_stats(s).objects_deleting, 1u);
     reel_id a = th_id_random();
     void *buf = NULL;
-    TH_OK(reel_obj_create(s, &a, FILL_SIZE, NULL, 0, 0, 5000, &buf));
+    TH_OK(reel_obj_create(s, &a, FILL_SIZE, NULL, 0, 0, 60000, &buf));
     TH_OK(reel_obj_seal(s, &a));
     cr_assert_eq(th_wait(pid, 20000), 0, "child failed");
     reel_store_stats st = th_stats(s);
@@ -381,14 +391,14 @@ Test(errors, full_store_create_evicts_once_released) {
         ids[i] = th_id_n(8, (uint64_t)i);
         put_pattern(s, &ids[i], FILL_SIZE, (uint64_t)i, i == 3 ? REEL_OBJ_EVICTABLE : 0);
     }
-    freer_arg arg = {.path = path, .victim = ids[3], .delay_ms = 150};
+    freer_arg arg = {.path = path, .victim = ids[3]};
     th_chan_open(&arg.ready);
     pid_t pid = th_fork(child_hold_then_release, &arg);
     cr_assert_eq(th_chan_recv(&arg.ready, 20000), 'r', "child did not get its reference");
     reel_id a = th_id_random();
     void *buf = NULL;
     /* The only evictable object is referenced until the child lets go. */
-    TH_OK(reel_obj_create(s, &a, FILL_SIZE, NULL, 0, 0, 5000, &buf));
+    TH_OK(reel_obj_create(s, &a, FILL_SIZE, NULL, 0, 0, 60000, &buf));
     TH_OK(reel_obj_seal(s, &a));
     cr_assert_eq(th_wait(pid, 20000), 0, "child failed");
     cr_assert_eq(present(s, &ids[3]), 0);

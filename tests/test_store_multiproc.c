@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+#include "store_internal.h" /* seg_header: who sleeps waiting for a seal */
 
 TestSuite(multiproc, .init = th_init, .fini = th_fini, .timeout = 90);
 
@@ -95,6 +96,44 @@ Test(multiproc, child_reads_sealed_object) {
     TH_OK(reel_store_close(s));
 }
 
+/* Waits until n processes sleep in s waiting for a seal (a minute at most):
+ * the moment the tests below act at, reached whatever the machine's speed,
+ * rather than a pause that may end before it. */
+static void wait_for_sleepers(reel_store *s, uint32_t n) {
+    uint64_t until = th_monotonic_ns() + 60ull * 1000000000u;
+    uint32_t now;
+    while ((now = atomic_load(&s->hdr->seal_sleepers)) < n) {
+        cr_assert_lt(th_monotonic_ns(), until, "%u of %u readers asleep in a get after a minute",
+                     now, n);
+        th_sleep_ms(1);
+    }
+}
+
+/* How many times pid has gone to sleep (its voluntary context switches). */
+static long sleeps_of(pid_t pid) {
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* After a seal that does not complete pid's get: waits until pid has looked
+ * again and gone back to sleep (it sleeps once more than the before it was
+ * counted at, and sleeps in s), a minute at most. */
+static void wait_for_resleep(reel_store *s, pid_t pid, long before) {
+    uint64_t until = th_monotonic_ns() + 60ull * 1000000000u;
+    while (sleeps_of(pid) <= before || atomic_load(&s->hdr->seal_sleepers) < 1) {
+        cr_assert_lt(th_monotonic_ns(), until, "the reader never went back to waiting");
+        th_sleep_ms(1);
+    }
+}
+
 Test(multiproc, child_blocked_in_get_is_woken_by_seal) {
     const char *path;
     reel_store *s = th_store_new(4 * MiB, 256, &path);
@@ -105,7 +144,8 @@ Test(multiproc, child_blocked_in_get_is_woken_by_seal) {
     th_chan_open(&a.ready);
     pid_t pid = th_fork(child_reader, &a);
     cr_assert_eq(th_chan_recv(&a.ready, 20000), 'r');
-    th_sleep_ms(50); /* let it reach the wait; the test holds either way */
+    wait_for_sleepers(s, 1);
+    cr_assert(th_wait_asleep(pid, 60000), "the reader never reached its futex wait");
     th_fill(buf, a.size, a.seed);
     TH_OK(reel_obj_seal(s, &a.ids[0]));
     cr_assert_eq(th_wait(pid, 30000), 0, "reader failed");
@@ -121,7 +161,8 @@ Test(multiproc, child_waits_for_object_not_yet_created) {
     th_chan_open(&a.ready);
     pid_t pid = th_fork(child_reader, &a);
     cr_assert_eq(th_chan_recv(&a.ready, 20000), 'r');
-    th_sleep_ms(50);
+    wait_for_sleepers(s, 1);
+    cr_assert(th_wait_asleep(pid, 60000), "the reader never reached its futex wait");
     put_pattern(s, &a.ids[0], a.size, a.seed, 0);
     cr_assert_eq(th_wait(pid, 30000), 0, "reader failed");
     th_chan_close(&a.ready);
@@ -151,7 +192,9 @@ Test(multiproc, one_seal_wakes_several_children) {
     }
     for (int k = 0; k < K; k++)
         cr_assert_eq(th_chan_recv(&a[k].ready, 20000), 'r');
-    th_sleep_ms(50);
+    wait_for_sleepers(s, K);
+    for (int k = 0; k < K; k++)
+        cr_assert(th_wait_asleep(pids[k], 60000), "reader %d never reached its futex wait", k);
     th_fill(buf, 64 * KiB, 9);
     TH_OK(reel_obj_seal(s, &id));
     for (int k = 0; k < K; k++) {
@@ -171,13 +214,16 @@ Test(multiproc, multi_get_waits_for_every_object) {
     th_chan_open(&a.ready);
     pid_t pid = th_fork(child_reader, &a);
     cr_assert_eq(th_chan_recv(&a.ready, 20000), 'r');
+    wait_for_sleepers(s, 1);
+    /* Each seal but the last wakes it to a set still short: it waits again. */
+    long before = sleeps_of(pid);
     put_pattern(s, &a.ids[1], a.size, a.seed + 1, 0);
-    th_sleep_ms(20);
+    wait_for_resleep(s, pid, before);
+    before = sleeps_of(pid);
     put_pattern(s, &a.ids[2], a.size, a.seed + 2, 0);
-    th_sleep_ms(20);
+    wait_for_resleep(s, pid, before);
     void *buf;
     TH_OK(reel_obj_create(s, &a.ids[0], a.size, "meta", 4, 0, 0, &buf));
-    th_sleep_ms(20);
     th_fill(buf, a.size, a.seed);
     TH_OK(reel_obj_seal(s, &a.ids[0]));
     cr_assert_eq(th_wait(pid, 30000), 0, "reader failed");
@@ -451,7 +497,7 @@ Test(multiproc, killed_while_waiting) {
     th_chan_open(&a.ready);
     pid_t pid = th_fork(child_wait_forever, &a);
     cr_assert_eq(th_chan_recv(&a.ready, 20000), 'r');
-    th_sleep_ms(30);
+    wait_for_sleepers(s, 1);
     cr_assert_eq(th_kill_wait(pid, SIGKILL), 128 + SIGKILL, "the waiter returned early");
     uint32_t n = 0;
     TH_OK(reel_store_reclaim(s, &n));

@@ -73,6 +73,10 @@ typedef struct reel_curate_options {
 
     uint32_t preview_size; /* the preview's longer side in pixels (320) */
     uint64_t video_limit;  /* videos at most (0: all) */
+    /* The extensions a file's name must end in to be taken for a video, as
+     * a comma-separated list ("mp4,.MOV,webm": a leading dot optional, case
+     * aside). NULL: every one libavformat knows (reel_curate_known_extensions). */
+    const char *video_extensions;
 } reel_curate_options;
 
 /* Curator's defaults, as in the comments above; output_dir "./reel-out". */
@@ -80,6 +84,22 @@ REEL_API void reel_curate_defaults(reel_curate_options *o);
 
 /* 0, or -EINVAL with why[0..cap) naming the first bad option. */
 REEL_API int reel_curate_validate(const reel_curate_options *o, char *why, size_t cap);
+
+/* The extensions of the files libavformat reads, lower case, sorted, each
+ * once, comma-separated ("264,265,3g2,3gp,..."): every extension of every
+ * demuxer (AVInputFormat.extensions) and of every muxer that writes video
+ * (ogv, ts, mts, m2ts, mpg, vob, mxf are only there). That includes audio
+ * (mp3, wav), subtitles (srt), pictures (png) and text (txt): libavformat
+ * reads them, and the reader refuses a file with no video stream, naming it.
+ * Built at the first call (thread-safe); the string is static, valid for the
+ * process's life; "" if memory ran out. */
+REEL_API const char *reel_curate_known_extensions(void);
+
+/* Whether name (a file name, not a path) is a video's by its extension: in
+ * o->video_extensions, or (when that is NULL, or o is NULL) in
+ * reel_curate_known_extensions(), case aside. Hidden names (".x") and names
+ * without an extension are not. */
+REEL_API bool reel_curate_is_video_name(const reel_curate_options *o, const char *name);
 
 /* The stages, in pipeline order, with arg = o (which must outlive the run).
  * Stage names: "reader", "splitter", "transcoder", "motion", "frames",
