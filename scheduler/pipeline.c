@@ -930,13 +930,15 @@ static void log_status(run *r, uint64_t now) {
             char bound[32] = "";
             if (ss->queue_bound)
                 snprintf(bound, sizeof bound, "/%" PRIu64, ss->queue_bound);
+            /* A death is news until the next: it says why restarts rose. */
+            const char *death = r->s[i].pool ? reel__pool_last_death(r->s[i].pool) : "";
             fprintf(r->log,
                     "reel:   %-20s workers %u (%u starting), queue %" PRIu64
                     "%s, in flight %" PRIu64
-                    ", %.1f tasks/s, %.1f items/s, busy %.0f%%, failed %" PRIu64 "%s\n",
+                    ", %.1f tasks/s, %.1f items/s, busy %.0f%%, failed %" PRIu64 "%s%s%s\n",
                     ss->name, ss->workers, ss->workers_setup, ss->queued, bound, ss->in_flight,
                     ss->tasks_per_s, ss->items_per_s, ss->busy * 100, ss->tasks_failed,
-                    ss->finished ? ", finished" : "");
+                    ss->finished ? ", finished" : "", death[0] ? ", last death: " : "", death);
         }
         fflush(r->log);
     }
@@ -1413,16 +1415,16 @@ static void status_name(const run *r, char *buf, size_t cap) {
 
 /* Stops everything and deletes what the run made and still holds. */
 static void teardown(run *r) {
+    /* Every pool at once, so that none waits for another's workers. Results
+     * not collected: their outputs the pool deletes; forwarded ones and the
+     * inputs are in made, below. */
+    reel_pool *pools[REEL_PIPELINE_MAX_STAGES];
     for (uint32_t i = 0; i < r->p->n; i++) {
-        stage_run *s = &r->s[i];
-        if (s->pool) {
-            /* Results not collected: their outputs the pool deletes; forwarded
-             * ones and the inputs are in made, below. */
-            reel_pool_stop(s->pool, 0);
-            s->pool = NULL;
-            r->pools[i] = NULL;
-        }
+        pools[i] = r->s[i].pool;
+        r->s[i].pool = NULL;
+        r->pools[i] = NULL;
     }
+    reel__pools_stop(pools, r->p->n, 1);
     for (size_t k = 0; k < r->made.cap; k++)
         if (r->made.used[k])
             reel_obj_delete(r->store, &r->made.e[k].key);
