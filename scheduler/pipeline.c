@@ -1414,17 +1414,18 @@ static void status_name(const run *r, char *buf, size_t cap) {
 }
 
 /* Stops everything and deletes what the run made and still holds. */
-static void teardown(run *r) {
-    /* Every pool at once, so that none waits for another's workers. Results
-     * not collected: their outputs the pool deletes; forwarded ones and the
-     * inputs are in made, below. */
+static void teardown(run *r, int failed) {
+    /* Every pool at once, so that none waits for another's workers; a run
+     * that failed or was cancelled waits for no task and little teardown.
+     * Results not collected: their outputs the pool deletes; forwarded ones
+     * and the inputs are in made, below. */
     reel_pool *pools[REEL_PIPELINE_MAX_STAGES];
     for (uint32_t i = 0; i < r->p->n; i++) {
         pools[i] = r->s[i].pool;
         r->s[i].pool = NULL;
         r->pools[i] = NULL;
     }
-    reel__pools_stop(pools, r->p->n, 1);
+    reel__pools_stop(pools, r->p->n, failed);
     for (size_t k = 0; k < r->made.cap; k++)
         if (r->made.used[k])
             reel_obj_delete(r->store, &r->made.e[k].key);
@@ -1544,7 +1545,7 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
         } else if (opts->on_status) {
             opts->on_status(opts->arg, &r->snap);
         }
-        teardown(r);
+        teardown(r, rc != 0);
         reel_runtime_stop(r->rt);
     }
     reel__status_close(r->status);

@@ -153,8 +153,9 @@ typedef struct reel_runtime_options {
  * reel_store_open()'s, -errno from fork/socket. */
 REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out);
 
-/* Stops every pool still running, the zygote, and frees the runtime. No
- * process it started outlives this call. Task outputs still in the store are
+/* Stops every pool still running, all together and as reel_pool_stop(pool,
+ * 0) would, then the zygote, and frees the runtime. No process it started
+ * outlives this call. Task outputs still in the store are
  * handed to the store (see reel_task_result.outputs). NULL is a no-op. */
 REEL_API int reel_runtime_stop(reel_runtime *rt);
 

@@ -221,8 +221,9 @@ typedef struct reel_run_options {
     /* Optional. Once *cancel is non-zero (set it from a signal handler, say),
      * the run stops as on a failure - no new task, the workers stopped,
      * every intermediate object deleted - and returns -ECANCELED. It is seen
-     * within 100 ms; stopping then waits for the tasks in flight, up to 5 s
-     * a stage before their workers are killed. */
+     * within 100 ms; stopping then waits for no task in flight: every
+     * stage's workers are stopped together, one in a task or in setup is
+     * killed at once, the others have 200 ms for their teardown. */
     const volatile sig_atomic_t *cancel;
 } reel_run_options;
 
