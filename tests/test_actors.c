@@ -124,6 +124,7 @@ typedef struct shared_page {
     _Atomic int release;  /* hangs_on_marker returns 2 s after this is set */
     _Atomic int returned; /* hangs_on_marker returned */
     _Atomic int sealed;   /* seals_then_dies sealed its output, then died */
+    _Atomic int runs[64]; /* slow_first: how often each task ran */
     reel_id sealed_id;    /* the output it sealed */
 } shared_page;
 
@@ -176,6 +177,15 @@ static int seals_then_dies(reel_actor_ctx *ctx, const reel_view *in, size_t n,
     return 0;
 }
 
+/* Task i (its input's first byte) takes 400 ms when i % 8 == 0, 1 ms
+ * otherwise, and counts its runs. */
+static int slow_first(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    uint8_t i = n ? *(const uint8_t *)in[0].data : 0;
+    atomic_fetch_add(&shared->runs[i % 64], 1);
+    th_sleep_ms(i % 8 == 0 ? 400 : 1);
+    return plus_one(ctx, in, n, out);
+}
+
 static const reel_actor_def def_plus_one = {.name = "plus_one", .process = plus_one};
 static const reel_actor_def def_forwards = {.name = "forwards", .process = forwards};
 static const reel_actor_def def_forwards_fails = {
@@ -198,14 +208,18 @@ static const reel_actor_def def_hangs_on_marker = {.name = "hangs_on_marker",
                                                    .process = hangs_on_marker};
 static const reel_actor_def def_dies = {
     .name = "dies", .process = dies_on_marker, .max_retries = REEL_ACTOR_NONE};
+static const reel_actor_def def_slow_first = {.name = "slow_first", .process = slow_first};
 static const reel_actor_def def_seals_then_dies = {.name = "seals_then_dies",
                                                    .process = seals_then_dies};
 
-static const reel_actor_def *const all_defs[] = {
-    &def_plus_one, &def_noop,           &def_flaky,      &def_fails,
-    &def_crashes,  &def_bad_setup,      &def_hangs,      &def_plus_one_b,
-    &def_forwards, &def_forwards_fails, &def_late_setup, &def_hangs_on_marker,
-    &def_dies,     &def_seals_then_dies};
+static const reel_actor_def *const all_defs[] = {&def_plus_one,   &def_noop,
+                                                 &def_flaky,      &def_fails,
+                                                 &def_crashes,    &def_bad_setup,
+                                                 &def_hangs,      &def_plus_one_b,
+                                                 &def_forwards,   &def_forwards_fails,
+                                                 &def_late_setup, &def_hangs_on_marker,
+                                                 &def_dies,       &def_seals_then_dies,
+                                                 &def_slow_first};
 
 /* ---- fixture ---------------------------------------------------------------- */
 
@@ -975,5 +989,59 @@ ACTOR_TEST(an_output_sealed_before_a_death_is_rewritten_by_the_retry) {
     TH_OK(reel_pool_stop(pool, -1));
     TH_OK(reel_obj_delete(store, &r.outputs[0]));
     TH_OK(reel_obj_delete(store, &in));
+    expect_store_empty();
+}
+
+/* Rounds of 8 tasks over 4 workers, 2 each: the first worker's first task is
+ * slow, so the one queued behind it is taken by an idle worker - or begun by
+ * its holder as that happens. Either way every task runs exactly once and
+ * comes back once. */
+ACTOR_TEST(stolen_tasks_run_once_and_come_back_once) {
+    enum { ROUNDS = 6, PER = 8 };
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "slow_first", 4, &pool));
+    reel_pool_stats st = {0};
+    for (int tries = 0; tries < 2000 && st.workers_ready < 4; tries++) {
+        TH_OK(reel_pool_stats_get(pool, &st));
+        th_sleep_ms(5);
+    }
+    cr_assert_eq(st.workers_ready, 4);
+    for (int round = 0; round < ROUNDS; round++) {
+        reel_id in[PER];
+        for (int k = 0; k < PER; k++) {
+            uint8_t i = (uint8_t)(round * PER + k), buf[16];
+            memset(buf, i, sizeof buf);
+            in[k] = th_id_n(0x57e1, i);
+            TH_OK(reel_obj_put(store, &in[k], buf, sizeof buf, NULL, 0, 0, 0));
+            TH_OK(reel_pool_submit(pool, &in[k], 1, NULL, -1, NULL));
+        }
+        int seen[PER] = {0};
+        for (int got = 0; got < PER; got++) {
+            reel_task_result r;
+            TH_OK(reel_pool_collect(pool, &r, 20000));
+            cr_assert_eq(r.status, 0, "%s", r.error);
+            cr_assert_eq(r.attempts, 1);
+            int k = 0;
+            while (k < PER && !reel_id_equal(&in[k], &r.inputs[0]))
+                k++;
+            cr_assert_lt(k, PER);
+            cr_assert_eq(seen[k]++, 0, "task %d came back twice", round * PER + k);
+            reel_view v;
+            TH_OK(reel_obj_get(store, &r.outputs[0], 1, 0, &v));
+            cr_assert_eq(v.size, 16);
+            cr_assert_eq(((const uint8_t *)v.data)[15], (uint8_t)(round * PER + k + 1));
+            TH_OK(reel_obj_release(store, &r.outputs[0]));
+            TH_OK(reel_obj_delete(store, &r.outputs[0]));
+            TH_OK(reel_obj_delete(store, &r.inputs[0]));
+        }
+    }
+    for (int i = 0; i < ROUNDS * PER; i++)
+        cr_assert_eq(atomic_load(&shared->runs[i]), 1, "task %d ran %d times", i,
+                     atomic_load(&shared->runs[i]));
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_geq(st.stolen, 1, "no task was stolen in %d rounds", ROUNDS);
+    cr_assert_eq(st.completed, ROUNDS * PER);
+    cr_assert_eq(st.retried, 0);
+    TH_OK(reel_pool_stop(pool, -1));
     expect_store_empty();
 }
