@@ -879,6 +879,12 @@ static const char *signal_name(int sig, char *buf, size_t cap) {
  * has not reaped it by EXIT_WAIT_MS (it reaps at once; it may be gone). */
 static int exit_status_of(reel_runtime *rt, pid_t pid, int *status) {
     for (int waited_us = 0; waited_us < EXIT_WAIT_MS * 1000; waited_us += 100) {
+        if (waited_us > 0) { /* not there at once: is there a zygote to write it? */
+            siginfo_t si = {0};
+            if (waitid(P_PID, (id_t)rt->zygote, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+                si.si_pid != 0)
+                return 0;
+        }
         uint64_t n = atomic_load_explicit(&rt->exits->next, memory_order_acquire);
         for (uint64_t k = n; k-- > 0 && n - k <= EXIT_LOG_SIZE;) {
             exit_entry *x = &rt->exits->e[k % EXIT_LOG_SIZE];
@@ -1048,37 +1054,47 @@ static bool busy_too_long(reel_pool *p, uint32_t w, uint64_t now) {
 static void steal(reel_pool *p, uint64_t now) {
     if (p->draining || p->pending.count > 0)
         return; /* an idle worker gets queued work from dispatch() first */
-    for (uint32_t to = 0; to < p->nslots; to++) {
-        worker_slot *tw = &p->workers[to];
-        if (tw->state != W_LIVE || tw->stopping || !tw->ready || tw->nheld > 0)
+    /* Cheap checks first: pump() calls this on every round. */
+    uint32_t idle[POOL_MAX_WORKERS], nidle = 0, from[POOL_MAX_WORKERS], nfrom = 0;
+    for (uint32_t w = 0; w < p->nslots; w++) {
+        const worker_slot *ws = &p->workers[w];
+        if (ws->state == W_LIVE && !ws->stopping && ws->ready && ws->nheld == 0)
+            idle[nidle++] = w;
+    }
+    if (nidle == 0)
+        return;
+    for (uint32_t w = 0; w < p->nslots; w++) {
+        const worker_slot *ws = &p->workers[w];
+        /* A ready worker holds what it runs and what it prefetched. */
+        if (ws->state == W_LIVE && ws->nheld > (ws->ready ? 1u : 0u) && busy_too_long(p, w, now) &&
+            reel__ring_depth(pool_task_ring(p->hdr, w)) > 0)
+            from[nfrom++] = w;
+    }
+    for (uint32_t i = 0, v = 0; i < nidle && v < nfrom;) {
+        worker_slot *fw = &p->workers[from[v]], *tw = &p->workers[idle[i]];
+        task_record rec;
+        if (reel__ring_pop(pool_task_ring(p->hdr, from[v]), &rec, 0, 0) != 0) {
+            v++; /* its holder began what it had left meanwhile */
             continue;
-        for (uint32_t from = 0; from < p->nslots; from++) {
-            worker_slot *fw = &p->workers[from];
-            if (from == to || fw->state != W_LIVE || fw->nheld == 0 ||
-                reel__ring_depth(pool_task_ring(p->hdr, from)) == 0 || !busy_too_long(p, from, now))
-                continue;
-            task_record rec;
-            if (reel__ring_pop(pool_task_ring(p->hdr, from), &rec, 0, 0) != 0)
-                continue; /* its holder began it meanwhile */
-            uint32_t k = 0;
-            while (k < fw->nheld && !reel_id_equal(&p->entries[fw->held[k]].id, &rec.task_id))
-                k++;
-            if (k == fw->nheld)
-                continue; /* not held: a worker answered for it early; it is done with */
-            uint32_t e = fw->held[k];
-            unhold(p, fw, k);
-            p->stolen++;
-            reel_ring *ring = pool_task_ring(p->hdr, to);
-            if ((p->hold_wakes ? reel__ring_push_quiet(ring, &rec)
-                               : reel__ring_push(ring, &rec, 0, 0)) != 0) {
-                fifo_push(&p->pending, &e, 1); /* cannot happen: it held none */
-                return;
-            }
-            tw->wake_due |= p->hold_wakes;
-            tw->held[tw->nheld++] = e;
-            p->held_total++;
-            break;
         }
+        uint32_t k = 0;
+        while (k < fw->nheld && !reel_id_equal(&p->entries[fw->held[k]].id, &rec.task_id))
+            k++;
+        if (k == fw->nheld)
+            continue; /* not held: a worker answered for it early; it is done with */
+        uint32_t e = fw->held[k];
+        unhold(p, fw, k);
+        p->stolen++;
+        reel_ring *ring = pool_task_ring(p->hdr, idle[i]);
+        if ((p->hold_wakes ? reel__ring_push_quiet(ring, &rec)
+                           : reel__ring_push(ring, &rec, 0, 0)) != 0) {
+            fifo_push(&p->pending, &e, 1); /* cannot happen: it held none */
+            return;
+        }
+        tw->wake_due |= p->hold_wakes;
+        tw->held[tw->nheld++] = e;
+        p->held_total++;
+        i++;
     }
 }
 
