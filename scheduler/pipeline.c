@@ -404,6 +404,7 @@ typedef struct stage_run {
     /* Workers the pool was asked for: below workers while additions wait
      * for the resources that removed workers still hold (start_waiting). */
     uint32_t started;
+    char last_death[REEL_ERROR_TEXT_MAX]; /* its pools' last, kept past them */
 } stage_run;
 
 typedef struct run {
@@ -866,6 +867,13 @@ static uint32_t fit_workers(const run *r, uint32_t stage, const uint32_t *counts
 
 /* ---- status ------------------------------------------------------------------- */
 
+/* Keeps the stage's pool's last death, for the status after the pool is gone. */
+static void note_death(stage_run *s) {
+    const char *d = s->pool ? reel__pool_last_death(s->pool) : "";
+    if (d[0])
+        snprintf(s->last_death, sizeof s->last_death, "%s", d);
+}
+
 static double grace_s(const run *r) {
     return fmin(GRACE_MAX_S, fmax(GRACE_MIN_S, GRACE_SHARE * r->cfg.autoscale_interval_s));
 }
@@ -890,6 +898,8 @@ static void fill_status(run *r, uint64_t now) {
             reel_pool_stats_get(s->pool, &ps);
             reel__pool_census(s->pool, &c);
         }
+        note_death(s);
+        snprintf(ss->last_death, sizeof ss->last_death, "%s", s->last_death);
         /* Workers on their way out are no longer the stage's. */
         ss->workers = c.live;
         ss->workers_setup = c.settling;
@@ -931,7 +941,7 @@ static void log_status(run *r, uint64_t now) {
             if (ss->queue_bound)
                 snprintf(bound, sizeof bound, "/%" PRIu64, ss->queue_bound);
             /* A death is news until the next: it says why restarts rose. */
-            const char *death = r->s[i].pool ? reel__pool_last_death(r->s[i].pool) : "";
+            const char *death = ss->last_death;
             fprintf(r->log,
                     "reel:   %-20s workers %u (%u starting), queue %" PRIu64
                     "%s, in flight %" PRIu64
@@ -1361,6 +1371,7 @@ static int run_batch(run *r) {
         }
         drive(r, i, i + 1);
         if (s->pool) {
+            note_death(s);
             reel_pool_stop(s->pool, 0);
             s->pool = NULL;
             r->pools[i] = NULL;

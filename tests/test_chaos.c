@@ -507,6 +507,9 @@ Test(chaos, a_worker_killed_by_a_signal_is_named_in_the_summary_and_status) {
     cr_assert(strstr(text, line), "no summary line %s in:\n%s", line, text);
     cr_assert(strstr(text, ", last death: worker 0 (pid "), "no death in the status lines:\n%s",
               text);
+    /* And in the figures reel-inspect reads. */
+    cr_assert(strstr(res.final.stage[0].last_death, want), "last death: %s",
+              res.final.stage[0].last_death);
     cr_assert(strstr(text, want), "%s", text);
     free(text);
     reel_run_result_free(&res);

@@ -152,6 +152,9 @@ typedef struct reel_stage_status {
     double tasks_per_s; /* tasks (batches) done or failed for good per second, last window */
     double busy;        /* share of its workers' time in process(), last window */
     bool finished;      /* nothing more will come to it */
+    /* How its last worker to die unasked ended: "worker 3 (pid 4242) killed
+     * by SIGSEGV while running task <hex>", or "" if none has. */
+    char last_death[REEL_ERROR_TEXT_MAX];
 } reel_stage_status;
 
 typedef struct reel_pipeline_status {
