@@ -41,7 +41,7 @@
  * prefetched to an idle worker: long against a hand-off, short against a hang. */
 #define STEAL_AFTER_NS 100000000ull
 #define EXIT_LOG_SIZE  1024u /* deaths the zygote remembers for the driver */
-#define EXIT_WAIT_MS   500   /* how long a death waits for the zygote's word on it */
+#define EXIT_WAIT_MS   2000  /* how long a death waits for the zygote's word on it */
 
 enum { W_EMPTY = 0, W_LIVE = 1 };
 
@@ -59,7 +59,8 @@ typedef struct task_entry {
 typedef struct worker_slot {
     int state;
     pid_t pid;
-    uint64_t spawn_ns; /* CLOCK_MONOTONIC when it was forked */
+    uint64_t spawn_ns;   /* CLOCK_MONOTONIC when it was forked */
+    uint64_t exits_then; /* exit_log.next then: its exit is logged at or after it */
     int pidfd, ctl_fd;
     uint32_t generation;
     int ready, stopping;
@@ -661,6 +662,7 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
         *ws = (worker_slot){.state = W_LIVE,
                             .pid = r.pid,
                             .spawn_ns = reel__now_ns(CLOCK_MONOTONIC),
+                            .exits_then = atomic_load(&p->rt->exits->next),
                             .pidfd = fds[0],
                             .ctl_fd = fds[1],
                             .generation = gen};
@@ -875,18 +877,20 @@ static const char *signal_name(int sig, char *buf, size_t cap) {
     return buf;
 }
 
-/* How pid ended, from the zygote's log: 1 and *status, or 0 if the zygote
- * has not reaped it by EXIT_WAIT_MS (it reaps at once; it may be gone). */
-static int exit_status_of(reel_runtime *rt, pid_t pid, int *status) {
-    for (int waited_us = 0; waited_us < EXIT_WAIT_MS * 1000; waited_us += 100) {
-        if (waited_us > 0) { /* not there at once: is there a zygote to write it? */
+/* How pid ended, from the zygote's log entries since since (an earlier
+ * process may have had the pid): 1 and *status, or 0 if the zygote has not
+ * reaped it by EXIT_WAIT_MS (it reaps at once; it may be gone). */
+static int exit_status_of(reel_runtime *rt, pid_t pid, uint64_t since, int *status) {
+    uint64_t deadline = reel__now_ns(CLOCK_MONOTONIC) + EXIT_WAIT_MS * 1000000ull;
+    for (int round = 0; round == 0 || reel__now_ns(CLOCK_MONOTONIC) < deadline; round++) {
+        if (round > 0) { /* not there at once: is there a zygote to write it? */
             siginfo_t si = {0};
             if (waitid(P_PID, (id_t)rt->zygote, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
                 si.si_pid != 0)
                 return 0;
         }
         uint64_t n = atomic_load_explicit(&rt->exits->next, memory_order_acquire);
-        for (uint64_t k = n; k-- > 0 && n - k <= EXIT_LOG_SIZE;) {
+        for (uint64_t k = n; k-- > since && n - k <= EXIT_LOG_SIZE;) {
             exit_entry *x = &rt->exits->e[k % EXIT_LOG_SIZE];
             if (atomic_load_explicit(&x->pid, memory_order_acquire) != (int32_t)pid)
                 continue;
@@ -903,11 +907,12 @@ static int exit_status_of(reel_runtime *rt, pid_t pid, int *status) {
 }
 
 /* "killed by SIGSEGV", "exited with status 1" or "died" (the cause unknown). */
-static void death_cause(reel_runtime *rt, pid_t pid, int *clean, char *buf, size_t cap) {
+static void death_cause(reel_runtime *rt, const worker_slot *ws, int *clean, char *buf,
+                        size_t cap) {
     int status;
     char sig[32];
     *clean = 0;
-    if (!exit_status_of(rt, pid, &status))
+    if (!exit_status_of(rt, ws->pid, ws->exits_then, &status))
         snprintf(buf, cap, "died");
     else if (WIFSIGNALED(status))
         snprintf(buf, cap, "killed by %s", signal_name(WTERMSIG(status), sig, sizeof sig));
@@ -929,7 +934,7 @@ static void worker_died(reel_pool *p, uint32_t w, int stopped) {
     char cause[64] = "stopped", running[REEL_ID_HEX_LEN + 1] = "";
     int clean = 1;
     if (!stopped) {
-        death_cause(p->rt, ws->pid, &clean, cause, sizeof cause);
+        death_cause(p->rt, ws, &clean, cause, sizeof cause);
         /* Results taken, held[0] is the task it was running, if it had begun one. */
         if (ws->nheld > 0 && atomic_load(&pool_worker_at(p->hdr, w)->task_start_ns) != 0)
             reel_id_to_hex(&p->entries[ws->held[0]].id, running);
