@@ -899,7 +899,8 @@ static void fill_status(run *r, uint64_t now) {
             reel__pool_census(s->pool, &c);
         }
         note_death(s);
-        snprintf(ss->last_death, sizeof ss->last_death, "%s", s->last_death);
+        _Static_assert(sizeof ss->last_death == sizeof s->last_death, "one size of death");
+        memcpy(ss->last_death, s->last_death, sizeof ss->last_death);
         /* Workers on their way out are no longer the stage's. */
         ss->workers = c.live;
         ss->workers_setup = c.settling;
