@@ -140,6 +140,19 @@ void reel__pool_census(reel_pool *p, reel_pool_census *out);
  * something may have happened, 0 at the deadline, -ENOMEM. */
 int reel__pools_wait(reel_runtime *rt, reel_pool *const *pools, size_t n, uint64_t deadline_ns);
 
+/* Stops pools[0..n) (NULL entries skipped) together, as reel_pool_stop()
+ * does each once its wait is over, and frees them: their workers are asked
+ * to stop all at once, so that nothing waits pool by pool. With now set (a
+ * stop that would not wait, a cancelled run), a worker in a task or in setup
+ * is killed at once and the others have STOP_NOW_GRACE_MS (200 ms) for
+ * their teardown before they are killed too; else STOP_GRACE_MS (5 s). */
+void reel__pools_stop(reel_pool *const *pools, size_t n, int now);
+
+/* How the pool's last worker to die unasked ended: "worker 3 (pid 4242)
+ * killed by SIGSEGV while running task <hex>", or "" if none has. Valid
+ * until the pool's next call. */
+const char *reel__pool_last_death(const reel_pool *p);
+
 /* Where a worker slot's rings live in a pool segment the driver made (the
  * driver trusts its own header; workers use the copy they validated). */
 static inline reel_ring *pool_task_ring(pool_header *h, uint32_t w) {

@@ -35,7 +35,13 @@
 #define PENDING_LIMIT        4096u      /* tasks a pool queues before submit waits */
 #define CHECK_INTERVAL_NS    1000000ull /* control and death checks while busy */
 #define SPAWN_TIMEOUT_MS     10000
-#define STOP_GRACE_MS        5000
+#define STOP_GRACE_MS        5000 /* teardown of an idle worker a stop waited for */
+#define STOP_NOW_GRACE_MS    200  /* the same, when the caller would not wait (timeout 0) */
+/* A worker busy this long (in one task, or in setup) loses the tasks it only
+ * prefetched to an idle worker: long against a hand-off, short against a hang. */
+#define STEAL_AFTER_NS 100000000ull
+#define EXIT_LOG_SIZE  1024u /* deaths the zygote remembers for the driver */
+#define EXIT_WAIT_MS   2000  /* how long a death waits for the zygote's word on it */
 
 enum { W_EMPTY = 0, W_LIVE = 1 };
 
@@ -53,6 +59,8 @@ typedef struct task_entry {
 typedef struct worker_slot {
     int state;
     pid_t pid;
+    uint64_t spawn_ns;   /* CLOCK_MONOTONIC when it was forked */
+    uint64_t exits_then; /* exit_log.next then: its exit is logged at or after it */
     int pidfd, ctl_fd;
     uint32_t generation;
     int ready, stopping;
@@ -63,6 +71,22 @@ typedef struct worker_slot {
     uint32_t nheld;
     int wake_due; /* tasks were pushed while wakes were held */
 } worker_slot;
+
+/* How each worker ended. The zygote reaps its workers, so the driver, which
+ * is not their parent, cannot wait for them; the zygote writes each exit
+ * status here, into a page shared with the driver before the zygote was
+ * forked. Only the zygote writes: an entry's pid is cleared, its status
+ * stored, then its pid again (release), so a reader that finds the pid
+ * before and after reading the status has that pid's status. */
+typedef struct exit_entry {
+    _Atomic int32_t pid;
+    _Atomic int32_t status; /* as waitpid() reports it */
+} exit_entry;
+
+typedef struct exit_log {
+    _Atomic uint64_t next; /* entries written, ever */
+    exit_entry e[EXIT_LOG_SIZE];
+} exit_log;
 
 /* A growable FIFO of fixed-size items, local to the driver. */
 typedef struct fifo {
@@ -89,8 +113,9 @@ struct reel_pool {
     uint32_t held_total;
     reel_id base;
     uint64_t seq;
-    uint64_t submitted, completed, failed, retried, busy_ns;
+    uint64_t submitted, completed, failed, retried, stolen, busy_ns;
     uint32_t restarts;
+    char last_death[REEL_ERROR_TEXT_MAX]; /* reel__pool_last_death() */
     int ever_ready;
     int failed_rc;
     char failed_msg[256];
@@ -115,6 +140,7 @@ struct reel_runtime {
     uint64_t owner_token; /* of store: the workers' outputs are owned by this process */
     uint32_t next_pool;
     reel_pool *pools;
+    exit_log *exits; /* shared with the zygote */
 };
 
 /* ---- output IDs ------------------------------------------------------------ */
@@ -207,14 +233,27 @@ static void zygote_track(pid_t pid) {
     zygote_children[zygote_nchildren++] = pid;
 }
 
+static exit_log *zygote_exits;
+
 static void zygote_reap(void) {
     pid_t pid;
-    while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+    int status;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (zygote_exits) {
+            uint64_t i = atomic_load_explicit(&zygote_exits->next, memory_order_relaxed);
+            exit_entry *x = &zygote_exits->e[i % EXIT_LOG_SIZE];
+            atomic_store_explicit(&x->pid, 0, memory_order_relaxed);
+            atomic_thread_fence(memory_order_release);
+            atomic_store_explicit(&x->status, status, memory_order_relaxed);
+            atomic_store_explicit(&x->pid, (int32_t)pid, memory_order_release);
+            atomic_store_explicit(&zygote_exits->next, i + 1, memory_order_release);
+        }
         for (size_t i = 0; i < zygote_nchildren; i++)
             if (zygote_children[i] == pid) {
                 zygote_children[i] = zygote_children[--zygote_nchildren];
                 break;
             }
+    }
 }
 
 /* Parses a CPU list ("0-3,6") into set; -EINVAL for anything else, or an
@@ -357,6 +396,7 @@ static void zygote_main(reel_runtime *rt, int sock, pid_t driver) {
         _exit(1);
     close_other_fds(sock, rt->event_fd);
     prctl(PR_SET_NAME, "reel-zygote");
+    zygote_exits = rt->exits;
     /* SIGCHLD through a signalfd: a worker that ends is reaped at once. */
     sigset_t chld;
     sigemptyset(&chld);
@@ -455,6 +495,14 @@ REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime *
     int rc = rt->defs && rt->store_path ? 0 : -ENOMEM;
     if (rc == 0 && rt->event_fd < 0)
         rc = -errno;
+    if (rc == 0) {
+        void *m =
+            mmap(NULL, sizeof(exit_log), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            rc = -errno;
+        else
+            rt->exits = m;
+    }
     for (size_t i = 0; rc == 0 && i < opts->n_actors; i++) {
         reel_actor_def *d = &rt->defs[i];
         *d = *opts->actors[i];
@@ -504,6 +552,8 @@ REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime *
         reel_store_close(rt->store);
         if (rt->event_fd >= 0)
             close(rt->event_fd);
+        if (rt->exits)
+            munmap(rt->exits, sizeof(exit_log));
         free(rt->defs);
         free(rt->store_path);
         free(rt);
@@ -520,6 +570,18 @@ REEL_API reel_store *reel_runtime_store(reel_runtime *rt) {
 REEL_API int reel_runtime_stop(reel_runtime *rt) {
     if (!rt)
         return 0;
+    /* All pools at once: none waits for another's workers. */
+    size_t n = 0;
+    for (reel_pool *p = rt->pools; p; p = p->next)
+        n++;
+    reel_pool **all = n ? malloc(n * sizeof *all) : NULL;
+    if (all) {
+        n = 0;
+        for (reel_pool *p = rt->pools; p; p = p->next)
+            all[n++] = p;
+        reel__pools_stop(all, n, 1);
+        free(all);
+    }
     while (rt->pools)
         reel_pool_stop(rt->pools, 0);
     reel_ctl_msg m = {.type = REEL_CTL_EXIT};
@@ -535,6 +597,7 @@ REEL_API int reel_runtime_stop(reel_runtime *rt) {
     }
     int rc = reel_store_close(rt->store);
     close(rt->event_fd);
+    munmap(rt->exits, sizeof(exit_log));
     free(rt->defs);
     free(rt->store_path);
     free(rt);
@@ -596,8 +659,13 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
         return reel__fail(rc, "no answer from the zygote: %s", reel_strerror(rc));
     if (r.type == REEL_CTL_SPAWNED && nfds == 2 && r.pool == p->id && r.worker == w &&
         r.generation == gen && r.pid > 0) {
-        *ws = (worker_slot){
-            .state = W_LIVE, .pid = r.pid, .pidfd = fds[0], .ctl_fd = fds[1], .generation = gen};
+        *ws = (worker_slot){.state = W_LIVE,
+                            .pid = r.pid,
+                            .spawn_ns = reel__now_ns(CLOCK_MONOTONIC),
+                            .exits_then = atomic_load(&p->rt->exits->next),
+                            .pidfd = fds[0],
+                            .ctl_fd = fds[1],
+                            .generation = gen};
         if (w >= p->nslots)
             p->nslots = w + 1;
         /* A busy worker reads its socket only between tasks: the driver never
@@ -795,17 +863,95 @@ static int drain_results(reel_pool *p, uint32_t w) {
     return n;
 }
 
-static void worker_died(reel_pool *p, uint32_t w, const char *why) {
+/* The name of signal sig, as a shell prints it. */
+static const char *signal_name(int sig, char *buf, size_t cap) {
+    static const char *const names[] = {
+        [SIGHUP] = "SIGHUP",   [SIGINT] = "SIGINT",   [SIGQUIT] = "SIGQUIT", [SIGILL] = "SIGILL",
+        [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT", [SIGBUS] = "SIGBUS",   [SIGFPE] = "SIGFPE",
+        [SIGKILL] = "SIGKILL", [SIGUSR1] = "SIGUSR1", [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM", [SIGTERM] = "SIGTERM", [SIGXCPU] = "SIGXCPU",
+        [SIGXFSZ] = "SIGXFSZ", [SIGSYS] = "SIGSYS"};
+    if (sig > 0 && (size_t)sig < sizeof names / sizeof names[0] && names[sig])
+        return names[sig];
+    snprintf(buf, cap, "signal %d", sig);
+    return buf;
+}
+
+/* How pid ended, from the zygote's log entries since since (an earlier
+ * process may have had the pid): 1 and *status, or 0 if the zygote has not
+ * reaped it by EXIT_WAIT_MS (it reaps at once; it may be gone). */
+static int exit_status_of(reel_runtime *rt, pid_t pid, uint64_t since, int *status) {
+    uint64_t deadline = reel__now_ns(CLOCK_MONOTONIC) + EXIT_WAIT_MS * 1000000ull;
+    for (int round = 0; round == 0 || reel__now_ns(CLOCK_MONOTONIC) < deadline; round++) {
+        if (round > 0) { /* not there at once: is there a zygote to write it? */
+            siginfo_t si = {0};
+            if (waitid(P_PID, (id_t)rt->zygote, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+                si.si_pid != 0)
+                return 0;
+        }
+        uint64_t n = atomic_load_explicit(&rt->exits->next, memory_order_acquire);
+        for (uint64_t k = n; k-- > since && n - k <= EXIT_LOG_SIZE;) {
+            exit_entry *x = &rt->exits->e[k % EXIT_LOG_SIZE];
+            if (atomic_load_explicit(&x->pid, memory_order_acquire) != (int32_t)pid)
+                continue;
+            int st = atomic_load_explicit(&x->status, memory_order_relaxed);
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&x->pid, memory_order_relaxed) == (int32_t)pid) {
+                *status = st;
+                return 1;
+            }
+        }
+        usleep(100);
+    }
+    return 0;
+}
+
+/* "killed by SIGSEGV", "exited with status 1" or "died" (the cause unknown). */
+static void death_cause(reel_runtime *rt, const worker_slot *ws, int *clean, char *buf,
+                        size_t cap) {
+    int status;
+    char sig[32];
+    *clean = 0;
+    if (!exit_status_of(rt, ws->pid, ws->exits_then, &status))
+        snprintf(buf, cap, "died");
+    else if (WIFSIGNALED(status))
+        snprintf(buf, cap, "killed by %s", signal_name(WTERMSIG(status), sig, sizeof sig));
+    else if (WIFEXITED(status)) {
+        *clean = WEXITSTATUS(status) == 0;
+        snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
+    } else
+        snprintf(buf, cap, "died");
+}
+
+/* Worker w has exited. With stopped set the pool asked it to: its tasks are
+ * not retried (the pool goes) and its cause is not looked for. Otherwise the
+ * tasks it held are retried, each told how it ended and which task it was
+ * running, and it is replaced while restarts remain. */
+static void worker_died(reel_pool *p, uint32_t w, int stopped) {
     worker_slot *ws = &p->workers[w];
     read_control(p, ws);
     drain_results(p, w); /* results it pushed before dying are good */
-    while (ws->nheld > 0) {
+    char cause[64] = "stopped", running[REEL_ID_HEX_LEN + 1] = "";
+    int clean = 1;
+    if (!stopped) {
+        death_cause(p->rt, ws, &clean, cause, sizeof cause);
+        /* Results taken, held[0] is the task it was running, if it had begun one. */
+        if (ws->nheld > 0 && atomic_load(&pool_worker_at(p->hdr, w)->task_start_ns) != 0)
+            reel_id_to_hex(&p->entries[ws->held[0]].id, running);
+        if (!(clean && ws->stopping)) /* a removed worker that exited as asked is no news */
+            snprintf(p->last_death, sizeof p->last_death, "worker %u (pid %d) %s%s%s", w,
+                     (int)ws->pid, cause, running[0] ? " while running task " : "", running);
+    }
+    for (uint32_t k = 0; ws->nheld > 0; k++) {
         uint32_t e = ws->held[0];
         unhold(p, ws, 0);
         task_entry *t = &p->entries[e];
+        char hex[REEL_ID_HEX_LEN + 1];
+        reel_id_to_hex(&t->id, hex);
         if (!t->timed_out)
-            snprintf(t->error, REEL_ERROR_TEXT_MAX, "%s: worker %d %s", p->def->name, (int)ws->pid,
-                     why);
+            snprintf(t->error, REEL_ERROR_TEXT_MAX, "%s: worker %u (pid %d) %s %s task %s",
+                     p->def->name, w, (int)ws->pid, cause,
+                     k == 0 && running[0] ? "while running" : "before it ran", hex);
         retry_or_fail(p, e, t->timed_out ? -ETIMEDOUT : -ECHILD);
     }
     close(ws->pidfd);
@@ -840,7 +986,7 @@ static void check_workers(reel_pool *p, uint64_t now) {
         read_control(p, ws);
         struct pollfd pfd = {.fd = ws->pidfd, .events = POLLIN};
         if (poll(&pfd, 1, 0) > 0) {
-            worker_died(p, w, "died");
+            worker_died(p, w, 0);
             continue;
         }
         uint64_t start = atomic_load(&pool_worker_at(p->hdr, w)->task_start_ns);
@@ -894,6 +1040,97 @@ static void dispatch(reel_pool *p) {
     }
 }
 
+/* Whether worker w has been busy past STEAL_AFTER_NS, in one task or in its
+ * setup: what it only prefetched would wait for it. */
+static bool busy_too_long(reel_pool *p, uint32_t w, uint64_t now) {
+    const worker_slot *ws = &p->workers[w];
+    uint64_t start = ws->ready ? atomic_load_explicit(&pool_worker_at(p->hdr, w)->task_start_ns,
+                                                      memory_order_acquire)
+                               : ws->spawn_ns;
+    return start && now > start && now - start >= STEAL_AFTER_NS;
+}
+
+/* Hands tasks that busy workers only prefetched to idle ones. The driver
+ * pops the task from the holder's ring, where the holder pops it too: the
+ * ring's CAS on its read position gives each record to exactly one of them,
+ * so a task is either begun by its holder (and stays its) or taken back
+ * (and never seen by it), never both, never neither. A task taken back
+ * keeps its attempt number: it never ran. */
+static void steal(reel_pool *p, uint64_t now) {
+    if (p->draining || p->pending.count > 0)
+        return; /* an idle worker gets queued work from dispatch() first */
+    /* Cheap checks first: pump() calls this on every round. */
+    uint32_t idle[POOL_MAX_WORKERS], nidle = 0, from[POOL_MAX_WORKERS], nfrom = 0;
+    for (uint32_t w = 0; w < p->nslots; w++) {
+        const worker_slot *ws = &p->workers[w];
+        if (ws->state == W_LIVE && !ws->stopping && ws->ready && ws->nheld == 0)
+            idle[nidle++] = w;
+    }
+    if (nidle == 0)
+        return;
+    for (uint32_t w = 0; w < p->nslots; w++) {
+        const worker_slot *ws = &p->workers[w];
+        /* A ready worker holds what it runs and what it prefetched. */
+        if (ws->state == W_LIVE && ws->nheld > (ws->ready ? 1u : 0u) && busy_too_long(p, w, now) &&
+            reel__ring_depth(pool_task_ring(p->hdr, w)) > 0)
+            from[nfrom++] = w;
+    }
+    for (uint32_t i = 0, v = 0; i < nidle && v < nfrom;) {
+        worker_slot *fw = &p->workers[from[v]], *tw = &p->workers[idle[i]];
+        task_record rec;
+        if (reel__ring_pop(pool_task_ring(p->hdr, from[v]), &rec, 0, 0) != 0) {
+            v++; /* its holder began what it had left meanwhile */
+            continue;
+        }
+        uint32_t k = 0;
+        while (k < fw->nheld && !reel_id_equal(&p->entries[fw->held[k]].id, &rec.task_id))
+            k++;
+        if (k == fw->nheld)
+            continue; /* not held: a worker answered for it early; it is done with */
+        uint32_t e = fw->held[k];
+        unhold(p, fw, k);
+        p->stolen++;
+        reel_ring *ring = pool_task_ring(p->hdr, idle[i]);
+        if ((p->hold_wakes ? reel__ring_push_quiet(ring, &rec)
+                           : reel__ring_push(ring, &rec, 0, 0)) != 0) {
+            fifo_push(&p->pending, &e, 1); /* cannot happen: it held none */
+            return;
+        }
+        tw->wake_due |= p->hold_wakes;
+        tw->held[tw->nheld++] = e;
+        p->held_total++;
+        i++;
+    }
+}
+
+/* The sentence a collect that timed out leaves: where the tasks are. */
+static int timed_out(reel_pool *p) {
+    char buf[400];
+    size_t len = 0;
+    uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+    int n = snprintf(buf, sizeof buf, "%u task%s in flight, %zu queued", p->held_total,
+                     p->held_total == 1 ? "" : "s", p->pending.count);
+    len = n > 0 && (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+    const char *sep = ": ";
+    for (uint32_t w = 0; w < p->nslots && len < sizeof buf - 1; w++) {
+        const worker_slot *ws = &p->workers[w];
+        if (ws->state != W_LIVE || ws->nheld == 0)
+            continue;
+        uint64_t start = atomic_load(&pool_worker_at(p->hdr, w)->task_start_ns);
+        char running[64] = ", none begun";
+        if (!ws->ready)
+            snprintf(running, sizeof running, ", in setup");
+        else if (start && now > start)
+            snprintf(running, sizeof running, ", one running for %llu ms",
+                     (unsigned long long)((now - start) / 1000000ull));
+        n = snprintf(buf + len, sizeof buf - len, "%sworker %u (pid %d) holds %u%s", sep, w,
+                     (int)ws->pid, ws->nheld, running);
+        len += n > 0 && (size_t)n < sizeof buf - len ? (size_t)n : sizeof buf - 1 - len;
+        sep = "; ";
+    }
+    return reel__fail(-ETIMEDOUT, "%s", buf);
+}
+
 /* Whether a worker has pushed a result the driver has not taken yet. */
 static int results_waiting(reel_pool *p) {
     for (uint32_t w = 0; w < p->nslots; w++)
@@ -914,6 +1151,7 @@ static int pump(reel_pool *p, uint64_t deadline_ns) {
         if (p->workers[w].state == W_LIVE && p->workers[w].nheld > 0)
             got += drain_results(p, w);
     dispatch(p);
+    steal(p, now);
     if (got || deadline_ns == 0 || p->done.count || p->failed_rc) {
         publish(p);
         return got;
@@ -1288,11 +1526,11 @@ REEL_API int reel_pool_collect(reel_pool *p, reel_task_result *out, int timeout_
         if (timeout_ms == 0) {
             pump(p, 0);
             if (p->done.count == 0 && !p->failed_rc)
-                return -ETIMEDOUT;
+                return -ETIMEDOUT; /* a look, not a wait: no sentence to write */
             continue;
         }
         if (reel__now_ns(CLOCK_MONOTONIC) >= deadline)
-            return -ETIMEDOUT;
+            return timed_out(p);
         pump(p, deadline);
     }
 }
@@ -1318,6 +1556,7 @@ REEL_API int reel_pool_stats_get(reel_pool *p, reel_pool_stats *out) {
     out->completed = p->completed;
     out->failed = p->failed;
     out->retried = p->retried;
+    out->stolen = p->stolen;
     out->restarts = p->restarts;
     out->queued = (uint32_t)p->pending.count;
     out->in_flight = p->held_total;
@@ -1379,6 +1618,82 @@ REEL_API int reel_pool_workers(reel_pool *p, pid_t *pids, size_t cap, size_t *co
     return 0;
 }
 
+/* Asks every worker of p to stop, once the caller is done waiting for its
+ * tasks: what each has not begun is taken from its ring (its result would
+ * be dropped), so it exits as soon as it is between tasks. One still in a
+ * task is killed at once, and with now set one still in its setup too:
+ * nobody waits for either. */
+static void stop_begin(reel_pool *p, int now) {
+    p->target = 0;
+    for (uint32_t w = 0; w < p->nslots; w++) {
+        worker_slot *ws = &p->workers[w];
+        if (ws->state != W_LIVE)
+            continue;
+        stop_worker(p, w);
+        task_record rec;
+        while (reel__ring_pop(pool_task_ring(p->hdr, w), &rec, 0, 0) == 0)
+            ;
+        if (atomic_load(&pool_worker_at(p->hdr, w)->task_start_ns) != 0 || (now && !ws->ready))
+            pidfd_kill(ws->pidfd, SIGKILL);
+    }
+}
+
+/* Waits until every worker of pools[0..n) (NULL entries skipped) has
+ * exited and been reaped; kills those still there at grace_ns. */
+static void stop_wait(reel_pool *const *pools, size_t n, uint64_t grace_ns) {
+    for (;;) {
+        struct pollfd fds[POOL_MAX_WORKERS];
+        size_t owner[POOL_MAX_WORKERS];
+        uint32_t slot[POOL_MAX_WORKERS];
+        nfds_t nf = 0;
+        int live = 0;
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t w = 0; pools[i] && w < pools[i]->nslots; w++) {
+                if (pools[i]->workers[w].state != W_LIVE)
+                    continue;
+                live = 1;
+                if (nf < sizeof fds / sizeof fds[0]) {
+                    owner[nf] = i;
+                    slot[nf] = w;
+                    fds[nf++] = (struct pollfd){.fd = pools[i]->workers[w].pidfd, .events = POLLIN};
+                }
+            }
+        if (!live)
+            return;
+        uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
+        if (now >= grace_ns) /* teardown took too long */
+            for (size_t i = 0; i < n; i++)
+                for (uint32_t w = 0; pools[i] && w < pools[i]->nslots; w++)
+                    if (pools[i]->workers[w].state == W_LIVE)
+                        pidfd_kill(pools[i]->workers[w].pidfd, SIGKILL);
+        uint64_t left_ms = now >= grace_ns ? 10 : (grace_ns - now + 999999) / 1000000;
+        if (poll(fds, nf, left_ms > 10 ? 10 : (int)left_ms) <= 0)
+            continue;
+        for (nfds_t k = 0; k < nf; k++) {
+            if (!fds[k].revents)
+                continue;
+            reel_pool *p = pools[owner[k]];
+            pid_t pid = p->workers[slot[k]].pid;
+            worker_died(p, slot[k], 1);
+            /* It has exited; the zygote reaps it at once. Return only when
+             * it is gone, so that a stopped pool leaves not even a zombie. */
+            for (int t = 0; t < 1000 && kill(pid, 0) == 0; t++)
+                usleep(1000);
+        }
+    }
+}
+
+/* Results nobody collected: their outputs would leak, so delete them; then
+ * the pool goes. */
+static void stop_free(reel_pool *p) {
+    reel_task_result r;
+    while (fifo_pop(&p->done, &r))
+        for (uint32_t i = 0; i < r.n_outputs; i++)
+            if (!(r.forwarded & 1u << i)) /* inputs passed on are not the pool's */
+                reel_obj_delete(p->rt->store, &r.outputs[i]);
+    pool_free(p);
+}
+
 REEL_API int reel_pool_stop(reel_pool *p, int timeout_ms) {
     if (!p)
         return 0;
@@ -1388,43 +1703,21 @@ REEL_API int reel_pool_stop(reel_pool *p, int timeout_ms) {
     while (!p->failed_rc && (p->pending.count || p->held_total) &&
            reel__now_ns(CLOCK_MONOTONIC) < deadline)
         pump(p, deadline);
-    p->target = 0;
-    for (uint32_t w = 0; w < p->nslots; w++)
-        stop_worker(p, w);
-    uint64_t grace = reel__now_ns(CLOCK_MONOTONIC) + STOP_GRACE_MS * 1000000ull;
-    for (;;) {
-        uint32_t live = 0;
-        for (uint32_t w = 0; w < p->nslots; w++) {
-            worker_slot *ws = &p->workers[w];
-            if (ws->state != W_LIVE)
-                continue;
-            int left =
-                (int)((grace > reel__now_ns(CLOCK_MONOTONIC) ? grace - reel__now_ns(CLOCK_MONOTONIC)
-                                                             : 0) /
-                      1000000ull);
-            struct pollfd pfd = {.fd = ws->pidfd, .events = POLLIN};
-            if (poll(&pfd, 1, left > 0 ? 10 : 0) > 0) {
-                pid_t pid = ws->pid;
-                worker_died(p, w, "stopped");
-                /* It has exited; the zygote reaps it at once. Return only when
-                 * it is gone, so that a stopped pool leaves not even a zombie. */
-                for (int i = 0; i < 1000 && kill(pid, 0) == 0; i++)
-                    usleep(1000);
-                continue;
-            }
-            if (left <= 0)
-                pidfd_kill(ws->pidfd, SIGKILL); /* teardown took too long */
-            live++;
-        }
-        if (live == 0)
-            break;
-    }
-    /* Results nobody collected: their outputs would leak, so delete them. */
-    reel_task_result r;
-    while (fifo_pop(&p->done, &r))
-        for (uint32_t i = 0; i < r.n_outputs; i++)
-            if (!(r.forwarded & 1u << i)) /* inputs passed on are not the pool's */
-                reel_obj_delete(p->rt->store, &r.outputs[i]);
-    pool_free(p);
+    reel__pools_stop(&p, 1, timeout_ms == 0);
     return 0;
+}
+
+void reel__pools_stop(reel_pool *const *pools, size_t n, int now) {
+    for (size_t i = 0; i < n; i++)
+        if (pools[i])
+            stop_begin(pools[i], now);
+    uint64_t grace = (uint64_t)(now ? STOP_NOW_GRACE_MS : STOP_GRACE_MS) * 1000000ull;
+    stop_wait(pools, n, reel__now_ns(CLOCK_MONOTONIC) + grace);
+    for (size_t i = 0; i < n; i++)
+        if (pools[i])
+            stop_free(pools[i]);
+}
+
+const char *reel__pool_last_death(const reel_pool *p) {
+    return p->last_death;
 }

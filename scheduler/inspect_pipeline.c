@@ -238,6 +238,13 @@ static void print_table(FILE *f, const reel_pipeline_status *st, const char *seg
                 g->items_out, g->tasks_per_s, g->items_per_s, busy, g->tasks_failed, g->retries,
                 g->restarts, g->finished ? "yes" : "no");
     }
+    for (uint32_t i = 0; i < st->n_stages; i++) {
+        const reel_stage_status *g = &st->stage[i];
+        char sn[REEL_ACTOR_NAME_MAX], death[REEL_ERROR_TEXT_MAX];
+        if (g->last_death[0])
+            fprintf(f, "%s: last death: %s\n", cli_one_line(g->name, sn, sizeof(sn)),
+                    cli_one_line(g->last_death, death, sizeof(death)));
+    }
 }
 
 static void print_json(FILE *f, const reel_pipeline_status *st, const char *segment, pid_t pid,
@@ -267,10 +274,12 @@ static void print_json(FILE *f, const reel_pipeline_status *st, const char *segm
                 ",\"queue_bound\":%" PRIu64 ",\"in_flight\":%" PRIu64 ",\"items_in\":%" PRIu64
                 ",\"items_out\":%" PRIu64 ",\"tasks_done\":%" PRIu64 ",\"tasks_failed\":%" PRIu64
                 ",\"retries\":%" PRIu64 ",\"restarts\":%" PRIu64
-                ",\"tasks_per_s\":%.15g,\"items_per_s\":%.15g,\"busy\":%.15g,\"finished\":%s}",
+                ",\"tasks_per_s\":%.15g,\"items_per_s\":%.15g,\"busy\":%.15g,\"last_death\":",
                 g->workers, g->workers_setup, g->queued, g->queue_bound, g->in_flight, g->items_in,
                 g->items_out, g->tasks_done, g->tasks_failed, g->retries, g->restarts,
-                g->tasks_per_s, g->items_per_s, g->busy, g->finished ? "true" : "false");
+                g->tasks_per_s, g->items_per_s, g->busy);
+        cli_json_str(f, g->last_death);
+        fprintf(f, ",\"finished\":%s}", g->finished ? "true" : "false");
     }
     fputs("]}\n", f);
 }

@@ -414,6 +414,7 @@ typedef struct stage_run {
     /* Workers the pool was asked for: below workers while additions wait
      * for the resources that removed workers still hold (start_waiting). */
     uint32_t started;
+    char last_death[REEL_ERROR_TEXT_MAX]; /* its pools' last, kept past them */
 } stage_run;
 
 typedef struct run {
@@ -876,6 +877,13 @@ static uint32_t fit_workers(const run *r, uint32_t stage, const uint32_t *counts
 
 /* ---- status ------------------------------------------------------------------- */
 
+/* Keeps the stage's pool's last death, for the status after the pool is gone. */
+static void note_death(stage_run *s) {
+    const char *d = s->pool ? reel__pool_last_death(s->pool) : "";
+    if (d[0])
+        snprintf(s->last_death, sizeof s->last_death, "%s", d);
+}
+
 static double grace_s(const run *r) {
     return fmin(GRACE_MAX_S, fmax(GRACE_MIN_S, GRACE_SHARE * r->cfg.autoscale_interval_s));
 }
@@ -900,6 +908,9 @@ static void fill_status(run *r, uint64_t now) {
             reel_pool_stats_get(s->pool, &ps);
             reel__pool_census(s->pool, &c);
         }
+        note_death(s);
+        _Static_assert(sizeof ss->last_death == sizeof s->last_death, "one size of death");
+        memcpy(ss->last_death, s->last_death, sizeof ss->last_death);
         /* Workers on their way out are no longer the stage's. */
         ss->workers = c.live;
         ss->workers_setup = c.settling;
@@ -940,13 +951,15 @@ static void log_status(run *r, uint64_t now) {
             char bound[32] = "";
             if (ss->queue_bound)
                 snprintf(bound, sizeof bound, "/%" PRIu64, ss->queue_bound);
+            /* A death is news until the next: it says why restarts rose. */
+            const char *death = ss->last_death;
             fprintf(r->log,
                     "reel:   %-20s workers %u (%u starting), queue %" PRIu64
                     "%s, in flight %" PRIu64
-                    ", %.1f tasks/s, %.1f items/s, busy %.0f%%, failed %" PRIu64 "%s\n",
+                    ", %.1f tasks/s, %.1f items/s, busy %.0f%%, failed %" PRIu64 "%s%s%s\n",
                     ss->name, ss->workers, ss->workers_setup, ss->queued, bound, ss->in_flight,
                     ss->tasks_per_s, ss->items_per_s, ss->busy * 100, ss->tasks_failed,
-                    ss->finished ? ", finished" : "");
+                    ss->finished ? ", finished" : "", death[0] ? ", last death: " : "", death);
         }
         fflush(r->log);
     }
@@ -1369,6 +1382,7 @@ static int run_batch(run *r) {
         }
         drive(r, i, i + 1);
         if (s->pool) {
+            note_death(s);
             reel_pool_stop(s->pool, 0);
             s->pool = NULL;
             r->pools[i] = NULL;
@@ -1422,17 +1436,18 @@ static void status_name(const run *r, char *buf, size_t cap) {
 }
 
 /* Stops everything and deletes what the run made and still holds. */
-static void teardown(run *r) {
+static void teardown(run *r, int failed) {
+    /* Every pool at once, so that none waits for another's workers; a run
+     * that failed or was cancelled waits for no task and little teardown.
+     * Results not collected: their outputs the pool deletes; forwarded ones
+     * and the inputs are in made, below. */
+    reel_pool *pools[REEL_PIPELINE_MAX_STAGES];
     for (uint32_t i = 0; i < r->p->n; i++) {
-        stage_run *s = &r->s[i];
-        if (s->pool) {
-            /* Results not collected: their outputs the pool deletes; forwarded
-             * ones and the inputs are in made, below. */
-            reel_pool_stop(s->pool, 0);
-            s->pool = NULL;
-            r->pools[i] = NULL;
-        }
+        pools[i] = r->s[i].pool;
+        r->s[i].pool = NULL;
+        r->pools[i] = NULL;
     }
+    reel__pools_stop(pools, r->p->n, failed);
     for (size_t k = 0; k < r->made.cap; k++)
         if (r->made.used[k])
             reel_obj_delete(r->store, &r->made.e[k].key);
@@ -1558,7 +1573,7 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
         } else if (opts->on_status) {
             opts->on_status(opts->arg, &r->snap);
         }
-        teardown(r);
+        teardown(r, rc != 0);
         reel_runtime_stop(r->rt);
     }
     reel__status_close(r->status);

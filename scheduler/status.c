@@ -320,6 +320,8 @@ static int validate(const char *path, reel_pipeline_status *s) {
         const reel_stage_status *g = &s->stage[i];
         if (!memchr(g->name, '\0', sizeof g->name))
             return corrupt(path, "is not terminated", i, "name");
+        if (!memchr(g->last_death, '\0', sizeof g->last_death))
+            return corrupt(path, "is not terminated", i, "last death");
         if (!amount_ok(g->items_per_s))
             return corrupt(path, "is not a finite number >= 0", i, "items_per_s");
         if (!amount_ok(g->tasks_per_s))

@@ -16,10 +16,11 @@
  * Validation by readers: the file must be a regular file owned by the
  * reader's user, exactly sizeof(status_segment) bytes, with the magic and
  * version; in the copy, n_stages <= REEL_PIPELINE_MAX_STAGES, every string
- * NUL-terminated within its array, every double finite and >= 0, the mode
- * streaming or batch. Anything else is -EBADMSG with a sentence. (Also: every
- * bool 0 or 1, the driver's pid positive; the entries past n_stages are not
- * looked at, and come back zeroed.)
+ * (names, a stage's last death) NUL-terminated within its array, every
+ * double finite and >= 0, the mode streaming or batch. Anything else is
+ * -EBADMSG with a sentence. (Also: every bool 0 or 1, the driver's pid
+ * positive; the entries past n_stages are not looked at, and come back
+ * zeroed.)
  *
  * One thread publishes; any number of processes read. The payload moves as
  * 64-bit atomic words, stored with release and loaded with acquire (status.c
@@ -38,7 +39,7 @@
 #endif
 
 #define REEL_STATUS_MAGIC    "REELSTAT"
-#define REEL_STATUS_VERSION  2u             /* 2: reel_stage_status.tasks_per_s */
+#define REEL_STATUS_VERSION  3u             /* 2: reel_stage_status.tasks_per_s; 3: .last_death */
 #define REEL_STATUS_PREFIX   "reel-status-" /* under /dev/shm */
 #define REEL_STATUS_NAME_MAX 200u           /* the <name> part, at most */
 

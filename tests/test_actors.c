@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -115,6 +117,75 @@ static int takes_300ms(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_
     return 0;
 }
 
+/* What the stages below tell the test: a page shared with every worker,
+ * mapped before the runtime forks its zygote. */
+typedef struct shared_page {
+    _Atomic int hung_pid; /* the worker hung in hangs_on_marker, once it is */
+    _Atomic int release;  /* hangs_on_marker returns 2 s after this is set */
+    _Atomic int returned; /* hangs_on_marker returned */
+    _Atomic int sealed;   /* seals_then_dies sealed its output, then died */
+    _Atomic int runs[64]; /* slow_first: how often each task ran */
+    reel_id sealed_id;    /* the output it sealed */
+} shared_page;
+
+static shared_page *shared;
+
+static int is_marker(const reel_view *in, size_t n, const char *marker) {
+    return n == 1 && in[0].size == strlen(marker) && memcmp(in[0].data, marker, in[0].size) == 0;
+}
+
+/* Hangs on an input that reads "HANG" until the test sets release, then
+ * returns 2 s later: long enough that nobody waits for it by accident. */
+static int hangs_on_marker(reel_actor_ctx *ctx, const reel_view *in, size_t n,
+                           reel_actor_out *out) {
+    if (is_marker(in, n, "HANG")) {
+        atomic_store(&shared->hung_pid, (int)getpid());
+        while (!atomic_load(&shared->release))
+            th_sleep_ms(1);
+        th_sleep_ms(2000);
+        atomic_store(&shared->returned, 1);
+        return 0;
+    }
+    return plus_one(ctx, in, n, out);
+}
+
+/* Dies by the signal its input names ("SEGV", "KILL"). */
+static int dies_on_marker(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    if (is_marker(in, n, "SEGV")) {
+        signal(SIGSEGV, SIG_DFL); /* a sanitizer's handler would exit instead */
+        raise(SIGSEGV);
+    }
+    if (is_marker(in, n, "KILL"))
+        raise(SIGKILL);
+    return plus_one(ctx, in, n, out);
+}
+
+/* Its first attempt seals its output itself, then dies before it reports. */
+static int seals_then_dies(reel_actor_ctx *ctx, const reel_view *in, size_t n,
+                           reel_actor_out *out) {
+    int rc = plus_one(ctx, in, n, out);
+    if (rc || reel_actor_attempt(ctx) > 1)
+        return rc;
+    reel_id id;
+    reel_actor_output_id("seals_then_dies", reel_actor_task_id(ctx), 0, &id);
+    rc = reel_obj_seal(reel_actor_store(ctx), &id);
+    if (rc)
+        return rc;
+    shared->sealed_id = id;
+    atomic_store(&shared->sealed, 1);
+    raise(SIGKILL);
+    return 0;
+}
+
+/* Task i (its input's first byte) takes 400 ms when i % 8 == 0, 1 ms
+ * otherwise, and counts its runs. */
+static int slow_first(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    uint8_t i = n ? *(const uint8_t *)in[0].data : 0;
+    atomic_fetch_add(&shared->runs[i % 64], 1);
+    th_sleep_ms(i % 8 == 0 ? 400 : 1);
+    return plus_one(ctx, in, n, out);
+}
+
 static const reel_actor_def def_plus_one = {.name = "plus_one", .process = plus_one};
 static const reel_actor_def def_forwards = {.name = "forwards", .process = forwards};
 static const reel_actor_def def_forwards_fails = {
@@ -133,10 +204,22 @@ static const reel_actor_def def_hangs = {
 static const reel_actor_def def_late_setup = {
     .name = "late_setup", .process = takes_300ms, .setup = setup_slow_after_first};
 
-static const reel_actor_def *const all_defs[] = {
-    &def_plus_one, &def_noop,           &def_flaky,     &def_fails,
-    &def_crashes,  &def_bad_setup,      &def_hangs,     &def_plus_one_b,
-    &def_forwards, &def_forwards_fails, &def_late_setup};
+static const reel_actor_def def_hangs_on_marker = {.name = "hangs_on_marker",
+                                                   .process = hangs_on_marker};
+static const reel_actor_def def_dies = {
+    .name = "dies", .process = dies_on_marker, .max_retries = REEL_ACTOR_NONE};
+static const reel_actor_def def_slow_first = {.name = "slow_first", .process = slow_first};
+static const reel_actor_def def_seals_then_dies = {.name = "seals_then_dies",
+                                                   .process = seals_then_dies};
+
+static const reel_actor_def *const all_defs[] = {&def_plus_one,   &def_noop,
+                                                 &def_flaky,      &def_fails,
+                                                 &def_crashes,    &def_bad_setup,
+                                                 &def_hangs,      &def_plus_one_b,
+                                                 &def_forwards,   &def_forwards_fails,
+                                                 &def_late_setup, &def_hangs_on_marker,
+                                                 &def_dies,       &def_seals_then_dies,
+                                                 &def_slow_first};
 
 /* ---- fixture ---------------------------------------------------------------- */
 
@@ -146,6 +229,8 @@ static reel_runtime *rt;
 
 static void setup_runtime(void) {
     th_init();
+    shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(shared, MAP_FAILED);
     store = th_store_new(64 << 20, 32768, &store_path);
     reel_runtime_options o = {.store = store_path,
                               .actors = all_defs,
@@ -174,6 +259,7 @@ static void expect_clean_shutdown(void) {
 static void teardown_runtime(void) {
     reel_runtime_stop(rt);
     reel_store_close(store);
+    munmap(shared, sizeof *shared);
     th_fini();
 }
 
@@ -234,6 +320,33 @@ static void expect_plus_one(const reel_task_result *r, uint64_t seed, size_t siz
     TH_OK(reel_obj_release(store, &r->outputs[0]));
 }
 
+/* The ID of output index of a task of stage, derived here as
+ * reel__output_parent() does (the stage's content ID mixed into the task ID)
+ * rather than through reel_actor_output_id(), so that what a retry must
+ * rewrite is pinned down outside the code under test. */
+static reel_id expected_output_id(const char *stage, const reel_id *task_id, uint32_t index) {
+    reel_id stage_id, mixed, parent, out;
+    reel_id_from_content(stage, strlen(stage), &stage_id);
+    for (int i = 0; i < 16; i++)
+        mixed.bytes[i] = task_id->bytes[i] ^ stage_id.bytes[i];
+    reel_id_derive(&mixed, UINT64_MAX, &parent);
+    reel_id_derive(&parent, index, &out);
+    return out;
+}
+
+static reel_id put_text(uint64_t tag, const char *text) {
+    reel_id id = th_id_n(tag, 0);
+    TH_OK(reel_obj_put(store, &id, text, strlen(text), NULL, 0, 0, 0));
+    return id;
+}
+
+/* Waits, with a generous deadline, until *flag is set. */
+static int wait_flag(_Atomic int *flag) {
+    for (int i = 0; i < 20000 && !atomic_load(flag); i++)
+        th_sleep_ms(1);
+    return atomic_load(flag);
+}
+
 static void expect_store_empty(void) {
     reel_store_stats st = th_stats(store);
     cr_assert_eq(st.objects, 0, "%u objects left in the store", st.objects);
@@ -263,8 +376,7 @@ ACTOR_TEST(round_trip_and_outputs) {
         cr_assert_eq(seen[i]++, 0, "task %llu came back twice", (unsigned long long)i);
         cr_assert_eq(r.attempts, 1);
         /* The output's ID derives from the task ID: a retry would write the same. */
-        reel_id want;
-        reel_actor_output_id("plus_one", &r.task_id, 0, &want);
+        reel_id want = expected_output_id("plus_one", &r.task_id, 0);
         cr_assert(reel_id_equal(&want, &r.outputs[0]));
         expect_plus_one(&r, i, 64);
         TH_OK(reel_obj_delete(store, &r.outputs[0]));
@@ -735,8 +847,7 @@ ACTOR_TEST(forwarded_inputs_come_back_as_outputs) {
     for (int i = 0; i < 3; i++)
         cr_assert(reel_id_equal(&r.outputs[i], &in[2 - i]), "output %d is input %d", i, 2 - i);
     /* The object it made keeps the index it would have had: 3. */
-    reel_id want;
-    reel_actor_output_id("forwards", &r.task_id, 3, &want);
+    reel_id want = expected_output_id("forwards", &r.task_id, 3);
     cr_assert(reel_id_equal(&r.outputs[3], &want));
     reel_view v;
     TH_OK(reel_obj_get(store, &r.outputs[3], 1, 0, &v));
@@ -760,4 +871,177 @@ ACTOR_TEST(forwarded_inputs_come_back_as_outputs) {
     }
     TH_OK(reel_pool_stop(pool, -1));
     TH_OK(reel_pool_stop(bad, -1));
+}
+
+/* Two workers, five tasks, the first hangs for good (no task timeout): the
+ * task queued behind it on its worker goes to the other worker, which would
+ * otherwise idle, and a collect that times out says where the hung task is. */
+ACTOR_TEST(a_hung_worker_never_traps_work_another_could_do) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "hangs_on_marker", 2, &pool));
+    reel_id hang = put_text(0x4a9, "HANG"), in[4];
+    TH_OK(reel_pool_submit(pool, &hang, 1, NULL, -1, NULL));
+    for (uint64_t i = 0; i < 4; i++) {
+        in[i] = put_input(i, 32);
+        TH_OK(reel_pool_submit(pool, &in[i], 1, NULL, -1, NULL));
+    }
+    int seen[4] = {0};
+    reel_task_result r;
+    for (int k = 0; k < 4; k++) {
+        int rc = reel_pool_collect(pool, &r, 20000);
+        cr_assert_eq(rc, 0, "good task %d of 4 never came: %s", k + 1, reel_last_error());
+        uint64_t i = 0;
+        while (i < 4 && !reel_id_equal(&in[i], &r.inputs[0]))
+            i++;
+        cr_assert_lt(i, 4, "the hung task came back");
+        cr_assert_eq(seen[i]++, 0);
+        expect_plus_one(&r, i, 32);
+        TH_OK(reel_obj_delete(store, &r.outputs[0]));
+    }
+    cr_assert(wait_flag(&shared->hung_pid));
+    TH_RC(reel_pool_collect(pool, &r, 200), -ETIMEDOUT);
+    char want[64];
+    snprintf(want, sizeof want, "(pid %d) holds 1, one running", atomic_load(&shared->hung_pid));
+    cr_assert(strstr(reel_last_error(), "1 task in flight, 0 queued: worker "), "error: %s",
+              reel_last_error());
+    cr_assert(strstr(reel_last_error(), want), "error: %s", reel_last_error());
+    reel_pool_stats st;
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_geq(st.stolen, 1);
+    cr_assert_eq(st.completed, 4);
+    cr_assert_eq(st.in_flight, 1);
+    TH_OK(reel_pool_stop(pool, 0));
+    for (int i = 0; i < 4; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+    TH_OK(reel_obj_delete(store, &hang));
+    expect_store_empty();
+}
+
+/* reel_pool_stop(pool, 0) does not wait for a task: its worker is killed at
+ * once. The hung task would return 2 s after release; had the stop waited
+ * for it (as it did, up to 5 s), it would have returned. */
+ACTOR_TEST(stopping_without_waiting_kills_a_worker_in_a_task) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "hangs_on_marker", 2, &pool));
+    reel_id hang = put_text(0x4a9, "HANG");
+    TH_OK(reel_pool_submit(pool, &hang, 1, NULL, -1, NULL));
+    cr_assert(wait_flag(&shared->hung_pid), "the task never began");
+    pid_t hung = atomic_load(&shared->hung_pid);
+    atomic_store(&shared->release, 1);
+    TH_OK(reel_pool_stop(pool, 0));
+    cr_assert_eq(atomic_load(&shared->returned), 0, "the stop waited for the hung task");
+    pid_t ppid;
+    char state;
+    cr_assert(!th_proc_stat(hung, &ppid, &state, NULL), "the hung worker outlived the stop (%c)",
+              state);
+    TH_OK(reel_obj_delete(store, &hang));
+    expect_store_empty();
+}
+
+/* A worker killed by a signal names it, and the task it was running. */
+ACTOR_TEST(a_worker_killed_by_a_signal_is_named) {
+    static const char *const markers[] = {"SEGV", "KILL"};
+    static const char *const names[] = {"SIGSEGV", "SIGKILL"};
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "dies", 1, &pool));
+    for (int m = 0; m < 2; m++) {
+        reel_id in = put_text(0xdead + (uint64_t)m, markers[m]), task;
+        TH_OK(reel_pool_submit(pool, &in, 1, NULL, -1, &task));
+        reel_task_result r;
+        TH_OK(reel_pool_collect(pool, &r, 20000));
+        cr_assert_eq(r.status, -ECHILD);
+        char hex[REEL_ID_HEX_LEN + 1], want[200];
+        reel_id_to_hex(&task, hex);
+        snprintf(want, sizeof want, "killed by %s while running task %s", names[m], hex);
+        cr_assert(strncmp(r.error, "dies: worker 0 (pid ", 20) == 0, "error: %s", r.error);
+        cr_assert(strstr(r.error, want), "error: %s, not ...%s", r.error, want);
+        TH_OK(reel_obj_delete(store, &in));
+    }
+    TH_OK(reel_pool_stop(pool, -1));
+    expect_store_empty();
+}
+
+/* A stage that seals its output itself and dies before it reports: the next
+ * attempt writes the same ID again, the store holds that one object, and no
+ * failure is recorded. */
+ACTOR_TEST(an_output_sealed_before_a_death_is_rewritten_by_the_retry) {
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "seals_then_dies", 1, &pool));
+    reel_id in = put_input(9, 48), task = th_id_n(0x5ea1, 9);
+    TH_OK(reel_pool_submit(pool, &in, 1, &task, -1, NULL));
+    reel_task_result r;
+    TH_OK(reel_pool_collect(pool, &r, 20000));
+    cr_assert_eq(r.status, 0, "%s", r.error);
+    cr_assert_eq(r.attempts, 2);
+    cr_assert(atomic_load(&shared->sealed), "the first attempt did not seal before it died");
+    reel_id want = expected_output_id("seals_then_dies", &task, 0);
+    cr_assert(reel_id_equal(&shared->sealed_id, &want), "attempt 1 sealed another ID");
+    cr_assert_eq(r.n_outputs, 1);
+    cr_assert(reel_id_equal(&r.outputs[0], &want), "attempt 2 named another ID");
+    expect_plus_one(&r, 9, 48);
+    reel_store_stats ss = th_stats(store);
+    cr_assert_eq(ss.objects, 2, "%u objects: the input and one output expected", ss.objects);
+    reel_pool_stats st;
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_eq(st.failed, 0);
+    cr_assert_eq(st.completed, 1);
+    cr_assert_eq(st.retried, 1);
+    TH_OK(reel_pool_stop(pool, -1));
+    TH_OK(reel_obj_delete(store, &r.outputs[0]));
+    TH_OK(reel_obj_delete(store, &in));
+    expect_store_empty();
+}
+
+/* Rounds of 8 tasks over 4 workers, 2 each: the first worker's first task is
+ * slow, so the one queued behind it is taken by an idle worker - or begun by
+ * its holder as that happens. Either way every task runs exactly once and
+ * comes back once. */
+ACTOR_TEST(stolen_tasks_run_once_and_come_back_once) {
+    enum { ROUNDS = 6, PER = 8 };
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "slow_first", 4, &pool));
+    reel_pool_stats st = {0};
+    for (int tries = 0; tries < 2000 && st.workers_ready < 4; tries++) {
+        TH_OK(reel_pool_stats_get(pool, &st));
+        th_sleep_ms(5);
+    }
+    cr_assert_eq(st.workers_ready, 4);
+    for (int round = 0; round < ROUNDS; round++) {
+        reel_id in[PER];
+        for (int k = 0; k < PER; k++) {
+            uint8_t i = (uint8_t)(round * PER + k), buf[16];
+            memset(buf, i, sizeof buf);
+            in[k] = th_id_n(0x57e1, i);
+            TH_OK(reel_obj_put(store, &in[k], buf, sizeof buf, NULL, 0, 0, 0));
+            TH_OK(reel_pool_submit(pool, &in[k], 1, NULL, -1, NULL));
+        }
+        int seen[PER] = {0};
+        for (int got = 0; got < PER; got++) {
+            reel_task_result r;
+            TH_OK(reel_pool_collect(pool, &r, 20000));
+            cr_assert_eq(r.status, 0, "%s", r.error);
+            cr_assert_eq(r.attempts, 1);
+            int k = 0;
+            while (k < PER && !reel_id_equal(&in[k], &r.inputs[0]))
+                k++;
+            cr_assert_lt(k, PER);
+            cr_assert_eq(seen[k]++, 0, "task %d came back twice", round * PER + k);
+            reel_view v;
+            TH_OK(reel_obj_get(store, &r.outputs[0], 1, 0, &v));
+            cr_assert_eq(v.size, 16);
+            cr_assert_eq(((const uint8_t *)v.data)[15], (uint8_t)(round * PER + k + 1));
+            TH_OK(reel_obj_release(store, &r.outputs[0]));
+            TH_OK(reel_obj_delete(store, &r.outputs[0]));
+            TH_OK(reel_obj_delete(store, &r.inputs[0]));
+        }
+    }
+    for (int i = 0; i < ROUNDS * PER; i++)
+        cr_assert_eq(atomic_load(&shared->runs[i]), 1, "task %d ran %d times", i,
+                     atomic_load(&shared->runs[i]));
+    TH_OK(reel_pool_stats_get(pool, &st));
+    cr_assert_geq(st.stolen, 1, "no task was stolen in %d rounds", ROUNDS);
+    cr_assert_eq(st.completed, ROUNDS * PER);
+    cr_assert_eq(st.retried, 0);
+    TH_OK(reel_pool_stop(pool, -1));
+    expect_store_empty();
 }

@@ -29,6 +29,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -91,6 +93,50 @@ static int picky_append(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel
     }
     return append_letter(ctx, in, n, out);
 }
+
+/* Dies of SIGSEGV on item 3, on every attempt. */
+static int crash_on_3(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    for (size_t i = 0; i < n; i++)
+        if (item_index(in[i].data, in[i].size) == 3) {
+            signal(SIGSEGV, SIG_DFL); /* a sanitizer's handler would exit instead */
+            raise(SIGSEGV);
+        }
+    return append_letter(ctx, in, n, out);
+}
+
+static const reel_actor_def def_crash = {
+    .name = "crash", .process = crash_on_3, .arg = (void *)&letters[0], .max_retries = 1};
+
+/* For a_cancelled_run_kills_hung_workers_at_once: a page shared with the
+ * workers, mapped before the run forks them. */
+typedef struct hang_page {
+    volatile sig_atomic_t cancel; /* the run's cancel flag */
+    _Atomic int hung;             /* tasks hung so far */
+    _Atomic int returned;         /* hung tasks that returned */
+} hang_page;
+
+static hang_page *hang;
+
+/* Hangs on item 0 (stage "ha") or on every item ("hb"); once two tasks hang,
+ * cancels the run, and returns 2 s later unless it is killed first. */
+static int hang_and_cancel(reel_actor_ctx *ctx, const reel_view *in, size_t n,
+                           reel_actor_out *out) {
+    int every = *(const char *)reel_actor_arg(ctx) == 'b';
+    if (every || (n == 1 && item_index(in[0].data, in[0].size) == 0)) {
+        atomic_fetch_add(&hang->hung, 1);
+        while (atomic_load(&hang->hung) < 2)
+            th_sleep_ms(1);
+        hang->cancel = 1;
+        th_sleep_ms(2000);
+        atomic_fetch_add(&hang->returned, 1);
+    }
+    return append_letter(ctx, in, n, out);
+}
+
+static const reel_actor_def def_ha = {
+    .name = "ha", .process = hang_and_cancel, .arg = (void *)&letters[0]};
+static const reel_actor_def def_hb = {
+    .name = "hb", .process = hang_and_cancel, .arg = (void *)&letters[1]};
 
 /* Restarts are counted per pool, and each pool may take every kill. */
 #define CHAOS_STAGE(nm, fn, k)                                                                     \
@@ -367,8 +413,11 @@ Test(chaos, workers_killed_at_random_lose_and_duplicate_nothing) {
     cr_assert_eq(missing, 0, "%u inputs neither came out nor failed (the first: %u)", missing,
                  first_missing);
     cr_assert_eq(t.outputs + failed_items, INPUTS);
-    /* Every refused item failed; at stage c unless kills failed it before. */
-    cr_assert_leq(deliberate, INPUTS / BAD_EVERY);
+    /* Nothing failed but the items refused on purpose: a kill costs a retry,
+     * never an item (a task would need max_retries + 1 kills in a row). */
+    cr_assert_eq(failed_items, deliberate, "%u items failed, %u of them on purpose", failed_items,
+                 deliberate);
+    cr_assert_eq(deliberate, INPUTS / BAD_EVERY);
     for (unsigned i = BAD_REMAINDER; i < INPUTS; i += BAD_EVERY)
         cr_assert_eq(t.seen[i], 2, "item %u was refused, yet came out", i);
     /* No two outputs share an ID. */
@@ -420,6 +469,95 @@ Test(chaos, workers_killed_at_random_lose_and_duplicate_nothing) {
     free(in);
     free(t.seen);
     free(t.ids);
+}
+
+/* ---- a death by a signal, named ------------------------------------------------------------ */
+
+/* A worker killed by a signal is named, with the signal and the task it was
+ * running, in the failure it causes, the end-of-run summary and the stage's
+ * status line. */
+Test(chaos, a_worker_killed_by_a_signal_is_named_in_the_summary_and_status) {
+    reel_id *in = put_inputs(8);
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("crashing", &p));
+    TH_OK(reel_pipeline_add(p, &def_crash, &(reel_stage_options){.cpus = 0.5, .workers = 1}));
+    reel_executor_config c = chaos_config();
+    char *text = NULL;
+    size_t len = 0;
+    FILE *log = open_memstream(&text, &len);
+    reel_run_options ro = {
+        .store = store_path, .config = &c, .inputs = in, .n_inputs = 8, .log = log};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    reel_pipeline_free(p);
+    fclose(log);
+    cr_assert_eq(res.outputs, 7);
+    cr_assert_eq(res.n_failures, 1, "%s", text);
+    const reel_failure *f = &res.failures[0];
+    cr_assert_eq(f->status, -ECHILD);
+    cr_assert(reel_id_equal(&f->inputs[0], &in[3]));
+    char hex[REEL_ID_HEX_LEN + 1], want[160];
+    reel_id_to_hex(&f->task_id, hex);
+    snprintf(want, sizeof want, "killed by SIGSEGV while running task %s", hex);
+    cr_assert(strncmp(f->error, "crash: worker 0 (pid ", 21) == 0, "%s", f->error);
+    cr_assert(strstr(f->error, want), "%s, not ...%s", f->error, want);
+    reel_id_to_hex(&in[3], hex);
+    char line[512];
+    snprintf(line, sizeof line, "reel:   stage crash, input %s: %s\n", hex, f->error);
+    cr_assert(strstr(text, line), "no summary line %s in:\n%s", line, text);
+    cr_assert(strstr(text, ", last death: worker 0 (pid "), "no death in the status lines:\n%s",
+              text);
+    /* And in the figures reel-inspect reads. */
+    cr_assert(strstr(res.final.stage[0].last_death, want), "last death: %s",
+              res.final.stage[0].last_death);
+    cr_assert(strstr(text, want), "%s", text);
+    free(text);
+    reel_run_result_free(&res);
+    cr_assert_eq(descendants(), 0, "processes outlived the run");
+    for (unsigned i = 0; i < 8; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+    reel_store_stats empty = th_stats(store);
+    cr_assert_eq(empty.objects, 0, "%u objects left", empty.objects);
+    free(in);
+}
+
+/* ---- a cancelled run with hung workers ------------------------------------------------------ */
+
+/* A cancelled run does not wait for the tasks in flight: a worker hung in one
+ * is killed at once, in every stage together. Each hung task would return
+ * 2 s after the cancel; the run had waited up to 5 s a stage for them. */
+Test(chaos, a_cancelled_run_kills_hung_workers_at_once) {
+    hang = mmap(NULL, sizeof *hang, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(hang, MAP_FAILED);
+    reel_id *in = put_inputs(2);
+    reel_id order[2] = {in[1], in[0]}; /* item 0 after item 1: nothing waits behind it */
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("hung", &p));
+    reel_stage_options o = {.cpus = 0.5, .workers = 1};
+    TH_OK(reel_pipeline_add(p, &def_ha, &o));
+    TH_OK(reel_pipeline_add(p, &def_hb, &o));
+    reel_executor_config c = chaos_config();
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = order,
+                           .n_inputs = 2,
+                           .flags = REEL_RUN_QUIET,
+                           .cancel = &hang->cancel};
+    reel_run_result res;
+    int rc = reel_pipeline_run(p, &ro, &res);
+    reel_pipeline_free(p);
+    cr_assert_eq(rc, -ECANCELED, "rc %d: %s", rc, res.error);
+    cr_assert_eq(atomic_load(&hang->hung), 2);
+    cr_assert_eq(atomic_load(&hang->returned), 0, "the run waited for %d hung tasks",
+                 atomic_load(&hang->returned));
+    cr_assert_eq(descendants(), 0, "processes outlived the run");
+    reel_run_result_free(&res);
+    for (unsigned i = 0; i < 2; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+    reel_store_stats empty = th_stats(store);
+    cr_assert_eq(empty.objects, 0, "%u objects left", empty.objects);
+    free(in);
+    munmap(hang, sizeof *hang);
 }
 
 /* ---- the driver killed ------------------------------------------------------------------ */

@@ -127,6 +127,9 @@ static void ts_pattern(uint64_t c, reel_pipeline_status *s) {
         g->tasks_per_s = (double)c * 0.25 + i;
         g->busy = (double)(c % 100) / 100.0;
         g->finished = ((c + i) & 1) != 0;
+        if ((c + i) % 3 == 0)
+            snprintf(g->last_death, sizeof g->last_death,
+                     "worker %" PRIu32 " (pid %" PRIu64 ") killed by SIGSEGV", i, c);
     }
 }
 
@@ -152,7 +155,8 @@ static const char *ts_pattern_mismatch(const reel_pipeline_status *s) {
             a->tasks_done != b->tasks_done || a->tasks_failed != b->tasks_failed ||
             a->retries != b->retries || a->restarts != b->restarts ||
             a->items_per_s != b->items_per_s || a->tasks_per_s != b->tasks_per_s ||
-            a->busy != b->busy || a->finished != b->finished)
+            a->busy != b->busy || a->finished != b->finished ||
+            strcmp(a->last_death, b->last_death) != 0)
             return "a stage figure";
     }
     return NULL;
@@ -463,6 +467,7 @@ enum ts_damage {
     TS_MODE,
     TS_BOOL,
     TS_STAGE_BOOL,
+    TS_LAST_DEATH_UNTERMINATED,
     TS_DAMAGE_COUNT
 };
 
@@ -481,6 +486,7 @@ static const char *const ts_damage_names[] = {
     "mode 2",
     "finished 2",
     "stage finished 7",
+    "unterminated last death",
 };
 
 static void ts_damage(status_segment *seg, enum ts_damage d) {
@@ -531,6 +537,9 @@ static void ts_damage(status_segment *seg, enum ts_damage d) {
     case TS_STAGE_BOOL:
         b = 7;
         memcpy(&s->stage[0].finished, &b, 1);
+        break;
+    case TS_LAST_DEATH_UNTERMINATED:
+        memset(s->stage[0].last_death, 'c', sizeof s->stage[0].last_death);
         break;
     case TS_DAMAGE_COUNT:
         break;
@@ -752,6 +761,8 @@ static void tp_two_stages(reel_pipeline_status *s) {
     a->items_per_s = 12.5;
     a->tasks_per_s = 3.3;
     a->busy = 0.87;
+    snprintf(a->last_death, sizeof a->last_death,
+             "worker 1 (pid 4242) killed by SIGSEGV while running task 00ff");
     snprintf(b->name, sizeof b->name, "cap\"tion");
     b->workers = 8;
     b->queued = 99;
@@ -780,7 +791,8 @@ Test(status, inspect_table) {
     cr_assert_eq(r.signal, 0);
     cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
     cr_assert_str_empty(r.err);
-    cr_assert_eq(th_count(r.out, "\n"), 4, "not a header, a title and two rows:\n%s", r.out);
+    cr_assert_eq(th_count(r.out, "\n"), 5, "not a header, a title, two rows and a death:\n%s",
+                 r.out);
     char pid[64];
     snprintf(pid, sizeof pid, "driver pid %ld", (long)getpid());
     static const char *const want[] = {
@@ -810,6 +822,7 @@ Test(status, inspect_table) {
         "33.4",
         "50%",
         "1999",
+        "\ndecode: last death: worker 1 (pid 4242) killed by SIGSEGV while running task 00ff\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         tp_contains(r.out, want[i]);
@@ -834,15 +847,34 @@ Test(status, inspect_json) {
     char pid[64];
     snprintf(pid, sizeof pid, "\"pid\":%ld,", (long)getpid());
     static const char *const want[] = {
-        "\"name\":\"curate-test\"", "\"mode\":\"streaming\"",  "\"state\":\"running\"",
-        "\"elapsed_s\":65.500",     "\"inputs_read\":500,",    "\"outputs\":480,",
-        "\"failures\":2,",          "\"autoscale_rounds\":3,", "\"stages\":[{\"name\":\"decode\"",
-        "\"name\":\"cap\\\"tion\"", "\"workers\":3,",          "\"workers_setup\":1,",
-        "\"queued\":17,",           "\"queue_bound\":64,",     "\"items_in\":1234,",
-        "\"items_out\":2468,",      "\"tasks_done\":600,",     "\"tasks_failed\":2,",
-        "\"retries\":4,",           "\"restarts\":1,",         "\"items_per_s\":12.5,",
-        "\"items_per_s\":33.4,",    "\"busy\":0.87,",          "\"tasks_per_s\":3.3,",
-        "\"tasks_per_s\":8.5,",     "\"finished\":true}]}",
+        "\"name\":\"curate-test\"",
+        "\"mode\":\"streaming\"",
+        "\"state\":\"running\"",
+        "\"elapsed_s\":65.500",
+        "\"inputs_read\":500,",
+        "\"outputs\":480,",
+        "\"failures\":2,",
+        "\"autoscale_rounds\":3,",
+        "\"stages\":[{\"name\":\"decode\"",
+        "\"name\":\"cap\\\"tion\"",
+        "\"workers\":3,",
+        "\"workers_setup\":1,",
+        "\"queued\":17,",
+        "\"queue_bound\":64,",
+        "\"items_in\":1234,",
+        "\"items_out\":2468,",
+        "\"tasks_done\":600,",
+        "\"tasks_failed\":2,",
+        "\"retries\":4,",
+        "\"restarts\":1,",
+        "\"items_per_s\":12.5,",
+        "\"items_per_s\":33.4,",
+        "\"busy\":0.87,",
+        "\"tasks_per_s\":3.3,",
+        "\"tasks_per_s\":8.5,",
+        "\"finished\":true}]}",
+        "\"last_death\":\"worker 1 (pid 4242) killed by SIGSEGV while running task 00ff\",",
+        "\"busy\":0.5,\"last_death\":\"\",",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         tp_contains(r.out, want[i]);

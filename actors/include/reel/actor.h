@@ -17,9 +17,17 @@
  * Supervision, as in Ray: a worker that dies (a signal, an exit, a hang past
  * the stage's task timeout) is noticed at once through its pidfd and replaced,
  * up to max_restarts; the tasks it held go back to the queue with their
- * attempt number raised, up to max_retries. A task whose process() returns an
- * error is retried the same way. A task that fails for good comes back from
- * reel_pool_collect() with its error.
+ * attempt number raised, up to max_retries, each told how it ended ("worker 3
+ * (pid 4242) killed by SIGSEGV while running task <hex>"). A task whose
+ * process() returns an error is retried the same way. A task that fails for
+ * good comes back from reel_pool_collect() with its error.
+ *
+ * Work stealing, as Cosmos-Xenna's workers take queued work: a task a worker
+ * has only prefetched, behind one it has been running for 100 ms or more (or
+ * while its setup has taken that long), is taken back and given to an idle
+ * worker, so a stuck worker never traps work another could do. A task is
+ * begun by exactly one worker: it is either started by its holder or taken
+ * back unseen (both pop it from the holder's queue, which gives it to one).
  *
  * Errors follow reel/store.h: 0 or a negative code; reel_strerror() names it,
  * reel_last_error() may add a sentence.
@@ -145,8 +153,9 @@ typedef struct reel_runtime_options {
  * reel_store_open()'s, -errno from fork/socket. */
 REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out);
 
-/* Stops every pool still running, the zygote, and frees the runtime. No
- * process it started outlives this call. Task outputs still in the store are
+/* Stops every pool still running, all together and as reel_pool_stop(pool,
+ * 0) would, then the zygote, and frees the runtime. No process it started
+ * outlives this call. Task outputs still in the store are
  * handed to the store (see reel_task_result.outputs). NULL is a no-op. */
 REEL_API int reel_runtime_stop(reel_runtime *rt);
 
@@ -196,8 +205,11 @@ typedef struct reel_task_result {
 } reel_task_result;
 
 /* Waits up to timeout_ms for the next finished task (success or permanent
- * failure), supervising workers meanwhile. Errors: -ETIMEDOUT, -ENODATA (no
- * task outstanding), -EPIPE (no worker can run: setup failed or restarts
+ * failure), supervising workers meanwhile. Errors: -ETIMEDOUT (after a wait,
+ * timeout_ms not 0, reel_last_error() says how many tasks are in flight and
+ * queued, and which workers hold them: "1 task in flight, 0 queued: worker 0
+ * (pid 4242) holds 1, one running for 5012 ms"), -ENODATA (no task
+ * outstanding), -EPIPE (no worker can run: setup failed or restarts
  * exhausted; reel_last_error() says why). */
 REEL_API int reel_pool_collect(reel_pool *pool, reel_task_result *out, int timeout_ms);
 
@@ -210,6 +222,7 @@ typedef struct reel_pool_stats {
     uint32_t in_flight;  /* tasks held by workers */
     double busy_seconds; /* time workers spent in process(), all together */
     uint64_t rss_bytes;  /* workers' resident memory, as last reported (reel_pool_drain) */
+    uint64_t stolen;     /* prefetched tasks taken from a busy worker for an idle one */
 } reel_pool_stats;
 
 REEL_API int reel_pool_stats_get(reel_pool *pool, reel_pool_stats *out);
@@ -226,8 +239,12 @@ REEL_API int reel_pool_drain(reel_pool *pool, int timeout_ms);
 REEL_API int reel_pool_workers(reel_pool *pool, pid_t *pids, size_t cap, size_t *count);
 
 /* Stops the pool: waits up to timeout_ms for outstanding tasks (-1: forever,
- * 0: none), then stops the workers (teardown runs) and frees the pool.
- * Results not collected are dropped and their outputs deleted. */
+ * 0: none), then stops the workers and frees the pool. Tasks not begun by
+ * then are dropped; a worker still running one is killed (SIGKILL) at once,
+ * and with timeout_ms 0 one still in setup too; the others run their
+ * teardown, for up to 5 s (200 ms with timeout_ms 0), then are killed. Every
+ * worker has exited and been reaped when it returns. Results not collected
+ * are dropped and their outputs deleted. */
 REEL_API int reel_pool_stop(reel_pool *pool, int timeout_ms);
 
 #ifdef __cplusplus

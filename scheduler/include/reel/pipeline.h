@@ -152,6 +152,9 @@ typedef struct reel_stage_status {
     double tasks_per_s; /* tasks (batches) done or failed for good per second, last window */
     double busy;        /* share of its workers' time in process(), last window */
     bool finished;      /* nothing more will come to it */
+    /* How its last worker to die unasked ended: "worker 3 (pid 4242) killed
+     * by SIGSEGV while running task <hex>", or "" if none has. */
+    char last_death[REEL_ERROR_TEXT_MAX];
 } reel_stage_status;
 
 typedef struct reel_pipeline_status {
@@ -221,8 +224,9 @@ typedef struct reel_run_options {
     /* Optional. Once *cancel is non-zero (set it from a signal handler, say),
      * the run stops as on a failure - no new task, the workers stopped,
      * every intermediate object deleted - and returns -ECANCELED. It is seen
-     * within 100 ms; stopping then waits for the tasks in flight, up to 5 s
-     * a stage before their workers are killed. */
+     * within 100 ms; stopping then waits for no task in flight: every
+     * stage's workers are stopped together, one in a task or in setup is
+     * killed at once, the others have 200 ms for their teardown. */
     const volatile sig_atomic_t *cancel;
 } reel_run_options;
 
