@@ -156,6 +156,9 @@ void reel__output_parent(const char *stage, const reel_id *task_id, reel_id *out
 
 REEL_API void reel_actor_output_id(const char *stage, const reel_id *task_id, uint32_t index,
                                    reel_id *out) {
+    REEL_NEED_OR(stage, "stage", );
+    REEL_NEED_OR(task_id, "task_id", );
+    REEL_NEED_OR(out, "out", );
     reel_id parent;
     reel__output_parent(stage, task_id, &parent);
     reel_id_derive(&parent, index, out);
@@ -464,10 +467,14 @@ static void remove_stale_pool_segments(void) {
 }
 
 REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime **out) {
+    REEL_NEED(opts, "opts");
+    REEL_NEED(out, "out");
+    REEL_NEED(opts->store, "opts->store");
+    REEL_NEED(opts->actors, "opts->actors");
     reel__clear_error();
-    if (!opts || !out || !opts->store || !opts->actors || opts->n_actors == 0 ||
-        (opts->flags & ~REEL_RUNTIME_NO_SPIN))
-        return -EINVAL;
+    if (opts->n_actors == 0 || (opts->flags & ~REEL_RUNTIME_NO_SPIN))
+        return reel__fail(-EINVAL, "reel_runtime_start: no actors, or unknown flags 0x%x",
+                          opts->flags);
     for (size_t i = 0; i < opts->n_actors; i++) {
         const reel_actor_def *d = opts->actors[i];
         if (!d || !valid_name(d->name) || !d->process || d->cpus < 0 || d->gpus < 0 ||
@@ -564,6 +571,7 @@ REEL_API int reel_runtime_start(const reel_runtime_options *opts, reel_runtime *
 }
 
 REEL_API reel_store *reel_runtime_store(reel_runtime *rt) {
+    REEL_NEED_OR(rt, "rt", NULL);
     return rt->store;
 }
 
@@ -1357,6 +1365,9 @@ static void pool_free(reel_pool *p) {
 
 REEL_API int reel_pool_start(reel_runtime *rt, const char *name, uint32_t workers,
                              reel_pool **out) {
+    REEL_NEED(rt, "rt");
+    REEL_NEED(name, "name");
+    REEL_NEED(out, "out");
     return reel__pool_start_placed(rt, name, workers, NULL, NULL, out);
 }
 
@@ -1431,8 +1442,10 @@ static uint32_t removal_pick(const reel_pool *p, uint64_t now) {
 }
 
 REEL_API int reel_pool_resize(reel_pool *p, uint32_t workers) {
-    if (!p || workers > POOL_MAX_WORKERS)
-        return -EINVAL;
+    REEL_NEED(p, "pool");
+    if (workers > POOL_MAX_WORKERS)
+        return reel__fail(-EINVAL, "reel_pool_resize: %u workers, more than %u", workers,
+                          POOL_MAX_WORKERS);
     p->target = workers;
     uint32_t live = live_workers(p, 0);
     uint64_t now = reel__now_ns(CLOCK_MONOTONIC);
@@ -1472,8 +1485,11 @@ void reel__pool_census(reel_pool *p, reel_pool_census *out) {
 
 REEL_API int reel_pool_submit(reel_pool *p, const reel_id *inputs, uint32_t n,
                               const reel_id *task_id, int timeout_ms, reel_id *task_id_out) {
-    if (!p || n > REEL_TASK_MAX_INPUTS || (n && !inputs))
-        return -EINVAL;
+    REEL_NEED(p, "pool");
+    REEL_NEED(inputs || n == 0, "inputs");
+    if (n > REEL_TASK_MAX_INPUTS)
+        return reel__fail(-EINVAL, "reel_pool_submit: %u inputs, more than %u", n,
+                          REEL_TASK_MAX_INPUTS);
     if (p->failed_rc)
         return reel__fail(-EPIPE, "%s", p->failed_msg);
     uint64_t deadline = timeout_ms < 0
@@ -1511,8 +1527,8 @@ REEL_API int reel_pool_submit(reel_pool *p, const reel_id *inputs, uint32_t n,
 }
 
 REEL_API int reel_pool_collect(reel_pool *p, reel_task_result *out, int timeout_ms) {
-    if (!p || !out)
-        return -EINVAL;
+    REEL_NEED(p, "pool");
+    REEL_NEED(out, "out");
     uint64_t deadline = timeout_ms < 0
                             ? UINT64_MAX
                             : reel__now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
@@ -1536,8 +1552,8 @@ REEL_API int reel_pool_collect(reel_pool *p, reel_task_result *out, int timeout_
 }
 
 REEL_API int reel_pool_stats_get(reel_pool *p, reel_pool_stats *out) {
-    if (!p || !out)
-        return -EINVAL;
+    REEL_NEED(p, "pool");
+    REEL_NEED(out, "out");
     /* Take in what happened, but hand out nothing: stats never change the pool. */
     check_workers(p, reel__now_ns(CLOCK_MONOTONIC));
     for (uint32_t w = 0; w < p->nslots; w++)
@@ -1565,8 +1581,7 @@ REEL_API int reel_pool_stats_get(reel_pool *p, reel_pool_stats *out) {
 }
 
 REEL_API int reel_pool_drain(reel_pool *p, int timeout_ms) {
-    if (!p)
-        return -EINVAL;
+    REEL_NEED(p, "pool");
     uint64_t deadline = timeout_ms < 0
                             ? UINT64_MAX
                             : reel__now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
@@ -1604,8 +1619,9 @@ REEL_API int reel_pool_drain(reel_pool *p, int timeout_ms) {
 }
 
 REEL_API int reel_pool_workers(reel_pool *p, pid_t *pids, size_t cap, size_t *count) {
-    if (!p || !count || (cap && !pids))
-        return -EINVAL;
+    REEL_NEED(p, "pool");
+    REEL_NEED(pids || cap == 0, "pids");
+    REEL_NEED(count, "count");
     size_t n = 0;
     for (uint32_t w = 0; w < p->nslots; w++) {
         if (p->workers[w].state != W_LIVE)

@@ -35,26 +35,33 @@ struct reel_actor_ctx {
 };
 
 REEL_API void *reel_actor_arg(reel_actor_ctx *ctx) {
+    REEL_NEED_OR(ctx, "ctx", NULL);
     return ctx->def->arg;
 }
 
 REEL_API reel_store *reel_actor_store(reel_actor_ctx *ctx) {
+    REEL_NEED_OR(ctx, "ctx", NULL);
     return ctx->store;
 }
 
 REEL_API uint32_t reel_actor_worker_index(reel_actor_ctx *ctx) {
+    REEL_NEED_OR(ctx, "ctx", 0);
     return ctx->worker;
 }
 
 REEL_API const reel_id *reel_actor_task_id(reel_actor_ctx *ctx) {
+    REEL_NEED_OR(ctx, "ctx", NULL);
     return &ctx->task_id;
 }
 
 REEL_API uint32_t reel_actor_attempt(reel_actor_ctx *ctx) {
+    REEL_NEED_OR(ctx, "ctx", 0);
     return ctx->attempt;
 }
 
 REEL_API void reel_actor_set_error(reel_actor_ctx *ctx, const char *fmt, ...) {
+    REEL_NEED_OR(ctx, "ctx", );
+    REEL_NEED_OR(fmt, "fmt", );
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
@@ -63,6 +70,9 @@ REEL_API void reel_actor_set_error(reel_actor_ctx *ctx, const char *fmt, ...) {
 
 REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *meta,
                                uint32_t meta_size, void **buf) {
+    REEL_NEED(out, "out");
+    REEL_NEED(meta || meta_size == 0, "meta");
+    REEL_NEED(buf, "buf");
     if (out->n >= REEL_TASK_MAX_OUTPUTS)
         return -E2BIG;
     reel_id id;
@@ -82,6 +92,7 @@ REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *m
 }
 
 REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input) {
+    REEL_NEED(out, "out");
     if (out->n >= REEL_TASK_MAX_OUTPUTS)
         return -E2BIG;
     if (input >= out->n_inputs)

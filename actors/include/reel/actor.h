@@ -46,6 +46,10 @@
  *         return 0;
  *     }
  *     const reel_actor_def upper_stage = {.name = "upper", .process = upper, .cpus = 1};
+ *
+ * Arguments are checked as reel/store.h says ("Arguments"): a NULL where a
+ * pointer is needed is -EINVAL with a reel_last_error() sentence naming it,
+ * before anything else happens.
  */
 #ifndef REEL_ACTOR_H
 #define REEL_ACTOR_H

@@ -42,6 +42,10 @@
  *
  * Errors: 0 or a negative code; reel_strerror() names it, reel_last_error()
  * holds the sentence.
+ *
+ * Arguments are checked as reel/store.h says ("Arguments"): a NULL where a
+ * pointer is needed is -EINVAL with a reel_last_error() sentence naming it,
+ * before anything else happens.
  */
 #ifndef REEL_PIPELINE_H
 #define REEL_PIPELINE_H

@@ -15,6 +15,10 @@
  * `reel-curate` is its command-line face. Each stage's setup reads the
  * options it needs from the reel_curate_options the defs point at (arg),
  * which must outlive the run.
+ *
+ * Arguments are checked as reel/store.h says ("Arguments"): a NULL where a
+ * pointer is needed is -EINVAL with a reel_last_error() sentence naming it,
+ * before anything else happens.
  */
 #ifndef REEL_STAGES_H
 #define REEL_STAGES_H
