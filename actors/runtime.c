@@ -75,12 +75,12 @@ typedef struct worker_slot {
 /* How each worker ended. The zygote reaps its workers, so the driver, which
  * is not their parent, cannot wait for them; the zygote writes each exit
  * status here, into a page shared with the driver before the zygote was
- * forked. Only the zygote writes: an entry's pid is cleared, its status
- * stored, then its pid again (release), so a reader that finds the pid
- * before and after reading the status has that pid's status. */
+ * forked. Only the zygote writes. An entry is one 64-bit word, the pid
+ * above the status (as waitpid() reports it), so a reader never sees one
+ * pid's status beside another's pid, without fences (which TSan cannot
+ * check). */
 typedef struct exit_entry {
-    _Atomic int32_t pid;
-    _Atomic int32_t status; /* as waitpid() reports it */
+    _Atomic uint64_t pid_status;
 } exit_entry;
 
 typedef struct exit_log {
@@ -245,10 +245,8 @@ static void zygote_reap(void) {
         if (zygote_exits) {
             uint64_t i = atomic_load_explicit(&zygote_exits->next, memory_order_relaxed);
             exit_entry *x = &zygote_exits->e[i % EXIT_LOG_SIZE];
-            atomic_store_explicit(&x->pid, 0, memory_order_relaxed);
-            atomic_thread_fence(memory_order_release);
-            atomic_store_explicit(&x->status, status, memory_order_relaxed);
-            atomic_store_explicit(&x->pid, (int32_t)pid, memory_order_release);
+            atomic_store_explicit(&x->pid_status, (uint64_t)(uint32_t)pid << 32 | (uint32_t)status,
+                                  memory_order_release);
             atomic_store_explicit(&zygote_exits->next, i + 1, memory_order_release);
         }
         for (size_t i = 0; i < zygote_nchildren; i++)
@@ -659,6 +657,9 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
     reel_ctl_msg r;
     int fds[4], nfds = 0;
     pthread_mutex_lock(&p->rt->zygote_lock);
+    /* Read before the zygote forks: a worker that dies at once may be reaped
+     * and logged before its SPAWNED reply is read here. */
+    uint64_t exits_then = atomic_load(&p->rt->exits->next);
     rc = reel__ctl_send(p->rt->zygote_fd, &m, NULL, 0);
     if (rc == 0)
         rc = reel__ctl_recv(p->rt->zygote_fd, &r, fds, &nfds, SPAWN_TIMEOUT_MS);
@@ -670,7 +671,7 @@ static int spawn_worker(reel_pool *p, uint32_t w) {
         *ws = (worker_slot){.state = W_LIVE,
                             .pid = r.pid,
                             .spawn_ns = reel__now_ns(CLOCK_MONOTONIC),
-                            .exits_then = atomic_load(&p->rt->exits->next),
+                            .exits_then = exits_then,
                             .pidfd = fds[0],
                             .ctl_fd = fds[1],
                             .generation = gen};
@@ -900,12 +901,9 @@ static int exit_status_of(reel_runtime *rt, pid_t pid, uint64_t since, int *stat
         uint64_t n = atomic_load_explicit(&rt->exits->next, memory_order_acquire);
         for (uint64_t k = n; k-- > since && n - k <= EXIT_LOG_SIZE;) {
             exit_entry *x = &rt->exits->e[k % EXIT_LOG_SIZE];
-            if (atomic_load_explicit(&x->pid, memory_order_acquire) != (int32_t)pid)
-                continue;
-            int st = atomic_load_explicit(&x->status, memory_order_relaxed);
-            atomic_thread_fence(memory_order_acquire);
-            if (atomic_load_explicit(&x->pid, memory_order_relaxed) == (int32_t)pid) {
-                *status = st;
+            uint64_t v = atomic_load_explicit(&x->pid_status, memory_order_acquire);
+            if ((int32_t)(uint32_t)(v >> 32) == (int32_t)pid) {
+                *status = (int)(uint32_t)v;
                 return 1;
             }
         }
@@ -956,10 +954,18 @@ static void worker_died(reel_pool *p, uint32_t w, int stopped) {
         task_entry *t = &p->entries[e];
         char hex[REEL_ID_HEX_LEN + 1];
         reel_id_to_hex(&t->id, hex);
+        int ran = k == 0 && running[0];
+        if (!ran && !t->timed_out) {
+            /* Only prefetched: the death was not its doing, so it costs no
+             * attempt (a stage without retries would lose it otherwise). */
+            t->error[0] = '\0';
+            fifo_push(&p->pending, &e, 1);
+            continue;
+        }
         if (!t->timed_out)
-            snprintf(t->error, REEL_ERROR_TEXT_MAX, "%s: worker %u (pid %d) %s %s task %s",
-                     p->def->name, w, (int)ws->pid, cause,
-                     k == 0 && running[0] ? "while running" : "before it ran", hex);
+            snprintf(t->error, REEL_ERROR_TEXT_MAX,
+                     "%s: worker %u (pid %d) %s while running task %s", p->def->name, w,
+                     (int)ws->pid, cause, hex);
         retry_or_fail(p, e, t->timed_out ? -ETIMEDOUT : -ECHILD);
     }
     close(ws->pidfd);
@@ -1645,6 +1651,7 @@ static void stop_begin(reel_pool *p, int now) {
         worker_slot *ws = &p->workers[w];
         if (ws->state != W_LIVE)
             continue;
+        read_control(p, ws); /* a READY not read yet: that worker is out of its setup */
         stop_worker(p, w);
         task_record rec;
         while (reel__ring_pop(pool_task_ring(p->hdr, w), &rec, 0, 0) == 0)
