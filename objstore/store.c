@@ -173,13 +173,23 @@ static int store_lock(reel_store *s) {
     return -rc;
 }
 
+static void spill_punch_queued(reel_store *s, uint32_t n, const spill_range *q);
+
 static void store_unlock(reel_store *s) {
     if (s->corrupt) {
         s->hdr->recoveries++;
         reel__rebuild(s);
         s->corrupt = 0;
     }
+    /* Taken under the lock: another thread of this process may queue more. */
+    spill_range q[sizeof s->punch / sizeof s->punch[0]];
+    uint32_t n = s->npunch;
+    if (n)
+        memcpy(q, s->punch, n * sizeof q[0]);
+    s->npunch = 0;
     pthread_mutex_unlock(&s->hdr->lock);
+    if (n)
+        spill_punch_queued(s, n, q);
 }
 
 static inline int id_eq(const reel_id *a, const reel_id *b) {
@@ -457,6 +467,21 @@ static void spill_punch(int fd, uint64_t off, uint64_t len) {
         (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
 }
 
+/* Punches the ranges spill_file_release() queued, after the lock is
+ * released. A file gone meanwhile is not there to open (its slot's next
+ * file has another generation, so another name), and a released range is
+ * never written again, so a late punch is safe. */
+static void spill_punch_queued(reel_store *s, uint32_t n, const spill_range *q) {
+    for (uint32_t k = 0; k < n; k++) {
+        char path[SEG_SPILL_DIR_MAX + 64];
+        reel__spill_file_path(s, q[k].file, q[k].gen, path, sizeof path);
+        int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        spill_punch(fd, q[k].off, q[k].len);
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
 /* Drops one object from a spill file; the last one out removes the file.
  * While others stay, the object's bytes at [off, off + len) are punched out
  * of it (len 0: a writer's own count, no bytes), so that a file holds disk
@@ -471,17 +496,15 @@ static void spill_file_release(reel_store *s, uint32_t file, uint64_t off, uint6
     seg_spill_file *f = &s->spill_files[file];
     if (f->live == 0)
         return;
-    char path[SEG_SPILL_DIR_MAX + 64];
-    reel__spill_file_path(s, file, f->gen, path, sizeof path);
     if (--f->live > 0) {
-        if (len > 0) {
-            int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-            spill_punch(fd, off, len);
-            if (fd >= 0)
-                close(fd);
-        }
+        if (len > 0 && s->npunch < sizeof s->punch / sizeof s->punch[0])
+            s->punch[s->npunch++] = (spill_range){file, f->gen, off, len};
+        /* (more than a queue's worth in one critical section: those stay on
+         * disk until their file goes) */
         return;
     }
+    char path[SEG_SPILL_DIR_MAX + 64];
+    reel__spill_file_path(s, file, f->gen, path, sizeof path);
     unlink(path);
     f->bytes = 0;
     s->hdr->spill_files--;

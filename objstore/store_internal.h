@@ -198,6 +198,12 @@ typedef struct seg_layout {
         file_size;
 } seg_layout;
 
+/* Bytes of one spill file (slot and generation name it). */
+typedef struct spill_range {
+    uint32_t file, gen;
+    uint64_t off, len;
+} spill_range;
+
 struct reel_store {
     seg_layout lay; /* validated sizes: never re-read from the shared header */
     char *path;
@@ -218,6 +224,10 @@ struct reel_store {
     uint64_t last_liveness_ns;
     _Atomic uint64_t last_idle_spill_ns; /* when a high-water spill pass last found nothing */
     int corrupt; /* set under the lock when a bad index was seen; rebuilt at unlock */
+    /* Spill-file ranges to punch out, queued under the lock and punched once
+     * it is released: no file-system call inside the critical section. */
+    spill_range punch[16];
+    uint32_t npunch;
     seg_block dummy_block;
     seg_object dummy_object;
     seg_client dummy_client;
