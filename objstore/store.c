@@ -1203,16 +1203,32 @@ static int audit(reel_store *s, char *why, size_t cap) {
     return 0;
 }
 
+/* Whether a live process is attached: then the segment is in use, kept
+ * consistent under its lock, and an open (a worker's, say, of a store with
+ * many objects) need not walk the whole object table. Caller holds the lock. */
+static int in_use(reel_store *s) {
+    for (uint32_t i = 0; i < s->lay.max_clients; i++)
+        if (client_alive(client_at(s, i)))
+            return 1;
+    return 0;
+}
+
 /* Audits the segment at open and, where it disagrees with itself, derives it
  * again from the object table (overlapping objects are dropped) rather than
  * hand out space that is not there or bytes two objects share. The repair is
- * counted in recoveries and said in reel_last_error(). */
+ * counted in recoveries and said in reel_last_error(). A store nobody is
+ * attached to - a file a crashed run or another program left - is audited
+ * whole; one in use only when its counters cannot be right. */
 static int audit_on_open(reel_store *s) {
     int rc = store_lock(s);
     if (rc)
         return rc;
+    const seg_header *h = s->hdr;
+    int implausible =
+        h->used > s->lay.capacity || h->used % SEG_ALIGN != 0 ||
+        (uint64_t)h->n_unsealed + h->n_sealed + h->n_deleting + h->n_spilled > s->lay.max_objects;
     char why[200];
-    int bad = audit(s, why, sizeof why);
+    int bad = (implausible || !in_use(s)) && audit(s, why, sizeof why);
     if (bad) {
         s->hdr->recoveries++;
         reel__rebuild(s);

@@ -666,3 +666,19 @@ Test(segment, a_store_used_as_it_should_be_is_never_repaired) {
     TH_OK(reel_obj_release(s, &ids[3]));
     TH_OK(reel_store_close(s));
 }
+
+Test(segment, a_store_in_use_whose_counter_cannot_be_right_is_repaired_at_open) {
+    const char *path;
+    reel_store *keeper = th_store_new(1 * MiB, 64, &path); /* attached: the store is in use */
+    reel_id id;
+    TH_OK(reel_obj_put(keeper, &id, "abc", 3, NULL, 0, REEL_OBJ_CONTENT_ID, 0));
+    uint64_t used = keeper->hdr->used;
+    keeper->hdr->used = 18446744073709544767ull;
+    reel_store *s;
+    TH_OK(reel_store_open(path, 0, &s));
+    cr_assert(strstr(reel_last_error(), "repaired"), "no sentence for the repair: \"%s\"",
+              reel_last_error());
+    cr_assert_eq(th_stats(s).used, used);
+    TH_OK(reel_store_close(s));
+    TH_OK(reel_store_close(keeper));
+}
