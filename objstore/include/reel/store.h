@@ -188,7 +188,9 @@ REEL_API int reel_store_create(const char *path, const reel_store_options *opts,
  *   flags: 0, or REEL_OPEN_OBSERVER or REEL_OPEN_LAZY, or'd with
  *          REEL_OPEN_GPU_PIN.
  * The header is validated before anything in the file is trusted. Then,
- * under the lock, the segment is audited: a used counter or object counts
+ * under the lock, the segment is audited (whole when no live process is
+ * attached, otherwise only where its counters cannot be right): a used
+ * counter or object counts
  * that disagree with the objects, an object outside the arena, or two objects
  * sharing arena bytes are repaired (everything is derived again from the
  * object table, and of objects that overlap only the first is kept); the
