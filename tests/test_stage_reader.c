@@ -10,7 +10,9 @@
 #include "stage_fixture.h"
 
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,29 +314,62 @@ Test(stage_reader, bad_path_bytes_are_refused) {
     expect_failures(cases, sizeof cases / sizeof cases[0]);
 }
 
+/* Copies the file at from to dir/name, mode 0755. */
+static void copy_executable(const char *from, const char *dir, const char *name) {
+    char to[PATH_MAX];
+    snprintf(to, sizeof to, "%s/%s", dir, name);
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(in, 0, "%s: %s", from, strerror(errno));
+    struct stat st;
+    cr_assert_eq(fstat(in, &st), 0);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    cr_assert_geq(out, 0, "%s: %s", to, strerror(errno));
+    for (off_t left = st.st_size; left > 0;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+        cr_assert_gt(n, 0, "copying %s: %s", from, strerror(errno));
+        left -= n;
+    }
+    close(in);
+    close(out);
+}
+
 /* Root reads a file of mode 000 all the same, and CI runs as root (as the
  * tests that act as another user need): there, this test runs itself again
  * as another user (util-linux's setpriv), in a fresh process of this program
- * whose store and files are that user's own, and its outcome is this one's. */
+ * whose store and files are that user's own, and its outcome is this one's.
+ * That user may not enter the build directory (a checkout under /root), so
+ * the program and libreel run from copies in a directory all may read. */
 static void rerun_as_another_user(const char *test) {
-    char exe[PATH_MAX], filter[128];
+    char exe[PATH_MAX], filter[128], libdir_env[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     cr_assert_gt(n, 0, "/proc/self/exe: %s", strerror(errno));
     exe[n] = '\0';
+    Dl_info lib;
+    cr_assert(dladdr((void *)reel_strerror, &lib) && lib.dli_fname, "where is libreel?");
+    char dir[] = "/tmp/reel-test-as-another-user-XXXXXX";
+    cr_assert_neq(mkdtemp(dir), NULL, "mkdtemp: %s", strerror(errno));
+    cr_assert_eq(chmod(dir, 0755), 0);
+    copy_executable(exe, dir, "test_stage_reader");
+    const char *soname = strrchr(lib.dli_fname, '/');
+    copy_executable(lib.dli_fname, dir, soname ? soname + 1 : lib.dli_fname);
+    snprintf(exe, sizeof exe, "%s/test_stage_reader", dir);
+    snprintf(libdir_env, sizeof libdir_env, "LD_LIBRARY_PATH=%s", dir);
     snprintf(filter, sizeof filter, "--filter=stage_reader/%s", test);
     const char *setpriv = "/usr/bin/setpriv";
     cr_assert_eq(access(setpriv, X_OK), 0, "%s: %s (util-linux)", setpriv, strerror(errno));
     /* Without BoxFort's variable, which would make it one of this runner's
-     * workers rather than a runner of its own. */
-    th_result r =
-        th_run_limit("/usr/bin/env", NULL,
-                     (const char *[]){"-u", "BXFI_MAP", setpriv, "--reuid=65534", "--regid=65534",
-                                      "--clear-groups", "--", exe, filter, "--jobs=1", NULL},
-                     60000);
-    cr_assert_eq(r.code, 0,
-                 "as uid 65534 (%s, and every directory above it, must be readable by all): exit "
-                 "%d:\n%s",
-                 exe, r.code, r.err);
+     * workers rather than a runner of its own; in a directory it may enter. */
+    th_result r = th_run_limit("/usr/bin/env", NULL,
+                               (const char *[]){"-u", "BXFI_MAP", "-C", "/", libdir_env, setpriv,
+                                                "--reuid=65534", "--regid=65534", "--clear-groups",
+                                                "--", exe, filter, "--jobs=1", NULL},
+                               60000);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, soname ? soname + 1 : lib.dli_fname);
+    unlink(path);
+    unlink(exe);
+    rmdir(dir);
+    cr_assert_eq(r.code, 0, "as uid 65534: exit %d:\n%s", r.code, r.err);
     cr_assert(strstr(r.err, "Tested: 1 | Passing: 1 | Failing: 0 | Crashing: 0"),
               "as uid 65534, not run or not passed:\n%s", r.err);
     th_result_free(&r);
