@@ -98,6 +98,17 @@ static void run_reader(const reel_id *in, size_t n, outputs *out, reel_run_resul
     cr_assert_eq(st.objects_sealed, n, "%u objects, %zu inputs", st.objects_sealed, n);
 }
 
+/* Runs the reader on one input that must succeed, and reads the video task
+ * it made into t, whose views point into out: vt_free(t), then
+ * outputs_free(out) and reel_run_result_free(res). */
+static void read_one(const reel_id *in, outputs *out, reel_run_result *res, video_task *t) {
+    run_reader(in, 1, out, res);
+    cr_assert_eq(res->failed, 0, "%s", res->n_failures ? res->failures[0].error : "");
+    cr_assert_eq(out->n, 1);
+    char why[256];
+    TH_OK(vt_read(out->data[0], out->size[0], t, why, sizeof why));
+}
+
 /* A unique path under /tmp for this test process (not created). */
 static char *tmp_path(const char *what) {
     char *path;
@@ -285,12 +296,8 @@ Test(stage_reader, cut_videos_open_or_fail_clearly) {
     reel_id in = put_bytes(cut2, strlen(cut2));
     static outputs out;
     reel_run_result res;
-    run_reader(&in, 1, &out, &res);
-    cr_assert_eq(res.failed, 0, "%s", res.n_failures ? res.failures[0].error : "");
-    cr_assert_eq(out.n, 1);
     video_task t;
-    char why[256];
-    TH_OK(vt_read(out.data[0], out.size[0], &t, why, sizeof why));
+    read_one(&in, &out, &res, &t);
     cr_assert_eq(t.source.size, n2 / 2);
     cr_assert_str_eq(t.probe.codec, "vp8");
     cr_assert_eq(t.probe.num_bytes, n2 / 2);
@@ -420,12 +427,8 @@ Test(stage_reader, a_path_of_4095_bytes_is_read_and_one_of_4096_refused) {
     reel_id in = put_bytes(path, 4095);
     static outputs out;
     reel_run_result res;
-    run_reader(&in, 1, &out, &res);
-    cr_assert_eq(res.failed, 0, "%s", res.n_failures ? res.failures[0].error : "");
-    cr_assert_eq(out.n, 1);
     video_task t;
-    char why[256];
-    TH_OK(vt_read(out.data[0], out.size[0], &t, why, sizeof why));
+    read_one(&in, &out, &res, &t);
     cr_assert_eq(t.path.size, 4095);
     cr_assert_eq(t.source.size, b.size);
     cr_assert_gt(t.probe.num_frames, 0);
