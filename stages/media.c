@@ -1,8 +1,10 @@
 /*
  * media.c - FFmpeg glue for the stages: see media.h.
  *
- * Input: a custom AVIOContext reads and seeks over the caller's buffer (the
- * store object), so libavformat never sees a file. Output: a custom
+ * Input: a custom AVIOContext reads and seeks over the caller's buffer (an
+ * encoded clip in a store object) or over a file by range (pread on a
+ * descriptor opened once), so libavformat never opens anything by name:
+ * neither a file nor a URL, whatever the bytes say. Output: a custom
  * AVIOContext writes into a growing heap buffer; for +faststart, movenc
  * re-opens "the file" for reading once the data is written (to shift it
  * behind the moov), so the output context answers io_open with a read
@@ -17,6 +19,7 @@
 #include "media.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -24,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -200,7 +205,10 @@ static void avio_free(AVIOContext **io) {
 /* ---- decoding ---------------------------------------------------------------- */
 
 struct media_input {
-    mem_reader src;
+    mem_reader src; /* data NULL: the file fd, read by range (src.size and pos still hold) */
+    int fd;         /* -1: bytes in memory */
+    vt_file id;     /* the file as opened: each open and decode checks it still is */
+    char *path;     /* for the why sentences */
     media_open_options opts;
     AVIOContext *io;
     AVFormatContext *fmt;
@@ -220,7 +228,76 @@ static void input_close(media_input *m) {
     m->used = false;
 }
 
-/* The input is the buffer and nothing else: a demuxer that would open
+/* ---- a file by range as an AVIOContext ---------------------------------------------- */
+
+static int file_read(void *opaque, uint8_t *buf, int n) {
+    media_input *m = opaque;
+    mem_reader *r = &m->src;
+    if (r->pos >= r->size)
+        return AVERROR_EOF;
+    uint64_t left = r->size - r->pos;
+    size_t k = (uint64_t)n < left ? (size_t)n : (size_t)left;
+    ssize_t got;
+    do
+        got = pread(m->fd, buf, k, (off_t)r->pos);
+    while (got < 0 && errno == EINTR);
+    if (got < 0)
+        return AVERROR(errno);
+    if (got == 0) /* the file is shorter than it was: media_decode says it changed */
+        return AVERROR_EOF;
+    r->pos += (uint64_t)got;
+    return (int)got;
+}
+
+static int64_t file_seek(void *opaque, int64_t offset, int whence) {
+    media_input *m = opaque;
+    return seek_in(m->src.size, &m->src.pos, offset, whence);
+}
+
+static vt_file file_id(const struct stat *st) {
+    return (vt_file){.size = (uint64_t)st->st_size,
+                     .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+                     .ino = (uint64_t)st->st_ino,
+                     .dev = (uint64_t)st->st_dev};
+}
+
+static bool same_file(const vt_file *a, const vt_file *b) {
+    return a->size == b->size && a->mtime_ns == b->mtime_ns && a->ino == b->ino && a->dev == b->dev;
+}
+
+/* Whether m's file is still the one it opened (bytes in memory always are);
+ * -ESTALE with why saying so when it is not. */
+static int file_unchanged(const media_input *m, char *why, size_t cap) {
+    if (m->fd < 0)
+        return 0;
+    struct stat st;
+    if (fstat(m->fd, &st) != 0) {
+        int err = errno;
+        say(why, cap, "%s: cannot stat: %s", m->path, strerror(err));
+        return -err;
+    }
+    vt_file now = file_id(&st);
+    if (!same_file(&now, &m->id)) {
+        say(why, cap, "%s changed since it was read", m->path);
+        return -ESTALE;
+    }
+    return 0;
+}
+
+/* The input's read context over its buffer or its file. */
+static AVIOContext *input_avio(media_input *m) {
+    if (m->fd < 0)
+        return mem_avio(&m->src);
+    uint8_t *buf = av_malloc(IO_BUF_SIZE);
+    if (!buf)
+        return NULL;
+    AVIOContext *io = avio_alloc_context(buf, IO_BUF_SIZE, 0, m, file_read, NULL, file_seek);
+    if (!io)
+        av_free(buf);
+    return io;
+}
+
+/* The input is the buffer or the file and nothing else: a demuxer that would open
  * another file or URL named in the bytes (an ffconcat list, a DASH manifest,
  * an MP4's external data reference) is refused, so that a "video" cannot make
  * reel read the files around it, or the network, into its outputs. Both
@@ -238,8 +315,11 @@ static int in_io_open(struct AVFormatContext *s, AVIOContext **pb, const char *u
  * Bytes FFmpeg cannot read as video are -EINVAL. */
 static int input_open(media_input *m, char *why, size_t cap) {
     log_clear();
+    int rc = file_unchanged(m, why, cap);
+    if (rc)
+        return rc;
     m->src.pos = 0;
-    m->io = mem_avio(&m->src);
+    m->io = input_avio(m);
     m->fmt = avformat_alloc_context();
     if (m->fmt)
         m->fmt->protocol_whitelist = av_strdup(""); /* freed with m->fmt */
@@ -250,7 +330,7 @@ static int input_open(media_input *m, char *why, size_t cap) {
     m->fmt->pb = m->io;
     m->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
     m->fmt->io_open = in_io_open;
-    int rc = avformat_open_input(&m->fmt, NULL, NULL, NULL);
+    rc = avformat_open_input(&m->fmt, NULL, NULL, NULL);
     if (rc < 0) /* m->fmt is freed and NULL; m->io is still ours */
         return fail(why, cap, rc, rc == AVERROR(ENOMEM) ? -ENOMEM : -EINVAL,
                     "cannot open the container");
@@ -324,24 +404,9 @@ static int input_open(media_input *m, char *why, size_t cap) {
 
 static void probe_fill(const media_input *m, vt_probe *out);
 
-int media_open(const uint8_t *data, uint64_t size, const media_open_options *o, media_input **out,
-               char *why, size_t cap) {
-    if (why && cap)
-        why[0] = '\0';
-    if (!out)
-        return -EINVAL;
-    *out = NULL;
-    if (!data || size == 0 || size > INT64_MAX) {
-        say(why, cap, "no bytes to read a video from");
-        return -EINVAL;
-    }
-    media_input *m = calloc(1, sizeof *m);
-    if (!m) {
-        say(why, cap, "out of memory");
-        return -ENOMEM;
-    }
-    m->src.data = data;
-    m->src.size = size;
+/* Opens m (its source set) and takes the probe; frees m on failure. */
+static int open_input(media_input *m, const media_open_options *o, media_input **out, char *why,
+                      size_t cap) {
     if (o)
         m->opts = *o;
     m->pkt = av_packet_alloc();
@@ -360,12 +425,87 @@ int media_open(const uint8_t *data, uint64_t size, const media_open_options *o, 
     return 0;
 }
 
+int media_open(const uint8_t *data, uint64_t size, const media_open_options *o, media_input **out,
+               char *why, size_t cap) {
+    if (why && cap)
+        why[0] = '\0';
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!data || size == 0 || size > INT64_MAX) {
+        say(why, cap, "no bytes to read a video from");
+        return -EINVAL;
+    }
+    media_input *m = calloc(1, sizeof *m);
+    if (!m) {
+        say(why, cap, "out of memory");
+        return -ENOMEM;
+    }
+    m->fd = -1;
+    m->src.data = data;
+    m->src.size = size;
+    return open_input(m, o, out, why, cap);
+}
+
+int media_open_file(const char *path, const vt_file *expect, const media_open_options *o,
+                    media_input **out, char *why, size_t cap) {
+    if (why && cap)
+        why[0] = '\0';
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!path || !*path) {
+        say(why, cap, "no file to read a video from");
+        return -EINVAL;
+    }
+    media_input *m = calloc(1, sizeof *m);
+    if (m)
+        m->path = strdup(path);
+    if (!m || !m->path) {
+        free(m);
+        say(why, cap, "out of memory");
+        return -ENOMEM;
+    }
+    m->fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int rc = 0;
+    if (m->fd < 0 || fstat(m->fd, &st) != 0) {
+        rc = -errno;
+        say(why, cap, "%s: cannot open: %s", path, strerror(-rc));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+        say(why, cap, "%s: not a regular file", path);
+    } else {
+        m->id = file_id(&st);
+        if (expect && !same_file(expect, &m->id)) {
+            rc = -ESTALE;
+            say(why, cap, "%s changed since it was read", path);
+        } else if (st.st_size == 0) {
+            rc = -EINVAL;
+            say(why, cap, "%s: an empty file, no video", path);
+        }
+    }
+    if (rc) {
+        media_close(m);
+        return rc;
+    }
+    m->src.size = (uint64_t)st.st_size;
+    return open_input(m, o, out, why, cap);
+}
+
+void media_file_id(const media_input *m, vt_file *out) {
+    *out = m->id;
+}
+
 void media_close(media_input *m) {
     if (!m)
         return;
     input_close(m);
     av_packet_free(&m->pkt);
     av_frame_free(&m->frame);
+    if (m->fd >= 0)
+        close(m->fd);
+    free(m->path);
     free(m);
 }
 
@@ -553,6 +693,10 @@ int media_decode(media_input *m, int64_t start, int64_t end,
     watch_ctx = NULL;
     if (r.stop < 0)
         return r.stop;
+    /* A file rewritten while it was read: what came out may be of neither. */
+    int changed = file_unchanged(m, why, cap);
+    if (changed)
+        return changed;
     if (r.stop > 0 || !err)
         return 0;
     char text[256];

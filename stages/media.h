@@ -1,12 +1,16 @@
 /*
  * media.h - the stages' glue to FFmpeg's libraries: demuxing and decoding a
- * video held in memory (a store object), and encoding frames to H.264 in an
- * MP4 held in memory. Internal to the stages; never installed.
+ * video file read by range or a clip held in memory (a store object), and
+ * encoding frames to H.264 in an MP4 held in memory. Internal to the stages;
+ * never installed.
  *
- * Nothing here touches a file: input bytes come from a store object through
- * a custom AVIOContext (read and seek over the buffer, no copy of the whole),
- * and the encoder's MP4 goes to a growing heap buffer that the caller then
- * copies once into its output object.
+ * FFmpeg never opens anything by name: input comes through a custom
+ * AVIOContext, either read and seek over a buffer (no copy of the whole) or
+ * pread() by range on the one file descriptor media_open_file() opened, so
+ * a video of any size needs no more memory than the demuxer's buffers; a
+ * demuxer that asks to open another file or URL is refused. The encoder's
+ * MP4 goes to a growing heap buffer that the caller then copies once into
+ * its output object.
  *
  * Errors: 0 or a negative code (AVERROR values turned into -errno where they
  * are one, else -EIO; -EINVAL for bad arguments; -ENOMEM); why[0..cap) gets
@@ -55,6 +59,24 @@ typedef struct media_open_options {
 int media_open(const uint8_t *data, uint64_t size, const media_open_options *o, media_input **out,
                char *why, size_t cap);
 
+/* Opens the video stream of the file at path, read by range (pread() on a
+ * descriptor opened O_RDONLY | O_CLOEXEC and kept until media_close()), as
+ * media_open() opens bytes in memory, with the same refusals. expect (may be
+ * NULL) is the identity the file must still have (vt_file: size, mtime,
+ * inode, device: a task's file as the reader saw it); so must it at every
+ * later media_decode(), before and after it reads. Errors: -errno from
+ * open()/fstat() ("<path>: cannot open: ..."); -EISDIR or -EINVAL for what
+ * is not a regular file, -EINVAL for an empty one; -ESTALE, why "<path>
+ * changed since it was read", for a file that is not what expect says (or,
+ * in media_decode(), no longer what it was when opened); else media_open()'s.
+ * num_bytes in the probe is the file's size. */
+int media_open_file(const char *path, const vt_file *expect, const media_open_options *o,
+                    media_input **out, char *why, size_t cap);
+
+/* The identity of m's file as media_open_file() found it (all zero for
+ * bytes in memory). */
+void media_file_id(const media_input *m, vt_file *out);
+
 /* What the container and stream say: container and codec names, duration,
  * average frame rate, width, height, num_frames (from the stream when it
  * says, else duration x fps, rounded), num_bytes = size.
@@ -79,8 +101,11 @@ double media_container_duration_s(const media_input *m);
  * *partial (out, may be NULL) is set when decoding stopped on damaged or
  * truncated data after at least one frame: the frames before it were
  * delivered and the call returns 0, with why saying what went wrong.
- * Returns 0, fn's negative code, or the decoder's error when not even one
- * frame could be decoded. Each call decodes from the start of the stream.
+ * Returns 0, fn's negative code, the decoder's error when not even one
+ * frame could be decoded, or -ESTALE for a file that changed (checked
+ * before and after the frames are read: frames of a file rewritten while it
+ * was read may already have reached fn, and the caller drops them). Each
+ * call decodes from the start of the stream.
  *
  * Notes for callers:
  * - Each call after the first re-opens the container and decoder (so that

@@ -1,7 +1,10 @@
 /*
- * reader.c - the first stage: a video's path in, its task out, the file's
- * bytes read straight into the task object (io_uring, no copy in between)
- * and probed there by libavformat.
+ * reader.c - the first stage: a video's path in, its task out: the path, the
+ * file's identity (size, mtime, inode, device) and what libavformat's probe
+ * found, reading the file by range (media_open_file). The file's bytes do
+ * not go into the store: later stages read the file by range again, after
+ * checking that it is still the file the reader saw, so that a video of any
+ * size curates in a store of any size.
  *
  * A file that cannot be a video now will not be one on a retry either, so
  * every failure here is a sentence naming the path and a negative code, and
@@ -66,54 +69,35 @@ static int reader_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
         rc = -ENODATA;
         reel_actor_set_error(ctx, "%s: empty file (0 bytes), not a video", path);
     }
-    if (rc) {
-        close(fd);
-        return rc;
-    }
-
-    video_task t;
-    memset(&t, 0, sizeof t);
-    t.path.data = (const uint8_t *)bytes;
-    t.path.size = len;
-    t.source.data = NULL; /* room left for the file, filled below */
-    t.source.size = (uint64_t)st.st_size;
-    uint64_t size = vt_size(&t);
-    void *buf;
-    rc = reel_actor_output(out, size, NULL, 0, &buf);
-    if (rc) {
-        reel_actor_set_error(ctx, "%s: cannot make its %llu-byte task: %s", path,
-                             (unsigned long long)size, reel_strerror(rc));
-        close(fd);
-        return rc;
-    }
-    rc = vt_write(&t, buf, size);
-    if (rc) {
-        reel_actor_set_error(ctx, "%s: cannot write its task: %s", path, reel_strerror(rc));
-        close(fd);
-        return rc;
-    }
-    uint8_t *source = vt_source_slot(buf);
-    rc = reel_file_read(fd, source, 0, t.source.size);
     close(fd);
-    if (rc) {
-        reel_actor_set_error(
-            ctx, "%s: cannot read its %llu bytes: %s", path, (unsigned long long)t.source.size,
-            rc == -EIO ? "the file ended early or a read failed" : reel_strerror(rc));
+    if (rc)
         return rc;
-    }
 
+    /* Probed as the later stages will read it: by range, from the file as
+     * it was just found (a file replaced in between is said so). */
+    vt_file id = {.size = (uint64_t)st.st_size,
+                  .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+                  .ino = (uint64_t)st.st_ino,
+                  .dev = (uint64_t)st.st_dev};
     media_input *m;
     char why[REEL_ERROR_TEXT_MAX];
-    rc = media_open(source, t.source.size, NULL, &m, why, sizeof why);
+    rc = media_open_file(path, &id, NULL, &m, why, sizeof why);
+    if (rc == -ESTALE) {
+        reel_actor_set_error(ctx, "%s", why);
+        return rc;
+    }
     if (rc) {
         reel_actor_set_error(ctx, "%s: not a video FFmpeg can read: %s", path, why);
         return rc;
     }
-    vt_probe probe;
-    media_probe(m, &probe);
+    video_task t;
+    memset(&t, 0, sizeof t);
+    t.path.data = (const uint8_t *)bytes;
+    t.path.size = len;
+    t.file = id;
+    media_probe(m, &t.probe);
     media_close(m);
-    vt_patch_probe(buf, &probe);
-    return 0;
+    return stage_write_task(ctx, out, &t);
 }
 
 const reel_actor_def stage_reader_def = {

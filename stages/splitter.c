@@ -285,24 +285,18 @@ static int detect_frame(void *arg, int64_t index, const AVFrame *frame) {
     return 0;
 }
 
-int stage_detect_cuts(const uint8_t *data, uint64_t size, double threshold, int64_t **cuts,
-                      size_t *n_cuts, int64_t *n_frames, bool *partial, char *why, size_t cap) {
+int stage_detect_cuts(media_input *m, double threshold, int64_t **cuts, size_t *n_cuts,
+                      int64_t *n_frames, bool *partial, char *why, size_t cap) {
     *cuts = NULL;
     *n_cuts = 0;
     *n_frames = 0;
     *partial = false;
-    media_input *m;
-    int rc = media_open(data, size, NULL, &m, why, cap);
-    if (rc)
-        return rc;
     vt_probe p;
     media_probe(m, &p);
     detector *d = calloc(1, sizeof *d);
-    if (!d) {
-        media_close(m);
+    if (!d)
         return -ENOMEM;
-    }
-    rc = media_decode(m, 0, -1, detect_frame, d, partial, why, cap);
+    int rc = media_decode(m, 0, -1, detect_frame, d, partial, why, cap);
     if (rc == -ENOMEM && why && cap)
         snprintf(why, cap, "out of memory keeping the frame scores");
     if (rc == 0) {
@@ -314,7 +308,6 @@ int stage_detect_cuts(const uint8_t *data, uint64_t size, double threshold, int6
     free(d->next);
     free(d->cross);
     free(d);
-    media_close(m);
     return rc;
 }
 
@@ -373,7 +366,7 @@ static int split(reel_actor_ctx *ctx, const reel_view *in, size_t n_in, reel_act
     size_t n = 0;
     double fps = t.probe.fps;
     int span_rc = 0;
-    if (t.error.size || !t.source.size) {
+    if (t.error.size || !t.file.size) {
         /* The reader failed: nothing to split, its error stays. */
     } else if (!(fps > 0)) {
         set_error(&t, err, sizeof err, "the video has no frame rate", NULL);
@@ -381,8 +374,13 @@ static int split(reel_actor_ctx *ctx, const reel_view *in, size_t n_in, reel_act
         int64_t *cuts, n_frames;
         size_t n_cuts;
         bool partial;
-        rc = stage_detect_cuts(t.source.data, t.source.size, o->scene_threshold, &cuts, &n_cuts,
-                               &n_frames, &partial, why, sizeof why);
+        media_input *m;
+        rc = stage_open_source(&t, NULL, &m, why, sizeof why);
+        if (rc == 0) {
+            rc = stage_detect_cuts(m, o->scene_threshold, &cuts, &n_cuts, &n_frames, &partial, why,
+                                   sizeof why);
+            media_close(m);
+        }
         if (rc == -ENOMEM) {
             reel_actor_set_error(ctx, "out of memory detecting scenes");
             return rc;

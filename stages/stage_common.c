@@ -1,7 +1,9 @@
 /* The task plumbing every stage shares: stages_internal.h. */
+#include "media.h"
 #include "stages_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +35,18 @@ int stage_write_task(reel_actor_ctx *ctx, reel_actor_out *out, const video_task 
         return rc;
     }
     return vt_write(t, buf, size);
+}
+
+int stage_open_source(const video_task *t, const media_open_options *o, media_input **m, char *why,
+                      size_t cap) {
+    *m = NULL;
+    char path[PATH_MAX];
+    if (t->path.size >= sizeof path) {
+        snprintf(why, cap, "a source path of %llu bytes (at most %zu)",
+                 (unsigned long long)t->path.size, sizeof path - 1);
+        return -ENAMETOOLONG;
+    }
+    return media_open_file(vt_text(t->path, path, sizeof path), &t->file, o, m, why, cap);
 }
 
 void stage_add_error(vt_clip *c, char *buf, size_t cap, const char *fmt, ...) {

@@ -24,10 +24,9 @@ REEL_API void reel_curate_stage_defs(const reel_curate_options *o,
 
 /* What one item in and out is, per stage, for describe. */
 static const char *const stage_io[REEL_CURATE_STAGES][2] = {
-    {"video path", "video task: bytes and probe"},
+    {"video path", "video task: path, file identity, probe"},
     {"video task", "video task with clip spans"},
-    {"video task with clip spans",
-     "video task with H.264 clips, frames, previews (source dropped)"},
+    {"video task with clip spans", "video task with H.264 clips, frames, previews"},
     {"video task with clips", "video task with motion scores"},
     {"video task with clips", "video task with uint8 HWC frames, for the clips that lack them"},
     {"video task with frames", "video task with float32 NCHW tensors"},

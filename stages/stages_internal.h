@@ -40,6 +40,16 @@ int stage_read_task(reel_actor_ctx *ctx, const reel_view *in, size_t n, video_ta
 /* Writes t as the task's one output object. */
 int stage_write_task(reel_actor_ctx *ctx, reel_actor_out *out, const video_task *t);
 
+/* Opens the task's source file by range (media_open_file) with options o
+ * (NULL: media_open()'s defaults), checking first that it is the file the
+ * reader saw (t->file): one that changed since is -ESTALE with why
+ * "<path> changed since it was read". A path that does not fit a C string
+ * of PATH_MAX bytes is -ENAMETOOLONG. Else media_open_file()'s errors. */
+struct media_input;
+struct media_open_options;
+int stage_open_source(const video_task *t, const struct media_open_options *o,
+                      struct media_input **m, char *why, size_t cap);
+
 /* Appends a sentence to a clip's error text: ("a; b"), into a buffer the
  * caller keeps alive until the task is written (cap bytes). */
 void stage_add_error(vt_clip *c, char *buf, size_t cap, const char *fmt, ...)
@@ -95,10 +105,11 @@ int stage_scene_spans(const int64_t *cuts, size_t n_cuts, int64_t n_frames, doub
 int stage_find_cuts(const double *next, const double *cross, size_t n, double fps, double threshold,
                     int64_t **cuts, size_t *n_cuts);
 
-/* Decodes a whole video held in data[0..size) and finds its cuts.
+/* Decodes the whole video m opened (media_open or media_open_file; the
+ * caller closes it) and finds its cuts.
  * *n_frames: the frames decoded; *partial and why as media_decode(). Returns
- * 0, or media_open()'s or media_decode()'s error with why saying it. */
-int stage_detect_cuts(const uint8_t *data, uint64_t size, double threshold, int64_t **cuts,
-                      size_t *n_cuts, int64_t *n_frames, bool *partial, char *why, size_t cap);
+ * 0, or media_decode()'s error with why saying it. */
+int stage_detect_cuts(struct media_input *m, double threshold, int64_t **cuts, size_t *n_cuts,
+                      int64_t *n_frames, bool *partial, char *why, size_t cap);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * transcoder.c - the "transcoder" stage: encodes every clip of a video to
- * H.264 in MP4, as Curator's ClipTranscodingStage, then drops the source
- * bytes from the task (no later stage reads them).
+ * H.264 in MP4, as Curator's ClipTranscodingStage, decoding the source file
+ * by range (stage_open_source: a file changed since the reader saw it is the
+ * video's error, not clips of some other video).
  *
  * One pass of decoding serves every clip: media_decode() runs once over
  * [first start, last end) and hands each frame to the encoder of each clip
@@ -279,9 +280,25 @@ static int transcode_clips(const reel_curate_options *o, video_task *t, clip_job
         return -ENOMEM;
     media_input *m = NULL;
     bool partial = false;
-    int rc = media_open(t->source.data, t->source.size, NULL, &m, why, sizeof why);
+    int rc = stage_open_source(t, NULL, &m, why, sizeof why);
     if (rc == 0)
         rc = media_decode(m, first, last, on_frame, &x, &partial, why, sizeof why);
+    if (rc == -ESTALE) {
+        /* The file changed under the decoder: no clip of it can be trusted. */
+        for (size_t i = 0; i < x.n_jobs; i++) {
+            clip_job *j = &jobs[i];
+            if (j->enc)
+                media_encode_free(j->enc);
+            j->enc = NULL;
+            free(j->mp4);
+            j->mp4 = NULL;
+            j->done = false;
+            samples_off(&j->s);
+            stage_add_error(j->clip, j->err, sizeof j->err, "transcoder: %s", why);
+        }
+        x.n_active = 0;
+        x.next = x.n_jobs;
+    }
     if (rc != -ENOMEM) {
         /* The video ended inside these: they keep the frames it had. */
         for (size_t k = 0; k < x.n_active; k++)
@@ -318,7 +335,7 @@ static int transcode_task(reel_actor_ctx *ctx, const reel_view *in, size_t n_in,
         return rc;
     char err[VT_TEXT_MAX];
     clip_job *jobs = NULL;
-    if (t.n_clips && t.source.size) {
+    if (t.n_clips && t.file.size) {
         jobs = calloc(t.n_clips, sizeof *jobs);
         rc = jobs ? transcode_clips(o, &t, jobs, err, sizeof err) : -ENOMEM;
         if (rc) {
@@ -341,10 +358,9 @@ static int transcode_task(reel_actor_ctx *ctx, const reel_view *in, size_t n_in,
     } else if (t.n_clips) {
         for (uint32_t i = 0; i < t.n_clips; i++)
             if (!t.clips[i].mp4.size && !t.clips[i].errors.size)
-                t.clips[i].errors = (vt_bytes){(const uint8_t *)"transcoder: no source bytes",
-                                               sizeof "transcoder: no source bytes" - 1};
+                t.clips[i].errors = (vt_bytes){(const uint8_t *)"transcoder: no source file",
+                                               sizeof "transcoder: no source file" - 1};
     }
-    t.source = (vt_bytes){NULL, 0};
     rc = stage_write_task(ctx, out, &t);
 done:
     if (jobs)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VT_VERSION 1u
+#define VT_VERSION 2u
 
 /* A byte range as stored: offset from the object's start and length. */
 typedef struct vt_ref {
@@ -22,7 +22,9 @@ typedef struct vt_header {
     uint32_t header_size, clip_size; /* sizeof both, as written */
     uint32_t partial;
     uint32_t reserved;
-    vt_ref path, source, error;
+    vt_ref path, error;
+    uint64_t file_size, file_ino, file_dev;
+    int64_t file_mtime_ns;
     char container[VT_CODEC_MAX];
     char codec[VT_CODEC_MAX];
     double duration_s, fps;
@@ -142,9 +144,9 @@ int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t 
     if (h.n_clips > VT_MAX_CLIPS || sizeof h + (uint64_t)h.n_clips * sizeof(vt_clip_rec) > size)
         return bad(why, cap, "video task: %u clips do not fit its %llu bytes", h.n_clips,
                    (unsigned long long)size);
-    if (take(base, size, h.path, &out->path) || take(base, size, h.source, &out->source) ||
-        take(base, size, h.error, &out->error) || !text_ok(out->path) || !text_ok(out->error))
-        return bad(why, cap, "video task: path, source or error outside the object");
+    if (take(base, size, h.path, &out->path) || take(base, size, h.error, &out->error) ||
+        !text_ok(out->path) || !text_ok(out->error))
+        return bad(why, cap, "video task: path or error outside the object");
     if (!fixed_str_ok(h.container, sizeof h.container) || !fixed_str_ok(h.codec, sizeof h.codec))
         return bad(why, cap, "video task: container or codec name not terminated");
     double d[] = {h.duration_s, h.fps};
@@ -152,6 +154,8 @@ int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t 
         h.num_frames < 0)
         return bad(why, cap, "video task: probe values out of range");
     probe_get(&out->probe, &h);
+    out->file = (vt_file){
+        .size = h.file_size, .mtime_ns = h.file_mtime_ns, .ino = h.file_ino, .dev = h.file_dev};
     out->partial = h.partial != 0;
     out->n_clips = h.n_clips;
     if (h.n_clips) {
@@ -197,7 +201,7 @@ int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t 
 
 uint64_t vt_size(const video_task *t) {
     uint64_t n = sizeof(vt_header) + (uint64_t)t->n_clips * sizeof(vt_clip_rec);
-    n = align8(n) + align8(t->path.size) + align8(t->source.size) + align8(t->error.size);
+    n = align8(n) + align8(t->path.size) + align8(t->error.size);
     for (uint32_t i = 0; i < t->n_clips; i++) {
         const vt_clip *c = &t->clips[i];
         n += align8(c->mp4.size) + align8(c->frames.size) + align8(c->tensor.size) +
@@ -210,8 +214,7 @@ uint64_t vt_size(const video_task *t) {
 static vt_ref put(uint8_t *base, uint64_t *at, vt_bytes b) {
     vt_ref r = {.off = b.size ? *at : 0, .len = b.size};
     if (b.size) {
-        if (b.data) /* NULL: room the caller fills (vt_source_slot) */
-            memcpy(base + *at, b.data, b.size);
+        memcpy(base + *at, b.data, b.size);
         uint64_t end = *at + b.size;
         memset(base + end, 0, align8(end) - end);
         *at = align8(end);
@@ -234,8 +237,11 @@ int vt_write(const video_task *t, void *buf, uint64_t cap) {
     h.clip_size = sizeof(vt_clip_rec);
     h.partial = t->partial;
     h.path = put(base, &at, t->path);
-    h.source = put(base, &at, t->source);
     h.error = put(base, &at, t->error);
+    h.file_size = t->file.size;
+    h.file_mtime_ns = t->file.mtime_ns;
+    h.file_ino = t->file.ino;
+    h.file_dev = t->file.dev;
     probe_put(&h, &t->probe);
     memcpy(base, &h, sizeof h);
     for (uint32_t i = 0; i < t->n_clips; i++) {
@@ -266,17 +272,4 @@ const char *vt_text(vt_bytes b, char *buf, size_t cap) {
         memcpy(buf, b.data, n);
     buf[n] = '\0';
     return buf;
-}
-
-uint8_t *vt_source_slot(void *buf) {
-    vt_header h;
-    memcpy(&h, buf, sizeof h);
-    return (uint8_t *)buf + h.source.off;
-}
-
-void vt_patch_probe(void *buf, const vt_probe *p) {
-    vt_header h;
-    memcpy(&h, buf, sizeof h);
-    probe_put(&h, p);
-    memcpy(buf, &h, sizeof h);
 }

@@ -4,18 +4,18 @@
  * by the stages that add to it. Internal to the stages; never installed.
  *
  * Like NeMo Curator's VideoTask, the task carries everything known of its
- * video so far: the path as given, what the probe found, the source bytes
- * (until transcoding no longer needs them), and the clips with what each
- * stage added (the encoded clip, motion scores, frames, tensors, a
- * preview). A stage decodes its input task (views into the input object, no
- * copy), fills a video_task with its additions (pointers to its own buffers,
- * or views it kept from the input), and writes the result once into its
- * output object: vt_size() then vt_write() into reel_actor_output()'s
- * buffer.
+ * video so far: the path as given, the file's identity as the reader saw it
+ * (the source stays a file that the stages read by range, never bytes in the
+ * task), what the probe found, and the clips with what each stage added (the encoded clip, motion
+ * scores, frames, tensors, a preview). A stage decodes its input task (views into the input object,
+ * no copy), fills a video_task with its additions (pointers to its own buffers, or views it kept
+ * from the input), and writes the result once into its output object: vt_size() then vt_write()
+ * into reel_actor_output()'s buffer.
  *
  * Layout, little-endian, every offset from the start of the object:
  *
- *   vt_header          magic "REELVT01", sizes, counts, the probe
+ *   vt_header          magic "REELVT02", sizes, counts, the file's
+ *                      identity, the probe
  *   vt_clip_rec[n]     fixed-size records, one per clip
  *   blob area          strings and byte ranges the records and header name
  *                      by (offset, length); 8-byte aligned
@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VT_MAGIC     "REELVT01"
+#define VT_MAGIC     "REELVT02"
 #define VT_MAX_CLIPS 100000u
 #define VT_TEXT_MAX  1024u /* error texts, at most (longer ones are cut) */
 #define VT_UUID_LEN  36u   /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
@@ -57,6 +57,15 @@ typedef struct vt_probe {
     int64_t num_frames; /* counted or estimated (duration x fps) */
     uint64_t num_bytes; /* of the file */
 } vt_probe;
+
+/* The source file as the reader found it (fstat): a stage that opens it
+ * again (media_open_file) checks that it still is, so that a file changed
+ * since it was read is reported, never mis-read. size 0: no file was read. */
+typedef struct vt_file {
+    uint64_t size;    /* bytes */
+    int64_t mtime_ns; /* last modification, ns since the epoch */
+    uint64_t ino, dev;
+} vt_file;
 
 typedef struct vt_clip {
     char uuid[VT_UUID_LEN + 1];     /* uuid5(NAMESPACE_URL, "<path>_<start>_<end>") */
@@ -81,9 +90,9 @@ typedef struct vt_clip {
 typedef struct video_task {
     vt_bytes path; /* the input path as given (not NUL-terminated in the object) */
     vt_probe probe;
-    vt_bytes source; /* the video file's bytes; empty once no stage needs them */
-    bool partial;    /* the video decoded only in part */
-    vt_bytes error;  /* why the video yielded nothing, "" when it did */
+    vt_file file;   /* the source file's identity as the reader saw it */
+    bool partial;   /* the video decoded only in part */
+    vt_bytes error; /* why the video yielded nothing, "" when it did */
     uint32_t n_clips;
     vt_clip *clips; /* n_clips entries; vt_read allocates, vt_free frees */
 } video_task;
@@ -98,15 +107,6 @@ uint64_t vt_size(const video_task *t);
 
 /* Writes t into buf (cap >= vt_size(t)). Returns 0, or -ENOSPC. */
 int vt_write(const video_task *t, void *buf, uint64_t cap);
-
-/* For a writer that fills the source itself (the reader reads the file
- * straight into its output object): vt_write() with t->source.data NULL
- * and t->source.size set leaves that room unwritten; this finds it in the
- * written buffer. */
-uint8_t *vt_source_slot(void *buf);
-
-/* Rewrites the probe in a buffer vt_write() filled. */
-void vt_patch_probe(void *buf, const vt_probe *p);
 
 /* Frees what vt_read allocated (the clip array), not the views. */
 void vt_free(video_task *t);

@@ -183,15 +183,35 @@ static inline void sf_clip(vt_clip *c, int k, sf_blob mp4, int w, int h, double 
     c->errors = (vt_bytes){(const uint8_t *)"", 0};
 }
 
-/* The task the reader makes of a video: its path, its bytes as the source,
- * and the probe (left zero when the bytes are no video). */
-static inline void sf_source_task(video_task *t, const char *path, sf_blob v) {
+/* Writes b to a file of its own, /tmp/reel-test-<pid>-<name>: its path,
+ * malloc'd; the caller unlink()s and free()s it. */
+static inline char *sf_tmp_file(const char *name, sf_blob b) {
+    char *path;
+    cr_assert_gt(asprintf(&path, "/tmp/reel-test-%d-%s", (int)getpid(), name), 0);
+    th_write_file(path, b.data, (size_t)b.size);
+    return path;
+}
+
+/* The identity of the file at path, as the reader records it. */
+static inline vt_file sf_file_id(const char *path) {
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    return (vt_file){.size = (uint64_t)st.st_size,
+                     .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+                     .ino = (uint64_t)st.st_ino,
+                     .dev = (uint64_t)st.st_dev};
+}
+
+/* The task the reader makes of the video file at path (which must outlive
+ * t): its path, the file's identity, and the probe (left zero when the file
+ * is no video). */
+static inline void sf_source_task(video_task *t, const char *path) {
     memset(t, 0, sizeof *t);
     t->path = (vt_bytes){(const uint8_t *)path, strlen(path)};
-    t->source = (vt_bytes){v.data, v.size};
+    t->file = sf_file_id(path);
     media_input *m;
     char why[256];
-    if (media_open(v.data, v.size, NULL, &m, why, sizeof why) == 0) {
+    if (media_open_file(path, &t->file, NULL, &m, why, sizeof why) == 0) {
         media_probe(m, &t->probe);
         media_close(m);
     }

@@ -269,6 +269,65 @@ Test(stage_media, bytes_that_are_not_a_video_are_refused) {
     cr_assert(strstr(why, "no video stream"), "%s", why);
 }
 
+/* A file is read by range, as the same bytes in memory are, and nothing
+ * else is opened: an ffconcat list beside the file it names does not read
+ * it (fuzz/regressions/media/concat-opens-a-file). */
+Test(stage_media, a_file_opens_as_its_bytes_do_and_opens_nothing_else) {
+    static const char *const names[] = {"cockatoo.mp4", "diver.mov", "oa4_launch.webm",
+                                        "realshort.mp4"};
+    char why[256];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char *path = sf_sample_path(names[i]);
+        sf_blob b = sf_file(path);
+        int64_t from_file = 0, from_bytes = 0;
+        vt_probe pf, pb;
+        media_input *m;
+        TH_OK(media_open_file(path, NULL, NULL, &m, why, sizeof why));
+        vt_file id;
+        media_file_id(m, &id);
+        cr_assert_eq(id.size, b.size, "%s", names[i]);
+        media_probe(m, &pf);
+        bool partial = true;
+        TH_OK(media_decode(m, 0, -1, sf_count_frame, &from_file, &partial, why, sizeof why));
+        cr_assert(!partial, "%s: %s", names[i], why);
+        media_close(m);
+        sf_decode(names[i], b.data, b.size, sf_count_frame, &from_bytes, &pb);
+        cr_assert_eq(from_file, from_bytes, "%s", names[i]);
+        cr_assert(memcmp(&pf, &pb, sizeof pf) == 0, "%s: the probes differ", names[i]);
+        /* Expected to be another file: refused before anything is read. */
+        id.ino ^= 1;
+        m = (media_input *)1;
+        TH_RC(media_open_file(path, &id, NULL, &m, why, sizeof why), -ESTALE);
+        cr_assert_null(m);
+        cr_assert(strstr(why, "changed since it was read"), "%s", why);
+        free(b.data);
+        free(path);
+    }
+
+    char dir[] = "/tmp/reel-test-media-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char list[64], named[64];
+    snprintf(list, sizeof list, "%s/list.mp4", dir);
+    snprintf(named, sizeof named, "%s/a", dir);
+    char *sample = sf_sample_path("realshort.mp4");
+    sf_blob v = sf_file(sample);
+    th_write_file(named, v.data, (size_t)v.size);
+    const char concat[] = "ffconcat version 1.0\nfile a\n";
+    th_write_file(list, concat, sizeof concat - 1);
+    media_input *m = (media_input *)1;
+    int rc = media_open_file(list, NULL, NULL, &m, why, sizeof why);
+    cr_assert_lt(rc, 0, "an ffconcat list opened the file it names");
+    cr_assert_null(m);
+    TH_RC(media_open_file(dir, NULL, NULL, &m, why, sizeof why), -EISDIR);
+    unlink(list);
+    TH_RC(media_open_file(list, NULL, NULL, &m, why, sizeof why), -ENOENT);
+    cr_assert(strstr(why, "cannot open"), "%s", why);
+    unlink(named);
+    rmdir(dir);
+    free(v.data);
+    free(sample);
+}
+
 /* The first size bytes of b, through a file under /tmp as a cut download
  * would be: decoding gives the frames that are there, then says the rest is
  * missing (partial) -- or, when the container's index went with the cut (an

@@ -242,8 +242,11 @@ static sf_blob synth_video(int frames) {
 static void detect(sf_blob v, double threshold, int64_t **cuts, size_t *n, int64_t *frames) {
     bool partial;
     char why[256];
-    int rc =
-        stage_detect_cuts(v.data, v.size, threshold, cuts, n, frames, &partial, why, sizeof why);
+    media_input *m;
+    int rc = media_open(v.data, v.size, NULL, &m, why, sizeof why);
+    cr_assert_eq(rc, 0, "open: %d: %s", rc, why);
+    rc = stage_detect_cuts(m, threshold, cuts, n, frames, &partial, why, sizeof why);
+    media_close(m);
     cr_assert_eq(rc, 0, "detect: %d: %s", rc, why);
     cr_assert(!partial, "%s", why);
 }
@@ -295,16 +298,30 @@ Test(stage_splitter, no_cut_in_one_shot_footage) {
 
 static const char video_path[] = "/videos/synthetic.mp4";
 
+/* A task for the video v, written to a file of its own (*path: unlink() and
+ * free() it). */
+static void file_task(video_task *t, const char *name, sf_blob v, char **path) {
+    *path = sf_tmp_file(name, v);
+    sf_source_task(t, *path);
+}
+
+static void drop_file(char *path) {
+    unlink(path);
+    free(path);
+}
+
 static sf_out run_splitter(const reel_curate_options *o, const video_task *t) {
     return sf_run1(store, store_path, &stage_splitter_def, o, t);
 }
 
-/* The output keeps the path, the probe and the source as they came in. */
+/* The output keeps the path, the file's identity and the probe as they came
+ * in. */
 static void expect_kept(const video_task *in, const video_task *out) {
     cr_assert_eq(out->path.size, in->path.size);
     cr_assert(memcmp(out->path.data, in->path.data, in->path.size) == 0);
-    cr_assert_eq(out->source.size, in->source.size, "the source must stay for the transcoder");
-    cr_assert(memcmp(out->source.data, in->source.data, in->source.size) == 0);
+    cr_assert(memcmp(&out->file, &in->file, sizeof in->file) == 0,
+              "the file's identity must stay for the transcoder");
+    cr_assert_gt(out->file.size, 0);
     cr_assert_eq(out->probe.fps, in->probe.fps);
     cr_assert_eq(out->probe.num_frames, in->probe.num_frames);
     cr_assert_str_eq(out->probe.codec, in->probe.codec);
@@ -313,8 +330,11 @@ static void expect_kept(const video_task *in, const video_task *out) {
 Test(stage_splitter, fixed_stride_stage_names_its_clips_as_curator) {
     sf_blob v = synth_video(300); /* 12 s at 25 fps */
     video_task in;
-    sf_source_task(&in, video_path, v);
+    char *file;
+    file_task(&in, "stride.mp4", v, &file);
     cr_assert_eq(in.probe.num_frames, 300);
+    /* Named as Curator's test names it: a fixed stride does not open the file. */
+    in.path = (vt_bytes){(const uint8_t *)video_path, sizeof video_path - 1};
     reel_curate_options o;
     reel_curate_defaults(&o);
     sf_out out = run_splitter(&o, &in);
@@ -338,12 +358,14 @@ Test(stage_splitter, fixed_stride_stage_names_its_clips_as_curator) {
     cr_expect(!out.t.partial);
     sf_out_free(&out);
     free(v.data);
+    drop_file(file);
 }
 
 Test(stage_splitter, scene_stage_cuts_at_the_shots) {
     sf_blob v = synth_video(250);
     video_task in;
-    sf_source_task(&in, video_path, v);
+    char *file;
+    file_task(&in, "scenes.mp4", v, &file);
     reel_curate_options o;
     reel_curate_defaults(&o);
     o.splitting = REEL_SPLIT_SCENE;
@@ -365,7 +387,7 @@ Test(stage_splitter, scene_stage_cuts_at_the_shots) {
         cr_expect_eq(c->end_frame, want[k].end, "clip %zu", k);
         cr_expect_float_eq(c->start_s, want[k].start / 25.0, 1e-12);
         char name[128], u[37];
-        snprintf(name, sizeof name, "%s_%lld_%lld", video_path, (long long)c->start_frame,
+        snprintf(name, sizeof name, "%s_%lld_%lld", file, (long long)c->start_frame,
                  (long long)c->end_frame);
         TH_OK(reel_uuid5_url(name, u));
         cr_expect_str_eq(c->uuid, u, "clip %zu", k);
@@ -373,12 +395,24 @@ Test(stage_splitter, scene_stage_cuts_at_the_shots) {
     free(want);
     sf_out_free(&out);
     free(v.data);
+    drop_file(file);
 }
 
 Test(stage_splitter, scene_stage_on_oa4_launch) {
-    sf_blob v = sf_sample("oa4_launch.webm");
+    /* Curator's name for it, samples/oa4_launch.webm (the UUIDs below are
+     * of that name): read from the directory that holds samples/. */
+    char *sample = sf_sample_path("oa4_launch.webm");
+    const char name[] = "samples/oa4_launch.webm";
+    size_t len = strlen(sample), tail = sizeof name - 1;
+    cr_assert(len >= tail && strcmp(sample + len - tail, name) == 0, "%s", sample);
+    if (len > tail) {
+        sample[len - tail - 1] = '\0';
+        cr_assert_eq(chdir(sample), 0, "%s: %s", sample, strerror(errno));
+    }
+    free(sample);
     video_task in;
-    sf_source_task(&in, "samples/oa4_launch.webm", v);
+    sf_source_task(&in, "samples/oa4_launch.webm");
+    cr_assert_gt(in.probe.fps, 0);
     reel_curate_options o;
     reel_curate_defaults(&o);
     o.splitting = REEL_SPLIT_SCENE;
@@ -391,7 +425,6 @@ Test(stage_splitter, scene_stage_on_oa4_launch) {
     /* Python: uuid5(NAMESPACE_URL, "samples/oa4_launch.webm_12_62"). */
     cr_expect_str_eq(out.t.clips[0].uuid, "6bacab2d-ee2a-520e-a8fc-1832cf96abe0");
     sf_out_free(&out);
-    free(v.data);
 }
 
 Test(stage_splitter, a_truncated_video_keeps_the_clips_it_has) {
@@ -400,7 +433,8 @@ Test(stage_splitter, a_truncated_video_keeps_the_clips_it_has) {
     sf_blob v = sf_encode("veryfast", SW, SH, SFPS, 300, paint_shots, &s);
     v.size = v.size / 2; /* the moov is at the front: half the frames are lost */
     video_task in;
-    sf_source_task(&in, video_path, v);
+    char *file;
+    file_task(&in, "cut.mp4", v, &file);
     reel_curate_options o;
     reel_curate_defaults(&o);
     o.splitting = REEL_SPLIT_SCENE;
@@ -416,13 +450,15 @@ Test(stage_splitter, a_truncated_video_keeps_the_clips_it_has) {
     cr_expect_gt(out.t.clips[0].end_frame, 12 + 50);
     sf_out_free(&out);
     free(v.data);
+    drop_file(file);
 }
 
 Test(stage_splitter, bytes_that_are_no_video_fail_in_the_task) {
     static uint8_t junk[4096];
     th_fill(junk, sizeof junk, 7);
     video_task in;
-    sf_source_task(&in, video_path, (sf_blob){junk, sizeof junk});
+    char *file;
+    file_task(&in, "junk.mp4", (sf_blob){junk, sizeof junk}, &file);
     in.probe.fps = 25; /* as if the probe had found something */
     reel_curate_options o;
     reel_curate_defaults(&o);
@@ -433,4 +469,38 @@ Test(stage_splitter, bytes_that_are_no_video_fail_in_the_task) {
     cr_expect(strstr(err, "splitter: cannot decode the video"), "error text: %s", err);
     cr_expect_eq(out.t.n_clips, 0);
     sf_out_free(&out);
+    drop_file(file);
+}
+
+/* The source is read by range from its file: a file that is not the one the
+ * reader saw (its size, mtime, inode or device differ) is the video's error,
+ * never scenes of some other video. */
+Test(stage_splitter, a_file_changed_since_it_was_read_fails_in_the_task) {
+    sf_blob v = synth_video(100);
+    for (int how = 0; how < 2; how++) {
+        video_task in;
+        char *file;
+        file_task(&in, "changed.mp4", v, &file);
+        cr_assert_gt(in.probe.fps, 0);
+        if (how == 0) { /* recorded otherwise: the mtime */
+            in.file.mtime_ns += 1;
+        } else { /* another file put in its place: the same bytes, another inode */
+            char *next = sf_tmp_file("changed-next.mp4", v);
+            cr_assert_eq(rename(next, file), 0, "%s", strerror(errno));
+            free(next);
+        }
+        reel_curate_options o;
+        reel_curate_defaults(&o);
+        o.splitting = REEL_SPLIT_SCENE;
+        sf_out out = run_splitter(&o, &in);
+        char err[VT_TEXT_MAX], want[256];
+        vt_text(out.t.error, err, sizeof err);
+        snprintf(want, sizeof want,
+                 "splitter: cannot decode the video: %s changed since it was read", file);
+        cr_expect(strstr(err, want), "case %d: error text: %s", how, err);
+        cr_expect_eq(out.t.n_clips, 0, "case %d", how);
+        sf_out_free(&out);
+        drop_file(file);
+    }
+    free(v.data);
 }

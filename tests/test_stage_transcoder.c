@@ -2,8 +2,8 @@
  * test_stage_transcoder.c - the transcoder stage (stages/transcoder.c): each
  * clip's frames [start, end) of the source, exactly, as H.264 in MP4, from
  * one pass of decoding; clips that overlap, run past the end or start after
- * it; an encoder that cannot start; a source that is no video; the source
- * dropped from the task; the frames and previews it takes as it encodes,
+ * it; an encoder that cannot start; a source that is no video; a source file
+ * changed since the reader saw it; the frames and previews it takes as it encodes,
  * against those the frames and preview stages take of its MP4s.
  *
  * The source is synthetic: 216 frames of one colour each, frame k painted
@@ -93,13 +93,22 @@ static seen decode_clip(const vt_clip *c, vt_probe *probe) {
 }
 
 static sf_blob source;
+static char *source_path; /* source, written to a file of its own */
 
 static void make_source(void) {
     source = sf_encode("veryfast", W, H, FPS, FRAMES, paint_index, NULL);
+    source_path = sf_tmp_file("colours.mp4", source);
 }
 
-static void task_with(video_task *t, vt_clip *clips, uint32_t n, sf_blob src) {
-    sf_source_task(t, "/videos/colours.mp4", src);
+static void drop_source(void) {
+    free(source.data);
+    unlink(source_path);
+    free(source_path);
+}
+
+/* A task for the video file at path (which must outlive it). */
+static void task_with(video_task *t, vt_clip *clips, uint32_t n, const char *path) {
+    sf_source_task(t, path);
     if (!(t->probe.fps > 0))
         t->probe.fps = FPS; /* bytes that are no video: as the splitter had them */
     t->clips = clips;
@@ -128,12 +137,12 @@ Test(stage_transcoder, every_clip_holds_exactly_its_frames) {
     for (int k = 0; k < N; k++)
         span(&clips[k], spans[k][0], spans[k][1]);
     video_task t;
-    task_with(&t, clips, N, source);
+    task_with(&t, clips, N, source_path);
     cr_assert_eq(t.probe.num_frames, FRAMES);
     reel_curate_options o;
     reel_curate_defaults(&o);
     sf_out out = transcode(&o, &t);
-    cr_expect_eq(out.t.source.size, 0, "the source is dropped once transcoded");
+    cr_expect(memcmp(&out.t.file, &t.file, sizeof t.file) == 0, "the file's identity stays");
     cr_expect_eq(out.t.error.size, 0);
     cr_assert_eq(out.t.n_clips, N);
     for (int k = 0; k < N; k++) {
@@ -159,7 +168,7 @@ Test(stage_transcoder, every_clip_holds_exactly_its_frames) {
                          j, s.index[j]);
     }
     sf_out_free(&out);
-    free(source.data);
+    drop_source();
 }
 
 /* A clip of one frame: an MP4 whose moov is larger than its media data. */
@@ -168,7 +177,7 @@ Test(stage_transcoder, a_one_frame_clip_is_a_valid_mp4) {
     vt_clip clips[1];
     span(&clips[0], 100, 101);
     video_task t;
-    task_with(&t, clips, 1, source);
+    task_with(&t, clips, 1, source_path);
     reel_curate_options o;
     reel_curate_defaults(&o);
     sf_out out = transcode(&o, &t);
@@ -180,7 +189,7 @@ Test(stage_transcoder, a_one_frame_clip_is_a_valid_mp4) {
     cr_expect_eq(s.n, 1);
     cr_expect_eq(s.index[0], 100);
     sf_out_free(&out);
-    free(source.data);
+    drop_source();
 }
 
 Test(stage_transcoder, clips_past_the_end_keep_what_there_is) {
@@ -190,7 +199,7 @@ Test(stage_transcoder, clips_past_the_end_keep_what_there_is) {
     for (int k = 0; k < 3; k++)
         span(&clips[k], spans[k][0], spans[k][1]);
     video_task t;
-    task_with(&t, clips, 3, source);
+    task_with(&t, clips, 3, source_path);
     reel_curate_options o;
     reel_curate_defaults(&o);
     sf_out out = transcode(&o, &t);
@@ -209,7 +218,7 @@ Test(stage_transcoder, clips_past_the_end_keep_what_there_is) {
               sf_errors(&c[2]));
     cr_expect_eq(out.t.error.size, 0);
     sf_out_free(&out);
-    free(source.data);
+    drop_source();
 }
 
 Test(stage_transcoder, an_encoder_that_fails_fails_every_clip_not_the_run) {
@@ -218,7 +227,7 @@ Test(stage_transcoder, an_encoder_that_fails_fails_every_clip_not_the_run) {
     span(&clips[0], 0, 10);
     span(&clips[1], 20, 30);
     video_task t;
-    task_with(&t, clips, 2, source);
+    task_with(&t, clips, 2, source_path);
     reel_curate_options o;
     reel_curate_defaults(&o);
     o.encoder = "no-such-encoder";
@@ -233,9 +242,8 @@ Test(stage_transcoder, an_encoder_that_fails_fails_every_clip_not_the_run) {
     }
     char err[VT_TEXT_MAX];
     cr_expect(strstr(vt_text(out.t.error, err, sizeof err), "no clip could be encoded"), "%s", err);
-    cr_expect_eq(out.t.source.size, 0);
     sf_out_free(&out);
-    free(source.data);
+    drop_source();
 }
 
 Test(stage_transcoder, a_source_that_is_no_video) {
@@ -244,7 +252,8 @@ Test(stage_transcoder, a_source_that_is_no_video) {
     vt_clip clips[1];
     span(&clips[0], 0, 10);
     video_task t;
-    task_with(&t, clips, 1, (sf_blob){junk, sizeof junk});
+    char *path = sf_tmp_file("junk.mp4", (sf_blob){junk, sizeof junk});
+    task_with(&t, clips, 1, path);
     reel_curate_options o;
     reel_curate_defaults(&o);
     sf_out out = transcode(&o, &t);
@@ -255,21 +264,63 @@ Test(stage_transcoder, a_source_that_is_no_video) {
               sf_errors(&out.t.clips[0]));
     cr_expect_eq(out.t.clips[0].mp4.size, 0);
     sf_out_free(&out);
+    unlink(path);
+    free(path);
 }
 
-Test(stage_transcoder, a_video_without_clips_only_loses_its_source) {
+/* A source file that is not the one the reader saw (white-box: the task
+ * records another size, or mtime; or another file took its place) is the
+ * video's error and every clip's, with no MP4 made of it. */
+Test(stage_transcoder, a_file_changed_since_it_was_read_is_reported) {
+    make_source();
+    for (int how = 0; how < 3; how++) {
+        vt_clip clips[2];
+        span(&clips[0], 0, 10);
+        span(&clips[1], 20, 30);
+        video_task t;
+        task_with(&t, clips, 2, source_path);
+        cr_assert_eq(t.probe.num_frames, FRAMES);
+        if (how == 0) {
+            t.file.size -= 1;
+        } else if (how == 1) {
+            t.file.mtime_ns -= 1000000000;
+        } else {
+            char *next = sf_tmp_file("colours-next.mp4", source);
+            cr_assert_eq(rename(next, source_path), 0, "%s", strerror(errno));
+            free(next);
+        }
+        reel_curate_options o;
+        reel_curate_defaults(&o);
+        sf_out out = transcode(&o, &t);
+        char err[VT_TEXT_MAX], want[256];
+        snprintf(want, sizeof want, "%s changed since it was read", source_path);
+        cr_expect(
+            strstr(vt_text(out.t.error, err, sizeof err), "transcoder: cannot decode the video: "),
+            "case %d: %s", how, err);
+        cr_expect(strstr(err, want), "case %d: %s", how, err);
+        cr_assert_eq(out.t.n_clips, 2);
+        for (int k = 0; k < 2; k++) {
+            cr_expect_eq(out.t.clips[k].mp4.size, 0, "case %d clip %d", how, k);
+            cr_expect(strstr(sf_errors(&out.t.clips[k]), want), "case %d: %s", how,
+                      sf_errors(&out.t.clips[k]));
+        }
+        sf_out_free(&out);
+    }
+    drop_source();
+}
+
+Test(stage_transcoder, a_video_without_clips_keeps_its_probe) {
     make_source();
     video_task t;
-    task_with(&t, NULL, 0, source);
+    task_with(&t, NULL, 0, source_path);
     reel_curate_options o;
     reel_curate_defaults(&o);
     sf_out out = transcode(&o, &t);
     cr_expect_eq(out.t.n_clips, 0);
-    cr_expect_eq(out.t.source.size, 0);
     cr_expect_eq(out.t.probe.num_frames, FRAMES);
     cr_expect_eq(out.t.error.size, 0);
     sf_out_free(&out);
-    free(source.data);
+    drop_source();
 }
 
 /* ---- the frames and previews taken on the way ------------------------------------------- */
@@ -309,7 +360,7 @@ Test(stage_transcoder, frames_and_previews_are_those_the_later_stages_take) {
         for (int k = 0; k < N; k++)
             span(&clips[k], spans[k][0], spans[k][1]);
         video_task t;
-        task_with(&t, clips, N, source);
+        task_with(&t, clips, N, source_path);
         reel_curate_options o;
         reel_curate_defaults(&o);
         o.frames_size = 16;
@@ -377,13 +428,13 @@ Test(stage_transcoder, frames_and_previews_are_those_the_later_stages_take) {
         sf_out_free(&b);
         sf_out_free(&a);
     }
-    free(source.data);
+    drop_source();
 }
 
 /* ---- with the splitter, on a real sample ------------------------------------------------- */
 
 Test(stage_transcoder, after_the_splitter_on_oa4_launch) {
-    sf_blob v = sf_sample("oa4_launch.webm");
+    char *v = sf_sample_path("oa4_launch.webm");
     video_task t;
     task_with(&t, NULL, 0, v);
     reel_curate_options o;
@@ -392,7 +443,6 @@ Test(stage_transcoder, after_the_splitter_on_oa4_launch) {
     o.preset = "ultrafast";
     const reel_actor_def *defs[] = {&stage_splitter_def, &stage_transcoder_def};
     sf_out out = sf_run(store, store_path, defs, 2, 0, &o, &t);
-    cr_expect_eq(out.t.source.size, 0);
     cr_assert_eq(out.t.n_clips, 2, "the cut at 3.09 s makes two scenes");
     for (uint32_t k = 0; k < out.t.n_clips; k++) {
         const vt_clip *c = &out.t.clips[k];
@@ -410,5 +460,5 @@ Test(stage_transcoder, after_the_splitter_on_oa4_launch) {
                      (long long)c->start_frame, (long long)c->end_frame, (long long)n);
     }
     sf_out_free(&out);
-    free(v.data);
+    free(v);
 }
