@@ -205,6 +205,78 @@ Test(curate, the_samples_become_curators_tree) {
     th_result_free(&r);
 }
 
+/* ---- a video larger than the store --------------------------------------------------------- */
+
+/* Whether the files dir_a/rel and dir_b/rel hold the same bytes. */
+static bool same_bytes(const char *dir_a, const char *dir_b, const char *rel) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s/%s' '%s/%s'", dir_a, rel, dir_b, rel);
+    return system(cmd) == 0;
+}
+
+/* The source is a file the stages read by range, never bytes in the store:
+ * a video four times the store's size curates in it, to the same clips as
+ * in a store that could have held it. (Three seconds of raw 640x480 video,
+ * 34.5 MB, one clip; the store holds what is in flight: the clip, its
+ * frames and its tensors, a few MB.) */
+Test(curate, a_video_larger_than_the_store_curates_as_in_a_large_one) {
+    char videos[96], small[96], large[96], cmd[512];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(small, sizeof small, "%s/small", root);
+    snprintf(large, sizeof large, "%s/large", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=d=3:s=640x480:r=25 "
+             "-c:v rawvideo -pix_fmt yuv420p '%s/big.mkv'",
+             videos);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    char path[128];
+    snprintf(path, sizeof path, "%s/big.mkv", videos);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    const long long store = 8ll << 20;
+    cr_assert_gt(st.st_size, 4 * store, "the video is %lld bytes", (long long)st.st_size);
+
+    const char *outs[2] = {small, large};
+    const char *sizes[2] = {"8M", "1G"};
+    for (int k = 0; k < 2; k++) {
+        th_result r =
+            th_run_limit(curate_bin(), NULL,
+                         (const char *[]){"--video-dir", videos, "--output-clip-path", outs[k],
+                                          "--store-size", sizes[k], "--no-gpu", NULL},
+                         RUN_LIMIT_MS);
+        cr_assert_eq(r.code, 0, "store %s: stderr:\n%s", sizes[k], r.err);
+        cr_assert(
+            strstr(r.err, "1 of 1 videos curated, 1 clips written, 0 filtered, 0 videos failed"),
+            "store %s: %s", sizes[k], r.err);
+        th_result_free(&r);
+    }
+    /* The same clip, byte for byte, and the same record of it. */
+    cr_assert_eq(count_files(small, "clips"), 1);
+    cr_assert_eq(count_files(large, "clips"), 1);
+    char list[512];
+    snprintf(list, sizeof list, "%s/clips", small);
+    DIR *d = opendir(list);
+    cr_assert(d, "%s", list);
+    struct dirent *e;
+    int clips = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char rel[320];
+        snprintf(rel, sizeof rel, "clips/%s", e->d_name);
+        cr_assert(same_bytes(small, large, rel), "%s differs between the stores", rel);
+        snprintf(rel, sizeof rel, "previews/%.36s/preview.jpg", e->d_name);
+        cr_assert(same_bytes(small, large, rel), "%s differs between the stores", rel);
+        clips++;
+    }
+    closedir(d);
+    cr_assert_eq(clips, 1);
+    const char *rec = slurp(small, "processed_videos/big.mkv.json");
+    cr_assert(rec && strstr(rec, "\"error\": null"), "%s", rec);
+    cr_assert(strstr(rec, "\"num_total_clips\": 1"), "%s", rec);
+}
+
 /* ---- which files are videos ---------------------------------------------------------------- */
 
 /* Whether ext is an item of the comma-separated list. */
