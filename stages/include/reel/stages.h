@@ -9,7 +9,11 @@
  * store objects holding a video's path (as given, no NUL), and every stage's
  * task takes one video's task object (stages/video_task.h) and outputs the
  * next. The writer's output is a small summary object (the video's record in
- * processed_videos/, as JSON).
+ * processed_videos/, as JSON). The video file itself never enters the store:
+ * the reader records its path and identity (size, mtime, inode, device), and
+ * the stages that decode it read it by range, failing the video with
+ * "<path> changed since it was read" when that identity no longer holds; so
+ * a video of any size curates with a store of the default size.
  *
  * reel_curate_pipeline() builds the whole pipeline from options;
  * `reel-curate` is its command-line face. Each stage's setup reads the
