@@ -466,7 +466,9 @@ int media_open_file(const char *path, const vt_file *expect, const media_open_op
         say(why, cap, "out of memory");
         return -ENOMEM;
     }
-    m->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO put in the file's place must not hang the open
+     * (regular files ignore it). */
+    m->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     int rc = 0;
     if (m->fd < 0 || fstat(m->fd, &st) != 0) {

@@ -48,7 +48,9 @@ static int reader_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
     memcpy(path, bytes, len);
     path[len] = '\0';
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO is refused below, not waited on (regular files
+     * ignore it). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int err = errno;
         reel_actor_set_error(ctx, "%s: cannot open: %s", path, strerror(err));

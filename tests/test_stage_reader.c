@@ -264,7 +264,9 @@ Test(stage_reader, bad_files_fail_for_good_naming_the_path) {
     char *missing = tmp_path("missing.mp4");
     char *dir = tmp_path("dir.mp4");
     char *audio = tmp_path("audio-only.mp4");
-    unlink(empty), unlink(text), rmdir(dir), unlink(audio);
+    char *fifo = tmp_path("fifo.mp4");
+    unlink(empty), unlink(text), rmdir(dir), unlink(audio), unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0, "%s", strerror(errno));
     write_wav(audio);
     th_write_file(empty, "", 0);
     const char words[] = "Not a video at all: these are words in a file named .mp4.\n";
@@ -276,10 +278,12 @@ Test(stage_reader, bad_files_fail_for_good_naming_the_path) {
         {"missing", missing, NULL, 0, -ENOENT, "No such file", true},
         {"directory", dir, NULL, 0, -EISDIR, "directory", true},
         {"no video stream", audio, NULL, 0, -EINVAL, "no video stream", true},
+        /* Refused, not waited on for a writer that never comes. */
+        {"a FIFO", fifo, NULL, 0, -EINVAL, "not a regular file", true},
     };
     expect_failures(cases, sizeof cases / sizeof cases[0]);
-    unlink(empty), unlink(text), rmdir(dir), unlink(audio);
-    free(empty), free(text), free(missing), free(dir), free(audio);
+    unlink(empty), unlink(text), rmdir(dir), unlink(audio), unlink(fifo);
+    free(empty), free(text), free(missing), free(dir), free(audio), free(fifo);
 }
 
 Test(stage_reader, cut_videos_open_or_fail_clearly) {
