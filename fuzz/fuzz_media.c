@@ -1,7 +1,11 @@
 /* libFuzzer target: the video reader's probe on arbitrary bytes, as the
  * reader stage meets them in a file someone dropped into the input folder
- * (stages/media.h): media_open (libavformat's probe, the stream choice,
- * the checks on the picture size, the decoder's setup), media_probe,
+ * (stages/media.h): media_open_file over a file holding them (read by range,
+ * as the reader, the splitter and the transcoder read a video), then
+ * media_open over the same bytes in memory (as the motion, frames and
+ * preview stages read a clip), which must agree with it: each is
+ * libavformat's probe, the stream choice, the checks on the picture size,
+ * the decoder's setup, then media_probe,
  * media_container_duration_s, then media_decode of the first frames only,
  * each converted to a small RGB picture as the frames and preview stages do,
  * its motion vectors (when the decoder exports them) read as the motion
@@ -33,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[64];
 static int dir_fd = -1, home_fd = -1, watch_fd = -1;
+/* The input as a file: a memfd, opened by media_open_file through its
+ * /proc/self/fd name (outside the watched directory). */
+static int input_fd = -1;
+static char input_path[64];
 
 /* Removes the canary and the directory (which stays if a crash artifact is in it). */
 static void remove_dir_at(int parent, const char *name) {
@@ -90,6 +99,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     int fd = openat(dir_fd, CANARY, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 || write(fd, "canary\n", 7) != 7 || close(fd) != 0)
         fatal("the canary file");
+    input_fd = memfd_create("reel-fuzz-media-input", MFD_CLOEXEC);
+    if (input_fd < 0)
+        fatal("memfd_create");
+    snprintf(input_path, sizeof input_path, "/proc/self/fd/%d", input_fd);
     watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (watch_fd < 0 || inotify_add_watch(watch_fd, dir, IN_OPEN | IN_ACCESS) < 0)
         fatal("inotify");
@@ -150,26 +163,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
 }
 
-static void run(const uint8_t *data, size_t size) {
+/* The checks on an input that opened: its probe, then its first frames. */
+static void check(media_input *m, size_t size, vt_probe *p) {
     char why[256];
-    media_input *m = NULL;
-    /* As the motion filter opens it (the reader's probe is the same without
-     * the motion vectors): the decoder's side data is read below. */
-    const media_open_options o = {.threads = 1, .export_mvs = true};
-    if (media_open(data, size, &o, &m, why, sizeof why) != 0) {
-        if (m) {
-            fprintf(stderr, "fuzz_media: a failed media_open handed out an input\n");
-            abort();
-        }
-        return;
-    }
-    vt_probe p;
-    media_probe(m, &p);
-    if (p.width <= 0 || p.height <= 0 || p.width > 16384 || p.height > 16384 ||
-        p.num_bytes != size || !memchr(p.container, '\0', sizeof p.container) ||
-        !memchr(p.codec, '\0', sizeof p.codec)) {
-        fprintf(stderr, "fuzz_media: probe out of range: %dx%d, %llu bytes\n", (int)p.width,
-                (int)p.height, (unsigned long long)p.num_bytes);
+    media_probe(m, p);
+    if (p->width <= 0 || p->height <= 0 || p->width > 16384 || p->height > 16384 ||
+        p->num_bytes != size || !memchr(p->container, '\0', sizeof p->container) ||
+        !memchr(p->codec, '\0', sizeof p->codec)) {
+        fprintf(stderr, "fuzz_media: probe out of range: %dx%d, %llu bytes\n", (int)p->width,
+                (int)p->height, (unsigned long long)p->num_bytes);
         abort();
     }
     double d = media_container_duration_s(m);
@@ -185,4 +187,34 @@ static void run(const uint8_t *data, size_t size) {
         abort();
     }
     media_close(m);
+}
+
+static void run(const uint8_t *data, size_t size) {
+    char why[256];
+    /* As the motion filter opens it (the reader's probe is the same without
+     * the motion vectors): the decoder's side data is read below. */
+    const media_open_options o = {.threads = 1, .export_mvs = true};
+    if (ftruncate(input_fd, 0) != 0 || (size && pwrite(input_fd, data, size, 0) != (ssize_t)size))
+        fatal("writing the input file");
+    media_input *f = NULL, *m = NULL;
+    int rf = media_open_file(input_path, NULL, &o, &f, why, sizeof why);
+    int rm = media_open(data, size, &o, &m, why, sizeof why);
+    if ((rf != 0 && f) || (rm != 0 && m)) {
+        fprintf(stderr, "fuzz_media: a failed open handed out an input\n");
+        abort();
+    }
+    if ((rf == 0) != (rm == 0)) {
+        fprintf(stderr, "fuzz_media: the file %s (%d), the same bytes in memory %s (%d)\n",
+                rf ? "does not open" : "opens", rf, rm ? "do not" : "do", rm);
+        abort();
+    }
+    if (rf != 0)
+        return;
+    vt_probe pf, pm;
+    check(f, size, &pf);
+    check(m, size, &pm);
+    if (memcmp(&pf, &pm, sizeof pf) != 0) {
+        fprintf(stderr, "fuzz_media: the file's probe differs from the bytes'\n");
+        abort();
+    }
 }
