@@ -954,7 +954,7 @@ static void log_status(run *r, uint64_t now) {
             /* A death is news until the next: it says why restarts rose. */
             const char *death = ss->last_death;
             fprintf(r->log,
-                    "reel:   %-20s workers %u (%u starting), queue %" PRIu64
+                    "reel:   %-20s workers %u (%u in setup or grace), queue %" PRIu64
                     "%s, in flight %" PRIu64
                     ", %.1f tasks/s, %.1f items/s, busy %.0f%%, failed %" PRIu64 "%s%s%s\n",
                     ss->name, ss->workers, ss->workers_setup, ss->queued, bound, ss->in_flight,
