@@ -435,8 +435,8 @@ static bool same_bytes(const char *dir_a, const char *dir_b, const char *rel) {
 /* The source is a file the stages read by range, never bytes in the store:
  * a video four times the store's size curates in it, to the same clips as
  * in a store that could have held it. (Three seconds of raw 640x480 video,
- * 34.5 MB, one clip; the store holds what is in flight: the clip, its
- * frames and its tensors, a few MB.) */
+ * 34.5 MB, one clip; the store holds what is in flight: the clip and its
+ * preview, a few MB.) */
 Test(curate, a_video_larger_than_the_store_curates_as_in_a_large_one) {
     char videos[96], small[96], large[96], cmd[512];
     snprintf(videos, sizeof videos, "%s/videos", root);

@@ -96,7 +96,7 @@ typedef struct reel_curate_options {
      *                               NCHW, tensor_size, normalized by mean/std
      * Each appears whole or not at all (a temporary name, then a rename). */
     bool write_frames;     /* write each clip's frames (false) */
-    bool write_tensors;    /* write each clip's tensor (false; makes frames, not writes them) */
+    bool write_tensors;    /* write each clip's tensor (false; made of frames, written or not) */
     bool previews;         /* previews/<uuid>/preview.jpg, one per clip (true) */
     uint32_t preview_size; /* the preview's longer side in pixels (320) */
     uint64_t video_limit;  /* videos at most (0: all) */
