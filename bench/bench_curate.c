@@ -8,8 +8,9 @@
  * clips of the same length with the same encoder settings (libx264, preset,
  * CRF, one thread each, keyframes forced at the clip boundaries so that the
  * clips are cut where reel cuts them), as many at once as there are CPUs.
- * reel does more than that (previews, frames, tensors, metadata), so the
- * ratio is what the runtime and its extra stages cost against the codec
+ * reel does more than that (previews and metadata; frames and tensors
+ * only with --write-frames/--write-tensors, which the bench leaves off), so
+ * the ratio is what the runtime and its extra stages cost against the codec
  * work alone.
  *
  * Figures: seconds of video curated per second of wall time, and source
@@ -325,8 +326,9 @@ int bench_curate_run(const bench_options *opts, bench_report *rep) {
                           o.preset, (int)o.crf, ncpu, o.fixed_stride_clip_len_s);
         bench_report_note(rep,
                           "reel: reel-curate's defaults (fixed stride %g s, motion filter "
-                          "off), autoscale_interval_s 1, %d CPUs; it also makes frames, "
-                          "tensors and previews",
+                          "off), autoscale_interval_s 1, %d CPUs; it also makes "
+                          "previews and metadata (no frames or tensors: those are made "
+                          "only to be written)",
                           o.fixed_stride_clip_len_s, ncpu);
     }
     for (size_t i = 0; i < in.n; i++)

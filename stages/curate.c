@@ -1,6 +1,7 @@
 /*
  * reel-curate: the main job. Curates a directory of videos into clips,
- * metadata and previews, in NeMo Curator's layout, with the stages of
+ * metadata and previews (and, when asked, each clip's frames and tensor as
+ * .npy files), in NeMo Curator's layout, with the stages of
  * reel/stages.h run as a streaming (or batch) pipeline.
  *
  * With no arguments it curates the built-in sample videos into ./reel-out.
@@ -40,51 +41,62 @@ typedef struct args {
     uint64_t store_size;
     const char *config_file;
     bool describe;
+    bool frames_fps_given;
     reel_curate_options opt;
     reel_executor_config cfg;
 } args;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: " PROG " [options]\n"
-            "\n"
-            "Curates the videos of a directory into clips, as NeMo Curator's video pipeline\n"
-            "does: read, split (fixed stride or scene cuts), transcode to H.264, motion\n"
-            "filter, frame extraction, preprocessing for embedding models, previews, and\n"
-            "Curator's output layout (clips/, filtered_clips/, previews/, metas/v0/,\n"
-            "processed_videos/). With no options it curates the built-in sample videos\n"
-            "into ./reel-out.\n"
-            "\n"
-            "options:\n"
-            "  --video-dir DIR                    the videos (default: the samples, %s)\n"
-            "  --output-clip-path DIR             where the results go (default ./reel-out)\n"
-            "  --video-limit N                    at most N videos (default 0: all)\n"
-            "  --video-extensions LIST            only files ending in these, e.g. mp4,mov\n"
-            "                                     (default: every extension libavformat reads)\n"
-            "  --splitting-algorithm ALG          fixed_stride (default) or scene\n"
-            "                                     (transnetv2 is taken as scene)\n"
-            "  --fixed-stride-split-duration S    clip length and stride, seconds (10)\n"
-            "  --fixed-stride-min-clip-length-s S shortest clip kept, seconds (2)\n"
-            "  --scene-threshold X                shot-boundary score threshold (0.4)\n"
-            "  --scene-min-length-s S             shortest scene kept (2)\n"
-            "  --scene-max-length-s S             longer scenes are cut by this stride (10)\n"
-            "  --scene-crop-s S                   taken off each end of a scene (0.5)\n"
-            "  --motion-filter MODE               disable (default), enable or score-only\n"
-            "  --motion-global-mean-threshold X   (0.00098)\n"
-            "  --motion-per-patch-min-256-threshold X (0.000001)\n"
-            "  --transcode-encoder NAME           libavcodec encoder (libx264)\n"
-            "  --transcode-preset NAME            encoder preset (veryfast)\n"
-            "  --transcode-crf N                  0..51 (23)\n"
-            "  --frames-fps X                     frames extracted per second of clip (2)\n"
-            "  --no-gpu                           preprocess on the CPU even with a GPU\n"
-            "  --store NAME                       the object store (default: a new one per run)\n"
-            "  --store-size BYTES                 its memory (default 512M; K, M, G suffixes)\n"
-            "  --config FILE                      executor settings from a JSON file\n"
-            "  --describe                         print the pipeline and exit\n"
-            "  --help                             this text\n"
-            "\n"
-            "executor settings (NeMo Curator's names and defaults):\n%s",
-            REEL_SAMPLES_DIR, reel_executor_config_flags_help());
+    fprintf(
+        f,
+        "usage: " PROG " [options]\n"
+        "\n"
+        "Curates the videos of a directory into clips, as NeMo Curator's video pipeline\n"
+        "does: read, split (fixed stride or scene cuts), transcode to H.264, motion\n"
+        "filter, previews, and Curator's output layout (clips/, filtered_clips/,\n"
+        "previews/, metas/v0/, processed_videos/). Frames and tensors for embedding\n"
+        "models are made only when asked for (--write-frames, --write-tensors); with\n"
+        "--no-previews it does the work of Curator's split-and-transcode example. With\n"
+        "no options it curates the built-in sample videos into ./reel-out.\n"
+        "\n"
+        "options:\n"
+        "  --video-dir DIR                    the videos (default: the samples, %s)\n"
+        "  --output-clip-path DIR             where the results go (default ./reel-out)\n"
+        "  --video-limit N                    at most N videos (default 0: all)\n"
+        "  --video-extensions LIST            only files ending in these, e.g. mp4,mov\n"
+        "                                     (default: every extension libavformat reads)\n"
+        "  --splitting-algorithm ALG          fixed_stride (default) or scene\n"
+        "                                     (transnetv2 is taken as scene)\n"
+        "  --fixed-stride-split-duration S    clip length and stride, seconds (10)\n"
+        "  --fixed-stride-min-clip-length-s S shortest clip kept, seconds (2)\n"
+        "  --scene-threshold X                shot-boundary score threshold (0.4)\n"
+        "  --scene-min-length-s S             shortest scene kept (2)\n"
+        "  --scene-max-length-s S             longer scenes are cut by this stride (10)\n"
+        "  --scene-crop-s S                   taken off each end of a scene (0.5)\n"
+        "  --motion-filter MODE               disable (default), enable or score-only\n"
+        "  --motion-global-mean-threshold X   (0.00098)\n"
+        "  --motion-per-patch-min-256-threshold X (0.000001)\n"
+        "  --transcode-encoder NAME           libavcodec encoder (libx264)\n"
+        "  --transcode-preset NAME            encoder preset (veryfast)\n"
+        "  --transcode-crf N                  0..51 (23)\n"
+        "  --no-previews                      no previews/<uuid>/preview.jpg (no preview stage)\n"
+        "  --write-frames                     write each kept clip's frames beside its\n"
+        "                                     metadata: metas/v0/<uuid>.frames.npy, uint8\n"
+        "                                     (frames, 256, 256, 3) RGB (adds the frames stage)\n"
+        "  --write-tensors                    write each kept clip's tensor for embedding\n"
+        "                                     models: metas/v0/<uuid>.tensor.npy, float32\n"
+        "                                     (frames, 3, 224, 224), CLIP-normalized (adds the\n"
+        "                                     frames and preprocess stages)\n"
+        "  --frames-fps X                     frames extracted per second of clip (2)\n"
+        "  --no-gpu                           preprocess on the CPU even with a GPU\n"
+        "  --store NAME                       the object store (default: a new one per run)\n"
+        "  --store-size BYTES                 its memory (default 512M; K, M, G suffixes)\n"
+        "  --config FILE                      executor settings from a JSON file\n"
+        "  --describe                         print the pipeline and exit\n"
+        "  --help                             this text\n"
+        "\n"
+        "executor settings (NeMo Curator's names and defaults):\n%s",
+        REEL_SAMPLES_DIR, reel_executor_config_flags_help());
 }
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -173,6 +185,12 @@ static void parse_args(int argc, char **argv, args *a) {
             a->describe = true;
         } else if (strcmp(arg, "--no-gpu") == 0) {
             a->opt.use_gpu = false;
+        } else if (strcmp(arg, "--no-previews") == 0) {
+            a->opt.previews = false;
+        } else if (strcmp(arg, "--write-frames") == 0) {
+            a->opt.write_frames = true;
+        } else if (strcmp(arg, "--write-tensors") == 0) {
+            a->opt.write_tensors = true;
         } else if ((v = flag_value(argc, argv, &i, "--config"))) {
             /* read above */
         } else if ((v = flag_value(argc, argv, &i, "--video-dir"))) {
@@ -228,6 +246,7 @@ static void parse_args(int argc, char **argv, args *a) {
             a->opt.crf = (int32_t)crf;
         } else if ((v = flag_value(argc, argv, &i, "--frames-fps"))) {
             a->opt.frames_fps = number("--frames-fps", v);
+            a->frames_fps_given = true;
         } else if ((v = flag_value(argc, argv, &i, "--store"))) {
             a->store = v;
         } else if ((v = flag_value(argc, argv, &i, "--store-size"))) {
@@ -236,6 +255,10 @@ static void parse_args(int argc, char **argv, args *a) {
             usage_error("unknown option '%s'", arg);
         }
     }
+    /* A rate for frames nobody makes is a mistake, not a setting. */
+    if (a->frames_fps_given && !a->opt.write_frames && !a->opt.write_tensors)
+        usage_error("--frames-fps needs --write-frames or --write-tensors: frames are made only "
+                    "to be written");
     char why[256];
     if (reel_curate_validate(&a->opt, why, sizeof why) != 0)
         usage_error("%s", why);

@@ -33,6 +33,7 @@ REEL_API void reel_curate_defaults(reel_curate_options *o) {
     o->mean[0] = 0.48145466f, o->mean[1] = 0.4578275f, o->mean[2] = 0.40821073f;
     o->std[0] = 0.26862954f, o->std[1] = 0.26130258f, o->std[2] = 0.27577711f;
     o->use_gpu = true;
+    o->previews = true;
     o->preview_size = 320;
 }
 

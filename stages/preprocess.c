@@ -3,7 +3,9 @@
  * stage, read zero-copy from the input task) become a float32 NCHW tensor of
  * tensor_size square, normalized per channel with mean and std, in
  * clip.tensor: the input an embedding model takes. preprocess.h has the
- * formula.
+ * formula. The stage is in the pipeline only when tensors are written
+ * (write_tensors); the frames it made them of go on to the writer only when
+ * they are written too (write_frames).
  *
  * Where: on the GPU when use_gpu is set, this build has the CUDA kernel
  * (preprocess.cu, compiled when CMake finds nvcc) and the worker sees a
@@ -124,6 +126,11 @@ static int make_tensor(const reel_curate_options *o, vt_clip *c, void **owned, c
     c->tensor = (vt_bytes){(const uint8_t *)tensor, bytes};
     c->tensor_n = p.n;
     c->tensor_h = c->tensor_w = p.size;
+    if (!o->write_frames) { /* made for the tensor only: not carried to the writer */
+        c->frames = (vt_bytes){NULL, 0};
+        c->frames_n = c->frames_h = c->frames_w = 0;
+        c->frames_fps = 0;
+    }
     return 0;
 }
 

@@ -29,6 +29,10 @@ extern const reel_actor_def stage_preprocess_def; /* preprocess.c */
 extern const reel_actor_def stage_preview_def;    /* preview.c */
 extern const reel_actor_def stage_writer_def;     /* writer.c */
 
+/* Whether the run makes frames: they are written, or made into tensors
+ * (stages.c; the frames stage is in the pipeline exactly then). */
+bool stage_wants_frames(const reel_curate_options *o);
+
 /* The options of the run (reel_actor_arg). */
 const reel_curate_options *stage_options(reel_actor_ctx *ctx);
 

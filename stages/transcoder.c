@@ -16,8 +16,10 @@
  * go on. A video none of whose clips could be encoded gets the task's error
  * text; the task is written either way.
  *
- * The frames and the preview of each clip come from here too: while a clip
- * is encoded, the pictures the encoder is given (media_encode_picture: the
+ * The frames and the preview of each clip come from here too, when the run
+ * wants them (the frames stage and the preview stage are in its pipeline:
+ * frames written or made into tensors, previews on): while a clip is
+ * encoded, the pictures the encoder is given (media_encode_picture: the
  * clip's pixels, converted and scaled, before compression) that the frames
  * stage would take (clip_frames_plan) are scaled to its RGB size, and the
  * one the preview stage would take (clip_middle_frame) becomes its JPEG, so
@@ -43,14 +45,14 @@
 /* What the frames and preview stages would take of a clip, taken from the
  * pictures it is encoded from. */
 typedef struct clip_samples {
-    bool on;        /* still being taken (off: the later stages decode the MP4) */
+    bool on;        /* still being taken (off: the later stages, if any, decode the MP4) */
     int64_t expect; /* the clip's frames, end - start */
     double fps;     /* the rate the plan was made for */
     int64_t *idx;   /* clip_frames_plan(expect, fps, frames_fps) */
     uint32_t n;
     uint32_t next;   /* the first sample not taken yet */
     uint8_t *frames; /* n x frames_size x frames_size x 3 (malloc'd) */
-    int64_t mid;     /* clip_middle_frame(expect) */
+    int64_t mid;     /* clip_middle_frame(expect); -1: no preview wanted */
     uint8_t *jpeg;   /* its preview (malloc'd) */
     uint64_t jpeg_size;
 } clip_samples;
@@ -111,21 +113,27 @@ static void samples_off(clip_samples *s) {
     free(s->idx);
     free(s->frames);
     free(s->jpeg);
-    *s = (clip_samples){.on = false};
+    *s = (clip_samples){.on = false, .mid = -1};
 }
 
-/* Plans a clip's samples as it starts; any failure just leaves them to the
- * later stages. */
+/* Plans a clip's samples as it starts, of what the run wants (frames only
+ * when the frames stage is in the pipeline, a preview only when the preview
+ * stage is); any failure just leaves them to the later stages. */
 static void samples_start(const reel_curate_options *o, clip_job *j, double fps) {
     clip_samples *s = &j->s;
-    *s = (clip_samples){.expect = j->clip->end_frame - j->clip->start_frame, .fps = fps};
-    if (clip_frames_plan(s->expect, fps, o->frames_fps, &s->idx, &s->n) != 0)
-        return;
-    s->frames = malloc(clip_frame_bytes(o->frames_size) * s->n);
-    s->mid = clip_middle_frame(s->expect);
-    s->on = s->frames != NULL;
-    if (!s->on)
-        samples_off(s);
+    *s = (clip_samples){.expect = j->clip->end_frame - j->clip->start_frame, .fps = fps, .mid = -1};
+    if (stage_wants_frames(o)) {
+        if (clip_frames_plan(s->expect, fps, o->frames_fps, &s->idx, &s->n) != 0)
+            return;
+        s->frames = malloc(clip_frame_bytes(o->frames_size) * s->n);
+        if (!s->frames) {
+            samples_off(s);
+            return;
+        }
+    }
+    if (o->previews)
+        s->mid = clip_middle_frame(s->expect);
+    s->on = s->frames || s->mid >= 0;
 }
 
 /* Takes what the samples want of the picture the clip's frame i (from 0)
@@ -141,7 +149,7 @@ static void samples_take(const reel_curate_options *o, clip_job *j, int64_t i) {
     int rc = 0;
     if (s->next > k) /* samples k .. next - 1 show this frame */
         rc = pic ? clip_frames_put(s->frames, o->frames_size, k, s->next - k, pic) : -EINVAL;
-    if (rc == 0 && i == s->mid) {
+    if (rc == 0 && s->mid >= 0 && i == s->mid) {
         char why[256];
         rc = pic ? clip_preview_jpeg(pic, o->preview_size, &s->jpeg, &s->jpeg_size, why, sizeof why)
                  : -EINVAL;
@@ -155,7 +163,7 @@ static void samples_take(const reel_curate_options *o, clip_job *j, int64_t i) {
  * back as clip_video_open reads them), so the same frames. */
 static void samples_keep(const reel_curate_options *o, clip_job *j) {
     clip_samples *s = &j->s;
-    if (!s->on || j->frames != s->expect || s->next != s->n || !s->jpeg) {
+    if (!s->on || j->frames != s->expect || s->next != s->n || (s->mid >= 0 && !s->jpeg)) {
         samples_off(s);
         return;
     }
@@ -163,8 +171,10 @@ static void samples_keep(const reel_curate_options *o, clip_job *j) {
     char why[256];
     bool same = clip_video_open(j->clip, &v, why, sizeof why) == 0;
     if (same) {
-        same = v.num_frames == s->expect && clip_middle_frame(v.num_frames) == s->mid;
-        if (same && v.fps != s->fps) { /* a rate read back a little off: the same picks? */
+        same =
+            v.num_frames == s->expect && (s->mid < 0 || clip_middle_frame(v.num_frames) == s->mid);
+        if (same && s->frames &&
+            v.fps != s->fps) { /* a rate read back a little off: the same picks? */
             int64_t *idx;
             uint32_t n;
             same = clip_frames_plan(v.num_frames, v.fps, o->frames_fps, &idx, &n) == 0;
@@ -178,11 +188,14 @@ static void samples_keep(const reel_curate_options *o, clip_job *j) {
         return;
     }
     vt_clip *c = j->clip;
-    c->frames = (vt_bytes){s->frames, (uint64_t)clip_frame_bytes(o->frames_size) * s->n};
-    c->frames_n = s->n;
-    c->frames_h = c->frames_w = o->frames_size;
-    c->frames_fps = o->frames_fps;
-    c->preview = (vt_bytes){s->jpeg, s->jpeg_size};
+    if (s->frames) {
+        c->frames = (vt_bytes){s->frames, (uint64_t)clip_frame_bytes(o->frames_size) * s->n};
+        c->frames_n = s->n;
+        c->frames_h = c->frames_w = o->frames_size;
+        c->frames_fps = o->frames_fps;
+    }
+    if (s->jpeg)
+        c->preview = (vt_bytes){s->jpeg, s->jpeg_size};
 }
 
 /* Even sizes: yuv420p halves both. */

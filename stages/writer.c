@@ -5,6 +5,10 @@
  *   filtered_clips/<uuid>.mp4       clips the motion filter dropped
  *   previews/<uuid>/preview.jpg     one image per clip
  *   metas/v0/<uuid>.json            the clip's metadata, Curator's fields
+ *   metas/v0/<uuid>.frames.npy      its frames, uint8 (n, size, size, 3),
+ *                                   with write_frames
+ *   metas/v0/<uuid>.tensor.npy      its tensor, float32 (n, 3, size, size),
+ *                                   with write_tensors
  *   processed_videos/<name>.json    per input video: its clips, or its error
  *
  * Every file appears whole or not at all: written to a temporary name in
@@ -66,25 +70,33 @@ int stage_output_dirs(const char *root, char *why, size_t cap) {
     return rc;
 }
 
-/* Writes the bytes to path through a temporary file and a rename. */
-static int write_whole(const char *path, const void *data, size_t size) {
+/* Writes head[0..head_size) then data[0..size) to path through a temporary
+ * file and a rename. */
+static int write_parts(const char *path, const void *head, size_t head_size, const void *data,
+                       size_t size) {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof tmp)
         return -ENAMETOOLONG;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    const uint8_t *p = data;
-    size_t left = size;
     int rc = 0;
-    while (left > 0 && rc == 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            rc = n < 0 ? -errno : -EIO;
-        else
-            p += n, left -= (size_t)n;
+    const struct {
+        const uint8_t *p;
+        size_t n;
+    } parts[2] = {{head, head_size}, {data, size}};
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        const uint8_t *p = parts[k].p;
+        size_t left = parts[k].n;
+        while (left > 0 && rc == 0) {
+            ssize_t n = write(fd, p, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                rc = n < 0 ? -errno : -EIO;
+            else
+                p += n, left -= (size_t)n;
+        }
     }
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
@@ -93,6 +105,34 @@ static int write_whole(const char *path, const void *data, size_t size) {
     if (rc)
         unlink(tmp);
     return rc;
+}
+
+/* Writes the bytes to path through a temporary file and a rename. */
+static int write_whole(const char *path, const void *data, size_t size) {
+    return write_parts(path, NULL, 0, data, size);
+}
+
+/* Writes an array as a NumPy .npy file, format 1.0: the magic, the version,
+ * the header's length (little-endian 16 bits), then the header - a Python
+ * dict literal padded with spaces and ended by '\n' so that the data starts
+ * at a multiple of 64 bytes - then the data, C order. */
+static int write_npy(const char *path, const char *descr, const uint32_t *shape, int dims,
+                     const void *data, size_t size) {
+    char head[256];
+    int n = snprintf(head + 10, sizeof head - 10,
+                     "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int d = 0; d < dims; d++)
+        n += snprintf(head + 10 + n, sizeof head - 10 - (size_t)n, "%s%u", d ? ", " : "", shape[d]);
+    n += snprintf(head + 10 + n, sizeof head - 10 - (size_t)n, "), }");
+    size_t total = (10 + (size_t)n + 1 + 63) / 64 * 64; /* + 1: the '\n' */
+    if (total > sizeof head)
+        return -EOVERFLOW;
+    memset(head + 10 + n, ' ', total - 10 - (size_t)n - 1);
+    head[total - 1] = '\n';
+    memcpy(head, "\x93NUMPY\x01\x00", 8);
+    head[8] = (char)((total - 10) & 0xff);
+    head[9] = (char)((total - 10) >> 8);
+    return write_parts(path, head, total, data, size);
 }
 
 /* ---- a JSON text in memory ------------------------------------------------- */
@@ -335,8 +375,9 @@ static int writer_setup(reel_actor_ctx *ctx) {
     return rc;
 }
 
-static int write_clip(reel_actor_ctx *ctx, const char *root, const video_task *t, const vt_clip *c,
-                      writer_summary *sum) {
+static int write_clip(reel_actor_ctx *ctx, const reel_curate_options *o, const video_task *t,
+                      const vt_clip *c, writer_summary *sum) {
+    const char *root = o->output_dir;
     char file[PATH_MAX], dir[PATH_MAX];
     json j = {0};
     int rc = 0;
@@ -360,6 +401,18 @@ static int write_clip(reel_actor_ctx *ctx, const char *root, const video_task *t
         if (rc == 0 && snprintf(img, sizeof img, "%s/preview.jpg", dir) < (int)sizeof img)
             rc = write_whole(img, c->preview.data, c->preview.size);
     }
+    /* Frames and tensors come only when written (the pipeline makes them
+     * then); a clip the stages could not make them of has none. */
+    if (rc == 0 && o->write_frames && c->frames_n) {
+        snprintf(file, sizeof file, "%s/metas/v0/%s.frames.npy", root, c->uuid);
+        const uint32_t shape[] = {c->frames_n, c->frames_h, c->frames_w, 3};
+        rc = write_npy(file, "|u1", shape, 4, c->frames.data, c->frames.size);
+    }
+    if (rc == 0 && o->write_tensors && c->tensor_n) {
+        snprintf(file, sizeof file, "%s/metas/v0/%s.tensor.npy", root, c->uuid);
+        const uint32_t shape[] = {c->tensor_n, 3, c->tensor_h, c->tensor_w};
+        rc = write_npy(file, "<f4", shape, 4, c->tensor.data, c->tensor.size);
+    }
     if (rc == 0) {
         clip_meta(&j, t, c, location);
         snprintf(file, sizeof file, "%s/metas/v0/%s.json", root, c->uuid);
@@ -376,7 +429,8 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
     int rc = stage_read_task(ctx, in, n, &t);
     if (rc)
         return rc;
-    const char *root = stage_options(ctx)->output_dir;
+    const reel_curate_options *o = stage_options(ctx);
+    const char *root = o->output_dir;
     writer_summary sum;
     memset(&sum, 0, sizeof sum);
     memcpy(sum.magic, WRITER_SUMMARY_MAGIC, 8);
@@ -386,7 +440,7 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
     sum.partial = t.partial;
     video_name(t.path, sum.name, sizeof sum.name);
     for (uint32_t i = 0; rc == 0 && i < t.n_clips; i++)
-        rc = write_clip(ctx, root, &t, &t.clips[i], &sum);
+        rc = write_clip(ctx, o, &t, &t.clips[i], &sum);
     if (rc == 0) {
         json j = {0};
         char error[VT_TEXT_MAX];

@@ -15,6 +15,7 @@
 #include <libavformat/avformat.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -113,19 +114,64 @@ static int count_files(const char *dir, const char *sub) {
     return n;
 }
 
-Test(curate, describe_lists_the_stages) {
-    th_result r = th_run(curate_bin(), NULL, (const char *[]){"--describe", NULL});
+/* How many files under dir match the glob pattern (relative to dir). */
+static int count_glob(const char *dir, const char *pattern) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, pattern);
+    glob_t g;
+    int rc = glob(p, 0, NULL, &g);
+    cr_assert(rc == 0 || rc == GLOB_NOMATCH, "glob %s: %d", p, rc);
+    int n = rc == 0 ? (int)g.gl_pathc : 0;
+    globfree(&g);
+    return n;
+}
+
+/* The stages --describe lists for argv (after --describe): their names in
+ * order, joined by spaces. */
+static void described_stages(const char *const *argv, char *out, size_t cap) {
+    const char *args[8] = {"--describe"};
+    for (int i = 0; argv[i]; i++)
+        args[i + 1] = argv[i];
+    th_result r = th_run(curate_bin(), NULL, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert(strstr(r.out, "Pipeline: video-curation"), "%s", r.out);
-    cr_assert(strstr(r.out, "Stages: 8"), "%s", r.out);
-    const char *stages[] = {"reader", "splitter",   "transcoder", "motion",
-                            "frames", "preprocess", "preview",    "writer"};
-    for (int i = 0; i < 8; i++) {
-        char want[64];
-        snprintf(want, sizeof want, "Stage %d: %s\n", i + 1, stages[i]);
-        cr_assert(strstr(r.out, want), "no %s in:\n%s", want, r.out);
+    out[0] = '\0';
+    size_t len = 0;
+    int n = 0;
+    for (const char *p = r.out; (p = strstr(p, "\nStage ")); p++) {
+        char name[32];
+        int k;
+        cr_assert_eq(sscanf(p, "\nStage %d: %31s", &k, name), 2, "%s", r.out);
+        cr_assert_eq(k, ++n, "%s", r.out);
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? " " : "", name);
     }
+    char count[32];
+    snprintf(count, sizeof count, "Stages: %d\n", n);
+    cr_assert(strstr(r.out, count), "%s in:\n%s", count, r.out);
     th_result_free(&r);
+}
+
+/* Nothing computed to be thrown away: the frames and preprocess stages are
+ * in the pipeline only when their output is written, the preview stage
+ * unless previews are off. */
+Test(curate, describe_lists_only_the_stages_asked_for) {
+    static const struct {
+        const char *argv[4];
+        const char *stages;
+    } cases[] = {
+        {{NULL}, "reader splitter transcoder motion preview writer"},
+        {{"--no-previews", NULL}, "reader splitter transcoder motion writer"},
+        {{"--write-frames", NULL}, "reader splitter transcoder motion frames preview writer"},
+        {{"--write-tensors", NULL},
+         "reader splitter transcoder motion frames preprocess preview writer"},
+        {{"--write-tensors", "--write-frames", "--no-previews", NULL},
+         "reader splitter transcoder motion frames preprocess writer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char got[256];
+        described_stages(cases[i].argv, got, sizeof got);
+        cr_assert_str_eq(got, cases[i].stages, "case %zu", i);
+    }
 }
 
 Test(curate, bad_arguments_are_one_clear_line) {
@@ -141,6 +187,7 @@ Test(curate, bad_arguments_are_one_clear_line) {
         {"--video-extensions", "mp4,,mov", NULL},
         {"--video-extensions", "", NULL},
         {"--video-extensions", "mp4/x", NULL},
+        {"--frames-fps", "3", NULL}, /* no frames are made to sample */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         th_result r = th_run(bin, NULL, cases[i]);
@@ -175,7 +222,8 @@ Test(curate, the_samples_become_curators_tree) {
               "%s", r.err);
     cr_assert(strstr(r.err, "s of video per second"), "%s", r.err);
     cr_assert_eq(count_files(out, "clips"), 2);
-    cr_assert_eq(count_files(out, "metas/v0"), 2);
+    cr_assert_eq(count_files(out, "metas/v0"), 2); /* the JSON only: no frames, no tensors */
+    cr_assert_eq(count_glob(out, "metas/v0/*.npy"), 0);
     cr_assert_eq(count_files(out, "previews"), 2);
     cr_assert_eq(count_files(out, "processed_videos"), 2);
 
@@ -205,6 +253,176 @@ Test(curate, the_samples_become_curators_tree) {
     th_result_free(&r);
 }
 
+/* ---- frames and tensors, written when asked for ------------------------------------------- */
+
+/* A .npy file's array: its dtype and shape, after checking the file is
+ * NumPy's format 1.0 with its data whole. */
+typedef struct npy {
+    char descr[8];
+    int dims;
+    long shape[4];
+} npy;
+
+static npy read_npy(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "no %s", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)size + 1);
+    cr_assert_eq(fread(b, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    b[size] = '\0';
+    cr_assert_geq(size, 10, "%s", path);
+    cr_assert(memcmp(b, "\x93NUMPY\x01\x00", 8) == 0, "%s: not a .npy 1.0 file", path);
+    long hlen = b[8] | (long)b[9] << 8, data = 10 + hlen;
+    cr_assert_eq(data % 64, 0, "%s: the data starts at %ld", path, data);
+    cr_assert_leq(data, size, "%s", path);
+    cr_assert_eq(b[data - 1], '\n', "%s: the header does not end in a newline", path);
+    char *h = strndup((const char *)b + 10, (size_t)hlen);
+    npy a = {0};
+    char shape[64];
+    cr_assert_eq(sscanf(h, "{'descr': '%7[^']', 'fortran_order': False, 'shape': (%63[^)]), }",
+                        a.descr, shape),
+                 2, "%s: header %s", path, h);
+    for (char *p = shape, *end; *p && a.dims < 4; p = end + (*end == ',')) {
+        a.shape[a.dims++] = strtol(p, &end, 10);
+        cr_assert(end != p, "%s: shape (%s)", path, shape);
+    }
+    long items = 1;
+    for (int d = 0; d < a.dims; d++)
+        items *= a.shape[d];
+    long item = strcmp(a.descr, "|u1") == 0 ? 1 : strcmp(a.descr, "<f4") == 0 ? 4 : 0;
+    cr_assert_gt(item, 0, "%s: descr %s", path, a.descr);
+    cr_assert_eq(size - data, items * item, "%s: %ld data bytes for shape (%s)", path, size - data,
+                 shape);
+    free(h);
+    free(b);
+    return a;
+}
+
+/* The frames Curator's sequence policy takes of a clip of n frames at fps,
+ * sampled at rate: k / rate for k = 0, 1, ... below (n - 1) / fps + 0.5 / rate. */
+static long frames_at(long n, double fps, double rate) {
+    long k = 0;
+    while (k / rate < (n - 1) / fps + 0.5 / rate)
+        k++;
+    return k;
+}
+
+/* Runs reel-curate on oa4_launch.webm (scene cuts: two clips) with the
+ * extra arguments; the output directory in out. */
+static void curate_oa4(const char *const *extra, char *out, size_t cap) {
+    char s[512], videos[96];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    mkdir(videos, 0755);
+    copy_part(sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
+    static int runs;
+    snprintf(out, cap, "%s/out%d", root, runs++);
+    const char *argv[16] = {"--video-dir",           videos, "--output-clip-path", out,
+                            "--splitting-algorithm", "scene"};
+    int n = 6;
+    for (int i = 0; extra[i]; i++)
+        argv[n++] = extra[i];
+    th_result r = th_run_limit(curate_bin(), NULL, argv, RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "1 of 1 videos curated, 2 clips written"), "%s", r.err);
+    th_result_free(&r);
+}
+
+/* Each clip's JSON in out/metas/v0: calls fn with its uuid and text. */
+static int each_clip(const char *out,
+                     void (*fn)(const char *out, const char *uuid, const char *meta, void *arg),
+                     void *arg) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/metas/v0", out);
+    DIR *d = opendir(dir);
+    cr_assert(d, "no %s", dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len != 36 + 5 || strcmp(e->d_name + 36, ".json") != 0)
+            continue;
+        char uuid[37], rel[128];
+        memcpy(uuid, e->d_name, 36);
+        uuid[36] = '\0';
+        snprintf(rel, sizeof rel, "metas/v0/%s", e->d_name);
+        const char *meta = slurp(out, rel);
+        cr_assert(meta, "%s", rel);
+        fn(out, uuid, meta, arg);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+typedef struct expect_npy {
+    bool frames, tensor;
+    double rate;
+} expect_npy;
+
+static void check_clip_arrays(const char *out, const char *uuid, const char *meta, void *arg) {
+    const expect_npy *x = arg;
+    long n;
+    double fps;
+    const char *p = strstr(meta, "\"num_frames\": "), *q = strstr(meta, "\"framerate\": ");
+    cr_assert(p && q && sscanf(p, "\"num_frames\": %ld", &n) == 1 &&
+                  sscanf(q, "\"framerate\": %lf", &fps) == 1,
+              "%s", meta);
+    long want = frames_at(n, fps, x->rate);
+    char path[512];
+    snprintf(path, sizeof path, "%s/metas/v0/%s.frames.npy", out, uuid);
+    if (x->frames) {
+        npy a = read_npy(path);
+        cr_assert_str_eq(a.descr, "|u1", "%s", path);
+        cr_assert_eq(a.dims, 4, "%s", path);
+        cr_assert_eq(a.shape[0], want, "%s: %ld frames of a %ld-frame clip at %g fps, want %ld",
+                     path, a.shape[0], n, fps, want);
+        cr_assert(a.shape[1] == 256 && a.shape[2] == 256 && a.shape[3] == 3, "%s", path);
+    } else {
+        cr_assert_neq(access(path, F_OK), 0, "%s: frames nobody asked for", path);
+    }
+    snprintf(path, sizeof path, "%s/metas/v0/%s.tensor.npy", out, uuid);
+    if (x->tensor) {
+        npy a = read_npy(path);
+        cr_assert_str_eq(a.descr, "<f4", "%s", path);
+        cr_assert_eq(a.dims, 4, "%s", path);
+        cr_assert_eq(a.shape[0], want, "%s: %ld tensors, want %ld", path, a.shape[0], want);
+        cr_assert(a.shape[1] == 3 && a.shape[2] == 224 && a.shape[3] == 224, "%s", path);
+    } else {
+        cr_assert_neq(access(path, F_OK), 0, "%s: a tensor nobody asked for", path);
+    }
+}
+
+/* --write-frames and --write-tensors: each clip's frames (uint8, N x 256 x
+ * 256 x 3) and tensor (float32, N x 3 x 224 x 224) as .npy files beside its
+ * metadata, N the frames taken at --frames-fps; --no-previews: no previews. */
+Test(curate, frames_and_tensors_are_written_as_npy_when_asked) {
+    char out[128];
+    curate_oa4((const char *[]){"--write-frames", "--write-tensors", "--no-previews",
+                                "--frames-fps", "3", NULL},
+               out, sizeof out);
+    expect_npy x = {.frames = true, .tensor = true, .rate = 3};
+    cr_assert_eq(each_clip(out, check_clip_arrays, &x), 2);
+    cr_assert_eq(count_glob(out, "metas/v0/*.frames.npy"), 2);
+    cr_assert_eq(count_glob(out, "metas/v0/*.tensor.npy"), 2);
+    cr_assert_eq(count_glob(out, "metas/v0/*.tmp-*"), 0);
+    cr_assert_eq(count_files(out, "previews"), 0);
+    cr_assert_eq(count_files(out, "clips"), 2);
+}
+
+/* --write-tensors alone: the tensors, made of frames that are not written;
+ * previews as by default. */
+Test(curate, tensors_alone_write_no_frames) {
+    char out[128];
+    curate_oa4((const char *[]){"--write-tensors", NULL}, out, sizeof out);
+    expect_npy x = {.frames = false, .tensor = true, .rate = 2};
+    cr_assert_eq(each_clip(out, check_clip_arrays, &x), 2);
+    cr_assert_eq(count_glob(out, "metas/v0/*.frames.npy"), 0);
+    cr_assert_eq(count_files(out, "previews"), 2);
+}
+
 /* ---- a video larger than the store --------------------------------------------------------- */
 
 /* Whether the files dir_a/rel and dir_b/rel hold the same bytes. */
@@ -217,8 +435,8 @@ static bool same_bytes(const char *dir_a, const char *dir_b, const char *rel) {
 /* The source is a file the stages read by range, never bytes in the store:
  * a video four times the store's size curates in it, to the same clips as
  * in a store that could have held it. (Three seconds of raw 640x480 video,
- * 34.5 MB, one clip; the store holds what is in flight: the clip, its
- * frames and its tensors, a few MB.) */
+ * 34.5 MB, one clip; the store holds what is in flight: the clip and its
+ * preview, a few MB.) */
 Test(curate, a_video_larger_than_the_store_curates_as_in_a_large_one) {
     char videos[96], small[96], large[96], cmd[512];
     snprintf(videos, sizeof videos, "%s/videos", root);

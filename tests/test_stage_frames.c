@@ -39,6 +39,8 @@ static reel_curate_options options(void) {
     o.frames_size = 32;
     o.tensor_size = 24;
     o.use_gpu = false;
+    /* A run that writes both: the stages below are in its pipeline. */
+    o.write_frames = o.write_tensors = true;
     return o;
 }
 
@@ -276,7 +278,7 @@ Test(stage_frames, preprocess_stage_on_the_cpu) {
         expect_reference(clips[k].frames.data, clips[k].frames_n, clips[k].frames_h,
                          clips[k].frames_w, 24, o.mean, o.std, got, 1e-5);
         free(got);
-        /* The frames stay for later stages. */
+        /* The frames stay for the writer (write_frames). */
         cr_assert_eq(c[k].frames.size, clips[k].frames.size);
         cr_assert(memcmp(c[k].frames.data, clips[k].frames.data, c[k].frames.size) == 0);
     }
@@ -316,6 +318,28 @@ Test(stage_frames, frames_then_preprocess_in_one_pipeline) {
     free(got);
     sf_out_free(&out);
     free(m.data);
+}
+
+/* Tensors written without the frames: preprocess hands no frames on, so the
+ * task the writer gets does not carry them for nothing. */
+Test(stage_frames, without_write_frames_preprocess_hands_on_no_frames) {
+    uint8_t *f0 = random_frames(3, 16, 16, 5);
+    vt_clip clip;
+    sf_clip(&clip, 0, (sf_blob){NULL, 0}, 16, 16, 10, 25);
+    clip.frames = (vt_bytes){f0, 3u * 16 * 16 * 3};
+    clip.frames_n = 3, clip.frames_h = 16, clip.frames_w = 16;
+    video_task t;
+    sf_task(&t, &clip, 1);
+    reel_curate_options o = options();
+    o.write_frames = false;
+    sf_out out = sf_run1(store, store_path, &stage_preprocess_def, &o, &t);
+    const vt_clip *c = &out.t.clips[0];
+    cr_assert_eq(c->tensor_n, 3);
+    cr_assert_eq(c->tensor.size, 3u * 3 * 24 * 24 * 4);
+    cr_assert_eq(c->frames_n, 0);
+    cr_assert_eq(c->frames.size, 0);
+    sf_out_free(&out);
+    free(f0);
 }
 
 /* ---- the GPU -------------------------------------------------------------------------- */

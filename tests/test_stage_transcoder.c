@@ -366,6 +366,7 @@ Test(stage_transcoder, frames_and_previews_are_those_the_later_stages_take) {
         o.frames_size = 16;
         o.frames_fps = rates[r];
         o.preview_size = 40;
+        o.write_frames = true; /* the frames stage is in the pipeline */
         sf_out a = transcode(&o, &t);
         cr_assert_eq(a.t.n_clips, N);
 
@@ -426,6 +427,40 @@ Test(stage_transcoder, frames_and_previews_are_those_the_later_stages_take) {
             cr_expect_eq(q.index, mid, "clip %d: the preview stage's shows %d", k, q.index);
         }
         sf_out_free(&b);
+        sf_out_free(&a);
+    }
+    drop_source();
+}
+
+/* What nobody asked for is not taken: by default (frames neither written
+ * nor made into tensors) no frames, only the preview; with previews off,
+ * not that either. */
+Test(stage_transcoder, only_what_the_run_wants_is_taken) {
+    make_source();
+    vt_clip clips[2];
+    span(&clips[0], 0, 50);
+    span(&clips[1], 50, 100);
+    for (int previews = 1; previews >= 0; previews--) {
+        video_task t;
+        task_with(&t, clips, 2, source_path);
+        reel_curate_options o;
+        reel_curate_defaults(&o);
+        o.frames_size = 16;
+        o.preview_size = 40;
+        o.previews = previews;
+        sf_out a = transcode(&o, &t);
+        cr_assert_eq(a.t.n_clips, 2);
+        for (int k = 0; k < 2; k++) {
+            const vt_clip *c = &a.t.clips[k];
+            cr_assert_gt(c->mp4.size, 0, "clip %d: %s", k, sf_errors(c));
+            cr_expect_str_eq(sf_errors(c), "", "clip %d", k);
+            cr_expect_eq(c->frames_n, 0, "clip %d: frames nobody asked for", k);
+            cr_expect_eq(c->frames.size, 0, "clip %d", k);
+            if (previews)
+                decode_preview(c);
+            else
+                cr_expect_eq(c->preview.size, 0, "clip %d: a preview with previews off", k);
+        }
         sf_out_free(&a);
     }
     drop_source();

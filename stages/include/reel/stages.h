@@ -2,8 +2,15 @@
  * reel/stages.h - the video-curation stages, after NeMo Curator's video
  * pipeline, as ordinary stage actors (reel/actor.h) on FFmpeg's libraries.
  *
- *   reader -> splitter -> transcoder -> motion -> frames -> preprocess
- *          -> preview -> writer
+ *   reader -> splitter -> transcoder -> motion [-> frames [-> preprocess]]
+ *          [-> preview] -> writer
+ *
+ * Nothing is computed to be thrown away: the frames stage is in the line
+ * only when frames are written (write_frames) or made into tensors
+ * (write_tensors), preprocess only when tensors are written, and the preview
+ * stage only when previews are (previews, on by default). With the defaults
+ * but previews off, reel-curate does the work of Curator's split-and-
+ * transcode example: clips, their metadata and the video records.
  *
  * One item per input video travels the whole line: the pipeline's inputs are
  * store objects holding a video's path (as given, no NUL), and every stage's
@@ -79,6 +86,18 @@ typedef struct reel_curate_options {
     float mean[3], std[3]; /* normalization per channel, of values in [0, 1] (CLIP's) */
     bool use_gpu;          /* preprocess on the GPU when one exists (true) */
 
+    /* What is made besides the clips and their metadata. Frames and tensors
+     * are made only to be written, beside the clip's metadata, as NumPy
+     * .npy files (format 1.0, C order), for the clips that are kept (not
+     * filtered) and have their MP4:
+     *   metas/v0/<uuid>.frames.npy  uint8 '|u1', (frames, size, size, 3):
+     *                               RGB, HWC, frames_fps x frames_size
+     *   metas/v0/<uuid>.tensor.npy  float32 '<f4', (frames, 3, size, size):
+     *                               NCHW, tensor_size, normalized by mean/std
+     * Each appears whole or not at all (a temporary name, then a rename). */
+    bool write_frames;     /* write each clip's frames (false) */
+    bool write_tensors;    /* write each clip's tensor (false; made of frames, written or not) */
+    bool previews;         /* previews/<uuid>/preview.jpg, one per clip (true) */
     uint32_t preview_size; /* the preview's longer side in pixels (320) */
     uint64_t video_limit;  /* videos at most (0: all) */
     /* The extensions a file's name must end in to be taken for a video, as
@@ -87,7 +106,8 @@ typedef struct reel_curate_options {
     const char *video_extensions;
 } reel_curate_options;
 
-/* Curator's defaults, as in the comments above; output_dir "./reel-out". */
+/* Curator's defaults, as in the comments above; output_dir "./reel-out".
+ * Frames and tensors are not written, previews are. */
 REEL_API void reel_curate_defaults(reel_curate_options *o);
 
 /* 0, or -EINVAL with why[0..cap) naming the first bad option. */
@@ -109,15 +129,18 @@ REEL_API const char *reel_curate_known_extensions(void);
  * without an extension are not. */
 REEL_API bool reel_curate_is_video_name(const reel_curate_options *o, const char *name);
 
-/* The stages, in pipeline order, with arg = o (which must outlive the run).
- * Stage names: "reader", "splitter", "transcoder", "motion", "frames",
- * "preprocess", "preview", "writer". */
-#define REEL_CURATE_STAGES 8u
-REEL_API void reel_curate_stage_defs(const reel_curate_options *o,
-                                     reel_actor_def defs[REEL_CURATE_STAGES]);
+/* The stages o asks for, in pipeline order, into defs[0..n), with arg = o
+ * (which must outlive the run). Returns n, 5 to REEL_CURATE_STAGES (0 when
+ * o or defs is NULL). Stage names, those in brackets only when o needs
+ * them (see write_frames, write_tensors, previews above): "reader",
+ * "splitter", "transcoder", "motion", ["frames"], ["preprocess"],
+ * ["preview"], "writer". */
+#define REEL_CURATE_STAGES 8u /* the most there can be */
+REEL_API uint32_t reel_curate_stage_defs(const reel_curate_options *o,
+                                         reel_actor_def defs[REEL_CURATE_STAGES]);
 
-/* A pipeline named "video-curation" of those stages with their resources
- * (defs must outlive it). */
+/* A pipeline named "video-curation" of the stages reel_curate_stage_defs()
+ * picks, with their resources (defs must outlive it). */
 REEL_API int reel_curate_pipeline(const reel_curate_options *o,
                                   reel_actor_def defs[REEL_CURATE_STAGES], reel_pipeline **out);
 
