@@ -1439,8 +1439,8 @@ static void destroy_orphan(const char *dir, const char *name, void *arg) {
 }
 
 REEL_API unsigned reel_store_destroy_orphans(const char *prefix) {
-    return prefix && *prefix ? reel__each_left_by_the_dead(NULL, prefix, 0, destroy_orphan, NULL)
-                             : 0;
+    REEL_NEED_OR(prefix, "prefix", 0);
+    return *prefix ? reel__each_left_by_the_dead(NULL, prefix, 0, destroy_orphan, NULL) : 0;
 }
 
 REEL_API int reel_store_destroy(const char *path) {

@@ -16,6 +16,7 @@
  * video FFmpeg can read"); reel-curate's --video-extensions narrows the list
  * for a directory that holds such files beside its videos.
  */
+#include "check.h"
 #include "reel/stages.h"
 
 #include <libavformat/avformat.h>
@@ -119,7 +120,8 @@ static bool in_list(const char *list, const char *ext, size_t len) {
 }
 
 REEL_API bool reel_curate_is_video_name(const reel_curate_options *o, const char *name) {
-    if (!name || name[0] == '.') /* hidden, or "." and ".." */
+    REEL_NEED_OR(name, "name", false);
+    if (name[0] == '.') /* hidden, or "." and ".." */
         return false;
     const char *dot = strrchr(name, '.');
     if (!dot || !dot[1])

@@ -92,6 +92,7 @@ CASE(reel_store_create, out, reel_store_create("reel-test-null-args-never", NULL
 CASE(reel_store_open, path, reel_store_open(NULL, 0, &store))
 CASE(reel_store_open, out, reel_store_open(store_path, 0, NULL))
 CASE(reel_store_destroy, path, reel_store_destroy(NULL))
+VALUE_CASE(reel_store_destroy_orphans, prefix, reel_store_destroy_orphans(NULL))
 VALUE_CASE(reel_store_path, store, reel_store_path(NULL))
 VALUE_CASE(reel_store_spill_dir, store, reel_store_spill_dir(NULL))
 VOID_CASE(reel_store_set_spin_ns, store, reel_store_set_spin_ns(NULL, 0))
@@ -233,6 +234,7 @@ CASE(reel_curate_read_summary, data,
      reel_curate_read_summary(NULL, 8, &(reel_curate_video_summary){0}))
 CASE(reel_curate_read_summary, out, reel_curate_read_summary(bytes, 8, NULL))
 CASE(reel_uuid5_url, name, reel_uuid5_url(NULL, uuid))
+VALUE_CASE(reel_curate_is_video_name, name, reel_curate_is_video_name(&copts, NULL))
 CASE(reel_uuid5_url, out, reel_uuid5_url("x", NULL))
 
 /* Calls that free or detach take NULL as a no-op, as free() does: they are
@@ -256,6 +258,7 @@ static const null_case cases[] = {
     ROW(reel_store_open, path, true),
     ROW(reel_store_open, out, true),
     ROW(reel_store_destroy, path, true),
+    ROW(reel_store_destroy_orphans, prefix, false),
     ROW(reel_store_path, store, false),
     ROW(reel_store_spill_dir, store, false),
     ROW(reel_store_set_spin_ns, store, false),
@@ -381,6 +384,7 @@ static const null_case cases[] = {
     ROW(reel_curate_read_summary, data, true),
     ROW(reel_curate_read_summary, out, true),
     ROW(reel_uuid5_url, name, true),
+    ROW(reel_curate_is_video_name, name, false),
     ROW(reel_uuid5_url, out, true),
 };
 
