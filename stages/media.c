@@ -183,12 +183,14 @@ static int64_t mem_seek(void *opaque, int64_t offset, int whence) {
     return seek_in(r->size, &r->pos, offset, whence);
 }
 
-/* A read context over r (which must outlive it). NULL when out of memory. */
-static AVIOContext *mem_avio(mem_reader *r) {
+/* A read context of IO_BUF_SIZE over opaque (which must outlive it): a
+ * buffer, a file, an output read again. NULL when out of memory. */
+static AVIOContext *read_avio(void *opaque, int (*read)(void *, uint8_t *, int),
+                              int64_t (*seek)(void *, int64_t, int)) {
     uint8_t *buf = av_malloc(IO_BUF_SIZE);
     if (!buf)
         return NULL;
-    AVIOContext *io = avio_alloc_context(buf, IO_BUF_SIZE, 0, r, mem_read, NULL, mem_seek);
+    AVIOContext *io = avio_alloc_context(buf, IO_BUF_SIZE, 0, opaque, read, NULL, seek);
     if (!io)
         av_free(buf);
     return io;
@@ -286,15 +288,7 @@ static int file_unchanged(const media_input *m, char *why, size_t cap) {
 
 /* The input's read context over its buffer or its file. */
 static AVIOContext *input_avio(media_input *m) {
-    if (m->fd < 0)
-        return mem_avio(&m->src);
-    uint8_t *buf = av_malloc(IO_BUF_SIZE);
-    if (!buf)
-        return NULL;
-    AVIOContext *io = avio_alloc_context(buf, IO_BUF_SIZE, 0, m, file_read, NULL, file_seek);
-    if (!io)
-        av_free(buf);
-    return io;
+    return m->fd < 0 ? read_avio(&m->src, mem_read, mem_seek) : read_avio(m, file_read, file_seek);
 }
 
 /* The input is the buffer or the file and nothing else: a demuxer that would open
@@ -836,16 +830,9 @@ static int out_io_open(struct AVFormatContext *s, AVIOContext **pb, const char *
     media_output *e = s->opaque;
     if ((flags & AVIO_FLAG_WRITE) || !e)
         return AVERROR(EPERM);
-    uint8_t *buf = av_malloc(IO_BUF_SIZE);
-    if (!buf)
-        return AVERROR(ENOMEM);
     e->reread.pos = 0;
-    *pb = avio_alloc_context(buf, IO_BUF_SIZE, 0, e, reread_read, NULL, reread_seek);
-    if (!*pb) {
-        av_free(buf);
-        return AVERROR(ENOMEM);
-    }
-    return 0;
+    *pb = read_avio(e, reread_read, reread_seek);
+    return *pb ? 0 : AVERROR(ENOMEM);
 }
 
 static int out_io_close2(struct AVFormatContext *s, AVIOContext *pb) {
