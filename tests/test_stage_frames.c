@@ -214,6 +214,17 @@ static uint8_t *random_frames(uint32_t n, uint32_t h, uint32_t w, uint64_t seed)
     return f;
 }
 
+/* Clip index of a w x h video (10 s at 25 fps, no MP4) holding n random
+ * frames of h x w; returns the frames, to free(). */
+static uint8_t *clip_with_frames(vt_clip *c, uint32_t index, uint32_t n, uint32_t h, uint32_t w,
+                                 uint64_t seed) {
+    uint8_t *f = random_frames(n, h, w, seed);
+    sf_clip(c, index, (sf_blob){NULL, 0}, w, h, 10, 25);
+    c->frames = (vt_bytes){f, (uint64_t)n * h * w * 3};
+    c->frames_n = n, c->frames_h = h, c->frames_w = w;
+    return f;
+}
+
 /* n frames of h x w made into size x size, normalized as options() says. */
 typedef struct preprocess_case {
     uint32_t n, h, w, size;
@@ -253,14 +264,9 @@ Test(stage_frames, preprocess_cpu_matches_the_reference) {
 }
 
 Test(stage_frames, preprocess_stage_on_the_cpu) {
-    uint8_t *f0 = random_frames(3, 37, 53, 7), *f1 = random_frames(2, 16, 16, 8);
     vt_clip clips[3];
-    sf_clip(&clips[0], 0, (sf_blob){NULL, 0}, 53, 37, 10, 25);
-    clips[0].frames = (vt_bytes){f0, 3u * 37 * 53 * 3};
-    clips[0].frames_n = 3, clips[0].frames_h = 37, clips[0].frames_w = 53;
-    sf_clip(&clips[1], 1, (sf_blob){NULL, 0}, 16, 16, 10, 25);
-    clips[1].frames = (vt_bytes){f1, 2u * 16 * 16 * 3};
-    clips[1].frames_n = 2, clips[1].frames_h = 16, clips[1].frames_w = 16;
+    uint8_t *f0 = clip_with_frames(&clips[0], 0, 3, 37, 53, 7);
+    uint8_t *f1 = clip_with_frames(&clips[1], 1, 2, 16, 16, 8);
     sf_clip(&clips[2], 2, (sf_blob){NULL, 0}, 16, 16, 10, 25); /* no frames: no tensor */
     video_task t;
     sf_task(&t, clips, 3);
@@ -323,11 +329,8 @@ Test(stage_frames, frames_then_preprocess_in_one_pipeline) {
 /* Tensors written without the frames: preprocess hands no frames on, so the
  * task the writer gets does not carry them for nothing. */
 Test(stage_frames, without_write_frames_preprocess_hands_on_no_frames) {
-    uint8_t *f0 = random_frames(3, 16, 16, 5);
     vt_clip clip;
-    sf_clip(&clip, 0, (sf_blob){NULL, 0}, 16, 16, 10, 25);
-    clip.frames = (vt_bytes){f0, 3u * 16 * 16 * 3};
-    clip.frames_n = 3, clip.frames_h = 16, clip.frames_w = 16;
+    uint8_t *f0 = clip_with_frames(&clip, 0, 3, 16, 16, 5);
     video_task t;
     sf_task(&t, &clip, 1);
     reel_curate_options o = options();
@@ -392,11 +395,8 @@ Test(stage_frames, preprocess_stage_on_a_gpu_share) {
     int has = th_wait(th_fork(count_gpus, NULL), 30000);
     if (has != 1)
         cr_skip_test("no GPU, or no CUDA kernel in this build");
-    uint8_t *f0 = random_frames(4, 120, 160, 9);
     vt_clip clip;
-    sf_clip(&clip, 0, (sf_blob){NULL, 0}, 160, 120, 10, 25);
-    clip.frames = (vt_bytes){f0, 4u * 120 * 160 * 3};
-    clip.frames_n = 4, clip.frames_h = 120, clip.frames_w = 160;
+    uint8_t *f0 = clip_with_frames(&clip, 0, 4, 120, 160, 9);
     video_task t;
     sf_task(&t, &clip, 1);
     reel_curate_options o = options();
