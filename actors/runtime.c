@@ -874,15 +874,11 @@ static int drain_results(reel_pool *p, uint32_t w) {
 
 /* The name of signal sig, as a shell prints it. */
 static const char *signal_name(int sig, char *buf, size_t cap) {
-    static const char *const names[] = {
-        [SIGHUP] = "SIGHUP",   [SIGINT] = "SIGINT",   [SIGQUIT] = "SIGQUIT", [SIGILL] = "SIGILL",
-        [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT", [SIGBUS] = "SIGBUS",   [SIGFPE] = "SIGFPE",
-        [SIGKILL] = "SIGKILL", [SIGUSR1] = "SIGUSR1", [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
-        [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM", [SIGTERM] = "SIGTERM", [SIGXCPU] = "SIGXCPU",
-        [SIGXFSZ] = "SIGXFSZ", [SIGSYS] = "SIGSYS"};
-    if (sig > 0 && (size_t)sig < sizeof names / sizeof names[0] && names[sig])
-        return names[sig];
-    snprintf(buf, cap, "signal %d", sig);
+    const char *abbrev = sigabbrev_np(sig); /* glibc's own list: "SEGV", NULL if none */
+    if (abbrev)
+        snprintf(buf, cap, "SIG%s", abbrev);
+    else
+        snprintf(buf, cap, "signal %d", sig);
     return buf;
 }
 
