@@ -135,11 +135,7 @@ REEL_INTERNAL bool reel__status_pid_alive(pid_t pid) {
     return driver_alive(pid, 0);
 }
 
-/* The segment at path exists. Removes it if it is a status segment of this
- * user's whose driver is gone (and, when owner is not 0, whose driver was
- * owner): 0 (also when it vanished meanwhile: the caller tries again).
- * -EEXIST, with the reason, when it must stay. */
-static int remove_if_stale(const char *path, pid_t owner) {
+REEL_INTERNAL int reel__status_remove_stale(const char *path, pid_t owner) {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -242,7 +238,7 @@ REEL_INTERNAL int reel__status_create(const char *name, reel_status_writer **out
             rc = reel__fail(-errno, "cannot create the status segment %s", w->path);
             goto fail;
         }
-        if ((rc = remove_if_stale(w->path, 0)) != 0)
+        if ((rc = reel__status_remove_stale(w->path, 0)) != 0)
             goto fail;
     }
     rc = reel__fail(-EEXIST, "%s keeps being created by another process", w->path);
@@ -488,7 +484,7 @@ static int sweep_one(void *arg, const char *name) {
         if (reel__private_dir(dir, sizeof dir) != 0)
             return 1;
         snprintf(path, sizeof path, "%s/" REEL_STATUS_PREFIX "%s", dir, name);
-        remove_if_stale(path, pid);
+        reel__status_remove_stale(path, pid);
     }
     return 0;
 }

@@ -81,6 +81,12 @@ REEL_INTERNAL int reel__status_read(const char *name, reel_pipeline_status *stat
  * name are skipped; the segments themselves are not read. */
 REEL_INTERNAL int reel__status_list(int (*fn)(void *arg, const char *name), void *arg);
 
+/* The segment at path exists. Removes it if it is a status segment of this
+ * user's whose driver is gone (and, when owner is not 0, whose driver was
+ * owner): 0 (also when it vanished meanwhile: the caller tries again).
+ * -EEXIST, with the reason, when it must stay. */
+REEL_INTERNAL int reel__status_remove_stale(const char *path, pid_t owner);
+
 /* Removes the segments a killed driver left under a name that ends in its
  * own pid ("<pipeline>-<pid>", the default): no later run will ever have that
  * name and replace it, as a run of an explicit name does. */

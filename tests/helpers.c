@@ -62,38 +62,25 @@ static void remove_dead_tests_stores(void) {
 }
 
 /* Removes the status segments of test processes killed before their
- * th_fini(): reel-status-reel-test-<tag>-<pid>-..., whose own header names
- * the process that wrote it (the tag comes before the pid in the name, so
- * the name cannot say). Only those whose writer is gone, and old, as for the
- * stores: a test may write a dead pid into a segment it is still using. The
- * pipeline's own sweep (reel__status_sweep) takes only the default names,
- * <pipeline>-<pid>. */
+ * th_fini(): reel-status-reel-test-<tag>-<pid>-... The tag comes before the
+ * pid in the name, so the pipeline's own sweep (reel__status_sweep, default
+ * names <pipeline>-<pid> only) leaves them; reel__status_remove_stale()
+ * reads their writer from the header. Only old ones, as for the stores: a
+ * test may write a dead pid into a segment it is still using. */
+static int remove_if_dead_tests(void *dir, const char *name) {
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/" REEL_STATUS_PREFIX "%s", (const char *)dir, name);
+    if (strncmp(name, "reel-test-", 10) == 0 && stat(path, &st) == 0 &&
+        st.st_mtime <= time(NULL) - 3600)
+        (void)reel__status_remove_stale(path, 0);
+    return 0;
+}
+
 static void remove_dead_tests_status_segments(void) {
     char dir[64];
-    if (reel__private_dir(dir, sizeof dir) != 0)
-        return;
-    DIR *d = opendir(dir);
-    const char prefix[] = REEL_STATUS_PREFIX "reel-test-";
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, sizeof prefix - 1) != 0)
-            continue;
-        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        struct stat st;
-        status_segment h;
-        const size_t head = offsetof(status_segment, seq);
-        bool gone = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-                    st.st_mtime <= time(NULL) - 3600 && pread(fd, &h, head, 0) == (ssize_t)head &&
-                    memcmp(h.magic, REEL_STATUS_MAGIC, sizeof h.magic) == 0 && h.pid > 0 &&
-                    kill(h.pid, 0) != 0 && errno == ESRCH;
-        close(fd);
-        if (gone)
-            unlinkat(dirfd(d), e->d_name, 0);
-    }
-    if (d)
-        closedir(d);
+    if (reel__private_dir(dir, sizeof dir) == 0)
+        (void)reel__status_list(remove_if_dead_tests, dir);
 }
 
 static pid_t th_paths_owner; /* the process whose paths they are */
@@ -574,7 +561,6 @@ const char *th_private_dir(void) {
     return dir;
 }
 
-/* A process's parent, state and name from /proc; 0 if it is gone. */
 int th_wait_asleep(pid_t pid, int timeout_ms) {
     uint64_t until = th_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
@@ -590,6 +576,7 @@ int th_wait_asleep(pid_t pid, int timeout_ms) {
     }
 }
 
+/* A process's parent, state and name from /proc; 0 if it is gone. */
 int th_proc_stat(pid_t pid, pid_t *ppid, char *state, char name[32]) {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
