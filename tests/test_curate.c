@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,10 +32,32 @@
 
 static char root[64];
 
-static void setup(void) {
+/* Every run of reel-curate removes the stores that killed runs left, so the
+ * test that leaves one and checks its run removes it holds this lock alone;
+ * the other tests share it while they run (flock: a killed test drops it). */
+static int sweep_lock = -1;
+
+static void take_sweep_lock(int how) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/curate-test-sweep.lock", th_private_dir());
+    sweep_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    cr_assert_geq(sweep_lock, 0, "%s: %s", path, strerror(errno));
+    while (flock(sweep_lock, how) != 0)
+        cr_assert_eq(errno, EINTR, "flock %s: %s", path, strerror(errno));
+}
+
+static void setup_with(int how) {
     th_init();
+    take_sweep_lock(how);
     snprintf(root, sizeof root, "/tmp/reel-curate-test-XXXXXX");
     cr_assert(mkdtemp(root));
+}
+
+static void setup(void) {
+    setup_with(LOCK_SH);
+}
+static void setup_alone(void) {
+    setup_with(LOCK_EX);
 }
 
 static void teardown(void) {
@@ -42,6 +65,8 @@ static void teardown(void) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", root);
+    if (sweep_lock >= 0)
+        close(sweep_lock);
     th_fini();
 }
 
@@ -769,7 +794,10 @@ static int curate_stores_of_the_dead(void) {
 /* Ctrl-C stops a run cleanly: its workers and its store go, and the exit
  * code says it was interrupted. A store a killed run left is removed by the
  * next run. */
-Test(curate, an_interrupted_run_cleans_up_and_a_killed_ones_store_goes_next_time) {
+/* A suite of its own, to run alone: see sweep_lock. */
+TestSuite(curate_sweep, .init = setup_alone, .fini = teardown, .timeout = 300);
+
+Test(curate_sweep, an_interrupted_run_cleans_up_and_a_killed_ones_store_goes_next_time) {
     pid_t gone = th_gone_pid();
     char stale[64];
     snprintf(stale, sizeof stale, "reel-curate-%d", (int)gone);
