@@ -35,7 +35,7 @@
 #include <stdatomic.h>
 
 #define POOL_MAGIC       "REELPOOL"
-#define POOL_VERSION     1u
+#define POOL_VERSION     2u
 #define POOL_MAX_WORKERS REEL_POOL_MAX_WORKERS
 
 typedef struct task_record {
@@ -50,7 +50,9 @@ typedef struct result_record {
     uint32_t attempt;
     int32_t status;
     uint32_t n_outputs;
-    uint32_t forwarded; /* bit i: outputs[i] is one of the task's inputs, passed on */
+    uint64_t
+        forwarded; /* bit i: outputs[i] is one of the task's inputs, or their artifact, passed on */
+    uint64_t artifacts; /* bit i: outputs[i] is an artifact of the next item output */
     uint64_t busy_ns;
     reel_id outputs[REEL_TASK_MAX_OUTPUTS];
 } result_record;

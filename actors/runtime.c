@@ -745,7 +745,7 @@ static void entry_free(reel_pool *p, uint32_t e) {
 }
 
 static void finish(reel_pool *p, uint32_t e, int status, const reel_id *outputs, uint32_t n_out,
-                   uint32_t forwarded) {
+                   uint64_t forwarded, uint64_t artifacts) {
     task_entry *t = &p->entries[e];
     reel_task_result r;
     memset(&r, 0, sizeof r);
@@ -754,6 +754,7 @@ static void finish(reel_pool *p, uint32_t e, int status, const reel_id *outputs,
     r.attempts = t->attempt;
     r.n_outputs = n_out;
     r.forwarded = forwarded;
+    r.artifacts = artifacts;
     if (n_out)
         memcpy(r.outputs, outputs, n_out * sizeof *outputs);
     r.n_inputs = t->n_inputs;
@@ -780,7 +781,7 @@ static void retry_or_fail(reel_pool *p, uint32_t e, int status) {
         t->timed_out = 0;
         fifo_push(&p->pending, &e, 1);
     } else {
-        finish(p, e, status, NULL, 0, 0);
+        finish(p, e, status, NULL, 0, 0, 0);
     }
 }
 
@@ -824,10 +825,13 @@ static void read_control(reel_pool *p, worker_slot *ws) {
  * a worker is another process, and the driver deletes what results name. */
 static int outputs_ok(const reel_pool *p, const task_entry *t, const result_record *r) {
     if (r->n_outputs > REEL_TASK_MAX_OUTPUTS ||
-        (r->n_outputs < 32 && (r->forwarded >> r->n_outputs) != 0))
+        (r->n_outputs < 64 && ((r->forwarded | r->artifacts) >> r->n_outputs) != 0) ||
+        (r->n_outputs > 0 && (r->artifacts >> (r->n_outputs - 1) & 1)))
         return 0;
     for (uint32_t i = 0; i < r->n_outputs; i++) {
-        if (r->forwarded & 1u << i) { /* an input passed on: it must be one */
+        if ((r->forwarded & r->artifacts) >> i & 1)
+            continue;                /* an input's artifact carried on: the executor checks it */
+        if (r->forwarded >> i & 1) { /* an input passed on: it must be one */
             uint32_t k = 0;
             while (k < t->n_inputs && !reel_id_equal(&t->inputs[k], &r->outputs[i]))
                 k++;
@@ -861,7 +865,7 @@ static int drain_results(reel_pool *p, uint32_t w) {
         unhold(p, ws, k);
         p->busy_ns += r.busy_ns;
         if (r.status == 0 && outputs_ok(p, &p->entries[e], &r)) {
-            finish(p, e, 0, r.outputs, r.n_outputs, r.forwarded);
+            finish(p, e, 0, r.outputs, r.n_outputs, r.forwarded, r.artifacts);
         } else {
             if (r.status == 0)
                 snprintf(p->entries[e].error, REEL_ERROR_TEXT_MAX,
@@ -1708,7 +1712,7 @@ static void stop_free(reel_pool *p) {
     reel_task_result r;
     while (fifo_pop(&p->done, &r))
         for (uint32_t i = 0; i < r.n_outputs; i++)
-            if (!(r.forwarded & 1u << i)) /* inputs passed on are not the pool's */
+            if (!(r.forwarded >> i & 1)) /* inputs passed on are not the pool's */
                 reel_obj_delete(p->rt->store, &r.outputs[i]);
     pool_free(p);
 }

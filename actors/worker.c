@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@ struct reel_actor_out {
     reel_store *store;
     reel_id parent; /* the task's outputs derive from it: reel_actor_output_id() */
     uint32_t n;
-    uint32_t forwarded; /* bit i: ids[i] is an input passed on, not made here */
+    uint64_t forwarded; /* bit i: ids[i] is an input or its artifact passed on, not made here */
+    uint64_t artifacts; /* bit i: ids[i] is an artifact of the next item output */
     const reel_id *inputs;
     uint32_t n_inputs;
     reel_id ids[REEL_TASK_MAX_OUTPUTS];
@@ -68,11 +70,9 @@ REEL_API void reel_actor_set_error(reel_actor_ctx *ctx, const char *fmt, ...) {
     va_end(ap);
 }
 
-REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *meta,
-                               uint32_t meta_size, void **buf) {
-    REEL_NEED(out, "out");
-    REEL_NEED(meta || meta_size == 0, "meta");
-    REEL_NEED(buf, "buf");
+/* Creates the task's next output object: an item, or an artifact. */
+static int make_output(reel_actor_out *out, uint64_t size, const void *meta, uint32_t meta_size,
+                       void **buf, bool artifact, reel_id *id_out) {
     if (out->n >= REEL_TASK_MAX_OUTPUTS)
         return -E2BIG;
     reel_id id;
@@ -86,9 +86,46 @@ REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *m
         reel_obj_delete(out->store, &id);
         rc = reel_obj_create(out->store, &id, size, meta, meta_size, 0, -1, buf);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        if (artifact)
+            out->artifacts |= 1ull << out->n;
         out->ids[out->n++] = id;
+        if (id_out)
+            *id_out = id;
+    }
     return rc;
+}
+
+REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *meta,
+                               uint32_t meta_size, void **buf) {
+    REEL_NEED(out, "out");
+    REEL_NEED(meta || meta_size == 0, "meta");
+    REEL_NEED(buf, "buf");
+    return make_output(out, size, meta, meta_size, buf, false, NULL);
+}
+
+REEL_API int reel_actor_artifact(reel_actor_out *out, uint64_t size, const void *meta,
+                                 uint32_t meta_size, reel_id *id, void **buf) {
+    REEL_NEED(out, "out");
+    REEL_NEED(meta || meta_size == 0, "meta");
+    REEL_NEED(id, "id");
+    REEL_NEED(buf, "buf");
+    return make_output(out, size, meta, meta_size, buf, true, id);
+}
+
+REEL_API int reel_actor_carry(reel_actor_out *out, const reel_id *artifact) {
+    REEL_NEED(out, "out");
+    REEL_NEED(artifact, "artifact");
+    if (out->n >= REEL_TASK_MAX_OUTPUTS)
+        return -E2BIG;
+    for (uint32_t i = 0; i < out->n; i++)
+        if ((out->forwarded & 1ull << i) && reel_id_equal(&out->ids[i], artifact))
+            return -EEXIST;
+    out->ids[out->n] = *artifact;
+    out->forwarded |= 1ull << out->n;
+    out->artifacts |= 1ull << out->n;
+    out->n++;
+    return 0;
 }
 
 REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input) {
@@ -98,10 +135,10 @@ REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input) {
     if (input >= out->n_inputs)
         return -EINVAL;
     for (uint32_t i = 0; i < out->n; i++)
-        if ((out->forwarded & 1u << i) && reel_id_equal(&out->ids[i], &out->inputs[input]))
+        if ((out->forwarded & 1ull << i) && reel_id_equal(&out->ids[i], &out->inputs[input]))
             return -EEXIST;
     out->ids[out->n] = out->inputs[input];
-    out->forwarded |= 1u << out->n;
+    out->forwarded |= 1ull << out->n;
     out->n++;
     return 0;
 }
@@ -232,8 +269,13 @@ static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r,
         for (uint32_t i = 0; i < t->n_inputs; i++)
             reel_obj_release(ctx->store, &t->inputs[i]);
     }
+    if (rc == 0 && out.n > 0 && (out.artifacts >> (out.n - 1) & 1)) {
+        rc = -EINVAL;
+        snprintf(ctx->error, sizeof ctx->error,
+                 "an artifact must be followed by the item output it belongs to");
+    }
     for (uint32_t i = 0; i < out.n; i++) {
-        if (rc == 0 && !(out.forwarded & 1u << i)) {
+        if (rc == 0 && !(out.forwarded & 1ull << i)) {
             int src = reel_obj_seal(ctx->store, &out.ids[i]);
             if (src && src != REEL_ESEALED) /* a stage may seal its outputs itself */
                 rc = src;
@@ -241,12 +283,13 @@ static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r,
     }
     if (rc != 0) {
         for (uint32_t i = 0; i < out.n; i++)
-            if (!(out.forwarded & 1u << i) &&
+            if (!(out.forwarded & 1ull << i) &&
                 reel_obj_abort(ctx->store, &out.ids[i]) == REEL_ESEALED)
                 reel_obj_delete(ctx->store, &out.ids[i]);
         report_error(ctl_fd, 2, rc < 0 ? rc : -EIO, &t->task_id, ctx->def->name, ctx->error);
         out.n = 0;
         out.forwarded = 0;
+        out.artifacts = 0;
     }
     memset(r, 0, sizeof *r);
     r->task_id = t->task_id;
@@ -254,6 +297,7 @@ static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r,
     r->status = rc < 0 ? rc : (rc ? -EIO : 0);
     r->n_outputs = out.n;
     r->forwarded = out.forwarded;
+    r->artifacts = out.artifacts;
     memcpy(r->outputs, out.ids, out.n * sizeof(reel_id));
     return rc;
 }

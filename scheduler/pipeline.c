@@ -90,6 +90,7 @@ typedef struct stage_def {
     uint64_t gpu_memory;    /* bytes per worker, when asked for instead of gpus */
     uint32_t fixed_workers; /* 0: autoscaled */
     uint32_t min_workers, max_workers;
+    bool gather;            /* a task takes every item of one pipeline input */
     char *inputs, *outputs; /* for describe; may be NULL */
 } stage_def;
 
@@ -154,6 +155,12 @@ REEL_API int reel_pipeline_add(reel_pipeline *p, const reel_actor_def *actor,
         return reel__fail(-EINVAL, "stage %s: at most %u workers", name, REEL_POOL_MAX_WORKERS);
     if (slots > 64)
         return reel__fail(-EINVAL, "stage %s: at most 64 slots per worker", name);
+    if (o.gather && p->n == 0)
+        return reel__fail(-EINVAL, "stage %s: the first stage has nothing to gather", name);
+    for (uint32_t i = 0; o.gather && i < p->n; i++)
+        if (p->st[i].gather)
+            return reel__fail(-EINVAL, "stage %s: stage %s gathers already (one stage may)", name,
+                              p->st[i].def.name);
     stage_def *s = &p->st[p->n];
     memset(s, 0, sizeof *s);
     s->def = *actor;
@@ -181,6 +188,7 @@ REEL_API int reel_pipeline_add(reel_pipeline *p, const reel_actor_def *actor,
     s->fixed_workers = o.workers;
     s->min_workers = o.min_workers;
     s->max_workers = o.max_workers;
+    s->gather = o.gather;
     s->inputs = o.inputs ? strdup(o.inputs) : NULL;
     s->outputs = o.outputs ? strdup(o.outputs) : NULL;
     if ((o.inputs && !s->inputs) || (o.outputs && !s->outputs)) {
@@ -232,7 +240,10 @@ REEL_API int reel_pipeline_describe(const reel_pipeline *p, FILE *out) {
             fprintf(out, ", memory %s", mem);
         }
         fprintf(out, " per worker\n");
-        fprintf(out, "  Batch size: %u\n", s->def.batch_size);
+        if (s->gather)
+            fprintf(out, "  Batch size: every item of one input (gathers)\n");
+        else
+            fprintf(out, "  Batch size: %u\n", s->def.batch_size);
         if (s->fixed_workers)
             fprintf(out, "  Workers: %u (fixed)\n", s->fixed_workers);
         else if (s->max_workers)
@@ -256,7 +267,7 @@ REEL_API int reel_pipeline_describe(const reel_pipeline *p, FILE *out) {
  * linear probing and backward-shift deletion: no tombstones, so it never
  * degrades however many items pass through. */
 typedef struct idmap_entry {
-    reel_id key, origin;
+    reel_id key, origin; /* in the artifact map: the artifact, and the item it belongs to */
 } idmap_entry;
 
 typedef struct idmap {
@@ -415,7 +426,19 @@ typedef struct stage_run {
      * for the resources that removed workers still hold (start_waiting). */
     uint32_t started;
     char last_death[REEL_ERROR_TEXT_MAX]; /* its pools' last, kept past them */
+    /* A gathering stage: the sizes of the groups in q, in order (a ring). */
+    uint32_t *gsize;
+    size_t gcap, ghead, gcount;
 } stage_run;
+
+/* The items of one pipeline input on their way to the gathering stage. */
+typedef struct gather_group {
+    reel_id origin;
+    uint64_t pending; /* its items before the gathering stage: queued or in a task */
+    uint32_t n_held;  /* those that reached it, waiting for the others */
+    uint32_t n_over;  /* beyond REEL_TASK_MAX_INPUTS: deleted on arrival */
+    reel_id held[REEL_TASK_MAX_INPUTS];
+} gather_group;
 
 typedef struct run {
     reel_pipeline *p;
@@ -427,9 +450,13 @@ typedef struct run {
     FILE *log;
     stage_run s[REEL_PIPELINE_MAX_STAGES];
     reel_pool *pools[REEL_PIPELINE_MAX_STAGES];
-    reel_id run_id; /* task and so output IDs derive from it */
-    idmap made;     /* objects the run made and has not handed on or deleted: their origin */
-    idmap given;    /* pipeline inputs seen, to refuse one given twice */
+    reel_id run_id;       /* task and so output IDs derive from it */
+    idmap made;           /* objects the run made and has not handed on or deleted: their origin */
+    idmap kids;           /* artifacts the run made and holds: the item each belongs to */
+    uint32_t gather_at;   /* the gathering stage; UINT32_MAX: none */
+    gather_group *groups; /* one per pipeline input with items before it */
+    size_t n_groups, cap_groups;
+    idmap given; /* pipeline inputs seen, to refuse one given twice */
     size_t next_array_input;
     bool source_done;
     uint64_t inputs, outputs, failed;
@@ -478,13 +505,14 @@ static void origin_of(const run *r, const reel_task_result *t, reel_id *out) {
  * transform or split every item); when the counts do not divide, the first
  * input's is given. Without this, every item of a batch would be charged to
  * the batch's first input. */
-static void output_origin(const run *r, const reel_task_result *t, uint32_t k, reel_id *out) {
+static void output_origin(const run *r, const reel_task_result *t, uint32_t item, uint32_t n_items,
+                          reel_id *out) {
     memset(out, 0, sizeof *out);
     if (t->n_inputs == 0)
         return;
     uint32_t from = 0;
-    if (t->n_inputs > 1 && t->n_outputs % t->n_inputs == 0)
-        from = k / (t->n_outputs / t->n_inputs);
+    if (t->n_inputs > 1 && n_items % t->n_inputs == 0)
+        from = item / (n_items / t->n_inputs);
     item_origin(r, t, from, out);
 }
 
@@ -521,68 +549,254 @@ static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
     }
 }
 
-/* Deletes an object the run made, if it did. */
+/* Deletes the artifacts that belong to item. */
+static void drop_kids(run *r, const reel_id *item) {
+    idmap *m = &r->kids;
+    for (size_t j = 0; m->count > 0 && j < m->cap; j++) {
+        /* A removal shifts a later entry into j: look at j again. */
+        while (m->used[j] && reel_id_equal(&m->e[j].origin, item)) {
+            reel_id art = m->e[j].key;
+            idmap_remove(m, &art);
+            reel_obj_delete(r->store, &art);
+        }
+    }
+}
+
+/* Deletes an object the run made, if it did, with its artifacts. */
 static void drop_made(run *r, const reel_id *id) {
     if (idmap_remove(&r->made, id))
         reel_obj_delete(r->store, id);
+    drop_kids(r, id);
+}
+
+/* Whether every artifact t carries on is one of its inputs': a worker is
+ * another process, and the executor deletes what it is told it owns. */
+static bool carries_ok(const run *r, const reel_task_result *t) {
+    for (uint32_t k = 0; k < t->n_outputs; k++) {
+        if (!((t->forwarded & t->artifacts) >> k & 1))
+            continue;
+        size_t j = idmap_find(&r->kids, &t->outputs[k]);
+        if (j == SIZE_MAX)
+            return false;
+        bool mine = false;
+        for (uint32_t i = 0; i < t->n_inputs && !mine; i++)
+            mine = reel_id_equal(&r->kids.e[j].origin, &t->inputs[i]);
+        if (!mine)
+            return false;
+    }
+    return true;
+}
+
+/* ---- gathering ------------------------------------------------------------------ */
+
+static gather_group *group_of(run *r, const reel_id *origin) {
+    for (size_t g = 0; g < r->n_groups; g++)
+        if (reel_id_equal(&r->groups[g].origin, origin))
+            return &r->groups[g];
+    if (r->n_groups == r->cap_groups) {
+        size_t cap = r->cap_groups ? r->cap_groups * 2 : 64;
+        gather_group *v = realloc(r->groups, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        r->groups = v;
+        r->cap_groups = cap;
+    }
+    gather_group *g = &r->groups[r->n_groups++];
+    memset(g, 0, sizeof *g);
+    g->origin = *origin;
+    return g;
+}
+
+static int gsize_push(stage_run *s, uint32_t n) {
+    if (s->gcount == s->gcap) {
+        size_t cap = s->gcap ? s->gcap * 2 : 64;
+        uint32_t *v = malloc(cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        for (size_t i = 0; i < s->gcount; i++)
+            v[i] = s->gsize[(s->ghead + i) % s->gcap];
+        free(s->gsize);
+        s->gsize = v;
+        s->gcap = cap;
+        s->ghead = 0;
+    }
+    s->gsize[(s->ghead + s->gcount) % s->gcap] = n;
+    s->gcount++;
+    return 0;
+}
+
+/* Nothing of g is left before the gathering stage: its items go there as
+ * one group (none: nothing to do), and the group ends. */
+static void group_release(run *r, gather_group *g) {
+    stage_run *s = &r->s[r->gather_at];
+    if (g->n_over) {
+        reel_task_result t = {.status = -E2BIG, .n_inputs = g->n_held};
+        memcpy(t.inputs, g->held, g->n_held * sizeof(reel_id));
+        snprintf(t.error, sizeof t.error,
+                 "%s: %u items of one input to gather, more than the %u a task takes",
+                 s->sd->def.name, g->n_held + g->n_over, REEL_TASK_MAX_INPUTS);
+        s->items_in_done += g->n_held + g->n_over;
+        record_failure(r, r->gather_at, &t);
+        for (uint32_t k = 0; k < g->n_held; k++)
+            drop_made(r, &g->held[k]);
+    } else if (g->n_held) {
+        int rc = 0;
+        for (uint32_t k = 0; k < g->n_held && rc == 0; k++)
+            rc = q_push(&s->q, &g->held[k]);
+        if (rc == 0)
+            rc = gsize_push(s, g->n_held);
+        if (rc)
+            stop_with(r, -ENOMEM, "out of memory for stage %s's queue", s->sd->def.name);
+    }
+    *g = r->groups[--r->n_groups];
+}
+
+/* An item of origin is now before the gathering stage. */
+static void pending_add(run *r, const reel_id *origin) {
+    gather_group *g = group_of(r, origin);
+    if (g)
+        g->pending++;
+    else
+        stop_with(r, -ENOMEM, "out of memory for the run's gather groups");
+}
+
+/* An item of origin before the gathering stage is done with. */
+static void pending_done(run *r, const reel_id *origin) {
+    gather_group *g = group_of(r, origin);
+    if (g && g->pending > 0 && --g->pending == 0)
+        group_release(r, g);
+}
+
+/* An item reached the gathering stage: it waits for the rest of its group. */
+static void hold(run *r, const reel_id *origin, const reel_id *item) {
+    gather_group *g = group_of(r, origin);
+    if (!g) {
+        drop_made(r, item);
+        stop_with(r, -ENOMEM, "out of memory for the run's gather groups");
+    } else if (g->n_held < REEL_TASK_MAX_INPUTS) {
+        g->held[g->n_held++] = *item;
+    } else {
+        g->n_over++;
+        drop_made(r, item);
+    }
+}
+
+/* Item output k of t (its artifacts are the outputs right before it) is the
+ * run's now: its artifacts belong to it, those carried on included. */
+static void adopt_artifacts(run *r, const reel_task_result *t, uint32_t k) {
+    for (uint32_t a = k; a-- > 0 && (t->artifacts >> a & 1);) {
+        if (t->forwarded >> a & 1) {
+            size_t j = idmap_find(&r->kids, &t->outputs[a]);
+            if (j != SIZE_MAX) /* carries_ok() saw to it */
+                r->kids.e[j].origin = t->outputs[k];
+        } else if (idmap_add(&r->kids, &t->outputs[a], &t->outputs[k]) < 0) {
+            reel_obj_delete(r->store, &t->outputs[a]);
+            stop_with(r, -ENOMEM, "out of memory for the run's artifact set");
+        }
+    }
+}
+
+/* The last stage's task: its items and their artifacts become the caller's. */
+static void hand_over(run *r, const reel_task_result *t, uint32_t items) {
+    reel_task_result mine = *t;
+    mine.forwarded = 0;
+    /* Outputs the run made, forwarded ones included, become the caller's. */
+    for (uint32_t k = 0; k < t->n_outputs; k++) {
+        if (!(t->forwarded >> k & 1))
+            continue;
+        if (t->artifacts >> k & 1) {
+            idmap_remove(&r->kids, &t->outputs[k]);
+            continue;
+        }
+        if (idmap_remove(&r->made, &t->outputs[k]))
+            continue;
+        mine.forwarded |= 1ull << k; /* one of the caller's own inputs */
+    }
+    r->outputs += items;
+    if (r->o->on_output) {
+        /* The caller's from now on: they stay if this process dies. */
+        reel_obj_disown(r->store, t->outputs, t->n_outputs);
+        r->o->on_output(r->o->arg, &mine);
+    } else {
+        for (uint32_t k = 0; k < t->n_outputs; k++)
+            if (!(mine.forwarded >> k & 1))
+                reel_obj_delete(r->store, &t->outputs[k]);
+    }
 }
 
 /* A task of stage i ended: its outputs move on, its inputs are done with. */
-static void handle_result(run *r, uint32_t i, const reel_task_result *t) {
+static void handle_result(run *r, uint32_t i, const reel_task_result *result) {
     stage_run *s = &r->s[i];
+    const reel_task_result *t = result;
     bool last = i + 1 == r->p->n;
+    bool before_gather = r->gather_at != UINT32_MAX && i < r->gather_at;
     s->tasks_out--;
     s->items_out -= t->n_inputs;
     s->items_in_done += t->n_inputs;
+    reel_id in_origin[REEL_TASK_MAX_INPUTS];
+    for (uint32_t k = 0; before_gather && k < t->n_inputs; k++)
+        item_origin(r, t, k, &in_origin[k]);
+    reel_task_result refused;
+    if (t->status == 0 && !carries_ok(r, t)) {
+        for (uint32_t k = 0; k < t->n_outputs; k++)
+            if (!(t->forwarded >> k & 1))
+                reel_obj_delete(r->store, &t->outputs[k]);
+        refused = *t;
+        refused.status = -EPROTO;
+        refused.n_outputs = 0;
+        refused.forwarded = refused.artifacts = 0;
+        snprintf(refused.error, sizeof refused.error,
+                 "%s: the task carried on an object that is no artifact of its inputs",
+                 s->sd->def.name);
+        t = &refused;
+    }
+    uint32_t items = t->n_outputs - (uint32_t)__builtin_popcountll(t->artifacts);
     if (t->status == 0) {
         s->tasks_done++;
-        s->items_passed += t->n_outputs;
+        s->items_passed += items;
         if (last) {
-            reel_task_result mine = *t;
-            mine.forwarded = 0;
-            /* Outputs the run made, forwarded ones included, become the caller's. */
-            for (uint32_t k = 0; k < t->n_outputs; k++) {
-                if (!(t->forwarded & 1u << k) || idmap_remove(&r->made, &t->outputs[k]))
-                    continue;
-                mine.forwarded |= 1u << k; /* one of the caller's own inputs */
-            }
-            r->outputs += t->n_outputs;
-            if (r->o->on_output) {
-                /* The caller's from now on: they stay if this process dies. */
-                reel_obj_disown(r->store, t->outputs, t->n_outputs);
-                r->o->on_output(r->o->arg, &mine);
-            } else {
-                for (uint32_t k = 0; k < t->n_outputs; k++)
-                    if (!(mine.forwarded & 1u << k))
-                        reel_obj_delete(r->store, &t->outputs[k]);
-            }
+            hand_over(r, t, items);
         } else {
-            for (uint32_t k = 0; k < t->n_outputs; k++) {
+            for (uint32_t k = 0, item = 0; k < t->n_outputs; k++) {
+                if (t->artifacts >> k & 1)
+                    continue; /* adopted with the item after it */
                 reel_id origin;
-                output_origin(r, t, k, &origin);
-                if (!(t->forwarded & 1u << k) && idmap_add(&r->made, &t->outputs[k], &origin) < 0) {
+                output_origin(r, t, item++, items, &origin);
+                if (!(t->forwarded >> k & 1) && idmap_add(&r->made, &t->outputs[k], &origin) < 0) {
                     reel_obj_delete(r->store, &t->outputs[k]);
                     stop_with(r, -ENOMEM, "out of memory for the run's object set");
+                    continue;
+                }
+                adopt_artifacts(r, t, k);
+                if (i + 1 == r->gather_at) {
+                    hold(r, &origin, &t->outputs[k]);
                     continue;
                 }
                 if (q_push(&r->s[i + 1].q, &t->outputs[k]) != 0) {
                     drop_made(r, &t->outputs[k]);
                     stop_with(r, -ENOMEM, "out of memory for stage %s's queue",
                               r->s[i + 1].sd->def.name);
+                    continue;
                 }
+                if (before_gather)
+                    pending_add(r, &origin);
             }
         }
     } else {
         record_failure(r, i, t);
     }
-    /* Inputs passed on stay; the others, if the run made them, go. */
+    /* Inputs passed on stay; the others go, with the artifacts not carried on
+     * (a pipeline input stays the caller's, but not what the run attached). */
     for (uint32_t k = 0; k < t->n_inputs; k++) {
         bool passed = false;
         for (uint32_t m = 0; t->status == 0 && m < t->n_outputs && !passed; m++)
-            passed = (t->forwarded & 1u << m) && reel_id_equal(&t->outputs[m], &t->inputs[k]);
+            passed = (t->forwarded >> m & 1) && !(t->artifacts >> m & 1) &&
+                     reel_id_equal(&t->outputs[m], &t->inputs[k]);
         if (!passed)
             drop_made(r, &t->inputs[k]);
     }
+    for (uint32_t k = 0; before_gather && k < t->n_inputs; k++)
+        pending_done(r, &in_origin[k]);
 }
 
 /* Takes what the source has, up to the first queue's bound. */
@@ -624,6 +838,8 @@ static void pull_source(run *r) {
         }
         if (q_push(&s0->q, &id) != 0)
             stop_with(r, -ENOMEM, "out of memory for the first queue");
+        else if (r->gather_at != UINT32_MAX)
+            pending_add(r, &id);
     }
 }
 
@@ -648,9 +864,19 @@ static double stage_yield(const stage_run *s) {
  * it has room. Once every worker holds a task, the rest go a chunk (half the
  * slots) at a time: a worker that sleeps between chunks is woken once per
  * chunk rather than once per task, and none idles meanwhile. */
+/* Items in stage s's next task: its batch size, or a gathering stage's
+ * next group (0: none). */
+static uint32_t next_batch(const stage_run *s) {
+    if (!s->sd->gather)
+        return s->sd->def.batch_size;
+    return s->gcount ? s->gsize[s->ghead] : 0;
+}
+
 static int submit_ready(run *r, uint32_t i) {
     stage_run *s = &r->s[i];
-    uint32_t batch = s->sd->def.batch_size;
+    uint32_t batch = next_batch(s);
+    if (batch == 0)
+        return 0;
     uint64_t limit = (uint64_t)(s->workers ? s->workers : 1) * s->sd->def.slots;
     if (s->tasks_out >= s->workers && s->tasks_out > 0) {
         uint64_t chunk = (uint64_t)(s->sd->def.slots + 1) / 2 * batch;
@@ -664,6 +890,9 @@ static int submit_ready(run *r, uint32_t i) {
     if (s->pool)
         reel__pool_hold_wakes(s->pool, 1);
     while (!r->stop_rc && s->pool && s->q.count > 0 && s->tasks_out < limit) {
+        batch = next_batch(s);
+        if (batch == 0)
+            break;
         if (s->q.count < batch && !s->upstream_done)
             break; /* a full batch may still come */
         if (i + 1 < r->p->n && r->s[i + 1].bound) {
@@ -690,6 +919,10 @@ static int submit_ready(run *r, uint32_t i) {
             if (rc != -ETIMEDOUT)
                 stop_with(r, rc, "stage %s: %s", s->sd->def.name, reel_last_error());
             break;
+        }
+        if (s->sd->gather) {
+            s->ghead = (s->ghead + 1) % s->gcap;
+            s->gcount--;
         }
         s->tasks_out++;
         s->items_out += k;
@@ -1359,7 +1592,8 @@ static int run_batch(run *r) {
             n = fit_workers(r, i, zero);
             if (sd->max_workers && n > sd->max_workers)
                 n = sd->max_workers;
-            uint64_t tasks = (s->q.count + sd->def.batch_size - 1) / sd->def.batch_size;
+            uint64_t tasks =
+                sd->gather ? s->gcount : (s->q.count + sd->def.batch_size - 1) / sd->def.batch_size;
             if (n > tasks)
                 n = (uint32_t)tasks;
             if (n < 1)
@@ -1451,10 +1685,16 @@ static void teardown(run *r, int failed) {
     for (size_t k = 0; k < r->made.cap; k++)
         if (r->made.used[k])
             reel_obj_delete(r->store, &r->made.e[k].key);
+    for (size_t k = 0; k < r->kids.cap; k++)
+        if (r->kids.used[k])
+            reel_obj_delete(r->store, &r->kids.e[k].key);
     idmap_free(&r->made);
+    idmap_free(&r->kids);
     idmap_free(&r->given);
+    free(r->groups);
     for (uint32_t i = 0; i < r->p->n; i++) {
         free(r->s[i].q.v);
+        free(r->s[i].gsize);
         free(r->s[i].place);
     }
 }
@@ -1489,6 +1729,10 @@ REEL_API int reel_pipeline_run(reel_pipeline *p, const reel_run_options *opts,
         return -ENOMEM;
     r->p = p;
     r->o = opts;
+    r->gather_at = UINT32_MAX;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->st[i].gather)
+            r->gather_at = i;
     if (opts->run_id)
         r->run_id = *opts->run_id;
     else

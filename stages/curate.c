@@ -398,7 +398,7 @@ static void on_output(void *arg, const reel_task_result *r) {
         }
         if (ok)
             reel_obj_release(p->store, &r->outputs[i]);
-        if (!(r->forwarded & 1u << i))
+        if (!(r->forwarded >> i & 1))
             reel_obj_delete(p->store, &r->outputs[i]);
     }
     show_progress(p);

@@ -340,7 +340,7 @@ static void check_output(void *arg, const reel_task_result *r) {
         }
         t->outputs++;
         reel_obj_release(store, &r->outputs[k]);
-        if (!(r->forwarded & 1u << k))
+        if (!(r->forwarded >> k & 1))
             reel_obj_delete(store, &r->outputs[k]);
     }
 }

@@ -174,7 +174,7 @@ static void keep(void *arg, const reel_task_result *r) {
         c->ids[c->n] = r->outputs[i];
         c->n++;
         reel_obj_release(store, &r->outputs[i]);
-        if (!(r->forwarded & 1u << i))
+        if (!(r->forwarded >> i & 1))
             reel_obj_delete(store, &r->outputs[i]);
     }
 }
@@ -225,7 +225,9 @@ Test(pipeline, building_refuses_bad_stages) {
     TH_OK(reel_pipeline_add(p, &def_append, NULL));
     TH_RC(reel_pipeline_add(p, &def_append, NULL), -EINVAL);
     cr_assert(strstr(reel_last_error(), "append"), "%s", reel_last_error());
-    TH_RC(reel_pipeline_add(p, &def_split, &(reel_stage_options){.batch_size = 17}), -EINVAL);
+    TH_RC(reel_pipeline_add(p, &def_split,
+                            &(reel_stage_options){.batch_size = REEL_TASK_MAX_INPUTS + 1}),
+          -EINVAL);
     TH_RC(reel_pipeline_add(p, &def_split, &(reel_stage_options){.gpus = 1, .gpu_memory = 1}),
           -EINVAL);
     TH_RC(

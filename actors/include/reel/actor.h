@@ -60,8 +60,8 @@
 extern "C" {
 #endif
 
-#define REEL_TASK_MAX_INPUTS  16
-#define REEL_TASK_MAX_OUTPUTS 16
+#define REEL_TASK_MAX_INPUTS  64
+#define REEL_TASK_MAX_OUTPUTS 64 /* items and artifacts together */
 #define REEL_ACTOR_NAME_MAX   48
 #define REEL_ERROR_TEXT_MAX   200
 
@@ -133,6 +133,33 @@ REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *m
  * object is one item downstream). */
 REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input);
 
+/* ---- artifacts -------------------------------------------------------------
+ *
+ * An item may carry artifacts: objects of their own (an encoded clip, a
+ * clip's frames, a tensor, a preview) that the item's own object names by ID,
+ * so that a later stage reads each zero-copy and a stage that adds to an item
+ * copies none of what it does not change. An artifact belongs to the item
+ * output made right after it (a stage makes the artifacts first, then the
+ * item that names their IDs); the executor (reel/pipeline.h) keeps it exactly
+ * as long as that item, or the items it is carried on to, may still be read,
+ * and deletes it after its last consumer: stages never delete one. In
+ * reel_task_result an artifact is an output whose bit is set in artifacts. */
+
+/* Creates an artifact of the task, ID reel_actor_output_id() of its place
+ * among the task's outputs, for the next item output the task makes (a
+ * process() that returns 0 with an artifact and no item after it fails the
+ * task with -EINVAL). Sealed with the outputs, discarded with them.
+ * *id receives its ID. Errors: those of reel_actor_output(). */
+REEL_API int reel_actor_artifact(reel_actor_out *out, uint64_t size, const void *meta,
+                                 uint32_t meta_size, reel_id *id, void **buf);
+
+/* Carries an artifact of one of the task's inputs on to the next item output
+ * the task makes, without a copy: an artifact not carried on goes once the
+ * task's inputs are done with. The executor checks that it is one of the
+ * inputs' (a task that carries anything else fails). Errors: -E2BIG (more
+ * than REEL_TASK_MAX_OUTPUTS), -EEXIST (carried already). */
+REEL_API int reel_actor_carry(reel_actor_out *out, const reel_id *artifact);
+
 /* ---- the runtime (driver side) -------------------------------------------- */
 
 typedef struct reel_runtime reel_runtime;
@@ -197,7 +224,10 @@ typedef struct reel_task_result {
     int status;        /* 0, or the final error */
     uint32_t attempts; /* how many were made */
     uint32_t n_outputs;
-    uint32_t forwarded; /* bit i: outputs[i] is an input passed on (reel_actor_forward) */
+    /* Bit i: outputs[i] is an input passed on (reel_actor_forward), or with
+     * its artifacts bit, an input's artifact carried on (reel_actor_carry). */
+    uint64_t forwarded;
+    uint64_t artifacts; /* bit i: outputs[i] is an artifact of the next item output */
     /* Sealed store objects, now the caller's, except those forwarded. The
      * runtime's client owns them (reel/store.h, "Ownership"): if the driver
      * dies they are deleted; reel_obj_disown() keeps one beyond that, and

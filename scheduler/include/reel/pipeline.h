@@ -9,6 +9,23 @@
  * stage is done with them. Pipeline inputs stay the caller's; the last
  * stage's outputs are handed to the caller.
  *
+ * Fan-out and fan-in. A task may output any number of items up to
+ * REEL_TASK_MAX_OUTPUTS (a splitter: one per clip or chunk of clips), each
+ * a task of its own downstream. A stage added with gather set takes, in one
+ * task, every item that reached it from one pipeline input, once no item of
+ * that input is left before it (queued, in a task, or failed for good under
+ * ignore_failures: then the gather has the others; none left, no task).
+ * Its batch_size is ignored. A gather of more than REEL_TASK_MAX_INPUTS
+ * items fails for good with -E2BIG, deleting them.
+ *
+ * Lifetimes. Every object a run makes is the executor's: an item lives until
+ * the stage after it is done with it; an artifact (reel/actor.h) until the
+ * item it belongs to goes, unless the task that consumed that item carried
+ * it on to an item of its own. A failed task's inputs go with their
+ * artifacts; a stopped or cancelled run deletes everything it made, so the
+ * store is as it was. Items of the last stage are handed to the caller with
+ * their artifacts (their bits set in reel_task_result.artifacts).
+ *
  *   reel_pipeline *p;
  *   reel_pipeline_new("curate", &p);
  *   reel_pipeline_add(p, &reader_stage, NULL);
@@ -115,6 +132,7 @@ typedef struct reel_stage_options {
     uint32_t min_workers; /* autoscaled stages: bounds (0: 1 and no upper bound) */
     uint32_t max_workers;
     uint32_t slots;      /* tasks prefetched per worker */
+    bool gather;         /* a task takes every item of one pipeline input (above) */
     const char *inputs;  /* what one item in is, for describe ("video path") */
     const char *outputs; /* what one item out is, for describe ("clip") */
 } reel_stage_options;
