@@ -157,10 +157,16 @@ REEL_API int reel_pipeline_add(reel_pipeline *p, const reel_actor_def *actor,
         return reel__fail(-EINVAL, "stage %s: at most 64 slots per worker", name);
     if (o.gather && p->n == 0)
         return reel__fail(-EINVAL, "stage %s: the first stage has nothing to gather", name);
-    for (uint32_t i = 0; o.gather && i < p->n; i++)
+    for (uint32_t i = 0; o.gather && i < p->n; i++) {
         if (p->st[i].gather)
             return reel__fail(-EINVAL, "stage %s: stage %s gathers already (one stage may)", name,
                               p->st[i].def.name);
+        if (p->st[i].def.batch_size > 1)
+            return reel__fail(-EINVAL,
+                              "stage %s: the stages before a gathering stage take one item per "
+                              "task (%s takes %u: its outputs could not be told apart by input)",
+                              name, p->st[i].def.name, p->st[i].def.batch_size);
+    }
     stage_def *s = &p->st[p->n];
     memset(s, 0, sizeof *s);
     s->def = *actor;

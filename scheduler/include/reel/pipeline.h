@@ -15,8 +15,10 @@
  * task, every item that reached it from one pipeline input, once no item of
  * that input is left before it (queued, in a task, or failed for good under
  * ignore_failures: then the gather has the others; none left, no task).
- * Its batch_size is ignored. A gather of more than REEL_TASK_MAX_INPUTS
- * items fails for good with -E2BIG, deleting them.
+ * Its batch_size is ignored; the stages before it take one item per task (a
+ * result does not say which input of a batch each output came from). One
+ * stage of a pipeline may gather, not the first. A gather of more than
+ * REEL_TASK_MAX_INPUTS items fails for good with -E2BIG, deleting them.
  *
  * Lifetimes. Every object a run makes is the executor's: an item lives until
  * the stage after it is done with it; an artifact (reel/actor.h) until the
