@@ -893,6 +893,71 @@ Test(pipeline, the_autoscaler_moves_workers_to_the_slow_stage) {
     feeder_end(&w.feed);
 }
 
+/* Passes its input on after 5 ms of CPU time: a stage that asks for a quarter
+ * of a CPU and takes a whole one. */
+static int burn(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    volatile uint64_t x = 0;
+    do {
+        for (int k = 0; k < 10000; k++)
+            x += (uint64_t)k;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 5000000L);
+    return pass(ctx, in, n, out);
+}
+
+static const reel_actor_def def_burn = {.name = "burn", .process = burn, .cpus = 0.25};
+
+/* Done once the autoscaler has had 4 rounds; keeps the burning stage's
+ * workers at the last status. */
+static void on_burn(void *arg, const reel_pipeline_status *s) {
+    scale_watch *w = arg;
+    for (int i = 0; i < 2; i++)
+        if (s->stage[i].workers > w->most[i])
+            w->most[i] = s->stage[i].workers;
+    w->rounds = s->autoscale_rounds;
+    if (w->rounds >= 3 && !s->finished)
+        w->first[1] = s->stage[1].workers; /* here: the workers after round 3 on */
+    if (w->rounds >= 5)
+        w->feed.done = true;
+}
+
+/* Workers that ask for a quarter of a CPU but take a whole one count for a
+ * whole one: the autoscaler gives the stage no more of them than the CPUs
+ * (with declared shares only, it gave it all 8 places, as a sleeping
+ * stage gets). */
+Test(pipeline, the_autoscaler_counts_a_worker_by_the_cpu_it_takes) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("burning", &p));
+    TH_OK(reel_pipeline_add(p, &def_fast, NULL));
+    TH_OK(reel_pipeline_add(p, &def_burn, NULL));
+    reel_executor_config c = quick_config();
+    c.autoscale_interval_s = 0.25;
+    c.cpu_allocation_percentage = 1.0;
+    static scale_watch w;
+    memset(&w, 0, sizeof w);
+    feeder_start(&w.feed);
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .next_input = feed,
+                           .on_status = on_burn,
+                           .arg = &w,
+                           .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert_eq(res.outputs, w.feed.n);
+    cr_assert_geq(w.rounds, 5, "%u autoscaler rounds in %zu inputs", w.rounds, w.feed.n);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_assert_leq(w.first[1], (uint32_t)(cpus < 2 ? 2 : cpus),
+                  "the burning stage has %u workers after 3 rounds, on %ld CPUs (at most %u)",
+                  w.first[1], cpus, w.most[1]);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean((uint32_t)w.feed.n);
+    feeder_end(&w.feed);
+}
+
 /* ---- applying the autoscaler's changes ------------------------------------------ */
 
 /* Where the workers of the next two tests write what they saw: the zygote

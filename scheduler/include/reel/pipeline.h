@@ -47,7 +47,9 @@
  * and memory stays bounded. Autoscaled stages start at their floor (1, or
  * min_workers) plus the CPUs left spread over them a worker at a time; every
  * autoscale_interval_s the autoscaler then moves workers towards the slowest
- * stage. Batch runs one stage after another, each
+ * stage, counting a worker for the CPUs it measurably takes in a task (CPU
+ * time of all its threads over the time it ran or waited for a CPU) when
+ * that is more than it asked for. Batch runs one stage after another, each
  * with all the workers that fit, every intermediate kept in the store
  * (spilled as needed). Task IDs derive from the run ID and the items a task
  * takes, so with batch size 1 and one run ID both modes name every output
