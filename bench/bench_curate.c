@@ -262,6 +262,8 @@ static void add_rows(bench_report *rep, const char *group, const curate_totals *
 #define COPIES 4 /* each sample given this many times for the throughput rows */
 
 int bench_curate_run(const bench_options *opts, bench_report *rep) {
+    if (opts->long_video)
+        return bench_curate_long_run(opts, rep);
     const char *dir = getenv("REEL_SAMPLES") ? getenv("REEL_SAMPLES") : REEL_SAMPLES_DIR;
     curate_inputs in = {0}, many = {0};
     int rc = list_samples(dir, &in);
