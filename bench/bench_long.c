@@ -96,11 +96,38 @@ static uint64_t hwm_kb(pid_t pid) {
     return kb;
 }
 
-/* The sum of VmHWM over root and its descendants alive now, in kB. */
-static uint64_t tree_hwm_kb(pid_t root) {
+/* Appends to tree[*n..cap) the children of every thread of pid, from
+ * /proc/PID/task/TID/children (a thread's own children: the runtime may fork
+ * from any thread). */
+static void add_children(pid_t pid, pid_t *tree, size_t *n, size_t cap) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return; /* gone */
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int tid = atoi(e->d_name);
+        if (tid <= 0)
+            continue;
+        char cpath[96];
+        snprintf(cpath, sizeof cpath, "/proc/%d/task/%d/children", (int)pid, tid);
+        FILE *f = fopen(cpath, "re");
+        if (!f)
+            continue;
+        int c;
+        while (*n < cap && fscanf(f, "%d", &c) == 1)
+            tree[(*n)++] = (pid_t)c;
+        fclose(f);
+    }
+    closedir(d);
+}
+
+/* root and its descendants alive now into tree[0..cap), from the parent of
+ * every process in /proc: where the children files are missing. */
+static size_t tree_by_scan(pid_t root, pid_t *tree, size_t cap) {
     static pid_t pids[TREE_MAX], parents[TREE_MAX];
-    static unsigned char in[TREE_MAX];
-    size_t n = 0;
+    size_t n = 0, k = 0;
     DIR *d = opendir("/proc");
     if (!d)
         return 0;
@@ -110,32 +137,40 @@ static uint64_t tree_hwm_kb(pid_t root) {
             continue;
         pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
         pid_t pp = parent_of(pid);
-        if (pp < 0)
-            continue;
-        pids[n] = pid;
-        parents[n] = pp;
-        in[n] = pid == root;
-        n++;
+        if (pp >= 0) {
+            pids[n] = pid;
+            parents[n++] = pp;
+        }
     }
     closedir(d);
-    /* Descendants: marked until nothing changes (a tree is a few levels deep). */
-    for (int changed = 1; changed;) {
-        changed = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (in[i])
-                continue;
-            for (size_t j = 0; j < n; j++)
-                if (in[j] && pids[j] == parents[i]) {
-                    in[i] = 1;
-                    changed = 1;
-                    break;
-                }
-        }
+    tree[k++] = root;
+    for (size_t i = 0; i < k; i++) /* breadth first: the tree grows as it is read */
+        for (size_t j = 0; j < n && k < cap; j++)
+            if (parents[j] == tree[i])
+                tree[k++] = pids[j];
+    return k;
+}
+
+/* The sum of VmHWM over root and its descendants alive now, in kB. */
+static uint64_t tree_hwm_kb(pid_t root) {
+    static pid_t tree[TREE_MAX];
+    static int children_files = -1; /* the kernel has them (CONFIG_PROC_CHILDREN) */
+    if (children_files < 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+        children_files = access(path, R_OK) == 0;
+    }
+    size_t n = 0;
+    if (children_files) {
+        tree[n++] = root;
+        for (size_t i = 0; i < n; i++)
+            add_children(tree[i], tree, &n, TREE_MAX);
+    } else {
+        n = tree_by_scan(root, tree, TREE_MAX);
     }
     uint64_t sum = 0;
     for (size_t i = 0; i < n; i++)
-        if (in[i])
-            sum += hwm_kb(pids[i]);
+        sum += hwm_kb(tree[i]);
     return sum;
 }
 
