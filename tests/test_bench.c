@@ -2,7 +2,7 @@
  * reel-bench: runs the program ($REEL_BENCH) on its arguments, briefly, and
  * checks what it prints: --help, bad arguments, a tiny store run as JSON and
  * as a table, --plot with and without gnuplot, --vs-ray without Ray, a
- * section that fails, and curate --long on a 12 s video.
+ * section that fails, and curate --long on a 4 s video.
  *
  * Every real run is the store section on one 64 B size (STORE_ARGS): about a
  * second or two (--quick only shrinks the fresh-memory measurement from 256 to
@@ -826,16 +826,17 @@ static double tb_num(const jv *v, const char *key, const char *figure) {
     return m->num;
 }
 
-/* The long-video mode on 12 s of video: the video is made and kept in the
- * cache, and each row of the group comes out with its reference beside it;
- * the copies row, where reel-curate does not say them, is a note "n/a".
- * The figures themselves are not judged. */
+/* The long-video mode on 4 s of video (one clip: short, for the sanitizer
+ * builds): the video is made and kept in the cache, and each row of the
+ * group comes out with its reference beside it; the copies row, where
+ * reel-curate does not say them, is a note "n/a". The figures themselves are
+ * not judged. */
 Test(bench, curate_long_reports_its_rows_beside_ffmpeg_and_one_worker, .timeout = 600) {
     const char *cache = tb_mkdtemp();
     cr_assert_eq(setenv("REEL_BENCH_CACHE", cache, 1), 0);
     th_result r = th_run_limit(
         tb_bin(), NULL,
-        (const char *const[]){"curate", "--long", "--long-seconds", "12", "--json", NULL}, 540000);
+        (const char *const[]){"curate", "--long", "--long-seconds", "4", "--json", NULL}, 540000);
     cr_assert_eq(r.signal, 0, "killed by signal %d; stderr: %s", r.signal, r.err);
     cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
     jv *doc = tb_json(r.out);
@@ -857,7 +858,7 @@ Test(bench, curate_long_reports_its_rows_beside_ffmpeg_and_one_worker, .timeout 
         const jv *row = tb_row(rows, want[i].figure);
         cr_assert_not_null(row, "no row \"%s\":\n%s", want[i].figure, r.out);
         const char *group = jget_str(row, "group");
-        cr_expect(!group || strstr(group, "12 s of 1280x720 30 fps"), "group '%s'", group);
+        cr_expect(!group || strstr(group, "4 s of 1280x720 30 fps"), "group '%s'", group);
         cr_expect_str_eq(jget_str(row, "unit"), want[i].unit, "row %s", want[i].figure);
         cr_expect_str_eq(jget_str(row, "kind"), want[i].kind, "row %s", want[i].figure);
         cr_expect_gt(tb_num(row, "value", want[i].figure), 0, "row %s", want[i].figure);
@@ -891,7 +892,7 @@ Test(bench, curate_long_reports_its_rows_beside_ffmpeg_and_one_worker, .timeout 
     int videos = 0, partial = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        videos += strcmp(e->d_name, "long-12s-1280x720-30fps-h264-r1.mp4") == 0;
+        videos += strcmp(e->d_name, "long-4s-1280x720-30fps-h264-r1.mp4") == 0;
         partial += strstr(e->d_name, ".partial") != NULL;
     }
     closedir(d);
