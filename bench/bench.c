@@ -2,7 +2,8 @@
  * bench.c - reel-bench: runs benchmark sections and prints their reports.
  *
  *   reel-bench SECTION [--iterations N] [--sizes LIST] [--json] [--quick] [--spill]
- *                      [--interval S] [--burn sleep|yield|spin] [--plot DIR]
+ *                      [--long [--long-seconds S]] [--interval S]
+ *                      [--burn sleep|yield|spin] [--plot DIR]
  *
  * A section is one line in the table below; "all" runs every section.
  */

@@ -15,6 +15,9 @@
  *
  * Figures: seconds of video curated per second of wall time, and source
  * frames per second; the ratio reel / ffmpeg is the headline.
+ *
+ * With --long, one long video through the reel-curate program instead
+ * (bench_long.c).
  */
 #include "bench.h"
 
