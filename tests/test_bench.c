@@ -899,3 +899,31 @@ Test(bench, curate_long_reports_its_rows_beside_ffmpeg_and_one_worker, .timeout 
     cr_expect_eq(videos, 1, "the video is not kept in %s", cache);
     cr_expect_eq(partial, 0, "a partial file is left in %s", cache);
 }
+
+/* The samples' rows carry the store's peak use beside its capacity: on one
+ * tiny video made here (3 s, 160x120), --quick. */
+Test(bench, curate_reports_the_stores_peak_use_on_the_samples, .timeout = 300) {
+    const char *dir = tb_mkdtemp();
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=d=3:s=160x120:r=25 "
+             "-c:v libx264 -preset ultrafast -pix_fmt yuv420p %s/tiny.mp4",
+             dir);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    cr_assert_eq(setenv("REEL_SAMPLES", dir, 1), 0);
+    th_result r = th_run_limit(tb_bin(), NULL,
+                               (const char *const[]){"curate", "--quick", "--json", NULL}, 240000);
+    cr_assert_eq(r.signal, 0, "killed by signal %d; stderr: %s", r.signal, r.err);
+    cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
+    jv *doc = tb_json(r.out);
+    const jv *row = tb_row(jget(tb_section(doc, "curate"), "rows"), "peak store use");
+    cr_assert_not_null(row, "no peak store use row:\n%s", r.out);
+    cr_expect_str_eq(jget_str(row, "unit"), "MB");
+    double peak = tb_num(row, "value", "peak store use");
+    const jv *limit = jget(row, "limit");
+    cr_assert(limit && limit->type == JOBJ, "the row has no limit:\n%s", r.out);
+    double cap = tb_num(limit, "value", "peak store use");
+    cr_expect(peak > 0 && peak < cap, "peak %g MB of a %g MB store", peak, cap);
+    jfree(doc);
+    th_result_free(&r);
+}
