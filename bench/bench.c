@@ -2,7 +2,8 @@
  * bench.c - reel-bench: runs benchmark sections and prints their reports.
  *
  *   reel-bench SECTION [--iterations N] [--sizes LIST] [--json] [--quick] [--spill]
- *                      [--interval S] [--burn sleep|yield|spin] [--plot DIR]
+ *                      [--long [--long-seconds S]] [--interval S]
+ *                      [--burn sleep|yield|spin] [--plot DIR]
  *
  * A section is one line in the table below; "all" runs every section.
  */
@@ -56,6 +57,11 @@ static void usage(FILE *out) {
             "  --quick         a short run (fewer sizes and iterations)\n"
             "  --spill         store: spill and restore throughput beside write() and read()\n"
             "                  of the same bytes to the same disk (instead of the rest)\n"
+            "  --long          curate: a long video made with ffmpeg (kept in $REEL_BENCH_CACHE,\n"
+            "                  else /var/tmp/reel-bench) through reel-curate, beside ffmpeg\n"
+            "                  -threads 0 and beside reel-curate --transcoder-workers 1\n"
+            "                  (instead of the samples)\n"
+            "  --long-seconds S  curate --long: the video's length (default 300; 1 to 3600)\n"
             "  --vs-ray        store, actors, pipeline: also run bench/ray/'s scripts on Ray\n"
             "                  (pip install -r bench/ray/requirements.txt) and show reel/Ray\n"
             "  --interval S    pipeline: the autoscaler's interval in seconds (default 1;\n"
@@ -309,6 +315,14 @@ int main(int argc, char **argv) {
             opts.quick = 1;
         } else if (strcmp(a, "--spill") == 0) {
             opts.spill = 1;
+        } else if (strcmp(a, "--long") == 0) {
+            opts.long_video = 1;
+        } else if ((v = option_value(argc, argv, &i, "--long-seconds"))) {
+            char *end;
+            errno = 0;
+            opts.long_s = strtod(v, &end);
+            if (errno || end == v || *end || !(opts.long_s >= 1 && opts.long_s <= 3600))
+                die_usage("--long-seconds: '%s' is not a number of seconds from 1 to 3600", v);
         } else if (strcmp(a, "--vs-ray") == 0) {
             vs_ray = 1;
         } else if ((v = option_value(argc, argv, &i, "--iterations"))) {

@@ -32,6 +32,8 @@ typedef struct bench_options {
     int quick;                       /* smaller defaults: the whole run well under a minute */
     int progress;                    /* print what runs now to stderr */
     int spill;                       /* store: also measure spilling (--spill) */
+    int long_video;                  /* curate: the long video instead of the samples (--long) */
+    double long_s;                   /* curate: its length in seconds (--long-seconds; 0: 300) */
     double interval_s;               /* pipeline: autoscale_interval_s (--interval; 0: 1 s) */
     int burn;                        /* pipeline: how a task spends its cost (enum bench_burn) */
     reel_executor_config executor;   /* pipeline: NeMo Curator's executor flags, --config */
@@ -332,6 +334,8 @@ int bench_store_run(const bench_options *opts, bench_report *report);
 int bench_actors_run(const bench_options *opts, bench_report *report);
 int bench_pipeline_run(const bench_options *opts, bench_report *report);
 int bench_curate_run(const bench_options *opts, bench_report *report);
+/* The curate section's --long part (bench_long.c). */
+int bench_curate_long_run(const bench_options *opts, bench_report *report);
 /* The store section's --spill part (bench_spill.c). */
 int bench_spill_run(const bench_options *opts, bench_report *report);
 

@@ -15,6 +15,9 @@
  *
  * Figures: seconds of video curated per second of wall time, and source
  * frames per second; the ratio reel / ffmpeg is the headline.
+ *
+ * With --long, one long video through the reel-curate program instead
+ * (bench_long.c).
  */
 #include "bench.h"
 
@@ -73,6 +76,7 @@ typedef struct curate_totals {
     int64_t frames;
     uint64_t clips;
     reel_store *store;
+    uint64_t peak_store, capacity; /* the store's high mark at the end of the run */
 } curate_totals;
 
 static void count_output(void *arg, const reel_task_result *r) {
@@ -142,6 +146,11 @@ static double run_reel(const curate_inputs *in, const char *out_dir, curate_tota
     if (p) {
         reel_run_result_free(&res);
         reel_pipeline_free(p);
+    }
+    reel_store_stats st;
+    if (reel_store_stats_get(store, &st) == 0) {
+        tot->peak_store = st.peak_used;
+        tot->capacity = st.capacity;
     }
     for (size_t i = 0; i < in->n; i++)
         reel_obj_delete(store, &ids[i]);
@@ -257,11 +266,18 @@ static void add_rows(bench_report *rep, const char *group, const curate_totals *
                          (double)tot->frames / reel_s);
     if (r)
         bench_row_baseline(r, "ffmpeg, same cores", (double)tot->frames / ff_s);
+    /* The last round's: the store's high mark does not depend on the timing. */
+    r = bench_report_add(rep, group, "peak store use", "MB", BENCH_AMOUNT,
+                         (double)tot->peak_store / 1e6);
+    if (r)
+        bench_row_limit(r, "the store's capacity", (double)tot->capacity / 1e6);
 }
 
 #define COPIES 4 /* each sample given this many times for the throughput rows */
 
 int bench_curate_run(const bench_options *opts, bench_report *rep) {
+    if (opts->long_video)
+        return bench_curate_long_run(opts, rep);
     const char *dir = getenv("REEL_SAMPLES") ? getenv("REEL_SAMPLES") : REEL_SAMPLES_DIR;
     curate_inputs in = {0}, many = {0};
     int rc = list_samples(dir, &in);

@@ -421,10 +421,10 @@ static void json_summary(FILE *f, const char *path, const reel_store_stats *st) 
     fputs("{\"path\":", f);
     cli_json_str(f, path);
     fprintf(f,
-            ",\"capacity\":%" PRIu64 ",\"used\":%" PRIu64 ",\"free\":%" PRIu64
-            ",\"used_pct\":%.2f,\"free_pct\":%.2f,\"largest_free\":%" PRIu64
+            ",\"capacity\":%" PRIu64 ",\"used\":%" PRIu64 ",\"peak_used\":%" PRIu64
+            ",\"free\":%" PRIu64 ",\"used_pct\":%.2f,\"free_pct\":%.2f,\"largest_free\":%" PRIu64
             ",\"fragmentation_pct\":%.2f,\"free_blocks\":%" PRIu32,
-            st->capacity, st->used, st->free, pct(st->used, st->capacity),
+            st->capacity, st->used, st->peak_used, st->free, pct(st->used, st->capacity),
             pct(st->free, st->capacity), st->largest_free, fragmentation_pct(st), st->free_blocks);
     fprintf(f,
             ",\"max_objects\":%" PRIu32 ",\"objects\":%" PRIu32 ",\"objects_unsealed\":%" PRIu32
@@ -525,8 +525,9 @@ static void print_summary(FILE *f, const char *path, const reel_store_stats *st,
     fprintf(f, "store       %s\n", path);
     fprintf(f, "capacity    %s (%" PRIu64 " bytes)\n", fmt_bytes(st->capacity, a, sizeof(a)),
             st->capacity);
-    fprintf(f, "used        %s (%.1f%%)\n", fmt_bytes(st->used, a, sizeof(a)),
-            pct(st->used, st->capacity));
+    fprintf(f, "used        %s (%.1f%%), peak %s (%.1f%%)\n", fmt_bytes(st->used, a, sizeof(a)),
+            pct(st->used, st->capacity), fmt_bytes(st->peak_used, b, sizeof(b)),
+            pct(st->peak_used, st->capacity));
     fprintf(f,
             "free        %s (%.1f%%), largest block %s, %" PRIu32 " free block%s, %.1f%% "
             "fragmented\n",

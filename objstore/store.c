@@ -396,6 +396,8 @@ static uint32_t block_alloc(reel_store *s, uint64_t size) {
     }
     blk->state = BLOCK_USED;
     h->used += blk->size;
+    if (h->used > h->peak_used)
+        h->peak_used = h->used;
     return found;
 }
 
@@ -1008,6 +1010,11 @@ void reel__rebuild(reel_store *s) {
         h->n_owned += o->owner != 0;
         s->scratch[kept++] = i;
     }
+    /* The peak survives a rebuild: it is history, not derived from the
+     * objects. Only one that cannot be right (below what is held now, or
+     * above the capacity) starts again from what is held. */
+    if (h->peak_used < h->used || h->peak_used > l->capacity)
+        h->peak_used = h->used;
     if (cursor < l->capacity) {
         uint32_t g = block_record_new(s);
         (*blk_at(s, g)) = (seg_block){.offset = cursor,
@@ -1233,6 +1240,11 @@ static int audit_on_open(reel_store *s) {
         s->hdr->recoveries++;
         reel__rebuild(s);
     }
+    /* A peak below what is held or above the capacity was damaged, not
+     * reached: it starts again from what is held (no repair counted: it is a
+     * statistic, nothing is handed out by it). */
+    if (s->hdr->peak_used < s->hdr->used || s->hdr->peak_used > s->lay.capacity)
+        s->hdr->peak_used = s->hdr->used;
     store_unlock(s);
     if (bad)
         reel__fail(0, "%s was repaired at open: %s", s->path, why);
@@ -1517,6 +1529,7 @@ REEL_API int reel_store_stats_get(reel_store *s, reel_store_stats *out) {
     memset(out, 0, sizeof *out);
     out->capacity = s->lay.capacity;
     out->used = h->used;
+    out->peak_used = h->peak_used;
     out->free = s->lay.capacity - h->used;
     if (h->class_bitmap) {
         int c = 63 - __builtin_clzll(h->class_bitmap);

@@ -40,8 +40,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+/* Format versions: 2, objects have owners; 3, spilled objects start on 4 KiB;
+ * 4, the header keeps peak_used. */
 #define SEG_MAGIC          "REELSTOR"
-#define SEG_FORMAT_VERSION 3u /* 2: objects have owners; 3: spilled objects start on 4 KiB */
+#define SEG_FORMAT_VERSION 4u
 #define SEG_NIL            UINT32_MAX
 #define SEG_ALIGN          64u
 #define SEG_CLASSES        64
@@ -112,7 +114,8 @@ typedef struct seg_header {
     uint32_t n_owned;         /* objects with an owner */
     uint32_t destroyed; /* the file is unlinked: the last client out removes the spill files */
     uint32_t spill_in_memory; /* the spill directory was on tmpfs or ramfs at creation */
-    uint64_t reserved2[5];
+    uint64_t peak_used;       /* the most used has been since creation; never lowered */
+    uint64_t reserved2[4];
 
     /* Futex words: bumped on every seal / every free, slept on by waiters.
      * A waker calls FUTEX_WAKE only when the sleeper count is non-zero. */

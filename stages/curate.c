@@ -79,6 +79,8 @@ static void usage(FILE *f) {
         "  --transcode-encoder NAME           libavcodec encoder (libx264)\n"
         "  --transcode-preset NAME            encoder preset (veryfast)\n"
         "  --transcode-crf N                  0..51 (23)\n"
+        "  --transcoder-workers N             a fixed number of transcoder workers, 1..256\n"
+        "                                     (default 0: autoscaled, as every stage)\n"
         "  --no-previews                      no previews/<uuid>/preview.jpg (no preview stage)\n"
         "  --write-frames                     write each kept clip's frames beside its\n"
         "                                     metadata: metas/v0/<uuid>.frames.npy, uint8\n"
@@ -244,6 +246,12 @@ static void parse_args(int argc, char **argv, args *a) {
             if (crf != floor(crf) || crf < 0 || crf > 51)
                 usage_error("--transcode-crf is a whole number 0..51, not '%s'", v);
             a->opt.crf = (int32_t)crf;
+        } else if ((v = flag_value(argc, argv, &i, "--transcoder-workers"))) {
+            uint64_t w = count("--transcoder-workers", v);
+            if (w > REEL_POOL_MAX_WORKERS)
+                usage_error("--transcoder-workers is at most %u (0: autoscaled), not '%s'",
+                            REEL_POOL_MAX_WORKERS, v);
+            a->opt.transcoder_workers = (uint32_t)w;
         } else if ((v = flag_value(argc, argv, &i, "--frames-fps"))) {
             a->opt.frames_fps = number("--frames-fps", v);
             a->frames_fps_given = true;
@@ -542,6 +550,11 @@ int main(int argc, char **argv) {
             prog.videos_done, n, prog.written, prog.filtered,
             failed_videos + (size_t)prog.failed_in_writer, wall,
             wall > 0 ? prog.video_s / wall : 0.0);
+    /* The store goes with the run: its high mark is said here or nowhere. */
+    if (reel_store_stats_get(store, &st) == 0)
+        fprintf(stderr, PROG ": peak store use %" PRIu64 " bytes of %" PRIu64 " (%.1f%%)\n",
+                st.peak_used, st.capacity,
+                st.capacity ? 100.0 * (double)st.peak_used / (double)st.capacity : 0.0);
     if (skipped)
         fprintf(stderr, PROG ": %zu file%s skipped: not video extensions\n", skipped,
                 skipped == 1 ? "" : "s");

@@ -92,6 +92,8 @@ REEL_API int reel_curate_validate(const reel_curate_options *o, char *why, size_
     else if (o->frames_size < 8 || o->frames_size > 4096 || o->tensor_size < 8 ||
              o->tensor_size > 4096 || o->preview_size < 8 || o->preview_size > 4096)
         bad = "frame, tensor and preview sizes: must be 8..4096 pixels";
+    else if (o->transcoder_workers > REEL_POOL_MAX_WORKERS)
+        bad = "transcoder_workers: at most 256 (0: autoscaled)";
     else if (o->video_extensions && !extensions_ok(o->video_extensions))
         bad = "video_extensions: a comma-separated list of extensions such as mp4,mov,ogv";
     for (int c = 0; !bad && c < 3; c++)

@@ -97,6 +97,8 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
          * while another worker idles. */
         reel_stage_options so = {
             .cpus = share, .slots = 1, .inputs = list[i]->in, .outputs = list[i]->out};
+        if (list[i] == &stage_transcoder)
+            so.workers = o->transcoder_workers; /* 0: autoscaled */
         rc = reel_pipeline_add(p, &defs[i], &so);
     }
     if (rc) {

@@ -1,8 +1,8 @@
 /*
  * reel-bench: runs the program ($REEL_BENCH) on its arguments, briefly, and
  * checks what it prints: --help, bad arguments, a tiny store run as JSON and
- * as a table, --plot with and without gnuplot, --vs-ray without Ray, and a
- * section that fails.
+ * as a table, --plot with and without gnuplot, --vs-ray without Ray, a
+ * section that fails, and curate --long on a 4 s video.
  *
  * Every real run is the store section on one 64 B size (STORE_ARGS): about a
  * second or two (--quick only shrinks the fresh-memory measurement from 256 to
@@ -588,6 +588,9 @@ Test(bench, bad_arguments_exit_2_with_one_line) {
          {"pipeline", "--interval", "2", "--autoscale-interval-s=3", NULL}},
         {"--execution-mode sideways", {"pipeline", "--execution-mode", "sideways", NULL}},
         {"two sections", {"store", "actors", NULL}},
+        {"--long-seconds 0", {"curate", "--long", "--long-seconds", "0", NULL}},
+        {"--long-seconds ten", {"curate", "--long", "--long-seconds", "ten", NULL}},
+        {"--long-seconds 4000", {"curate", "--long", "--long-seconds", "4000", NULL}},
         {"--plot DIR whose parent is missing", {"store", "--plot", no_parent, NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -800,5 +803,127 @@ Test(bench, vs_ray_without_ray_goes_on) {
     cr_expect_not_null(strstr(line, "Ray"), "line is '%s'", line);
     tb_assert_store_table(r.out);
     tb_assert_nothing_left(r.out);
+    th_result_free(&r);
+}
+
+/* ---- curate --long --------------------------------------------------------------------- */
+
+/* The row of rows whose "figure" is figure, or NULL. */
+static const jv *tb_row(const jv *rows, const char *figure) {
+    for (size_t i = 0; rows && i < rows->n; i++) {
+        const char *f = jget_str(rows->items[i], "figure");
+        if (f && strcmp(f, figure) == 0)
+            return rows->items[i];
+    }
+    return NULL;
+}
+
+/* The number member key of v; asserts it is there and finite. */
+static double tb_num(const jv *v, const char *key, const char *figure) {
+    const jv *m = jget(v, key);
+    cr_assert(m && m->type == JNUM && isfinite(m->num), "row %s: \"%s\" is not a number", figure,
+              key);
+    return m->num;
+}
+
+/* The long-video mode on 4 s of video (one clip: short, for the sanitizer
+ * builds): the video is made and kept in the cache, and each row of the
+ * group comes out with its reference beside it; the copies row, where
+ * reel-curate does not say them, is a note "n/a". The figures themselves are
+ * not judged. */
+Test(bench, curate_long_reports_its_rows_beside_ffmpeg_and_one_worker, .timeout = 600) {
+    const char *cache = tb_mkdtemp();
+    cr_assert_eq(setenv("REEL_BENCH_CACHE", cache, 1), 0);
+    th_result r = th_run_limit(
+        tb_bin(), NULL,
+        (const char *const[]){"curate", "--long", "--long-seconds", "4", "--json", NULL}, 540000);
+    cr_assert_eq(r.signal, 0, "killed by signal %d; stderr: %s", r.signal, r.err);
+    cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
+    jv *doc = tb_json(r.out);
+    const jv *curate = tb_section(doc, "curate");
+    const jv *rows = jget(curate, "rows");
+    cr_assert(rows && rows->type == JARR, "no rows:\n%s", r.out);
+
+    static const struct {
+        const char *figure, *unit, *kind, *ref, *ref_name;
+    } want[] = {
+        {"seconds of video per second", "s/s", "rate", "baseline", "ffmpeg -threads 0"},
+        {"wall time", "s", "amount", "baseline", "ffmpeg -threads 0"},
+        {"s of video/s beside 1 transcoder worker", "s/s", "rate", "baseline",
+         "reel-curate --transcoder-workers 1"},
+        {"peak resident memory, process tree", "MB", "amount", "baseline", "ffmpeg -threads 0"},
+        {"peak store use", "MB", "amount", "limit", "the store's capacity"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const jv *row = tb_row(rows, want[i].figure);
+        cr_assert_not_null(row, "no row \"%s\":\n%s", want[i].figure, r.out);
+        const char *group = jget_str(row, "group");
+        cr_expect(!group || strstr(group, "4 s of 1280x720 30 fps"), "group '%s'", group);
+        cr_expect_str_eq(jget_str(row, "unit"), want[i].unit, "row %s", want[i].figure);
+        cr_expect_str_eq(jget_str(row, "kind"), want[i].kind, "row %s", want[i].figure);
+        cr_expect_gt(tb_num(row, "value", want[i].figure), 0, "row %s", want[i].figure);
+        const jv *ref = jget(row, want[i].ref);
+        cr_assert(ref && ref->type == JOBJ, "row %s has no %s", want[i].figure, want[i].ref);
+        const char *name = jget_str(ref, "name");
+        cr_expect(name && strstr(name, want[i].ref_name), "row %s: %s '%s'", want[i].figure,
+                  want[i].ref, name);
+        cr_expect_gt(tb_num(ref, "value", want[i].figure), 0, "row %s", want[i].figure);
+    }
+    const jv *fast = tb_row(rows, "seconds of video per second");
+    const jv *target = jget(fast, "target");
+    cr_assert(target && target->type == JOBJ, "the speed row has no target");
+    cr_expect_str_eq(jget_str(target, "text"), ">= 0.9 x ffmpeg");
+    /* The copies: a row where reel-curate says them, else a note. */
+    if (!tb_row(rows, "bytes copied between objects per source byte")) {
+        const jv *notes = jget(curate, "notes");
+        bool na = false;
+        for (size_t i = 0; notes && notes->type == JARR && i < notes->n; i++)
+            na |= notes->items[i]->type == JSTR &&
+                  strstr(notes->items[i]->str, "bytes copied between store objects per source "
+                                               "byte: n/a") != NULL;
+        cr_expect(na, "neither a copies row nor its n/a note:\n%s", r.out);
+    }
+    jfree(doc);
+    th_result_free(&r);
+
+    /* The video stays in the cache, under a name that holds its parameters. */
+    DIR *d = opendir(cache);
+    cr_assert_not_null(d);
+    int videos = 0, partial = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        videos += strcmp(e->d_name, "long-4s-1280x720-30fps-h264-r1.mp4") == 0;
+        partial += strstr(e->d_name, ".partial") != NULL;
+    }
+    closedir(d);
+    cr_expect_eq(videos, 1, "the video is not kept in %s", cache);
+    cr_expect_eq(partial, 0, "a partial file is left in %s", cache);
+}
+
+/* The samples' rows carry the store's peak use beside its capacity: on one
+ * tiny video made here (3 s, 160x120), --quick. */
+Test(bench, curate_reports_the_stores_peak_use_on_the_samples, .timeout = 300) {
+    const char *dir = tb_mkdtemp();
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=d=3:s=160x120:r=25 "
+             "-c:v libx264 -preset ultrafast -pix_fmt yuv420p %s/tiny.mp4",
+             dir);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    cr_assert_eq(setenv("REEL_SAMPLES", dir, 1), 0);
+    th_result r = th_run_limit(tb_bin(), NULL,
+                               (const char *const[]){"curate", "--quick", "--json", NULL}, 240000);
+    cr_assert_eq(r.signal, 0, "killed by signal %d; stderr: %s", r.signal, r.err);
+    cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
+    jv *doc = tb_json(r.out);
+    const jv *row = tb_row(jget(tb_section(doc, "curate"), "rows"), "peak store use");
+    cr_assert_not_null(row, "no peak store use row:\n%s", r.out);
+    cr_expect_str_eq(jget_str(row, "unit"), "MB");
+    double peak = tb_num(row, "value", "peak store use");
+    const jv *limit = jget(row, "limit");
+    cr_assert(limit && limit->type == JOBJ, "the row has no limit:\n%s", r.out);
+    double cap = tb_num(limit, "value", "peak store use");
+    cr_expect(peak > 0 && peak < cap, "peak %g MB of a %g MB store", peak, cap);
+    jfree(doc);
     th_result_free(&r);
 }

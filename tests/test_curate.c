@@ -226,6 +226,36 @@ Test(curate, bad_arguments_are_one_clear_line) {
     th_result_free(&r);
 }
 
+/* --transcoder-workers N fixes the transcoder's count (the other stages stay
+ * autoscaled); 0 is the default, autoscaled; a bad count is one clear line. */
+Test(curate, transcoder_workers_fixes_the_transcoders_count) {
+    th_result r = th_run(curate_bin(), NULL,
+                         (const char *[]){"--describe", "--transcoder-workers", "3", NULL});
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    const char *t = strstr(r.out, "Stage 3: transcoder\n");
+    cr_assert_not_null(t, "%s", r.out);
+    const char *next = strstr(t + 1, "\nStage ");
+    const char *w = strstr(t, "  Workers: 3 (fixed)\n");
+    cr_assert(w && (!next || w < next), "the transcoder is not fixed at 3 workers:\n%s", r.out);
+    cr_assert_eq(th_count(r.out, "(fixed)"), 1, "another stage is fixed too:\n%s", r.out);
+    th_result_free(&r);
+
+    r = th_run(curate_bin(), NULL,
+               (const char *[]){"--describe", "--transcoder-workers", "0", NULL});
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_eq(th_count(r.out, "(fixed)"), 0, "0 is not autoscaled:\n%s", r.out);
+    th_result_free(&r);
+
+    static const char *const bad[] = {"-1", "two", "1.5", "", "257", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = th_run(curate_bin(), NULL,
+                   (const char *[]){"--describe", "--transcoder-workers", bad[i], NULL});
+        th_assert_one_error_line(&r, 2, "reel-curate: ", "--transcoder-workers");
+        cr_assert(strstr(r.err, "--transcoder-workers"), "'%s': %s", bad[i], r.err);
+        th_result_free(&r);
+    }
+}
+
 /* Real footage, scene cuts: oa4_launch.webm has one hard cut at frame 74 (24
  * fps); with 0.5 s cropped from each end, its scenes give clips [12, 62) and
  * [86, 182). realshort.mp4 (1.2 s) is shorter than the shortest clip. */

@@ -299,6 +299,36 @@ Test(inspect, corrupt_copies_never_crash, .timeout = 240) {
     free(copy);
 }
 
+/* The store's high mark is shown beside used: in the table on the used line,
+ * in JSON as peak_used (bytes), after the objects that made it are gone. */
+Test(inspect, peak_use_is_shown_beside_used) {
+    const char *path = ti_path("peak");
+    ti_store = ti_store_new(path);
+    reel_id big = ti_put(ti_store, 1u << 20, REEL_META_BYTES);
+    cr_assert_eq(reel_obj_delete(ti_store, &big), 0);
+    (void)ti_put(ti_store, 1000, REEL_META_BYTES);
+    reel_store_stats st;
+    cr_assert_eq(reel_store_stats_get(ti_store, &st), 0);
+    cr_assert_gt(st.peak_used, 1u << 20);
+    cr_assert_lt(st.used, st.peak_used);
+
+    th_result r = th_run_inspect(NULL, (const char *[]){"--json", path, NULL});
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    char want[64];
+    snprintf(want, sizeof want, "\"peak_used\":%llu,", (unsigned long long)st.peak_used);
+    cr_assert_neq(strstr(r.out, want), NULL, "no %s in %s", want, r.out);
+    th_result_free(&r);
+
+    r = th_run_inspect(NULL, (const char *[]){path, NULL});
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    const char *line = strstr(r.out, "\nused ");
+    cr_assert_not_null(line, "no used line: %s", r.out);
+    const char *end = strchr(line + 1, '\n');
+    const char *peak = strstr(line, ", peak 1.0");
+    cr_assert(peak && (!end || peak < end), "no peak of about 1 MiB on the used line: %s", r.out);
+    th_result_free(&r);
+}
+
 Test(inspect, bad_arguments) {
     const char *path = ti_path("args");
     ti_store = ti_store_new(path);

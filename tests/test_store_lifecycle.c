@@ -673,6 +673,51 @@ Test(lifecycle, stats_fields) {
     TH_OK(reel_store_close(s));
 }
 
+/* peak_used is the high mark of used since creation: deletes do not lower it,
+ * a smaller load after them does not move it, and every handle (and a later
+ * open) reads the same, since it lives in the segment. */
+Test(lifecycle, peak_used_stays_at_the_high_mark) {
+    const char *path;
+    reel_store *s = th_store_new(4 * MiB, 64, &path);
+    reel_store_stats st = th_stats(s);
+    cr_assert_eq(st.peak_used, 0u, "peak %llu in a new store", (unsigned long long)st.peak_used);
+    reel_id a = th_id_random(), b = th_id_random(), c = th_id_random();
+    put_pattern(s, &a, 300 * KiB, 1, 0);
+    st = th_stats(s);
+    cr_assert_eq(st.peak_used, st.used, "peak %llu, used %llu after one put",
+                 (unsigned long long)st.peak_used, (unsigned long long)st.used);
+    put_pattern(s, &b, 700 * KiB, 2, 0);
+    reel_store_stats high = th_stats(s);
+    cr_assert_geq(high.used, 1000u * KiB);
+    cr_assert_eq(high.peak_used, high.used);
+
+    TH_OK(reel_obj_delete(s, &a));
+    TH_OK(reel_obj_delete(s, &b));
+    put_pattern(s, &c, 100 * KiB, 3, 0);
+    st = th_stats(s);
+    cr_assert_lt(st.used, high.used);
+    cr_assert_eq(st.peak_used, high.used, "peak %llu after the deletes, the high mark was %llu",
+                 (unsigned long long)st.peak_used, (unsigned long long)high.used);
+    TH_OK(reel_obj_delete(s, &c));
+    expect_empty(s);
+    st = th_stats(s);
+    cr_assert_eq(st.peak_used, high.used, "peak %llu in the emptied store, the high mark was %llu",
+                 (unsigned long long)st.peak_used, (unsigned long long)high.used);
+
+    reel_store *other;
+    TH_OK(reel_store_open(path, 0, &other));
+    st = th_stats(other);
+    cr_assert_eq(st.peak_used, high.used, "a second handle reads peak %llu, not %llu",
+                 (unsigned long long)st.peak_used, (unsigned long long)high.used);
+    TH_OK(reel_store_close(other));
+    TH_OK(reel_store_close(s));
+    TH_OK(reel_store_open(path, 0, &s));
+    st = th_stats(s);
+    cr_assert_eq(st.peak_used, high.used, "after a close and open, peak %llu, not %llu",
+                 (unsigned long long)st.peak_used, (unsigned long long)high.used);
+    TH_OK(reel_store_close(s));
+}
+
 Test(lifecycle, stats_defaults) {
     reel_store_options opts = {0};
     opts.flags = REEL_STORE_NO_PREFAULT;

@@ -283,6 +283,9 @@ REEL_API int reel_store_spill(reel_store *store, uint64_t bytes, uint64_t *spill
 typedef struct reel_store_stats {
     uint64_t capacity;     /* data bytes */
     uint64_t used;         /* bytes held by objects, alignment included */
+    uint64_t peak_used;    /* the most used has been since the store was created
+                              (never reset; kept in the segment, so every process
+                              sees the same) */
     uint64_t free;         /* capacity - used */
     uint64_t largest_free; /* largest single free block */
     uint32_t free_blocks;  /* number of free blocks (fragmentation) */

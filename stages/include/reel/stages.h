@@ -73,6 +73,10 @@ typedef struct reel_curate_options {
     const char *preset;      /* "veryfast" */
     int32_t crf;             /* 23 */
     uint32_t encode_threads; /* per encoder; 0: 1 (the pipeline runs videos in parallel) */
+    /* The transcoder stage's workers: a fixed count, 1..REEL_POOL_MAX_WORKERS
+     * (with 1, what a run gains from transcoding in parallel can be measured);
+     * 0: autoscaled, as every other stage (the default). */
+    uint32_t transcoder_workers;
 
     /* Motion filter (Curator's names and defaults). */
     reel_motion_mode motion;
