@@ -79,6 +79,9 @@ static void usage(FILE *f) {
         "  --transcode-encoder NAME           libavcodec encoder (libx264)\n"
         "  --transcode-preset NAME            encoder preset (veryfast)\n"
         "  --transcode-crf N                  0..51 (23)\n"
+        "  --clips-per-chunk N                clips per item after the splitter (Curator's\n"
+        "                                     num_clips_per_chunk; 0, the default: as few as\n"
+        "                                     fit, so a video's clips run on every worker)\n"
         "  --no-previews                      no previews/<uuid>/preview.jpg (no preview stage)\n"
         "  --write-frames                     write each kept clip's frames beside its\n"
         "                                     metadata: metas/v0/<uuid>.frames.npy, uint8\n"
@@ -235,6 +238,11 @@ static void parse_args(int argc, char **argv, args *a) {
         } else if ((v = flag_value(argc, argv, &i, "--motion-per-patch-min-256-threshold"))) {
             a->opt.motion_per_patch_min_256_threshold =
                 number("--motion-per-patch-min-256-threshold", v);
+        } else if ((v = flag_value(argc, argv, &i, "--clips-per-chunk"))) {
+            uint64_t c = count("--clips-per-chunk", v);
+            if (c > UINT32_MAX)
+                usage_error("--clips-per-chunk %s is too many", v);
+            a->opt.clips_per_chunk = (uint32_t)c;
         } else if ((v = flag_value(argc, argv, &i, "--transcode-encoder"))) {
             a->opt.encoder = v;
         } else if ((v = flag_value(argc, argv, &i, "--transcode-preset"))) {

@@ -189,13 +189,14 @@ static void samples_keep(const reel_curate_options *o, clip_job *j) {
     }
     vt_clip *c = j->clip;
     if (s->frames) {
-        c->frames = (vt_bytes){s->frames, (uint64_t)clip_frame_bytes(o->frames_size) * s->n};
+        c->frames =
+            (vt_art){.data = s->frames, .size = (uint64_t)clip_frame_bytes(o->frames_size) * s->n};
         c->frames_n = s->n;
         c->frames_h = c->frames_w = o->frames_size;
         c->frames_fps = o->frames_fps;
     }
     if (s->jpeg)
-        c->preview = (vt_bytes){s->jpeg, s->jpeg_size};
+        c->preview = (vt_art){.data = s->jpeg, .size = s->jpeg_size};
 }
 
 /* Even sizes: yuv420p halves both. */
@@ -343,7 +344,7 @@ static int transcode_task(reel_actor_ctx *ctx, const reel_view *in, size_t n_in,
                           reel_actor_out *out) {
     const reel_curate_options *o = stage_options(ctx);
     video_task t;
-    int rc = stage_read_task(ctx, in, n_in, &t);
+    int rc = stage_read_task(ctx, "transcoder", in, n_in, &t);
     if (rc)
         return rc;
     char err[VT_TEXT_MAX];
@@ -359,7 +360,7 @@ static int transcode_task(reel_actor_ctx *ctx, const reel_view *in, size_t n_in,
         for (uint32_t i = 0; i < t.n_clips; i++) {
             clip_job *j = &jobs[i];
             if (j->done) {
-                j->clip->mp4 = (vt_bytes){j->mp4, j->mp4_size};
+                j->clip->mp4 = (vt_art){.data = j->mp4, .size = j->mp4_size};
                 j->clip->num_frames = j->frames;
                 samples_keep(o, j);
                 ok++;
@@ -370,11 +371,11 @@ static int transcode_task(reel_actor_ctx *ctx, const reel_view *in, size_t n_in,
                            "no clip could be encoded (each clip's errors say why)");
     } else if (t.n_clips) {
         for (uint32_t i = 0; i < t.n_clips; i++)
-            if (!t.clips[i].mp4.size && !t.clips[i].errors.size)
+            if (!vt_art_present(&t.clips[i].mp4) && !t.clips[i].errors.size)
                 t.clips[i].errors = (vt_bytes){(const uint8_t *)"transcoder: no source file",
                                                sizeof "transcoder: no source file" - 1};
     }
-    rc = stage_write_task(ctx, out, &t);
+    rc = stage_write_task(ctx, out, &t, true);
 done:
     if (jobs)
         for (uint32_t i = 0; i < t.n_clips; i++) {

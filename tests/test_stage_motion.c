@@ -171,11 +171,11 @@ Test(stage_motion, a_filtered_clip_loses_its_frames_and_preview) {
     make_task();
     static const uint8_t frames[2 * 8 * 8 * 3], jpeg[] = {0xff, 0xd8, 0xff, 0xd9};
     for (int k = 0; k < 2; k++) {
-        clips[k].frames = (vt_bytes){frames, sizeof frames};
+        clips[k].frames = (vt_art){.data = frames, .size = sizeof frames};
         clips[k].frames_n = 2;
         clips[k].frames_h = clips[k].frames_w = 8;
         clips[k].frames_fps = 2;
-        clips[k].preview = (vt_bytes){jpeg, sizeof jpeg};
+        clips[k].preview = (vt_art){.data = jpeg, .size = sizeof jpeg};
     }
     reel_curate_options o = options(REEL_MOTION_ENABLE);
     sf_out out = run(&o);

@@ -68,6 +68,17 @@ typedef struct reel_curate_options {
     double scene_crop_s;     /* 0.5 */
     double scene_threshold;  /* detector score above which a frame starts a shot */
 
+    /* Fan-out: the splitter makes one item of each run of clips_per_chunk
+     * of a video's clips (Curator's num_clips_per_chunk), and the stages
+     * after it work on the items of one video at once. 0 (the default):
+     * automatic, as few clips as can be (1), so long as a video makes at
+     * most REEL_TASK_MAX_OUTPUTS items and an item's clip artifacts (an MP4
+     * each, and frames, tensor, preview as made) with its record fit the
+     * REEL_TASK_MAX_OUTPUTS outputs of a task. A value whose chunk cannot
+     * fit them is refused; a video with more chunks than a task can output
+     * gets larger ones. */
+    uint32_t clips_per_chunk;
+
     /* Transcoding: H.264 in MP4 through libavcodec. */
     const char *encoder;     /* "libx264" */
     const char *preset;      /* "veryfast" */
@@ -156,6 +167,10 @@ typedef struct reel_curate_video_summary {
     double duration_s;
     int64_t frames;
     char name[256]; /* the video's file name */
+    /* Bytes the stages copied from one store object into another for this
+     * video (records rewritten; artifacts pass by ID and count nothing), and
+     * the source file's size: reel-curate prints their ratio. */
+    uint64_t bytes_copied, source_bytes;
 } reel_curate_video_summary;
 
 /* Reads a writer output's bytes; -EBADMSG if they are not one. */
