@@ -333,6 +333,7 @@ typedef struct progress {
     bool tty;
     size_t total;
     uint64_t videos_done, clips, written, filtered, partial, failed_in_writer;
+    uint64_t bytes_copied, source_bytes; /* between store objects; of the sources */
     double video_s;
     int64_t frames;
     struct timespec start;
@@ -399,6 +400,8 @@ static void on_output(void *arg, const reel_task_result *r) {
             p->failed_in_writer += s.failed;
             p->video_s += s.duration_s;
             p->frames += s.frames;
+            p->bytes_copied += s.bytes_copied;
+            p->source_bytes += s.source_bytes;
             if (!p->tty)
                 fprintf(stderr, PROG ": %s: %u clips (%u written, %u filtered)%s\n", s.name,
                         s.clips, s.clips_written, s.clips_filtered,
@@ -550,6 +553,12 @@ int main(int argc, char **argv) {
             prog.videos_done, n, prog.written, prog.filtered,
             failed_videos + (size_t)prog.failed_in_writer, wall,
             wall > 0 ? prog.video_s / wall : 0.0);
+    /* Artifacts pass between stages by ID: what is copied from one store
+     * object into another is the small per-chunk records. */
+    fprintf(stderr,
+            PROG ": %" PRIu64 " bytes copied between store objects (%.4f per source byte)\n",
+            prog.bytes_copied,
+            prog.source_bytes ? (double)prog.bytes_copied / (double)prog.source_bytes : 0.0);
     if (skipped)
         fprintf(stderr, PROG ": %zu file%s skipped: not video extensions\n", skipped,
                 skipped == 1 ? "" : "s");

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -821,4 +822,54 @@ Test(curate_sweep, an_interrupted_run_cleans_up_and_a_killed_ones_store_goes_nex
     cr_assert(strstr(r.err, "reel-curate: removed "), "no word of the stale store:\n%s", r.err);
     th_result_free(&r);
     cr_assert_eq(curate_stores_of_the_dead(), 0, "a store of a dead run is left");
+}
+
+/* Fan-out and fan-in: a video whose clips go through the stages as one item
+ * each (the default) comes out exactly as one whose clips travel together,
+ * clips, metadata, previews and records byte for byte; and what is copied
+ * between store objects is the small records only, not the clips. */
+Test(curate, a_video_fanned_out_into_chunks_curates_as_in_one) {
+    char s[512], videos[96], out[96], whole[96];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    snprintf(whole, sizeof whole, "%s/whole", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    copy_part(sample("cockatoo.mp4", s, sizeof s), videos, "cockatoo.mp4", SIZE_MAX);
+    copy_part(sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
+    /* 2-second clips: several per video. 31 clips per chunk (with an MP4
+     * and a preview each, as many as fit a task): one chunk per video. */
+    const char *chunks[] = {"31", "1"};
+    uint64_t copied[2] = {0};
+    double per_byte[2] = {0};
+    for (int k = 0; k < 2; k++) {
+        th_result r =
+            th_run_limit(curate_bin(), NULL,
+                         (const char *[]){"--video-dir", videos, "--output-clip-path", out,
+                                          "--fixed-stride-split-duration", "2", "--motion-filter",
+                                          "score-only", "--clips-per-chunk", chunks[k], NULL},
+                         RUN_LIMIT_MS);
+        cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+        cr_assert(strstr(r.err, "2 of 2 videos curated"), "%s", r.err);
+        const char *line = strstr(r.err, " bytes copied between store objects (");
+        cr_assert(line, "%s", r.err);
+        while (line > r.err && line[-1] != ' ')
+            line--;
+        cr_assert_eq(sscanf(line, "%" SCNu64 " bytes copied between store objects (%lf per",
+                            &copied[k], &per_byte[k]),
+                     2, "%s", r.err);
+        th_result_free(&r);
+        if (k == 0)
+            cr_assert_eq(rename(out, whole), 0);
+    }
+    cr_assert_geq(count_files(out, "clips"), 4, "several clips per video");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "diff -r '%s' '%s' >&2", whole, out);
+    cr_assert_eq(system(cmd), 0, "the trees differ (diff above)");
+    /* Records only: a few hundred bytes per clip and stage, against a
+     * source of hundreds of kilobytes. */
+    for (int k = 0; k < 2; k++) {
+        cr_assert_gt(copied[k], 0, "the records are counted");
+        cr_assert_leq(per_byte[k], 0.05, "%" PRIu64 " bytes copied, %g per source byte", copied[k],
+                      per_byte[k]);
+    }
 }
