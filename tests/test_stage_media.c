@@ -685,3 +685,83 @@ Test(stage_media, jpeg_of_an_rgb_image) {
     TH_RC(media_jpeg(rgb, 0, h, 90, &jpg, &size, why, sizeof why), -EINVAL);
     TH_RC(media_jpeg(NULL, w, h, 90, &jpg, &size, why, sizeof why), -EINVAL);
 }
+
+/* ---- seeking ------------------------------------------------------------------ */
+
+/* The frames a decode hands over from frame from on: their timestamps and
+ * small RGB pictures. */
+typedef struct seek_seen {
+    int64_t from; /* frames before it are not kept */
+    int64_t first, n, seen;
+    int64_t pts[8];
+    uint8_t rgb[8][16 * 16 * 3];
+} seek_seen;
+
+static int seek_keep(void *arg, int64_t index, const AVFrame *f) {
+    seek_seen *s = arg;
+    if (s->seen++ == 0)
+        s->first = index;
+    cr_assert_eq(index, s->first + s->seen - 1, "frames come in order, each once");
+    if (index < s->from)
+        return 0;
+    cr_assert_lt(s->n, 8);
+    s->pts[s->n] = f->pts;
+    cr_assert_eq(media_frame_to_rgb(f, 16, 16, s->rgb[s->n]), 0);
+    s->n++;
+    return 0;
+}
+
+/* A chunk of a video decodes from the keyframe before it, not from the
+ * first frame, and its frames are numbered exactly as a decode from the
+ * first frame numbers them (the same timestamps): cockatoo.mp4 has
+ * keyframes at frames 0, 76 and 145 and B-frames; diver.mov (MJPEG) is all
+ * keyframes, and decodes cleanly, so its pictures are the same too.
+ * (cockatoo.mp4's stream has damaged macroblocks that FFmpeg conceals, and
+ * the concealment depends on where decoding began: its pictures are not
+ * compared.) */
+Test(stage_media, a_decode_from_a_later_frame_seeks_and_numbers_frames_alike) {
+    static const struct {
+        const char *name;
+        int64_t start, most_decoded_before;
+        bool same_pictures;
+    } cases[] = {
+        {"cockatoo.mp4", 10, 10, true},    /* too close to the start to seek */
+        {"cockatoo.mp4", 100, 24, false},  /* from frame 76 */
+        {"cockatoo.mp4", 160, 84, false},  /* 145 is within 16 frames: from 76 */
+        {"cockatoo.mp4", 270, 125, false}, /* from 145 */
+        {"diver.mov", 200, 16, true},      {"diver.mov", 340, 16, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *path = sf_sample_path(cases[i].name);
+        vt_file id = sf_file_id(path);
+        media_input *m;
+        char why[256];
+        TH_OK(media_open_file(path, &id, NULL, &m, why, sizeof why));
+        int64_t start = cases[i].start;
+        seek_seen *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+        cr_assert(a && b);
+        bool partial;
+        /* From the first frame, keeping [start, start + 4). */
+        a->from = start;
+        TH_OK(media_decode(m, 0, start + 4, seek_keep, a, &partial, why, sizeof why));
+        cr_assert_eq(a->first, 0);
+        cr_assert_eq(a->n, 4);
+        TH_OK(media_decode(m, start, start + 4, seek_keep, b, &partial, why, sizeof why));
+        cr_assert_eq(b->first, start, "%s from %lld", cases[i].name, (long long)start);
+        cr_assert_eq(b->n, 4);
+        cr_assert_leq(media_decoded_before(m), cases[i].most_decoded_before,
+                      "%s from frame %lld: %lld frames decoded before it", cases[i].name,
+                      (long long)start, (long long)media_decoded_before(m));
+        for (int k = 0; k < 4; k++) {
+            cr_assert_eq(a->pts[k], b->pts[k], "%s: frame %lld is another frame", cases[i].name,
+                         (long long)(start + k));
+            if (cases[i].same_pictures)
+                cr_assert_eq(memcmp(a->rgb[k], b->rgb[k], sizeof b->rgb[k]), 0,
+                             "%s: frame %lld differs", cases[i].name, (long long)(start + k));
+        }
+        free(a);
+        free(b);
+        media_close(m);
+        free(path);
+    }
+}
