@@ -12,15 +12,26 @@
  * but previews off, reel-curate does the work of Curator's split-and-
  * transcode example: clips, their metadata and the video records.
  *
- * One item per input video travels the whole line: the pipeline's inputs are
- * store objects holding a video's path (as given, no NUL), and every stage's
- * task takes one video's task object (stages/video_task.h) and outputs the
- * next. The writer's output is a small summary object (the video's record in
- * processed_videos/, as JSON). The video file itself never enters the store:
- * the reader records its path and identity (size, mtime, inode, device), and
- * the stages that decode it read it by range, failing the video with
- * "<path> changed since it was read" when that identity no longer holds; so
- * a video of any size curates with a store of the default size.
+ * Items: the pipeline's inputs are store objects holding a video's path (as
+ * given, no NUL). The reader's item is the video's record; the splitter
+ * fans it out into chunks of its clips, one item each (clips_per_chunk), so
+ * that the clips of one video are worked on by every worker of a stage at
+ * once; the writer gathers (reel_stage_options.gather) every chunk of one
+ * video into one task, writes each clip's files and, once, the video's
+ * record in processed_videos/ (a chunk that never came, a stage having
+ * failed on it under ignore_failures, is recorded there as failed clips).
+ * Its output is a small summary object. Each clip's MP4, frames, tensor and
+ * preview is an artifact (reel/actor.h): a store object of its own, typed
+ * with a reel_meta, named in the chunk's record by ID, read zero-copy by
+ * the stages after it and deleted by the executor after its last reader;
+ * what is copied between store objects is the records
+ * (reel_curate_video_summary.bytes_copied). The video file itself never
+ * enters the store: the reader records its path and identity (size, mtime,
+ * inode, device), and the stages that decode it read it by range (a
+ * transcoder's chunk from the keyframe before its first clip where the
+ * container indexes every frame), failing the video with "<path> changed
+ * since it was read" when that identity no longer holds; so a video of any
+ * size curates with a store of the default size.
  *
  * reel_curate_pipeline() builds the whole pipeline from options;
  * `reel-curate` is its command-line face. Each stage's setup reads the
