@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pty.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +198,38 @@ Test(curate, describe_lists_only_the_stages_asked_for) {
         char got[256];
         described_stages(cases[i].argv, got, sizeof got);
         cr_assert_str_eq(got, cases[i].stages, "case %zu", i);
+    }
+}
+
+/* Each stage asks for the CPU it uses: the transcoder one (libx264 single-
+ * threaded per clip), the scene splitter one (it decodes the whole video),
+ * the reader, the fixed-stride splitter and the writer a small share
+ * (before, every stage had the same 0.12 on 2 CPUs). */
+Test(curate, each_stage_asks_for_the_cpu_it_uses) {
+    static const struct {
+        const char *argv[3];
+        const char *want[3];
+    } cases[] = {
+        {{NULL},
+         {"Stage 1: reader\n  Resources: 0.1 CPUs", "Stage 2: splitter\n  Resources: 0.05 CPUs",
+          "Stage 3: transcoder\n  Resources: 1 CPUs"}},
+        {{"--splitting-algorithm", "scene", NULL},
+         {"Stage 2: splitter\n  Resources: 0.76 CPUs",
+          "Stage 3: transcoder\n  Resources: 0.76 CPUs",
+          "Stage 6: writer\n  Resources: 0.07 CPUs"}},
+    };
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    if (CPU_COUNT(&set) != 2)
+        cr_skip_test("the shares below are those of a 2-CPU machine");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *args[4] = {"--describe", cases[i].argv[0], cases[i].argv[1], NULL};
+        th_result r = th_run(curate_bin(), NULL, args);
+        cr_assert_eq(r.code, 0, "%s", r.err);
+        for (int k = 0; k < 3; k++)
+            cr_assert(strstr(r.out, cases[i].want[k]), "case %zu lacks %s:\n%s", i,
+                      cases[i].want[k], r.out);
+        th_result_free(&r);
     }
 }
 
