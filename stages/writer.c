@@ -582,7 +582,8 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
     memcpy(sum.magic, WRITER_SUMMARY_MAGIC, 8);
     for (size_t i = 0, at = 0; i < n; i++) {
         char text[VT_TEXT_MAX];
-        memcpy(t.clips + at, rec[i].clips, rec[i].n_clips * sizeof *t.clips);
+        if (rec[i].n_clips) /* a chunk of none has no clip array */
+            memcpy(t.clips + at, rec[i].clips, rec[i].n_clips * sizeof *t.clips);
         at += rec[i].n_clips;
         t.partial |= rec[i].partial;
         add_sentences(error, sizeof error, vt_text(rec[i].error, text, sizeof text));

@@ -372,7 +372,8 @@ static inline uint32_t sf_put_input(reel_store *store, const video_task *t, reel
     video_task in_t = *t;
     vt_clip *clips = calloc(t->n_clips ? t->n_clips : 1, sizeof *clips);
     cr_assert_not_null(clips);
-    memcpy(clips, t->clips, t->n_clips * sizeof *clips);
+    if (t->n_clips)
+        memcpy(clips, t->clips, t->n_clips * sizeof *clips);
     in_t.clips = clips;
     uint32_t n_put = 0;
     for (uint32_t i = 0; i < t->n_clips; i++) {
@@ -475,7 +476,8 @@ static inline sf_out sf_run(reel_store *store, const char *store_path,
     out.t.clips = calloc(n_clips ? n_clips : 1, sizeof *out.t.clips);
     cr_assert_not_null(out.t.clips);
     for (uint32_t i = 0, at = 0; i < n_chunks; i++) {
-        memcpy(out.t.clips + at, chunks[i].clips, chunks[i].n_clips * sizeof *out.t.clips);
+        if (chunks[i].n_clips)
+            memcpy(out.t.clips + at, chunks[i].clips, chunks[i].n_clips * sizeof *out.t.clips);
         at += chunks[i].n_clips;
         vt_free(&chunks[i]);
     }
