@@ -334,6 +334,8 @@ typedef struct progress {
     size_t total;
     uint64_t videos_done, clips, written, filtered, partial, failed_in_writer;
     uint64_t bytes_copied, source_bytes; /* between store objects; of the sources */
+    char (*named)[256];                  /* the videos the writer recorded, by name */
+    size_t n_named, cap_named;
     double video_s;
     int64_t frames;
     struct timespec start;
@@ -402,6 +404,14 @@ static void on_output(void *arg, const reel_task_result *r) {
             p->frames += s.frames;
             p->bytes_copied += s.bytes_copied;
             p->source_bytes += s.source_bytes;
+            if (p->n_named == p->cap_named) {
+                size_t cap = p->cap_named ? p->cap_named * 2 : 64;
+                char(*grown)[256] = realloc(p->named, cap * sizeof *grown);
+                if (grown)
+                    p->named = grown, p->cap_named = cap;
+            }
+            if (p->n_named < p->cap_named)
+                memcpy(p->named[p->n_named++], s.name, sizeof s.name);
             if (!p->tty)
                 fprintf(stderr, PROG ": %s: %u clips (%u written, %u filtered)%s\n", s.name,
                         s.clips, s.clips_written, s.clips_filtered,
@@ -530,22 +540,39 @@ int main(int argc, char **argv) {
     if (prog.shown)
         fprintf(stderr, "\n");
 
-    /* Videos that failed before the writer: their records, and a line each. */
+    /* Videos that failed before the writer: their records, and a line each.
+     * A video's chunks fail on their own: the video counts once, and one
+     * whose other chunks reached the writer has its record from there (it
+     * names the chunks that never came). */
     size_t failed_videos = 0;
+    bool *counted = calloc(n, sizeof *counted);
     for (size_t k = 0; k < res.n_failures; k++) {
         const char *path = "(unknown video)";
+        size_t at = n;
         for (size_t i = 0; i < n; i++)
             if (reel_id_equal(&res.failures[k].origin, &ids[i]))
-                path = videos[i];
-        failed_videos++;
+                path = videos[i], at = i;
         if (strstr(res.failures[k].error, path)) /* the stages name the video themselves */
             fprintf(stderr, PROG ": %s\n", res.failures[k].error);
         else
             fprintf(stderr, PROG ": %s: %s\n", path, res.failures[k].error);
-        if (strcmp(path, "(unknown video)") != 0 &&
-            reel_curate_record_failure(&a.opt, path, res.failures[k].error) != 0)
+        if (at < n && counted && counted[at])
+            continue;
+        if (at < n && counted)
+            counted[at] = true;
+        const char *slash = strrchr(path, '/');
+        const char *name = slash && slash[1] ? slash + 1 : path;
+        bool recorded = false;
+        for (size_t i = 0; at < n && i < prog.n_named && !recorded; i++)
+            recorded = strcmp(prog.named[i], name) == 0;
+        if (recorded)
+            continue; /* curated in part: the writer's record says what failed */
+        failed_videos++;
+        if (at < n && reel_curate_record_failure(&a.opt, path, res.failures[k].error) != 0)
             fprintf(stderr, PROG ": cannot write the record of %s\n", path);
     }
+    free(counted);
+    free(prog.named);
     double wall = since(&prog.start);
     fprintf(stderr,
             PROG ": %" PRIu64 " of %zu videos curated, %" PRIu64 " clips written, %" PRIu64
@@ -556,7 +583,7 @@ int main(int argc, char **argv) {
     /* Artifacts pass between stages by ID: what is copied from one store
      * object into another is the small per-chunk records. */
     fprintf(stderr,
-            PROG ": %" PRIu64 " bytes copied between store objects (%.4f per source byte)\n",
+            PROG ": %" PRIu64 " bytes copied between store objects (%.3g per source byte)\n",
             prog.bytes_copied,
             prog.source_bytes ? (double)prog.bytes_copied / (double)prog.source_bytes : 0.0);
     if (skipped)

@@ -246,7 +246,8 @@ Test(curate, bad_arguments_are_one_clear_line) {
         {"--video-extensions", "mp4,,mov", NULL},
         {"--video-extensions", "", NULL},
         {"--video-extensions", "mp4/x", NULL},
-        {"--frames-fps", "3", NULL}, /* no frames are made to sample */
+        {"--frames-fps", "3", NULL},       /* no frames are made to sample */
+        {"--clips-per-chunk", "32", NULL}, /* 32 MP4s, 32 previews and a record: 65 outputs */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         th_result r = th_run(bin, NULL, cases[i]);
