@@ -911,3 +911,41 @@ Test(curate, a_video_fanned_out_into_chunks_curates_as_in_one) {
                       per_byte[k]);
     }
 }
+
+/* A video some of whose chunks a stage fails on (failures ignored): its
+ * other clips are written, its record is the writer's, naming the chunks
+ * that never came, and it is not counted among the failed videos. Here the
+ * transcoder fails on the clips of random noise, whose MP4s are larger than
+ * a 2 MiB store; the black clips after them fit. */
+Test(curate, a_video_that_lost_some_chunks_keeps_the_writers_record) {
+    char videos[96], out[96], cmd[700];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i "
+             "'nullsrc=s=640x480:r=25,geq=random(1)*255:128:128' -f lavfi -i "
+             "color=c=black:s=640x480:r=25 -filter_complex "
+             "'[0:v]trim=duration=4[a];[1:v]trim=duration=4[b];[a][b]concat=n=2:v=1[v]' "
+             "-map '[v]' -c:v libx264 -preset ultrafast -crf 10 '%s/mix.mp4'",
+             videos);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    th_result r =
+        th_run_limit(curate_bin(), NULL,
+                     (const char *[]){"--video-dir", videos, "--output-clip-path", out,
+                                      "--store-size", "2M", "--ignore-failures",
+                                      "--fixed-stride-split-duration", "2", "--no-previews", NULL},
+                     RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "1 of 1 videos curated, 2 clips written, 0 filtered, 0 videos failed"),
+              "%s", r.err);
+    cr_assert(strstr(r.err, "larger than the store's capacity"), "%s", r.err);
+    th_result_free(&r);
+    const char *rec = slurp(out, "processed_videos/mix.mp4.json");
+    cr_assert(rec);
+    cr_assert(strstr(rec, "\"num_total_clips\": 4, \"num_clips_written\": 2"), "%s", rec);
+    cr_assert(strstr(rec, "\"error\": \"writer: chunks 1 to 2 of 4 (2 clips) never reached the "
+                          "writer: a stage failed on them\", \"valid\": true"),
+              "%s", rec);
+    cr_assert_eq(count_files(out, "clips"), 2);
+}
