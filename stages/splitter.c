@@ -4,6 +4,12 @@
  * frame-difference detector in place of TransNetV2, followed by the
  * post-processing of Curator's TransNetV2ClipExtractionStage).
  *
+ * The clips go on as chunks, one item each: runs of clips_per_chunk
+ * consecutive clips (stage_clips_per_chunk: one by default), each record
+ * saying which chunk of how many it is and which of the video's clips it
+ * holds, so that the writer can gather them and say which never came. A
+ * video without clips (or with an error) is one chunk of none.
+ *
  * Clip spans are frame indices [start, end) in decode order (media.h), with
  * start_s = start / fps and end_s = end / fps; a clip's UUID is
  * uuid5(NAMESPACE_URL, "<path>_<start>_<end>") as Curator names them.

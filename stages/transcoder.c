@@ -1,11 +1,17 @@
 /*
- * transcoder.c - the "transcoder" stage: encodes every clip of a video to
+ * transcoder.c - the "transcoder" stage: encodes every clip of a chunk (the
+ * splitter's items: a run of one video's clips, one clip by default, so
+ * that a long video's clips are encoded on every transcoder at once) to
  * H.264 in MP4, as Curator's ClipTranscodingStage, decoding the source file
  * by range (stage_open_source: a file changed since the reader saw it is the
- * video's error, not clips of some other video).
+ * video's error, not clips of some other video). Each clip's MP4 (and the
+ * frames and preview taken below) becomes an artifact of the output item
+ * (stage_write_task), never bytes in the record.
  *
- * One pass of decoding serves every clip: media_decode() runs once over
- * [first start, last end) and hands each frame to the encoder of each clip
+ * One pass of decoding serves every clip of the chunk: media_decode() runs
+ * once over [first start, last end) - from the keyframe before the first
+ * start where the container indexes every frame, not from the start of the
+ * video - and hands each frame to the encoder of each clip
  * whose [start_frame, end_frame) holds it. Clips may overlap (a fixed stride
  * shorter than the clip length), so several encoders can be open at once; a
  * clip's encoder starts at its first frame and finishes at its last, so only

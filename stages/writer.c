@@ -14,6 +14,14 @@
  * Every file appears whole or not at all: written to a temporary name in
  * the same directory, then renamed. The stage's output is a small summary
  * (writer_summary) for reel-curate's progress and totals.
+ *
+ * The writer gathers (reel_stage_options.gather): one task takes every chunk
+ * of one video that reached it, in any order, sorts them by chunk_index,
+ * writes each clip's files from its artifacts (mapped one at a time, never
+ * copied into another object), and writes processed_videos/ once. A chunk
+ * that never came (chunk_count says how many there were; a stage failed on
+ * it under ignore_failures) is named in the video's error, and its clips
+ * counted in num_total_clips but written nowhere.
  */
 #include "check.h"
 #include "stages_internal.h"
