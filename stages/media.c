@@ -555,6 +555,7 @@ typedef struct decode_run {
     int64_t index; /* the next frame's */
     int stop;      /* fn's > 0 (stop early) or < 0 (fail) */
     int64_t first; /* the index decoding began at (0, or a keyframe seek_to found) */
+    bool redo;     /* the seek cannot be trusted: decode from the first frame */
 } decode_run;
 
 /* Hands every frame the decoder has ready to the callback. Returns 0 (more
@@ -567,6 +568,15 @@ static int drain(media_input *m, decode_run *r) {
         if (rc < 0)
             return rc;
         int64_t i = r->index++;
+        if (r->first && i < r->start &&
+            (m->frame->decode_error_flags || (m->frame->flags & AV_FRAME_FLAG_CORRUPT))) {
+            /* Decoded with damage from a keyframe that a decode from the
+             * first frame has whole (parameter sets in the stream that the
+             * container's copy lacks, say): not the same pictures. */
+            av_frame_unref(m->frame);
+            r->redo = true;
+            return 0;
+        }
         if (i < r->start)
             m->skipped++;
         if (i >= r->start && (r->end < 0 || i < r->end)) {
@@ -728,6 +738,25 @@ int media_decode(media_input *m, int64_t start, int64_t end,
     watch_ctx = m->fmt;
     watch_hit = false;
     while (!r.stop && !eof) {
+        if (r.redo) {
+            /* The seek is not to be trusted: from the first frame, as if it
+             * had not been made (fn has seen no frame: all were before
+             * start). */
+            watch_ctx = NULL;
+            input_close(m);
+            int reopened = input_open(m, why, cap);
+            if (reopened) {
+                input_close(m);
+                return reopened;
+            }
+            m->used = true;
+            m->skipped = 0;
+            r = (decode_run){.start = start, .end = end, .fn = fn, .arg = arg};
+            read_since_seek = 0;
+            last_end = AV_NOPTS_VALUE;
+            watch_ctx = m->fmt;
+            watch_hit = false;
+        }
         int rc = av_read_frame(m->fmt, m->pkt);
         if (rc == AVERROR_EOF) {
             eof = true;
@@ -762,20 +791,7 @@ int media_decode(media_input *m, int64_t start, int64_t end,
                              key_pts == AV_NOPTS_VALUE || !starts_anew(m, m->pkt))) ||
                     (!key && (m->pkt->pts == AV_NOPTS_VALUE || m->pkt->pts < key_pts))) {
                     av_packet_unref(m->pkt);
-                    watch_ctx = NULL;
-                    input_close(m);
-                    int reopened = input_open(m, why, cap);
-                    if (reopened) {
-                        input_close(m);
-                        return reopened;
-                    }
-                    m->used = true;
-                    m->skipped = 0;
-                    r = (decode_run){.start = start, .end = end, .fn = fn, .arg = arg};
-                    read_since_seek = 0;
-                    last_end = AV_NOPTS_VALUE;
-                    watch_ctx = m->fmt;
-                    watch_hit = false;
+                    r.redo = true;
                     continue;
                 }
             }

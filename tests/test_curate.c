@@ -424,6 +424,11 @@ typedef struct expect_npy {
 
 static void check_clip_arrays(const char *out, const char *uuid, const char *meta, void *arg) {
     const expect_npy *x = arg;
+    /* The clip's location is its MP4, whatever else is written beside its
+     * metadata (it once named the last file written, the tensor). */
+    char where[256];
+    snprintf(where, sizeof where, "\"clip_location\": \"%s/clips/%s.mp4\"", out, uuid);
+    cr_assert(strstr(meta, where), "%s lacks %s", meta, where);
     long n;
     double fps;
     const char *p = strstr(meta, "\"num_frames\": "), *q = strstr(meta, "\"framerate\": ");
