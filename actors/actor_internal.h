@@ -54,6 +54,9 @@ typedef struct result_record {
         forwarded; /* bit i: outputs[i] is one of the task's inputs, or their artifact, passed on */
     uint64_t artifacts; /* bit i: outputs[i] is an artifact of the next item output */
     uint64_t busy_ns;
+    /* Measured on tasks of 1 ms or more (measured_ns, their busy time; else
+     * all 0): the worker's CPU time, and its thread's wait for a CPU. */
+    uint64_t cpu_ns, wait_ns, measured_ns;
     reel_id outputs[REEL_TASK_MAX_OUTPUTS];
 } result_record;
 

@@ -114,6 +114,7 @@ struct reel_pool {
     reel_id base;
     uint64_t seq;
     uint64_t submitted, completed, failed, retried, stolen, busy_ns;
+    uint64_t cpu_ns, wait_ns, measured_ns; /* of the tasks whose CPU use was measured */
     uint32_t restarts;
     char last_death[REEL_ERROR_TEXT_MAX]; /* reel__pool_last_death() */
     int ever_ready;
@@ -864,6 +865,11 @@ static int drain_results(reel_pool *p, uint32_t w) {
             read_control(p, ws); /* its error text came first: match it while still held */
         unhold(p, ws, k);
         p->busy_ns += r.busy_ns;
+        if (r.measured_ns >= r.wait_ns) {
+            p->cpu_ns += r.cpu_ns;
+            p->wait_ns += r.wait_ns;
+            p->measured_ns += r.measured_ns;
+        }
         if (r.status == 0 && outputs_ok(p, &p->entries[e], &r)) {
             finish(p, e, 0, r.outputs, r.n_outputs, r.forwarded, r.artifacts);
         } else {
@@ -1583,6 +1589,9 @@ REEL_API int reel_pool_stats_get(reel_pool *p, reel_pool_stats *out) {
     out->queued = (uint32_t)p->pending.count;
     out->in_flight = p->held_total;
     out->busy_seconds = (double)p->busy_ns / 1e9;
+    out->cpu_seconds = (double)p->cpu_ns / 1e9;
+    out->cpu_wait_seconds = (double)p->wait_ns / 1e9;
+    out->measured_seconds = (double)p->measured_ns / 1e9;
     return 0;
 }
 

@@ -248,6 +248,26 @@ static int serve_control(int ctl_fd, pool_worker *me, reel_ring *tasks, int *dra
     return 0;
 }
 
+/* A worker's CPU time (all threads) and its main thread's wait for a CPU
+ * (the second field of /proc/thread-self/schedstat), in ns. */
+typedef struct cpu_sample {
+    uint64_t cpu_ns, wait_ns;
+} cpu_sample;
+
+static bool cpu_sample_take(int sched_fd, cpu_sample *out) {
+    char buf[96];
+    ssize_t n = sched_fd >= 0 ? pread(sched_fd, buf, sizeof buf - 1, 0) : -1;
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    unsigned long long run, wait;
+    if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
+        return false;
+    out->cpu_ns = reel__now_ns(CLOCK_PROCESS_CPUTIME_ID);
+    out->wait_ns = wait;
+    return true;
+}
+
 static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r, int ctl_fd) {
     reel_view views[REEL_TASK_MAX_INPUTS];
     reel_actor_out out = {.store = ctx->store, .inputs = t->inputs, .n_inputs = t->n_inputs};
@@ -337,7 +357,9 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
     task_record t;
     result_record r;
     int stop = 0, drain_pending = 0;
-    int idle = 0; /* timed out since the last task: spun already, sleep at once */
+    int idle = 0;           /* timed out since the last task: spun already, sleep at once */
+    bool long_tasks = true; /* the last task took 1 ms or more: measure the next */
+    int sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     uint32_t since_control = 0;
     while (!stop) {
         /* Wake at least every 250 ms to answer control messages (a stop also
@@ -352,9 +374,24 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
         if (rc != 0)
             break; /* -ESHUTDOWN: the driver closed the ring and it is empty */
         uint64_t start = reel__now_ns(CLOCK_MONOTONIC);
+        /* What a worker of this stage takes of the CPUs, measured on tasks
+         * long enough for two system calls not to matter: the CPU time of
+         * every thread (an encoder's own included), and the time the
+         * worker's thread waited for a CPU, so that a worker among too many
+         * on too few CPUs still counts for what it would take alone. */
+        cpu_sample before = {0};
+        bool measure = long_tasks && cpu_sample_take(sched_fd, &before);
         atomic_store_explicit(&me->task_start_ns, start, memory_order_release);
         int trc = run_task(&ctx, &t, &r, ctl_fd);
         uint64_t busy = reel__now_ns(CLOCK_MONOTONIC) - start;
+        cpu_sample after;
+        if (measure && cpu_sample_take(sched_fd, &after) && after.cpu_ns >= before.cpu_ns &&
+            after.wait_ns >= before.wait_ns) {
+            r.cpu_ns = after.cpu_ns - before.cpu_ns;
+            r.wait_ns = after.wait_ns - before.wait_ns;
+            r.measured_ns = busy;
+        }
+        long_tasks = busy >= 1000000;
         atomic_store_explicit(&me->task_start_ns, 0, memory_order_release);
         atomic_fetch_add_explicit(&me->busy_ns, busy, memory_order_relaxed);
         atomic_fetch_add_explicit(trc ? &me->failed : &me->done, 1, memory_order_relaxed);
@@ -376,6 +413,9 @@ int reel__worker_main(const reel_actor_def *def, const char *store_path, const c
             stop = serve_control(ctl_fd, me, tasks, &drain_pending);
         }
     }
+    if (sched_fd >= 0)
+        close(sched_fd);
+
     if (def->teardown)
         def->teardown(&ctx);
     reel_store_close(ctx.store);

@@ -157,10 +157,16 @@ REEL_API int reel_pipeline_add(reel_pipeline *p, const reel_actor_def *actor,
         return reel__fail(-EINVAL, "stage %s: at most 64 slots per worker", name);
     if (o.gather && p->n == 0)
         return reel__fail(-EINVAL, "stage %s: the first stage has nothing to gather", name);
-    for (uint32_t i = 0; o.gather && i < p->n; i++)
+    for (uint32_t i = 0; o.gather && i < p->n; i++) {
         if (p->st[i].gather)
             return reel__fail(-EINVAL, "stage %s: stage %s gathers already (one stage may)", name,
                               p->st[i].def.name);
+        if (p->st[i].def.batch_size > 1)
+            return reel__fail(-EINVAL,
+                              "stage %s: the stages before a gathering stage take one item per "
+                              "task (%s takes %u: its outputs could not be told apart by input)",
+                              name, p->st[i].def.name, p->st[i].def.batch_size);
+    }
     stage_def *s = &p->st[p->n];
     memset(s, 0, sizeof *s);
     s->def = *actor;
@@ -398,7 +404,8 @@ static void q_pop(idqueue *q, reel_id *id) {
 
 typedef struct stage_window {
     uint64_t items, passed;
-    double busy;
+    double busy, cpu, measured, wait;
+    double demand; /* CPUs a worker takes in a task, as last measured (0: not yet) */
     uint64_t tasks; /* done or failed for good: the status lines' tasks/s */
 } stage_window;
 
@@ -1203,6 +1210,9 @@ static void log_status(run *r, uint64_t now) {
 /* The measurements of stage i over a window (the autoscaler's or the status
  * lines') that started at start_ns with the counts in w, which then start
  * the next one. */
+/* Task time in a window below which a stage's CPU use is not measured. */
+#define REEL_MEASURED_CPU_MIN_S 0.05
+
 static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, stage_window *w,
                           reel_stage_measure *m) {
     stage_run *s = &r->s[i];
@@ -1228,7 +1238,16 @@ static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, s
     m->fixed_workers = sd->fixed_workers;
     m->min_workers = sd->min_workers;
     m->max_workers = sd->max_workers ? sd->max_workers : REEL_POOL_MAX_WORKERS;
+    /* A worker counts for the CPUs it measurably takes while in a task, when
+     * that is more than it asked for: ten single-threaded workers asking for
+     * 0.2 CPUs each do not fit two CPUs. */
+    double cpu = ps.cpu_seconds - w->cpu;
+    double running = (ps.measured_seconds - w->measured) - (ps.cpu_wait_seconds - w->wait);
+    if (running >= REEL_MEASURED_CPU_MIN_S && cpu >= 0)
+        w->demand = cpu / running; /* else the last measure holds */
     m->cpus = sd->def.cpus;
+    if (w->demand > m->cpus)
+        m->cpus = r->node.cpus > 0 ? fmin(w->demand, r->node.cpus) : w->demand;
     m->gpus = s->gpus;
     m->memory = sd->def.memory;
     if (items > 0 && busy > 0)
@@ -1245,6 +1264,9 @@ static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, s
     w->items = s->items_in_done;
     w->passed = s->items_passed;
     w->busy = ps.busy_seconds;
+    w->cpu = ps.cpu_seconds;
+    w->measured = ps.measured_seconds;
+    w->wait = ps.cpu_wait_seconds;
 }
 
 /* The status lines' window: rates and busy shares for them and for the

@@ -694,3 +694,170 @@ Test(chaos, a_killed_driver_takes_its_workers_and_a_reclaim_cleans_the_store) {
         TH_OK(reel_obj_delete(store, &in[i]));
     free(in);
 }
+
+/* ---- fan-out and fan-in, workers killed at random ------------------------------------------ */
+
+#define FAN_INPUTS 6000u
+#define FAN_OUT    3u
+#define FAN_ITEM   (ITEM_LEN + 2 + sizeof(reel_id)) /* "item-00042", part, stage mark, artifact */
+
+/* One item per part of an input, each after an artifact of its own
+ * ("item-00042#1"). */
+static int fan_parts(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (item_index(in[i].data, in[i].size) < 0)
+            return -EINVAL;
+        for (uint32_t k = 0; k < FAN_OUT; k++) {
+            reel_id art;
+            char *buf;
+            int rc = reel_actor_artifact(out, ITEM_LEN + 2, NULL, 0, &art, (void **)&buf);
+            if (rc)
+                return rc;
+            memcpy(buf, in[i].data, ITEM_LEN);
+            buf[ITEM_LEN] = '#';
+            buf[ITEM_LEN + 1] = (char)('0' + k);
+            rc = reel_actor_output(out, FAN_ITEM, NULL, 0, (void **)&buf);
+            if (rc)
+                return rc;
+            memcpy(buf, in[i].data, ITEM_LEN);
+            buf[ITEM_LEN] = (char)('0' + k);
+            buf[ITEM_LEN + 1] = 'a';
+            memcpy(buf + ITEM_LEN + 2, &art, sizeof art);
+        }
+    }
+    return 0;
+}
+
+/* Whether a part's artifact is in the store and says what the part does. */
+static int part_ok(reel_actor_ctx *ctx, const uint8_t *item, reel_id *art) {
+    memcpy(art, item + ITEM_LEN + 2, sizeof *art);
+    reel_view v;
+    if (reel_obj_get(reel_actor_store(ctx), art, 1, 0, &v) != 0) {
+        reel_actor_set_error(ctx, "the artifact of %.11s is gone", (const char *)item);
+        return 0;
+    }
+    int ok = v.size == ITEM_LEN + 2 && memcmp(v.data, item, ITEM_LEN) == 0 &&
+             ((const char *)v.data)[ITEM_LEN + 1] == (char)item[ITEM_LEN];
+    reel_obj_release(reel_actor_store(ctx), art);
+    if (!ok)
+        reel_actor_set_error(ctx, "the artifact of %.11s is another's", (const char *)item);
+    return ok;
+}
+
+/* Checks a part and carries its artifact on to its next version; refuses
+ * every part of the inputs picky_append refuses. */
+static int carry_part(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    th_sleep_us((long)n * SLOW_US / 4);
+    for (size_t i = 0; i < n; i++) {
+        long idx = item_index(in[i].data, in[i].size);
+        reel_id art;
+        if (in[i].size != FAN_ITEM || idx < 0 || !part_ok(ctx, in[i].data, &art))
+            return -EBADMSG;
+        if ((unsigned long)idx % BAD_EVERY == BAD_REMAINDER) {
+            reel_actor_set_error(ctx, "refuses item %ld", idx);
+            return -EIO;
+        }
+        int rc = reel_actor_carry(out, &art);
+        uint8_t *buf;
+        if (rc == 0)
+            rc = reel_actor_output(out, FAN_ITEM, NULL, 0, (void **)&buf);
+        if (rc)
+            return rc;
+        memcpy(buf, in[i].data, FAN_ITEM);
+        buf[ITEM_LEN + 1] = 'b';
+    }
+    return 0;
+}
+
+/* Every part of one input: "item-00042abcd" once all FAN_OUT are there. */
+static int gather_parts(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    unsigned seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *item = in[i].data;
+        reel_id art;
+        if (in[i].size != FAN_ITEM || memcmp(item, in[0].data, ITEM_LEN) != 0 ||
+            item[ITEM_LEN + 1] != 'b' || item[ITEM_LEN] < '0' ||
+            item[ITEM_LEN] >= (uint8_t)('0' + FAN_OUT) || !part_ok(ctx, item, &art)) {
+            reel_actor_set_error(ctx, "a bad part in a gather of %zu", n);
+            return -EBADMSG;
+        }
+        seen |= 1u << (item[ITEM_LEN] - '0');
+    }
+    if (n != FAN_OUT || seen != (1u << FAN_OUT) - 1) {
+        reel_actor_set_error(ctx, "a gather of %zu parts (mask %x)", n, seen);
+        return -EBADMSG;
+    }
+    uint8_t *buf;
+    int rc = reel_actor_output(out, ITEM_LEN + 4, NULL, 0, (void **)&buf);
+    if (rc)
+        return rc;
+    memcpy(buf, in[0].data, ITEM_LEN);
+    memcpy(buf + ITEM_LEN, letters, 4);
+    return 0;
+}
+
+static const reel_actor_def def_fan = CHAOS_STAGE("fan", fan_parts, 0);
+static const reel_actor_def def_carry = CHAOS_STAGE("carry", carry_part, 1);
+static const reel_actor_def def_gather = CHAOS_STAGE("gather", gather_parts, 2);
+
+/* Each input fans out into parts, each with an artifact, carried on through
+ * a second stage and gathered by a third: with workers killed at random,
+ * every input comes out once or fails (the refused ones, as a whole), no
+ * part is gathered twice or lost, and the store ends at its baseline. */
+Test(chaos, fan_out_and_fan_in_with_workers_killed_lose_and_duplicate_nothing) {
+    reel_id *in = put_inputs(FAN_INPUTS);
+    reel_store_stats baseline = th_stats(store);
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("chaos-fan", &p));
+    reel_stage_options o = {.cpus = 0.2, .workers = 2};
+    TH_OK(reel_pipeline_add(p, &def_fan, &o));
+    TH_OK(reel_pipeline_add(p, &def_carry, &o));
+    TH_OK(reel_pipeline_add(p, &def_gather,
+                            &(reel_stage_options){.cpus = 0.2, .workers = 2, .gather = true}));
+    reel_executor_config c = chaos_config();
+    tally t = {.seen = calloc(INPUTS, 1), .ids = calloc(INPUTS, sizeof(reel_id))};
+    cr_assert(t.seen && t.ids);
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = in,
+                           .n_inputs = FAN_INPUTS,
+                           .on_output = check_output,
+                           .arg = &t,
+                           .flags = REEL_RUN_QUIET};
+    killer k;
+    killer_start(&k);
+    reel_run_result res;
+    int rc = reel_pipeline_run(p, &ro, &res);
+    uint32_t kills = killer_stop(&k);
+    reel_pipeline_free(p);
+    cr_assert_eq(rc, 0, "the run stopped: %s", res.error);
+    cr_assert_eq(t.bad, 0, "%u bad outputs; the first: %s", t.bad, t.first_bad);
+    cr_assert_eq(t.dup, 0, "%u outputs came twice", t.dup);
+    unsigned refused = 0;
+    for (size_t f = 0; f < res.n_failures; f++) {
+        const reel_failure *fl = &res.failures[f];
+        long idx = input_index(in, FAN_INPUTS, &fl->origin);
+        cr_assert_geq(idx, 0, "failure %zu (stage %u: %s) names no input", f, fl->stage, fl->error);
+        cr_assert_eq(fl->stage, 1, "an unexpected failure: %s", fl->error);
+        cr_assert(strstr(fl->error, "carry: refuses item"), "%s", fl->error);
+        cr_assert_eq(t.seen[idx], 0, "input %ld came out and failed too", idx);
+        refused++;
+    }
+    cr_assert_eq(refused, FAN_INPUTS / BAD_EVERY * FAN_OUT, "%u parts refused", refused);
+    for (unsigned i = 0; i < FAN_INPUTS; i++)
+        cr_assert_eq(t.seen[i], (i % BAD_EVERY == BAD_REMAINDER) ? 0 : 1,
+                     "input %u came out %u times", i, t.seen[i]);
+    cr_assert_eq(res.final.stage[2].tasks_done, FAN_INPUTS - FAN_INPUTS / BAD_EVERY);
+    reel_store_stats after = th_stats(store);
+    th_expect_same_usage(&baseline, &after, "after the run");
+    cr_assert_eq(descendants(), 0, "processes outlived the run");
+    fprintf(stderr, "chaos fan: %u inputs in %.1f s, %u kills, 0 lost, 0 duplicated\n", FAN_INPUTS,
+            res.wall_s, kills);
+    reel_run_result_free(&res);
+    for (unsigned i = 0; i < FAN_INPUTS; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+    free(in);
+    free(t.seen);
+    free(t.ids);
+}

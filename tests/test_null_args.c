@@ -171,6 +171,8 @@ VOID_CASE(reel_actor_output_id, task_id, reel_actor_output_id("noop", NULL, 0, &
 VOID_CASE(reel_actor_output_id, out, reel_actor_output_id("noop", &id, 0, NULL))
 CASE(reel_actor_output, out, reel_actor_output(NULL, 8, NULL, 0, (void **)&u64))
 CASE(reel_actor_forward, out, reel_actor_forward(NULL, 0))
+CASE(reel_actor_artifact, out, reel_actor_artifact(NULL, 8, NULL, 0, &id, (void **)&u64))
+CASE(reel_actor_carry, out, reel_actor_carry(NULL, &id))
 CASE(reel_runtime_start, opts, reel_runtime_start(NULL, &rt))
 CASE(reel_runtime_start, out,
      reel_runtime_start(
@@ -331,6 +333,8 @@ static const null_case cases[] = {
     ROW(reel_actor_output_id, out, false),
     ROW(reel_actor_output, out, true),
     ROW(reel_actor_forward, out, true),
+    ROW(reel_actor_artifact, out, true),
+    ROW(reel_actor_carry, out, true),
     ROW(reel_runtime_start, opts, true),
     ROW(reel_runtime_start, out, true),
     ROW(reel_runtime_start, opts_store, true),
@@ -473,6 +477,17 @@ static int probes_outputs(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
         reel_actor_set_error(ctx, "reel_actor_output(meta NULL, size 4) -> %d \"%s\"", rc,
                              reel_last_error());
         return -EPROTO;
+    }
+    reel_id art;
+    static const char *const what[] = {"id", "buf", "artifact"};
+    for (int k = 0; k < 3; k++) {
+        rc = k == 0   ? reel_actor_artifact(out, 8, NULL, 0, NULL, &buf)
+             : k == 1 ? reel_actor_artifact(out, 8, NULL, 0, &art, NULL)
+                      : reel_actor_carry(out, NULL);
+        if (rc != -EINVAL || !strstr(reel_last_error(), what[k])) {
+            reel_actor_set_error(ctx, "%s NULL -> %d \"%s\"", what[k], rc, reel_last_error());
+            return -EPROTO;
+        }
     }
     return 0;
 }

@@ -893,6 +893,71 @@ Test(pipeline, the_autoscaler_moves_workers_to_the_slow_stage) {
     feeder_end(&w.feed);
 }
 
+/* Passes its input on after 5 ms of CPU time: a stage that asks for a quarter
+ * of a CPU and takes a whole one. */
+static int burn(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    volatile uint64_t x = 0;
+    do {
+        for (int k = 0; k < 10000; k++)
+            x += (uint64_t)k;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 5000000L);
+    return pass(ctx, in, n, out);
+}
+
+static const reel_actor_def def_burn = {.name = "burn", .process = burn, .cpus = 0.25};
+
+/* Done once the autoscaler has had 4 rounds; keeps the burning stage's
+ * workers at the last status. */
+static void on_burn(void *arg, const reel_pipeline_status *s) {
+    scale_watch *w = arg;
+    for (int i = 0; i < 2; i++)
+        if (s->stage[i].workers > w->most[i])
+            w->most[i] = s->stage[i].workers;
+    w->rounds = s->autoscale_rounds;
+    if (w->rounds >= 3 && !s->finished)
+        w->first[1] = s->stage[1].workers; /* here: the workers after round 3 on */
+    if (w->rounds >= 5)
+        w->feed.done = true;
+}
+
+/* Workers that ask for a quarter of a CPU but take a whole one count for a
+ * whole one: the autoscaler gives the stage no more of them than the CPUs
+ * (with declared shares only, it gave it all 8 places, as a sleeping
+ * stage gets). */
+Test(pipeline, the_autoscaler_counts_a_worker_by_the_cpu_it_takes) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("burning", &p));
+    TH_OK(reel_pipeline_add(p, &def_fast, NULL));
+    TH_OK(reel_pipeline_add(p, &def_burn, NULL));
+    reel_executor_config c = quick_config();
+    c.autoscale_interval_s = 0.25;
+    c.cpu_allocation_percentage = 1.0;
+    static scale_watch w;
+    memset(&w, 0, sizeof w);
+    feeder_start(&w.feed);
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .next_input = feed,
+                           .on_status = on_burn,
+                           .arg = &w,
+                           .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert_eq(res.outputs, w.feed.n);
+    cr_assert_geq(w.rounds, 5, "%u autoscaler rounds in %zu inputs", w.rounds, w.feed.n);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_assert_leq(w.first[1], (uint32_t)(cpus < 2 ? 2 : cpus),
+                  "the burning stage has %u workers after 3 rounds, on %ld CPUs (at most %u)",
+                  w.first[1], cpus, w.most[1]);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean((uint32_t)w.feed.n);
+    feeder_end(&w.feed);
+}
+
 /* ---- applying the autoscaler's changes ------------------------------------------ */
 
 /* Where the workers of the next two tests write what they saw: the zygote
@@ -1378,4 +1443,325 @@ Test(pipeline, a_second_run_leaves_the_first_runs_outputs_alone) {
     for (int i = 0; i < 20; i++)
         TH_OK(reel_obj_delete(store, &in[i]));
     expect_clean(0);
+}
+
+/* ---- fan-out, fan-in and artifacts ------------------------------------------------ */
+
+/* An item of the fan-out tests: its text, and the artifacts it names. */
+typedef struct fan_item {
+    char text[48];
+    uint32_t n_arts;
+    reel_id art[2];
+    reel_id dropped; /* an artifact its maker did not carry on: gone by now */
+    bool has_dropped;
+} fan_item;
+
+/* "<name>:<n>[:plain]" -> n items "<name>:<i>", each after two artifacts of
+ * its own ("a<i>", "b<i>"); with ":plain", no artifacts. */
+static int fan(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        char text[64], name[32];
+        snprintf(text, sizeof text, "%.*s", (int)in[i].size, (const char *)in[i].data);
+        int count = 0;
+        if (sscanf(text, "%31[^:]:%d", name, &count) != 2)
+            return -EINVAL;
+        bool plain = strstr(text, ":plain") != NULL;
+        for (int k = 0; k < count; k++) {
+            fan_item item = {0};
+            snprintf(item.text, sizeof item.text, "%s:%d", name, k);
+            for (uint32_t a = 0; !plain && a < 2; a++) {
+                char *buf;
+                int rc = reel_actor_artifact(out, 16, NULL, 0, &item.art[a], (void **)&buf);
+                if (rc)
+                    return rc;
+                snprintf(buf, 16, "%c%d", 'a' + (int)a, k % 1000);
+                item.n_arts++;
+            }
+            void *buf;
+            int rc = reel_actor_output(out, sizeof item, NULL, 0, &buf);
+            if (rc)
+                return rc;
+            memcpy(buf, &item, sizeof item);
+        }
+    }
+    return 0;
+}
+
+/* Reads an artifact's text into buf; -ENOENT if it is not in the store. */
+static int art_text(reel_actor_ctx *ctx, const reel_id *id, char *buf, size_t cap) {
+    reel_view v;
+    int rc = reel_obj_get(reel_actor_store(ctx), id, 1, 0, &v);
+    if (rc)
+        return rc;
+    snprintf(buf, cap, "%.*s", (int)v.size, (const char *)v.data);
+    reel_obj_release(reel_actor_store(ctx), id);
+    return 0;
+}
+
+/* Keeps an item's first artifact (carried on, checked to be "a<i>") and
+ * drops its second; fails for good on items of a name starting "fail". */
+static int keep_first(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].size != sizeof(fan_item))
+            return -EINVAL;
+        fan_item item;
+        memcpy(&item, in[i].data, sizeof item);
+        if (strncmp(item.text, "fail", 4) == 0) {
+            reel_actor_set_error(ctx, "refuses %s", item.text);
+            return -EIO;
+        }
+        if (item.n_arts == 2) {
+            char text[16], want[16];
+            int rc = art_text(ctx, &item.art[0], text, sizeof text);
+            if (rc)
+                return rc;
+            snprintf(want, sizeof want, "a%s", strchr(item.text, ':') + 1);
+            if (strcmp(text, want) != 0) {
+                reel_actor_set_error(ctx, "artifact %s of %s, not %s", text, item.text, want);
+                return -EBADMSG;
+            }
+            if ((rc = reel_actor_carry(out, &item.art[0])) != 0)
+                return rc;
+            cr_assert_eq(reel_actor_carry(out, &item.art[0]), -EEXIST);
+            item.dropped = item.art[1];
+            item.has_dropped = true;
+            item.n_arts = 1;
+        }
+        void *buf;
+        int rc = reel_actor_output(out, sizeof item, NULL, 0, &buf);
+        if (rc)
+            return rc;
+        memcpy(buf, &item, sizeof item);
+    }
+    return 0;
+}
+
+/* Every item of one input at once: "<name>: <count> items" - after checking
+ * that they share a name, that each carried artifact is still readable and
+ * each dropped one gone. */
+static int gather_all(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    char name[48] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].size != sizeof(fan_item))
+            return -EINVAL;
+        fan_item item;
+        memcpy(&item, in[i].data, sizeof item);
+        char mine[48];
+        snprintf(mine, sizeof mine, "%.*s", (int)(strchr(item.text, ':') - item.text), item.text);
+        if (i == 0)
+            snprintf(name, sizeof name, "%s", mine);
+        if (strcmp(name, mine) != 0) {
+            reel_actor_set_error(ctx, "items of %s and %s in one gather", name, mine);
+            return -EBADMSG;
+        }
+        char text[16];
+        if (item.n_arts && art_text(ctx, &item.art[0], text, sizeof text) != 0) {
+            reel_actor_set_error(ctx, "the carried artifact of %s is gone", item.text);
+            return -EBADMSG;
+        }
+        int present = 0;
+        if (item.has_dropped &&
+            reel_obj_contains(reel_actor_store(ctx), &item.dropped, &present) == 0 && present) {
+            reel_actor_set_error(ctx, "the dropped artifact of %s is still there", item.text);
+            return -EBADMSG;
+        }
+    }
+    char *buf;
+    int rc = reel_actor_output(out, 64, NULL, 0, (void **)&buf);
+    if (rc)
+        return rc;
+    memset(buf, 0, 64);
+    snprintf(buf, 64, "%s: %zu items", name, n);
+    return 0;
+}
+
+/* Carries an ID that is no artifact of its input. */
+static int carry_stranger(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx, (void)in, (void)n;
+    reel_id id;
+    reel_id_random(&id);
+    int rc = reel_actor_carry(out, &id);
+    void *buf;
+    return rc ? rc : reel_actor_output(out, 1, NULL, 0, &buf);
+}
+
+/* Ends with an artifact that no item follows. */
+static int artifact_last(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx, (void)in, (void)n;
+    reel_id id;
+    void *buf;
+    return reel_actor_artifact(out, 4, NULL, 0, &id, &buf);
+}
+
+static const reel_actor_def def_fan = {.name = "fan", .process = fan, .cpus = 0.2};
+static const reel_actor_def def_keep_first = {
+    .name = "keep-first", .process = keep_first, .cpus = 0.2, .max_retries = REEL_ACTOR_NONE};
+static const reel_actor_def def_gather = {.name = "gather", .process = gather_all, .cpus = 0.2};
+static const reel_actor_def def_stranger = {
+    .name = "stranger", .process = carry_stranger, .cpus = 0.2, .max_retries = REEL_ACTOR_NONE};
+static const reel_actor_def def_art_last = {
+    .name = "artifact-last", .process = artifact_last, .cpus = 0.2, .max_retries = REEL_ACTOR_NONE};
+
+/* fan -> keep-first -> gather, over the given inputs, streaming or batch. */
+static int run_fan(const char *const *texts, size_t n, bool ignore, reel_execution_mode mode,
+                   collected *out, reel_run_result *res, reel_id *in) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("fan", &p));
+    TH_OK(reel_pipeline_add(p, &def_fan, NULL));
+    TH_OK(reel_pipeline_add(p, &def_keep_first, NULL));
+    TH_OK(reel_pipeline_add(p, &def_gather, &(reel_stage_options){.gather = true}));
+    for (size_t i = 0; i < n; i++)
+        in[i] = put_text(texts[i]);
+    reel_executor_config c = quick_config();
+    c.ignore_failures = ignore;
+    c.execution_mode = mode;
+    reel_run_options o = {.store = store_path,
+                          .config = &c,
+                          .inputs = in,
+                          .n_inputs = n,
+                          .on_output = keep,
+                          .arg = out,
+                          .flags = REEL_RUN_QUIET};
+    int rc = reel_pipeline_run(p, &o, res);
+    reel_pipeline_free(p);
+    return rc;
+}
+
+Test(pipeline, a_gather_stage_takes_every_item_of_one_input_and_artifacts_live_as_long_as_needed) {
+    static const char *const texts[] = {"v0:5",  "v1:0", "v2:21", "v3:1",       "failv4:3",
+                                        "v5:17", "v6:2", "v7:9",  "v8:3:plain", "v9:13"};
+    const size_t n = sizeof texts / sizeof *texts;
+    for (int mode = 0; mode < 2; mode++) {
+        static collected out;
+        reel_id in[16];
+        reel_run_result res;
+        TH_OK(
+            run_fan(texts, n, true, mode ? REEL_EXEC_BATCH : REEL_EXEC_STREAMING, &out, &res, in));
+        /* v1 made nothing, failv4's items all failed: no gather for either. */
+        cr_assert_eq(out.n, 8, "%zu gathers (mode %d)", out.n, mode);
+        qsort(out.items, out.n, sizeof *out.items, cmp_str);
+        static const char *const want[] = {"v0: 5 items",  "v2: 21 items", "v3: 1 items",
+                                           "v5: 17 items", "v6: 2 items",  "v7: 9 items",
+                                           "v8: 3 items",  "v9: 13 items"};
+        for (size_t i = 0; i < out.n; i++)
+            cr_assert_str_eq(out.items[i], want[i], "mode %d", mode);
+        cr_assert_eq(res.failed, 3, "failv4's 3 items (mode %d)", mode);
+        cr_assert_eq(res.final.stage[2].tasks_done, 8);
+        collected_free(&out);
+        reel_run_result_free(&res);
+        /* Every item and artifact the run made is gone: only the inputs stay. */
+        expect_clean((uint32_t)n);
+        for (size_t i = 0; i < n; i++)
+            TH_OK(reel_obj_delete(store, &in[i]));
+    }
+}
+
+Test(pipeline, a_failed_run_deletes_the_artifacts_it_holds) {
+    static const char *const texts[] = {"v0:20", "v1:20", "failv2:1", "v3:20"};
+    static collected out;
+    reel_id in[4];
+    reel_run_result res;
+    int rc = run_fan(texts, 4, false, REEL_EXEC_STREAMING, &out, &res, in);
+    cr_assert_eq(rc, -EIO, "%s", res.error);
+    cr_assert(strstr(res.error, "refuses failv2:0"), "%s", res.error);
+    collected_free(&out);
+    reel_run_result_free(&res);
+    expect_clean(4);
+    for (size_t i = 0; i < 4; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+/* Two items for each one, of the same name. */
+static int twice(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++) {
+            void *buf;
+            int rc = reel_actor_output(out, in[i].size, NULL, 0, &buf);
+            if (rc)
+                return rc;
+            memcpy(buf, in[i].data, in[i].size);
+        }
+    return 0;
+}
+
+static const reel_actor_def def_twice = {.name = "twice", .process = twice, .cpus = 0.2};
+
+Test(pipeline, a_gather_larger_than_a_task_fails_that_input_only) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("fan", &p));
+    TH_OK(reel_pipeline_add(p, &def_fan, NULL));
+    TH_OK(reel_pipeline_add(p, &def_twice, NULL));
+    TH_OK(reel_pipeline_add(p, &def_gather, &(reel_stage_options){.gather = true}));
+    TH_RC(reel_pipeline_add(p, &def_pass, &(reel_stage_options){.gather = true}), -EINVAL);
+    cr_assert(strstr(reel_last_error(), "gathers already"), "%s", reel_last_error());
+    reel_pipeline *q;
+    TH_OK(reel_pipeline_new("batched", &q));
+    TH_OK(reel_pipeline_add(q, &def_fan, &(reel_stage_options){.batch_size = 2}));
+    TH_RC(reel_pipeline_add(q, &def_gather, &(reel_stage_options){.gather = true}), -EINVAL);
+    cr_assert(strstr(reel_last_error(), "one item per task"), "%s", reel_last_error());
+    TH_RC(reel_pipeline_add(q, &def_gather, NULL), 0);
+    reel_pipeline_free(q);
+    TH_OK(reel_pipeline_new("first", &q));
+    TH_RC(reel_pipeline_add(q, &def_gather, &(reel_stage_options){.gather = true}), -EINVAL);
+    reel_pipeline_free(q);
+    /* 40 items, doubled: 80 to gather, above the 64 a task takes. */
+    reel_id in[2] = {put_text("big:40:plain"), put_text("small:4:plain")};
+    reel_executor_config c = quick_config();
+    c.ignore_failures = true;
+    static collected out;
+    reel_run_options o = {.store = store_path,
+                          .config = &c,
+                          .inputs = in,
+                          .n_inputs = 2,
+                          .on_output = keep,
+                          .arg = &out,
+                          .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &o, &res));
+    cr_assert_eq(out.n, 1, "%zu", out.n);
+    cr_assert_str_eq(out.items[0], "small: 8 items");
+    cr_assert_eq(res.n_failures, 1);
+    cr_assert_eq(res.failures[0].status, -E2BIG);
+    cr_assert_eq(res.failures[0].stage, 2);
+    cr_assert(reel_id_equal(&res.failures[0].origin, &in[0]));
+    cr_assert(strstr(res.failures[0].error, "80 items of one input"), "%s", res.failures[0].error);
+    reel_run_result_free(&res);
+    collected_free(&out);
+    reel_pipeline_free(p);
+    expect_clean(2);
+    for (size_t i = 0; i < 2; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+Test(pipeline, a_task_may_carry_only_its_inputs_artifacts) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("carry", &p));
+    TH_OK(reel_pipeline_add(p, &def_stranger, NULL));
+    reel_id in[1] = {put_text("x")};
+    reel_executor_config c = quick_config();
+    c.ignore_failures = true;
+    reel_run_options o = {
+        .store = store_path, .config = &c, .inputs = in, .n_inputs = 1, .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &o, &res));
+    cr_assert_eq(res.n_failures, 1);
+    cr_assert_eq(res.failures[0].status, -EPROTO);
+    cr_assert(strstr(res.failures[0].error, "no artifact of its inputs"), "%s",
+              res.failures[0].error);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    /* An artifact with no item after it fails the task in the worker. */
+    TH_OK(reel_pipeline_new("last", &p));
+    TH_OK(reel_pipeline_add(p, &def_art_last, NULL));
+    TH_OK(reel_pipeline_run(p, &o, &res));
+    cr_assert_eq(res.n_failures, 1);
+    cr_assert_eq(res.failures[0].status, -EINVAL);
+    cr_assert(strstr(res.failures[0].error, "must be followed by the item"), "%s",
+              res.failures[0].error);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(1);
+    TH_OK(reel_obj_delete(store, &in[0]));
 }

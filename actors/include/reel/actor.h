@@ -255,8 +255,13 @@ typedef struct reel_pool_stats {
     uint32_t queued;     /* tasks waiting for a worker */
     uint32_t in_flight;  /* tasks held by workers */
     double busy_seconds; /* time workers spent in process(), all together */
-    uint64_t rss_bytes;  /* workers' resident memory, as last reported (reel_pool_drain) */
-    uint64_t stolen;     /* prefetched tasks taken from a busy worker for an idle one */
+    /* Of the tasks of 1 ms or more: their time in process(), the CPU time the
+     * workers took meanwhile (every thread), and the time the workers' main
+     * threads waited for a CPU. A worker's CPU demand while in a task is
+     * cpu_seconds / (measured_seconds - cpu_wait_seconds). */
+    double measured_seconds, cpu_seconds, cpu_wait_seconds;
+    uint64_t rss_bytes; /* workers' resident memory, as last reported (reel_pool_drain) */
+    uint64_t stolen;    /* prefetched tasks taken from a busy worker for an idle one */
 } reel_pool_stats;
 
 REEL_API int reel_pool_stats_get(reel_pool *pool, reel_pool_stats *out);

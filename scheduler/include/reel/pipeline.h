@@ -15,8 +15,10 @@
  * task, every item that reached it from one pipeline input, once no item of
  * that input is left before it (queued, in a task, or failed for good under
  * ignore_failures: then the gather has the others; none left, no task).
- * Its batch_size is ignored. A gather of more than REEL_TASK_MAX_INPUTS
- * items fails for good with -E2BIG, deleting them.
+ * Its batch_size is ignored; the stages before it take one item per task (a
+ * result does not say which input of a batch each output came from). One
+ * stage of a pipeline may gather, not the first. A gather of more than
+ * REEL_TASK_MAX_INPUTS items fails for good with -E2BIG, deleting them.
  *
  * Lifetimes. Every object a run makes is the executor's: an item lives until
  * the stage after it is done with it; an artifact (reel/actor.h) until the
@@ -45,7 +47,9 @@
  * and memory stays bounded. Autoscaled stages start at their floor (1, or
  * min_workers) plus the CPUs left spread over them a worker at a time; every
  * autoscale_interval_s the autoscaler then moves workers towards the slowest
- * stage. Batch runs one stage after another, each
+ * stage, counting a worker for the CPUs it measurably takes in a task (CPU
+ * time of all its threads over the time it ran or waited for a CPU) when
+ * that is more than it asked for. Batch runs one stage after another, each
  * with all the workers that fit, every intermediate kept in the store
  * (spilled as needed). Task IDs derive from the run ID and the items a task
  * takes, so with batch size 1 and one run ID both modes name every output
