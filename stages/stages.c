@@ -100,7 +100,12 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
      * On a node smaller than the line with one worker each (within 90% of
      * its CPUs: the executor keeps cpu_allocation_percentage, 95% by
      * default, for the stages), every share is scaled down alike so that it
-     * starts; the autoscaler then moves workers where time goes. */
+     * starts; the autoscaler then moves workers where time goes. So on a
+     * 2-CPU node (1.9 CPUs to place at the default 95%) one transcoder
+     * runs: a second would need a whole CPU more, and asking for less does
+     * not help, as the autoscaler counts a worker by the CPU it measurably
+     * takes; the clips of one video go to several transcoders from 3 CPUs
+     * on. */
     double want[REEL_CURATE_STAGES];
     double total = 0;
     for (uint32_t i = 0; i < n; i++) {
