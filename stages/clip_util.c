@@ -88,6 +88,8 @@ int clip_stage_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_
             stage_art_release(ctx, &held);
             if (src->data == held.data)
                 src->data = NULL;
+        } else {
+            stage_art_drop(c, st->reads); /* not to be carried on unread */
         }
         if (err == -ENOMEM) {
             reel_actor_set_error(ctx, "clip %s: %s", c->uuid, why[0] ? why : "out of memory");
