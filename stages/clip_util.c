@@ -49,20 +49,20 @@ static int record(clip_scratch *s, video_task *t, uint32_t i, const char *stage,
 }
 
 bool clip_kept_with_mp4(const vt_clip *c) {
-    return !c->filtered && c->mp4.size > 0;
+    return !c->filtered && vt_art_present(&c->mp4);
 }
 
 int clip_stage_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out,
                        const clip_stage *st) {
     const reel_curate_options *o = stage_options(ctx);
     video_task t;
-    int rc = stage_read_task(ctx, in, n, &t);
+    int rc = stage_read_task(ctx, st->name, in, n, &t);
     if (rc)
         return rc;
     bool any = false;
     for (uint32_t i = 0; i < t.n_clips && !any; i++)
         any = st->wants(&t.clips[i]);
-    if (!any) { /* nothing to add: the task goes on as it came */
+    if (!any && !t.clip_texts) { /* nothing to add: the task goes on as it came */
         vt_free(&t);
         return reel_actor_forward(out, 0);
     }
@@ -77,7 +77,20 @@ int clip_stage_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_
         if (!st->wants(c))
             continue;
         char why[256] = "";
-        int err = st->work(o, c, &s.owned[i], why, sizeof why);
+        /* The artifact the work reads, mapped for it alone: work may drop it
+         * from the clip (the frames a tensor was made of), so it is released
+         * by this copy. */
+        vt_art *src = st->reads == STAGE_ART_MP4 ? &c->mp4 : &c->frames;
+        int err = stage_art_get(ctx, c, st->reads, src, why, sizeof why);
+        if (err == 0) {
+            vt_art held = *src;
+            err = st->work(o, c, &s.owned[i], why, sizeof why);
+            stage_art_release(ctx, &held);
+            if (src->data == held.data)
+                src->data = NULL;
+        } else {
+            stage_art_drop(c, st->reads); /* not to be carried on unread */
+        }
         if (err == -ENOMEM) {
             reel_actor_set_error(ctx, "clip %s: %s", c->uuid, why[0] ? why : "out of memory");
             rc = err;
@@ -90,7 +103,7 @@ int clip_stage_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_
         }
     }
     if (rc == 0)
-        rc = stage_write_task(ctx, out, &t);
+        rc = stage_write_task(ctx, out, &t, true);
     scratch_free(&s);
     vt_free(&t);
     return rc;

@@ -21,7 +21,8 @@
 
 /* A per-clip stage: the clips it works on, and its work on one. */
 typedef struct clip_stage {
-    const char *name; /* a clip's error reads "<name>: <why>" */
+    const char *name;     /* a clip's error reads "<name>: <why>" */
+    stage_art_kind reads; /* the artifact work reads: MP4 or FRAMES, mapped while it runs */
     /* Whether the stage works on c. */
     bool (*wants)(const vt_clip *c);
     /* Works on one clip.
@@ -43,9 +44,11 @@ typedef struct clip_stage {
 bool clip_kept_with_mp4(const vt_clip *c);
 
 /* A per-clip stage's process() (reel_actor_def's): reads the one input task,
- * runs st->work on each clip st->wants in turn, appends each failure to its
- * clip's errors, and writes the task; a task none of whose clips st wants
- * goes on as it came (reel_actor_forward). Returns 0, or the negative code
+ * runs st->work on each clip st->wants in turn with the artifact it reads
+ * mapped (stage_art_get; one that cannot be is the clip's error), appends
+ * each failure to its clip's errors, and writes the task with the artifacts
+ * work made (c's views into *owned) and those it kept; a task none of whose
+ * clips st wants goes on as it came (reel_actor_forward). Returns 0, or the negative code
  * that fails the video with the actor's error saying why: a task that cannot
  * be read or written, or -ENOMEM. */
 int clip_stage_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out,

@@ -81,6 +81,9 @@ static void usage(FILE *f) {
         "  --transcode-crf N                  0..51 (23)\n"
         "  --transcoder-workers N             a fixed number of transcoder workers, 1..256\n"
         "                                     (default 0: autoscaled, as every stage)\n"
+        "  --clips-per-chunk N                clips per item after the splitter (Curator's\n"
+        "                                     num_clips_per_chunk; 0, the default: as few as\n"
+        "                                     fit, so a video's clips run on every worker)\n"
         "  --no-previews                      no previews/<uuid>/preview.jpg (no preview stage)\n"
         "  --write-frames                     write each kept clip's frames beside its\n"
         "                                     metadata: metas/v0/<uuid>.frames.npy, uint8\n"
@@ -237,6 +240,11 @@ static void parse_args(int argc, char **argv, args *a) {
         } else if ((v = flag_value(argc, argv, &i, "--motion-per-patch-min-256-threshold"))) {
             a->opt.motion_per_patch_min_256_threshold =
                 number("--motion-per-patch-min-256-threshold", v);
+        } else if ((v = flag_value(argc, argv, &i, "--clips-per-chunk"))) {
+            uint64_t c = count("--clips-per-chunk", v);
+            if (c > UINT32_MAX)
+                usage_error("--clips-per-chunk %s is too many", v);
+            a->opt.clips_per_chunk = (uint32_t)c;
         } else if ((v = flag_value(argc, argv, &i, "--transcode-encoder"))) {
             a->opt.encoder = v;
         } else if ((v = flag_value(argc, argv, &i, "--transcode-preset"))) {
@@ -333,6 +341,9 @@ typedef struct progress {
     bool tty;
     size_t total;
     uint64_t videos_done, clips, written, filtered, partial, failed_in_writer;
+    uint64_t bytes_copied, source_bytes; /* between store objects; of the sources */
+    char (*named)[256];                  /* the videos the writer recorded, by name */
+    size_t n_named, cap_named;
     double video_s;
     int64_t frames;
     struct timespec start;
@@ -399,6 +410,16 @@ static void on_output(void *arg, const reel_task_result *r) {
             p->failed_in_writer += s.failed;
             p->video_s += s.duration_s;
             p->frames += s.frames;
+            p->bytes_copied += s.bytes_copied;
+            p->source_bytes += s.source_bytes;
+            if (p->n_named == p->cap_named) {
+                size_t cap = p->cap_named ? p->cap_named * 2 : 64;
+                char(*grown)[256] = realloc(p->named, cap * sizeof *grown);
+                if (grown)
+                    p->named = grown, p->cap_named = cap;
+            }
+            if (p->n_named < p->cap_named)
+                memcpy(p->named[p->n_named++], s.name, sizeof s.name);
             if (!p->tty)
                 fprintf(stderr, PROG ": %s: %u clips (%u written, %u filtered)%s\n", s.name,
                         s.clips, s.clips_written, s.clips_filtered,
@@ -527,22 +548,39 @@ int main(int argc, char **argv) {
     if (prog.shown)
         fprintf(stderr, "\n");
 
-    /* Videos that failed before the writer: their records, and a line each. */
+    /* Videos that failed before the writer: their records, and a line each.
+     * A video's chunks fail on their own: the video counts once, and one
+     * whose other chunks reached the writer has its record from there (it
+     * names the chunks that never came). */
     size_t failed_videos = 0;
+    bool *counted = calloc(n, sizeof *counted);
     for (size_t k = 0; k < res.n_failures; k++) {
         const char *path = "(unknown video)";
+        size_t at = n;
         for (size_t i = 0; i < n; i++)
             if (reel_id_equal(&res.failures[k].origin, &ids[i]))
-                path = videos[i];
-        failed_videos++;
+                path = videos[i], at = i;
         if (strstr(res.failures[k].error, path)) /* the stages name the video themselves */
             fprintf(stderr, PROG ": %s\n", res.failures[k].error);
         else
             fprintf(stderr, PROG ": %s: %s\n", path, res.failures[k].error);
-        if (strcmp(path, "(unknown video)") != 0 &&
-            reel_curate_record_failure(&a.opt, path, res.failures[k].error) != 0)
+        if (at < n && counted && counted[at])
+            continue;
+        if (at < n && counted)
+            counted[at] = true;
+        const char *slash = strrchr(path, '/');
+        const char *name = slash && slash[1] ? slash + 1 : path;
+        bool recorded = false;
+        for (size_t i = 0; at < n && i < prog.n_named && !recorded; i++)
+            recorded = strcmp(prog.named[i], name) == 0;
+        if (recorded)
+            continue; /* curated in part: the writer's record says what failed */
+        failed_videos++;
+        if (at < n && reel_curate_record_failure(&a.opt, path, res.failures[k].error) != 0)
             fprintf(stderr, PROG ": cannot write the record of %s\n", path);
     }
+    free(counted);
+    free(prog.named);
     double wall = since(&prog.start);
     fprintf(stderr,
             PROG ": %" PRIu64 " of %zu videos curated, %" PRIu64 " clips written, %" PRIu64
@@ -555,6 +593,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, PROG ": peak store use %" PRIu64 " bytes of %" PRIu64 " (%.1f%%)\n",
                 st.peak_used, st.capacity,
                 st.capacity ? 100.0 * (double)st.peak_used / (double)st.capacity : 0.0);
+    /* Artifacts pass between stages by ID: what is copied from one store
+     * object into another is the small per-chunk records. */
+    fprintf(stderr,
+            PROG ": %" PRIu64 " bytes copied between store objects (%.3g per source byte)\n",
+            prog.bytes_copied,
+            prog.source_bytes ? (double)prog.bytes_copied / (double)prog.source_bytes : 0.0);
     if (skipped)
         fprintf(stderr, PROG ": %zu file%s skipped: not video extensions\n", skipped,
                 skipped == 1 ? "" : "s");

@@ -69,7 +69,7 @@ static int extract(const reel_curate_options *o, vt_clip *c, void **owned, char 
     }
     if (rc == 0) {
         *owned = f.out;
-        c->frames = (vt_bytes){f.out, (uint64_t)clip_frame_bytes(o->frames_size) * n};
+        c->frames = (vt_art){.data = f.out, .size = (uint64_t)clip_frame_bytes(o->frames_size) * n};
         c->frames_n = n;
         c->frames_h = c->frames_w = o->frames_size;
         c->frames_fps = o->frames_fps;
@@ -82,11 +82,11 @@ static int extract(const reel_curate_options *o, vt_clip *c, void **owned, char 
 }
 
 static bool wants(const vt_clip *c) {
-    return clip_kept_with_mp4(c) && c->frames_n == 0;
+    return clip_kept_with_mp4(c) && !vt_art_present(&c->frames);
 }
 
 static int frames_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
-    static const clip_stage stage = {"frames", wants, extract};
+    static const clip_stage stage = {"frames", STAGE_ART_MP4, wants, extract};
     return clip_stage_process(ctx, in, n, out, &stage);
 }
 

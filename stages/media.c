@@ -221,6 +221,7 @@ struct media_input {
     double container_duration_s; /* likewise */
     AVPacket *pkt;
     AVFrame *frame;
+    int64_t skipped; /* frames the last decode decoded before its start */
 };
 
 static void input_close(media_input *m) {
@@ -538,6 +539,10 @@ void media_probe(const media_input *m, vt_probe *out) {
     *out = m->probe;
 }
 
+int64_t media_decoded_before(const media_input *m) {
+    return m->skipped;
+}
+
 double media_container_duration_s(const media_input *m) {
     return m->container_duration_s;
 }
@@ -549,6 +554,8 @@ typedef struct decode_run {
     void *arg;
     int64_t index; /* the next frame's */
     int stop;      /* fn's > 0 (stop early) or < 0 (fail) */
+    int64_t first; /* the index decoding began at (0, or a keyframe seek_to found) */
+    bool redo;     /* the seek cannot be trusted: decode from the first frame */
 } decode_run;
 
 /* Hands every frame the decoder has ready to the callback. Returns 0 (more
@@ -561,6 +568,17 @@ static int drain(media_input *m, decode_run *r) {
         if (rc < 0)
             return rc;
         int64_t i = r->index++;
+        if (r->first && i < r->start &&
+            (m->frame->decode_error_flags || (m->frame->flags & AV_FRAME_FLAG_CORRUPT))) {
+            /* Decoded with damage from a keyframe that a decode from the
+             * first frame has whole (parameter sets in the stream that the
+             * container's copy lacks, say): not the same pictures. */
+            av_frame_unref(m->frame);
+            r->redo = true;
+            return 0;
+        }
+        if (i < r->start)
+            m->skipped++;
         if (i >= r->start && (r->end < 0 || i < r->end)) {
             int k = r->fn(r->arg, i, m->frame);
             if (k) {
@@ -597,6 +615,92 @@ static bool ended_early(const media_input *m, int64_t last_end) {
     return got < want * 0.9 - 1.0;
 }
 
+/* The frames a seek must leave before start: a keyframe's leading pictures
+ * (open GOP: after it in decode order, before it on screen) come within the
+ * decoder's reorder window, so while they are read every frame is still
+ * before start, and a seek that meets one is undone before fn saw a frame. */
+#define SEEK_MARGIN 16
+
+/* Whether pkt (a keyframe of m's stream) starts anew: the frames after it
+ * refer to none before it. An H.264 or HEVC keyframe must hold an IDR
+ * picture (a plain I picture may be followed by pictures that refer past
+ * it); other codecs' keyframes reset their references. NAL units are
+ * length-prefixed as in MP4 (the extradata says how long a length is) or
+ * start-coded. */
+static bool starts_anew(const media_input *m, const AVPacket *pkt) {
+    const AVCodecParameters *par = m->fmt->streams[m->stream]->codecpar;
+    bool h264 = par->codec_id == AV_CODEC_ID_H264, hevc = par->codec_id == AV_CODEC_ID_HEVC;
+    if (!h264 && !hevc)
+        return true;
+    const uint8_t *d = pkt->data, *x = par->extradata;
+    size_t n = (size_t)pkt->size, len_size = 0;
+    if (h264 && par->extradata_size > 4 && x[0] == 1)
+        len_size = (x[4] & 3u) + 1;
+    else if (hevc && par->extradata_size > 21 && x[0] == 1)
+        len_size = (x[21] & 3u) + 1;
+    for (size_t at = 0; at < n;) {
+        size_t nal, next;
+        if (len_size) {
+            if (n - at < len_size)
+                return false;
+            size_t len = 0;
+            for (size_t k = 0; k < len_size; k++)
+                len = len << 8 | d[at + k];
+            nal = at + len_size;
+            if (len == 0 || len > n - nal)
+                return false;
+            next = nal + len;
+        } else {
+            if (n - at < 4 || d[at] != 0 || d[at + 1] != 0 || (d[at + 2] != 1 && d[at + 3] != 1))
+                return false;
+            nal = at + (d[at + 2] == 1 ? 3 : 4);
+            for (next = nal; next + 3 <= n && !(d[next] == 0 && d[next + 1] == 0 &&
+                                                (d[next + 2] == 1 || d[next + 2] == 0));)
+                next++;
+            if (next + 3 > n)
+                next = n;
+            if (nal >= n)
+                return false;
+        }
+        unsigned type = h264 ? d[nal] & 0x1fu : (d[nal] >> 1) & 0x3fu;
+        if ((h264 && type == 5) || (hevc && (type == 19 || type == 20)))
+            return true;
+        at = next;
+    }
+    return false;
+}
+
+/* Seeks m's stream to the last keyframe at least SEEK_MARGIN frames before
+ * start, where its frame index is known exactly: a demuxer index with one
+ * entry per frame in decode order (MP4, MOV), none dropped by an edit list,
+ * so that an IDR keyframe's place in it is its place on screen too. Returns
+ * that keyframe's index and its dts (*dts), or 0 (nothing done: decode from
+ * the first frame). */
+static int64_t seek_to(media_input *m, int64_t start, int64_t *dts) {
+    AVStream *st = m->fmt->streams[m->stream];
+    int n = avformat_index_get_entries_count(st);
+    if (start < 2 * SEEK_MARGIN || n <= 0 || st->nb_frames != n || start >= n)
+        return 0;
+    int64_t best = -1;
+    for (int i = 0; i < n; i++) {
+        const AVIndexEntry *e = avformat_index_get_entry(st, i);
+        if (!e || (e->flags & AVINDEX_DISCARD_FRAME) || e->timestamp == AV_NOPTS_VALUE)
+            return 0;
+        if ((e->flags & AVINDEX_KEYFRAME) && i <= start - SEEK_MARGIN)
+            best = i;
+    }
+    if (best <= 0)
+        return 0;
+    const AVIndexEntry *e = avformat_index_get_entry(st, (int)best);
+    /* To exactly its timestamp, no flag: the MOV demuxer's backward seek
+     * lands on the first frame there. The first packet read is checked. */
+    if (av_seek_frame(m->fmt, m->stream, e->timestamp, 0) < 0)
+        return 0;
+    avcodec_flush_buffers(m->dec);
+    *dts = e->timestamp;
+    return best;
+}
+
 int media_decode(media_input *m, int64_t start, int64_t end,
                  int (*fn)(void *arg, int64_t index, const AVFrame *frame), void *arg,
                  bool *partial, char *why, size_t cap) {
@@ -618,11 +722,15 @@ int media_decode(media_input *m, int64_t start, int64_t end,
         }
     }
     m->used = true;
+    m->skipped = 0;
     if (end >= 0 && end == start)
         return 0;
     log_clear();
 
     decode_run r = {.start = start, .end = end, .fn = fn, .arg = arg};
+    int64_t key_dts = AV_NOPTS_VALUE, key_pts = AV_NOPTS_VALUE;
+    r.first = r.index = seek_to(m, start, &key_dts);
+    int64_t read_since_seek = 0;
     int64_t last_end = AV_NOPTS_VALUE;
     int err = 0;             /* the error that stopped decoding */
     const char *what = NULL; /* and where it came from */
@@ -630,6 +738,25 @@ int media_decode(media_input *m, int64_t start, int64_t end,
     watch_ctx = m->fmt;
     watch_hit = false;
     while (!r.stop && !eof) {
+        if (r.redo) {
+            /* The seek is not to be trusted: from the first frame, as if it
+             * had not been made (fn has seen no frame: all were before
+             * start). */
+            watch_ctx = NULL;
+            input_close(m);
+            int reopened = input_open(m, why, cap);
+            if (reopened) {
+                input_close(m);
+                return reopened;
+            }
+            m->used = true;
+            m->skipped = 0;
+            r = (decode_run){.start = start, .end = end, .fn = fn, .arg = arg};
+            read_since_seek = 0;
+            last_end = AV_NOPTS_VALUE;
+            watch_ctx = m->fmt;
+            watch_hit = false;
+        }
         int rc = av_read_frame(m->fmt, m->pkt);
         if (rc == AVERROR_EOF) {
             eof = true;
@@ -651,6 +778,22 @@ int media_decode(media_input *m, int64_t start, int64_t end,
             if (m->pkt->stream_index != m->stream) {
                 av_packet_unref(m->pkt);
                 continue;
+            }
+            if (r.first && read_since_seek++ < SEEK_MARGIN) {
+                /* After a seek: the keyframe the index named first, then
+                 * no picture shown before it (a leading picture of an open
+                 * GOP would put the numbering off). Else decode from frame
+                 * 0 after all: fn has seen no frame yet. */
+                bool key = read_since_seek == 1;
+                if (key)
+                    key_pts = m->pkt->pts;
+                if ((key && (!(m->pkt->flags & AV_PKT_FLAG_KEY) || m->pkt->dts != key_dts ||
+                             key_pts == AV_NOPTS_VALUE || !starts_anew(m, m->pkt))) ||
+                    (!key && (m->pkt->pts == AV_NOPTS_VALUE || m->pkt->pts < key_pts))) {
+                    av_packet_unref(m->pkt);
+                    r.redo = true;
+                    continue;
+                }
             }
             if (m->pkt->pts != AV_NOPTS_VALUE && m->pkt->duration > 0) {
                 int64_t e = m->pkt->pts + m->pkt->duration;
@@ -701,7 +844,7 @@ int media_decode(media_input *m, int64_t start, int64_t end,
                  watch_line);
     else
         snprintf(text, sizeof text, "%s after %lld frames", what, (long long)r.index);
-    if (r.index == 0)
+    if (r.index == r.first)
         return fail(why, cap, err, 0, text);
     fail(why, cap, err, 0, text);
     if (partial)

@@ -87,6 +87,11 @@ void media_file_id(const media_input *m, vt_file *out);
  * them with media_decode() when it matters. */
 void media_probe(const media_input *m, vt_probe *out);
 
+/* Frames the last media_decode() on m decoded and dropped before its
+ * start: start itself when it decoded from the first frame, fewer when it
+ * seeked. */
+int64_t media_decoded_before(const media_input *m);
+
 /* The container's own duration in seconds, over all its streams (PyAV's
  * container.duration / 1e6), as it was when media_open() read it; 0 when
  * the container does not say. media_probe()'s duration_s prefers the video
@@ -106,6 +111,13 @@ double media_container_duration_s(const media_input *m);
  * before and after the frames are read: frames of a file rewritten while it
  * was read may already have reached fn, and the caller drops them). Each
  * call decodes from the start of the stream.
+ *
+ * A start far into the video seeks first, where the frame numbering stays
+ * exact: to the last keyframe SEEK_MARGIN (16) or more frames before start
+ * that the demuxer's index places (MP4 and MOV index every frame; a stream
+ * without such an index, or a keyframe with leading pictures, decodes from
+ * the first frame as before). media_decoded_before() says how many frames
+ * before start were decoded.
  *
  * Notes for callers:
  * - Each call after the first re-opens the container and decoder (so that

@@ -233,7 +233,7 @@ static int score_clip(const uint8_t *data, uint64_t size, motion_score *out, cha
 /* ---- the stage ------------------------------------------------------------------ */
 
 static bool has_mp4(const vt_clip *c) {
-    return c->mp4.size > 0; /* without one, the transcoder said why */
+    return vt_art_present(&c->mp4); /* without one, the transcoder said why */
 }
 
 /* clip_stage's work: the clip's scores, and whether it is filtered. A clip
@@ -253,9 +253,8 @@ static int score(const reel_curate_options *o, vt_clip *c, void **owned, char *w
     if (c->filtered) {
         /* The transcoder took its frames and preview for the later stages,
          * which leave a filtered clip without them: so does the filter. */
-        c->frames = c->preview = (vt_bytes){NULL, 0};
-        c->frames_n = c->frames_h = c->frames_w = 0;
-        c->frames_fps = 0;
+        stage_art_drop(c, STAGE_ART_FRAMES);
+        stage_art_drop(c, STAGE_ART_PREVIEW);
     }
     return err;
 }
@@ -263,7 +262,7 @@ static int score(const reel_curate_options *o, vt_clip *c, void **owned, char *w
 static int motion_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
     if (stage_options(ctx)->motion == REEL_MOTION_DISABLE)
         return n == 1 ? reel_actor_forward(out, 0) : -EINVAL;
-    static const clip_stage stage = {"motion", has_mp4, score};
+    static const clip_stage stage = {"motion", STAGE_ART_MP4, has_mp4, score};
     return clip_stage_process(ctx, in, n, out, &stage);
 }
 

@@ -1,6 +1,6 @@
 /* The curation options: Curator's defaults, and their checks (reel/stages.h). */
 #include "check.h"
-#include "reel/stages.h"
+#include "stages_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -53,6 +53,10 @@ static bool extensions_ok(const char *list) {
     }
 }
 
+uint32_t stage_artifacts_per_clip(const reel_curate_options *o) {
+    return 1 + (o->write_frames || o->write_tensors) + o->write_tensors + o->previews;
+}
+
 static int positive(double x) {
     return isfinite(x) && x > 0;
 }
@@ -94,6 +98,9 @@ REEL_API int reel_curate_validate(const reel_curate_options *o, char *why, size_
         bad = "frame, tensor and preview sizes: must be 8..4096 pixels";
     else if (o->transcoder_workers > REEL_POOL_MAX_WORKERS)
         bad = "transcoder_workers: at most 256 (0: autoscaled)";
+    else if (o->clips_per_chunk > (REEL_TASK_MAX_OUTPUTS - 1) / stage_artifacts_per_clip(o))
+        bad = "clips_per_chunk: a chunk's clip artifacts (an MP4 each, and frames, tensor and "
+              "preview as made) and its record must fit a task's REEL_TASK_MAX_OUTPUTS outputs";
     else if (o->video_extensions && !extensions_ok(o->video_extensions))
         bad = "video_extensions: a comma-separated list of extensions such as mp4,mov,ogv";
     for (int c = 0; !bad && c < 3; c++)

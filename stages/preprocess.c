@@ -88,7 +88,7 @@ static int preprocess_setup(reel_actor_ctx *ctx) {
 }
 
 static bool has_frames(const vt_clip *c) {
-    return c->frames_n > 0;
+    return vt_art_present(&c->frames) && c->frames_n > 0;
 }
 
 /* clip_stage's work: the clip's tensor from its frames. */
@@ -123,20 +123,17 @@ static int make_tensor(const reel_curate_options *o, vt_clip *c, void **owned, c
         return err;
     }
     *owned = tensor;
-    c->tensor = (vt_bytes){(const uint8_t *)tensor, bytes};
+    c->tensor = (vt_art){.data = (const uint8_t *)tensor, .size = bytes};
     c->tensor_n = p.n;
     c->tensor_h = c->tensor_w = p.size;
-    if (!o->write_frames) { /* made for the tensor only: not carried to the writer */
-        c->frames = (vt_bytes){NULL, 0};
-        c->frames_n = c->frames_h = c->frames_w = 0;
-        c->frames_fps = 0;
-    }
+    if (!o->write_frames) /* made for the tensor only: not carried to the writer */
+        stage_art_drop(c, STAGE_ART_FRAMES);
     return 0;
 }
 
 static int preprocess_process(reel_actor_ctx *ctx, const reel_view *in, size_t n,
                               reel_actor_out *out) {
-    static const clip_stage stage = {"preprocess", has_frames, make_tensor};
+    static const clip_stage stage = {"preprocess", STAGE_ART_FRAMES, has_frames, make_tensor};
     return clip_stage_process(ctx, in, n, out, &stage);
 }
 

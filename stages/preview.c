@@ -42,7 +42,7 @@ static int make_preview(const reel_curate_options *o, vt_clip *c, void **owned, 
         rc = clip_preview_jpeg(frame, o->preview_size, &jpeg, &size, why, cap);
     if (rc == 0) {
         *owned = jpeg;
-        c->preview = (vt_bytes){jpeg, size};
+        c->preview = (vt_art){.data = jpeg, .size = size};
     }
     av_frame_free(&frame);
     clip_video_close(&v);
@@ -50,12 +50,12 @@ static int make_preview(const reel_curate_options *o, vt_clip *c, void **owned, 
 }
 
 static bool wants(const vt_clip *c) {
-    return clip_kept_with_mp4(c) && c->preview.size == 0;
+    return clip_kept_with_mp4(c) && !vt_art_present(&c->preview);
 }
 
 static int preview_process(reel_actor_ctx *ctx, const reel_view *in, size_t n,
                            reel_actor_out *out) {
-    static const clip_stage stage = {"preview", wants, make_preview};
+    static const clip_stage stage = {"preview", STAGE_ART_MP4, wants, make_preview};
     return clip_stage_process(ctx, in, n, out, &stage);
 }
 

@@ -99,7 +99,8 @@ static int reader_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
     t.file = id;
     media_probe(m, &t.probe);
     media_close(m);
-    return stage_write_task(ctx, out, &t);
+    t.bytes_copied = len; /* the path, from the input object */
+    return stage_write_task(ctx, out, &t, false);
 }
 
 const reel_actor_def stage_reader_def = {

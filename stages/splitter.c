@@ -4,6 +4,12 @@
  * frame-difference detector in place of TransNetV2, followed by the
  * post-processing of Curator's TransNetV2ClipExtractionStage).
  *
+ * The clips go on as chunks, one item each: runs of clips_per_chunk
+ * consecutive clips (stage_clips_per_chunk: one by default), each record
+ * saying which chunk of how many it is and which of the video's clips it
+ * holds, so that the writer can gather them and say which never came. A
+ * video without clips (or with an error) is one chunk of none.
+ *
  * Clip spans are frame indices [start, end) in decode order (media.h), with
  * start_s = start / fps and end_s = end / fps; a clip's UUID is
  * uuid5(NAMESPACE_URL, "<path>_<start>_<end>") as Curator names them.
@@ -357,7 +363,7 @@ static void set_error(video_task *t, char *buf, size_t cap, const char *what, co
 static int split(reel_actor_ctx *ctx, const reel_view *in, size_t n_in, reel_actor_out *out) {
     const reel_curate_options *o = stage_options(ctx);
     video_task t;
-    int rc = stage_read_task(ctx, in, n_in, &t);
+    int rc = stage_read_task(ctx, "splitter", in, n_in, &t);
     if (rc)
         return rc;
     vt_free(&t); /* a splitter makes the clips: any earlier ones go */
@@ -417,12 +423,40 @@ static int split(reel_actor_ctx *ctx, const reel_view *in, size_t n_in, reel_act
         set_error(&t, err, sizeof err, "more clips than a task holds", NULL);
     else if (span_rc)
         set_error(&t, err, sizeof err, "the splitting options or the probe are out of range", NULL);
+    uint32_t per = n ? stage_clips_per_chunk(o, (uint32_t)n) : 1;
+    if (per == 0) {
+        snprintf(why, sizeof why, "%zu clips, more than %u chunks of them can hold", n,
+                 (unsigned)REEL_TASK_MAX_OUTPUTS);
+        set_error(&t, err, sizeof err, "too many clips", why);
+        n = 0;
+        per = 1;
+    }
     rc = make_clips(ctx, &t, spans, n, fps);
     free(spans);
-    if (rc == 0)
-        rc = stage_write_task(ctx, out, &t);
+    /* One item per chunk of per clips; a video without clips is one chunk
+     * of none, with its error. */
+    uint32_t chunks = n ? (uint32_t)((n + per - 1) / per) : 1;
+    for (uint32_t k = 0; rc == 0 && k < chunks; k++) {
+        video_task c = t;
+        c.chunk_index = k;
+        c.chunk_count = chunks;
+        c.first_clip = k * per;
+        c.total_clips = (uint32_t)n;
+        c.clips = n ? t.clips + c.first_clip : NULL;
+        c.n_clips = n ? ((uint32_t)n - c.first_clip < per ? (uint32_t)n - c.first_clip : per) : 0;
+        rc = stage_write_task(ctx, out, &c, true);
+    }
     vt_free(&t);
     return rc;
+}
+
+uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n) {
+    uint32_t fit = (REEL_TASK_MAX_OUTPUTS - 1) / stage_artifacts_per_clip(o);
+    uint32_t per = o->clips_per_chunk ? o->clips_per_chunk : 1;
+    uint32_t least = (n + REEL_TASK_MAX_OUTPUTS - 1) / REEL_TASK_MAX_OUTPUTS;
+    if (per < least)
+        per = least;
+    return per <= fit ? per : 0;
 }
 
 const reel_actor_def stage_splitter_def = {

@@ -18,21 +18,22 @@ typedef struct stage_entry {
 static const stage_entry stage_reader = {&stage_reader_def, "video path",
                                          "video task: path, file identity, probe"};
 static const stage_entry stage_splitter = {&stage_splitter_def, "video task",
-                                           "video task with clip spans"};
+                                           "chunk of clip spans (one item per chunk)"};
 static const stage_entry stage_transcoder = {
-    &stage_transcoder_def, "video task with clip spans",
-    "video task with H.264 clips (and the frames and previews the later stages want)"};
-static const stage_entry stage_motion = {&stage_motion_def, "video task with clips",
-                                         "video task with motion scores"};
+    &stage_transcoder_def, "chunk of clip spans",
+    "chunk with an H.264 clip artifact each (and the frames and previews the later stages "
+    "want)"};
+static const stage_entry stage_motion = {&stage_motion_def, "chunk of clips",
+                                         "chunk with motion scores"};
 static const stage_entry stage_frames = {
-    &stage_frames_def, "video task with clips",
-    "video task with uint8 HWC frames, for the clips that lack them"};
-static const stage_entry stage_preprocess = {&stage_preprocess_def, "video task with frames",
-                                             "video task with float32 NCHW tensors"};
+    &stage_frames_def, "chunk of clips",
+    "chunk with uint8 HWC frame artifacts, for the clips that lack them"};
+static const stage_entry stage_preprocess = {&stage_preprocess_def, "chunk with frames",
+                                             "chunk with float32 NCHW tensor artifacts"};
 static const stage_entry stage_preview = {
-    &stage_preview_def, "video task with clips",
-    "video task with JPEG previews, for the clips that lack them"};
-static const stage_entry stage_writer = {&stage_writer_def, "video task",
+    &stage_preview_def, "chunk of clips",
+    "chunk with JPEG preview artifacts, for the clips that lack them"};
+static const stage_entry stage_writer = {&stage_writer_def, "every chunk of one video (gather)",
                                          "the video's processed_videos record"};
 
 bool stage_wants_frames(const reel_curate_options *o) {
@@ -78,25 +79,65 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
     const stage_entry *list[REEL_CURATE_STAGES];
     uint32_t n = stage_list(o, list);
     reel_curate_stage_defs(o, defs);
-    /* Every stage must fit beside the others with one worker, whatever the
-     * node: a worker asks for a share of the CPUs that lets all of them
-     * start with half of them; the autoscaler then adds workers where time
-     * goes. */
+    /* What a worker of each stage really uses, so that the autoscaler
+     * places them by it (issue 14, item 4):
+     *   - the transcoder: one CPU. libx264 runs single-threaded per clip
+     *     (encode_threads, 1 by default), and so does the decode before it;
+     *     with one clip per chunk, a video's clips are on every transcoder
+     *     at once, and the autoscaler adds transcoders where the queue is.
+     *   - the splitter: one CPU when it detects scenes (it decodes the whole
+     *     video); with a fixed stride it only does arithmetic on the probe.
+     *   - the reader (a probe) and the writer (files out of the store):
+     *     mostly waiting on the disk, a small share.
+     *   - motion: half a CPU when it scores (it decodes each clip's MP4 once,
+     *     single-threaded, in a fraction of the time its encode took); a
+     *     small share when disabled (it passes items on).
+     *   - frames and preview: a small share: the transcoder takes frames and
+     *     previews from the pictures it encodes, and these stages decode an
+     *     MP4 only for the clips it could not.
+     *   - preprocess: a quarter of a CPU (a resize and a scale per frame
+     *     at 2 frames a second of clip).
+     * On a node smaller than the line with one worker each (within 90% of
+     * its CPUs: the executor keeps cpu_allocation_percentage, 95% by
+     * default, for the stages), every share is scaled down alike so that it
+     * starts; the autoscaler then moves workers where time goes. So on a
+     * 2-CPU node (1.9 CPUs to place at the default 95%) one transcoder
+     * runs: a second would need a whole CPU more, and asking for less does
+     * not help, as the autoscaler counts a worker by the CPU it measurably
+     * takes; the clips of one video go to several transcoders from 3 CPUs
+     * on. */
+    double want[REEL_CURATE_STAGES];
+    double total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const reel_actor_def *d = list[i]->def;
+        if (d == &stage_transcoder_def)
+            want[i] = 1;
+        else if (d == &stage_splitter_def)
+            want[i] = o->splitting == REEL_SPLIT_SCENE ? 1 : 0.05;
+        else if (d == &stage_motion_def)
+            want[i] = o->motion == REEL_MOTION_DISABLE ? 0.05 : 0.5;
+        else if (d == &stage_preprocess_def)
+            want[i] = 0.25;
+        else
+            want[i] = 0.1;
+        total += want[i];
+    }
     cpu_set_t set;
     double ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    double share = floor(100 * ncpu * 0.5 / n) / 100;
-    if (share > 1)
-        share = 1;
-    if (share < 0.01)
-        share = 0.01;
+    double scale = total > 0.9 * ncpu ? 0.9 * ncpu / total : 1;
     reel_pipeline *p;
     int rc = reel_pipeline_new("video-curation", &p);
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        /* One task per worker at a time: a task is a whole video, seconds of
+        double share = floor(100 * want[i] * scale) / 100;
+        /* One task per worker at a time: a transcoder's chunk is seconds of
          * work, and a second one prefetched would wait behind the first
-         * while another worker idles. */
-        reel_stage_options so = {
-            .cpus = share, .slots = 1, .inputs = list[i]->in, .outputs = list[i]->out};
+         * while another worker idles. The writer gathers every chunk of a
+         * video into one task (processed_videos/ is written once). */
+        reel_stage_options so = {.cpus = share < 0.01 ? 0.01 : share,
+                                 .slots = 1,
+                                 .gather = list[i]->def == &stage_writer_def,
+                                 .inputs = list[i]->in,
+                                 .outputs = list[i]->out};
         if (list[i] == &stage_transcoder)
             so.workers = o->transcoder_workers; /* 0: autoscaled */
         rc = reel_pipeline_add(p, &defs[i], &so);

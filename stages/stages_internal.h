@@ -3,14 +3,19 @@
  * (its file's one export), and the task plumbing every stage uses. Internal
  * to the stages; never installed.
  *
- * A stage's process() takes exactly one input, a video task object
- * (video_task.h), except the reader, whose input is a path object. It reads
- * the task (stage_read_task), does its work, and writes exactly one output,
- * the next task (stage_write_task), or returns an error that fails the video
- * for good: a video the stage cannot handle is marked in its task instead
- * (error, partial, a clip's errors) whenever later stages and the writer can
- * still record it, so that processed_videos/ says what happened. The options
- * are reel_actor_arg(ctx), a const reel_curate_options *.
+ * A stage's process() takes exactly one input, a video task record of one
+ * chunk of a video's clips (video_task.h), except the reader, whose input is
+ * a path object, and the writer, a gather stage, whose inputs are every
+ * chunk of one video. It reads the record (stage_read_task, which checks
+ * every artifact it names against the store), does its work, and writes
+ * exactly one output, the next record (stage_write_task, which makes the
+ * clip artifacts the stage added and carries on those it kept), except the
+ * splitter, which writes one per chunk; or it returns an error that fails
+ * the chunk for good: a video the stage cannot handle is marked in its
+ * record instead (error, partial, a clip's errors) whenever later stages and
+ * the writer can still record it, so that processed_videos/ says what
+ * happened. Stages never delete an artifact or an item: the executor does.
+ * The options are reel_actor_arg(ctx), a const reel_curate_options *.
  */
 #ifndef REEL_STAGES_INTERNAL_H
 #define REEL_STAGES_INTERNAL_H
@@ -33,16 +38,74 @@ extern const reel_actor_def stage_writer_def;     /* writer.c */
  * (stages.c; the frames stage is in the pipeline exactly then). */
 bool stage_wants_frames(const reel_curate_options *o);
 
+/* The artifacts a clip may carry at once in a run of o: its MP4, and its
+ * frames, tensor and preview when the run makes them (options.c). */
+uint32_t stage_artifacts_per_clip(const reel_curate_options *o);
+
+/* The clips per chunk of a video of n clips (n > 0) in a run of o:
+ * clips_per_chunk, or automatically the fewest (see reel/stages.h), raised
+ * so that the video makes at most REEL_TASK_MAX_OUTPUTS chunks. 0 when no
+ * chunk size fits both bounds (splitter.c). */
+uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n);
+
 /* The options of the run (reel_actor_arg). */
 const reel_curate_options *stage_options(reel_actor_ctx *ctx);
 
 /* Reads the one input task; n must be 1. On failure the actor's error says
  * why (reel_actor_set_error) and a negative code comes back. t is freed with
- * vt_free(). */
-int stage_read_task(reel_actor_ctx *ctx, const reel_view *in, size_t n, video_task *t);
+ * vt_free(). stage_check_artifacts() has run on it: every artifact it names
+ * is in the store as the record describes it, or gone from the clip with an
+ * error saying so. */
+int stage_read_task(reel_actor_ctx *ctx, const char *stage, const reel_view *in, size_t n,
+                    video_task *t);
 
-/* Writes t as the task's one output object. */
-int stage_write_task(reel_actor_ctx *ctx, reel_actor_out *out, const video_task *t);
+/* Reads one record of a task's inputs (in, any stage): as stage_read_task.
+ * stage names the stage in the clip errors. */
+int stage_read_record(reel_actor_ctx *ctx, const char *stage, const reel_view *in, video_task *t);
+
+/* Checks each artifact of t's clips against the store (reel_obj_get, then
+ * reel_obj_release): an ID that is not there, or whose object's size or
+ * reel_meta disagrees with the record, is a clip error ("<stage>: its mp4
+ * <hex> is not in the store"), and the clip loses that artifact (so nothing
+ * reads or carries it). Returns 0, or -ENOMEM. */
+int stage_check_artifacts(reel_actor_ctx *ctx, const char *stage, video_task *t);
+
+/* Writes t as one output item of the task. First each clip artifact that
+ * has bytes in hand but no object yet (data set, no ID: the stage made it)
+ * becomes an artifact of the item (reel_actor_artifact, typed with
+ * stage_art_meta), and each one with an ID is carried on
+ * (reel_actor_carry); then the record. copied: t was rewritten from an
+ * input record, and its bytes count in bytes_copied (all of them, the few
+ * the stage changed too: an upper bound). */
+int stage_write_task(reel_actor_ctx *ctx, reel_actor_out *out, video_task *t, bool copied);
+
+/* The artifacts of a clip. */
+typedef enum stage_art_kind {
+    STAGE_ART_MP4,
+    STAGE_ART_FRAMES,
+    STAGE_ART_TENSOR,
+    STAGE_ART_PREVIEW,
+} stage_art_kind;
+
+/* The reel_meta an artifact of c is typed with: ENCODED "mp4" or "jpeg" for
+ * the clip and its preview, FRAME u8 (n, h, w, 3) "rgb24" for its frames,
+ * TENSOR f32 (n, 3, h, w) for its tensor; pts_us and duration_us the clip's
+ * span in the source. */
+void stage_art_meta(const vt_clip *c, stage_art_kind k, reel_meta *m);
+
+/* Maps a clip's artifact k for reading, zero-copy: a->data points into the
+ * object until stage_art_release(). The object must be a's size and typed as
+ * stage_art_meta says. Returns 0, or a negative code with why saying it
+ * (-ENOENT: not in the store). */
+int stage_art_get(reel_actor_ctx *ctx, const vt_clip *c, stage_art_kind k, vt_art *a, char *why,
+                  size_t cap);
+
+/* Takes artifact k from c, with its shape (the artifact goes on with the
+ * item no more: the executor deletes it). */
+void stage_art_drop(vt_clip *c, stage_art_kind k);
+
+/* Drops the view stage_art_get() took (a no-op when there is none). */
+void stage_art_release(reel_actor_ctx *ctx, vt_art *a);
 
 /* Opens the task's source file by range (media_open_file) with options o
  * (NULL: media_open()'s defaults), checking first that it is the file the
@@ -75,7 +138,10 @@ typedef struct writer_summary {
     uint32_t reserved;
     double duration_s; /* of the source */
     int64_t frames;    /* of the source */
-    char name[256];    /* its processed_videos/ name, NUL-terminated */
+    /* Bytes copied between store objects for this video, summed over its
+     * chunks (video_task.bytes_copied), and the source file's size. */
+    uint64_t bytes_copied, source_bytes;
+    char name[256]; /* its processed_videos/ name, NUL-terminated */
 } writer_summary;
 
 /* ---- for the tests ----------------------------------------------------------

@@ -1,11 +1,17 @@
 /*
- * transcoder.c - the "transcoder" stage: encodes every clip of a video to
+ * transcoder.c - the "transcoder" stage: encodes every clip of a chunk (the
+ * splitter's items: a run of one video's clips, one clip by default, so
+ * that a long video's clips are encoded on every transcoder at once) to
  * H.264 in MP4, as Curator's ClipTranscodingStage, decoding the source file
  * by range (stage_open_source: a file changed since the reader saw it is the
- * video's error, not clips of some other video).
+ * video's error, not clips of some other video). Each clip's MP4 (and the
+ * frames and preview taken below) becomes an artifact of the output item
+ * (stage_write_task), never bytes in the record.
  *
- * One pass of decoding serves every clip: media_decode() runs once over
- * [first start, last end) and hands each frame to the encoder of each clip
+ * One pass of decoding serves every clip of the chunk: media_decode() runs
+ * once over [first start, last end) - from the keyframe before the first
+ * start where the container indexes every frame, not from the start of the
+ * video - and hands each frame to the encoder of each clip
  * whose [start_frame, end_frame) holds it. Clips may overlap (a fixed stride
  * shorter than the clip length), so several encoders can be open at once; a
  * clip's encoder starts at its first frame and finishes at its last, so only
@@ -189,13 +195,14 @@ static void samples_keep(const reel_curate_options *o, clip_job *j) {
     }
     vt_clip *c = j->clip;
     if (s->frames) {
-        c->frames = (vt_bytes){s->frames, (uint64_t)clip_frame_bytes(o->frames_size) * s->n};
+        c->frames =
+            (vt_art){.data = s->frames, .size = (uint64_t)clip_frame_bytes(o->frames_size) * s->n};
         c->frames_n = s->n;
         c->frames_h = c->frames_w = o->frames_size;
         c->frames_fps = o->frames_fps;
     }
     if (s->jpeg)
-        c->preview = (vt_bytes){s->jpeg, s->jpeg_size};
+        c->preview = (vt_art){.data = s->jpeg, .size = s->jpeg_size};
 }
 
 /* Even sizes: yuv420p halves both. */
@@ -343,7 +350,7 @@ static int transcode_task(reel_actor_ctx *ctx, const reel_view *in, size_t n_in,
                           reel_actor_out *out) {
     const reel_curate_options *o = stage_options(ctx);
     video_task t;
-    int rc = stage_read_task(ctx, in, n_in, &t);
+    int rc = stage_read_task(ctx, "transcoder", in, n_in, &t);
     if (rc)
         return rc;
     char err[VT_TEXT_MAX];
@@ -359,7 +366,7 @@ static int transcode_task(reel_actor_ctx *ctx, const reel_view *in, size_t n_in,
         for (uint32_t i = 0; i < t.n_clips; i++) {
             clip_job *j = &jobs[i];
             if (j->done) {
-                j->clip->mp4 = (vt_bytes){j->mp4, j->mp4_size};
+                j->clip->mp4 = (vt_art){.data = j->mp4, .size = j->mp4_size};
                 j->clip->num_frames = j->frames;
                 samples_keep(o, j);
                 ok++;
@@ -370,11 +377,11 @@ static int transcode_task(reel_actor_ctx *ctx, const reel_view *in, size_t n_in,
                            "no clip could be encoded (each clip's errors say why)");
     } else if (t.n_clips) {
         for (uint32_t i = 0; i < t.n_clips; i++)
-            if (!t.clips[i].mp4.size && !t.clips[i].errors.size)
+            if (!vt_art_present(&t.clips[i].mp4) && !t.clips[i].errors.size)
                 t.clips[i].errors = (vt_bytes){(const uint8_t *)"transcoder: no source file",
                                                sizeof "transcoder: no source file" - 1};
     }
-    rc = stage_write_task(ctx, out, &t);
+    rc = stage_write_task(ctx, out, &t, true);
 done:
     if (jobs)
         for (uint32_t i = 0; i < t.n_clips; i++) {

@@ -8,12 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VT_VERSION 2u
+#define VT_VERSION 3u
 
 /* A byte range as stored: offset from the object's start and length. */
 typedef struct vt_ref {
     uint64_t off, len;
 } vt_ref;
+
+/* An artifact as stored: its object's ID and size. */
+typedef struct vt_art_rec {
+    uint8_t id[16];
+    uint64_t size;
+} vt_art_rec;
 
 typedef struct vt_header {
     char magic[8];
@@ -22,6 +28,9 @@ typedef struct vt_header {
     uint32_t header_size, clip_size; /* sizeof both, as written */
     uint32_t partial;
     uint32_t reserved;
+    uint32_t chunk_index, chunk_count;
+    uint32_t first_clip, total_clips;
+    uint64_t bytes_copied;
     vt_ref path, error;
     uint64_t file_size, file_ino, file_dev;
     int64_t file_mtime_ns;
@@ -37,18 +46,19 @@ typedef struct vt_clip_rec {
     char uuid[VT_UUID_LEN + 4]; /* NUL-padded */
     int64_t start_frame, end_frame;
     double start_s, end_s;
-    vt_ref mp4;
+    vt_art_rec mp4;
     int32_t width, height;
     double fps;
     int64_t num_frames;
     uint32_t has_motion, filtered;
     double motion_global_mean, motion_patch_min;
-    vt_ref frames;
+    vt_art_rec frames;
     uint32_t frames_n, frames_h, frames_w, reserved;
     double frames_fps;
-    vt_ref tensor;
+    vt_art_rec tensor;
     uint32_t tensor_n, tensor_h, tensor_w, reserved2;
-    vt_ref preview, errors;
+    vt_art_rec preview;
+    vt_ref errors;
 } vt_clip_rec;
 
 /* The fields a record and its struct share by name, with a type that
@@ -90,6 +100,27 @@ static int take(const uint8_t *base, uint64_t size, vt_ref ref, vt_bytes *b) {
     b->data = ref.len ? base + ref.off : NULL;
     b->size = ref.len;
     return 0;
+}
+
+bool vt_art_present(const vt_art *a) {
+    static const reel_id none;
+    return memcmp(&a->id, &none, sizeof none) != 0;
+}
+
+/* An artifact from its record: an ID exactly when a size (artifacts are
+ * never empty), and not more bytes than a store could hold. */
+static int art_take(const vt_art_rec *r, vt_art *a) {
+    memcpy(a->id.bytes, r->id, sizeof r->id);
+    a->size = r->size;
+    a->data = NULL;
+    return vt_art_present(a) == (r->size != 0) && r->size <= (1ull << 48) ? 0 : -1;
+}
+
+static vt_art_rec art_put(const vt_art *a) {
+    vt_art_rec r;
+    memcpy(r.id, a->id.bytes, sizeof r.id);
+    r.size = vt_art_present(a) ? a->size : 0;
+    return r;
 }
 
 static int text_ok(vt_bytes b) {
@@ -144,6 +175,11 @@ int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t 
     if (h.n_clips > VT_MAX_CLIPS || sizeof h + (uint64_t)h.n_clips * sizeof(vt_clip_rec) > size)
         return bad(why, cap, "video task: %u clips do not fit its %llu bytes", h.n_clips,
                    (unsigned long long)size);
+    if (h.chunk_count == 0 || h.chunk_count > VT_MAX_CHUNKS || h.chunk_index >= h.chunk_count ||
+        h.total_clips > VT_MAX_CLIPS || h.first_clip > h.total_clips ||
+        h.n_clips > h.total_clips - h.first_clip)
+        return bad(why, cap, "video task: chunk %u of %u, clips %u + %u of %u out of range",
+                   h.chunk_index, h.chunk_count, h.first_clip, h.n_clips, h.total_clips);
     if (take(base, size, h.path, &out->path) || take(base, size, h.error, &out->error) ||
         !text_ok(out->path) || !text_ok(out->error))
         return bad(why, cap, "video task: path or error outside the object");
@@ -157,6 +193,11 @@ int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t 
     out->file = (vt_file){
         .size = h.file_size, .mtime_ns = h.file_mtime_ns, .ino = h.file_ino, .dev = h.file_dev};
     out->partial = h.partial != 0;
+    out->chunk_index = h.chunk_index;
+    out->chunk_count = h.chunk_count;
+    out->first_clip = h.first_clip;
+    out->total_clips = h.total_clips;
+    out->bytes_copied = h.bytes_copied;
     out->n_clips = h.n_clips;
     if (h.n_clips) {
         out->clips = calloc(h.n_clips, sizeof *out->clips);
@@ -175,11 +216,14 @@ int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t 
         else if (!finite_all(cd, sizeof cd / sizeof cd[0]) || r.start_frame < 0 ||
                  r.end_frame < r.start_frame || r.width < 0 || r.height < 0 || r.num_frames < 0)
             rc = bad(why, cap, "video task: clip %u: span or values out of range", i);
-        else if (take(base, size, r.mp4, &c->mp4) || take(base, size, r.frames, &c->frames) ||
-                 take(base, size, r.tensor, &c->tensor) ||
-                 take(base, size, r.preview, &c->preview) ||
-                 take(base, size, r.errors, &c->errors) || !text_ok(c->errors))
-            rc = bad(why, cap, "video task: clip %u: a byte range outside the object", i);
+        else if (take(base, size, r.errors, &c->errors) || !text_ok(c->errors))
+            rc = bad(why, cap, "video task: clip %u: its error text outside the object", i);
+        else if (art_take(&r.mp4, &c->mp4) || art_take(&r.frames, &c->frames) ||
+                 art_take(&r.tensor, &c->tensor) || art_take(&r.preview, &c->preview))
+            rc = bad(why, cap,
+                     "video task: clip %u: an artifact with an ID but no size, or a size "
+                     "but no ID",
+                     i);
         else if ((uint64_t)r.frames_n * r.frames_h * r.frames_w * 3 != c->frames.size ||
                  (r.frames_n && (r.frames_h > 16384 || r.frames_w > 16384)))
             rc = bad(why, cap, "video task: clip %u: frames %ux%ux%u do not match %llu bytes", i,
@@ -202,11 +246,8 @@ int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t 
 uint64_t vt_size(const video_task *t) {
     uint64_t n = sizeof(vt_header) + (uint64_t)t->n_clips * sizeof(vt_clip_rec);
     n = align8(n) + align8(t->path.size) + align8(t->error.size);
-    for (uint32_t i = 0; i < t->n_clips; i++) {
-        const vt_clip *c = &t->clips[i];
-        n += align8(c->mp4.size) + align8(c->frames.size) + align8(c->tensor.size) +
-             align8(c->preview.size) + align8(c->errors.size);
-    }
+    for (uint32_t i = 0; i < t->n_clips; i++)
+        n += align8(t->clips[i].errors.size);
     return n;
 }
 
@@ -236,6 +277,12 @@ int vt_write(const video_task *t, void *buf, uint64_t cap) {
     h.header_size = sizeof(vt_header);
     h.clip_size = sizeof(vt_clip_rec);
     h.partial = t->partial;
+    h.chunk_index = t->chunk_index;
+    h.chunk_count = t->chunk_count ? t->chunk_count : 1;
+    h.first_clip = t->first_clip;
+    h.total_clips =
+        t->total_clips > t->first_clip + t->n_clips ? t->total_clips : t->first_clip + t->n_clips;
+    h.bytes_copied = t->bytes_copied;
     h.path = put(base, &at, t->path);
     h.error = put(base, &at, t->error);
     h.file_size = t->file.size;
@@ -250,10 +297,10 @@ int vt_write(const video_task *t, void *buf, uint64_t cap) {
         memset(&r, 0, sizeof r);
         snprintf(r.uuid, sizeof r.uuid, "%s", c->uuid);
         clip_put(&r, c);
-        r.mp4 = put(base, &at, c->mp4);
-        r.frames = put(base, &at, c->frames);
-        r.tensor = put(base, &at, c->tensor);
-        r.preview = put(base, &at, c->preview);
+        r.mp4 = art_put(&c->mp4);
+        r.frames = art_put(&c->frames);
+        r.tensor = art_put(&c->tensor);
+        r.preview = art_put(&c->preview);
         r.errors = put(base, &at, c->errors);
         memcpy(base + sizeof h + (uint64_t)i * sizeof r, &r, sizeof r);
     }
@@ -262,6 +309,8 @@ int vt_write(const video_task *t, void *buf, uint64_t cap) {
 
 void vt_free(video_task *t) {
     free(t->clips);
+    free(t->clip_texts);
+    t->clip_texts = NULL;
     t->clips = NULL;
     t->n_clips = 0;
 }

@@ -14,6 +14,14 @@
  * Every file appears whole or not at all: written to a temporary name in
  * the same directory, then renamed. The stage's output is a small summary
  * (writer_summary) for reel-curate's progress and totals.
+ *
+ * The writer gathers (reel_stage_options.gather): one task takes every chunk
+ * of one video that reached it, in any order, sorts them by chunk_index,
+ * writes each clip's files from its artifacts (mapped one at a time, never
+ * copied into another object), and writes processed_videos/ once. A chunk
+ * that never came (chunk_count says how many there were; a stage failed on
+ * it under ignore_failures) is named in the video's error, and its clips
+ * counted in num_total_clips but written nowhere.
  */
 #include "check.h"
 #include "stages_internal.h"
@@ -263,7 +271,7 @@ static void clip_meta(json *j, const video_task *t, const vt_clip *c, const char
             t->probe.num_frames, (int)c->width, (int)c->height);
     jnum(j, c->fps);
     jprintf(j, ", \"num_frames\": %" PRId64 ", \"codec\": ", c->num_frames);
-    const char *codec = c->mp4.size ? "h264" : "";
+    const char *codec = vt_art_present(&c->mp4) ? "h264" : "";
     jstr(j, codec, strlen(codec));
     jprintf(j, ", \"num_bytes\": %" PRIu64 ", \"clip_location\": ", c->mp4.size);
     if (location)
@@ -288,7 +296,7 @@ static void clip_meta(json *j, const video_task *t, const vt_clip *c, const char
     } else {
         jlit(j, "[]");
     }
-    bool valid = c->mp4.size > 0 && c->errors.size == 0;
+    bool valid = vt_art_present(&c->mp4) && c->errors.size == 0;
     jprintf(j, ", \"valid\": %s}\n", valid ? "true" : "false");
 }
 
@@ -313,7 +321,7 @@ static void video_record(json *j, const video_task *t, const char *error) {
         int first = 1;
         for (uint32_t i = 0; i < t->n_clips; i++) {
             const vt_clip *c = &t->clips[i];
-            if (!c->mp4.size || (c->filtered != (pass == 1)))
+            if (!vt_art_present(&c->mp4) || (c->filtered != (pass == 1)))
                 continue;
             if (!first)
                 jlit(j, ", ");
@@ -327,7 +335,7 @@ static void video_record(json *j, const video_task *t, const char *error) {
         jlit(j, "]");
     }
     jprintf(j, ", \"num_total_clips\": %u, \"num_clips_written\": %u, \"num_clips_filtered\": %u",
-            t->n_clips, kept, filtered);
+            t->total_clips > t->n_clips ? t->total_clips : t->n_clips, kept, filtered);
     jlit(j, ", \"error\": ");
     if (error && *error)
         jstr(j, error, strlen(error));
@@ -375,45 +383,88 @@ static int writer_setup(reel_actor_ctx *ctx) {
     return rc;
 }
 
+/* Writes artifact k of c (mapped for the write alone) with write(path, data,
+ * size, arg). One that cannot be mapped is the clip's error, in text (cap
+ * bytes, alive until the record is written), and goes from the clip; 1 then,
+ * else write's code. */
+static int write_art(reel_actor_ctx *ctx, vt_clip *c, stage_art_kind k, const char *path,
+                     int (*write)(const char *path, const vt_clip *c, const void *data,
+                                  uint64_t size),
+                     char *text, size_t cap) {
+    char why[256];
+    vt_art *a = k == STAGE_ART_MP4      ? &c->mp4
+                : k == STAGE_ART_FRAMES ? &c->frames
+                : k == STAGE_ART_TENSOR ? &c->tensor
+                                        : &c->preview;
+    if (stage_art_get(ctx, c, k, a, why, sizeof why) != 0) {
+        stage_add_error(c, text, cap, "writer: %s", why);
+        stage_art_drop(c, k);
+        return 1;
+    }
+    int rc = write(path, c, a->data, a->size);
+    stage_art_release(ctx, a);
+    return rc;
+}
+
+static int put_whole(const char *path, const vt_clip *c, const void *data, uint64_t size) {
+    (void)c;
+    return write_whole(path, data, size);
+}
+
+static int put_frames(const char *path, const vt_clip *c, const void *data, uint64_t size) {
+    const uint32_t shape[] = {c->frames_n, c->frames_h, c->frames_w, 3};
+    return write_npy(path, "|u1", shape, 4, data, size);
+}
+
+static int put_tensor(const char *path, const vt_clip *c, const void *data, uint64_t size) {
+    const uint32_t shape[] = {c->tensor_n, 3, c->tensor_h, c->tensor_w};
+    return write_npy(path, "<f4", shape, 4, data, size);
+}
+
 static int write_clip(reel_actor_ctx *ctx, const reel_curate_options *o, const video_task *t,
-                      const vt_clip *c, writer_summary *sum) {
+                      vt_clip *c, writer_summary *sum) {
     const char *root = o->output_dir;
-    char file[PATH_MAX], dir[PATH_MAX];
+    char file[PATH_MAX], dir[PATH_MAX], text[VT_TEXT_MAX];
     json j = {0};
     int rc = 0;
     const char *location = NULL;
-    if (c->mp4.size) {
+    if (vt_art_present(&c->mp4)) {
         snprintf(file, sizeof file, "%s/%s/%s.mp4", root, c->filtered ? "filtered_clips" : "clips",
                  c->uuid);
-        rc = write_whole(file, c->mp4.data, c->mp4.size);
-        location = file;
+        rc = write_art(ctx, c, STAGE_ART_MP4, file, put_whole, text, sizeof text);
         if (rc == 0) {
+            location = file;
             if (c->filtered)
                 sum->clips_filtered++;
             else
                 sum->clips_written++;
         }
+        rc = rc > 0 ? 0 : rc;
     }
-    if (rc == 0 && c->preview.size) {
+    if (rc == 0 && vt_art_present(&c->preview)) {
         snprintf(dir, sizeof dir, "%s/previews/%s", root, c->uuid);
         rc = make_dir(dir);
         char img[PATH_MAX];
         if (rc == 0 && snprintf(img, sizeof img, "%s/preview.jpg", dir) < (int)sizeof img)
-            rc = write_whole(img, c->preview.data, c->preview.size);
+            rc = write_art(ctx, c, STAGE_ART_PREVIEW, img, put_whole, text, sizeof text);
+        rc = rc > 0 ? 0 : rc;
     }
     /* Frames and tensors come only when written (the pipeline makes them
      * then); a clip the stages could not make them of has none. */
-    if (rc == 0 && o->write_frames && c->frames_n) {
+    if (rc == 0 && o->write_frames && vt_art_present(&c->frames)) {
         snprintf(file, sizeof file, "%s/metas/v0/%s.frames.npy", root, c->uuid);
-        const uint32_t shape[] = {c->frames_n, c->frames_h, c->frames_w, 3};
-        rc = write_npy(file, "|u1", shape, 4, c->frames.data, c->frames.size);
+        rc = write_art(ctx, c, STAGE_ART_FRAMES, file, put_frames, text, sizeof text);
+        rc = rc > 0 ? 0 : rc;
     }
-    if (rc == 0 && o->write_tensors && c->tensor_n) {
+    if (rc == 0 && o->write_tensors && vt_art_present(&c->tensor)) {
         snprintf(file, sizeof file, "%s/metas/v0/%s.tensor.npy", root, c->uuid);
-        const uint32_t shape[] = {c->tensor_n, 3, c->tensor_h, c->tensor_w};
-        rc = write_npy(file, "<f4", shape, 4, c->tensor.data, c->tensor.size);
+        rc = write_art(ctx, c, STAGE_ART_TENSOR, file, put_tensor, text, sizeof text);
+        rc = rc > 0 ? 0 : rc;
     }
     if (rc == 0) {
+        if (location) /* the MP4's path, as the metadata names it */
+            snprintf(file, sizeof file, "%s/%s/%s.mp4", root,
+                     c->filtered ? "filtered_clips" : "clips", c->uuid);
         clip_meta(&j, t, c, location);
         snprintf(file, sizeof file, "%s/metas/v0/%s.json", root, c->uuid);
         rc = j.oom ? -ENOMEM : write_whole(file, j.buf, j.len);
@@ -421,30 +472,142 @@ static int write_clip(reel_actor_ctx *ctx, const reel_curate_options *o, const v
     free(j.buf);
     if (rc)
         reel_actor_set_error(ctx, "clip %s: cannot write %s: %s", c->uuid, file, strerror(-rc));
+    /* The clip's error text lives in text: the record is written above. */
+    c->errors = (vt_bytes){NULL, 0};
     return rc;
 }
 
+static int cmp_chunk(const void *a, const void *b) {
+    const video_task *x = a, *y = b;
+    return (x->chunk_index > y->chunk_index) - (x->chunk_index < y->chunk_index);
+}
+
+/* Appends the sentences of add ("a; b") to the video's error text (buf, cap
+ * bytes), each once: every chunk of a video carries the sentences of the
+ * stages before the split. */
+static void add_sentences(char *buf, size_t cap, const char *add) {
+    while (*add) {
+        const char *end = strstr(add, "; ");
+        size_t n = end ? (size_t)(end - add) : strlen(add);
+        bool seen = false;
+        for (const char *p = buf; !seen && *p;) {
+            const char *e = strstr(p, "; ");
+            size_t m = e ? (size_t)(e - p) : strlen(p);
+            seen = m == n && memcmp(p, add, n) == 0;
+            p += m + (e ? 2 : 0);
+        }
+        size_t used = strlen(buf);
+        if (!seen && n && used + (used ? 2 : 0) + n < cap)
+            snprintf(buf + used, cap - used, "%s%.*s", used ? "; " : "", (int)n, add);
+        add += n + (end ? 2 : 0);
+    }
+}
+
+/* The missing chunks of a video whose records are rec[0..n) (sorted, each
+ * chunk once): a sentence for each run of them in buf (cap bytes). Returns
+ * how many clips they held. */
+static uint32_t missing_chunks(const video_task *rec, size_t n, char *buf, size_t cap) {
+    uint32_t count = rec[0].chunk_count, total = rec[0].total_clips, lost = 0;
+    uint32_t want = 0, clip = 0; /* the next chunk and clip expected */
+    for (size_t i = 0; i <= n; i++) {
+        uint32_t at = i < n ? rec[i].chunk_index : count;
+        uint32_t first = i < n ? rec[i].first_clip : total;
+        if (at > want) {
+            char line[256];
+            uint32_t clips = first > clip ? first - clip : 0;
+            if (at - want == 1)
+                snprintf(line, sizeof line,
+                         "writer: chunk %u of %u (%u clip%s) never reached the writer: a stage "
+                         "failed on it",
+                         want + 1, count, clips, clips == 1 ? "" : "s");
+            else
+                snprintf(line, sizeof line,
+                         "writer: chunks %u to %u of %u (%u clip%s) never reached the writer: a "
+                         "stage failed on them",
+                         want + 1, at, count, clips, clips == 1 ? "" : "s");
+            add_sentences(buf, cap, line);
+            lost += clips;
+        }
+        if (i < n) {
+            want = at + 1;
+            clip = rec[i].first_clip + rec[i].n_clips;
+        }
+    }
+    return lost;
+}
+
 static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
-    video_task t;
-    int rc = stage_read_task(ctx, in, n, &t);
-    if (rc)
-        return rc;
+    if (n == 0) {
+        reel_actor_set_error(ctx, "a task takes a video's chunks, not none");
+        return -EINVAL;
+    }
+    video_task *rec = calloc(n, sizeof *rec);
+    if (!rec) {
+        reel_actor_set_error(ctx, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = 0;
+    size_t got = 0;
+    for (; rc == 0 && got < n; got++)
+        rc = stage_read_record(ctx, "writer", &in[got], &rec[got]);
+    if (rc) {
+        got--;
+        goto done;
+    }
+    /* The chunks of one video, in order, each once. */
+    qsort(rec, n, sizeof *rec, cmp_chunk);
+    uint32_t n_clips = 0;
+    for (size_t i = 0; i < n; i++) {
+        const video_task *r = &rec[i];
+        if (r->chunk_count != rec[0].chunk_count || r->total_clips != rec[0].total_clips ||
+            r->path.size != rec[0].path.size ||
+            memcmp(r->path.data, rec[0].path.data, r->path.size) != 0 ||
+            (i && r->chunk_index == rec[i - 1].chunk_index) ||
+            (i && r->first_clip < rec[i - 1].first_clip + rec[i - 1].n_clips)) {
+            reel_actor_set_error(ctx,
+                                 "chunk %u of %u: not of the same video as chunk %u, or a "
+                                 "chunk twice",
+                                 r->chunk_index + 1, r->chunk_count, rec[0].chunk_index + 1);
+            rc = -EBADMSG;
+            goto done;
+        }
+        n_clips += r->n_clips;
+    }
     const reel_curate_options *o = stage_options(ctx);
     const char *root = o->output_dir;
+    /* The video as one task: the first chunk's header, every chunk's clips. */
+    video_task t = rec[0];
+    t.n_clips = n_clips;
+    t.clips = calloc(n_clips ? n_clips : 1, sizeof *t.clips);
+    if (!t.clips) {
+        reel_actor_set_error(ctx, "out of memory");
+        rc = -ENOMEM;
+        goto done;
+    }
+    char error[VT_TEXT_MAX] = "";
     writer_summary sum;
     memset(&sum, 0, sizeof sum);
     memcpy(sum.magic, WRITER_SUMMARY_MAGIC, 8);
-    sum.clips = t.n_clips;
+    for (size_t i = 0, at = 0; i < n; i++) {
+        char text[VT_TEXT_MAX];
+        if (rec[i].n_clips) /* a chunk of none has no clip array */
+            memcpy(t.clips + at, rec[i].clips, rec[i].n_clips * sizeof *t.clips);
+        at += rec[i].n_clips;
+        t.partial |= rec[i].partial;
+        add_sentences(error, sizeof error, vt_text(rec[i].error, text, sizeof text));
+        sum.bytes_copied += rec[i].bytes_copied;
+    }
+    missing_chunks(rec, n, error, sizeof error);
+    sum.clips = t.total_clips > n_clips ? t.total_clips : n_clips;
     sum.duration_s = t.probe.duration_s;
     sum.frames = t.probe.num_frames;
     sum.partial = t.partial;
+    sum.source_bytes = t.probe.num_bytes;
     video_name(t.path, sum.name, sizeof sum.name);
     for (uint32_t i = 0; rc == 0 && i < t.n_clips; i++)
         rc = write_clip(ctx, o, &t, &t.clips[i], &sum);
     if (rc == 0) {
         json j = {0};
-        char error[VT_TEXT_MAX];
-        vt_text(t.error, error, sizeof error);
         video_record(&j, &t, error);
         char name[NAME_MAX], file[PATH_MAX];
         video_name(t.path, name, sizeof name);
@@ -456,13 +619,17 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
         /* Damage that still left clips is recorded, not a failure. */
         sum.failed = error[0] != '\0' && sum.clips_written + sum.clips_filtered == 0;
     }
+    free(t.clips);
     if (rc == 0) {
         void *buf;
         rc = reel_actor_output(out, sizeof sum, NULL, 0, &buf);
         if (rc == 0)
             memcpy(buf, &sum, sizeof sum);
     }
-    vt_free(&t);
+done:
+    for (size_t i = 0; i < got; i++)
+        vt_free(&rec[i]);
+    free(rec);
     return rc;
 }
 
@@ -482,6 +649,8 @@ REEL_API int reel_curate_read_summary(const void *data, uint64_t size,
         w.duration_s < 0 || w.frames < 0 || !memchr(w.name, '\0', sizeof w.name))
         return -EBADMSG;
     *out = (reel_curate_video_summary){.clips = w.clips,
+                                       .bytes_copied = w.bytes_copied,
+                                       .source_bytes = w.source_bytes,
                                        .clips_written = w.clips_written,
                                        .clips_filtered = w.clips_filtered,
                                        .partial = w.partial != 0,

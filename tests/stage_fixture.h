@@ -178,7 +178,7 @@ static inline void sf_clip(vt_clip *c, int k, sf_blob mp4, int w, int h, double 
     c->end_frame = c->start_frame + frames;
     c->start_s = c->start_frame / fps;
     c->end_s = c->end_frame / fps;
-    c->mp4 = (vt_bytes){mp4.data, mp4.size};
+    c->mp4 = (vt_art){.data = mp4.data, .size = mp4.size};
     c->width = w, c->height = h, c->fps = fps, c->num_frames = frames;
     c->errors = (vt_bytes){(const uint8_t *)"", 0};
 }
@@ -233,12 +233,19 @@ static inline void sf_task(video_task *t, vt_clip *clips, uint32_t n) {
 
 /* ---- running stages -------------------------------------------------------------------- */
 
-/* A stage's output task, copied out of the store. */
+/* A stage's output, copied out of the store: its items (the chunks of one
+ * video, or one task), read back and put together as one task t whose clips'
+ * artifacts have their bytes in data (copies of the artifact objects). */
 typedef struct sf_out {
-    uint8_t *data; /* the object's bytes (t's views point into them) */
-    uint64_t size;
-    bool forwarded; /* the stage passed its input on */
-    uint32_t outputs;
+    bool forwarded;   /* the stage passed its one input item on */
+    uint32_t outputs; /* items */
+    uint32_t n_objs;
+    struct sf_obj {
+        reel_id id;
+        uint8_t *data;
+        uint64_t size;
+        bool artifact;
+    } objs[256];
     video_task t;
 } sf_out;
 
@@ -249,54 +256,186 @@ typedef struct sf_run_state {
 
 static inline void sf_on_output(void *arg, const reel_task_result *r) {
     sf_run_state *s = arg;
-    s->out->outputs += r->n_outputs;
-    if (r->n_outputs < 1)
-        return;
-    reel_view v;
-    if (reel_obj_get(s->store, &r->outputs[0], 1, 1000, &v) == 0) {
-        s->out->data = malloc(v.size ? v.size : 1);
-        if (s->out->data) {
-            memcpy(s->out->data, v.data, v.size);
-            s->out->size = v.size;
+    for (uint32_t k = 0; k < r->n_outputs; k++) {
+        bool artifact = r->artifacts >> k & 1;
+        if (!artifact) {
+            s->out->outputs++;
+            s->out->forwarded = r->n_inputs == 1 && reel_id_equal(&r->outputs[k], &r->inputs[0]);
         }
-        reel_obj_release(s->store, &r->outputs[0]);
+        reel_view v;
+        if (s->out->n_objs < 256 && reel_obj_get(s->store, &r->outputs[k], 1, 1000, &v) == 0) {
+            struct sf_obj *o = &s->out->objs[s->out->n_objs++];
+            o->id = r->outputs[k];
+            o->data = malloc(v.size ? v.size : 1);
+            if (o->data)
+                memcpy(o->data, v.data, v.size);
+            o->size = v.size;
+            o->artifact = artifact;
+            reel_obj_release(s->store, &r->outputs[k]);
+        }
+        if (!(r->forwarded >> k & 1))
+            reel_obj_delete(s->store, &r->outputs[k]);
     }
-    s->out->forwarded = r->forwarded & 1u;
-    if (!s->out->forwarded)
-        reel_obj_delete(s->store, &r->outputs[0]);
+    /* A forwarded item's artifacts are not among the outputs: the executor
+     * still holds them (and deletes them when the run ends), so they are
+     * copied now. */
+    if (!s->out->forwarded || s->out->n_objs == 0)
+        return;
+    video_task t;
+    char why[256];
+    const struct sf_obj *item = &s->out->objs[s->out->n_objs - 1];
+    if (vt_read(item->data, item->size, &t, why, sizeof why) != 0)
+        return;
+    for (uint32_t i = 0; i < t.n_clips; i++) {
+        vt_art *arts[] = {&t.clips[i].mp4, &t.clips[i].frames, &t.clips[i].tensor,
+                          &t.clips[i].preview};
+        for (int k = 0; k < 4; k++) {
+            reel_view v;
+            if (!vt_art_present(arts[k]) || s->out->n_objs >= 256 ||
+                reel_obj_get(s->store, &arts[k]->id, 1, 0, &v) != 0)
+                continue;
+            struct sf_obj *o = &s->out->objs[s->out->n_objs++];
+            o->id = arts[k]->id;
+            o->data = malloc(v.size ? v.size : 1);
+            if (o->data)
+                memcpy(o->data, v.data, v.size);
+            o->size = v.size;
+            o->artifact = true;
+            reel_obj_release(s->store, &arts[k]->id);
+        }
+    }
+    vt_free(&t);
+}
+
+/* The test's loader, the first stage of every run whose task names
+ * artifacts: the fixture put each clip artifact as an object of its own,
+ * and the loader makes each an artifact of its output item (a copy), so
+ * that the stage under test gets them from the executor as in a pipeline. */
+static inline int sf_loader(reel_actor_ctx *ctx, const reel_view *in, size_t n,
+                            reel_actor_out *out) {
+    (void)n;
+    video_task t;
+    char why[256];
+    int rc = vt_read(in[0].data, in[0].size, &t, why, sizeof why);
+    if (rc)
+        return rc;
+    reel_store *store = reel_actor_store(ctx);
+    for (uint32_t i = 0; rc == 0 && i < t.n_clips; i++) {
+        vt_art *arts[] = {&t.clips[i].mp4, &t.clips[i].frames, &t.clips[i].tensor,
+                          &t.clips[i].preview};
+        for (int k = 0; rc == 0 && k < 4; k++) {
+            if (!vt_art_present(arts[k]))
+                continue;
+            reel_view v;
+            if (reel_obj_get(store, &arts[k]->id, 1, 0, &v) != 0)
+                continue; /* not the fixture's: left for the stage to find out */
+            void *buf;
+            {
+                rc = reel_actor_artifact(out, v.size, v.meta, v.meta_size, &arts[k]->id, &buf);
+                if (rc == 0)
+                    memcpy(buf, v.data, v.size);
+                reel_obj_release(store, &v.id);
+            }
+        }
+    }
+    uint64_t size = vt_size(&t);
+    void *buf;
+    if (rc == 0)
+        rc = reel_actor_output(out, size, NULL, 0, &buf);
+    if (rc == 0)
+        rc = vt_write(&t, buf, size);
+    vt_free(&t);
+    return rc;
+}
+
+static const reel_actor_def sf_loader_def = {.name = "sf-loader", .process = sf_loader};
+
+static inline int sf_cmp_chunk(const void *a, const void *b) {
+    const video_task *x = a, *y = b;
+    return (x->chunk_index > y->chunk_index) - (x->chunk_index < y->chunk_index);
+}
+
+/* The bytes of the output object id (NULL when it is not one). */
+static inline const struct sf_obj *sf_obj_of(const sf_out *o, const reel_id *id) {
+    for (uint32_t i = 0; i < o->n_objs; i++)
+        if (reel_id_equal(&o->objs[i].id, id))
+            return &o->objs[i];
+    return NULL;
+}
+
+/* Puts t in the store as a pipeline input (*in): its record, and each clip
+ * artifact that has bytes (data) as an object of its own, into put[] (as
+ * many as it returns, at most 256), for sf_loader to make artifacts of.
+ * The caller deletes them all after the run. */
+static inline uint32_t sf_put_input(reel_store *store, const video_task *t, reel_id *in,
+                                    reel_id put[256]) {
+    video_task in_t = *t;
+    vt_clip *clips = calloc(t->n_clips ? t->n_clips : 1, sizeof *clips);
+    cr_assert_not_null(clips);
+    if (t->n_clips)
+        memcpy(clips, t->clips, t->n_clips * sizeof *clips);
+    in_t.clips = clips;
+    uint32_t n_put = 0;
+    for (uint32_t i = 0; i < t->n_clips; i++) {
+        vt_art *arts[] = {&clips[i].mp4, &clips[i].frames, &clips[i].tensor, &clips[i].preview};
+        for (int k = 0; k < 4; k++) {
+            if (!arts[k]->data || !arts[k]->size)
+                continue;
+            cr_assert_lt(n_put, 256);
+            reel_meta m;
+            stage_art_meta(&clips[i], (stage_art_kind)k, &m);
+            uint8_t meta[256];
+            size_t len;
+            TH_OK(reel_meta_encode(&m, meta, sizeof meta, &len));
+            TH_OK(reel_id_random(&arts[k]->id));
+            TH_OK(reel_obj_put(store, &arts[k]->id, arts[k]->data, arts[k]->size, meta,
+                               (uint32_t)len, 0, -1));
+            put[n_put++] = arts[k]->id;
+        }
+    }
+    uint64_t size = vt_size(&in_t);
+    uint8_t *buf = malloc(size);
+    cr_assert_not_null(buf);
+    TH_OK(vt_write(&in_t, buf, size));
+    free(clips);
+    TH_OK(reel_id_random(in));
+    TH_OK(reel_obj_put(store, in, buf, size, NULL, 0, 0, -1));
+    free(buf);
+    return n_put;
 }
 
 /* Runs defs[0..n) (their arg set to o) as a pipeline over the one task t,
  * each stage with one worker of half a CPU (and gpus of a GPU each), and
- * returns the last stage's output task, read back. Asserts the run worked
- * and that the store holds nothing of it afterwards. */
+ * returns the last stage's output, read back. t's clip artifacts are the
+ * bytes their data points at (an ID is made for each). Asserts the run
+ * worked and that the store holds nothing of it afterwards. */
 static inline sf_out sf_run(reel_store *store, const char *store_path,
                             const reel_actor_def *const *defs, size_t n, double gpus,
                             const reel_curate_options *o, const video_task *t) {
-    reel_actor_def d[4];
+    reel_actor_def d[5];
     cr_assert_leq(n, 4);
     reel_pipeline *p;
     TH_OK(reel_pipeline_new("stage-test", &p));
+    reel_id put[4 * 64], in;
+    uint32_t n_put = sf_put_input(store, t, &in, put);
+    size_t first = 0;
+    if (n_put)
+        d[first++] = sf_loader_def;
     for (size_t i = 0; i < n; i++) {
-        d[i] = *defs[i];
-        d[i].arg = (void *)o;
-        reel_stage_options so = {.cpus = 0.5, .workers = 1, .gpus = gpus};
+        d[first + i] = *defs[i];
+        d[first + i].arg = (void *)o;
+    }
+    for (size_t i = 0; i < first + n; i++) {
+        reel_stage_options so = {.cpus = 0.5, .workers = 1, .gpus = i >= first ? gpus : 0};
         TH_OK(reel_pipeline_add(p, &d[i], &so));
     }
-    uint64_t size = vt_size(t);
-    uint8_t *buf = malloc(size);
-    cr_assert_not_null(buf);
-    TH_OK(vt_write(t, buf, size));
-    reel_id in;
-    TH_OK(reel_id_random(&in));
-    TH_OK(reel_obj_put(store, &in, buf, size, NULL, 0, 0, -1));
-    free(buf);
 
     reel_executor_config c;
     reel_executor_config_defaults(&c);
     c.logging_interval = 3600;
     c.autoscale_interval_s = 3600;
-    sf_out out = {0};
+    sf_out out;
+    memset(&out, 0, sizeof out);
     sf_run_state st = {store, &out};
     reel_run_options ro = {.store = store_path,
                            .config = &c,
@@ -311,16 +450,49 @@ static inline sf_out sf_run(reel_store *store, const char *store_path,
     cr_assert_eq(res.failed, 0, "a task failed: %s", res.n_failures ? res.failures[0].error : "?");
     reel_run_result_free(&res);
     reel_pipeline_free(p);
-    cr_assert_eq(out.outputs, 1, "%u outputs", out.outputs);
-    cr_assert_not_null(out.data, "the output could not be read");
+    cr_assert_geq(out.outputs, 1, "%u outputs", out.outputs);
     TH_OK(reel_obj_delete(store, &in));
+    for (uint32_t i = 0; i < n_put; i++)
+        TH_OK(reel_obj_delete(store, &put[i]));
     reel_store_stats s = th_stats(store);
     cr_assert_eq(s.objects_referenced, 0, "%u objects still referenced", s.objects_referenced);
     cr_assert_eq(s.objects_sealed, 0, "%u objects left in the store", s.objects_sealed);
 
+    /* The items, in chunk order, as one task. */
+    video_task chunks[64];
+    uint32_t n_chunks = 0, n_clips = 0;
     char why[256];
-    rc = vt_read(out.data, out.size, &out.t, why, sizeof why);
-    cr_assert_eq(rc, 0, "the output task: %s", why);
+    for (uint32_t i = 0; i < out.n_objs; i++) {
+        if (out.objs[i].artifact)
+            continue;
+        cr_assert_lt(n_chunks, 64);
+        rc = vt_read(out.objs[i].data, out.objs[i].size, &chunks[n_chunks], why, sizeof why);
+        cr_assert_eq(rc, 0, "the output task: %s", why);
+        n_clips += chunks[n_chunks++].n_clips;
+    }
+    qsort(chunks, n_chunks, sizeof *chunks, sf_cmp_chunk);
+    out.t = chunks[0];
+    out.t.n_clips = n_clips;
+    out.t.clips = calloc(n_clips ? n_clips : 1, sizeof *out.t.clips);
+    cr_assert_not_null(out.t.clips);
+    for (uint32_t i = 0, at = 0; i < n_chunks; i++) {
+        if (chunks[i].n_clips)
+            memcpy(out.t.clips + at, chunks[i].clips, chunks[i].n_clips * sizeof *out.t.clips);
+        at += chunks[i].n_clips;
+        vt_free(&chunks[i]);
+    }
+    for (uint32_t i = 0; i < out.t.n_clips; i++) {
+        vt_clip *cl = &out.t.clips[i];
+        vt_art *arts[] = {&cl->mp4, &cl->frames, &cl->tensor, &cl->preview};
+        for (int k = 0; k < 4; k++) {
+            if (!vt_art_present(arts[k]))
+                continue;
+            const struct sf_obj *obj = sf_obj_of(&out, &arts[k]->id);
+            cr_assert_not_null(obj, "clip %u: artifact %d is not among the outputs", i, k);
+            cr_assert_eq(obj->size, arts[k]->size);
+            arts[k]->data = obj->data;
+        }
+    }
     return out;
 }
 
@@ -333,7 +505,8 @@ static inline sf_out sf_run1(reel_store *store, const char *store_path, const re
 
 static inline void sf_out_free(sf_out *o) {
     vt_free(&o->t);
-    free(o->data);
+    for (uint32_t i = 0; i < o->n_objs; i++)
+        free(o->objs[i].data);
     memset(o, 0, sizeof *o);
 }
 

@@ -16,8 +16,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pty.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +201,38 @@ Test(curate, describe_lists_only_the_stages_asked_for) {
     }
 }
 
+/* Each stage asks for the CPU it uses: the transcoder one (libx264 single-
+ * threaded per clip), the scene splitter one (it decodes the whole video),
+ * the reader, the fixed-stride splitter and the writer a small share
+ * (before, every stage had the same 0.12 on 2 CPUs). */
+Test(curate, each_stage_asks_for_the_cpu_it_uses) {
+    static const struct {
+        const char *argv[3];
+        const char *want[3];
+    } cases[] = {
+        {{NULL},
+         {"Stage 1: reader\n  Resources: 0.1 CPUs", "Stage 2: splitter\n  Resources: 0.05 CPUs",
+          "Stage 3: transcoder\n  Resources: 1 CPUs"}},
+        {{"--splitting-algorithm", "scene", NULL},
+         {"Stage 2: splitter\n  Resources: 0.76 CPUs",
+          "Stage 3: transcoder\n  Resources: 0.76 CPUs",
+          "Stage 6: writer\n  Resources: 0.07 CPUs"}},
+    };
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    if (CPU_COUNT(&set) != 2)
+        cr_skip_test("the shares below are those of a 2-CPU machine");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *args[4] = {"--describe", cases[i].argv[0], cases[i].argv[1], NULL};
+        th_result r = th_run(curate_bin(), NULL, args);
+        cr_assert_eq(r.code, 0, "%s", r.err);
+        for (int k = 0; k < 3; k++)
+            cr_assert(strstr(r.out, cases[i].want[k]), "case %zu lacks %s:\n%s", i,
+                      cases[i].want[k], r.out);
+        th_result_free(&r);
+    }
+}
+
 Test(curate, bad_arguments_are_one_clear_line) {
     const char *bin = curate_bin();
     const char *cases[][3] = {
@@ -212,7 +246,8 @@ Test(curate, bad_arguments_are_one_clear_line) {
         {"--video-extensions", "mp4,,mov", NULL},
         {"--video-extensions", "", NULL},
         {"--video-extensions", "mp4/x", NULL},
-        {"--frames-fps", "3", NULL}, /* no frames are made to sample */
+        {"--frames-fps", "3", NULL},       /* no frames are made to sample */
+        {"--clips-per-chunk", "32", NULL}, /* 32 MP4s, 32 previews and a record: 65 outputs */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         th_result r = th_run(bin, NULL, cases[i]);
@@ -419,6 +454,11 @@ typedef struct expect_npy {
 
 static void check_clip_arrays(const char *out, const char *uuid, const char *meta, void *arg) {
     const expect_npy *x = arg;
+    /* The clip's location is its MP4, whatever else is written beside its
+     * metadata (it once named the last file written, the tensor). */
+    char where[256];
+    snprintf(where, sizeof where, "\"clip_location\": \"%s/clips/%s.mp4\"", out, uuid);
+    cr_assert(strstr(meta, where), "%s lacks %s", meta, where);
     long n;
     double fps;
     const char *p = strstr(meta, "\"num_frames\": "), *q = strstr(meta, "\"framerate\": ");
@@ -851,4 +891,97 @@ Test(curate_sweep, an_interrupted_run_cleans_up_and_a_killed_ones_store_goes_nex
     cr_assert(strstr(r.err, "reel-curate: removed "), "no word of the stale store:\n%s", r.err);
     th_result_free(&r);
     cr_assert_eq(curate_stores_of_the_dead(), 0, "a store of a dead run is left");
+}
+
+/* Fan-out and fan-in: a video whose clips go through the stages as one item
+ * each (the default) comes out exactly as one whose clips travel together,
+ * clips, metadata, previews and records byte for byte; and what is copied
+ * between store objects is the small records only, not the clips. */
+Test(curate, a_video_fanned_out_into_chunks_curates_as_in_one) {
+    char s[512], videos[96], out[96], whole[96];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    snprintf(whole, sizeof whole, "%s/whole", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    /* diver.mov is indexed (each chunk's decode seeks) and decodes
+     * cleanly; oa4_launch.webm has no index of every frame (each chunk
+     * decodes from the start); cockatoo.mp4's keyframes decode damaged when
+     * decoding begins there, so its chunks undo their seeks. */
+    copy_part(sample("diver.mov", s, sizeof s), videos, "diver.mov", SIZE_MAX);
+    copy_part(sample("cockatoo.mp4", s, sizeof s), videos, "cockatoo.mp4", SIZE_MAX);
+    copy_part(sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
+    /* 2-second clips: several per video. 31 clips per chunk (with an MP4
+     * and a preview each, as many as fit a task): one chunk per video. */
+    const char *chunks[] = {"31", "1"};
+    uint64_t copied[2] = {0};
+    double per_byte[2] = {0};
+    for (int k = 0; k < 2; k++) {
+        th_result r =
+            th_run_limit(curate_bin(), NULL,
+                         (const char *[]){"--video-dir", videos, "--output-clip-path", out,
+                                          "--fixed-stride-split-duration", "2", "--motion-filter",
+                                          "score-only", "--clips-per-chunk", chunks[k], NULL},
+                         RUN_LIMIT_MS);
+        cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+        cr_assert(strstr(r.err, "3 of 3 videos curated"), "%s", r.err);
+        const char *line = strstr(r.err, " bytes copied between store objects (");
+        cr_assert(line, "%s", r.err);
+        while (line > r.err && line[-1] != ' ')
+            line--;
+        cr_assert_eq(sscanf(line, "%" SCNu64 " bytes copied between store objects (%lf per",
+                            &copied[k], &per_byte[k]),
+                     2, "%s", r.err);
+        th_result_free(&r);
+        if (k == 0)
+            cr_assert_eq(rename(out, whole), 0);
+    }
+    cr_assert_geq(count_files(out, "clips"), 4, "several clips per video");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "diff -r '%s' '%s' >&2", whole, out);
+    cr_assert_eq(system(cmd), 0, "the trees differ (diff above)");
+    /* Records only: a few hundred bytes per clip and stage, against a
+     * source of hundreds of kilobytes. */
+    for (int k = 0; k < 2; k++) {
+        cr_assert_gt(copied[k], 0, "the records are counted");
+        cr_assert_leq(per_byte[k], 0.05, "%" PRIu64 " bytes copied, %g per source byte", copied[k],
+                      per_byte[k]);
+    }
+}
+
+/* A video some of whose chunks a stage fails on (failures ignored): its
+ * other clips are written, its record is the writer's, naming the chunks
+ * that never came, and it is not counted among the failed videos. Here the
+ * transcoder fails on the clips of random noise, whose MP4s are larger than
+ * a 2 MiB store; the black clips after them fit. */
+Test(curate, a_video_that_lost_some_chunks_keeps_the_writers_record) {
+    char videos[96], out[96], cmd[700];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i "
+             "'nullsrc=s=640x480:r=25,geq=random(1)*255:128:128' -f lavfi -i "
+             "color=c=black:s=640x480:r=25 -filter_complex "
+             "'[0:v]trim=duration=4[a];[1:v]trim=duration=4[b];[a][b]concat=n=2:v=1[v]' "
+             "-map '[v]' -c:v libx264 -preset ultrafast -crf 10 '%s/mix.mp4'",
+             videos);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    th_result r =
+        th_run_limit(curate_bin(), NULL,
+                     (const char *[]){"--video-dir", videos, "--output-clip-path", out,
+                                      "--store-size", "2M", "--ignore-failures",
+                                      "--fixed-stride-split-duration", "2", "--no-previews", NULL},
+                     RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "1 of 1 videos curated, 2 clips written, 0 filtered, 0 videos failed"),
+              "%s", r.err);
+    cr_assert(strstr(r.err, "larger than the store's capacity"), "%s", r.err);
+    th_result_free(&r);
+    const char *rec = slurp(out, "processed_videos/mix.mp4.json");
+    cr_assert(rec);
+    cr_assert(strstr(rec, "\"num_total_clips\": 4, \"num_clips_written\": 2"), "%s", rec);
+    cr_assert(strstr(rec, "\"error\": \"writer: chunks 1 to 2 of 4 (2 clips) never reached the "
+                          "writer: a stage failed on them\", \"valid\": true"),
+              "%s", rec);
+    cr_assert_eq(count_files(out, "clips"), 2);
 }

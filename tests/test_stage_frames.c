@@ -220,7 +220,7 @@ static uint8_t *clip_with_frames(vt_clip *c, uint32_t index, uint32_t n, uint32_
                                  uint64_t seed) {
     uint8_t *f = random_frames(n, h, w, seed);
     sf_clip(c, index, (sf_blob){NULL, 0}, w, h, 10, 25);
-    c->frames = (vt_bytes){f, (uint64_t)n * h * w * 3};
+    c->frames = (vt_art){.data = f, .size = (uint64_t)n * h * w * 3};
     c->frames_n = n, c->frames_h = h, c->frames_w = w;
     return f;
 }

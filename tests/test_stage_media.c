@@ -685,3 +685,92 @@ Test(stage_media, jpeg_of_an_rgb_image) {
     TH_RC(media_jpeg(rgb, 0, h, 90, &jpg, &size, why, sizeof why), -EINVAL);
     TH_RC(media_jpeg(NULL, w, h, 90, &jpg, &size, why, sizeof why), -EINVAL);
 }
+
+/* ---- seeking ------------------------------------------------------------------ */
+
+/* The frames a decode hands over from frame from on: their timestamps and
+ * small RGB pictures. */
+typedef struct seek_seen {
+    int64_t from; /* frames before it are not kept */
+    int64_t first, n, seen;
+    int64_t pts[8];
+    uint8_t rgb[8][16 * 16 * 3];
+} seek_seen;
+
+static int seek_keep(void *arg, int64_t index, const AVFrame *f) {
+    seek_seen *s = arg;
+    if (s->seen++ == 0)
+        s->first = index;
+    cr_assert_eq(index, s->first + s->seen - 1, "frames come in order, each once");
+    if (index < s->from)
+        return 0;
+    cr_assert_lt(s->n, 8);
+    s->pts[s->n] = f->pts;
+    cr_assert_eq(media_frame_to_rgb(f, 16, 16, s->rgb[s->n]), 0);
+    s->n++;
+    return 0;
+}
+
+/* A chunk of a video decodes from the keyframe before it, not from the
+ * first frame, and its frames are exactly those a decode from the first
+ * frame gives, numbered alike (the same timestamps, the same pictures):
+ * gop.mp4 (made here: H.264 with B-frames, an IDR every 30 frames), and
+ * diver.mov (MJPEG, all keyframes). cockatoo.mp4 has keyframes at frames 0,
+ * 76 and 145 that decode damaged when decoding begins there (parameter sets
+ * in its stream that its container's copy lacks): there the decode falls
+ * back to the first frame, and its pictures are still those of a decode
+ * from the first frame. */
+Test(stage_media, a_decode_from_a_later_frame_seeks_and_numbers_frames_alike) {
+    char gop[128], cmd[400];
+    snprintf(gop, sizeof gop, "/tmp/reel-test-%d-gop.mp4", (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=s=320x240:r=25 -frames:v "
+             "200 -c:v libx264 -preset veryfast -g 30 -bf 2 '%s'",
+             gop);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    static const struct {
+        const char *name; /* NULL: gop.mp4 */
+        int64_t start, most_decoded_before;
+    } cases[] = {
+        {NULL, 10, 10},             /* too close to the start to seek */
+        {NULL, 100, 40},            /* from frame 60: 90 is within 16 frames */
+        {NULL, 170, 20},            /* from frame 150 */
+        {"diver.mov", 200, 16},     /* from frame 184 */
+        {"diver.mov", 340, 16},     /* from frame 324 */
+        {"cockatoo.mp4", 100, 100}, /* the seek is undone: from frame 0 */
+        {"cockatoo.mp4", 270, 270},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *path = cases[i].name ? sf_sample_path(cases[i].name) : strdup(gop);
+        vt_file id = sf_file_id(path);
+        media_input *m;
+        char why[256];
+        TH_OK(media_open_file(path, &id, NULL, &m, why, sizeof why));
+        int64_t start = cases[i].start;
+        seek_seen *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+        cr_assert(a && b);
+        bool partial;
+        /* From the first frame, keeping [start, start + 4). */
+        a->from = start;
+        TH_OK(media_decode(m, 0, start + 4, seek_keep, a, &partial, why, sizeof why));
+        cr_assert_eq(a->first, 0);
+        cr_assert_eq(a->n, 4);
+        TH_OK(media_decode(m, start, start + 4, seek_keep, b, &partial, why, sizeof why));
+        cr_assert_eq(b->first, start, "%s from %lld", path, (long long)start);
+        cr_assert_eq(b->n, 4);
+        cr_assert_leq(media_decoded_before(m), cases[i].most_decoded_before,
+                      "%s from frame %lld: %lld frames decoded before it", path, (long long)start,
+                      (long long)media_decoded_before(m));
+        for (int k = 0; k < 4; k++) {
+            cr_assert_eq(a->pts[k], b->pts[k], "%s: frame %lld is another frame", path,
+                         (long long)(start + k));
+            cr_assert_eq(memcmp(a->rgb[k], b->rgb[k], sizeof b->rgb[k]), 0,
+                         "%s: frame %lld differs", path, (long long)(start + k));
+        }
+        free(a);
+        free(b);
+        media_close(m);
+        free(path);
+    }
+    unlink(gop);
+}

@@ -171,11 +171,11 @@ Test(stage_motion, a_filtered_clip_loses_its_frames_and_preview) {
     make_task();
     static const uint8_t frames[2 * 8 * 8 * 3], jpeg[] = {0xff, 0xd8, 0xff, 0xd9};
     for (int k = 0; k < 2; k++) {
-        clips[k].frames = (vt_bytes){frames, sizeof frames};
+        clips[k].frames = (vt_art){.data = frames, .size = sizeof frames};
         clips[k].frames_n = 2;
         clips[k].frames_h = clips[k].frames_w = 8;
         clips[k].frames_fps = 2;
-        clips[k].preview = (vt_bytes){jpeg, sizeof jpeg};
+        clips[k].preview = (vt_art){.data = jpeg, .size = sizeof jpeg};
     }
     reel_curate_options o = options(REEL_MOTION_ENABLE);
     sf_out out = run(&o);
@@ -256,4 +256,27 @@ Test(stage_motion, earlier_errors_are_kept) {
     cr_assert(strncmp(e, "transcode: something was odd; motion: resolution", 48) == 0, "%s", e);
     sf_out_free(&out);
     free_task();
+}
+
+/* An artifact ID in the record that names no object (the record comes from
+ * another process) is the clip's error, and the clip goes on without it:
+ * nothing reads it, nothing carries it on. */
+Test(stage_motion, an_mp4_not_in_the_store_is_the_clips_error) {
+    vt_clip c[2];
+    sf_clip(&c[0], 0, (sf_blob){0}, 320, 320, 25, 10);
+    sf_clip(&c[1], 1, (sf_blob){0}, 320, 320, 25, 10);
+    TH_OK(reel_id_random(&c[0].mp4.id));
+    c[0].mp4.size = 1000;
+    video_task t;
+    sf_task(&t, c, 2);
+    reel_curate_options o = options(REEL_MOTION_ENABLE);
+    sf_out out = sf_run1(store, store_path, &stage_motion_def, &o, &t);
+    char hex[REEL_ID_HEX_LEN + 1], want[128];
+    reel_id_to_hex(&c[0].mp4.id, hex);
+    snprintf(want, sizeof want, "motion: its mp4 %s is not in the store", hex);
+    cr_assert_str_eq(sf_errors(&out.t.clips[0]), want);
+    cr_assert(!vt_art_present(&out.t.clips[0].mp4), "not carried on");
+    cr_assert(!out.t.clips[0].has_motion, "not scored");
+    cr_assert_str_eq(sf_errors(&out.t.clips[1]), "");
+    sf_out_free(&out);
 }

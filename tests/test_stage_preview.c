@@ -51,7 +51,7 @@ static int take_picture(void *arg, int64_t index, const AVFrame *f) {
 }
 
 /* Asserts that b is one JPEG and decodes it. */
-static picture decode_jpeg(vt_bytes b) {
+static picture decode_jpeg(vt_art b) {
     cr_assert_gt(b.size, 4, "no preview");
     cr_assert(b.data[0] == 0xff && b.data[1] == 0xd8, "no JPEG start marker");
     cr_assert(b.data[b.size - 2] == 0xff && b.data[b.size - 1] == 0xd9, "no JPEG end marker");

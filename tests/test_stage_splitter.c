@@ -504,3 +504,55 @@ Test(stage_splitter, a_file_changed_since_it_was_read_fails_in_the_task) {
     }
     free(v.data);
 }
+
+/* Fan-out: one item per chunk of clips_per_chunk clips, each naming its
+ * place (chunk_index of chunk_count, first_clip of total_clips); the
+ * automatic size is one clip, raised so that a video makes at most
+ * REEL_TASK_MAX_OUTPUTS chunks. */
+Test(stage_splitter, the_splitter_fans_a_video_out_into_chunks) {
+    sf_blob v = synth_video(300); /* 12 s at 25 fps */
+    video_task in;
+    char *file;
+    file_task(&in, "chunks.mp4", v, &file);
+    static const struct {
+        double clip_s;
+        uint32_t per_chunk; /* asked for */
+        uint32_t clips, chunks, per;
+    } cases[] = {
+        {1, 0, 12, 12, 1},     /* automatic: a clip each */
+        {1, 5, 12, 3, 5},      /* 5, 5, 2 */
+        {0.125, 0, 96, 48, 2}, /* 96 clips: 2 a chunk, so that 64 chunks hold them */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        reel_curate_options o;
+        reel_curate_defaults(&o);
+        o.fixed_stride_clip_len_s = o.fixed_stride_stride_s = cases[i].clip_s;
+        o.fixed_stride_min_clip_s = 0;
+        o.clips_per_chunk = cases[i].per_chunk;
+        sf_out out = run_splitter(&o, &in);
+        cr_assert_eq(out.outputs, cases[i].chunks, "case %zu", i);
+        cr_assert_eq(out.t.n_clips, cases[i].clips, "case %zu: every clip, once", i);
+        for (uint32_t k = 0; k < out.t.n_clips; k++)
+            cr_assert_eq(out.t.clips[k].start_frame, (int64_t)(k * cases[i].clip_s * 25 + 1e-9),
+                         "case %zu: clip %u in order", i, k);
+        bool seen[64] = {false};
+        for (uint32_t k = 0; k < out.n_objs; k++) {
+            video_task c;
+            char why[256];
+            TH_OK(vt_read(out.objs[k].data, out.objs[k].size, &c, why, sizeof why));
+            cr_assert_eq(c.chunk_count, cases[i].chunks);
+            cr_assert_eq(c.total_clips, cases[i].clips);
+            cr_assert_eq(c.first_clip, c.chunk_index * cases[i].per);
+            uint32_t want = cases[i].clips - c.first_clip < cases[i].per
+                                ? cases[i].clips - c.first_clip
+                                : cases[i].per;
+            cr_assert_eq(c.n_clips, want);
+            cr_assert(!seen[c.chunk_index], "chunk %u twice", c.chunk_index);
+            seen[c.chunk_index] = true;
+            vt_free(&c);
+        }
+        sf_out_free(&out);
+    }
+    free(v.data);
+    drop_file(file);
+}

@@ -4,6 +4,7 @@
  * clip UUIDs, and the writer's output layout and JSON.
  */
 #include "helpers.h"
+#include "stage_fixture.h"
 #include "stages_internal.h"
 
 #include <criterion/criterion.h>
@@ -39,20 +40,24 @@ static void sample_task(video_task *t, vt_clip clips[2], uint8_t *frames, float 
     c->end_frame = 250;
     c->start_s = 0;
     c->end_s = 10;
-    c->mp4 = (vt_bytes){(const uint8_t *)"MP4DATA", 7};
+    c->mp4 = (vt_art){.data = (const uint8_t *)"MP4DATA", .size = 7};
+    c->mp4.id.bytes[0] = 1;
     c->width = 640, c->height = 360, c->fps = 25, c->num_frames = 250;
     c->has_motion = true;
     c->motion_global_mean = 0.25;
     c->motion_patch_min = 0.125;
     for (int i = 0; i < 2 * 4 * 4 * 3; i++)
         frames[i] = (uint8_t)i;
-    c->frames = (vt_bytes){frames, 2 * 4 * 4 * 3};
+    c->frames = (vt_art){.data = frames, .size = 2 * 4 * 4 * 3};
+    c->frames.id.bytes[0] = 2;
     c->frames_n = 2, c->frames_h = 4, c->frames_w = 4, c->frames_fps = 2;
     for (int i = 0; i < 1 * 3 * 2 * 2; i++)
         tensor[i] = (float)i / 7;
-    c->tensor = (vt_bytes){(const uint8_t *)tensor, 1 * 3 * 2 * 2 * 4};
+    c->tensor = (vt_art){.data = (const uint8_t *)tensor, .size = 1 * 3 * 2 * 2 * 4};
+    c->tensor.id.bytes[0] = 3;
     c->tensor_n = 1, c->tensor_h = 2, c->tensor_w = 2;
-    c->preview = (vt_bytes){(const uint8_t *)"\xff\xd8JPEG\xff\xd9", 8};
+    c->preview = (vt_art){.data = (const uint8_t *)"\xff\xd8JPEG\xff\xd9", .size = 8};
+    c->preview.id.bytes[15] = 4;
     snprintf(clips[1].uuid, sizeof clips[1].uuid, "6f1a7c2e-0000-5000-8000-000000000002");
     clips[1].start_frame = 250;
     clips[1].end_frame = 312;
@@ -95,11 +100,25 @@ Test(stage_task, round_trip) {
     cr_assert_eq(c->end_frame, 250);
     cr_assert_eq(c->motion_patch_min, 0.125);
     cr_assert(c->has_motion);
-    cr_assert_eq(c->frames.size, 96);
-    cr_assert_eq(memcmp(c->frames.data, frames, 96), 0);
-    cr_assert_eq(c->tensor.size, 48);
-    cr_assert_eq(memcmp(c->tensor.data, tensor, 48), 0);
-    cr_assert_eq(((uintptr_t)c->tensor.data - (uintptr_t)buf) % 8, 0, "blobs are 8-byte aligned");
+    /* Artifacts are named, never held: their IDs and sizes come back. */
+    cr_assert(reel_id_equal(&c->mp4.id, &clips[0].mp4.id) && c->mp4.size == 7 && !c->mp4.data);
+    cr_assert(reel_id_equal(&c->frames.id, &clips[0].frames.id) && c->frames.size == 96);
+    cr_assert(reel_id_equal(&c->tensor.id, &clips[0].tensor.id) && c->tensor.size == 48);
+    cr_assert(reel_id_equal(&c->preview.id, &clips[0].preview.id) && c->preview.size == 8);
+    cr_assert(!vt_art_present(&back.clips[1].mp4) && back.clips[1].mp4.size == 0);
+    cr_assert_lt(size, 1024, "the record holds no artifact's bytes: %llu bytes",
+                 (unsigned long long)size);
+    /* A whole video unless it says otherwise; the counter comes back. */
+    cr_assert(back.chunk_index == 0 && back.chunk_count == 1 && back.first_clip == 0 &&
+              back.total_clips == 2);
+    vt_free(&back);
+    t.chunk_index = 2, t.chunk_count = 5, t.first_clip = 4, t.total_clips = 9;
+    t.bytes_copied = 12345;
+    free(buf);
+    buf = written(&t, &size);
+    TH_OK(vt_read(buf, size, &back, why, sizeof why));
+    cr_assert(back.chunk_index == 2 && back.chunk_count == 5 && back.first_clip == 4 &&
+              back.total_clips == 9 && back.bytes_copied == 12345);
     cr_assert_eq(back.clips[1].errors.size, 16);
     char text[64];
     cr_assert_str_eq(vt_text(back.clips[1].errors, text, sizeof text), "could not encode");
@@ -108,8 +127,8 @@ Test(stage_task, round_trip) {
     free(buf);
 }
 
-/* The source is a file read by range since version 2: a task of the layout
- * that carried its bytes is refused, not misread. */
+/* Artifacts are objects of their own since version 3: a task of the layout
+ * that carried their bytes is refused, not misread. */
 Test(stage_task, a_task_of_the_old_layout_is_refused) {
     video_task t, back;
     vt_clip clips[2];
@@ -118,8 +137,8 @@ Test(stage_task, a_task_of_the_old_layout_is_refused) {
     sample_task(&t, clips, frames, tensor);
     uint64_t size;
     uint8_t *buf = written(&t, &size);
-    cr_assert_eq(memcmp(buf, "REELVT02", 8), 0);
-    memcpy(buf, "REELVT01", 8);
+    cr_assert_eq(memcmp(buf, "REELVT03", 8), 0);
+    memcpy(buf, "REELVT02", 8);
     char why[256] = "";
     TH_RC(vt_read(buf, size, &back, why, sizeof why), -EBADMSG);
     cr_assert(strstr(why, "magic or version"), "%s", why);
@@ -152,8 +171,10 @@ Test(stage_task, damaged_tasks_are_refused) {
         if (vt_read(buf, size, &back, why, sizeof why) == 0) {
             for (uint32_t i = 0; i < back.n_clips; i++) {
                 const vt_clip *c = &back.clips[i];
-                cr_assert_leq((const uint8_t *)c->frames.data + c->frames.size, buf + size);
-                cr_assert_leq((const uint8_t *)c->mp4.data + c->mp4.size, buf + size);
+                cr_assert_leq((const uint8_t *)c->errors.data + c->errors.size, buf + size);
+                cr_assert_eq(vt_art_present(&c->frames), c->frames.size > 0);
+                cr_assert_lt(back.first_clip + back.n_clips, back.total_clips + 1);
+                cr_assert_lt(back.chunk_index, back.chunk_count);
             }
             vt_free(&back);
         }
@@ -175,6 +196,26 @@ Test(stage_task, damaged_tasks_are_refused) {
     uint8_t *lie = written(&t, &size2);
     TH_RC(vt_read(lie, size2, &back, why, sizeof why), -EBADMSG);
     cr_assert(strstr(why, "frames"), "%s", why);
+    free(lie);
+    clips[0].frames_n = 2;
+    /* An ID without a size, and a chunk outside its video. */
+    clips[0].preview.size = 0;
+    lie = written(&t, &size2);
+    TH_RC(vt_read(lie, size2, &back, why, sizeof why), -EBADMSG);
+    cr_assert(strstr(why, "artifact"), "%s", why);
+    free(lie);
+    clips[0].preview.size = 8;
+    t.chunk_index = 3, t.chunk_count = 3;
+    lie = written(&t, &size2);
+    TH_RC(vt_read(lie, size2, &back, why, sizeof why), -EBADMSG);
+    cr_assert(strstr(why, "chunk"), "%s", why);
+    free(lie);
+    t.chunk_index = 0, t.chunk_count = 1;
+    lie = written(&t, &size2);
+    uint32_t one = 1;
+    memcpy(lie + 44, &one, 4); /* total_clips 1, below its 2 clips */
+    TH_RC(vt_read(lie, size2, &back, why, sizeof why), -EBADMSG);
+    cr_assert(strstr(why, "clips 0 + 2 of 1"), "%s", why);
     free(lie);
     free(buf);
     free(good);
@@ -246,23 +287,20 @@ Test(stage_task, the_writer_lays_out_curators_tree) {
     uint8_t frames[96];
     float tensor[12];
     sample_task(&t, clips, frames, tensor);
-    clips[1].mp4 = (vt_bytes){(const uint8_t *)"MP4B", 4};
+    clips[1].mp4 = (vt_art){.data = (const uint8_t *)"MP4B", .size = 4};
     clips[1].filtered = true;
-    uint64_t size;
-    uint8_t *buf = written(&t, &size);
-    reel_id in;
-    reel_id_random(&in);
-    TH_OK(reel_obj_put(store, &in, buf, size, NULL, 0, 0, -1));
-    free(buf);
+    reel_id in, put[256];
+    uint32_t n_put = sf_put_input(store, &t, &in, put);
 
     reel_curate_options o;
     reel_curate_defaults(&o);
     o.output_dir = out_dir;
     reel_pipeline *p;
     TH_OK(reel_pipeline_new("writer", &p));
+    TH_OK(reel_pipeline_add(p, &sf_loader_def, &(reel_stage_options){.cpus = 0.5}));
     reel_actor_def def = stage_writer_def;
     def.arg = &o;
-    TH_OK(reel_pipeline_add(p, &def, &(reel_stage_options){.cpus = 0.5}));
+    TH_OK(reel_pipeline_add(p, &def, &(reel_stage_options){.cpus = 0.5, .gather = true}));
     reel_executor_config c;
     reel_executor_config_defaults(&c);
     summaries sums = {.store = store};
@@ -332,6 +370,184 @@ Test(stage_task, the_writer_lays_out_curators_tree) {
 
     reel_pipeline_free(p);
     TH_OK(reel_obj_delete(store, &in));
+    for (uint32_t i = 0; i < n_put; i++)
+        TH_OK(reel_obj_delete(store, &put[i]));
+    cr_assert_eq(th_stats(store).objects_sealed, 0, "the run's artifacts are gone");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- the writer gathers a video's chunks ------------------------------------ */
+
+/* A splitter for the tests: one chunk per clip of its input. */
+static int chunker(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)ctx, (void)n;
+    video_task t;
+    char why[256];
+    int rc = vt_read(in[0].data, in[0].size, &t, why, sizeof why);
+    for (uint32_t i = 0; rc == 0 && i < t.n_clips; i++) {
+        video_task c = t;
+        c.clips = &t.clips[i];
+        c.n_clips = 1;
+        c.chunk_index = c.first_clip = i;
+        c.chunk_count = c.total_clips = t.n_clips;
+        uint64_t size = vt_size(&c);
+        void *buf;
+        rc = reel_actor_output(out, size, NULL, 0, &buf);
+        if (rc == 0)
+            rc = vt_write(&c, buf, size);
+    }
+    vt_free(&t);
+    return rc;
+}
+
+/* A stage that fails on the second chunk and passes the others on. */
+static int drop_second(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    (void)n;
+    video_task t;
+    char why[256];
+    int rc = vt_read(in[0].data, in[0].size, &t, why, sizeof why);
+    if (rc == 0 && t.chunk_index == 1) {
+        reel_actor_set_error(ctx, "this chunk fails");
+        rc = -EIO;
+    }
+    vt_free(&t);
+    return rc ? rc : reel_actor_forward(out, 0);
+}
+
+/* Runs [chunker, drop_second, writer] over t with failures ignored. */
+static void write_chunks(reel_store *store, const char *store_path, const reel_curate_options *o,
+                         const video_task *t) {
+    reel_id in;
+    TH_OK(reel_id_random(&in));
+    uint64_t size = vt_size(t);
+    uint8_t *buf = malloc(size);
+    TH_OK(vt_write(t, buf, size));
+    TH_OK(reel_obj_put(store, &in, buf, size, NULL, 0, 0, -1));
+    free(buf);
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("chunks", &p));
+    const reel_actor_def chunk_def = {.name = "chunker", .process = chunker};
+    const reel_actor_def drop_def = {
+        .name = "drop-second", .process = drop_second, .max_retries = REEL_ACTOR_NONE};
+    reel_actor_def writer = stage_writer_def;
+    writer.arg = (void *)o;
+    TH_OK(reel_pipeline_add(p, &chunk_def, &(reel_stage_options){.cpus = 0.5}));
+    TH_OK(reel_pipeline_add(p, &drop_def, &(reel_stage_options){.cpus = 0.5}));
+    TH_OK(reel_pipeline_add(p, &writer, &(reel_stage_options){.cpus = 0.5, .gather = true}));
+    reel_executor_config c;
+    reel_executor_config_defaults(&c);
+    c.ignore_failures = true;
+    summaries sums = {.store = store};
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = &in,
+                           .n_inputs = 1,
+                           .on_output = keep_summary,
+                           .arg = &sums,
+                           .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert_eq(res.failed, 1, "the second chunk fails, alone");
+    reel_run_result_free(&res);
+    cr_assert_eq(sums.n, 1, "one summary for the video");
+    cr_assert_eq(sums.s.clips, 3, "the lost chunk's clip counts");
+    reel_pipeline_free(p);
+    TH_OK(reel_obj_delete(store, &in));
+}
+
+Test(stage_task, the_writer_records_a_chunk_that_never_came_as_failed_clips) {
+    const char *store_path;
+    reel_store *store = th_store_new(16 << 20, 1024, &store_path);
+    char root[] = "/tmp/reel-writer-XXXXXX";
+    cr_assert(mkdtemp(root));
+    /* Three clips (spans only: what the writer writes of each is its
+     * metadata), a chunk each; the second chunk's stage fails on it. */
+    video_task t;
+    vt_clip clips[3];
+    for (int k = 0; k < 3; k++)
+        sf_clip(&clips[k], k, (sf_blob){0}, 64, 64, 25, 25);
+    sf_task(&t, clips, 3);
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    o.output_dir = root;
+    char rel[256];
+    write_chunks(store, store_path, &o, &t);
+    snprintf(rel, sizeof rel, "metas/v0/%s.json", clips[0].uuid);
+    cr_assert(exists(root, rel), "%s", rel);
+    snprintf(rel, sizeof rel, "metas/v0/%s.json", clips[1].uuid);
+    cr_assert(!exists(root, rel), "the lost chunk's clip has no metadata: %s", rel);
+    snprintf(rel, sizeof rel, "metas/v0/%s.json", clips[2].uuid);
+    cr_assert(exists(root, rel), "%s", rel);
+    char file[512];
+    snprintf(file, sizeof file, "%s/processed_videos/synthetic.mp4.json", root);
+    const char *rec = slurp(file);
+    cr_assert(rec, "%s", file);
+    cr_assert(strstr(rec, "\"num_total_clips\": 3"), "%s", rec);
+    cr_assert(strstr(rec, "\"error\": \"writer: chunk 2 of 3 (1 clip) never reached the writer: a "
+                          "stage failed on it\""),
+              "%s", rec);
+    cr_assert_eq(th_stats(store).objects_sealed, 0, "the run's objects are gone");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* An artifact ID comes from another process: one that names no object is
+ * the clip's error, the rest of the video is written. */
+Test(stage_task, an_artifact_not_in_the_store_is_the_clips_error) {
+    const char *store_path;
+    reel_store *store = th_store_new(16 << 20, 1024, &store_path);
+    char root[] = "/tmp/reel-writer-XXXXXX";
+    cr_assert(mkdtemp(root));
+    video_task t;
+    vt_clip clips[2];
+    sf_clip(&clips[0], 0, (sf_blob){(uint8_t *)"MP4A", 4}, 64, 64, 25, 25);
+    sf_clip(&clips[1], 1, (sf_blob){0}, 64, 64, 25, 25);
+    clips[1].mp4.size = 4; /* an ID of nothing in the store */
+    TH_OK(reel_id_random(&clips[1].mp4.id));
+    sf_task(&t, clips, 2);
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    o.output_dir = root;
+    reel_id in, put[256];
+    uint32_t n_put = sf_put_input(store, &t, &in, put);
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("writer", &p));
+    TH_OK(reel_pipeline_add(p, &sf_loader_def, &(reel_stage_options){.cpus = 0.5}));
+    reel_actor_def def = stage_writer_def;
+    def.arg = &o;
+    TH_OK(reel_pipeline_add(p, &def, &(reel_stage_options){.cpus = 0.5, .gather = true}));
+    reel_executor_config c;
+    reel_executor_config_defaults(&c);
+    summaries sums = {.store = store};
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .inputs = &in,
+                           .n_inputs = 1,
+                           .on_output = keep_summary,
+                           .arg = &sums,
+                           .flags = REEL_RUN_QUIET};
+    TH_OK(reel_pipeline_run(p, &ro, NULL));
+    cr_assert_eq(sums.n, 1);
+    cr_assert_eq(sums.s.clips_written, 1, "the clip whose MP4 is there is written");
+    char rel[256], file[512], hex[REEL_ID_HEX_LEN + 1], want[200];
+    snprintf(rel, sizeof rel, "clips/%s.mp4", clips[1].uuid);
+    cr_assert(!exists(root, rel), "%s", rel);
+    snprintf(file, sizeof file, "%s/metas/v0/%s.json", root, clips[1].uuid);
+    const char *meta = slurp(file);
+    cr_assert(meta, "%s", file);
+    reel_id_to_hex(&clips[1].mp4.id, hex);
+    snprintf(want, sizeof want, "\"errors\": [\"writer: its mp4 %s is not in the store\"]", hex);
+    cr_assert(strstr(meta, want), "%s lacks %s", meta, want);
+    cr_assert(strstr(meta, "\"valid\": false") && strstr(meta, "\"clip_location\": null"), "%s",
+              meta);
+    reel_pipeline_free(p);
+    TH_OK(reel_obj_delete(store, &in));
+    for (uint32_t i = 0; i < n_put; i++)
+        TH_OK(reel_obj_delete(store, &put[i]));
+    cr_assert_eq(th_stats(store).objects_sealed, 0);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     cr_assert_eq(system(cmd), 0);

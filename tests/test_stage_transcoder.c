@@ -375,7 +375,7 @@ Test(stage_transcoder, frames_and_previews_are_those_the_later_stages_take) {
         vt_clip bare[N];
         memcpy(bare, a.t.clips, sizeof bare);
         for (int k = 0; k < N; k++) {
-            bare[k].frames = bare[k].preview = (vt_bytes){NULL, 0};
+            bare[k].frames = bare[k].preview = (vt_art){0};
             bare[k].frames_n = bare[k].frames_h = bare[k].frames_w = 0;
             bare[k].frames_fps = 0;
         }

@@ -12,15 +12,26 @@
  * but previews off, reel-curate does the work of Curator's split-and-
  * transcode example: clips, their metadata and the video records.
  *
- * One item per input video travels the whole line: the pipeline's inputs are
- * store objects holding a video's path (as given, no NUL), and every stage's
- * task takes one video's task object (stages/video_task.h) and outputs the
- * next. The writer's output is a small summary object (the video's record in
- * processed_videos/, as JSON). The video file itself never enters the store:
- * the reader records its path and identity (size, mtime, inode, device), and
- * the stages that decode it read it by range, failing the video with
- * "<path> changed since it was read" when that identity no longer holds; so
- * a video of any size curates with a store of the default size.
+ * Items: the pipeline's inputs are store objects holding a video's path (as
+ * given, no NUL). The reader's item is the video's record; the splitter
+ * fans it out into chunks of its clips, one item each (clips_per_chunk), so
+ * that the clips of one video are worked on by every worker of a stage at
+ * once; the writer gathers (reel_stage_options.gather) every chunk of one
+ * video into one task, writes each clip's files and, once, the video's
+ * record in processed_videos/ (a chunk that never came, a stage having
+ * failed on it under ignore_failures, is recorded there as failed clips).
+ * Its output is a small summary object. Each clip's MP4, frames, tensor and
+ * preview is an artifact (reel/actor.h): a store object of its own, typed
+ * with a reel_meta, named in the chunk's record by ID, read zero-copy by
+ * the stages after it and deleted by the executor after its last reader;
+ * what is copied between store objects is the records
+ * (reel_curate_video_summary.bytes_copied). The video file itself never
+ * enters the store: the reader records its path and identity (size, mtime,
+ * inode, device), and the stages that decode it read it by range (a
+ * transcoder's chunk from the keyframe before its first clip where the
+ * container indexes every frame), failing the video with "<path> changed
+ * since it was read" when that identity no longer holds; so a video of any
+ * size curates with a store of the default size.
  *
  * reel_curate_pipeline() builds the whole pipeline from options;
  * `reel-curate` is its command-line face. Each stage's setup reads the
@@ -67,6 +78,17 @@ typedef struct reel_curate_options {
     double scene_max_clip_s; /* 10 */
     double scene_crop_s;     /* 0.5 */
     double scene_threshold;  /* detector score above which a frame starts a shot */
+
+    /* Fan-out: the splitter makes one item of each run of clips_per_chunk
+     * of a video's clips (Curator's num_clips_per_chunk), and the stages
+     * after it work on the items of one video at once. 0 (the default):
+     * automatic, as few clips as can be (1), so long as a video makes at
+     * most REEL_TASK_MAX_OUTPUTS items and an item's clip artifacts (an MP4
+     * each, and frames, tensor, preview as made) with its record fit the
+     * REEL_TASK_MAX_OUTPUTS outputs of a task. A value whose chunk cannot
+     * fit them is refused; a video with more chunks than a task can output
+     * gets larger ones. */
+    uint32_t clips_per_chunk;
 
     /* Transcoding: H.264 in MP4 through libavcodec. */
     const char *encoder;     /* "libx264" */
@@ -160,6 +182,10 @@ typedef struct reel_curate_video_summary {
     double duration_s;
     int64_t frames;
     char name[256]; /* the video's file name */
+    /* Bytes the stages copied from one store object into another for this
+     * video (records rewritten; artifacts pass by ID and count nothing), and
+     * the source file's size: reel-curate prints their ratio. */
+    uint64_t bytes_copied, source_bytes;
 } reel_curate_video_summary;
 
 /* Reads a writer output's bytes; -EBADMSG if they are not one. */
