@@ -405,7 +405,7 @@ static void q_pop(idqueue *q, reel_id *id) {
 typedef struct stage_window {
     uint64_t items, passed;
     double busy, cpu, measured, wait;
-    double demand; /* CPUs a worker takes in a task, as last measured (0: not yet) */
+    double demand;  /* CPUs a worker takes in a task, as last measured (0: not yet) */
     uint64_t tasks; /* done or failed for good: the status lines' tasks/s */
 } stage_window;
 
@@ -706,28 +706,43 @@ static void adopt_artifacts(run *r, const reel_task_result *t, uint32_t k) {
 /* The last stage's task: its items and their artifacts become the caller's. */
 static void hand_over(run *r, const reel_task_result *t, uint32_t items) {
     reel_task_result mine = *t;
-    mine.forwarded = 0;
-    /* Outputs the run made, forwarded ones included, become the caller's. */
+    mine.n_outputs = 0;
+    mine.forwarded = mine.artifacts = 0;
+    /* Outputs the run made, forwarded ones included, become the caller's;
+     * an item passed on unchanged brings the artifacts it had, in front of
+     * it as the result's artifacts (those beyond REEL_TASK_MAX_OUTPUTS stay
+     * the run's, and go with it). */
     for (uint32_t k = 0; k < t->n_outputs; k++) {
-        if (!(t->forwarded >> k & 1))
-            continue;
-        if (t->artifacts >> k & 1) {
-            idmap_remove(&r->kids, &t->outputs[k]);
-            continue;
+        const reel_id *id = &t->outputs[k];
+        bool art = t->artifacts >> k & 1, fwd = t->forwarded >> k & 1, own_input = false;
+        if (fwd && art) {
+            idmap_remove(&r->kids, id);
+        } else if (fwd) {
+            own_input = !idmap_remove(&r->made, id);
+            idmap *m = &r->kids;
+            for (size_t j = 0; m->count > 0 && j < m->cap; j++)
+                while (m->used[j] && reel_id_equal(&m->e[j].origin, id) &&
+                       mine.n_outputs + (t->n_outputs - k) < REEL_TASK_MAX_OUTPUTS) {
+                    mine.artifacts |= 1ull << mine.n_outputs;
+                    mine.outputs[mine.n_outputs++] = m->e[j].key;
+                    idmap_remove(m, &mine.outputs[mine.n_outputs - 1]);
+                }
         }
-        if (idmap_remove(&r->made, &t->outputs[k]))
-            continue;
-        mine.forwarded |= 1ull << k; /* one of the caller's own inputs */
+        if (art)
+            mine.artifacts |= 1ull << mine.n_outputs;
+        if (own_input)
+            mine.forwarded |= 1ull << mine.n_outputs; /* one of the caller's own inputs */
+        mine.outputs[mine.n_outputs++] = *id;
     }
     r->outputs += items;
     if (r->o->on_output) {
         /* The caller's from now on: they stay if this process dies. */
-        reel_obj_disown(r->store, t->outputs, t->n_outputs);
+        reel_obj_disown(r->store, mine.outputs, mine.n_outputs);
         r->o->on_output(r->o->arg, &mine);
     } else {
-        for (uint32_t k = 0; k < t->n_outputs; k++)
+        for (uint32_t k = 0; k < mine.n_outputs; k++)
             if (!(mine.forwarded >> k & 1))
-                reel_obj_delete(r->store, &t->outputs[k]);
+                reel_obj_delete(r->store, &mine.outputs[k]);
     }
 }
 

@@ -1765,3 +1765,54 @@ Test(pipeline, a_task_may_carry_only_its_inputs_artifacts) {
     expect_clean(1);
     TH_OK(reel_obj_delete(store, &in[0]));
 }
+
+typedef struct handed {
+    uint32_t items, artifacts, bad;
+} handed;
+
+/* Each item the last stage passes on comes with its two artifacts in front
+ * of it, all the caller's: checked, then deleted. */
+static void take_handed(void *arg, const reel_task_result *r) {
+    handed *h = arg;
+    uint32_t run = 0; /* artifacts since the last item */
+    for (uint32_t k = 0; k < r->n_outputs; k++) {
+        if (r->artifacts >> k & 1) {
+            h->artifacts++;
+            run++;
+        } else {
+            h->items++;
+            h->bad += run != 2;
+            run = 0;
+        }
+        h->bad += (r->forwarded >> k & 1) != 0; /* all made by the run */
+        reel_obj_delete(store, &r->outputs[k]);
+    }
+}
+
+Test(pipeline, an_item_the_last_stage_passes_on_brings_its_artifacts) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("handed", &p));
+    TH_OK(reel_pipeline_add(p, &def_fan, NULL));
+    TH_OK(reel_pipeline_add(p, &def_pass, NULL));
+    reel_id in[2] = {put_text("v0:3"), put_text("v1:20")};
+    reel_executor_config c = quick_config();
+    handed h = {0};
+    reel_run_options o = {.store = store_path,
+                          .config = &c,
+                          .inputs = in,
+                          .n_inputs = 2,
+                          .on_output = take_handed,
+                          .arg = &h,
+                          .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &o, &res));
+    cr_assert_eq(h.items, 23);
+    cr_assert_eq(h.artifacts, 46);
+    cr_assert_eq(h.bad, 0);
+    cr_assert_eq(res.outputs, 23);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(2);
+    for (int i = 0; i < 2; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+}
