@@ -79,6 +79,8 @@ static void usage(FILE *f) {
         "  --transcode-encoder NAME           libavcodec encoder (libx264)\n"
         "  --transcode-preset NAME            encoder preset (veryfast)\n"
         "  --transcode-crf N                  0..51 (23)\n"
+        "  --transcode-encoder-threads N      threads of each clip's encoder, 1..64 (0, the\n"
+        "                                     default: 2 where the transcoder has 2 CPUs)\n"
         "  --transcoder-workers N             a fixed number of transcoder workers, 1..256\n"
         "                                     (default 0: autoscaled, as every stage)\n"
         "  --clips-per-chunk N                clips per item after the splitter (Curator's\n"
@@ -254,6 +256,11 @@ static void parse_args(int argc, char **argv, args *a) {
             if (crf != floor(crf) || crf < 0 || crf > 51)
                 usage_error("--transcode-crf is a whole number 0..51, not '%s'", v);
             a->opt.crf = (int32_t)crf;
+        } else if ((v = flag_value(argc, argv, &i, "--transcode-encoder-threads"))) {
+            uint64_t t = count("--transcode-encoder-threads", v);
+            if (t > 64)
+                usage_error("--transcode-encoder-threads is 0..64 (0: automatic), not '%s'", v);
+            a->opt.encode_threads = (uint32_t)t;
         } else if ((v = flag_value(argc, argv, &i, "--transcoder-workers"))) {
             uint64_t w = count("--transcoder-workers", v);
             if (w > REEL_POOL_MAX_WORKERS)

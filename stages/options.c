@@ -22,7 +22,7 @@ REEL_API void reel_curate_defaults(reel_curate_options *o) {
     o->encoder = "libx264";
     o->preset = "veryfast";
     o->crf = 23;
-    o->encode_threads = 1;
+    o->encode_threads = 0; /* as many as stage_encode_threads() says */
     o->motion = REEL_MOTION_ENABLE;
     o->motion_global_mean_threshold = 0.00098;
     o->motion_per_patch_min_256_threshold = 0.000001;

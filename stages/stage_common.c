@@ -8,10 +8,18 @@
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sched.h>
 #include <string.h>
 
 const reel_curate_options *stage_options(reel_actor_ctx *ctx) {
     return reel_actor_arg(ctx);
+}
+
+uint32_t stage_encode_threads(const reel_curate_options *o) {
+    if (o->encode_threads)
+        return o->encode_threads;
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) >= 2 ? 2 : 1;
 }
 
 int stage_read_record(reel_actor_ctx *ctx, const char *stage, const reel_view *in, video_task *t) {

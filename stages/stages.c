@@ -81,10 +81,11 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
     reel_curate_stage_defs(o, defs);
     /* What a worker of each stage really uses, so that the autoscaler
      * places them by it (issue 14, item 4):
-     *   - the transcoder: one CPU. libx264 runs single-threaded per clip
-     *     (encode_threads, 1 by default), and so does the decode before it;
-     *     with one clip per chunk, a video's clips are on every transcoder
-     *     at once, and the autoscaler adds transcoders where the queue is.
+     *   - the transcoder: a CPU per encoder thread (stage_encode_threads():
+     *     2 by default where there are 2 CPUs; the decode before it takes
+     *     a little more, x264's threads a little less); with one clip per
+     *     chunk, a video's clips are on every transcoder at once, and the
+     *     autoscaler adds transcoders where the queue is.
      *   - the splitter: one CPU when it detects scenes (it decodes the whole
      *     video); with a fixed stride it only does arithmetic on the probe.
      *   - the reader (a probe) and the writer (files out of the store):
@@ -102,16 +103,17 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
      * default, for the stages), every share is scaled down alike so that it
      * starts; the autoscaler then moves workers where time goes. So on a
      * 2-CPU node (1.9 CPUs to place at the default 95%) one transcoder
-     * runs: a second would need a whole CPU more, and asking for less does
-     * not help, as the autoscaler counts a worker by the CPU it measurably
-     * takes; the clips of one video go to several transcoders from 3 CPUs
-     * on. */
+     * runs, on both CPUs with its encoder's 2 threads (as ffmpeg -threads 0
+     * does): a second would need more than the node has, and asking for
+     * less does not help, as the autoscaler counts a worker by the CPU it
+     * measurably takes; the clips of one video go to several transcoders
+     * from 4 CPUs on. */
     double want[REEL_CURATE_STAGES];
     double total = 0;
     for (uint32_t i = 0; i < n; i++) {
         const reel_actor_def *d = list[i]->def;
         if (d == &stage_transcoder_def)
-            want[i] = 1;
+            want[i] = stage_encode_threads(o);
         else if (d == &stage_splitter_def)
             want[i] = o->splitting == REEL_SPLIT_SCENE ? 1 : 0.05;
         else if (d == &stage_motion_def)

@@ -48,6 +48,10 @@ uint32_t stage_artifacts_per_clip(const reel_curate_options *o);
  * chunk size fits both bounds (splitter.c). */
 uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n);
 
+/* Threads per clip's encoder: o->encode_threads, or with 0, 2 where this
+ * process may run on 2 CPUs or more (its affinity), else 1. */
+uint32_t stage_encode_threads(const reel_curate_options *o);
+
 /* The options of the run (reel_actor_arg). */
 const reel_curate_options *stage_options(reel_actor_ctx *ctx);
 

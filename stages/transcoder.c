@@ -224,7 +224,7 @@ static int on_frame(void *arg, int64_t index, const AVFrame *frame) {
             .encoder = x->o->encoder,
             .preset = x->o->preset,
             .crf = x->o->crf,
-            .threads = (int)x->o->encode_threads,
+            .threads = (int)stage_encode_threads(x->o),
             .width = even(frame->width),
             .height = even(frame->height),
             .fps = x->fps,

@@ -211,12 +211,17 @@ Test(curate, each_stage_asks_for_the_cpu_it_uses) {
         const char *want[3];
     } cases[] = {
         {{NULL},
+         /* The transcoder's encoder has 2 threads here: 2 CPUs, the line
+          * 2.4, scaled to fit 90% of 2 CPUs. */
+         {"Stage 1: reader\n  Resources: 0.07 CPUs", "Stage 2: splitter\n  Resources: 0.03 CPUs",
+          "Stage 3: transcoder\n  Resources: 1.5 CPUs"}},
+        {{"--transcode-encoder-threads", "1", NULL},
          {"Stage 1: reader\n  Resources: 0.1 CPUs", "Stage 2: splitter\n  Resources: 0.05 CPUs",
           "Stage 3: transcoder\n  Resources: 1 CPUs"}},
         {{"--splitting-algorithm", "scene", NULL},
-         {"Stage 2: splitter\n  Resources: 0.76 CPUs",
-          "Stage 3: transcoder\n  Resources: 0.76 CPUs",
-          "Stage 6: writer\n  Resources: 0.07 CPUs"}},
+         {"Stage 2: splitter\n  Resources: 0.53 CPUs",
+          "Stage 3: transcoder\n  Resources: 1.07 CPUs",
+          "Stage 6: writer\n  Resources: 0.05 CPUs"}},
     };
     cpu_set_t set;
     cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
@@ -240,6 +245,7 @@ Test(curate, bad_arguments_are_one_clear_line) {
         {"--motion-filter", "maybe", NULL},
         {"--fixed-stride-split-duration", "-3", NULL},
         {"--transcode-crf", "77", NULL},
+        {"--transcode-encoder-threads", "65", NULL},
         {"--logging-interval", "0", NULL},
         {"--execution-mode", "eventually", NULL},
         {"--no-such-flag", NULL, NULL},

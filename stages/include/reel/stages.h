@@ -91,10 +91,16 @@ typedef struct reel_curate_options {
     uint32_t clips_per_chunk;
 
     /* Transcoding: H.264 in MP4 through libavcodec. */
-    const char *encoder;     /* "libx264" */
-    const char *preset;      /* "veryfast" */
-    int32_t crf;             /* 23 */
-    uint32_t encode_threads; /* per encoder; 0: 1 (the pipeline runs videos in parallel) */
+    const char *encoder; /* "libx264" */
+    const char *preset;  /* "veryfast" */
+    int32_t crf;         /* 23 */
+    /* Threads per clip's encoder (Curator's encoder_threads). 0, the default:
+     * 2 where the transcoder may run on 2 CPUs or more, else 1 - libx264
+     * does 1.75 times the work on 2 threads, so that a lone transcoder (one
+     * video, or a 2-CPU node) uses the node as `ffmpeg -threads 0` does,
+     * while more clips at once on more workers scale better than more
+     * threads per clip. */
+    uint32_t encode_threads;
     /* The transcoder stage's workers: a fixed count, 1..REEL_POOL_MAX_WORKERS
      * (with 1, what a run gains from transcoding in parallel can be measured);
      * 0: autoscaled, as every other stage (the default). */
