@@ -33,6 +33,9 @@ static const stage_entry stage_preprocess = {&stage_preprocess_def, "chunk with 
 static const stage_entry stage_preview = {
     &stage_preview_def, "chunk of clips",
     "chunk with JPEG preview artifacts, for the clips that lack them"};
+static const stage_entry stage_clip_writer = {
+    &stage_clip_writer_def, "chunk of clips",
+    "chunk of clips written to clips/, previews/, metas/v0/ (its artifacts gone)"};
 static const stage_entry stage_writer = {&stage_writer_def, "every chunk of one video (gather)",
                                          "the video's processed_videos record"};
 
@@ -54,6 +57,7 @@ static uint32_t stage_list(const reel_curate_options *o,
         list[n++] = &stage_preprocess;
     if (o->previews)
         list[n++] = &stage_preview;
+    list[n++] = &stage_clip_writer;
     list[n++] = &stage_writer;
     return n;
 }

@@ -25,14 +25,15 @@
 
 /* One per stage file, in pipeline order. name, process, setup/teardown and
  * resources are set; arg is filled in by reel_curate_stage_defs(). */
-extern const reel_actor_def stage_reader_def;     /* reader.c */
-extern const reel_actor_def stage_splitter_def;   /* splitter.c */
-extern const reel_actor_def stage_transcoder_def; /* transcoder.c */
-extern const reel_actor_def stage_motion_def;     /* motion.c */
-extern const reel_actor_def stage_frames_def;     /* frames.c */
-extern const reel_actor_def stage_preprocess_def; /* preprocess.c */
-extern const reel_actor_def stage_preview_def;    /* preview.c */
-extern const reel_actor_def stage_writer_def;     /* writer.c */
+extern const reel_actor_def stage_reader_def;      /* reader.c */
+extern const reel_actor_def stage_splitter_def;    /* splitter.c */
+extern const reel_actor_def stage_transcoder_def;  /* transcoder.c */
+extern const reel_actor_def stage_motion_def;      /* motion.c */
+extern const reel_actor_def stage_frames_def;      /* frames.c */
+extern const reel_actor_def stage_preprocess_def;  /* preprocess.c */
+extern const reel_actor_def stage_preview_def;     /* preview.c */
+extern const reel_actor_def stage_clip_writer_def; /* writer.c: a chunk's clips into files */
+extern const reel_actor_def stage_writer_def;      /* writer.c: a video's record (gathers) */
 
 /* Whether the run makes frames: they are written, or made into tensors
  * (stages.c; the frames stage is in the pipeline exactly then). */

@@ -53,7 +53,7 @@ typedef struct vt_clip_rec {
     uint32_t has_motion, filtered;
     double motion_global_mean, motion_patch_min;
     vt_art_rec frames;
-    uint32_t frames_n, frames_h, frames_w, reserved;
+    uint32_t frames_n, frames_h, frames_w, written;
     double frames_fps;
     vt_art_rec tensor;
     uint32_t tensor_n, tensor_h, tensor_w, reserved2;
@@ -71,7 +71,7 @@ typedef struct vt_clip_rec {
 #define VT_CLIP_SCALARS(X) \
     X(start_frame) X(end_frame) X(start_s) X(end_s) \
     X(width) X(height) X(fps) X(num_frames) \
-    X(has_motion) X(filtered) X(motion_global_mean) X(motion_patch_min) \
+    X(has_motion) X(filtered) X(written) X(motion_global_mean) X(motion_patch_min) \
     X(frames_n) X(frames_h) X(frames_w) X(frames_fps) \
     X(tensor_n) X(tensor_h) X(tensor_w)
 /* clang-format on */

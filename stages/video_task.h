@@ -110,6 +110,7 @@ typedef struct vt_clip {
     bool has_motion; /* motion filter ran */
     double motion_global_mean, motion_patch_min;
     bool filtered; /* below the motion thresholds */
+    bool written;  /* its MP4 is in clips/ or filtered_clips/ (the clip writer) */
     vt_art frames; /* uint8 HWC, frames_n x frames_h x frames_w x 3 */
     uint32_t frames_n, frames_h, frames_w;
     double frames_fps;

@@ -321,7 +321,7 @@ static void video_record(json *j, const video_task *t, const char *error) {
         int first = 1;
         for (uint32_t i = 0; i < t->n_clips; i++) {
             const vt_clip *c = &t->clips[i];
-            if (!vt_art_present(&c->mp4) || (c->filtered != (pass == 1)))
+            if (!c->written || (c->filtered != (pass == 1)))
                 continue;
             if (!first)
                 jlit(j, ", ");
@@ -422,7 +422,7 @@ static int put_tensor(const char *path, const vt_clip *c, const void *data, uint
 }
 
 static int write_clip(reel_actor_ctx *ctx, const reel_curate_options *o, const video_task *t,
-                      vt_clip *c, writer_summary *sum) {
+                      vt_clip *c) {
     const char *root = o->output_dir;
     char file[PATH_MAX], dir[PATH_MAX], text[VT_TEXT_MAX];
     json j = {0};
@@ -434,10 +434,7 @@ static int write_clip(reel_actor_ctx *ctx, const reel_curate_options *o, const v
         rc = write_art(ctx, c, STAGE_ART_MP4, file, put_whole, text, sizeof text);
         if (rc == 0) {
             location = file;
-            if (c->filtered)
-                sum->clips_filtered++;
-            else
-                sum->clips_written++;
+            c->written = true;
         }
         rc = rc > 0 ? 0 : rc;
     }
@@ -536,6 +533,28 @@ static uint32_t missing_chunks(const video_task *rec, size_t n, char *buf, size_
     return lost;
 }
 
+/* The clip writer: one chunk's clips into their files, then the chunk's
+ * record on to the writer without its artifacts, which go now (the
+ * executor deletes what is not carried on): the store holds a video's clips
+ * only while they wait to be written, never the whole video's at once. */
+static int clip_writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n,
+                               reel_actor_out *out) {
+    video_task t;
+    int rc = stage_read_task(ctx, "clip-writer", in, n, &t);
+    if (rc)
+        return rc;
+    const reel_curate_options *o = stage_options(ctx);
+    for (uint32_t i = 0; rc == 0 && i < t.n_clips; i++) {
+        rc = write_clip(ctx, o, &t, &t.clips[i]);
+        for (int k = STAGE_ART_MP4; k <= STAGE_ART_PREVIEW; k++)
+            stage_art_drop(&t.clips[i], (stage_art_kind)k);
+    }
+    if (rc == 0)
+        rc = stage_write_task(ctx, out, &t, true);
+    vt_free(&t);
+    return rc;
+}
+
 static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
     if (n == 0) {
         reel_actor_set_error(ctx, "a task takes a video's chunks, not none");
@@ -604,9 +623,12 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
     sum.partial = t.partial;
     sum.source_bytes = t.probe.num_bytes;
     video_name(t.path, sum.name, sizeof sum.name);
-    for (uint32_t i = 0; rc == 0 && i < t.n_clips; i++)
-        rc = write_clip(ctx, o, &t, &t.clips[i], &sum);
-    if (rc == 0) {
+    for (uint32_t i = 0; i < t.n_clips; i++) {
+        const vt_clip *c = &t.clips[i];
+        sum.clips_written += c->written && !c->filtered;
+        sum.clips_filtered += c->written && c->filtered;
+    }
+    {
         json j = {0};
         video_record(&j, &t, error);
         char name[NAME_MAX], file[PATH_MAX];
@@ -632,6 +654,9 @@ done:
     free(rec);
     return rc;
 }
+
+const reel_actor_def stage_clip_writer_def = {
+    .name = "clip-writer", .setup = writer_setup, .process = clip_writer_process, .cpus = 1};
 
 const reel_actor_def stage_writer_def = {
     .name = "writer", .setup = writer_setup, .process = writer_process, .cpus = 1};

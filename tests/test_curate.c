@@ -186,13 +186,14 @@ Test(curate, describe_lists_only_the_stages_asked_for) {
         const char *argv[4];
         const char *stages;
     } cases[] = {
-        {{NULL}, "reader splitter transcoder motion preview writer"},
-        {{"--no-previews", NULL}, "reader splitter transcoder motion writer"},
-        {{"--write-frames", NULL}, "reader splitter transcoder motion frames preview writer"},
+        {{NULL}, "reader splitter transcoder motion preview clip-writer writer"},
+        {{"--no-previews", NULL}, "reader splitter transcoder motion clip-writer writer"},
+        {{"--write-frames", NULL},
+         "reader splitter transcoder motion frames preview clip-writer writer"},
         {{"--write-tensors", NULL},
-         "reader splitter transcoder motion frames preprocess preview writer"},
+         "reader splitter transcoder motion frames preprocess preview clip-writer writer"},
         {{"--write-tensors", "--write-frames", "--no-previews", NULL},
-         "reader splitter transcoder motion frames preprocess writer"},
+         "reader splitter transcoder motion frames preprocess clip-writer writer"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char got[256];
@@ -212,16 +213,16 @@ Test(curate, each_stage_asks_for_the_cpu_it_uses) {
     } cases[] = {
         {{NULL},
          /* The transcoder's encoder has 2 threads here: 2 CPUs, the line
-          * 2.4, scaled to fit 90% of 2 CPUs. */
+          * 2.5, scaled to fit 90% of 2 CPUs. */
          {"Stage 1: reader\n  Resources: 0.07 CPUs", "Stage 2: splitter\n  Resources: 0.03 CPUs",
-          "Stage 3: transcoder\n  Resources: 1.5 CPUs"}},
+          "Stage 3: transcoder\n  Resources: 1.44 CPUs"}},
         {{"--transcode-encoder-threads", "1", NULL},
          {"Stage 1: reader\n  Resources: 0.1 CPUs", "Stage 2: splitter\n  Resources: 0.05 CPUs",
           "Stage 3: transcoder\n  Resources: 1 CPUs"}},
         {{"--splitting-algorithm", "scene", NULL},
-         {"Stage 2: splitter\n  Resources: 0.53 CPUs",
-          "Stage 3: transcoder\n  Resources: 1.07 CPUs",
-          "Stage 6: writer\n  Resources: 0.05 CPUs"}},
+         {"Stage 2: splitter\n  Resources: 0.52 CPUs",
+          "Stage 3: transcoder\n  Resources: 1.04 CPUs",
+          "Stage 7: writer\n  Resources: 0.05 CPUs"}},
     };
     cpu_set_t set;
     cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);

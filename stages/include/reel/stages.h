@@ -3,7 +3,7 @@
  * pipeline, as ordinary stage actors (reel/actor.h) on FFmpeg's libraries.
  *
  *   reader -> splitter -> transcoder -> motion [-> frames [-> preprocess]]
- *          [-> preview] -> writer
+ *          [-> preview] -> clip-writer -> writer
  *
  * Nothing is computed to be thrown away: the frames stage is in the line
  * only when frames are written (write_frames) or made into tensors
@@ -16,11 +16,14 @@
  * given, no NUL). The reader's item is the video's record; the splitter
  * fans it out into chunks of its clips, one item each (clips_per_chunk), so
  * that the clips of one video are worked on by every worker of a stage at
- * once; the writer gathers (reel_stage_options.gather) every chunk of one
- * video into one task, writes each clip's files and, once, the video's
- * record in processed_videos/ (a chunk that never came, a stage having
- * failed on it under ignore_failures, is recorded there as failed clips).
- * Its output is a small summary object. Each clip's MP4, frames, tensor and
+ * once; the clip writer writes each chunk's clips into their files and
+ * passes the chunk's record on without its artifacts, which the executor
+ * then deletes, so that the store holds a video's clips only while they
+ * wait to be written, not the whole video's; the writer gathers
+ * (reel_stage_options.gather) those records of one video into one task and
+ * writes, once, the video's record in processed_videos/ (a chunk that never
+ * came, a stage having failed on it under ignore_failures, is recorded
+ * there as failed clips). Its output is a small summary object. Each clip's MP4, frames, tensor and
  * preview is an artifact (reel/actor.h): a store object of its own, typed
  * with a reel_meta, named in the chunk's record by ID, read zero-copy by
  * the stages after it and deleted by the executor after its last reader;
@@ -162,12 +165,12 @@ REEL_API const char *reel_curate_known_extensions(void);
 REEL_API bool reel_curate_is_video_name(const reel_curate_options *o, const char *name);
 
 /* The stages o asks for, in pipeline order, into defs[0..n), with arg = o
- * (which must outlive the run). Returns n, 5 to REEL_CURATE_STAGES (0 when
+ * (which must outlive the run). Returns n, 6 to REEL_CURATE_STAGES (0 when
  * o or defs is NULL). Stage names, those in brackets only when o needs
  * them (see write_frames, write_tensors, previews above): "reader",
  * "splitter", "transcoder", "motion", ["frames"], ["preprocess"],
- * ["preview"], "writer". */
-#define REEL_CURATE_STAGES 8u /* the most there can be */
+ * ["preview"], "clip-writer", "writer". */
+#define REEL_CURATE_STAGES 9u /* the most there can be */
 REEL_API uint32_t reel_curate_stage_defs(const reel_curate_options *o,
                                          reel_actor_def defs[REEL_CURATE_STAGES]);
 
