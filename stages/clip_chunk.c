@@ -233,7 +233,8 @@ REEL_API int reel_clip_chunk_write(reel_clip_chunk *chunk, reel_actor_out *out) 
 REEL_API void reel_clip_chunk_free(reel_clip_chunk *chunk) {
     if (!chunk)
         return;
-    for (uint32_t i = 0; i < chunk->t.n_clips; i++)
+    /* (clips is NULL where vt_read ran out of memory for them) */
+    for (uint32_t i = 0; chunk->t.clips && i < chunk->t.n_clips; i++)
         for (int k = 0; k < (int)REEL_CLIP_ARTS; k++)
             stage_art_release(chunk->ctx, stage_clip_art(&chunk->t.clips[i], (stage_art_kind)k));
     vt_free(&chunk->t);

@@ -34,7 +34,9 @@
  * size curates with a store of the default size.
  *
  * reel_curate_pipeline() builds the whole pipeline from options;
- * `reel-curate` is its command-line face. Each stage's setup reads the
+ * `reel-curate` is its command-line face. reel_curate_pipeline_with() puts a
+ * stage of the caller's into it, which reads and writes the chunks through
+ * the calls of "your own stage" below (examples/luma_filter is one). Each stage's setup reads the
  * options it needs from the reel_curate_options the defs point at (arg),
  * which must outlive the run.
  *
