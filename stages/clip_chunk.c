@@ -40,9 +40,11 @@ REEL_API int reel_clip_chunk_read(reel_actor_ctx *ctx, const char *stage, const 
     REEL_NEED(ctx, "ctx");
     REEL_NEED(stage, "stage");
     REEL_NEED(in, "in");
-    if (strlen(stage) >= REEL_ACTOR_NAME_MAX)
+    if (strlen(stage) >= REEL_ACTOR_NAME_MAX) {
+        reel_actor_set_error(ctx, "a stage name of %zu bytes", strlen(stage));
         return reel__fail(-EINVAL, "reel_clip_chunk_read: a stage name of %zu bytes (at most %d)",
                           strlen(stage), REEL_ACTOR_NAME_MAX - 1);
+    }
     reel_clip_chunk *ch = calloc(1, sizeof *ch);
     if (!ch) {
         reel_actor_set_error(ctx, "out of memory");
