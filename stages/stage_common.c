@@ -53,6 +53,14 @@ static vt_art *clip_art(vt_clip *c, stage_art_kind k) {
     return a[k];
 }
 
+vt_art *stage_clip_art(vt_clip *c, stage_art_kind k) {
+    return clip_art(c, k);
+}
+
+const char *stage_art_name(stage_art_kind k) {
+    return art_names[k];
+}
+
 void stage_art_meta(const vt_clip *c, stage_art_kind k, reel_meta *m) {
     memset(m, 0, sizeof *m);
     m->pts_us = (int64_t)llround(c->start_s * 1e6);
@@ -83,6 +91,12 @@ void stage_art_meta(const vt_clip *c, stage_art_kind k, reel_meta *m) {
 
 int stage_art_get(reel_actor_ctx *ctx, const vt_clip *c, stage_art_kind k, vt_art *a, char *why,
                   size_t cap) {
+    reel_view v;
+    return stage_art_map(ctx, c, k, a, &v, why, cap);
+}
+
+int stage_art_map(reel_actor_ctx *ctx, const vt_clip *c, stage_art_kind k, vt_art *a,
+                  reel_view *view, char *why, size_t cap) {
     reel_store *store = reel_actor_store(ctx);
     char hex[REEL_ID_HEX_LEN + 1];
     reel_id_to_hex(&a->id, hex);
@@ -113,6 +127,7 @@ int stage_art_get(reel_actor_ctx *ctx, const vt_clip *c, stage_art_kind k, vt_ar
         return -EBADMSG;
     }
     a->data = v.data;
+    *view = v;
     return 0;
 }
 

@@ -75,11 +75,17 @@ REEL_API uint32_t reel_curate_stage_defs(const reel_curate_options *o,
     return n;
 }
 
-REEL_API int reel_curate_pipeline(const reel_curate_options *o,
-                                  reel_actor_def defs[REEL_CURATE_STAGES], reel_pipeline **out) {
-    REEL_NEED(o, "o");
-    REEL_NEED(defs, "defs");
-    REEL_NEED(out, "out");
+/* The caller's stage of reel_curate_pipeline_with(), and its place: after
+ * list[after]. */
+typedef struct extra_stage {
+    const reel_actor_def *def;
+    const reel_stage_options *opts; /* may be NULL */
+    uint32_t after;
+} extra_stage;
+
+/* The curation line of o into *out, with extra (NULL: none) in it. */
+static int build(const reel_curate_options *o, reel_actor_def defs[REEL_CURATE_STAGES],
+                 const extra_stage *extra, reel_pipeline **out) {
     const stage_entry *list[REEL_CURATE_STAGES];
     uint32_t n = stage_list(o, list);
     reel_curate_stage_defs(o, defs);
@@ -113,7 +119,15 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
      * measurably takes; the clips of one video go to several transcoders
      * from 4 CPUs on. */
     double want[REEL_CURATE_STAGES];
-    double total = 0;
+    double total = 0, extra_want = 0;
+    if (extra) {
+        /* Scaled with the others: a stage of a whole CPU on a 2-CPU node
+         * would not fit beside them otherwise. */
+        extra_want = extra->opts && extra->opts->cpus > 0 ? extra->opts->cpus
+                     : extra->def->cpus > 0               ? extra->def->cpus
+                                                          : 1;
+        total += extra_want;
+    }
     for (uint32_t i = 0; i < n; i++) {
         const reel_actor_def *d = list[i]->def;
         if (d == &stage_transcoder_def)
@@ -147,6 +161,16 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
         if (list[i] == &stage_transcoder)
             so.workers = o->transcoder_workers; /* 0: autoscaled */
         rc = reel_pipeline_add(p, &defs[i], &so);
+        if (rc == 0 && extra && i == extra->after) {
+            reel_stage_options xo = extra->opts ? *extra->opts : (reel_stage_options){0};
+            double xs = floor(100 * extra_want * scale) / 100;
+            xo.cpus = xs < 0.01 ? 0.01 : xs;
+            if (!xo.inputs)
+                xo.inputs = "chunk of clips";
+            if (!xo.outputs)
+                xo.outputs = "chunk of clips";
+            rc = reel_pipeline_add(p, extra->def, &xo);
+        }
     }
     if (rc) {
         reel_pipeline_free(p);
@@ -154,4 +178,54 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
     }
     *out = p;
     return 0;
+}
+
+REEL_API int reel_curate_pipeline(const reel_curate_options *o,
+                                  reel_actor_def defs[REEL_CURATE_STAGES], reel_pipeline **out) {
+    REEL_NEED(o, "o");
+    REEL_NEED(defs, "defs");
+    REEL_NEED(out, "out");
+    return build(o, defs, NULL, out);
+}
+
+REEL_API int reel_curate_pipeline_with(const reel_curate_options *o,
+                                       reel_actor_def defs[REEL_CURATE_STAGES],
+                                       const reel_actor_def *extra, const char *after_stage,
+                                       const reel_stage_options *extra_opts, reel_pipeline **out) {
+    REEL_NEED(o, "o");
+    REEL_NEED(defs, "defs");
+    REEL_NEED(extra, "extra");
+    REEL_NEED(out, "out");
+    const char *after = after_stage ? after_stage : "motion";
+    const stage_entry *list[REEL_CURATE_STAGES];
+    uint32_t n = stage_list(o, list);
+    char names[160] = "";
+    uint32_t at = n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (strcmp(list[i]->def->name, after) == 0)
+            at = i;
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", list[i]->def->name);
+    }
+    if (at == n)
+        return reel__fail(-EINVAL,
+                          "reel_curate_pipeline_with: no stage \"%s\" in this line (%s): "
+                          "the options leave it out, or there is none of that name",
+                          after, names);
+    /* An item before the transcoder is a video, or a chunk with no clip
+     * made yet; the writer gathers and ends the line. */
+    if (list[at]->def == &stage_reader_def || list[at]->def == &stage_splitter_def ||
+        list[at]->def == &stage_writer_def)
+        return reel__fail(-EINVAL,
+                          "reel_curate_pipeline_with: a stage cannot go after the %s: stages "
+                          "of the caller's go between the transcoder and the writer, after "
+                          "one of %s but the first two and the last",
+                          after, names);
+    if (extra_opts && extra_opts->gather)
+        return reel__fail(-EINVAL,
+                          "reel_curate_pipeline_with: stage %s gathers: a stage of the "
+                          "caller's takes one chunk a task (the writer gathers)",
+                          extra->name ? extra->name : "(unnamed)");
+    extra_stage x = {.def = extra, .opts = extra_opts, .after = at};
+    return build(o, defs, &x, out);
 }

@@ -105,6 +105,17 @@ void stage_art_meta(const vt_clip *c, stage_art_kind k, reel_meta *m);
 int stage_art_get(reel_actor_ctx *ctx, const vt_clip *c, stage_art_kind k, vt_art *a, char *why,
                   size_t cap);
 
+/* stage_art_get(), and the object's whole view (its reel_meta too) into
+ * *view. */
+int stage_art_map(reel_actor_ctx *ctx, const vt_clip *c, stage_art_kind k, vt_art *a,
+                  reel_view *view, char *why, size_t cap);
+
+/* The artifact k of c. */
+vt_art *stage_clip_art(vt_clip *c, stage_art_kind k);
+
+/* Its name in messages: "mp4", "frames", "tensor", "preview". */
+const char *stage_art_name(stage_art_kind k);
+
 /* Takes artifact k from c, with its shape (the artifact goes on with the
  * item no more: the executor deletes it). */
 void stage_art_drop(vt_clip *c, stage_art_kind k);

@@ -33,6 +33,9 @@ static reel_executor_config cfg;
 static reel_curate_options copts;
 static reel_actor_def defs[REEL_CURATE_STAGES];
 static reel_task_result result;
+static reel_clip_chunk *chunk_;
+static reel_clip_chunk_info chunk_info;
+static reel_clip clip_;
 static uint64_t u64;
 static size_t count;
 static int present, idx;
@@ -238,6 +241,35 @@ CASE(reel_curate_read_summary, out, reel_curate_read_summary(bytes, 8, NULL))
 CASE(reel_uuid5_url, name, reel_uuid5_url(NULL, uuid))
 VALUE_CASE(reel_curate_is_video_name, name, reel_curate_is_video_name(&copts, NULL))
 CASE(reel_uuid5_url, out, reel_uuid5_url("x", NULL))
+CASE(reel_curate_pipeline_with, o,
+     reel_curate_pipeline_with(NULL, defs, &def_noop, NULL, NULL, &pipe_))
+CASE(reel_curate_pipeline_with, defs,
+     reel_curate_pipeline_with(&copts, NULL, &def_noop, NULL, NULL, &pipe_))
+CASE(reel_curate_pipeline_with, extra,
+     reel_curate_pipeline_with(&copts, defs, NULL, NULL, NULL, &pipe_))
+CASE(reel_curate_pipeline_with, out,
+     reel_curate_pipeline_with(&copts, defs, &def_noop, NULL, NULL, NULL))
+/* The chunk calls check their pointers before they read through any: a
+ * stand-in for the handle the check of another argument never touches. */
+#define FAKE_CHUNK ((reel_clip_chunk *)bytes)
+#define FAKE_CTX   ((reel_actor_ctx *)bytes)
+CASE(reel_clip_chunk_read, ctx, reel_clip_chunk_read(NULL, "s", &view, &chunk_))
+CASE(reel_clip_chunk_read, stage, reel_clip_chunk_read(FAKE_CTX, NULL, &view, &chunk_))
+CASE(reel_clip_chunk_read, in, reel_clip_chunk_read(FAKE_CTX, "s", NULL, &chunk_))
+CASE(reel_clip_chunk_read, out, reel_clip_chunk_read(FAKE_CTX, "s", &view, NULL))
+VALUE_CASE(reel_clip_chunk_clips, chunk, reel_clip_chunk_clips(NULL))
+CASE(reel_clip_chunk_info_get, chunk, reel_clip_chunk_info_get(NULL, &chunk_info))
+CASE(reel_clip_chunk_info_get, out, reel_clip_chunk_info_get(FAKE_CHUNK, NULL))
+CASE(reel_clip_chunk_clip, chunk, reel_clip_chunk_clip(NULL, 0, &clip_))
+CASE(reel_clip_chunk_clip, out, reel_clip_chunk_clip(FAKE_CHUNK, 0, NULL))
+CASE(reel_clip_art_get, chunk, reel_clip_art_get(NULL, 0, REEL_CLIP_MP4, &view))
+CASE(reel_clip_art_get, out, reel_clip_art_get(FAKE_CHUNK, 0, REEL_CLIP_MP4, NULL))
+VOID_CASE(reel_clip_art_release, chunk, reel_clip_art_release(NULL, 0, REEL_CLIP_MP4))
+CASE(reel_clip_filter, chunk, reel_clip_filter(NULL, 0, "why"))
+CASE(reel_clip_add_error, chunk, reel_clip_add_error(NULL, 0, "why"))
+CASE(reel_clip_add_error, text, reel_clip_add_error(FAKE_CHUNK, 0, NULL))
+CASE(reel_clip_chunk_write, chunk, reel_clip_chunk_write(NULL, (reel_actor_out *)bytes))
+CASE(reel_clip_chunk_write, out, reel_clip_chunk_write(FAKE_CHUNK, NULL))
 
 /* Calls that free or detach take NULL as a no-op, as free() does: they are
  * left out of the "names the argument" check (reel_store_close,
@@ -390,6 +422,27 @@ static const null_case cases[] = {
     ROW(reel_uuid5_url, name, true),
     ROW(reel_curate_is_video_name, name, false),
     ROW(reel_uuid5_url, out, true),
+    ROW(reel_curate_pipeline_with, o, true),
+    ROW(reel_curate_pipeline_with, defs, true),
+    ROW(reel_curate_pipeline_with, extra, true),
+    ROW(reel_curate_pipeline_with, out, true),
+    ROW(reel_clip_chunk_read, ctx, true),
+    ROW(reel_clip_chunk_read, stage, true),
+    ROW(reel_clip_chunk_read, in, true),
+    ROW(reel_clip_chunk_read, out, true),
+    ROW(reel_clip_chunk_clips, chunk, false),
+    ROW(reel_clip_chunk_info_get, chunk, true),
+    ROW(reel_clip_chunk_info_get, out, true),
+    ROW(reel_clip_chunk_clip, chunk, true),
+    ROW(reel_clip_chunk_clip, out, true),
+    ROW(reel_clip_art_get, chunk, true),
+    ROW(reel_clip_art_get, out, true),
+    ROW(reel_clip_art_release, chunk, false),
+    ROW(reel_clip_filter, chunk, true),
+    ROW(reel_clip_add_error, chunk, true),
+    ROW(reel_clip_add_error, text, true),
+    ROW(reel_clip_chunk_write, chunk, true),
+    ROW(reel_clip_chunk_write, out, true),
 };
 
 /* The name the sentence must carry: "opts_store" stands for "opts->store". */

@@ -37,7 +37,9 @@
  * size curates with a store of the default size.
  *
  * reel_curate_pipeline() builds the whole pipeline from options;
- * `reel-curate` is its command-line face. Each stage's setup reads the
+ * `reel-curate` is its command-line face. reel_curate_pipeline_with() puts a
+ * stage of the caller's into it, which reads and writes the chunks through
+ * the calls of "your own stage" below (examples/luma_filter is one). Each stage's setup reads the
  * options it needs from the reel_curate_options the defs point at (arg),
  * which must outlive the run.
  *
@@ -179,6 +181,34 @@ REEL_API uint32_t reel_curate_stage_defs(const reel_curate_options *o,
 REEL_API int reel_curate_pipeline(const reel_curate_options *o,
                                   reel_actor_def defs[REEL_CURATE_STAGES], reel_pipeline **out);
 
+/* The pipeline of reel_curate_pipeline() with one stage of the caller's,
+ * extra, inserted right after the stage named after_stage (NULL: "motion"):
+ * a per-chunk stage (see "Your own stage" below) that reads each chunk the
+ * stage before it writes, and writes it on to the stage after it. after_stage
+ * is one of the stages in o's line from "transcoder" to the last before the
+ * writer ("transcoder", "motion", ["frames"], ["preprocess"], ["preview"]):
+ * before the transcoder an item is a video or a chunk with no clip made yet,
+ * and after the writer there is nothing to write on to.
+ *   o, defs     as reel_curate_pipeline()'s; the curation stages' defs
+ *   extra       in: the stage, copied; its arg (the caller's, not o) must
+ *               stay valid until the run ends, its name must be none of the
+ *               curation stages'
+ *   extra_opts  in: its resources and workers (NULL: the def's), as
+ *               reel_pipeline_add() takes them; gather is refused (the
+ *               writer gathers). Its CPU share (extra_opts->cpus, else
+ *               extra->cpus, else 1) is scaled with the others' to fit the
+ *               node, as theirs are.
+ *   out         out: the pipeline, the caller's to reel_pipeline_free()
+ * Returns 0, or -EINVAL with reel_last_error() saying why (after_stage not
+ * in o's line, or before the transcoder, or the writer; a gathering extra
+ * stage; a duplicate name) and reel_pipeline_add()'s errors. The stages of
+ * o's line are the same, with the same resources, as reel_curate_pipeline()
+ * makes them. */
+REEL_API int reel_curate_pipeline_with(const reel_curate_options *o,
+                                       reel_actor_def defs[REEL_CURATE_STAGES],
+                                       const reel_actor_def *extra, const char *after_stage,
+                                       const reel_stage_options *extra_opts, reel_pipeline **out);
+
 /* Writes processed_videos/<name>.json for a video that failed before the
  * writer saw it (its error), as the writer does for the others. */
 REEL_API int reel_curate_record_failure(const reel_curate_options *o, const char *path,
@@ -204,6 +234,173 @@ REEL_API int reel_curate_read_summary(const void *data, uint64_t size,
 /* uuid5(NAMESPACE_URL, name) in its canonical text form, as Python's
  * uuid.uuid5(uuid.NAMESPACE_URL, name). Returns 0, or -ENOMEM (out is ""). */
 REEL_API int reel_uuid5_url(const char *name, char out[37]);
+
+/* ---- your own stage: the chunks of clips a stage reads and writes --------------
+ *
+ * Between the transcoder and the writer each item is a chunk: a small record
+ * object naming a run of one video's clips, each with its span, what the
+ * stages found (motion scores, the filtered flag, errors) and its artifacts -
+ * the encoded clip (MP4), its frames, its tensor and its preview, each a
+ * store object of its own (reel/actor.h, "artifacts") that the record names
+ * by ID and size. A stage of the caller's, inserted with
+ * reel_curate_pipeline_with(), does in its process():
+ *
+ *     reel_clip_chunk *ch;
+ *     int rc = reel_clip_chunk_read(ctx, "luma", &in[0], &ch);  // n is 1
+ *     for (uint32_t i = 0; rc == 0 && i < reel_clip_chunk_clips(ch); i++) {
+ *         reel_view mp4;
+ *         if (reel_clip_art_get(ch, i, REEL_CLIP_MP4, &mp4) != 0)
+ *             continue;                        // no MP4: an earlier stage said why
+ *         bool dark = mean_luma(mp4.data, mp4.size) < 40;
+ *         reel_clip_art_release(ch, i, REEL_CLIP_MP4);
+ *         if (dark)
+ *             rc = reel_clip_filter(ch, i, NULL);  // to filtered_clips/
+ *     }
+ *     if (rc == 0)
+ *         rc = reel_clip_chunk_write(ch, out);
+ *     reel_clip_chunk_free(ch);
+ *     return rc;
+ *
+ * examples/luma_filter/ is that stage in full. The stage reads artifacts
+ * zero-copy and never copies one: the chunk it writes carries every artifact
+ * it names on (reel_actor_carry), and the executor deletes those it no longer
+ * names (a filtered clip's frames, tensor and preview) after the task. What
+ * is copied is the record, a few hundred bytes a clip, counted in the
+ * video's reel_curate_video_summary.bytes_copied.
+ *
+ * The chunk is the caller's from reel_clip_chunk_read() to
+ * reel_clip_chunk_free(), and lives in one worker's process() (it holds the
+ * task's context and views into its input). A chunk is not thread-safe. */
+
+typedef struct reel_clip_chunk reel_clip_chunk;
+
+/* A clip's artifacts. */
+typedef enum reel_clip_art {
+    REEL_CLIP_MP4 = 0,     /* the clip in H.264/MP4 (made by the transcoder) */
+    REEL_CLIP_FRAMES = 1,  /* uint8 RGB, HWC: frames_n x frames_h x frames_w x 3 */
+    REEL_CLIP_TENSOR = 2,  /* float32, NCHW, normalized: tensor_n x 3 x tensor_h x tensor_w */
+    REEL_CLIP_PREVIEW = 3, /* a JPEG image */
+} reel_clip_art;
+#define REEL_CLIP_ARTS 4u
+
+/* An artifact as the record names it: an all-zero id and size 0 when the
+ * clip has none (not made, or dropped by a stage that said why in errors). */
+typedef struct reel_clip_artifact {
+    reel_id id;
+    uint64_t size; /* bytes */
+} reel_clip_artifact;
+
+/* One clip of a chunk, as reel_clip_chunk_clip() fills it. The strings point
+ * into the chunk: valid until reel_clip_chunk_free(), or (errors) until the
+ * next change to that clip. */
+typedef struct reel_clip {
+    const char *uuid;               /* uuid5(NAMESPACE_URL, "<path>_<start>_<end>") */
+    int64_t start_frame, end_frame; /* [start, end) frame indices in the source */
+    double start_s, end_s;          /* the same span in seconds of the source */
+    double fps;                     /* the clip's (after transcode; 0 before) */
+    int32_t width, height;          /* likewise */
+    int64_t num_frames;
+    bool filtered;             /* headed for filtered_clips/ (the motion filter, or a stage's) */
+    bool has_motion;           /* the motion stage scored it: */
+    double motion_global_mean; /*   Curator's global_mean, and */
+    double motion_patch_min;   /*   per_patch_min_256 (-1: could not score) */
+    uint32_t frames_n, frames_h, frames_w; /* the frames' shape (with the artifact) */
+    double frames_fps;
+    uint32_t tensor_n, tensor_h, tensor_w;  /* the tensor's (with the artifact) */
+    reel_clip_artifact art[REEL_CLIP_ARTS]; /* by reel_clip_art */
+    const char *errors; /* what went wrong for it, "a: x; b: y", "" when nothing did */
+} reel_clip;
+
+/* What the chunk says of its video and its place in it. path points into the
+ * chunk (valid until reel_clip_chunk_free()). */
+typedef struct reel_clip_chunk_info {
+    const char *path;       /* the source video, as the pipeline's input gave it */
+    uint32_t clips;         /* in this chunk (reel_clip_chunk_clips()) */
+    uint32_t first_clip;    /* its first clip's index among the video's */
+    uint32_t total_clips;   /* the video's */
+    uint32_t chunk_index;   /* 0 .. chunk_count - 1 */
+    uint32_t chunk_count;   /* the video's chunks */
+    double duration_s, fps; /* the source's, as probed */
+    int32_t width, height;  /* likewise */
+    bool partial;           /* the source decoded only in part */
+} reel_clip_chunk_info;
+
+/* Reads a chunk record: one item a stage gets between the transcoder and the
+ * writer (in a process() of one input, &in[0]).
+ *   ctx    in: the running task's (the store, and the task's error)
+ *   stage  in: the stage's name, as clip errors name it ("luma: ..."),
+ *          at most REEL_ACTOR_NAME_MAX - 1 bytes
+ *   in     in: the item's view; its bytes must stay mapped until
+ *          reel_clip_chunk_free() (an input of process() is, until it
+ *          returns)
+ *   out    out: the chunk, the caller's to reel_clip_chunk_free()
+ * Every field is checked (the layout, every offset and length inside the
+ * object, counts, shapes against sizes, strings, finite numbers), and each
+ * artifact the record names against the store: one that is not there, or is
+ * not the size and type the record says, is dropped from its clip with an
+ * error in its errors ("luma: its mp4 <hex> is not in the store"), so that
+ * what the chunk names can be read and carried on. Returns 0; -EBADMSG (not
+ * a chunk record, or a damaged one), -EINVAL (stage too long), -ENOMEM; each
+ * with a reel_last_error() sentence, also set as the task's error
+ * (reel_actor_set_error) so that a process() may return the code as is. */
+REEL_API int reel_clip_chunk_read(reel_actor_ctx *ctx, const char *stage, const reel_view *in,
+                                  reel_clip_chunk **out);
+
+/* The clips in the chunk (0 for a video that yielded none: its error is in
+ * the record, and the chunk goes on to the writer as it is). 0 for NULL. */
+REEL_API uint32_t reel_clip_chunk_clips(const reel_clip_chunk *chunk);
+
+/* What the chunk says of its video. Returns 0. */
+REEL_API int reel_clip_chunk_info_get(const reel_clip_chunk *chunk, reel_clip_chunk_info *out);
+
+/* Clip i of the chunk, 0 .. reel_clip_chunk_clips() - 1, into *out (strings:
+ * see reel_clip). Returns 0, or -EINVAL (i out of range). */
+REEL_API int reel_clip_chunk_clip(reel_clip_chunk *chunk, uint32_t i, reel_clip *out);
+
+/* Maps artifact k of clip i for reading, zero-copy: out->data is the
+ * object's bytes (out->size of them, the size the record says; out->meta its
+ * reel_meta), read-only, valid until reel_clip_art_release() of the same
+ * artifact or reel_clip_chunk_free(), whichever comes first. Getting one
+ * already mapped gives the same view. Returns 0, or -EINVAL (i or k out of
+ * range), -ENOENT (the clip has no such artifact, or it is no longer in the
+ * store), -EBADMSG (the object is not the size or type the record says), and
+ * reel_obj_get()'s errors, with a reel_last_error() sentence naming the clip
+ * and the artifact. */
+REEL_API int reel_clip_art_get(reel_clip_chunk *chunk, uint32_t i, reel_clip_art k, reel_view *out);
+
+/* Releases what reel_clip_art_get() mapped (a no-op when it is not mapped,
+ * or i or k is out of range). */
+REEL_API void reel_clip_art_release(reel_clip_chunk *chunk, uint32_t i, reel_clip_art k);
+
+/* Marks clip i filtered: the writer puts its MP4 in filtered_clips/, counts
+ * it in num_clips_filtered, and writes its metadata with "filtered": true.
+ * As the motion filter does, the clip keeps its MP4 and loses its frames,
+ * tensor and preview (the stages after it make none for a filtered clip, and
+ * the writer writes none: they are not carried on, and the executor deletes
+ * them). reason (may be NULL): appended to the clip's errors as "<stage>:
+ * filtered: <reason>", so that its metadata says why - and, having an
+ * error, "valid": false; NULL filters without a word, as the motion filter
+ * does. Filtering a filtered clip again only adds the reason. Returns 0, or
+ * -EINVAL (i out of range). */
+REEL_API int reel_clip_filter(reel_clip_chunk *chunk, uint32_t i, const char *reason);
+
+/* Appends "<stage>: <text>" to clip i's errors ("a; b", cut at 1023 bytes
+ * in all): the clip's metadata then says "valid": false. For a clip the
+ * stage could not handle; the clip goes on. Returns 0, -EINVAL (i out of
+ * range) or -ENOMEM. */
+REEL_API int reel_clip_add_error(reel_clip_chunk *chunk, uint32_t i, const char *text);
+
+/* Writes the chunk, with its changes, as the task's one output item: first
+ * every artifact it names is carried on to it (reel_actor_carry, no copy),
+ * then the record. Call it once per chunk, in the process() that read it,
+ * with that process()'s out. Returns 0, or reel_actor_carry()'s and
+ * reel_actor_output()'s errors (-E2BIG: more outputs than a task makes;
+ * -EEXIST: written already), with the task's error and reel_last_error()
+ * saying why. */
+REEL_API int reel_clip_chunk_write(reel_clip_chunk *chunk, reel_actor_out *out);
+
+/* Releases the artifacts still mapped and frees the chunk. NULL is a no-op. */
+REEL_API void reel_clip_chunk_free(reel_clip_chunk *chunk);
 
 #ifdef __cplusplus
 }
