@@ -213,13 +213,14 @@ REEL_API int reel_curate_pipeline_with(const reel_curate_options *o,
                           "the options leave it out, or there is none of that name",
                           after, names);
     /* An item before the transcoder is a video, or a chunk with no clip
-     * made yet; the writer gathers and ends the line. */
+     * made yet; after the clip writer its clips are written and its
+     * artifacts gone; the writer gathers and ends the line. */
     if (list[at]->def == &stage_reader_def || list[at]->def == &stage_splitter_def ||
-        list[at]->def == &stage_writer_def)
+        list[at]->def == &stage_clip_writer_def || list[at]->def == &stage_writer_def)
         return reel__fail(-EINVAL,
                           "reel_curate_pipeline_with: a stage cannot go after the %s: stages "
-                          "of the caller's go between the transcoder and the writer, after "
-                          "one of %s but the first two and the last",
+                          "of the caller's go between the transcoder and the clip writer, "
+                          "after one of %s but the first two and the last two",
                           after, names);
     if (extra_opts && extra_opts->gather)
         return reel__fail(-EINVAL,

@@ -317,31 +317,31 @@ Test(stage_api, a_stage_goes_in_after_the_stage_named_and_nowhere_it_cannot_work
 
     TH_OK(reel_curate_pipeline(&o, defs, &p));
     stage_names(p, names, sizeof names);
-    cr_expect_str_eq(names, "reader splitter transcoder motion preview writer");
+    cr_expect_str_eq(names, "reader splitter transcoder motion preview clip-writer writer");
     reel_pipeline_free(p);
 
     TH_OK(reel_curate_pipeline_with(&o, defs, &mine, NULL, NULL, &p));
     stage_names(p, names, sizeof names);
-    cr_expect_str_eq(names, "reader splitter transcoder motion mine preview writer");
+    cr_expect_str_eq(names, "reader splitter transcoder motion mine preview clip-writer writer");
     reel_pipeline_free(p);
 
     TH_OK(reel_curate_pipeline_with(&o, defs, &mine, "transcoder", NULL, &p));
     stage_names(p, names, sizeof names);
-    cr_expect_str_eq(names, "reader splitter transcoder mine motion preview writer");
+    cr_expect_str_eq(names, "reader splitter transcoder mine motion preview clip-writer writer");
     reel_pipeline_free(p);
 
     TH_OK(reel_curate_pipeline_with(&o, defs, &mine, "preview", NULL, &p));
     stage_names(p, names, sizeof names);
-    cr_expect_str_eq(names, "reader splitter transcoder motion preview mine writer");
+    cr_expect_str_eq(names, "reader splitter transcoder motion preview mine clip-writer writer");
     reel_pipeline_free(p);
 
     /* Where an item is no chunk of made clips, or nothing follows. */
-    const char *refused[] = {"reader", "splitter", "writer"};
-    for (size_t k = 0; k < 3; k++) {
+    const char *refused[] = {"reader", "splitter", "clip-writer", "writer"};
+    for (size_t k = 0; k < 4; k++) {
         p = NULL;
         int rc = reel_curate_pipeline_with(&o, defs, &mine, refused[k], NULL, &p);
         cr_expect_eq(rc, -EINVAL, "after %s: %d", refused[k], rc);
-        cr_expect(strstr(reel_last_error(), "between the transcoder and the writer"),
+        cr_expect(strstr(reel_last_error(), "between the transcoder and the clip writer"),
                   "after %s: %s", refused[k], reel_last_error());
         cr_expect_null(p);
     }
@@ -349,12 +349,13 @@ Test(stage_api, a_stage_goes_in_after_the_stage_named_and_nowhere_it_cannot_work
     int rc = reel_curate_pipeline_with(&o, defs, &mine, "frames", NULL, &p);
     cr_expect_eq(rc, -EINVAL);
     cr_expect(strstr(reel_last_error(), "no stage \"frames\" in this line (reader, splitter, "
-                                        "transcoder, motion, preview, writer)"),
+                                        "transcoder, motion, preview, clip-writer, writer)"),
               "%s", reel_last_error());
     o.write_frames = true;
     TH_OK(reel_curate_pipeline_with(&o, defs, &mine, "frames", NULL, &p));
     stage_names(p, names, sizeof names);
-    cr_expect_str_eq(names, "reader splitter transcoder motion frames mine preview writer");
+    cr_expect_str_eq(names,
+                     "reader splitter transcoder motion frames mine preview clip-writer writer");
     reel_pipeline_free(p);
     /* A gathering stage, and a name the line has. */
     rc =

@@ -186,9 +186,10 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
  * a per-chunk stage (see "Your own stage" below) that reads each chunk the
  * stage before it writes, and writes it on to the stage after it. after_stage
  * is one of the stages in o's line from "transcoder" to the last before the
- * writer ("transcoder", "motion", ["frames"], ["preprocess"], ["preview"]):
- * before the transcoder an item is a video or a chunk with no clip made yet,
- * and after the writer there is nothing to write on to.
+ * clip writer ("transcoder", "motion", ["frames"], ["preprocess"],
+ * ["preview"]): before the transcoder an item is a video or a chunk with no
+ * clip made yet, after the clip writer its clips are written and their
+ * artifacts gone, and after the writer there is nothing to write on to.
  *   o, defs     as reel_curate_pipeline()'s; the curation stages' defs
  *   extra       in: the stage, copied; its arg (the caller's, not o) must
  *               stay valid until the run ends, its name must be none of the
