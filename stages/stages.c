@@ -76,6 +76,15 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
     REEL_NEED(o, "o");
     REEL_NEED(defs, "defs");
     REEL_NEED(out, "out");
+    /* GPU shares where the node has a GPU and a stage can use it (gpu.c);
+     * none, and today's CPU path, where it has none. */
+    uint32_t n_gpus;
+    stage_gpu_plan_t gpu;
+    int rc = stage_gpu_count(o, &n_gpus);
+    if (rc == 0)
+        rc = stage_gpu_plan(o, n_gpus, &gpu);
+    if (rc)
+        return rc;
     const stage_entry *list[REEL_CURATE_STAGES];
     uint32_t n = stage_list(o, list);
     reel_curate_stage_defs(o, defs);
@@ -128,7 +137,7 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
     double ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
     double scale = total > 0.9 * ncpu ? 0.9 * ncpu / total : 1;
     reel_pipeline *p;
-    int rc = reel_pipeline_new("video-curation", &p);
+    rc = reel_pipeline_new("video-curation", &p);
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
         double share = floor(100 * want[i] * scale) / 100;
         /* One task per worker at a time: a transcoder's chunk is seconds of
@@ -142,6 +151,9 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
                                  .outputs = list[i]->out};
         if (list[i] == &stage_transcoder)
             so.workers = o->transcoder_workers; /* 0: autoscaled */
+        so.gpus = list[i] == &stage_preprocess   ? gpu.preprocess
+                  : list[i] == &stage_transcoder ? gpu.transcoder
+                                                 : 0;
         rc = reel_pipeline_add(p, &defs[i], &so);
     }
     if (rc) {

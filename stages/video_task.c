@@ -56,7 +56,7 @@ typedef struct vt_clip_rec {
     uint32_t frames_n, frames_h, frames_w, reserved;
     double frames_fps;
     vt_art_rec tensor;
-    uint32_t tensor_n, tensor_h, tensor_w, reserved2;
+    uint32_t tensor_n, tensor_h, tensor_w, tensor_gpu;
     vt_art_rec preview;
     vt_ref errors;
 } vt_clip_rec;
@@ -73,7 +73,7 @@ typedef struct vt_clip_rec {
     X(width) X(height) X(fps) X(num_frames) \
     X(has_motion) X(filtered) X(motion_global_mean) X(motion_patch_min) \
     X(frames_n) X(frames_h) X(frames_w) X(frames_fps) \
-    X(tensor_n) X(tensor_h) X(tensor_w)
+    X(tensor_n) X(tensor_h) X(tensor_w) X(tensor_gpu)
 /* clang-format on */
 #define VT_COPY(f) to->f = from->f;
 

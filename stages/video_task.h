@@ -115,6 +115,7 @@ typedef struct vt_clip {
     double frames_fps;
     vt_art tensor; /* float32 NCHW, normalized, tensor_n x 3 x tensor_h x tensor_w */
     uint32_t tensor_n, tensor_h, tensor_w;
+    bool tensor_gpu; /* the tensor was made by the CUDA kernel (else on the CPU) */
     vt_art preview;  /* a JPEG image */
     vt_bytes errors; /* text, "" when none */
 } vt_clip;

@@ -90,10 +90,18 @@ typedef struct reel_curate_options {
      * gets larger ones. */
     uint32_t clips_per_chunk;
 
-    /* Transcoding: H.264 in MP4 through libavcodec. */
+    /* Transcoding: H.264 in MP4 through libavcodec. An NVENC encoder
+     * ("h264_nvenc", Curator's name) encodes on the GPU: crf is its constant
+     * quality and an x264 preset its p1..p7 (see reel_curate_pipeline()). */
     const char *encoder; /* "libx264" */
     const char *preset;  /* "veryfast" */
     int32_t crf;         /* 23 */
+    /* Decode on the GPU (NVDEC, libavcodec's CUDA hwaccel; Curator's
+     * use_hwaccel, reel-curate's --transcode-use-hwaccel). Never a silent
+     * CPU fallback: reel_curate_pipeline() refuses it where this FFmpeg has
+     * no CUDA or the node no GPU, and a transcoder whose CUDA device does
+     * not open fails the video, naming the reason. (false) */
+    bool use_hwaccel;
     /* Threads per clip's encoder (Curator's encoder_threads). 0, the default:
      * 2 where the transcoder may run on 2 CPUs or more, else 1 - libx264
      * does 1.75 times the work on 2 threads, so that a lone transcoder (one
@@ -192,6 +200,9 @@ typedef struct reel_curate_video_summary {
      * video (records rewritten; artifacts pass by ID and count nothing), and
      * the source file's size: reel-curate prints their ratio. */
     uint64_t bytes_copied, source_bytes;
+    /* Tensors written (write_tensors), by where the preprocess stage made
+     * them: by the CUDA kernel on a GPU, or on the CPU. */
+    uint32_t tensors_gpu, tensors_cpu;
 } reel_curate_video_summary;
 
 /* Reads a writer output's bytes; -EBADMSG if they are not one. */
