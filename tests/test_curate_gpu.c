@@ -289,3 +289,28 @@ Test(curate_gpu, hardware_decode_opens_on_a_gpu_or_says_why_not) {
     media_close(m);
     cr_expect_eq(hw, sw, "NVDEC decoded %lld frames, the CPU %lld", (long long)hw, (long long)sw);
 }
+
+/* h264_nvenc takes reel's x264 preset and crf (veryfast, 23) as its own
+ * p-preset and constant quality: what stops it on a node without a GPU is
+ * the device, not an option it refuses; on a GPU node it encodes. */
+Test(curate_gpu, nvenc_takes_the_x264_preset_and_crf) {
+    if (!media_has_encoder("h264_nvenc"))
+        cr_skip_test("this FFmpeg has no h264_nvenc");
+    media_encode_options eo = {.encoder = "h264_nvenc",
+                               .preset = "veryfast",
+                               .crf = 23,
+                               .width = 320,
+                               .height = 240,
+                               .fps = 30};
+    media_output *e = NULL;
+    char why[512] = "";
+    int rc = media_encode_start(&eo, &e, why, sizeof why);
+    media_encode_free(e);
+    cr_expect_null(strstr(why, "refuses"), "%s", why);
+    if (node_gpus() == 0) {
+        cr_assert_neq(rc, 0);
+        cr_expect(strstr(why, "cannot open encoder h264_nvenc"), "%s", why);
+    } else {
+        cr_expect_eq(rc, 0, "%s", why);
+    }
+}

@@ -180,7 +180,21 @@ REEL_API uint32_t reel_curate_stage_defs(const reel_curate_options *o,
                                          reel_actor_def defs[REEL_CURATE_STAGES]);
 
 /* A pipeline named "video-curation" of the stages reel_curate_stage_defs()
- * picks, with their resources (defs must outlive it). */
+ * picks, with their resources (defs must outlive it).
+ *
+ * GPUs: when o asks for GPU work - write_tensors with use_gpu, use_hwaccel,
+ * or an NVENC encoder ("h264_nvenc") - it counts the node's GPUs as the
+ * scheduler does, in a short-lived child, so that the calling process never
+ * initializes CUDA (and may still fork its workers). With a GPU, the
+ * preprocess stage (write_tensors and use_gpu) and the transcoder
+ * (use_hwaccel or NVENC) ask for 0.25 of a device per worker: the scheduler
+ * shows them the device, and several workers share it. Without one, no
+ * stage asks for a GPU, and every share is what it is on a CPU node.
+ * Errors: -EINVAL (a NULL); -ENOTSUP when this FFmpeg has no encoder named
+ * o->encoder, or no CUDA for use_hwaccel; -ENODEV when use_hwaccel or an
+ * NVENC encoder meets a node without a GPU; reel_last_error() names the
+ * option, its reel-curate flag and the reason. Then reel_pipeline_new's and
+ * reel_pipeline_add's. */
 REEL_API int reel_curate_pipeline(const reel_curate_options *o,
                                   reel_actor_def defs[REEL_CURATE_STAGES], reel_pipeline **out);
 
