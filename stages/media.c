@@ -35,6 +35,7 @@
 #include <libavutil/hwcontext.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
 #define IO_BUF_SIZE (64 * 1024)
@@ -321,7 +322,13 @@ static enum AVPixelFormat hw_format(AVCodecContext *dec, const enum AVPixelForma
     for (const enum AVPixelFormat *f = offered; *f != AV_PIX_FMT_NONE; f++)
         if (*f == AV_PIX_FMT_CUDA)
             return *f;
-    return offered[0];
+    /* The first software format: another hwaccel's has no device here. */
+    for (const enum AVPixelFormat *f = offered; *f != AV_PIX_FMT_NONE; f++) {
+        const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(*f);
+        if (d && !(d->flags & AV_PIX_FMT_FLAG_HWACCEL))
+            return *f;
+    }
+    return AV_PIX_FMT_NONE;
 }
 
 /* Sets the decoder up for NVDEC (opts.hwaccel): the codec must have a CUDA
