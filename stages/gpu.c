@@ -26,8 +26,8 @@ bool stage_gpu_wanted(const reel_curate_options *o) {
     return (o->write_tensors && o->use_gpu) || transcoder_on_gpu(o);
 }
 
-int stage_gpu_plan(const reel_curate_options *o, uint32_t n_gpus, stage_gpu_plan_t *out) {
-    *out = (stage_gpu_plan_t){0};
+int stage_gpu_plan(const reel_curate_options *o, uint32_t n_gpus, stage_gpu_shares *out) {
+    *out = (stage_gpu_shares){0};
     /* What FFmpeg lacks is said first: no GPU would help. The lookups load
      * no driver. */
     if (o->encoder && *o->encoder && !media_has_encoder(o->encoder))

@@ -79,7 +79,7 @@ REEL_API int reel_curate_pipeline(const reel_curate_options *o,
     /* GPU shares where the node has a GPU and a stage can use it (gpu.c);
      * none, and today's CPU path, where it has none. */
     uint32_t n_gpus;
-    stage_gpu_plan_t gpu;
+    stage_gpu_shares gpu;
     int rc = stage_gpu_count(o, &n_gpus);
     if (rc == 0)
         rc = stage_gpu_plan(o, n_gpus, &gpu);

@@ -40,10 +40,10 @@ bool stage_wants_frames(const reel_curate_options *o);
 
 /* The GPU shares of a curation run (gpu.c): per worker, 0 for a CPU-only
  * stage. */
-typedef struct stage_gpu_plan_t {
+typedef struct stage_gpu_shares {
     double preprocess; /* with write_tensors and use_gpu */
     double transcoder; /* with use_hwaccel or an NVENC encoder */
-} stage_gpu_plan_t;
+} stage_gpu_shares;
 
 /* Whether o asks for anything a GPU does (so that the node's GPUs must be
  * counted). */
@@ -55,7 +55,7 @@ bool stage_gpu_wanted(const reel_curate_options *o);
  * reel-curate flag: -ENOTSUP when this FFmpeg lacks the encoder or CUDA
  * (use_hwaccel), -ENODEV when use_hwaccel or an NVENC encoder meets a node
  * without a GPU. Pure but for FFmpeg's lookups; touches no GPU. */
-int stage_gpu_plan(const reel_curate_options *o, uint32_t n_gpus, stage_gpu_plan_t *out);
+int stage_gpu_plan(const reel_curate_options *o, uint32_t n_gpus, stage_gpu_shares *out);
 
 /* The node's GPUs as the scheduler counts them (reel__node_detect: in a
  * child, so that the caller never initializes CUDA); 0 without a child when

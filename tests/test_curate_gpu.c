@@ -88,8 +88,8 @@ static void skip_on_a_gpu_node(void) {
         cr_skip_test("this node has a GPU: scripts/gpu-check.sh covers it");
 }
 
-static stage_gpu_plan_t plan_for(const reel_curate_options *o, uint32_t n_gpus) {
-    stage_gpu_plan_t p;
+static stage_gpu_shares plan_for(const reel_curate_options *o, uint32_t n_gpus) {
+    stage_gpu_shares p;
     int rc = stage_gpu_plan(o, n_gpus, &p);
     cr_assert_eq(rc, 0, "%s", reel_last_error());
     return p;
@@ -101,7 +101,7 @@ static stage_gpu_plan_t plan_for(const reel_curate_options *o, uint32_t n_gpus) 
 Test(curate_gpu, shares_go_to_the_stages_that_use_the_gpu) {
     reel_curate_options o;
     reel_curate_defaults(&o);
-    stage_gpu_plan_t p = plan_for(&o, 1);
+    stage_gpu_shares p = plan_for(&o, 1);
     cr_expect(p.preprocess == 0 && p.transcoder == 0, "defaults: %g %g", p.preprocess,
               p.transcoder);
     cr_expect(!stage_gpu_wanted(&o), "the defaults need no GPU count");
@@ -141,7 +141,7 @@ Test(curate_gpu, shares_go_to_the_stages_that_use_the_gpu) {
 Test(curate_gpu, hardware_asked_for_where_there_is_none_is_refused_by_name) {
     reel_curate_options o;
     reel_curate_defaults(&o);
-    stage_gpu_plan_t p;
+    stage_gpu_shares p;
     o.use_hwaccel = true;
     int rc = stage_gpu_plan(&o, 0, &p);
     cr_assert_eq(rc, media_has_cuda() ? -ENODEV : -ENOTSUP, "%d", rc);
