@@ -96,6 +96,9 @@ static void usage(FILE *f) {
         "                                     frames and preprocess stages)\n"
         "  --frames-fps X                     frames extracted per second of clip (2)\n"
         "  --no-gpu                           preprocess on the CPU even with a GPU\n"
+        "  --transcode-use-hwaccel            decode on the GPU (NVDEC); fails where there is\n"
+        "                                     none (with --transcode-encoder h264_nvenc, the\n"
+        "                                     transcoder runs on a GPU share)\n"
         "  --store NAME                       the object store (default: a new one per run)\n"
         "  --store-size BYTES                 its memory (default 512M; K, M, G suffixes)\n"
         "  --config FILE                      executor settings from a JSON file\n"
@@ -192,6 +195,8 @@ static void parse_args(int argc, char **argv, args *a) {
             a->describe = true;
         } else if (strcmp(arg, "--no-gpu") == 0) {
             a->opt.use_gpu = false;
+        } else if (strcmp(arg, "--transcode-use-hwaccel") == 0) {
+            a->opt.use_hwaccel = true;
         } else if (strcmp(arg, "--no-previews") == 0) {
             a->opt.previews = false;
         } else if (strcmp(arg, "--write-frames") == 0) {
@@ -349,6 +354,7 @@ typedef struct progress {
     size_t total;
     uint64_t videos_done, clips, written, filtered, partial, failed_in_writer;
     uint64_t bytes_copied, source_bytes; /* between store objects; of the sources */
+    uint64_t tensors_gpu, tensors_cpu;   /* where the tensors written were made */
     char (*named)[256];                  /* the videos the writer recorded, by name */
     size_t n_named, cap_named;
     double video_s;
@@ -419,6 +425,8 @@ static void on_output(void *arg, const reel_task_result *r) {
             p->frames += s.frames;
             p->bytes_copied += s.bytes_copied;
             p->source_bytes += s.source_bytes;
+            p->tensors_gpu += s.tensors_gpu;
+            p->tensors_cpu += s.tensors_cpu;
             if (p->n_named == p->cap_named) {
                 size_t cap = p->cap_named ? p->cap_named * 2 : 64;
                 char(*grown)[256] = realloc(p->named, cap * sizeof *grown);
@@ -606,6 +614,10 @@ int main(int argc, char **argv) {
             PROG ": %" PRIu64 " bytes copied between store objects (%.3g per source byte)\n",
             prog.bytes_copied,
             prog.source_bytes ? (double)prog.bytes_copied / (double)prog.source_bytes : 0.0);
+    /* Where the tensors were made: on a GPU node, whether the kernel ran. */
+    if (a.opt.write_tensors)
+        fprintf(stderr, PROG ": tensors: %" PRIu64 " clips on the GPU, %" PRIu64 " on the CPU\n",
+                prog.tensors_gpu, prog.tensors_cpu);
     if (skipped)
         fprintf(stderr, PROG ": %zu file%s skipped: not video extensions\n", skipped,
                 skipped == 1 ? "" : "s");

@@ -32,8 +32,10 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/hwcontext.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
 #define IO_BUF_SIZE (64 * 1024)
@@ -222,6 +224,11 @@ struct media_input {
     AVPacket *pkt;
     AVFrame *frame;
     int64_t skipped; /* frames the last decode decoded before its start */
+    /* Hardware decode (opts.hwaccel): the CUDA device, made once per input and
+     * kept across the decoder's re-opens; the frame each GPU picture is
+     * copied into, in system memory. */
+    AVBufferRef *hw_device;
+    AVFrame *sw_frame;
 };
 
 static void input_close(media_input *m) {
@@ -304,6 +311,60 @@ static int in_io_open(struct AVFormatContext *s, AVIOContext **pb, const char *u
     (void)s, (void)pb, (void)flags, (void)options;
     av_log(s, AV_LOG_ERROR, "refused to open %s: the input is one buffer\n", url ? url : "?");
     return AVERROR(EPERM);
+}
+
+/* The decoder's choice of output format under hwaccel: CUDA pictures when it
+ * offers them. It offers them only when NVDEC takes the stream (codec,
+ * profile, size); otherwise it decodes in software, and each frame says so
+ * by its format. */
+static enum AVPixelFormat hw_format(AVCodecContext *dec, const enum AVPixelFormat *offered) {
+    (void)dec;
+    for (const enum AVPixelFormat *f = offered; *f != AV_PIX_FMT_NONE; f++)
+        if (*f == AV_PIX_FMT_CUDA)
+            return *f;
+    /* The first software format: another hwaccel's has no device here. */
+    for (const enum AVPixelFormat *f = offered; *f != AV_PIX_FMT_NONE; f++) {
+        const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(*f);
+        if (d && !(d->flags & AV_PIX_FMT_FLAG_HWACCEL))
+            return *f;
+    }
+    return AV_PIX_FMT_NONE;
+}
+
+/* Sets the decoder up for NVDEC (opts.hwaccel): the codec must have a CUDA
+ * configuration in this FFmpeg, and a CUDA device must open. Neither is a
+ * reason to decode on the CPU instead: the caller asked for the GPU. */
+static int hw_setup(media_input *m, const AVCodec *codec, char *why, size_t cap) {
+    bool cuda = false;
+    for (int i = 0;; i++) {
+        const AVCodecHWConfig *c = avcodec_get_hw_config(codec, i);
+        if (!c)
+            break;
+        if (c->device_type == AV_HWDEVICE_TYPE_CUDA &&
+            (c->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX))
+            cuda = true;
+    }
+    if (!cuda) {
+        say(why, cap, "hardware decoding: this FFmpeg's %s decoder cannot decode on CUDA (NVDEC)",
+            codec->name);
+        return -ENOTSUP;
+    }
+    if (!m->hw_device) {
+        int rc = av_hwdevice_ctx_create(&m->hw_device, AV_HWDEVICE_TYPE_CUDA, NULL, NULL, 0);
+        if (rc < 0)
+            return fail(why, cap, rc, -ENODEV, "hardware decoding: cannot open a CUDA device");
+    }
+    if (!m->sw_frame && !(m->sw_frame = av_frame_alloc())) {
+        say(why, cap, "out of memory");
+        return -ENOMEM;
+    }
+    m->dec->hw_device_ctx = av_buffer_ref(m->hw_device);
+    if (!m->dec->hw_device_ctx) {
+        say(why, cap, "out of memory");
+        return -ENOMEM;
+    }
+    m->dec->get_format = hw_format;
+    return 0;
 }
 
 /* Opens the container over m->src and the decoder of its best video stream.
@@ -390,6 +451,8 @@ static int input_open(media_input *m, char *why, size_t cap) {
     }
     if (m->opts.export_mvs)
         m->dec->export_side_data |= AV_CODEC_EXPORT_DATA_MVS;
+    if (m->opts.hwaccel && (rc = hw_setup(m, codec, why, cap)) != 0)
+        return rc;
     rc = avcodec_open2(m->dec, codec, NULL);
     if (rc < 0)
         return fail(why, cap, rc, rc == AVERROR(ENOMEM) ? -ENOMEM : -EINVAL,
@@ -500,6 +563,8 @@ void media_close(media_input *m) {
     input_close(m);
     av_packet_free(&m->pkt);
     av_frame_free(&m->frame);
+    av_frame_free(&m->sw_frame);
+    av_buffer_unref(&m->hw_device);
     if (m->fd >= 0)
         close(m->fd);
     free(m->path);
@@ -580,7 +645,21 @@ static int drain(media_input *m, decode_run *r) {
         if (i < r->start)
             m->skipped++;
         if (i >= r->start && (r->end < 0 || i < r->end)) {
-            int k = r->fn(r->arg, i, m->frame);
+            const AVFrame *f = m->frame;
+            if (f->format == AV_PIX_FMT_CUDA) {
+                /* A GPU picture: into system memory, where the callers
+                 * (scaling, encoders) read it. */
+                av_frame_unref(m->sw_frame);
+                rc = av_hwframe_transfer_data(m->sw_frame, f, 0);
+                if (rc >= 0)
+                    rc = av_frame_copy_props(m->sw_frame, f);
+                if (rc < 0) {
+                    av_frame_unref(m->frame);
+                    return rc;
+                }
+                f = m->sw_frame;
+            }
+            int k = r->fn(r->arg, i, f);
             if (k) {
                 av_frame_unref(m->frame);
                 r->stop = k;
@@ -1000,6 +1079,24 @@ void media_encode_free(media_output *e) {
     free(e);
 }
 
+bool media_is_nvenc(const char *encoder) {
+    size_t n = encoder ? strlen(encoder) : 0;
+    return n > 6 && strcmp(encoder + n - 6, "_nvenc") == 0;
+}
+
+bool media_has_encoder(const char *encoder) {
+    const AVCodec *c = encoder ? avcodec_find_encoder_by_name(encoder) : NULL;
+    return c && c->type == AVMEDIA_TYPE_VIDEO;
+}
+
+bool media_has_cuda(void) {
+    for (enum AVHWDeviceType t = AV_HWDEVICE_TYPE_NONE;
+         (t = av_hwdevice_iterate_types(t)) != AV_HWDEVICE_TYPE_NONE;)
+        if (t == AV_HWDEVICE_TYPE_CUDA)
+            return true;
+    return false;
+}
+
 static bool x264_preset(const char *p) {
     static const char *const names[] = {"ultrafast", "superfast", "veryfast", "faster",
                                         "fast",      "medium",    "slow",     "slower",
@@ -1089,8 +1186,20 @@ int media_encode_start(const media_encode_options *o, media_output **out, char *
         rc = -EINVAL;
         goto out;
     }
-    if (o->preset && *o->preset) {
-        rc = av_opt_set(e->enc->priv_data, "preset", o->preset, 0);
+    const char *preset = o->preset;
+    bool nvenc = media_is_nvenc(name);
+    if (nvenc && preset && x264_preset(preset)) {
+        /* x264's speed steps onto NVENC's (p1 fastest .. p7 slowest). */
+        static const char *const steps[][2] = {
+            {"ultrafast", "p1"}, {"superfast", "p2"}, {"veryfast", "p2"}, {"faster", "p3"},
+            {"fast", "p4"},      {"medium", "p5"},    {"slow", "p6"},     {"slower", "p7"},
+            {"veryslow", "p7"},  {"placebo", "p7"}};
+        for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+            if (strcmp(preset, steps[i][0]) == 0)
+                preset = steps[i][1];
+    }
+    if (preset && *preset) {
+        rc = av_opt_set(e->enc->priv_data, "preset", preset, 0);
         if (rc < 0) {
             char what[96];
             snprintf(what, sizeof what, "encoder %s refuses preset \"%s\"", name, o->preset);
@@ -1098,7 +1207,15 @@ int media_encode_start(const media_encode_options *o, media_output **out, char *
             goto out;
         }
     }
-    rc = av_opt_set_double(e->enc->priv_data, "crf", o->crf, 0);
+    if (nvenc) {
+        /* NVENC's constant quality: its cq in place of x264's crf. */
+        e->enc->bit_rate = 0;
+        rc = av_opt_set(e->enc->priv_data, "rc", "vbr", 0);
+        if (rc >= 0)
+            rc = av_opt_set_double(e->enc->priv_data, "cq", o->crf, 0);
+    } else {
+        rc = av_opt_set_double(e->enc->priv_data, "crf", o->crf, 0);
+    }
     if (rc < 0) {
         char what[96];
         snprintf(what, sizeof what, "encoder %s refuses crf %d", name, o->crf);

@@ -49,6 +49,15 @@ typedef struct media_open_options {
                       * decoder's non-bit-exact shortcuts (FFmpeg's
                       * -skip_loop_filter all -flags2 fast): for frames that
                       * are scaled down or previewed, never re-encoded */
+    bool hwaccel;    /* decode on an NVIDIA GPU (NVDEC: libavcodec's CUDA
+                      * hwaccel); frames are copied back into system memory
+                      * before the callback sees them, so callers read them
+                      * as any other. Where the codec has no CUDA decoder in
+                      * this FFmpeg the open fails with -ENOTSUP, where no
+                      * CUDA device opens with -ENODEV, why naming the reason:
+                      * never a silent decode on the CPU. A stream NVDEC
+                      * refuses (its profile, its size) is decoded by the CPU,
+                      * as FFmpeg's -hwaccel cuda does. */
 } media_open_options;
 
 /* Opens the video stream of a container held in data[0..size) (which must
@@ -165,9 +174,24 @@ typedef struct media_encode_options {
  * (round it down before); fps in (0, 1000], crf 0..51; preset and crf are
  * the encoder's private options (libx264's names; an encoder without them
  * is -EINVAL naming it). The MP4's time base is 1/fps as a fraction
- * (av_d2q: 30000/1001 stays exact). *out is freed with media_encode_free(),
+ * (av_d2q: 30000/1001 stays exact). An NVENC encoder (a name ending in
+ * "_nvenc", as h264_nvenc) has neither libx264 option: crf is its constant
+ * quality (rc vbr, cq crf, no bit-rate cap), and an x264 preset name is
+ * taken to NVENC's p1 (ultrafast) .. p7 (slower, veryslow, placebo); other
+ * names go to it as they are. *out is freed with media_encode_free(),
  * also after a failed media_encode_frame()/finish(). */
 int media_encode_start(const media_encode_options *o, media_output **out, char *why, size_t cap);
+
+/* Whether encoder names an NVENC encoder (ends in "_nvenc": h264_nvenc). */
+bool media_is_nvenc(const char *encoder);
+
+/* Whether this FFmpeg has a video encoder of that name (a lookup only: it
+ * opens nothing, so it touches no GPU). */
+bool media_has_encoder(const char *encoder);
+
+/* Whether this FFmpeg was built with CUDA devices (hardware decoding's
+ * hwcontext). A lookup only: it loads no driver and opens no device. */
+bool media_has_cuda(void);
 
 /* Encodes one frame (the next in the clip): its timestamp is its index in
  * the clip / fps; the frame's own pts, picture type and size are ignored

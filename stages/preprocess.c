@@ -124,6 +124,7 @@ static int make_tensor(const reel_curate_options *o, vt_clip *c, void **owned, c
     }
     *owned = tensor;
     c->tensor = (vt_art){.data = (const uint8_t *)tensor, .size = bytes};
+    c->tensor_gpu = gpu_on; /* still on: the kernel made this one */
     c->tensor_n = p.n;
     c->tensor_h = c->tensor_w = p.size;
     if (!o->write_frames) /* made for the tensor only: not carried to the writer */

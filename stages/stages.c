@@ -86,6 +86,15 @@ typedef struct extra_stage {
 /* The curation line of o into *out, with extra (NULL: none) in it. */
 static int build(const reel_curate_options *o, reel_actor_def defs[REEL_CURATE_STAGES],
                  const extra_stage *extra, reel_pipeline **out) {
+    /* GPU shares where the node has a GPU and a stage can use it (gpu.c);
+     * none, and today's CPU path, where it has none. */
+    uint32_t n_gpus;
+    stage_gpu_shares gpu;
+    int gpu_rc = stage_gpu_count(o, &n_gpus);
+    if (gpu_rc == 0)
+        gpu_rc = stage_gpu_plan(o, n_gpus, &gpu);
+    if (gpu_rc)
+        return gpu_rc;
     const stage_entry *list[REEL_CURATE_STAGES];
     uint32_t n = stage_list(o, list);
     reel_curate_stage_defs(o, defs);
@@ -160,6 +169,9 @@ static int build(const reel_curate_options *o, reel_actor_def defs[REEL_CURATE_S
                                  .outputs = list[i]->out};
         if (list[i] == &stage_transcoder)
             so.workers = o->transcoder_workers; /* 0: autoscaled */
+        so.gpus = list[i] == &stage_preprocess   ? gpu.preprocess
+                  : list[i] == &stage_transcoder ? gpu.transcoder
+                                                 : 0;
         rc = reel_pipeline_add(p, &defs[i], &so);
         if (rc == 0 && extra && i == extra->after) {
             reel_stage_options xo = extra->opts ? *extra->opts : (reel_stage_options){0};

@@ -39,6 +39,30 @@ extern const reel_actor_def stage_writer_def;      /* writer.c: a video's record
  * (stages.c; the frames stage is in the pipeline exactly then). */
 bool stage_wants_frames(const reel_curate_options *o);
 
+/* The GPU shares of a curation run (gpu.c): per worker, 0 for a CPU-only
+ * stage. */
+typedef struct stage_gpu_shares {
+    double preprocess; /* with write_tensors and use_gpu */
+    double transcoder; /* with use_hwaccel or an NVENC encoder */
+} stage_gpu_shares;
+
+/* Whether o asks for anything a GPU does (so that the node's GPUs must be
+ * counted). */
+bool stage_gpu_wanted(const reel_curate_options *o);
+
+/* The shares o gets on a node of n_gpus GPUs: none at all without a GPU
+ * (the CPU path), STAGE_GPU_SHARE to each stage that asked with one.
+ * Refuses, with a reel_last_error() sentence naming the option and its
+ * reel-curate flag: -ENOTSUP when this FFmpeg lacks the encoder or CUDA
+ * (use_hwaccel), -ENODEV when use_hwaccel or an NVENC encoder meets a node
+ * without a GPU. Pure but for FFmpeg's lookups; touches no GPU. */
+int stage_gpu_plan(const reel_curate_options *o, uint32_t n_gpus, stage_gpu_shares *out);
+
+/* The node's GPUs as the scheduler counts them (reel__node_detect: in a
+ * child, so that the caller never initializes CUDA); 0 without a child when
+ * o wants no GPU. Errors: reel__node_detect's. */
+int stage_gpu_count(const reel_curate_options *o, uint32_t *n_gpus);
+
 /* The artifacts a clip may carry at once in a run of o: its MP4, and its
  * frames, tensor and preview when the run makes them (options.c). */
 uint32_t stage_artifacts_per_clip(const reel_curate_options *o);
@@ -152,6 +176,9 @@ typedef struct writer_summary {
     uint32_t partial;        /* the video decoded only in part */
     uint32_t failed;         /* it yielded nothing (its record has the error) */
     uint32_t reserved;
+    /* Tensors written, by where the preprocess stage made them: what shows
+     * that the CUDA kernel ran (scripts/gpu-check.sh reads it). */
+    uint32_t tensors_gpu, tensors_cpu;
     double duration_s; /* of the source */
     int64_t frames;    /* of the source */
     /* Bytes copied between store objects for this video, summed over its

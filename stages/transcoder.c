@@ -300,7 +300,8 @@ static int transcode_clips(const reel_curate_options *o, video_task *t, clip_job
         return -ENOMEM;
     media_input *m = NULL;
     bool partial = false;
-    int rc = stage_open_source(t, NULL, &m, why, sizeof why);
+    const media_open_options mo = {.hwaccel = o->use_hwaccel}; /* NVDEC when asked */
+    int rc = stage_open_source(t, &mo, &m, why, sizeof why);
     if (rc == 0)
         rc = media_decode(m, first, last, on_frame, &x, &partial, why, sizeof why);
     if (rc == -ESTALE) {

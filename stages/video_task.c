@@ -56,7 +56,7 @@ typedef struct vt_clip_rec {
     uint32_t frames_n, frames_h, frames_w, written;
     double frames_fps;
     vt_art_rec tensor;
-    uint32_t tensor_n, tensor_h, tensor_w, reserved2;
+    uint32_t tensor_n, tensor_h, tensor_w, tensor_gpu;
     vt_art_rec preview;
     vt_ref errors;
 } vt_clip_rec;
@@ -71,9 +71,9 @@ typedef struct vt_clip_rec {
 #define VT_CLIP_SCALARS(X) \
     X(start_frame) X(end_frame) X(start_s) X(end_s) \
     X(width) X(height) X(fps) X(num_frames) \
-    X(has_motion) X(filtered) X(written) X(motion_global_mean) X(motion_patch_min) \
+    X(has_motion) X(filtered) X(motion_global_mean) X(motion_patch_min) \
     X(frames_n) X(frames_h) X(frames_w) X(frames_fps) \
-    X(tensor_n) X(tensor_h) X(tensor_w)
+    X(tensor_n) X(tensor_h) X(tensor_w) X(tensor_gpu)
 /* clang-format on */
 #define VT_COPY(f) to->f = from->f;
 
@@ -153,10 +153,13 @@ static void probe_get(vt_probe *to, const vt_header *from) {
 
 static void clip_put(vt_clip_rec *to, const vt_clip *from) {
     VT_CLIP_SCALARS(VT_COPY)
+    to->written = (uint32_t)from->written | (uint32_t)from->tensor_written << 1;
 }
 
 static void clip_get(vt_clip *to, const vt_clip_rec *from) {
     VT_CLIP_SCALARS(VT_COPY)
+    to->written = from->written & 1;
+    to->tensor_written = from->written >> 1 & 1;
 }
 
 int vt_read(const void *data, uint64_t size, video_task *out, char *why, size_t cap) {

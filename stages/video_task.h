@@ -109,13 +109,15 @@ typedef struct vt_clip {
     int64_t num_frames;
     bool has_motion; /* motion filter ran */
     double motion_global_mean, motion_patch_min;
-    bool filtered; /* below the motion thresholds */
-    bool written;  /* its MP4 is in clips/ or filtered_clips/ (the clip writer) */
-    vt_art frames; /* uint8 HWC, frames_n x frames_h x frames_w x 3 */
+    bool filtered;       /* below the motion thresholds */
+    bool written;        /* its MP4 is in clips/ or filtered_clips/ (the clip writer) */
+    bool tensor_written; /* and its tensor in metas/v0/ (tensor_gpu: made on the GPU) */
+    vt_art frames;       /* uint8 HWC, frames_n x frames_h x frames_w x 3 */
     uint32_t frames_n, frames_h, frames_w;
     double frames_fps;
     vt_art tensor; /* float32 NCHW, normalized, tensor_n x 3 x tensor_h x tensor_w */
     uint32_t tensor_n, tensor_h, tensor_w;
+    bool tensor_gpu; /* the tensor was made by the CUDA kernel (else on the CPU) */
     vt_art preview;  /* a JPEG image */
     vt_bytes errors; /* text, "" when none */
 } vt_clip;

@@ -456,6 +456,7 @@ static int write_clip(reel_actor_ctx *ctx, const reel_curate_options *o, const v
     if (rc == 0 && o->write_tensors && vt_art_present(&c->tensor)) {
         snprintf(file, sizeof file, "%s/metas/v0/%s.tensor.npy", root, c->uuid);
         rc = write_art(ctx, c, STAGE_ART_TENSOR, file, put_tensor, text, sizeof text);
+        c->tensor_written = rc == 0;
         rc = rc > 0 ? 0 : rc;
     }
     if (rc == 0) {
@@ -627,6 +628,8 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
         const vt_clip *c = &t.clips[i];
         sum.clips_written += c->written && !c->filtered;
         sum.clips_filtered += c->written && c->filtered;
+        sum.tensors_gpu += c->tensor_written && c->tensor_gpu;
+        sum.tensors_cpu += c->tensor_written && !c->tensor_gpu;
     }
     {
         json j = {0};
@@ -671,13 +674,17 @@ REEL_API int reel_curate_read_summary(const void *data, uint64_t size,
     memcpy(&w, data, sizeof w);
     if (memcmp(w.magic, WRITER_SUMMARY_MAGIC, 8) != 0 || w.clips_written > w.clips ||
         w.clips_filtered > w.clips - w.clips_written || w.duration_s != w.duration_s ||
-        w.duration_s < 0 || w.frames < 0 || !memchr(w.name, '\0', sizeof w.name))
+        w.duration_s < 0 || w.frames < 0 || !memchr(w.name, '\0', sizeof w.name) ||
+        w.tensors_gpu > w.clips_written + w.clips_filtered ||
+        w.tensors_cpu > w.clips_written + w.clips_filtered - w.tensors_gpu)
         return -EBADMSG;
     *out = (reel_curate_video_summary){.clips = w.clips,
                                        .bytes_copied = w.bytes_copied,
                                        .source_bytes = w.source_bytes,
                                        .clips_written = w.clips_written,
                                        .clips_filtered = w.clips_filtered,
+                                       .tensors_gpu = w.tensors_gpu,
+                                       .tensors_cpu = w.tensors_cpu,
                                        .partial = w.partial != 0,
                                        .failed = w.failed != 0,
                                        .duration_s = w.duration_s,

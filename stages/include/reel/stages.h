@@ -95,10 +95,18 @@ typedef struct reel_curate_options {
      * gets larger ones. */
     uint32_t clips_per_chunk;
 
-    /* Transcoding: H.264 in MP4 through libavcodec. */
+    /* Transcoding: H.264 in MP4 through libavcodec. An NVENC encoder
+     * ("h264_nvenc", Curator's name) encodes on the GPU: crf is its constant
+     * quality and an x264 preset its p1..p7 (see reel_curate_pipeline()). */
     const char *encoder; /* "libx264" */
     const char *preset;  /* "veryfast" */
     int32_t crf;         /* 23 */
+    /* Decode on the GPU (NVDEC, libavcodec's CUDA hwaccel; Curator's
+     * use_hwaccel, reel-curate's --transcode-use-hwaccel). Never a silent
+     * CPU fallback: reel_curate_pipeline() refuses it where this FFmpeg has
+     * no CUDA or the node no GPU, and a transcoder whose CUDA device does
+     * not open fails the video, naming the reason. (false) */
+    bool use_hwaccel;
     /* Threads per clip's encoder (Curator's encoder_threads). 0, the default:
      * 2 where the transcoder may run on 2 CPUs or more, else 1 - libx264
      * does 1.75 times the work on 2 threads, so that a lone transcoder (one
@@ -177,7 +185,21 @@ REEL_API uint32_t reel_curate_stage_defs(const reel_curate_options *o,
                                          reel_actor_def defs[REEL_CURATE_STAGES]);
 
 /* A pipeline named "video-curation" of the stages reel_curate_stage_defs()
- * picks, with their resources (defs must outlive it). */
+ * picks, with their resources (defs must outlive it).
+ *
+ * GPUs: when o asks for GPU work - write_tensors with use_gpu, use_hwaccel,
+ * or an NVENC encoder ("h264_nvenc") - it counts the node's GPUs as the
+ * scheduler does, in a short-lived child, so that the calling process never
+ * initializes CUDA (and may still fork its workers). With a GPU, the
+ * preprocess stage (write_tensors and use_gpu) and the transcoder
+ * (use_hwaccel or NVENC) ask for 0.25 of a device per worker: the scheduler
+ * shows them the device, and several workers share it. Without one, no
+ * stage asks for a GPU, and every share is what it is on a CPU node.
+ * Errors: -EINVAL (a NULL); -ENOTSUP when this FFmpeg has no encoder named
+ * o->encoder, or no CUDA for use_hwaccel; -ENODEV when use_hwaccel or an
+ * NVENC encoder meets a node without a GPU; reel_last_error() names the
+ * option, its reel-curate flag and the reason. Then reel_pipeline_new's and
+ * reel_pipeline_add's. */
 REEL_API int reel_curate_pipeline(const reel_curate_options *o,
                                   reel_actor_def defs[REEL_CURATE_STAGES], reel_pipeline **out);
 
@@ -226,6 +248,9 @@ typedef struct reel_curate_video_summary {
      * video (records rewritten; artifacts pass by ID and count nothing), and
      * the source file's size: reel-curate prints their ratio. */
     uint64_t bytes_copied, source_bytes;
+    /* Tensors written (write_tensors), by where the preprocess stage made
+     * them: by the CUDA kernel on a GPU, or on the CPU. */
+    uint32_t tensors_gpu, tensors_cpu;
 } reel_curate_video_summary;
 
 /* Reads a writer output's bytes; -EBADMSG if they are not one. */
