@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 
 static const char *store_path;
@@ -507,21 +508,25 @@ Test(stage_splitter, a_file_changed_since_it_was_read_fails_in_the_task) {
 
 /* Fan-out: one item per chunk of clips_per_chunk clips, each naming its
  * place (chunk_index of chunk_count, first_clip of total_clips); the
- * automatic size is one clip, raised so that a video makes at most
- * REEL_TASK_MAX_OUTPUTS chunks. */
+ * automatic size makes twice as many chunks as the CPUs; any size is raised
+ * so that a video makes at most REEL_TASK_MAX_OUTPUTS chunks. */
 Test(stage_splitter, the_splitter_fans_a_video_out_into_chunks) {
     sf_blob v = synth_video(300); /* 12 s at 25 fps */
     video_task in;
     char *file;
     file_task(&in, "chunks.mp4", v, &file);
-    static const struct {
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    uint32_t cpus = (uint32_t)CPU_COUNT(&set), auto_per = (12 + 2 * cpus - 1) / (2 * cpus);
+    struct {
         double clip_s;
         uint32_t per_chunk; /* asked for */
         uint32_t clips, chunks, per;
     } cases[] = {
-        {1, 0, 12, 12, 1},     /* automatic: a clip each */
+        /* automatic: 2 x CPUs chunks (the workers see the CPUs this test does) */
+        {1, 0, 12, (12 + auto_per - 1) / auto_per, auto_per},
         {1, 5, 12, 3, 5},      /* 5, 5, 2 */
-        {0.125, 0, 96, 48, 2}, /* 96 clips: 2 a chunk, so that 64 chunks hold them */
+        {0.125, 1, 96, 48, 2}, /* 96 clips: 2 a chunk, so that 64 chunks hold them */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         reel_curate_options o;

@@ -87,8 +87,10 @@ typedef struct reel_curate_options {
     /* Fan-out: the splitter makes one item of each run of clips_per_chunk
      * of a video's clips (Curator's num_clips_per_chunk), and the stages
      * after it work on the items of one video at once. 0 (the default):
-     * automatic, as few clips as can be (1), so long as a video makes at
-     * most REEL_TASK_MAX_OUTPUTS items and an item's clip artifacts (an MP4
+     * automatic, a video's clips over twice as many chunks as the CPUs the
+     * splitter may run on (each chunk costs a seek and a decode from the
+     * keyframe before it), so long as a video makes at most
+     * REEL_TASK_MAX_OUTPUTS items and an item's clip artifacts (an MP4
      * each, and frames, tensor, preview as made) with its record fit the
      * REEL_TASK_MAX_OUTPUTS outputs of a task. A value whose chunk cannot
      * fit them is refused; a video with more chunks than a task can output
