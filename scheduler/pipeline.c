@@ -376,19 +376,28 @@ typedef struct idqueue {
     size_t cap, head, count;
 } idqueue;
 
+/* Room for one more in a full ring of count elements of elem bytes at *v
+ * (capacity *cap, first at *head): a new array twice the size (first_cap
+ * for none), the elements in order from its start. 0 or -ENOMEM. */
+static int ring_grow(void **v, size_t elem, size_t *cap, size_t *head, size_t count,
+                     size_t first_cap) {
+    size_t n = *cap ? *cap * 2 : first_cap;
+    uint8_t *to = malloc(n * elem);
+    if (!to)
+        return -ENOMEM;
+    for (size_t i = 0; i < count; i++)
+        memcpy(to + i * elem, (const uint8_t *)*v + (*head + i) % *cap * elem, elem);
+    free(*v);
+    *v = to;
+    *cap = n;
+    *head = 0;
+    return 0;
+}
+
 static int q_push(idqueue *q, const reel_id *id) {
-    if (q->count == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 256;
-        reel_id *v = malloc(cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        for (size_t i = 0; i < q->count; i++)
-            v[i] = q->v[(q->head + i) % q->cap];
-        free(q->v);
-        q->v = v;
-        q->cap = cap;
-        q->head = 0;
-    }
+    if (q->count == q->cap &&
+        ring_grow((void **)&q->v, sizeof *q->v, &q->cap, &q->head, q->count, 256) != 0)
+        return -ENOMEM;
     q->v[(q->head + q->count) % q->cap] = *id;
     q->count++;
     return 0;
@@ -556,17 +565,30 @@ static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
     }
 }
 
-/* Deletes the artifacts that belong to item. */
-static void drop_kids(run *r, const reel_id *item) {
+/* Takes up to cap of the artifacts that belong to item out of the run's
+ * set, into out, in one pass over it; how many. */
+static uint32_t take_kids(run *r, const reel_id *item, reel_id *out, uint32_t cap) {
     idmap *m = &r->kids;
-    for (size_t j = 0; m->count > 0 && j < m->cap; j++) {
+    uint32_t n = 0;
+    for (size_t j = 0; m->count > 0 && j < m->cap && n < cap; j++) {
         /* A removal shifts a later entry into j: look at j again. */
-        while (m->used[j] && reel_id_equal(&m->e[j].origin, item)) {
-            reel_id art = m->e[j].key;
-            idmap_remove(m, &art);
-            reel_obj_delete(r->store, &art);
+        while (n < cap && m->used[j] && reel_id_equal(&m->e[j].origin, item)) {
+            out[n] = m->e[j].key;
+            idmap_remove(m, &out[n++]);
         }
     }
+    return n;
+}
+
+/* Deletes the artifacts that belong to item. */
+static void drop_kids(run *r, const reel_id *item) {
+    reel_id arts[REEL_TASK_MAX_OUTPUTS];
+    uint32_t n;
+    do {
+        n = take_kids(r, item, arts, REEL_TASK_MAX_OUTPUTS);
+        for (uint32_t k = 0; k < n; k++)
+            reel_obj_delete(r->store, &arts[k]);
+    } while (n == REEL_TASK_MAX_OUTPUTS);
 }
 
 /* Deletes an object the run made, if it did, with its artifacts. */
@@ -615,18 +637,9 @@ static gather_group *group_of(run *r, const reel_id *origin) {
 }
 
 static int gsize_push(stage_run *s, uint32_t n) {
-    if (s->gcount == s->gcap) {
-        size_t cap = s->gcap ? s->gcap * 2 : 64;
-        uint32_t *v = malloc(cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        for (size_t i = 0; i < s->gcount; i++)
-            v[i] = s->gsize[(s->ghead + i) % s->gcap];
-        free(s->gsize);
-        s->gsize = v;
-        s->gcap = cap;
-        s->ghead = 0;
-    }
+    if (s->gcount == s->gcap &&
+        ring_grow((void **)&s->gsize, sizeof *s->gsize, &s->gcap, &s->ghead, s->gcount, 64) != 0)
+        return -ENOMEM;
     s->gsize[(s->ghead + s->gcount) % s->gcap] = n;
     s->gcount++;
     return 0;
@@ -719,14 +732,11 @@ static void hand_over(run *r, const reel_task_result *t, uint32_t items) {
             idmap_remove(&r->kids, id);
         } else if (fwd) {
             own_input = !idmap_remove(&r->made, id);
-            idmap *m = &r->kids;
-            for (size_t j = 0; m->count > 0 && j < m->cap; j++)
-                while (m->used[j] && reel_id_equal(&m->e[j].origin, id) &&
-                       mine.n_outputs + (t->n_outputs - k) < REEL_TASK_MAX_OUTPUTS) {
-                    mine.artifacts |= 1ull << mine.n_outputs;
-                    mine.outputs[mine.n_outputs++] = m->e[j].key;
-                    idmap_remove(m, &mine.outputs[mine.n_outputs - 1]);
-                }
+            /* Room for this item and the outputs after it. */
+            uint32_t room = REEL_TASK_MAX_OUTPUTS - mine.n_outputs - (t->n_outputs - k);
+            uint32_t n = take_kids(r, id, mine.outputs + mine.n_outputs, room);
+            for (uint32_t a = 0; a < n; a++)
+                mine.artifacts |= 1ull << mine.n_outputs++;
         }
         if (art)
             mine.artifacts |= 1ull << mine.n_outputs;
