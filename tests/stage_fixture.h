@@ -276,35 +276,6 @@ static inline void sf_on_output(void *arg, const reel_task_result *r) {
         if (!(r->forwarded >> k & 1))
             reel_obj_delete(s->store, &r->outputs[k]);
     }
-    /* A forwarded item's artifacts are not among the outputs: the executor
-     * still holds them (and deletes them when the run ends), so they are
-     * copied now. */
-    if (!s->out->forwarded || s->out->n_objs == 0)
-        return;
-    video_task t;
-    char why[256];
-    const struct sf_obj *item = &s->out->objs[s->out->n_objs - 1];
-    if (vt_read(item->data, item->size, &t, why, sizeof why) != 0)
-        return;
-    for (uint32_t i = 0; i < t.n_clips; i++) {
-        vt_art *arts[] = {&t.clips[i].mp4, &t.clips[i].frames, &t.clips[i].tensor,
-                          &t.clips[i].preview};
-        for (int k = 0; k < 4; k++) {
-            reel_view v;
-            if (!vt_art_present(arts[k]) || s->out->n_objs >= 256 ||
-                reel_obj_get(s->store, &arts[k]->id, 1, 0, &v) != 0)
-                continue;
-            struct sf_obj *o = &s->out->objs[s->out->n_objs++];
-            o->id = arts[k]->id;
-            o->data = malloc(v.size ? v.size : 1);
-            if (o->data)
-                memcpy(o->data, v.data, v.size);
-            o->size = v.size;
-            o->artifact = true;
-            reel_obj_release(s->store, &arts[k]->id);
-        }
-    }
-    vt_free(&t);
 }
 
 /* The test's loader, the first stage of every run whose task names

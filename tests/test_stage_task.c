@@ -379,38 +379,6 @@ Test(stage_task, the_writer_lays_out_curators_tree) {
     cr_assert_eq(system(cmd), 0);
 }
 
-typedef struct written_record {
-    reel_store *store;
-    int n;
-    uint64_t artifacts;
-    uint32_t clips, written, with_artifacts;
-} written_record;
-
-static void keep_written(void *arg, const reel_task_result *r) {
-    written_record *x = arg;
-    x->n++;
-    x->artifacts |= r->artifacts;
-    for (uint32_t k = 0; k < r->n_outputs; k++) {
-        reel_view v;
-        video_task t;
-        char why[256];
-        if (!(r->artifacts >> k & 1) && reel_obj_get(x->store, &r->outputs[k], 1, 0, &v) == 0) {
-            if (vt_read(v.data, v.size, &t, why, sizeof why) == 0) {
-                for (uint32_t i = 0; i < t.n_clips; i++) {
-                    const vt_clip *c = &t.clips[i];
-                    x->clips++;
-                    x->written += c->written;
-                    x->with_artifacts += vt_art_present(&c->mp4) || vt_art_present(&c->preview) ||
-                                         vt_art_present(&c->frames) || vt_art_present(&c->tensor);
-                }
-                vt_free(&t);
-            }
-            reel_obj_release(x->store, &r->outputs[k]);
-        }
-        reel_obj_delete(x->store, &r->outputs[k]);
-    }
-}
-
 /* The clip writer passes a chunk on written and without its artifacts: the
  * executor deletes them then, so the store never holds a whole video's clips
  * waiting for the writer's gather. */
@@ -425,38 +393,23 @@ Test(stage_task, the_clip_writer_passes_a_chunk_on_without_its_artifacts) {
     float tensor[12];
     sample_task(&t, clips, frames, tensor);
     clips[1].mp4 = (vt_art){.data = (const uint8_t *)"MP4B", .size = 4};
-    reel_id in, put[256];
-    uint32_t n_put = sf_put_input(store, &t, &in, put);
     reel_curate_options o;
     reel_curate_defaults(&o);
     o.output_dir = root;
-    reel_pipeline *p;
-    TH_OK(reel_pipeline_new("clip-writer", &p));
-    TH_OK(reel_pipeline_add(p, &sf_loader_def, &(reel_stage_options){.cpus = 0.5}));
-    reel_actor_def def = stage_clip_writer_def;
-    def.arg = &o;
-    TH_OK(reel_pipeline_add(p, &def, &(reel_stage_options){.cpus = 0.5}));
-    reel_executor_config c;
-    reel_executor_config_defaults(&c);
-    written_record w = {.store = store};
-    reel_run_options ro = {.store = store_path,
-                           .config = &c,
-                           .inputs = &in,
-                           .n_inputs = 1,
-                           .on_output = keep_written,
-                           .arg = &w,
-                           .flags = REEL_RUN_QUIET};
-    TH_OK(reel_pipeline_run(p, &ro, NULL));
-    cr_assert_eq(w.n, 1);
-    cr_assert_eq(w.artifacts, 0, "the clip writer handed artifacts on");
-    cr_assert_eq(w.clips, 2);
-    cr_assert_eq(w.written, 2, "both clips' MP4s are written, and the record says so");
-    cr_assert_eq(w.with_artifacts, 0, "the record still names artifacts");
-    reel_pipeline_free(p);
-    TH_OK(reel_obj_delete(store, &in));
-    for (uint32_t i = 0; i < n_put; i++)
-        TH_OK(reel_obj_delete(store, &put[i]));
-    cr_assert_eq(th_stats(store).objects_sealed, 0, "the run's artifacts are gone");
+    /* sf_run1 also asserts that the store holds nothing of the run after. */
+    sf_out out = sf_run1(store, store_path, &stage_clip_writer_def, &o, &t);
+    cr_assert_eq(out.outputs, 1);
+    for (uint32_t i = 0; i < out.n_objs; i++)
+        cr_assert(!out.objs[i].artifact, "the clip writer handed artifacts on");
+    cr_assert_eq(out.t.n_clips, 2);
+    for (uint32_t i = 0; i < out.t.n_clips; i++) {
+        const vt_clip *c = &out.t.clips[i];
+        cr_assert(c->written, "clip %u: its MP4 is written, and the record says so", i);
+        cr_assert(!vt_art_present(&c->mp4) && !vt_art_present(&c->preview) &&
+                      !vt_art_present(&c->frames) && !vt_art_present(&c->tensor),
+                  "clip %u: the record still names artifacts", i);
+    }
+    sf_out_free(&out);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     cr_assert_eq(system(cmd), 0);
