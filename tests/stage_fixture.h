@@ -183,12 +183,16 @@ static inline void sf_clip(vt_clip *c, int k, sf_blob mp4, int w, int h, double 
     c->errors = (vt_bytes){(const uint8_t *)"", 0};
 }
 
-/* Writes b to a file of its own, /tmp/reel-test-<pid>-<name>: its path,
+/* Writes b to a new file of its own, /tmp/reel-test-XXXXXX-<name> (made by
+ * mkstemps: never one a killed test left, whatever its pid): its path,
  * malloc'd; the caller unlink()s and free()s it. */
 static inline char *sf_tmp_file(const char *name, sf_blob b) {
     char *path;
-    cr_assert_gt(asprintf(&path, "/tmp/reel-test-%d-%s", (int)getpid(), name), 0);
-    th_write_file(path, b.data, (size_t)b.size);
+    cr_assert_gt(asprintf(&path, "/tmp/reel-test-XXXXXX-%s", name), 0);
+    int fd = mkstemps(path, (int)strlen(name) + 1);
+    cr_assert_geq(fd, 0, "mkstemps %s: %s", path, strerror(errno));
+    cr_assert_eq(write(fd, b.data, (size_t)b.size), (ssize_t)b.size);
+    close(fd);
     return path;
 }
 
