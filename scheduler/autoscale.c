@@ -72,8 +72,14 @@ static usage used_by(const ctx *c, const uint32_t *w) {
     return u;
 }
 
+/* Whether cpus fit the node's CPU budget, with its overdraw. */
+static bool cpus_fit(const reel_node_resources *node, double cpus) {
+    return le(cpus, node->cpus) ||
+           (node->cpu_overdraw > 0 && cpus < node->cpus + node->cpu_overdraw);
+}
+
 static bool within(const ctx *c, usage u) {
-    return le(u.cpus, c->node->cpus) && le(u.gpus, c->node->gpus) && u.memory <= c->node->memory;
+    return cpus_fit(c->node, u.cpus) && le(u.gpus, c->node->gpus) && u.memory <= c->node->memory;
 }
 
 /* u plus one worker of stage i (none when i is NONE). */
@@ -88,7 +94,7 @@ static usage plus_one(const ctx *c, usage u, uint32_t i) {
 
 /* Whether a worker of stage d frees a resource that u overdraws. */
 static bool helps(const ctx *c, usage u, uint32_t d) {
-    return (!le(u.cpus, c->node->cpus) && c->m[d].cpus > 0) ||
+    return (!cpus_fit(c->node, u.cpus) && c->m[d].cpus > 0) ||
            (!le(u.gpus, c->node->gpus) && c->m[d].gpus > 0) ||
            (u.memory > c->node->memory && c->m[d].memory > 0);
 }
@@ -354,7 +360,7 @@ static int check_stage(const reel_stage_measure *m, uint32_t i, const reel_node_
     if (m->finished)
         return 0;
     uint32_t w = m->fixed_workers ? m->fixed_workers : 1;
-    if (!le(m->cpus * w, node->cpus) || !le(m->gpus * w, node->gpus) ||
+    if (!cpus_fit(node, m->cpus * w) || !le(m->gpus * w, node->gpus) ||
         mem_times(m->memory, w) > node->memory)
         return reel__fail(-EINVAL,
                           "autoscale: stage %u: %u worker%s need%s %.2f CPUs, %.2f GPUs, %llu "
@@ -398,8 +404,9 @@ static void smooth(reel_autoscale_stage_state *s, const reel_stage_measure *m) {
 
 static int setup(ctx *c, reel_autoscale_state *ns) {
     const reel_node_resources *node = c->node;
-    if (bad(node->cpus) || bad(node->gpus))
-        return reel__fail(-EINVAL, "autoscale: node CPUs or GPUs NaN, infinite or negative");
+    if (bad(node->cpus) || bad(node->gpus) || bad(node->cpu_overdraw))
+        return reel__fail(-EINVAL,
+                          "autoscale: node CPUs, GPUs or CPU overdraw NaN, infinite or negative");
     for (uint32_t i = 0; i < c->n; i++) {
         int rc = check_stage(&c->m[i], i, node);
         if (rc < 0)

@@ -78,7 +78,14 @@
  *
  * Resources: CPUs and GPUs are scalar budgets (packing fractional GPUs onto
  * devices is the placement's job), memory is in bytes. The allocation never
- * exceeds any of them.
+ * exceeds the GPUs or the memory. It may exceed the CPUs by less than
+ * cpu_overdraw (0: not at all): workers are whole and CPU time is shared by
+ * the kernel, so on a small node one more worker of the bottleneck, put on
+ * the last fraction of a CPU, turns idle CPU time into throughput (on 2 CPUs,
+ * two single-threaded transcoders beside the light stages of a curation
+ * line), where a strict budget would leave most of a CPU idle. The executor
+ * counts a worker's CPUs by what it measurably takes (reel_stage_measure), so
+ * this never packs many CPU-bound workers onto few CPUs.
  *
  * Applying the result: removals first, then additions (the change list is in
  * that order). Remove idle workers before busy ones, and never one still in
@@ -138,6 +145,7 @@ typedef struct reel_node_resources {
     double cpus;
     double gpus;
     uint64_t memory;
+    double cpu_overdraw; /* CPUs the allocation may exceed cpus by, strictly less */
 } reel_node_resources;
 
 typedef struct reel_autoscale_stage_state {

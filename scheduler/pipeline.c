@@ -415,6 +415,7 @@ typedef struct stage_window {
     uint64_t items, passed;
     double busy, cpu, measured, wait;
     double demand;  /* CPUs a worker takes in a task, as last measured (0: not yet) */
+    double takes;   /* demand x the share of time in tasks, as last measured */
     uint64_t tasks; /* done or failed for good: the status lines' tasks/s */
 } stage_window;
 
@@ -1237,6 +1238,10 @@ static void log_status(run *r, uint64_t now) {
  * the next one. */
 /* Task time in a window below which a stage's CPU use is not measured. */
 #define REEL_MEASURED_CPU_MIN_S 0.05
+/* CPUs the autoscaler's allocation may exceed the node's budget by (less
+ * than): one more worker of the bottleneck on the last fraction of a CPU
+ * (autoscale.h, "Resources"). */
+#define REEL_PIPELINE_CPU_OVERDRAW 1.0
 
 static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, stage_window *w,
                           reel_stage_measure *m) {
@@ -1263,16 +1268,6 @@ static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, s
     m->fixed_workers = sd->fixed_workers;
     m->min_workers = sd->min_workers;
     m->max_workers = sd->max_workers ? sd->max_workers : REEL_POOL_MAX_WORKERS;
-    /* A worker counts for the CPUs it measurably takes while in a task, when
-     * that is more than it asked for: ten single-threaded workers asking for
-     * 0.2 CPUs each do not fit two CPUs. */
-    double cpu = ps.cpu_seconds - w->cpu;
-    double running = (ps.measured_seconds - w->measured) - (ps.cpu_wait_seconds - w->wait);
-    if (running >= REEL_MEASURED_CPU_MIN_S && cpu >= 0)
-        w->demand = cpu / running; /* else the last measure holds */
-    m->cpus = sd->def.cpus;
-    if (w->demand > m->cpus)
-        m->cpus = r->node.cpus > 0 ? fmin(w->demand, r->node.cpus) : w->demand;
     m->gpus = s->gpus;
     m->memory = sd->def.memory;
     if (items > 0 && busy > 0)
@@ -1281,6 +1276,21 @@ static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, s
     /* Only ready workers run tasks: the share of their time spent in them. */
     if (window > 0 && producing > 0 && busy > 0)
         m->busy = fmin(1.0, busy / (window * producing));
+    /* A worker counts for the CPUs it would take if it never waited for one,
+     * when that is more than it asked for: the CPU it takes while running in
+     * a task (its waits for a CPU left out) times the share of its time in
+     * tasks. Ten single-threaded workers asking for 0.2 CPUs each, always in
+     * a task, count for ten CPUs however they share two; a light stage that
+     * takes a whole CPU for the 5% of its time it works counts for 0.05. */
+    double cpu = ps.cpu_seconds - w->cpu;
+    double running = (ps.measured_seconds - w->measured) - (ps.cpu_wait_seconds - w->wait);
+    if (running >= REEL_MEASURED_CPU_MIN_S && cpu >= 0)
+        w->demand = cpu / running; /* else the last measure holds */
+    m->cpus = sd->def.cpus;
+    if (items > 0)
+        w->takes = w->demand * m->busy; /* else the last measure holds */
+    if (w->takes > m->cpus)
+        m->cpus = r->node.cpus > 0 ? fmin(w->takes, r->node.cpus) : w->takes;
     if (items > 0)
         m->outputs_per_input = (double)passed / (double)items;
     m->queue_depth = s->q.count + (uint64_t)ps.queued * sd->def.batch_size;
@@ -1439,8 +1449,10 @@ static void autoscale_round(run *r, uint64_t now) {
     r->scale_rounds++;
     if (r->o->flags & REEL_RUN_NO_AUTOSCALE)
         return;
-    reel_node_resources res = {
-        .cpus = r->node.cpus, .gpus = r->node.n_gpus, .memory = r->node.memory};
+    reel_node_resources res = {.cpus = r->node.cpus,
+                               .gpus = r->node.n_gpus,
+                               .memory = r->node.memory,
+                               .cpu_overdraw = REEL_PIPELINE_CPU_OVERDRAW};
     reel_autoscale_result out;
     int rc = reel__autoscale(m, r->p->n, &res, &r->scale, &out);
     if (rc) {
@@ -1547,10 +1559,19 @@ static void drive(run *r, uint32_t first, uint32_t end) {
 static int run_streaming(run *r) {
     uint32_t counts[REEL_PIPELINE_MAX_STAGES];
     /* Fixed stages get their count, the others their floor; then the CPUs
-     * left are spread over the autoscaled stages, a worker at a time. */
+     * left are spread over the autoscaled stages, a worker at a time, in
+     * rounds. Within a round the stages that ask for the most CPU come
+     * first: a line with one heavy stage (a transcoder of a whole CPU among
+     * stages of a tenth) gives the last CPU to it rather than to spare
+     * workers of the light ones, which would leave no room for it. */
+    uint32_t order[REEL_PIPELINE_MAX_STAGES];
     for (uint32_t i = 0; i < r->p->n; i++) {
         const stage_def *sd = r->s[i].sd;
         counts[i] = sd->fixed_workers ? sd->fixed_workers : sd->min_workers ? sd->min_workers : 1;
+        uint32_t k = i; /* insertion sort, stable: equals keep stage order */
+        for (; k > 0 && r->s[order[k - 1]].sd->def.cpus < sd->def.cpus; k--)
+            order[k] = order[k - 1];
+        order[k] = i;
     }
     int rc = place_all(r, counts);
     if (rc)
@@ -1558,7 +1579,8 @@ static int run_streaming(run *r) {
     bool full[REEL_PIPELINE_MAX_STAGES] = {false};
     for (int added = 1; added;) {
         added = 0;
-        for (uint32_t i = 0; i < r->p->n; i++) {
+        for (uint32_t j = 0; j < r->p->n; j++) {
+            uint32_t i = order[j];
             const stage_def *sd = r->s[i].sd;
             if (full[i] || sd->fixed_workers || (sd->max_workers && counts[i] >= sd->max_workers) ||
                 fit_workers(r, i, counts) <= counts[i])

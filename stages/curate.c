@@ -80,7 +80,7 @@ static void usage(FILE *f) {
         "  --transcode-preset NAME            encoder preset (veryfast)\n"
         "  --transcode-crf N                  0..51 (23)\n"
         "  --transcode-encoder-threads N      threads of each clip's encoder, 1..64 (0, the\n"
-        "                                     default: 2 where the transcoder has 2 CPUs)\n"
+        "                                     default: 1; a transcoder asks for a CPU each)\n"
         "  --transcoder-workers N             a fixed number of transcoder workers, 1..256\n"
         "                                     (default 0: autoscaled, as every stage)\n"
         "  --clips-per-chunk N                clips per item after the splitter (Curator's\n"

@@ -16,16 +16,7 @@ const reel_curate_options *stage_options(reel_actor_ctx *ctx) {
 }
 
 uint32_t stage_encode_threads(const reel_curate_options *o) {
-    if (o->encode_threads)
-        return o->encode_threads;
-#if defined(__SANITIZE_THREAD__)
-    /* ThreadSanitizer stops a process forked from a threaded one as soon as
-     * it starts a thread (die_after_fork), as a worker of a test's pipeline
-     * is: the encoder runs on the worker's own thread there. */
-    return 1;
-#endif
-    cpu_set_t set;
-    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) >= 2 ? 2 : 1;
+    return o->encode_threads ? o->encode_threads : 1;
 }
 
 int stage_read_record(reel_actor_ctx *ctx, const char *stage, const reel_view *in, video_task *t) {

@@ -100,11 +100,13 @@ static int build(const reel_curate_options *o, reel_actor_def defs[REEL_CURATE_S
     reel_curate_stage_defs(o, defs);
     /* What a worker of each stage really uses, so that the autoscaler
      * places them by it (issue 14, item 4):
-     *   - the transcoder: a CPU per encoder thread (stage_encode_threads():
-     *     2 by default where there are 2 CPUs; the decode before it takes
-     *     a little more, x264's threads a little less); with one clip per
-     *     chunk, a video's clips are on every transcoder at once, and the
-     *     autoscaler adds transcoders where the queue is.
+     *   - the transcoder: a CPU per encoder thread. Its encoder has one
+     *     thread unless told (--transcode-encoder-threads): the clips of
+     *     every video are spread over the transcoders, and as many
+     *     single-threaded transcoders as CPUs encode more per CPU than fewer
+     *     with threads (on the samples, 2 x 1 thread on 2 CPUs did 7.0-7.5
+     *     s of video per second where 1 x 2 threads did 5.6). The line is
+     *     sized for as many transcoders as the CPUs hold (or as are fixed).
      *   - the splitter: one CPU when it detects scenes (it decodes the whole
      *     video); with a fixed stride it only does arithmetic on the probe.
      *   - the reader (a probe) and the writer (files out of the store):
@@ -117,16 +119,18 @@ static int build(const reel_curate_options *o, reel_actor_def defs[REEL_CURATE_S
      *     MP4 only for the clips it could not.
      *   - preprocess: a quarter of a CPU (a resize and a scale per frame
      *     at 2 frames a second of clip).
-     * On a node smaller than the line with one worker each (within 90% of
-     * its CPUs: the executor keeps cpu_allocation_percentage, 95% by
-     * default, for the stages), every share is scaled down alike so that it
-     * starts; the autoscaler then moves workers where time goes. So on a
-     * 2-CPU node (1.9 CPUs to place at the default 95%) one transcoder
-     * runs, on both CPUs with its encoder's 2 threads (as ffmpeg -threads 0
-     * does): a second would need more than the node has, and asking for
-     * less does not help, as the autoscaler counts a worker by the CPU it
-     * measurably takes; the clips of one video go to several transcoders
-     * from 4 CPUs on. */
+     * Where that line does not fit within 90% of the node's CPUs (the
+     * executor keeps cpu_allocation_percentage, 95% by default, for the
+     * stages), every share is scaled down alike, so that on a 2-CPU node two
+     * transcoders start beside one worker of every other stage; the
+     * autoscaler then counts each worker by the CPU it measurably takes and
+     * moves workers where time goes. */
+    cpu_set_t set;
+    uint32_t ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? (uint32_t)CPU_COUNT(&set) : 1;
+    uint32_t threads = stage_encode_threads(o);
+    uint32_t transcoders = o->transcoder_workers ? o->transcoder_workers
+                           : ncpu / threads      ? ncpu / threads
+                                                 : 1;
     double want[REEL_CURATE_STAGES];
     double total = 0, extra_want = 0;
     if (extra) {
@@ -140,7 +144,7 @@ static int build(const reel_curate_options *o, reel_actor_def defs[REEL_CURATE_S
     for (uint32_t i = 0; i < n; i++) {
         const reel_actor_def *d = list[i]->def;
         if (d == &stage_transcoder_def)
-            want[i] = stage_encode_threads(o);
+            want[i] = threads;
         else if (d == &stage_splitter_def)
             want[i] = o->splitting == REEL_SPLIT_SCENE ? 1 : 0.05;
         else if (d == &stage_motion_def)
@@ -149,10 +153,8 @@ static int build(const reel_curate_options *o, reel_actor_def defs[REEL_CURATE_S
             want[i] = 0.25;
         else
             want[i] = 0.1;
-        total += want[i];
+        total += d == &stage_transcoder_def ? want[i] * transcoders : want[i];
     }
-    cpu_set_t set;
-    double ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
     double scale = total > 0.9 * ncpu ? 0.9 * ncpu / total : 1;
     reel_pipeline *p;
     int rc = reel_pipeline_new("video-curation", &p);

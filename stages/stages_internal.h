@@ -73,8 +73,8 @@ uint32_t stage_artifacts_per_clip(const reel_curate_options *o);
  * chunk size fits both bounds (splitter.c). */
 uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n);
 
-/* Threads per clip's encoder: o->encode_threads, or with 0, 2 where this
- * process may run on 2 CPUs or more (its affinity), else 1. */
+/* Threads per clip's encoder: o->encode_threads, or 1 with 0 (see
+ * reel_curate_options). */
 uint32_t stage_encode_threads(const reel_curate_options *o);
 
 /* The options of the run (reel_actor_arg). */

@@ -100,7 +100,11 @@ static void check_result(const sim *s, const reel_stage_measure *m,
         cr_assert_geq(r->workers[i], m[i].finished ? 0 : m[i].workers_setup,
                       "stage %u lost a worker in setup", i);
     }
-    cr_assert_leq(cpus, s->node.cpus + 1e-9, "%.3f CPUs of %.3f", cpus, s->node.cpus);
+    if (s->node.cpu_overdraw > 0)
+        cr_assert_lt(cpus, s->node.cpus + s->node.cpu_overdraw, "%.3f CPUs of %.3f + %.3f", cpus,
+                     s->node.cpus, s->node.cpu_overdraw);
+    else
+        cr_assert_leq(cpus, s->node.cpus + 1e-9, "%.3f CPUs of %.3f", cpus, s->node.cpus);
     cr_assert_leq(gpus, s->node.gpus + 1e-9, "%.3f GPUs of %.3f", gpus, s->node.gpus);
     cr_assert_leq(mem, s->node.memory, "%llu bytes of %llu", (unsigned long long)mem,
                   (unsigned long long)s->node.memory);
@@ -468,6 +472,39 @@ Test(autoscale, gpu_and_memory_budgets_hold) {
     cr_assert_eq(s.res.workers[0], 2);
     cr_assert_eq(s.res.workers[1], 2);
     cr_assert_eq(s.res.changes[0].reason, REEL_AUTOSCALE_OVER_BUDGET);
+}
+
+/* A node's CPUs may be overdrawn by less than cpu_overdraw: on 2 CPUs at 95%
+ * (1.9), a line of one heavy stage of a whole CPU and light stages of 0.35
+ * in all gets a second heavy worker (2.35 < 1.9 + 1), never a third (3.35);
+ * without the overdraw it keeps one. A plan over the budget and the
+ * overdraw is trimmed as before. */
+Test(autoscale, the_cpus_may_be_overdrawn_by_less_than_the_overdraw) {
+    for (int overdraw = 0; overdraw <= 1; overdraw++) {
+        sim s;
+        sim_init(&s, 3, (double[]){0.001, 0.100, 0.002}, 1.9);
+        s.node.cpu_overdraw = overdraw;
+        s.m[0].cpus = 0.2, s.m[1].cpus = 1, s.m[2].cpus = 0.15;
+        sim_converge(&s, 10);
+        cr_assert_eq(s.m[1].workers, overdraw ? 2u : 1u, "overdraw %d: %u heavy workers", overdraw,
+                     s.m[1].workers);
+        cr_assert_eq(s.m[0].workers + s.m[2].workers, 2u);
+    }
+    /* Exactly the budget plus the overdraw is over it: three of 1 CPU on a
+     * budget of 2 with an overdraw of 1 lose one. */
+    sim s;
+    sim_init(&s, 1, (double[]){0.100}, 2);
+    s.node.cpu_overdraw = 1;
+    s.m[0].workers = 3;
+    sim_step(&s);
+    cr_assert_eq(s.res.workers[0], 2);
+    cr_assert_eq(s.res.changes[0].reason, REEL_AUTOSCALE_OVER_BUDGET);
+    /* A negative or NaN overdraw is refused. */
+    reel_node_resources bad = s.node;
+    bad.cpu_overdraw = -1;
+    reel_autoscale_state st = {0};
+    cr_assert_eq(reel__autoscale(s.m, 1, &bad, &st, &s.res), -EINVAL);
+    cr_assert(strstr(reel_last_error(), "CPU overdraw"), "%s", reel_last_error());
 }
 
 Test(autoscale, max_workers_is_a_ceiling) {

@@ -851,7 +851,8 @@ Test(bench, curate_long_reports_its_rows_beside_ffmpeg_and_one_worker, .timeout 
         {"wall time", "s", "amount", "baseline", "ffmpeg -threads 0"},
         {"s of video/s beside 1 transcoder worker", "s/s", "rate", "baseline",
          "reel-curate --transcoder-workers 1"},
-        {"peak resident memory, process tree", "MB", "amount", "baseline", "ffmpeg -threads 0"},
+        {"peak memory, process tree (Pss)", "MB", "amount", "baseline", "ffmpeg -threads 0"},
+        {"peak memory, process tree (Pss)", "MB", "amount", "limit", "sum of VmHWM"},
         {"peak store use", "MB", "amount", "limit", "the store's capacity"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {

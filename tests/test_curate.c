@@ -202,25 +202,35 @@ Test(curate, describe_lists_only_the_stages_asked_for) {
     }
 }
 
-/* Each stage asks for the CPU it uses: the transcoder one (libx264 single-
- * threaded per clip), the scene splitter one (it decodes the whole video),
- * the reader, the fixed-stride splitter and the writer a small share
- * (before, every stage had the same 0.12 on 2 CPUs). */
+/* Each stage asks for the CPU it uses: the transcoder one per encoder
+ * thread, the scene splitter one (it decodes the whole video), the reader,
+ * the fixed-stride splitter and the writer a small share (before, every
+ * stage had the same 0.12 on 2 CPUs). The line is sized for as many
+ * transcoders as the CPUs hold, or as are fixed, and scaled to fit 90% of
+ * the CPUs. */
 Test(curate, each_stage_asks_for_the_cpu_it_uses) {
-    /* The encoder's threads are given: their automatic number is 1 in a
-     * ThreadSanitizer build (stage_encode_threads), 2 on 2 CPUs else. */
     static const struct {
         const char *argv[5];
         const char *want[3];
     } cases[] = {
+        /* 1 thread, the default: 2 transcoders of 1 CPU beside 0.5 CPUs of
+         * light stages, 2.5 scaled to 1.8. */
+        {{NULL},
+         {"Stage 1: reader\n  Resources: 0.07 CPUs", "Stage 2: splitter\n  Resources: 0.03 CPUs",
+          "Stage 3: transcoder\n  Resources: 0.72 CPUs"}},
+        {{"--transcode-encoder-threads", "1", NULL},
+         {"Stage 1: reader\n  Resources: 0.07 CPUs", "Stage 2: splitter\n  Resources: 0.03 CPUs",
+          "Stage 3: transcoder\n  Resources: 0.72 CPUs"}},
+        /* One transcoder of 2 threads: 2 CPUs, the line 2.5 again. */
         {{"--transcode-encoder-threads", "2", NULL},
-         /* The transcoder's encoder has 2 threads: 2 CPUs, the line 2.5,
-          * scaled to fit 90% of 2 CPUs. */
          {"Stage 1: reader\n  Resources: 0.07 CPUs", "Stage 2: splitter\n  Resources: 0.03 CPUs",
           "Stage 3: transcoder\n  Resources: 1.44 CPUs"}},
-        {{"--transcode-encoder-threads", "1", NULL},
+        /* One fixed transcoder of 1 thread: the line is 1.5, unscaled. */
+        {{"--transcoder-workers", "1", NULL},
          {"Stage 1: reader\n  Resources: 0.1 CPUs", "Stage 2: splitter\n  Resources: 0.05 CPUs",
           "Stage 3: transcoder\n  Resources: 1 CPUs"}},
+        /* The scene splitter's CPU, beside one transcoder of 2 threads:
+         * 3.45 scaled to 1.8. */
         {{"--splitting-algorithm", "scene", "--transcode-encoder-threads", "2", NULL},
          {"Stage 2: splitter\n  Resources: 0.52 CPUs",
           "Stage 3: transcoder\n  Resources: 1.04 CPUs",

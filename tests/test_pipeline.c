@@ -963,6 +963,65 @@ Test(pipeline, the_autoscaler_counts_a_worker_by_the_cpu_it_takes) {
     feeder_end(&w.feed);
 }
 
+/* The workers each stage started with, from the first status. */
+typedef struct start_watch {
+    feeder feed; /* first: the run's arg */
+    uint32_t workers[4];
+    bool seen;
+} start_watch;
+
+static void on_start(void *arg, const reel_pipeline_status *s) {
+    start_watch *w = arg;
+    if (w->seen)
+        return;
+    for (uint32_t i = 0; i < 4 && i < s->n_stages; i++)
+        w->workers[i] = s->stage[i].workers;
+    w->seen = true;
+    w->feed.done = true;
+}
+
+/* The CPUs left after every stage's first worker go a worker at a time to
+ * the stages, those that ask for the most first within each round: on 1.9
+ * CPUs, three light stages of 0.1 before a heavy one of 0.7 take 1.0, and
+ * the heavy stage gets the second worker that fits (1.7), the light ones
+ * what is left (in stage order, before, the light ones took 0.3 of the 0.9
+ * and left the heavy one none). */
+Test(pipeline, the_spare_cpus_go_to_the_heaviest_stage_first) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 2)
+        cr_skip_test("1.9 CPUs to place need 2 CPUs");
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("heavy last", &p));
+    TH_OK(reel_pipeline_add(p, &def_pass, &(reel_stage_options){.cpus = 0.1}));
+    TH_OK(reel_pipeline_add(p, &def_pass2, &(reel_stage_options){.cpus = 0.1}));
+    TH_OK(reel_pipeline_add(p, &def_upper, &(reel_stage_options){.cpus = 0.1}));
+    TH_OK(reel_pipeline_add(p, &def_append, &(reel_stage_options){.cpus = 0.7}));
+    reel_executor_config c = quick_config();
+    c.autoscale_interval_s = 0.05; /* a status early; the allocation is not changed */
+    c.cpu_allocation_percentage = 1.9 / (double)cpus;
+    static start_watch w;
+    memset(&w, 0, sizeof w);
+    feeder_start(&w.feed);
+    reel_run_options ro = {.store = store_path,
+                           .config = &c,
+                           .next_input = feed,
+                           .on_status = on_start,
+                           .arg = &w,
+                           .flags = REEL_RUN_QUIET | REEL_RUN_NO_AUTOSCALE};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &ro, &res));
+    cr_assert(w.seen);
+    cr_assert_eq(w.workers[3], 2, "the heavy stage started with %u workers", w.workers[3]);
+    cr_assert_eq(w.workers[0] + w.workers[1] + w.workers[2], 5, "light: %u %u %u", w.workers[0],
+                 w.workers[1], w.workers[2]);
+    cr_assert_eq(w.workers[2], 1, "the last light stage took a CPU share that was not left");
+    cr_assert_eq(res.outputs, w.feed.n);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean((uint32_t)w.feed.n);
+    feeder_end(&w.feed);
+}
+
 /* ---- applying the autoscaler's changes ------------------------------------------ */
 
 /* Where the workers of the next two tests write what they saw: the zygote

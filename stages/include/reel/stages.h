@@ -109,12 +109,12 @@ typedef struct reel_curate_options {
      * no CUDA or the node no GPU, and a transcoder whose CUDA device does
      * not open fails the video, naming the reason. (false) */
     bool use_hwaccel;
-    /* Threads per clip's encoder (Curator's encoder_threads). 0, the default:
-     * 2 where the transcoder may run on 2 CPUs or more, else 1 - libx264
-     * does 1.75 times the work on 2 threads, so that a lone transcoder (one
-     * video, or a 2-CPU node) uses the node as `ffmpeg -threads 0` does,
-     * while more clips at once on more workers scale better than more
-     * threads per clip. */
+    /* Threads per clip's encoder (Curator's encoder_threads), 0..64; the
+     * transcoder asks for a CPU per thread. 0, the default: 1, so that the
+     * clips of every video spread over as many single-threaded transcoders
+     * as the node has CPUs: more clips at once on more workers encode more
+     * per CPU than more threads per clip. With transcoder_workers fixed
+     * below the CPUs, threads put the rest of the CPUs to work. */
     uint32_t encode_threads;
     /* The transcoder stage's workers: a fixed count, 1..REEL_POOL_MAX_WORKERS
      * (with 1, what a run gains from transcoding in parallel can be measured);
