@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -534,9 +535,12 @@ static void put_result(progress *p, const reel_curate_video_summary *s) {
     if (!p->results || p->results_broken)
         return;
     if (results_line_write(p->results, s, since(&p->start)) != 0) {
-        fprintf(stderr, PROG ": --results-jsonl %s: cannot write: %s\n", p->results_name,
-                strerror(errno));
+        int e = errno;
+        fprintf(stderr, PROG ": --results-jsonl %s: cannot write: %s%s\n", p->results_name,
+                strerror(e), e == EPIPE ? ": stopping (nobody reads the results)" : "");
         p->results_broken = true;
+        if (e == EPIPE) /* the launcher is gone: stop as on its signal */
+            cli_stop_signal = SIGPIPE;
     }
 }
 
@@ -747,6 +751,8 @@ int main(int argc, char **argv) {
     /* Ctrl-C, a kill or a closed terminal stops the run cleanly (its workers
      * and its store go); a second one kills as usual. */
     cli_catch_stop_signals(true);
+    if (prog.results) /* a reader that goes away is an error to say, not a death */
+        signal(SIGPIPE, SIG_IGN);
     remove_stale_stores();
     char store_path[PATH_MAX];
     if (a.store)

@@ -1165,3 +1165,50 @@ Test(curate, inputs_from_is_checked) {
                              "No such file or directory");
     th_result_free(&r);
 }
+
+/* A launcher that goes away (the results' reader closed) stops the run
+ * cleanly, as its signal would, instead of SIGPIPE killing it mid-run. */
+Test(curate, a_results_reader_that_goes_away_stops_the_run_cleanly) {
+    char s1[512], out[96], err_path[128];
+    const char *video = sample("oa4_launch.webm", s1, sizeof s1);
+    snprintf(out, sizeof out, "%s/out", root);
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", root);
+    int in[2], res[2];
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(res), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(res[1], STDOUT_FILENO);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(e, STDERR_FILENO);
+        close(in[1]);
+        close(res[0]);
+        execl(curate_bin(), "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
+              "--output-clip-path", out, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(res[1]);
+    close(res[0]);                 /* nobody reads the results */
+    dprintf(in[1], "%s\n", video); /* the input stays open: only the results end the run */
+    int status = 0;
+    uint64_t deadline = th_monotonic_ns() + (uint64_t)RUN_LIMIT_MS * 1000000;
+    pid_t w;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && th_monotonic_ns() < deadline) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    close(in[1]);
+    cr_assert_eq(w, pid, "the run did not stop");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGPIPE, "status %d", status);
+    char *err = slurp(root, "stderr.txt");
+    cr_assert(err && strstr(err, "nobody reads the results") &&
+                  strstr(err, "interrupted by Broken pipe"),
+              "%s", err);
+}
