@@ -536,26 +536,28 @@ static void output_origin(const run *r, const reel_task_result *t, uint32_t item
 static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
     r->failed++;
     r->s[stage].tasks_failed++;
+    reel_failure f;
+    memset(&f, 0, sizeof f);
+    f.stage = stage;
+    f.status = t->status;
+    f.task_id = t->task_id;
+    origin_of(r, t, &f.origin);
+    f.n_inputs = t->n_inputs;
+    memcpy(f.inputs, t->inputs, t->n_inputs * sizeof(reel_id));
+    snprintf(f.error, sizeof f.error, "%s", t->error);
+    if (r->o->on_failure)
+        r->o->on_failure(r->o->arg, &f);
     if (r->n_failures < REEL_RUN_MAX_RECORDED_FAILURES) {
         if (r->n_failures == r->cap_failures) {
             size_t cap = r->cap_failures ? r->cap_failures * 2 : 16;
-            reel_failure *f = realloc(r->failures, cap * sizeof *f);
-            if (f) {
-                r->failures = f;
+            reel_failure *v = realloc(r->failures, cap * sizeof *v);
+            if (v) {
+                r->failures = v;
                 r->cap_failures = cap;
             }
         }
-        if (r->n_failures < r->cap_failures) {
-            reel_failure *f = &r->failures[r->n_failures++];
-            memset(f, 0, sizeof *f);
-            f->stage = stage;
-            f->status = t->status;
-            f->task_id = t->task_id;
-            origin_of(r, t, &f->origin);
-            f->n_inputs = t->n_inputs;
-            memcpy(f->inputs, t->inputs, t->n_inputs * sizeof(reel_id));
-            snprintf(f->error, sizeof f->error, "%s", t->error);
-        }
+        if (r->n_failures < r->cap_failures)
+            r->failures[r->n_failures++] = f;
     }
     if (!r->cfg.ignore_failures) {
         char hex[REEL_ID_HEX_LEN + 1] = "";
@@ -668,6 +670,8 @@ static void group_release(run *r, gather_group *g) {
             rc = gsize_push(s, g->n_held);
         if (rc)
             stop_with(r, -ENOMEM, "out of memory for stage %s's queue", s->sd->def.name);
+    } else if (r->o->on_ungathered) {
+        r->o->on_ungathered(r->o->arg, &g->origin);
     }
     *g = r->groups[--r->n_groups];
 }
@@ -841,6 +845,8 @@ static void pull_source(run *r) {
             id = r->o->inputs[r->next_array_input++];
         } else if (r->o->next_input) {
             int rc = r->o->next_input(r->o->arg, &id);
+            if (rc == -EAGAIN)
+                return; /* none yet: asked again at the loop's next turn */
             if (rc < 0) {
                 stop_with(r, rc, "the pipeline's source failed: %s", reel_strerror(rc));
                 return;
@@ -1647,8 +1653,16 @@ static int run_batch(run *r) {
     for (uint32_t i = 0; i < r->p->n && !r->stop_rc; i++) {
         stage_run *s = &r->s[i];
         const stage_def *sd = s->sd;
-        if (i == 0)
-            pull_source(r); /* bound 0: everything */
+        /* Bound 0: everything, waiting for a source fed over time to end. */
+        while (i == 0 && !r->stop_rc) {
+            if (r->o->cancel && *r->o->cancel)
+                stop_with(r, -ECANCELED, "cancelled");
+            pull_source(r);
+            if (r->source_done || r->stop_rc)
+                break;
+            struct timespec pause = {0, 10 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
         if (r->stop_rc)
             break;
         if (s->q.count == 0) {

@@ -6,7 +6,10 @@
  *
  * With no arguments it curates the built-in sample videos into ./reel-out.
  * Flags follow Curator's video_split_clip_example.py; the executor's follow
- * NeMo Curator's executor settings (reel/pipeline.h).
+ * NeMo Curator's executor settings (reel/pipeline.h). With --inputs-from the
+ * paths arrive one per line over time and each starts as it comes; with
+ * --results-jsonl a JSON line per video leaves as it finishes
+ * (curate_stream.h): the seam a launcher feeds a node through.
  *
  * Exit codes: 0 the run finished (failures recorded when ignore_failures
  * says so), 1 the run could not start or stopped on an error, 2 bad
@@ -15,12 +18,14 @@
 #include <reel/stages.h>
 
 #include "cli.h"
+#include "curate_stream.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +42,9 @@
 
 typedef struct args {
     const char *video_dir;
+    bool video_dir_given;
+    const char *inputs_from;   /* a file of paths, "-" standard input; NULL: video_dir */
+    const char *results_jsonl; /* a file, "-" standard output; NULL: none */
     const char *store;
     uint64_t store_size;
     const char *config_file;
@@ -61,6 +69,12 @@ static void usage(FILE *f) {
         "\n"
         "options:\n"
         "  --video-dir DIR                    the videos (default: the samples, %s)\n"
+        "  --inputs-from FILE|-               video paths one per line, each curated as it\n"
+        "                                     comes, until the end of input (not with\n"
+        "                                     --video-dir; every file named is tried)\n"
+        "  --results-jsonl FILE|-             one JSON line per finished video: path, name,\n"
+        "                                     clips, clips_written, clips_filtered, partial,\n"
+        "                                     failed, error, duration_s, frames, elapsed_s\n"
         "  --output-clip-path DIR             where the results go (default ./reel-out)\n"
         "  --video-limit N                    at most N videos (default 0: all)\n"
         "  --video-extensions LIST            only files ending in these, e.g. mp4,mov\n"
@@ -207,6 +221,15 @@ static void parse_args(int argc, char **argv, args *a) {
             /* read above */
         } else if ((v = flag_value(argc, argv, &i, "--video-dir"))) {
             a->video_dir = v;
+            a->video_dir_given = true;
+        } else if ((v = flag_value(argc, argv, &i, "--inputs-from"))) {
+            if (!v[0])
+                usage_error("--inputs-from needs a file, or - for standard input");
+            a->inputs_from = v;
+        } else if ((v = flag_value(argc, argv, &i, "--results-jsonl"))) {
+            if (!v[0])
+                usage_error("--results-jsonl needs a file, or - for standard output");
+            a->results_jsonl = v;
         } else if ((v = flag_value(argc, argv, &i, "--output-clip-path"))) {
             a->opt.output_dir = v;
         } else if ((v = flag_value(argc, argv, &i, "--video-limit"))) {
@@ -283,6 +306,8 @@ static void parse_args(int argc, char **argv, args *a) {
             usage_error("unknown option '%s'", arg);
         }
     }
+    if (a->inputs_from && a->video_dir_given)
+        usage_error("--inputs-from and --video-dir both name the videos: give one");
     /* A rate for frames nobody makes is a mistake, not a setting. */
     if (a->frames_fps_given && !a->opt.write_frames && !a->opt.write_tensors)
         usage_error("--frames-fps needs --write-frames or --write-tensors: frames are made only "
@@ -347,16 +372,101 @@ static int list_videos(const char *dir, const reel_curate_options *o, char ***ou
     return rc;
 }
 
+/* ---- the videos of the run ------------------------------------------------------------ */
+
+/* Every video given to the run, in order: its path, the small store object
+ * that holds it (the pipeline's input), whether its result is out, and the
+ * first error a stage gave it. */
+typedef struct inputs {
+    char **paths;
+    reel_id *ids;
+    bool *done;
+    char **error;
+    size_t n, cap;
+    size_t first_open; /* every video before it is done */
+    reel_store *store;
+} inputs;
+
+static int inputs_add(inputs *in, const char *path) {
+    if (in->n == in->cap) {
+        size_t cap = in->cap ? in->cap * 2 : 64;
+        char **paths = realloc(in->paths, cap * sizeof *paths);
+        if (paths)
+            in->paths = paths;
+        reel_id *ids = realloc(in->ids, cap * sizeof *ids);
+        if (ids)
+            in->ids = ids;
+        bool *done = realloc(in->done, cap * sizeof *done);
+        if (done)
+            in->done = done;
+        char **error = realloc(in->error, cap * sizeof *error);
+        if (error)
+            in->error = error;
+        if (!paths || !ids || !done || !error)
+            return -ENOMEM;
+        in->cap = cap;
+    }
+    char *copy = strdup(path);
+    if (!copy)
+        return -ENOMEM;
+    reel_id id;
+    reel_id_random(&id);
+    int rc = reel_obj_put(in->store, &id, path, strlen(path), NULL, 0, 0, -1);
+    if (rc) {
+        free(copy);
+        return rc;
+    }
+    in->paths[in->n] = copy;
+    in->ids[in->n] = id;
+    in->done[in->n] = false;
+    in->error[in->n] = NULL;
+    in->n++;
+    return 0;
+}
+
+/* The video whose input is id (from the first still open, or from the
+ * first of all), or in->n. */
+static size_t inputs_by_id(const inputs *in, const reel_id *id, bool open_only) {
+    for (size_t i = open_only ? in->first_open : 0; i < in->n; i++)
+        if (reel_id_equal(&in->ids[i], id))
+            return i;
+    return in->n;
+}
+
+/* The first open video of that path, or in->n. */
+static size_t inputs_by_path(const inputs *in, const char *path) {
+    for (size_t i = in->first_open; i < in->n; i++)
+        if (!in->done[i] && strcmp(in->paths[i], path) == 0)
+            return i;
+    return in->n;
+}
+
+static void inputs_close(inputs *in, size_t i) {
+    in->done[i] = true;
+    while (in->first_open < in->n && in->done[in->first_open])
+        in->first_open++;
+}
+
+static void inputs_free(inputs *in) {
+    for (size_t i = 0; i < in->n; i++) {
+        reel_obj_delete(in->store, &in->ids[i]);
+        free(in->paths[i]);
+        free(in->error[i]);
+    }
+    free(in->paths);
+    free(in->ids);
+    free(in->done);
+    free(in->error);
+}
+
 /* ---- progress ------------------------------------------------------------------------ */
 
 typedef struct progress {
     bool tty;
-    size_t total;
     uint64_t videos_done, clips, written, filtered, partial, failed_in_writer;
+    uint64_t failed_videos;              /* failed before the writer, or lines refused */
     uint64_t bytes_copied, source_bytes; /* between store objects; of the sources */
     uint64_t tensors_gpu, tensors_cpu;   /* where the tensors written were made */
-    char (*named)[256];                  /* the videos the writer recorded, by name */
-    size_t n_named, cap_named;
     double video_s;
     int64_t frames;
     struct timespec start;
@@ -364,6 +474,17 @@ typedef struct progress {
     reel_pipeline_status last;
     bool have_status;
     bool shown; /* the live line is on the terminal, without its newline */
+    /* The videos, and where they come from and their results go. */
+    inputs in;
+    line_source *src; /* --inputs-from; NULL: a directory's videos, all given at once */
+    uint64_t limit;   /* --video-limit (0: none) */
+    bool src_ended;   /* the source said its last */
+    size_t bad_lines; /* lines of it that could not be paths */
+    FILE *results;    /* --results-jsonl; NULL: none */
+    const char *results_name;
+    bool results_broken; /* a write failed: said once */
+    uint32_t writer_stage;
+    const reel_curate_options *opt;
 } progress;
 
 static double since(const struct timespec *t0) {
@@ -381,9 +502,10 @@ static void show_progress(progress *p) {
     for (uint32_t i = 0; p->have_status && i < p->last.n_stages && len < sizeof workers - 32; i++)
         len += (size_t)snprintf(workers + len, sizeof workers - len, " %.4s:%u",
                                 p->last.stage[i].name, p->last.stage[i].workers);
-    fprintf(stderr, "\r\033[K" PROG ": %" PRIu64 "/%zu videos, %" PRIu64 " clips, %.1f clips/s,%s",
-            p->videos_done, p->total, p->clips, s > 0 ? (double)p->clips / s : 0.0,
-            len ? workers : " starting");
+    fprintf(stderr,
+            "\r\033[K" PROG ": %" PRIu64 "/%zu%s videos, %" PRIu64 " clips, %.1f clips/s,%s",
+            p->videos_done, p->in.n, p->src && !p->src_ended ? "+" : "", p->clips,
+            s > 0 ? (double)p->clips / s : 0.0, len ? workers : " starting");
     fflush(stderr);
     p->shown = true;
 }
@@ -408,6 +530,38 @@ static FILE *tty_log(progress *p) {
     return f;
 }
 
+/* A video's line of --results-jsonl, when asked for. */
+static void put_result(progress *p, const reel_curate_video_summary *s) {
+    if (!p->results || p->results_broken)
+        return;
+    if (results_line_write(p->results, s, since(&p->start)) != 0) {
+        int e = errno;
+        fprintf(stderr, PROG ": --results-jsonl %s: cannot write: %s%s\n", p->results_name,
+                strerror(e), e == EPIPE ? ": stopping (nobody reads the results)" : "");
+        p->results_broken = true;
+        if (e == EPIPE) /* the launcher is gone: stop as on its signal */
+            cli_stop_signal = SIGPIPE;
+    }
+}
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash && slash[1] ? slash + 1 : path;
+}
+
+/* A video that ends without the writer's record: its processed_videos/
+ * record and its result line say why. */
+static void video_failed(progress *p, const char *path, const char *why) {
+    p->failed_videos++;
+    if (reel_curate_record_failure(p->opt, path, why) != 0)
+        fprintf(stderr, PROG ": cannot write the record of %s\n", path);
+    reel_curate_video_summary s = {.failed = true};
+    snprintf(s.path, sizeof s.path, "%s", path);
+    snprintf(s.name, sizeof s.name, "%s", base_name(path));
+    snprintf(s.error, sizeof s.error, "%s", why);
+    put_result(p, &s);
+}
+
 static void on_output(void *arg, const reel_task_result *r) {
     progress *p = arg;
     for (uint32_t i = 0; i < r->n_outputs; i++) {
@@ -427,14 +581,10 @@ static void on_output(void *arg, const reel_task_result *r) {
             p->source_bytes += s.source_bytes;
             p->tensors_gpu += s.tensors_gpu;
             p->tensors_cpu += s.tensors_cpu;
-            if (p->n_named == p->cap_named) {
-                size_t cap = p->cap_named ? p->cap_named * 2 : 64;
-                char(*grown)[256] = realloc(p->named, cap * sizeof *grown);
-                if (grown)
-                    p->named = grown, p->cap_named = cap;
-            }
-            if (p->n_named < p->cap_named)
-                memcpy(p->named[p->n_named++], s.name, sizeof s.name);
+            size_t at = inputs_by_path(&p->in, s.path);
+            if (at < p->in.n)
+                inputs_close(&p->in, at);
+            put_result(p, &s);
             if (!p->tty)
                 fprintf(stderr, PROG ": %s: %u clips (%u written, %u filtered)%s\n", s.name,
                         s.clips, s.clips_written, s.clips_filtered,
@@ -446,6 +596,73 @@ static void on_output(void *arg, const reel_task_result *r) {
             reel_obj_delete(p->store, &r->outputs[i]);
     }
     show_progress(p);
+}
+
+/* A stage failed a video's item for good: the first error is kept for its
+ * result; a failure of the writer itself ends the video. */
+static void on_failure(void *arg, const reel_failure *f) {
+    progress *p = arg;
+    size_t at = inputs_by_id(&p->in, &f->origin, true);
+    if (at == p->in.n || p->in.done[at])
+        return;
+    if (!p->in.error[at])
+        p->in.error[at] = strdup(f->error);
+    if (f->stage == p->writer_stage) {
+        inputs_close(&p->in, at);
+        video_failed(p, p->in.paths[at], f->error);
+    }
+}
+
+/* No item of a video reached the writer: it ends here. */
+static void on_ungathered(void *arg, const reel_id *origin) {
+    progress *p = arg;
+    size_t at = inputs_by_id(&p->in, origin, true);
+    if (at == p->in.n || p->in.done[at])
+        return;
+    inputs_close(&p->in, at);
+    video_failed(p, p->in.paths[at],
+                 p->in.error[at] ? p->in.error[at] : "no clip of it reached the writer");
+}
+
+/* The next path of --inputs-from, as the pipeline's next input. A line that
+ * cannot be a path is said, recorded as a failed video and skipped. */
+static int next_input(void *arg, reel_id *id) {
+    progress *p = arg;
+    for (;;) {
+        if (p->src_ended || (p->limit && p->in.n >= p->limit)) {
+            p->src_ended = true;
+            return 0;
+        }
+        const char *line;
+        int rc = line_source_next(p->src, &line);
+        if (rc == -EAGAIN)
+            return -EAGAIN;
+        if (rc == 0) {
+            p->src_ended = true;
+            return 0;
+        }
+        if (rc == -E2BIG || rc == -EBADMSG) {
+            char why[160];
+            snprintf(why, sizeof why, "--inputs-from: a line %s",
+                     rc == -E2BIG ? "longer than a path may be" : "holding a NUL byte");
+            fprintf(stderr, PROG ": %s (\"%s...\"): skipped\n", why, line);
+            p->bad_lines++;
+            video_failed(p, line, why);
+            continue;
+        }
+        if (rc < 0) {
+            fprintf(stderr, PROG ": --inputs-from: cannot read: %s\n", strerror(-rc));
+            return rc;
+        }
+        rc = inputs_add(&p->in, line);
+        if (rc) {
+            fprintf(stderr, PROG ": cannot take %s: %s\n", line,
+                    rc == -ENOMEM ? "out of memory" : reel_last_error());
+            return rc;
+        }
+        *id = p->in.ids[p->in.n - 1];
+        return 1;
+    }
 }
 
 static void on_status(void *arg, const reel_pipeline_status *s) {
@@ -482,30 +699,60 @@ int main(int argc, char **argv) {
         reel_pipeline_free(pipe);
         return 0;
     }
+    progress prog = {.tty = isatty(STDERR_FILENO) == 1,
+                     .opt = &a.opt,
+                     .limit = a.opt.video_limit,
+                     .results_name = a.results_jsonl,
+                     .writer_stage = reel_curate_stage_defs(&a.opt, defs) - 1};
+    /* The videos: a directory's, listed now, or lines that come over time. */
     char **videos = NULL;
     size_t n = 0, skipped = 0;
-    int rc = list_videos(a.video_dir, &a.opt, &videos, &n, &skipped);
-    if (rc) {
-        fprintf(stderr, PROG ": --video-dir %s: %s\n", a.video_dir, strerror(-rc));
-        reel_pipeline_free(pipe);
-        return 1;
+    int rc = 0;
+    if (a.inputs_from) {
+        rc = line_source_open(a.inputs_from, &prog.src);
+        if (rc) {
+            fprintf(stderr, PROG ": --inputs-from %s: %s\n", a.inputs_from, strerror(-rc));
+            reel_pipeline_free(pipe);
+            return 1;
+        }
+    } else {
+        rc = list_videos(a.video_dir, &a.opt, &videos, &n, &skipped);
+        if (rc) {
+            fprintf(stderr, PROG ": --video-dir %s: %s\n", a.video_dir, strerror(-rc));
+            reel_pipeline_free(pipe);
+            return 1;
+        }
+        if (n == 0) {
+            fprintf(stderr, PROG ": no videos in %s (%zu file%s skipped: not video extensions)\n",
+                    a.video_dir, skipped, skipped == 1 ? "" : "s");
+            reel_pipeline_free(pipe);
+            free(videos);
+            return 1;
+        }
+        if (a.opt.video_limit && n > a.opt.video_limit) {
+            for (size_t i = a.opt.video_limit; i < n; i++)
+                free(videos[i]);
+            n = a.opt.video_limit;
+        }
     }
-    if (n == 0) {
-        fprintf(stderr, PROG ": no videos in %s (%zu file%s skipped: not video extensions)\n",
-                a.video_dir, skipped, skipped == 1 ? "" : "s");
-        reel_pipeline_free(pipe);
-        free(videos);
-        return 1;
-    }
-    if (a.opt.video_limit && n > a.opt.video_limit) {
-        for (size_t i = a.opt.video_limit; i < n; i++)
-            free(videos[i]);
-        n = a.opt.video_limit;
+    if (a.results_jsonl) {
+        prog.results = strcmp(a.results_jsonl, "-") == 0 ? stdout : fopen(a.results_jsonl, "we");
+        if (!prog.results) {
+            fprintf(stderr, PROG ": --results-jsonl %s: %s\n", a.results_jsonl, strerror(errno));
+            reel_pipeline_free(pipe);
+            line_source_close(prog.src);
+            for (size_t i = 0; i < n; i++)
+                free(videos[i]);
+            free(videos);
+            return 1;
+        }
     }
 
     /* Ctrl-C, a kill or a closed terminal stops the run cleanly (its workers
      * and its store go); a second one kills as usual. */
     cli_catch_stop_signals(true);
+    if (prog.results) /* a reader that goes away is an error to say, not a death */
+        signal(SIGPIPE, SIG_IGN);
     remove_stale_stores();
     char store_path[PATH_MAX];
     if (a.store)
@@ -519,6 +766,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, PROG ": cannot create the store %s: %s\n", store_path, reel_last_error());
         return 1;
     }
+    prog.store = prog.in.store = store;
     reel_store_stats st;
     if (reel_store_stats_get(store, &st) == 0 && st.spill_dir_in_memory)
         fprintf(stderr,
@@ -526,33 +774,44 @@ int main(int argc, char **argv) {
                      "frees no memory\n",
                 reel_store_spill_dir(store));
     /* The inputs: one small object per video, holding its path as given. */
-    reel_id *ids = calloc(n, sizeof *ids);
-    for (size_t i = 0; ids && rc == 0 && i < n; i++) {
-        reel_id_random(&ids[i]);
-        rc = reel_obj_put(store, &ids[i], videos[i], strlen(videos[i]), NULL, 0, 0, -1);
-    }
-    if (!ids || rc) {
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = inputs_add(&prog.in, videos[i]);
+    for (size_t i = 0; i < n; i++)
+        free(videos[i]);
+    free(videos);
+    if (rc) {
         fprintf(stderr, PROG ": cannot store the video list: %s\n",
-                ids ? reel_last_error() : "out of memory");
+                rc == -ENOMEM ? "out of memory" : reel_last_error());
+        inputs_free(&prog.in);
         reel_store_close(store);
         reel_store_destroy(store_path);
         return 1;
     }
 
-    progress prog = {.tty = isatty(STDERR_FILENO) == 1, .total = n, .store = store};
     clock_gettime(CLOCK_MONOTONIC, &prog.start);
-    fprintf(stderr, PROG ": %zu videos from %s into %s (%s, %s)\n", n, a.video_dir,
-            a.opt.output_dir, a.opt.splitting == REEL_SPLIT_SCENE ? "scene cuts" : "fixed stride",
-            a.cfg.execution_mode == REEL_EXEC_BATCH ? "batch" : "streaming");
+    if (prog.src)
+        fprintf(stderr, PROG ": videos from %s, one path a line, into %s (%s, %s)\n",
+                strcmp(a.inputs_from, "-") == 0 ? "standard input" : a.inputs_from,
+                a.opt.output_dir,
+                a.opt.splitting == REEL_SPLIT_SCENE ? "scene cuts" : "fixed stride",
+                a.cfg.execution_mode == REEL_EXEC_BATCH ? "batch" : "streaming");
+    else
+        fprintf(stderr, PROG ": %zu videos from %s into %s (%s, %s)\n", n, a.video_dir,
+                a.opt.output_dir,
+                a.opt.splitting == REEL_SPLIT_SCENE ? "scene cuts" : "fixed stride",
+                a.cfg.execution_mode == REEL_EXEC_BATCH ? "batch" : "streaming");
     /* On a terminal the status lines every --logging-interval go above the
      * live line. */
     FILE *log = prog.tty ? tty_log(&prog) : NULL;
     reel_run_options ro = {.store = store_path,
                            .config = &a.cfg,
-                           .inputs = ids,
-                           .n_inputs = n,
+                           .inputs = prog.in.ids,
+                           .n_inputs = prog.in.n,
+                           .next_input = prog.src ? next_input : NULL,
                            .on_output = on_output,
                            .on_status = on_status,
+                           .on_failure = on_failure,
+                           .on_ungathered = on_ungathered,
                            .arg = &prog,
                            .log = log,
                            .cancel = &cli_stop_signal};
@@ -563,46 +822,28 @@ int main(int argc, char **argv) {
     if (prog.shown)
         fprintf(stderr, "\n");
 
-    /* Videos that failed before the writer: their records, and a line each.
-     * A video's chunks fail on their own: the video counts once, and one
-     * whose other chunks reached the writer has its record from there (it
-     * names the chunks that never came). */
-    size_t failed_videos = 0;
-    bool *counted = calloc(n, sizeof *counted);
+    /* Each failure, a line; a video that ended without the writer's record
+     * and was not said yet (a run stopped at its first failure), its record
+     * and result. A video's chunks fail on their own: it ends once. */
     for (size_t k = 0; k < res.n_failures; k++) {
-        const char *path = "(unknown video)";
-        size_t at = n;
-        for (size_t i = 0; i < n; i++)
-            if (reel_id_equal(&res.failures[k].origin, &ids[i]))
-                path = videos[i], at = i;
+        size_t at = inputs_by_id(&prog.in, &res.failures[k].origin, false);
+        const char *path = at < prog.in.n ? prog.in.paths[at] : "(unknown video)";
         if (strstr(res.failures[k].error, path)) /* the stages name the video themselves */
             fprintf(stderr, PROG ": %s\n", res.failures[k].error);
         else
             fprintf(stderr, PROG ": %s: %s\n", path, res.failures[k].error);
-        if (at < n && counted && counted[at])
-            continue;
-        if (at < n && counted)
-            counted[at] = true;
-        const char *slash = strrchr(path, '/');
-        const char *name = slash && slash[1] ? slash + 1 : path;
-        bool recorded = false;
-        for (size_t i = 0; at < n && i < prog.n_named && !recorded; i++)
-            recorded = strcmp(prog.named[i], name) == 0;
-        if (recorded)
-            continue; /* curated in part: the writer's record says what failed */
-        failed_videos++;
-        if (at < n && reel_curate_record_failure(&a.opt, path, res.failures[k].error) != 0)
-            fprintf(stderr, PROG ": cannot write the record of %s\n", path);
+        if (at < prog.in.n && !prog.in.done[at]) {
+            inputs_close(&prog.in, at);
+            video_failed(&prog, path, res.failures[k].error);
+        }
     }
-    free(counted);
-    free(prog.named);
     double wall = since(&prog.start);
+    size_t total = prog.in.n + prog.bad_lines;
     fprintf(stderr,
             PROG ": %" PRIu64 " of %zu videos curated, %" PRIu64 " clips written, %" PRIu64
-                 " filtered, %zu videos failed, %.2f s, %.2f s of video per second\n",
-            prog.videos_done, n, prog.written, prog.filtered,
-            failed_videos + (size_t)prog.failed_in_writer, wall,
-            wall > 0 ? prog.video_s / wall : 0.0);
+                 " filtered, %" PRIu64 " videos failed, %.2f s, %.2f s of video per second\n",
+            prog.videos_done, total, prog.written, prog.filtered,
+            prog.failed_videos + prog.failed_in_writer, wall, wall > 0 ? prog.video_s / wall : 0.0);
     /* The store goes with the run: its high mark is said here or nowhere. */
     if (reel_store_stats_get(store, &st) == 0)
         fprintf(stderr, PROG ": peak store use %" PRIu64 " bytes of %" PRIu64 " (%.1f%%)\n",
@@ -630,12 +871,10 @@ int main(int argc, char **argv) {
 
     reel_run_result_free(&res);
     reel_pipeline_free(pipe);
-    for (size_t i = 0; i < n; i++) {
-        reel_obj_delete(store, &ids[i]);
-        free(videos[i]);
-    }
-    free(videos);
-    free(ids);
+    inputs_free(&prog.in);
+    line_source_close(prog.src);
+    if (prog.results && prog.results != stdout && fclose(prog.results) != 0 && !prog.results_broken)
+        fprintf(stderr, PROG ": --results-jsonl %s: %s\n", a.results_jsonl, strerror(errno));
     reel_store_close(store);
     reel_store_destroy(store_path);
     return rc == -ECANCELED && sig ? 128 + sig : rc ? 1 : 0;

@@ -425,7 +425,17 @@ static int split(reel_actor_ctx *ctx, const reel_view *in, size_t n_in, reel_act
         set_error(&t, err, sizeof err, "more clips than a task holds", NULL);
     else if (span_rc)
         set_error(&t, err, sizeof err, "the splitting options or the probe are out of range", NULL);
-    uint32_t per = n ? stage_clips_per_chunk(o, (uint32_t)n) : 1;
+    /* A clip's MP4, guessed from the source's bytes per second: a clip
+     * re-encoded at CRF 23 is seldom larger than its span of the source. */
+    uint64_t clip_bytes = 0;
+    reel_store_stats st;
+    double clip_s =
+        o->splitting == REEL_SPLIT_SCENE ? o->scene_max_clip_s : o->fixed_stride_clip_len_s;
+    if (n && t.probe.duration_s > 0 && clip_s > 0)
+        clip_bytes = (uint64_t)((double)t.file.size / t.probe.duration_s * clip_s);
+    if (reel_store_stats_get(reel_actor_store(ctx), &st) != 0)
+        st.capacity = 0;
+    uint32_t per = n ? stage_clips_per_chunk(o, (uint32_t)n, clip_bytes, st.capacity) : 1;
     if (per == 0) {
         snprintf(why, sizeof why, "%zu clips, more than %u chunks of them can hold", n,
                  (unsigned)REEL_TASK_MAX_OUTPUTS);
@@ -452,16 +462,28 @@ static int split(reel_actor_ctx *ctx, const reel_view *in, size_t n_in, reel_act
     return rc;
 }
 
-uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n) {
+uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n, uint64_t clip_bytes,
+                               uint64_t capacity) {
     uint32_t fit = (REEL_TASK_MAX_OUTPUTS - 1) / stage_artifacts_per_clip(o);
     /* Automatic: twice as many chunks as the CPUs, so that every transcoder
      * has one to the end, and no more: each chunk costs a seek and a decode
      * from the keyframe before it (30 one-clip chunks of a 5-minute 720p
-     * video took 82 s on 2 CPUs, 2 chunks 73 s). */
+     * video took 82 s on 2 CPUs, 2 chunks 73 s). And no chunk of more than
+     * an eighth of the store per CPU in clips: a chunk's MP4s are in the
+     * store from its transcoder to its clip writer, one chunk on each
+     * transcoder and more on their way out (a 40 Mb/s source makes clips of
+     * about 40 MB: 8 to a chunk filled 320 MB of a 512 MiB store with one
+     * transcoder). */
     cpu_set_t set;
     uint32_t cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? (uint32_t)CPU_COUNT(&set) : 1;
-    uint32_t per =
-        o->clips_per_chunk ? o->clips_per_chunk : (n + 2 * cpus - 1) / (2 * (cpus ? cpus : 1));
+    if (cpus < 1)
+        cpus = 1;
+    uint32_t per = o->clips_per_chunk ? o->clips_per_chunk : (n + 2 * cpus - 1) / (2 * cpus);
+    if (!o->clips_per_chunk && clip_bytes > 0 && capacity > 0) {
+        uint64_t most = capacity / (8ull * cpus) / clip_bytes;
+        if (per > most)
+            per = (uint32_t)most;
+    }
     if (per < 1)
         per = 1;
     uint32_t least = (n + REEL_TASK_MAX_OUTPUTS - 1) / REEL_TASK_MAX_OUTPUTS;

@@ -68,10 +68,12 @@ int stage_gpu_count(const reel_curate_options *o, uint32_t *n_gpus);
 uint32_t stage_artifacts_per_clip(const reel_curate_options *o);
 
 /* The clips per chunk of a video of n clips (n > 0) in a run of o:
- * clips_per_chunk, or automatically the fewest (see reel/stages.h), raised
- * so that the video makes at most REEL_TASK_MAX_OUTPUTS chunks. 0 when no
- * chunk size fits both bounds (splitter.c). */
-uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n);
+ * clips_per_chunk, or automatically the fewest (see reel/stages.h), and no
+ * more than an eighth of capacity per CPU in clips of clip_bytes each (0:
+ * unknown), raised so that the video makes at most REEL_TASK_MAX_OUTPUTS
+ * chunks. 0 when no chunk size fits both bounds (splitter.c). */
+uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n, uint64_t clip_bytes,
+                               uint64_t capacity);
 
 /* Threads per clip's encoder: o->encode_threads, or 1 with 0 (see
  * reel_curate_options). */
@@ -184,7 +186,9 @@ typedef struct writer_summary {
     /* Bytes copied between store objects for this video, summed over its
      * chunks (video_task.bytes_copied), and the source file's size. */
     uint64_t bytes_copied, source_bytes;
-    char name[256]; /* its processed_videos/ name, NUL-terminated */
+    char name[256];                    /* its processed_videos/ name, NUL-terminated */
+    char path[REEL_CURATE_PATH_MAX];   /* the input path as given, NUL-terminated */
+    char error[REEL_CURATE_ERROR_MAX]; /* what went wrong, or "" */
 } writer_summary;
 
 /* ---- for the tests ----------------------------------------------------------

@@ -624,6 +624,12 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
     sum.partial = t.partial;
     sum.source_bytes = t.probe.num_bytes;
     video_name(t.path, sum.name, sizeof sum.name);
+    {
+        size_t len = t.path.size < sizeof sum.path ? (size_t)t.path.size : sizeof sum.path - 1;
+        if (len)
+            memcpy(sum.path, t.path.data, len);
+        sum.path[len] = '\0';
+    }
     for (uint32_t i = 0; i < t.n_clips; i++) {
         const vt_clip *c = &t.clips[i];
         sum.clips_written += c->written && !c->filtered;
@@ -643,6 +649,7 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
             reel_actor_set_error(ctx, "cannot write %s: %s", file, strerror(-rc));
         /* Damage that still left clips is recorded, not a failure. */
         sum.failed = error[0] != '\0' && sum.clips_written + sum.clips_filtered == 0;
+        snprintf(sum.error, sizeof sum.error, "%s", error);
     }
     free(t.clips);
     if (rc == 0) {
@@ -675,6 +682,7 @@ REEL_API int reel_curate_read_summary(const void *data, uint64_t size,
     if (memcmp(w.magic, WRITER_SUMMARY_MAGIC, 8) != 0 || w.clips_written > w.clips ||
         w.clips_filtered > w.clips - w.clips_written || w.duration_s != w.duration_s ||
         w.duration_s < 0 || w.frames < 0 || !memchr(w.name, '\0', sizeof w.name) ||
+        !memchr(w.path, '\0', sizeof w.path) || !memchr(w.error, '\0', sizeof w.error) ||
         w.tensors_gpu > w.clips_written + w.clips_filtered ||
         w.tensors_cpu > w.clips_written + w.clips_filtered - w.tensors_gpu)
         return -EBADMSG;
@@ -690,5 +698,7 @@ REEL_API int reel_curate_read_summary(const void *data, uint64_t size,
                                        .duration_s = w.duration_s,
                                        .frames = w.frames};
     memcpy(out->name, w.name, sizeof out->name);
+    memcpy(out->path, w.path, sizeof out->path);
+    memcpy(out->error, w.error, sizeof out->error);
     return 0;
 }

@@ -1006,3 +1006,209 @@ Test(curate, a_video_that_lost_some_chunks_keeps_the_writers_record) {
               "%s", rec);
     cr_assert_eq(count_files(out, "clips"), 2);
 }
+
+/* ---- the streaming seam: --inputs-from, --results-jsonl -------------------------------- */
+
+/* The line of out that names path ("path": "<path>"), or NULL. */
+static const char *result_line(const char *out, const char *path) {
+    char key[600];
+    snprintf(key, sizeof key, "{\"path\": \"%s\", ", path);
+    return strstr(out, key);
+}
+
+/* Paths from a file, a line each (a CRLF, an empty line, a missing file, a
+ * line too long for a path among them): one JSON line per line in the
+ * results, each video's record written, the bad ones failed with their
+ * reason, and the run goes on. */
+Test(curate, inputs_from_a_file_give_one_result_line_each) {
+    char videos[96], out[96], list[128], results[128];
+    bad_inputs(videos, sizeof videos);
+    snprintf(out, sizeof out, "%s/out", root);
+    snprintf(list, sizeof list, "%s/list.txt", root);
+    snprintf(results, sizeof results, "%s/results.jsonl", root);
+    static const char *const names[] = {"a_empty.mp4", "b_text.mp4",  "c_half.mp4",
+                                        "d_half.webm", "e_audio.mp4", "f_good.mp4"};
+    FILE *f = fopen(list, "w");
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < 6; i++)
+        fprintf(f, "%s/%s%s\n", videos, names[i], i == 5 ? "\r" : "");
+    fprintf(f, "\n%s/missing.mp4\n", videos);
+    for (int i = 0; i < 5000; i++)
+        fputc('x', f);
+    fputc('\n', f);
+    fclose(f);
+    th_result r =
+        th_run_limit(curate_bin(), NULL,
+                     (const char *[]){"--inputs-from", list, "--results-jsonl", results,
+                                      "--output-clip-path", out, "--ignore-failures", NULL},
+                     RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    char *got = slurp(root, "results.jsonl");
+    cr_assert_not_null(got);
+    got = strdup(got); /* slurp's buffer is reused below */
+    cr_assert_eq(th_count(got, "\n"), 8, "8 lines, one per line given:\n%s", got);
+    for (size_t i = 0; i < 6; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", videos, names[i]);
+        const char *line = result_line(got, path);
+        cr_assert_not_null(line, "no result for %s:\n%s", path, got);
+        const char *end = strchr(line, '\n');
+        bool failed = strstr(line, "\"failed\": true") && strstr(line, "\"failed\": true") < end;
+        /* The empty, text and audio files fail; a half MP4 has no index
+         * either; the half WebM decodes in part; the good one curates. */
+        cr_assert_eq(failed, i == 0 || i == 1 || i == 2 || i == 4, "%s:\n%s", names[i], line);
+        char rel[128];
+        snprintf(rel, sizeof rel, "processed_videos/%s.json", names[i]);
+        cr_assert_not_null(slurp(out, rel), "no record for %s", names[i]);
+    }
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/missing.mp4", videos);
+    const char *line = result_line(got, missing);
+    cr_assert(line && strstr(line, "\"failed\": true") && strstr(line, "No such file or directory"),
+              "%s", got);
+    cr_assert(strstr(got, "\"error\": \"--inputs-from: a line longer than a path may be\""), "%s",
+              got);
+    cr_assert(strstr(r.err, "of 8 videos curated"), "%s", r.err);
+    free(got);
+    th_result_free(&r);
+}
+
+/* Reads one line from fd into buf within ms; false on a timeout or an end. */
+static bool read_line(int fd, char *buf, size_t cap, int ms) {
+    size_t n = 0;
+    uint64_t deadline = th_monotonic_ns() + (uint64_t)ms * 1000000;
+    while (n + 1 < cap) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)((deadline - th_monotonic_ns()) / 1000000);
+        if (th_monotonic_ns() >= deadline || poll(&p, 1, left > 0 ? left : 0) <= 0)
+            return false;
+        if (read(fd, buf + n, 1) != 1)
+            return false;
+        if (buf[n++] == '\n')
+            break;
+    }
+    buf[n] = '\0';
+    return true;
+}
+
+/* Paths that come over time through a pipe: the first video's result comes
+ * back while the input is still open (the launcher waits for it before it
+ * sends the second path), then the second's, and the run ends with its
+ * input. */
+Test(curate, inputs_arrive_over_time_and_results_leave_as_they_finish) {
+    char s1[512], s2[512], out[96];
+    const char *first = sample("oa4_launch.webm", s1, sizeof s1);
+    const char *second = sample("realshort.mp4", s2, sizeof s2);
+    snprintf(out, sizeof out, "%s/out", root);
+    int in[2], res[2];
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(res), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(res[1], STDOUT_FILENO);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, STDERR_FILENO);
+        close(in[1]);
+        close(res[0]);
+        execl(curate_bin(), "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
+              "--output-clip-path", out, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(res[1]);
+    char line[4096];
+    dprintf(in[1], "%s\n", first);
+    bool got = read_line(res[0], line, sizeof line, RUN_LIMIT_MS);
+    if (!got) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    cr_assert(got, "no result for the first video while the input is open");
+    cr_assert(result_line(line, first) && strstr(line, "\"clips_written\": 1"), "%s", line);
+    dprintf(in[1], "%s\n", second);
+    close(in[1]);
+    got = read_line(res[0], line, sizeof line, RUN_LIMIT_MS);
+    if (!got) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    cr_assert(got, "no result for the second video");
+    cr_assert(result_line(line, second), "%s", line);
+    cr_assert_not(read_line(res[0], line, sizeof line, RUN_LIMIT_MS), "a third line: %s", line);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    close(res[0]);
+}
+
+/* --inputs-from names the videos: not with --video-dir, not empty, and one
+ * that cannot be opened is one line. */
+Test(curate, inputs_from_is_checked) {
+    const char *bin = curate_bin();
+    th_result r =
+        th_run(bin, NULL, (const char *[]){"--inputs-from", "-", "--video-dir", "/tmp", NULL});
+    th_assert_one_error_line(&r, 2, "reel-curate: ", "--inputs-from and --video-dir");
+    th_result_free(&r);
+    r = th_run(bin, NULL, (const char *[]){"--inputs-from", "", NULL});
+    th_assert_one_error_line(&r, 2, "reel-curate: ", "--inputs-from needs a file");
+    th_result_free(&r);
+    r = th_run(bin, NULL, (const char *[]){"--inputs-from", "/nonexistent/list", NULL});
+    th_assert_one_error_line(
+        &r, 1, "reel-curate: --inputs-from /nonexistent/list: ", "No such file or directory");
+    th_result_free(&r);
+    r = th_run(bin, NULL,
+               (const char *[]){"--inputs-from", "/dev/null", "--results-jsonl",
+                                "/nonexistent/dir/r.jsonl", NULL});
+    th_assert_one_error_line(&r, 1, "reel-curate: --results-jsonl /nonexistent/dir/r.jsonl: ",
+                             "No such file or directory");
+    th_result_free(&r);
+}
+
+/* A launcher that goes away (the results' reader closed) stops the run
+ * cleanly, as its signal would, instead of SIGPIPE killing it mid-run. */
+Test(curate, a_results_reader_that_goes_away_stops_the_run_cleanly) {
+    char s1[512], out[96], err_path[128];
+    const char *video = sample("oa4_launch.webm", s1, sizeof s1);
+    snprintf(out, sizeof out, "%s/out", root);
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", root);
+    int in[2], res[2];
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(res), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(res[1], STDOUT_FILENO);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(e, STDERR_FILENO);
+        close(in[1]);
+        close(res[0]);
+        execl(curate_bin(), "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
+              "--output-clip-path", out, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(res[1]);
+    close(res[0]);                 /* nobody reads the results */
+    dprintf(in[1], "%s\n", video); /* the input stays open: only the results end the run */
+    int status = 0;
+    uint64_t deadline = th_monotonic_ns() + (uint64_t)RUN_LIMIT_MS * 1000000;
+    pid_t w;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && th_monotonic_ns() < deadline) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    close(in[1]);
+    cr_assert_eq(w, pid, "the run did not stop");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGPIPE, "status %d", status);
+    char *err = slurp(root, "stderr.txt");
+    cr_assert(err && strstr(err, "nobody reads the results") &&
+                  strstr(err, "interrupted by Broken pipe"),
+              "%s", err);
+}

@@ -1721,6 +1721,99 @@ Test(pipeline, a_gather_stage_takes_every_item_of_one_input_and_artifacts_live_a
     }
 }
 
+/* A source fed over time, and what the run said of each input: the
+ * collected outputs first, so that keep() takes it as its own. */
+typedef struct drip {
+    collected out;
+    const reel_id *in;
+    size_t n, given, calls;
+    size_t failures, failures_of[16], ungathered[16];
+} drip;
+
+/* Gives an input on every third call only: "none yet" (-EAGAIN) between. */
+static int drip_next(void *arg, reel_id *id) {
+    drip *d = arg;
+    if (d->given == d->n)
+        return 0;
+    if (d->calls++ % 3 != 2)
+        return -EAGAIN;
+    *id = d->in[d->given++];
+    return 1;
+}
+
+static size_t drip_index(const drip *d, const reel_id *id) {
+    for (size_t i = 0; i < d->n; i++)
+        if (reel_id_equal(&d->in[i], id))
+            return i;
+    cr_assert_fail("an origin that is no input");
+    return 0;
+}
+
+static void drip_failure(void *arg, const reel_failure *f) {
+    drip *d = arg;
+    d->failures++;
+    d->failures_of[drip_index(d, &f->origin)]++;
+    cr_assert(strstr(f->error, "refuses"), "%s", f->error);
+}
+
+static void drip_ungathered(void *arg, const reel_id *origin) {
+    drip *d = arg;
+    size_t i = drip_index(d, origin);
+    /* After its failures, if it had any. */
+    cr_assert(d->failures_of[i] == 0 || d->failures_of[i] == 3, "input %zu", i);
+    d->ungathered[i]++;
+}
+
+/* A source that has nothing yet (-EAGAIN) is asked again, in both modes, and
+ * the run ends with its last input; each failure is said as it happens, and
+ * each input none of whose items reached the gathering stage is said once:
+ * one that made nothing (v1) and one whose items all failed (failv4). */
+Test(pipeline, a_source_fed_over_time_and_failures_said_as_they_happen) {
+    static const char *const texts[] = {"v0:5", "v1:0", "v2:3", "failv4:3", "v5:2"};
+    const size_t n = sizeof texts / sizeof *texts;
+    for (int mode = 0; mode < 2; mode++) {
+        reel_pipeline *p;
+        TH_OK(reel_pipeline_new("drip", &p));
+        TH_OK(reel_pipeline_add(p, &def_fan, NULL));
+        TH_OK(reel_pipeline_add(p, &def_keep_first, NULL));
+        TH_OK(reel_pipeline_add(p, &def_gather, &(reel_stage_options){.gather = true}));
+        reel_id in[8];
+        for (size_t i = 0; i < n; i++)
+            in[i] = put_text(texts[i]);
+        static drip d;
+        memset(&d, 0, sizeof d);
+        d.in = in;
+        d.n = n;
+        reel_executor_config c = quick_config();
+        c.ignore_failures = true;
+        c.execution_mode = mode ? REEL_EXEC_BATCH : REEL_EXEC_STREAMING;
+        reel_run_options o = {.store = store_path,
+                              .config = &c,
+                              .next_input = drip_next,
+                              .on_output = keep,
+                              .on_failure = drip_failure,
+                              .on_ungathered = drip_ungathered,
+                              .arg = &d,
+                              .flags = REEL_RUN_QUIET};
+        reel_run_result res;
+        TH_OK(reel_pipeline_run(p, &o, &res));
+        reel_pipeline_free(p);
+        cr_assert_eq(d.given, n, "mode %d", mode);
+        cr_assert_eq(d.out.n, 3, "%zu gathers (mode %d)", d.out.n, mode);
+        cr_assert_eq(d.failures, 3, "mode %d", mode);
+        cr_assert_eq(d.failures_of[3], 3, "mode %d", mode);
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(d.ungathered[i], i == 1 || i == 3 ? 1u : 0u, "input %zu (mode %d)", i,
+                         mode);
+        cr_assert_eq(res.n_failures, 3);
+        collected_free(&d.out);
+        reel_run_result_free(&res);
+        expect_clean((uint32_t)n);
+        for (size_t i = 0; i < n; i++)
+            TH_OK(reel_obj_delete(store, &in[i]));
+    }
+}
+
 Test(pipeline, a_failed_run_deletes_the_artifacts_it_holds) {
     static const char *const texts[] = {"v0:20", "v1:20", "failv2:1", "v3:20"};
     static collected out;

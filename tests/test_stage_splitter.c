@@ -561,3 +561,25 @@ Test(stage_splitter, the_splitter_fans_a_video_out_into_chunks) {
     free(v.data);
     drop_file(file);
 }
+
+/* The automatic size puts no more than an eighth of the store per CPU in a
+ * chunk, in clips guessed at the source's bytes per second (a chunk's MP4s
+ * are in the store until written); the bound of 64 chunks a video still
+ * wins, and a size the user gives is kept. */
+Test(stage_splitter, an_automatic_chunk_holds_at_most_an_eighth_of_the_store_per_cpu) {
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    uint32_t cpus = (uint32_t)CPU_COUNT(&set), n = 16 * cpus; /* automatic: 8 a chunk */
+    uint64_t mb = 1 << 20, capacity = 8ull * cpus * 3 * mb;
+    reel_curate_options o;
+    reel_curate_defaults(&o);
+    cr_assert_eq(stage_clips_per_chunk(&o, n, 0, capacity), 8, "clip size unknown: unbounded");
+    cr_assert_eq(stage_clips_per_chunk(&o, n, mb, 0), 8, "capacity unknown: unbounded");
+    cr_assert_eq(stage_clips_per_chunk(&o, n, mb / 2, capacity), 6);
+    cr_assert_eq(stage_clips_per_chunk(&o, n, mb, capacity), 3);
+    cr_assert_eq(stage_clips_per_chunk(&o, n, 100 * mb, capacity), 1, "one clip at least");
+    /* 640 clips in 64 chunks at most: 10 a chunk, however large. */
+    cr_assert_eq(stage_clips_per_chunk(&o, 640, 100 * mb, capacity), 10);
+    o.clips_per_chunk = 5;
+    cr_assert_eq(stage_clips_per_chunk(&o, n, 100 * mb, capacity), 5, "the user's size is kept");
+}

@@ -217,8 +217,12 @@ typedef struct reel_run_options {
     const char *store;                  /* the store's path or name (required) */
     const reel_executor_config *config; /* NULL: the defaults */
     /* The source: inputs[0..n_inputs) are given to the first stage in order,
-     * then, when next_input is set, what it returns: 1 and *id, or 0 at the
-     * end (a negative code stops the run). The objects stay the caller's. */
+     * then, when next_input is set, what it returns: 1 and *id, 0 at the
+     * end, or -EAGAIN when it has none yet (a source fed over time: it is
+     * asked again within 100 ms, or sooner when the run has news; a batch
+     * run waits for the end); another negative code stops the run. It is
+     * called from the run's loop: it must not block. The objects stay the
+     * caller's. */
     const reel_id *inputs;
     size_t n_inputs;
     int (*next_input)(void *arg, reel_id *id);
@@ -232,6 +236,15 @@ typedef struct reel_run_options {
     /* Called with the live figures after each status line and autoscaler
      * round, and once at the end. Optional. */
     void (*on_status)(void *arg, const reel_pipeline_status *status);
+    /* Each task that fails for good, as it is recorded: the record that
+     * reel_run_result.failures holds at the end (where there is room for
+     * it), given while the run goes on (under ignore_failures). Optional. */
+    void (*on_failure)(void *arg, const reel_failure *failure);
+    /* A pipeline with a gathering stage: an input none of whose items
+     * reached that stage (each failed for good, or a stage made nothing of
+     * it), so that it has no gathering task. Called once per such input, when
+     * its last item ended (after on_failure for it). Optional. */
+    void (*on_ungathered)(void *arg, const reel_id *origin);
     void *arg;
     FILE *log; /* status lines and the end-of-run summary; NULL: stderr */
     /* Task IDs, and so output IDs, derive from the run ID, the stage and the

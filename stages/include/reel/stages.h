@@ -89,7 +89,9 @@ typedef struct reel_curate_options {
      * after it work on the items of one video at once. 0 (the default):
      * automatic, a video's clips over twice as many chunks as the CPUs the
      * splitter may run on (each chunk costs a seek and a decode from the
-     * keyframe before it), so long as a video makes at most
+     * keyframe before it), with no more in a chunk than an eighth of the
+     * store per CPU (clips guessed at the source's bytes per second: a
+     * chunk's MP4s are in the store until written), so long as a video makes at most
      * REEL_TASK_MAX_OUTPUTS items and an item's clip artifacts (an MP4
      * each, and frames, tensor, preview as made) with its record fit the
      * REEL_TASK_MAX_OUTPUTS outputs of a task. A value whose chunk cannot
@@ -240,12 +242,18 @@ REEL_API int reel_curate_record_failure(const reel_curate_options *o, const char
                                         const char *error);
 
 /* What the writer's output object (one per video) says. */
+#define REEL_CURATE_PATH_MAX  4096u /* a summary's path, NUL included */
+#define REEL_CURATE_ERROR_MAX 1024u /* a summary's error text, NUL included */
+
 typedef struct reel_curate_video_summary {
     uint32_t clips, clips_written, clips_filtered;
     bool partial, failed;
     double duration_s;
     int64_t frames;
-    char name[256]; /* the video's file name */
+    char name[256];                    /* the video's file name */
+    char path[REEL_CURATE_PATH_MAX];   /* its path as given to the reader */
+    char error[REEL_CURATE_ERROR_MAX]; /* what went wrong ("" if nothing): the
+                                          sentences of its processed_videos/ record */
     /* Bytes the stages copied from one store object into another for this
      * video (records rewritten; artifacts pass by ID and count nothing), and
      * the source file's size: reel-curate prints their ratio. */
