@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config clang-format
           liburing-dev libxxhash-dev libmsgpack-dev libcriterion-dev
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-          gnuplot-nox locales)
+          gnuplot-nox locales python3 python3-venv python3-pip)
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 missing=()
 for p in "${packages[@]}"; do
@@ -27,4 +27,25 @@ if ! locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8'; then
     echo 'de_DE.UTF-8 UTF-8' | $SUDO tee -a /etc/locale.gen >/dev/null
   fi
   $SUDO locale-gen
+fi
+
+# reel-cluster (cluster/) and its tests: a virtual environment in the
+# checkout's .venv (git-ignored), with Ray at the version bench/ray pins and
+# reel-cluster installed editable from this checkout. In the checkout, not in
+# /opt: it needs no root, each checkout's editable install points at its own
+# cluster/, and it goes with the checkout. pip's cache keeps a rebuild quick.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.venv"
+ray_pin=$(grep -E '^ray==' "$root/bench/ray/requirements.txt")
+if [ ! -x "$venv/bin/python" ]; then
+  echo "reel: making the virtual environment $venv"
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c "import sys, ray; sys.exit(ray.__version__ != '${ray_pin#ray==}')" 2>/dev/null; then
+  echo "reel: installing $ray_pin into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$ray_pin"
+fi
+if ! "$venv/bin/python" -c "import sys, reel_cluster; sys.exit(not reel_cluster.__file__.startswith('$root/cluster/'))" 2>/dev/null; then
+  echo "reel: installing reel-cluster (cluster/) into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "$root/cluster"
 fi

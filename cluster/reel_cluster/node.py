@@ -99,7 +99,7 @@ class ReelNode:
                 raise self._broken
             self._waiters[path].append((done, box))
             try:
-                self._proc.stdin.write(path.encode() + b"\n")
+                self._proc.stdin.write(path.encode(errors="surrogateescape") + b"\n")
                 self._proc.stdin.flush()
             except OSError:
                 pass  # the child is gone: _read_results breaks the waiters
@@ -132,7 +132,7 @@ class ReelNode:
     def _read_results(self):
         for raw in self._proc.stdout:
             try:
-                result = json.loads(raw)
+                result = json.loads(raw.decode(errors="surrogateescape"))
                 path = result["path"]
             except (ValueError, KeyError, TypeError):
                 print(f"reel-cluster: a line reel-curate wrote is not a result: {raw[:200]!r}",
