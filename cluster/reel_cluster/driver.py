@@ -31,6 +31,7 @@ POLL_S = 1.0
 MAX_ATTEMPTS = 3  # a video whose node died under it this often fails
 MAX_ACTORS_PER_NODE = 3  # actors started on one node before it is left out
 SUMMARY_NAME = "cluster_summary.json"
+PATH_MAX_BYTES = 4095  # the longest line reel-curate --inputs-from takes
 
 
 def log(msg):
@@ -88,15 +89,15 @@ class Driver:
         self.failed = 0
         self.redone = 0
         self.lost_nodes = 0
+        self.losses = []  # per node lost: when, how many videos, when redone
         self.t0 = time.monotonic()
+        self.cpu0 = time.process_time()
         self.next_poll = 0.0
         self.next_log = self.t0 + options["logging_interval"]
 
     # ---- the queue -------------------------------------------------------------
 
     def _add(self, path):
-        if "\n" in path:
-            raise Fatal(f"a path with a newline cannot be sent: {path!r}", 2)
         v = Video(len(self.videos), path)
         self.videos.append(v)
         heapq.heappush(self.queue, (-v.size, v.index))
@@ -166,6 +167,8 @@ class Driver:
                 del self.ready_refs[ref]
         self.lost_nodes += 1
         log(f"node {node.short} lost ({why}); {len(back)} videos go back to the queue")
+        self.losses.append({"node": node.node_id, "at": time.time(), "videos": len(back),
+                            "redispatched_at": None, "pending": {v.index for v in back}})
         for v in back:
             self._requeue(v, why)
         try:
@@ -185,7 +188,16 @@ class Driver:
             v = self.videos[index]
             if v.result is not None:
                 continue
+            bad = _unsendable(v.path)
+            if bad:
+                self._record(v, None, {"path": v.path, "failed": True, "clips": 0, "error": bad})
+                continue
             ref = node.actor.curate.remote(v.path)
+            for loss in self.losses:
+                if v.index in loss["pending"]:
+                    loss["pending"].discard(v.index)
+                    if loss["redispatched_at"] is None:
+                        loss["redispatched_at"] = time.time()
             node.inflight[ref] = v
             self.owner[ref] = node
             if self.o["verbose"]:
@@ -348,6 +360,11 @@ class Driver:
             "elapsed_s": elapsed,
             "redone": self.redone,
             "nodes_lost": self.lost_nodes,
+            # when a lost node's first video went to another node (wall clock)
+            "losses": [{k: x for k, x in loss.items() if k != "pending"}
+                       for loss in self.losses],
+            # the driver's own CPU time: the cost of coordination
+            "driver_cpu_s": time.process_time() - self.cpu0,
             "per_node": _per_node(self.videos),
             "records": records,
         }
@@ -364,6 +381,16 @@ class Driver:
             f"({summary['clips_written']} written, {summary['clips_filtered']} filtered); "
             f"{summary['video_s']:.1f} s of video in {elapsed:.1f} s; "
             f"{self.lost_nodes} nodes lost, {self.redone} videos redone; summary in {path}")
+
+
+def _unsendable(path):
+    """Why reel-curate cannot take path as a line (it answers such a line
+    without its path), or None."""
+    if "\0" in path or "\n" in path:
+        return "the path holds a NUL or a newline"
+    if len(path.encode(errors="surrogateescape")) > PATH_MAX_BYTES:
+        return f"the path is longer than {PATH_MAX_BYTES} bytes"
+    return None
 
 
 def _per_node(videos):
