@@ -75,7 +75,7 @@ class Driver:
     def __init__(self, options, paths=(), reader=None):
         self.o = options
         self.videos = []
-        self.queue = []  # heap of (-size, index)
+        self.queue = []  # heap of (0 for a video redone else 1, -size, index)
         self.reader = reader
         self.input_ended = reader is None
         for p in paths:
@@ -100,7 +100,7 @@ class Driver:
     def _add(self, path):
         v = Video(len(self.videos), path)
         self.videos.append(v)
-        heapq.heappush(self.queue, (-v.size, v.index))
+        heapq.heappush(self.queue, (1, -v.size, v.index))
 
     def _requeue(self, v, why):
         if v.result is not None:
@@ -111,7 +111,7 @@ class Driver:
                                     "error": f"lost with {v.attempts} nodes ({why})"})
             return
         self.redone += 1
-        heapq.heappush(self.queue, (-v.size, v.index))
+        heapq.heappush(self.queue, (0, -v.size, v.index))
 
     # ---- nodes -------------------------------------------------------------------
 
@@ -127,6 +127,8 @@ class Driver:
             if node_id in self.nodes or node_id in self.left_out:
                 continue
             self._start_actor(node_id, n)
+        if alive and not self.nodes and set(alive) <= self.left_out:
+            raise Fatal("no node of the cluster can run reel-curate", 1)
 
     def _start_actor(self, node_id, n):
         started = self.actors_started.get(node_id, 0)
@@ -144,7 +146,7 @@ class Driver:
             num_gpus=gpus,
             max_restarts=0,
             max_task_retries=0,
-            max_concurrency=slots + 4,
+            max_concurrency=2 * slots + 4,  # a redone video may go past the slots
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
         )
         actor = actor_cls.remote(self.o["argv"], os.getcwd(), cpus, self.o["cpu_percentage"])
@@ -182,9 +184,12 @@ class Driver:
         ready = [n for n in self.nodes.values() if n.ready]
         while self.queue and ready:
             node = min(ready, key=lambda n: len(n.inflight) / n.slots)
-            if len(node.inflight) >= node.slots:
+            # A lost node's video goes out at once, past the slots if need be
+            # (reel-curate starts each line as it comes): it has waited once.
+            redo = self.queue[0][0] == 0
+            if len(node.inflight) >= node.slots * (2 if redo else 1):
                 break
-            _, index = heapq.heappop(self.queue)
+            _, _, index = heapq.heappop(self.queue)
             v = self.videos[index]
             if v.result is not None:
                 continue

@@ -217,17 +217,31 @@ class TestTwoNodes(ClusterCase):
         self.assertEqual(s["failed"], 1)
         self.assertTrue(any("missing.mp4" in line for line in run.lines))
 
+    def test_a_flag_reel_curate_refuses_stops_the_run(self):
+        paths = make_videos(self.work, [("realshort.mp4", 1)])
+        lst = os.path.join(self.work, "list")
+        with open(lst, "w") as f:
+            f.write("".join(p + "\n" for p in paths))
+        run = Run(self.cluster.address, self.work,
+                  ["--inputs-from", "list", "--output-clip-path", "out", "--no-such-flag"])
+        self.assertEqual(run.finish(), 2)
+        self.assertTrue(any("no-such-flag" in line for line in run.lines))
+
 
 class TestThreeNodes(ClusterCase):
     WORKERS = 3
 
     def test_node_removed_and_node_added_mid_run(self):
-        first = make_videos(self.work, [("oa4_launch.webm", 6), ("realshort.mp4", 2)])
-        more = make_videos(self.work, [("diver.mov", 1), ("cockatoo.mp4", 1)])
-        more += make_videos(self.work, [("oa4_launch.webm", 8)], first=6)
+        # diver.mov, the largest sample, takes seconds: once every node is
+        # ready, each gets one of the three first (largest first, to the node
+        # with the most room), and still holds it when its node goes.
+        first = make_videos(self.work, [("diver.mov", 3), ("realshort.mp4", 2)])
+        more = make_videos(self.work, [("cockatoo.mp4", 1), ("oa4_launch.webm", 8)])
         run = Run(self.cluster.address, self.work,
                   ["--inputs-from", "-", "--output-clip-path", "out", "--logging-interval", "2"],
                   stdin=subprocess.PIPE)
+        for w in self.workers:
+            run.wait_line(lambda l, w=w: f"node {w.node_id[:8]} ready" in l, "a node ready")
         run.proc.stdin.write("".join(p + "\n" for p in first))
         run.proc.stdin.flush()
         # The third worker is removed once it holds a video.
@@ -244,6 +258,7 @@ class TestThreeNodes(ClusterCase):
         self.assertEqual(run.finish(), 0)
         s = self.assert_same_as_single_node(first + more, "out")
         self.assertGreaterEqual(s["nodes_lost"], 1)
+        self.assertGreaterEqual(s["redone"], 1, "the lost node held no video")
         self.assertGreaterEqual(s["per_node"].get(joined.node_id, {}).get("videos", 0), 1,
                                 s["per_node"])
         leftovers = [n for n in os.listdir(os.path.join(self.work, "out", "clips")) if ".tmp-" in n]
