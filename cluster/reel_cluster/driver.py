@@ -217,8 +217,7 @@ class Driver:
         self.input_ended = ended
 
     def _finished(self):
-        return (self.input_ended and not self.queue
-                and all(v.result is not None for v in self.videos))
+        return self.input_ended and not self.queue and self.done == len(self.videos)
 
     def _on_ready(self, ref, node):
         del self.ready_refs[ref]
