@@ -42,12 +42,23 @@ def log(msg):
     print(f"scale: {msg}", file=sys.stderr, flush=True)
 
 
+class _Cluster(Cluster):
+    """A Cluster whose session files go with it."""
+
+    def shutdown(self):
+        super().shutdown()
+        shutil.rmtree(self.reel_tmp, ignore_errors=True)
+
+
 def cluster(workers, cpus, fast_health_checks=True):
-    head = {"num_cpus": 0, "object_store_memory": 80 << 20}
+    tmp = tempfile.mkdtemp(prefix="reel-ray-")
+    head = {"num_cpus": 0, "object_store_memory": 80 << 20, "temp_dir": tmp}
     if fast_health_checks:
         head["_system_config"] = dict(SYSTEM_CONFIG)
-    c = Cluster(initialize_head=True, head_node_args=head)
-    nodes = [c.add_node(num_cpus=cpus, object_store_memory=80 << 20) for _ in range(workers)]
+    c = _Cluster(initialize_head=True, head_node_args=head)
+    c.reel_tmp = tmp
+    nodes = [c.add_node(num_cpus=cpus, object_store_memory=80 << 20, temp_dir=tmp)
+             for _ in range(workers)]
     c.wait_for_nodes()
     return c, nodes
 
@@ -187,7 +198,8 @@ def wait_cost(res, counts):
     """What one ray.wait(num_returns=1, timeout=0) costs over N pending calls:
     the driver makes one per turn of its loop over every call in flight."""
     rows = []
-    ray.init(num_cpus=1, logging_level="WARNING", include_dashboard=False)
+    tmp = tempfile.mkdtemp(prefix="reel-ray-")
+    ray.init(num_cpus=1, logging_level="WARNING", include_dashboard=False, _temp_dir=tmp)
     try:
         actor = _Pending.options(max_concurrency=max(counts) + 1).remote()
         for n in counts:
@@ -202,6 +214,7 @@ def wait_cost(res, counts):
             actor = _Pending.options(max_concurrency=max(counts) + 1).remote()
     finally:
         ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
     res["wait"] = rows
 
 

@@ -139,14 +139,19 @@ class ClusterCase(unittest.TestCase):
     def setUpClass(cls):
         if not os.access(CURATE, os.X_OK):
             raise unittest.SkipTest(f"no reel-curate at {CURATE}")
+        # Ray's session files (logs, sockets) in a directory of the test's own.
+        cls.ray_tmp = tempfile.mkdtemp(prefix="reel-ray-")
+        cls.node_args = dict(NODE_ARGS, temp_dir=cls.ray_tmp)
         cls.cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 0, "object_store_memory": 80 << 20, "_system_config": SYSTEM_CONFIG})
-        cls.workers = [cls.cluster.add_node(**NODE_ARGS) for _ in range(cls.WORKERS)]
+            "num_cpus": 0, "object_store_memory": 80 << 20, "temp_dir": cls.ray_tmp,
+            "_system_config": dict(SYSTEM_CONFIG)})
+        cls.workers = [cls.cluster.add_node(**cls.node_args) for _ in range(cls.WORKERS)]
         cls.cluster.wait_for_nodes()
 
     @classmethod
     def tearDownClass(cls):
         cls.cluster.shutdown()
+        shutil.rmtree(cls.ray_tmp, ignore_errors=True)
 
     def setUp(self):
         self.work = tempfile.mkdtemp(prefix="reel-cluster-test-")
@@ -251,7 +256,7 @@ class TestThreeNodes(ClusterCase):
         run.wait_line(lambda l: f"node {victim.node_id[:8]} lost" in l, "losing node 3")
         # A node added now gets work: the rest of the input comes once it is
         # ready, more videos than the other nodes have room for.
-        joined = self.cluster.add_node(**NODE_ARGS)
+        joined = self.cluster.add_node(**self.node_args)
         run.wait_line(lambda l: f"node {joined.node_id[:8]} ready" in l, "the new node ready")
         run.proc.stdin.write("".join(p + "\n" for p in more))
         run.proc.stdin.close()
