@@ -391,6 +391,23 @@ void th_result_free(th_result *r) {
     r->out = r->err = NULL;
 }
 
+const char *th_curate_bin(void) {
+    const char *bin = getenv("REEL_CURATE");
+    if (!bin || !*bin)
+        cr_skip_test("REEL_CURATE is not set (ctest sets it to the reel-curate binary)");
+    return bin;
+}
+
+const char *th_sample(const char *name, char *buf, size_t cap) {
+    const char *dir = getenv("REEL_SAMPLES");
+    if (!dir)
+        cr_skip_test("REEL_SAMPLES is not set (ctest sets it; scripts/samples.sh fetches them)");
+    snprintf(buf, cap, "%s/%s", dir, name);
+    if (access(buf, R_OK) != 0)
+        cr_skip_test("%s is missing: run scripts/samples.sh", buf);
+    return buf;
+}
+
 void th_assert_one_error_line(const th_result *r, int code, const char *prefix, const char *what) {
     cr_assert_eq(r->signal, 0, "%s: killed by signal %d", what, r->signal);
     cr_assert_eq(r->code, code, "%s: exit %d, expected %d; stderr: %s", what, r->code, code,

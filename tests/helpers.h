@@ -159,6 +159,14 @@ th_result th_run(const char *bin, const th_when *when, const char *const *args);
 /* th_run() with a time limit of limit_ms instead of 20 s. */
 th_result th_run_limit(const char *bin, const th_when *when, const char *const *args, int limit_ms);
 
+/* The reel-curate binary $REEL_CURATE names (ctest sets it). Skips the test
+ * when it is not set. */
+const char *th_curate_bin(void);
+
+/* The path of the sample video name ($REEL_SAMPLES/name) in buf. Skips the
+ * test when $REEL_SAMPLES is not set or the file is missing. */
+const char *th_sample(const char *name, char *buf, size_t cap);
+
 /* th_run() on reel-inspect: the binary $REEL_INSPECT names (ctest sets it).
  * Skips the test when it is not set. */
 th_result th_run_inspect(const th_when *when, const char *const *args);

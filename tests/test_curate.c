@@ -74,23 +74,6 @@ static void teardown(void) {
 
 TestSuite(curate, .init = setup, .fini = teardown, .timeout = 300);
 
-static const char *curate_bin(void) {
-    const char *bin = getenv("REEL_CURATE");
-    if (!bin || !*bin)
-        cr_skip_test("REEL_CURATE is not set (ctest sets it to the reel-curate binary)");
-    return bin;
-}
-
-static const char *sample(const char *name, char *buf, size_t cap) {
-    const char *dir = getenv("REEL_SAMPLES");
-    if (!dir)
-        cr_skip_test("REEL_SAMPLES is not set (ctest sets it; scripts/samples.sh fetches them)");
-    snprintf(buf, cap, "%s/%s", dir, name);
-    if (access(buf, R_OK) != 0)
-        cr_skip_test("%s is missing: run scripts/samples.sh", buf);
-    return buf;
-}
-
 /* Copies the first len bytes of src (all: len SIZE_MAX) to dir/name. */
 static void copy_part(const char *src, const char *dir, const char *name, size_t len) {
     char dst[256];
@@ -159,7 +142,7 @@ static void described_stages(const char *const *argv, char *out, size_t cap) {
     const char *args[8] = {"--describe"};
     for (int i = 0; argv[i]; i++)
         args[i + 1] = argv[i];
-    th_result r = th_run(curate_bin(), NULL, args);
+    th_result r = th_run(th_curate_bin(), NULL, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert(strstr(r.out, "Pipeline: video-curation"), "%s", r.out);
     out[0] = '\0';
@@ -244,7 +227,7 @@ Test(curate, each_stage_asks_for_the_cpu_it_uses) {
         const char *args[6] = {"--describe"};
         for (int k = 0; k < 4 && cases[i].argv[k]; k++)
             args[k + 1] = cases[i].argv[k];
-        th_result r = th_run(curate_bin(), NULL, args);
+        th_result r = th_run(th_curate_bin(), NULL, args);
         cr_assert_eq(r.code, 0, "%s", r.err);
         for (int k = 0; k < 3; k++)
             cr_assert(strstr(r.out, cases[i].want[k]), "case %zu lacks %s:\n%s", i,
@@ -254,7 +237,7 @@ Test(curate, each_stage_asks_for_the_cpu_it_uses) {
 }
 
 Test(curate, bad_arguments_are_one_clear_line) {
-    const char *bin = curate_bin();
+    const char *bin = th_curate_bin();
     const char *cases[][3] = {
         {"--splitting-algorithm", "panda", NULL},
         {"--motion-filter", "maybe", NULL},
@@ -285,7 +268,7 @@ Test(curate, bad_arguments_are_one_clear_line) {
 /* --transcoder-workers N fixes the transcoder's count (the other stages stay
  * autoscaled); 0 is the default, autoscaled; a bad count is one clear line. */
 Test(curate, transcoder_workers_fixes_the_transcoders_count) {
-    th_result r = th_run(curate_bin(), NULL,
+    th_result r = th_run(th_curate_bin(), NULL,
                          (const char *[]){"--describe", "--transcoder-workers", "3", NULL});
     cr_assert_eq(r.code, 0, "%s", r.err);
     const char *t = strstr(r.out, "Stage 3: transcoder\n");
@@ -296,7 +279,7 @@ Test(curate, transcoder_workers_fixes_the_transcoders_count) {
     cr_assert_eq(th_count(r.out, "(fixed)"), 1, "another stage is fixed too:\n%s", r.out);
     th_result_free(&r);
 
-    r = th_run(curate_bin(), NULL,
+    r = th_run(th_curate_bin(), NULL,
                (const char *[]){"--describe", "--transcoder-workers", "0", NULL});
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_eq(th_count(r.out, "(fixed)"), 0, "0 is not autoscaled:\n%s", r.out);
@@ -304,7 +287,7 @@ Test(curate, transcoder_workers_fixes_the_transcoders_count) {
 
     static const char *const bad[] = {"-1", "two", "1.5", "", "257", "99999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = th_run(curate_bin(), NULL,
+        r = th_run(th_curate_bin(), NULL,
                    (const char *[]){"--describe", "--transcoder-workers", bad[i], NULL});
         th_assert_one_error_line(&r, 2, "reel-curate: ", "--transcoder-workers");
         cr_assert(strstr(r.err, "--transcoder-workers"), "'%s': %s", bad[i], r.err);
@@ -321,9 +304,9 @@ Test(curate, the_samples_become_curators_tree) {
     snprintf(videos, sizeof videos, "%s/videos", root);
     snprintf(out, sizeof out, "%s/out", root);
     cr_assert_eq(mkdir(videos, 0755), 0);
-    copy_part(sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
-    copy_part(sample("realshort.mp4", s, sizeof s), videos, "realshort.mp4", SIZE_MAX);
-    th_result r = th_run_limit(curate_bin(), NULL,
+    copy_part(th_sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
+    copy_part(th_sample("realshort.mp4", s, sizeof s), videos, "realshort.mp4", SIZE_MAX);
+    th_result r = th_run_limit(th_curate_bin(), NULL,
                                (const char *[]){"--video-dir", videos, "--output-clip-path", out,
                                                 "--splitting-algorithm", "scene", "--motion-filter",
                                                 "score-only", "--autoscale-interval-s", "1", NULL},
@@ -427,7 +410,7 @@ static void curate_oa4(const char *const *extra, char *out, size_t cap) {
     char s[512], videos[96];
     snprintf(videos, sizeof videos, "%s/videos", root);
     mkdir(videos, 0755);
-    copy_part(sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
+    copy_part(th_sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
     static int runs;
     snprintf(out, cap, "%s/out%d", root, runs++);
     const char *argv[16] = {"--video-dir",           videos, "--output-clip-path", out,
@@ -435,7 +418,7 @@ static void curate_oa4(const char *const *extra, char *out, size_t cap) {
     int n = 6;
     for (int i = 0; extra[i]; i++)
         argv[n++] = extra[i];
-    th_result r = th_run_limit(curate_bin(), NULL, argv, RUN_LIMIT_MS);
+    th_result r = th_run_limit(th_curate_bin(), NULL, argv, RUN_LIMIT_MS);
     cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
     cr_assert(strstr(r.err, "1 of 1 videos curated, 2 clips written"), "%s", r.err);
     th_result_free(&r);
@@ -575,7 +558,7 @@ Test(curate, a_video_larger_than_the_store_curates_as_in_a_large_one) {
     const char *sizes[2] = {"8M", "1G"};
     for (int k = 0; k < 2; k++) {
         th_result r =
-            th_run_limit(curate_bin(), NULL,
+            th_run_limit(th_curate_bin(), NULL,
                          (const char *[]){"--video-dir", videos, "--output-clip-path", outs[k],
                                           "--store-size", sizes[k], "--no-gpu", NULL},
                          RUN_LIMIT_MS);
@@ -706,7 +689,7 @@ Test(curate, every_container_ffmpeg_reads_is_curated_and_the_rest_counted) {
     snprintf(sub, sizeof sub, "%s/a-directory", videos);
     cr_assert_eq(mkdir(sub, 0755), 0); /* not descended into, and not a file skipped */
     th_result r = th_run_limit(
-        curate_bin(), NULL,
+        th_curate_bin(), NULL,
         (const char *[]){"--video-dir", videos, "--output-clip-path", out, "--no-gpu", NULL},
         RUN_LIMIT_MS);
     cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
@@ -722,7 +705,7 @@ Test(curate, every_container_ffmpeg_reads_is_curated_and_the_rest_counted) {
     }
     th_result_free(&r);
 
-    r = th_run_limit(curate_bin(), NULL,
+    r = th_run_limit(th_curate_bin(), NULL,
                      (const char *[]){"--video-dir", videos, "--output-clip-path", out, "--no-gpu",
                                       "--video-extensions", "OGV,.y4m", NULL},
                      RUN_LIMIT_MS);
@@ -731,7 +714,7 @@ Test(curate, every_container_ffmpeg_reads_is_curated_and_the_rest_counted) {
     cr_assert(strstr(r.err, "reel-curate: 7 files skipped: not video extensions\n"), "%s", r.err);
     th_result_free(&r);
 
-    r = th_run_limit(curate_bin(), NULL,
+    r = th_run_limit(th_curate_bin(), NULL,
                      (const char *[]){"--video-dir", videos, "--output-clip-path", out,
                                       "--video-extensions", "mkv", NULL},
                      RUN_LIMIT_MS);
@@ -766,20 +749,20 @@ static void bad_inputs(char *videos, size_t cap) {
     cr_assert_eq(mkdir(videos, 0755), 0);
     write_text(videos, "a_empty.mp4", "", 0);
     write_text(videos, "b_text.mp4", "this is not a video\n", 20);
-    copy_part(sample("cockatoo.mp4", s, sizeof s), videos, "c_half.mp4", 728751 / 2);
-    copy_part(sample("oa4_launch.webm", s, sizeof s), videos, "d_half.webm", 0);
+    copy_part(th_sample("cockatoo.mp4", s, sizeof s), videos, "c_half.mp4", 728751 / 2);
+    copy_part(th_sample("oa4_launch.webm", s, sizeof s), videos, "d_half.webm", 0);
     struct stat st;
     cr_assert_eq(stat(s, &st), 0);
     copy_part(s, videos, "d_half.webm", (size_t)st.st_size / 2);
     write_wav(videos, "e_audio.mp4");
-    copy_part(sample("realshort.mp4", s, sizeof s), videos, "f_good.mp4", SIZE_MAX);
+    copy_part(th_sample("realshort.mp4", s, sizeof s), videos, "f_good.mp4", SIZE_MAX);
 }
 
 Test(curate, bad_inputs_are_recorded_and_the_run_goes_on) {
     char videos[96], out[96];
     bad_inputs(videos, sizeof videos);
     snprintf(out, sizeof out, "%s/out", root);
-    th_result r = th_run_limit(curate_bin(), NULL,
+    th_result r = th_run_limit(th_curate_bin(), NULL,
                                (const char *[]){"--video-dir", videos, "--output-clip-path", out,
                                                 "--ignore-failures", NULL},
                                RUN_LIMIT_MS);
@@ -809,7 +792,7 @@ Test(curate, without_ignore_failures_the_first_bad_video_stops_the_run) {
     bad_inputs(videos, sizeof videos);
     snprintf(out, sizeof out, "%s/out", root);
     th_result r = th_run_limit(
-        curate_bin(), NULL,
+        th_curate_bin(), NULL,
         (const char *[]){"--video-dir", videos, "--output-clip-path", out, NULL}, RUN_LIMIT_MS);
     cr_assert_eq(r.code, 1, "stderr:\n%s", r.err);
     cr_assert(strstr(r.err, "reel-curate: stopped: stage reader failed on input"), "%s", r.err);
@@ -823,8 +806,8 @@ Test(curate, without_ignore_failures_the_first_bad_video_stops_the_run) {
  * come, above it: --logging-interval shows there too. */
 Test(curate, on_a_terminal_the_status_lines_go_above_the_live_line) {
     char s[512], videos[96], out[96];
-    const char *bin = curate_bin();
-    const char *video = sample("realshort.mp4", s, sizeof s);
+    const char *bin = th_curate_bin();
+    const char *video = th_sample("realshort.mp4", s, sizeof s);
     snprintf(videos, sizeof videos, "%s/videos", root);
     snprintf(out, sizeof out, "%s/out", root);
     cr_assert_eq(mkdir(videos, 0755), 0);
@@ -902,10 +885,10 @@ Test(curate_sweep, an_interrupted_run_cleans_up_and_a_killed_ones_store_goes_nex
     snprintf(videos, sizeof videos, "%s/videos", root);
     snprintf(out, sizeof out, "%s/out", root);
     cr_assert_eq(mkdir(videos, 0755), 0);
-    copy_part(sample("cockatoo.mp4", smp, sizeof smp), videos, "cockatoo.mp4", SIZE_MAX);
+    copy_part(th_sample("cockatoo.mp4", smp, sizeof smp), videos, "cockatoo.mp4", SIZE_MAX);
     th_when ctrl_c = {.ms = 1500}; /* mid-transcode: cockatoo takes seconds */
     th_result r = th_run_limit(
-        curate_bin(), &ctrl_c,
+        th_curate_bin(), &ctrl_c,
         (const char *[]){"--video-dir", videos, "--output-clip-path", out, NULL}, RUN_LIMIT_MS);
     cr_assert_eq(r.code, 128 + SIGINT, "exit %d, signal %d, stderr:\n%s", r.code, r.signal, r.err);
     cr_assert(strstr(r.err, "reel-curate: interrupted by Interrupt"), "%s", r.err);
@@ -928,9 +911,9 @@ Test(curate, a_video_fanned_out_into_chunks_curates_as_in_one) {
      * cleanly; oa4_launch.webm has no index of every frame (each chunk
      * decodes from the start); cockatoo.mp4's keyframes decode damaged when
      * decoding begins there, so its chunks undo their seeks. */
-    copy_part(sample("diver.mov", s, sizeof s), videos, "diver.mov", SIZE_MAX);
-    copy_part(sample("cockatoo.mp4", s, sizeof s), videos, "cockatoo.mp4", SIZE_MAX);
-    copy_part(sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
+    copy_part(th_sample("diver.mov", s, sizeof s), videos, "diver.mov", SIZE_MAX);
+    copy_part(th_sample("cockatoo.mp4", s, sizeof s), videos, "cockatoo.mp4", SIZE_MAX);
+    copy_part(th_sample("oa4_launch.webm", s, sizeof s), videos, "oa4_launch.webm", SIZE_MAX);
     /* 2-second clips: several per video. 31 clips per chunk (with an MP4
      * and a preview each, as many as fit a task): one chunk per video. */
     const char *chunks[] = {"31", "1"};
@@ -938,7 +921,7 @@ Test(curate, a_video_fanned_out_into_chunks_curates_as_in_one) {
     double per_byte[2] = {0};
     for (int k = 0; k < 2; k++) {
         th_result r =
-            th_run_limit(curate_bin(), NULL,
+            th_run_limit(th_curate_bin(), NULL,
                          (const char *[]){"--video-dir", videos, "--output-clip-path", out,
                                           "--fixed-stride-split-duration", "2", "--motion-filter",
                                           "score-only", "--clips-per-chunk", chunks[k], NULL},
@@ -988,7 +971,7 @@ Test(curate, a_video_that_lost_some_chunks_keeps_the_writers_record) {
              videos);
     cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
     th_result r =
-        th_run_limit(curate_bin(), NULL,
+        th_run_limit(th_curate_bin(), NULL,
                      (const char *[]){"--video-dir", videos, "--output-clip-path", out,
                                       "--store-size", "2M", "--ignore-failures",
                                       "--fixed-stride-split-duration", "2", "--no-previews", NULL},
@@ -1038,7 +1021,7 @@ Test(curate, inputs_from_a_file_give_one_result_line_each) {
     fputc('\n', f);
     fclose(f);
     th_result r =
-        th_run_limit(curate_bin(), NULL,
+        th_run_limit(th_curate_bin(), NULL,
                      (const char *[]){"--inputs-from", list, "--results-jsonl", results,
                                       "--output-clip-path", out, "--ignore-failures", NULL},
                      RUN_LIMIT_MS);
@@ -1097,8 +1080,8 @@ static bool read_line(int fd, char *buf, size_t cap, int ms) {
  * input. */
 Test(curate, inputs_arrive_over_time_and_results_leave_as_they_finish) {
     char s1[512], s2[512], out[96];
-    const char *first = sample("oa4_launch.webm", s1, sizeof s1);
-    const char *second = sample("realshort.mp4", s2, sizeof s2);
+    const char *first = th_sample("oa4_launch.webm", s1, sizeof s1);
+    const char *second = th_sample("realshort.mp4", s2, sizeof s2);
     snprintf(out, sizeof out, "%s/out", root);
     int in[2], res[2];
     cr_assert_eq(pipe(in), 0);
@@ -1112,7 +1095,7 @@ Test(curate, inputs_arrive_over_time_and_results_leave_as_they_finish) {
         dup2(null, STDERR_FILENO);
         close(in[1]);
         close(res[0]);
-        execl(curate_bin(), "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
+        execl(th_curate_bin(), "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
               "--output-clip-path", out, (char *)NULL);
         _exit(127);
     }
@@ -1146,7 +1129,7 @@ Test(curate, inputs_arrive_over_time_and_results_leave_as_they_finish) {
 /* --inputs-from names the videos: not with --video-dir, not empty, and one
  * that cannot be opened is one line. */
 Test(curate, inputs_from_is_checked) {
-    const char *bin = curate_bin();
+    const char *bin = th_curate_bin();
     th_result r =
         th_run(bin, NULL, (const char *[]){"--inputs-from", "-", "--video-dir", "/tmp", NULL});
     th_assert_one_error_line(&r, 2, "reel-curate: ", "--inputs-from and --video-dir");
@@ -1170,7 +1153,7 @@ Test(curate, inputs_from_is_checked) {
  * cleanly, as its signal would, instead of SIGPIPE killing it mid-run. */
 Test(curate, a_results_reader_that_goes_away_stops_the_run_cleanly) {
     char s1[512], out[96], err_path[128];
-    const char *video = sample("oa4_launch.webm", s1, sizeof s1);
+    const char *video = th_sample("oa4_launch.webm", s1, sizeof s1);
     snprintf(out, sizeof out, "%s/out", root);
     snprintf(err_path, sizeof err_path, "%s/stderr.txt", root);
     int in[2], res[2];
@@ -1185,7 +1168,7 @@ Test(curate, a_results_reader_that_goes_away_stops_the_run_cleanly) {
         dup2(e, STDERR_FILENO);
         close(in[1]);
         close(res[0]);
-        execl(curate_bin(), "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
+        execl(th_curate_bin(), "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
               "--output-clip-path", out, (char *)NULL);
         _exit(127);
     }

@@ -59,23 +59,6 @@ static void teardown(void) {
 
 TestSuite(curate_gpu, .init = setup, .fini = teardown, .timeout = 300);
 
-static const char *curate_bin(void) {
-    const char *bin = getenv("REEL_CURATE");
-    if (!bin || !*bin)
-        cr_skip_test("REEL_CURATE is not set (ctest sets it to the reel-curate binary)");
-    return bin;
-}
-
-static const char *sample(const char *name, char *buf, size_t cap) {
-    const char *dir = getenv("REEL_SAMPLES");
-    if (!dir)
-        cr_skip_test("REEL_SAMPLES is not set (ctest sets it; scripts/samples.sh fetches them)");
-    snprintf(buf, cap, "%s/%s", dir, name);
-    if (access(buf, R_OK) != 0)
-        cr_skip_test("%s is missing: run scripts/samples.sh", buf);
-    return buf;
-}
-
 /* The node's GPUs, counted as the pipeline counts them (in a child). */
 static uint32_t node_gpus(void) {
     reel_node node;
@@ -178,14 +161,14 @@ Test(curate_gpu, hwaccel_on_a_node_without_a_gpu_is_one_clear_error) {
 
     char s[512], out[128];
     snprintf(out, sizeof out, "%s/out", root);
-    sample("cockatoo.mp4", s, sizeof s); /* skips where the samples are missing */
+    th_sample("cockatoo.mp4", s, sizeof s); /* skips where the samples are missing */
     const char *dir = getenv("REEL_SAMPLES");
     const char *const cases[][3] = {{"--transcode-use-hwaccel", NULL, NULL},
                                     {"--transcode-encoder", "h264_nvenc", NULL}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *argv[8] = {"--video-dir", dir,         "--output-clip-path",
                                out,           cases[i][0], cases[i][1]};
-        th_result r = th_run_limit(curate_bin(), NULL, argv, RUN_LIMIT_MS);
+        th_result r = th_run_limit(th_curate_bin(), NULL, argv, RUN_LIMIT_MS);
         th_assert_one_error_line(&r, 1, "reel-curate: ", cases[i][0]);
         cr_expect(strstr(r.err, i == 0 ? "--transcode-use-hwaccel" : "--transcode-encoder"), "%s",
                   r.err);
@@ -209,8 +192,8 @@ Test(curate_gpu, without_a_gpu_the_pipeline_is_the_cpu_line) {
         const char *with_gpu[6] = {0}, *no_gpu[6] = {"--no-gpu"};
         for (int k = 0; cases[i][k]; k++)
             with_gpu[k] = no_gpu[k + 1] = cases[i][k];
-        th_result a = th_run(curate_bin(), NULL, with_gpu);
-        th_result b = th_run(curate_bin(), NULL, no_gpu);
+        th_result a = th_run(th_curate_bin(), NULL, with_gpu);
+        th_result b = th_run(th_curate_bin(), NULL, no_gpu);
         cr_assert_eq(a.code, 0, "%s", a.err);
         cr_assert_eq(b.code, 0, "%s", b.err);
         cr_expect_str_eq(a.out, b.out, "case %zu", i);
@@ -229,14 +212,14 @@ Test(curate_gpu, the_summary_says_where_the_tensors_were_made) {
     cr_assert_eq(mkdir(videos, 0755), 0);
     char link[160];
     snprintf(link, sizeof link, "%s/oa4_launch.webm", videos);
-    cr_assert_eq(symlink(sample("oa4_launch.webm", s, sizeof s), link), 0);
+    cr_assert_eq(symlink(th_sample("oa4_launch.webm", s, sizeof s), link), 0);
     bool gpu = node_gpus() > 0;
     for (int no_gpu = 0; no_gpu < 2; no_gpu++) {
         if (!no_gpu && gpu)
             continue; /* the GPU side is gpu-check.sh's */
         const char *argv[10] = {"--video-dir",     videos,          "--output-clip-path",      out,
                                 "--write-tensors", "--no-previews", no_gpu ? "--no-gpu" : NULL};
-        th_result r = th_run_limit(curate_bin(), NULL, argv, RUN_LIMIT_MS);
+        th_result r = th_run_limit(th_curate_bin(), NULL, argv, RUN_LIMIT_MS);
         cr_assert_eq(r.code, 0, "%s", r.err);
         cr_expect(strstr(r.err, "1 of 1 videos curated, 1 clips written"), "%s", r.err);
         cr_expect(strstr(r.err, "reel-curate: tensors: 0 clips on the GPU, 1 on the CPU\n"), "%s",
@@ -248,7 +231,7 @@ Test(curate_gpu, the_summary_says_where_the_tensors_were_made) {
     }
     /* Without tensors, nothing is said about them. */
     const char *argv[8] = {"--video-dir", videos, "--output-clip-path", out, "--no-previews"};
-    th_result r = th_run_limit(curate_bin(), NULL, argv, RUN_LIMIT_MS);
+    th_result r = th_run_limit(th_curate_bin(), NULL, argv, RUN_LIMIT_MS);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_expect_null(strstr(r.err, "tensors:"), "%s", r.err);
     th_result_free(&r);
@@ -269,7 +252,7 @@ static int count_frame(void *arg, int64_t index, const AVFrame *f) {
 
 Test(curate_gpu, hardware_decode_opens_on_a_gpu_or_says_why_not) {
     char s[512], why[512];
-    sample("cockatoo.mp4", s, sizeof s);
+    th_sample("cockatoo.mp4", s, sizeof s);
     media_input *m = NULL;
     int rc = media_open_file(s, NULL, &(media_open_options){.hwaccel = true}, &m, why, sizeof why);
     if (node_gpus() == 0 || rc == -ENODEV) {
