@@ -32,6 +32,8 @@ options read by the driver:
                                    takes (0.95)
   --reel-curate PATH               the program on the nodes (default $REEL_CURATE,
                                    else reel-curate on PATH)
+  --results-jsonl FILE|-           a JSON line per video as it ends: reel-curate's,
+                                   with the node that curated it ("node")
   --verbose                        a line per video handed out
 Every other flag is reel-curate's (reel-curate --help), given to each node.
 Relative paths are resolved in this directory on every node (a shared
@@ -58,6 +60,8 @@ def _parser():
     p.add_argument("--cpu-allocation-percentage", type=float)
     p.add_argument("--config")
     p.add_argument("--reel-curate")
+    p.add_argument("--results-jsonl")
+    p.add_argument("--describe", action="store_true")
     p.add_argument("--verbose", action="store_true")
     return p
 
@@ -78,6 +82,8 @@ def parse(argv):
     from reel_cluster.inputs import LineReader, list_dir
 
     a, rest = _parser().parse_known_args(argv)
+    if a.describe:
+        _usage_error("--describe: run reel-curate --describe on a node")
     if bool(a.video_dir) == bool(a.inputs_from):
         _usage_error("give one of --video-dir and --inputs-from")
     cfg = _config_keys(a.config) if a.config else {}
@@ -107,7 +113,15 @@ def parse(argv):
         "logging_interval": interval,
         "cpu_percentage": percentage,
         "verbose": a.verbose,
+        "results": None,
     }
+    if a.results_jsonl == "-":
+        options["results"] = sys.stdout
+    elif a.results_jsonl:
+        try:
+            options["results"] = open(a.results_jsonl, "w")
+        except OSError as e:
+            _usage_error(f"--results-jsonl {a.results_jsonl}: {e.strerror}")
     paths, reader = [], None
     if a.video_dir:
         exts = a.video_extensions.split(",") if a.video_extensions else None

@@ -254,6 +254,10 @@ class Driver:
         v.result = result
         v.node = node.node_id if node else None
         self.done += 1
+        out = self.o.get("results")
+        if out is not None:
+            out.write(json.dumps(dict(result, node=v.node)) + "\n")
+            out.flush()
         if result.get("failed"):
             self.failed += 1
             why = f"{v.path}: {result.get('error') or 'failed'}"

@@ -8,4 +8,5 @@ if [ ! -x "$root/.venv/bin/python" ]; then
   exit 77
 fi
 cd "$root"
+export RAY_USAGE_STATS_ENABLED=0  # no report home from a test
 exec "$root/.venv/bin/python" -W ignore::ResourceWarning cluster/tests/test_cluster.py

@@ -201,9 +201,13 @@ class TestTwoNodes(ClusterCase):
             f.write("".join(p + "\n" for p in paths + bad))
         run = Run(self.cluster.address, self.work,
                   ["--inputs-from", "list", "--output-clip-path", "out", "--ignore-failures",
-                   "--logging-interval", "2"])
+                   "--logging-interval", "2", "--results-jsonl", "results.jsonl"])
         self.assertEqual(run.finish(), 0)
         s = self.assert_same_as_single_node(paths + bad, "out", expect_failed=bad)
+        with open(os.path.join(self.work, "results.jsonl")) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual(sorted(r["path"] for r in lines), sorted(paths + bad))
+        self.assertEqual({r["node"] for r in lines}, set(s["per_node"]))
         self.assertEqual(s["failed"], 2)
         # Both nodes worked, and progress lines came.
         self.assertEqual(len(s["per_node"]), 2, s["per_node"])
