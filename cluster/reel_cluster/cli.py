@@ -161,13 +161,18 @@ def main(argv=None):
 
     from reel_cluster.driver import Driver
 
-    # SIGTERM stops the run as Ctrl-C does: every node stopped cleanly.
+    ray.init(address=options["address"], logging_level="WARNING")
+
+    # SIGTERM stops the run as Ctrl-C does: every node stopped cleanly. Set
+    # after ray.init(), whose own handler would replace it.
+    driver = Driver(options, paths, reader)
+
     def _stop(signum, frame):
-        raise KeyboardInterrupt(signum)
+        driver.stop_signal = signum
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    ray.init(address=options["address"], logging_level="WARNING")
     try:
-        return Driver(options, paths, reader).run()
+        return driver.run()
     finally:
         ray.shutdown()

@@ -17,6 +17,7 @@ import heapq
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -89,6 +90,7 @@ class Driver:
         self.failed = 0
         self.redone = 0
         self.lost_nodes = 0
+        self.stop_signal = None  # set by the program's SIGTERM handler
         self.losses = []  # per node lost: when, how many videos, when redone
         self.t0 = time.monotonic()
         self.cpu0 = time.process_time()
@@ -313,10 +315,9 @@ class Driver:
         except Fatal as e:
             log(str(e))
             status = e.status
-        except KeyboardInterrupt as e:
-            signum = e.args[0] if e.args and isinstance(e.args[0], int) else 2
+        except KeyboardInterrupt:
             log("stopped by a signal: stopping every node")
-            status = 128 + signum
+            status = 128 + (self.stop_signal or signal.SIGINT)
         self._end_nodes(stop=status != 0)
         self._write_summary(status)
         return status

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -235,6 +236,20 @@ class TestTwoNodes(ClusterCase):
                   ["--inputs-from", "list", "--output-clip-path", "out", "--no-such-flag"])
         self.assertEqual(run.finish(), 2)
         self.assertTrue(any("no-such-flag" in line for line in run.lines))
+
+    def test_sigterm_stops_every_node(self):
+        paths = make_videos(self.work, [("diver.mov", 4)])
+        lst = os.path.join(self.work, "list")
+        with open(lst, "w") as f:
+            f.write("".join(p + "\n" for p in paths))
+        run = Run(self.cluster.address, self.work,
+                  ["--inputs-from", "list", "--output-clip-path", "out"])
+        run.wait_line(lambda l: " -> node " in l, "a video handed out")
+        run.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(run.finish(), 128 + signal.SIGTERM)
+        s = self.summary("out")
+        self.assertEqual(s["status"], 128 + signal.SIGTERM)
+        self.assertGreaterEqual(s["unfinished"], 1)
 
 
 class TestThreeNodes(ClusterCase):
