@@ -133,6 +133,31 @@ class Run:
                 self.proc.kill()
 
 
+class TestInputs(unittest.TestCase):
+    """The driver's reading of its inputs, without a cluster."""
+
+    def test_a_directory_gives_its_videos_sorted_and_limited(self):
+        from reel_cluster.inputs import list_dir
+        with tempfile.TemporaryDirectory() as d:
+            for name in ("b.MP4", "a.webm", "notes.txt", "c.mov"):
+                open(os.path.join(d, name), "w").close()
+            os.mkdir(os.path.join(d, "sub.mp4"))
+            self.assertEqual([os.path.basename(p) for p in list_dir(d)],
+                             ["a.webm", "b.MP4", "c.mov"])
+            self.assertEqual([os.path.basename(p) for p in list_dir(d, ["mov", "mp4"], 1)],
+                             ["b.MP4"])
+
+    def test_lines_are_read_as_reel_curate_reads_them(self):
+        from reel_cluster.inputs import LineReader
+        r = LineReader(["a.mp4\r\n", "\n", "\r\n", "dir/b c.mp4\n", "last.mp4"])
+        deadline = time.monotonic() + 10
+        got, ended = [], False
+        while not ended and time.monotonic() < deadline:
+            paths, ended = r.take()
+            got += paths
+        self.assertEqual(got, ["a.mp4", "dir/b c.mp4", "last.mp4"])
+
+
 class ClusterCase(unittest.TestCase):
     WORKERS = 2
 
