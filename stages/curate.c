@@ -306,6 +306,7 @@ static void parse_args(int argc, char **argv, args *a) {
             usage_error("unknown option '%s'", arg);
         }
     }
+    a->opt.cpu_allocation_percentage = a->cfg.cpu_allocation_percentage;
     if (a->inputs_from && a->video_dir_given)
         usage_error("--inputs-from and --video-dir both name the videos: give one");
     /* A rate for frames nobody makes is a mistake, not a setting. */

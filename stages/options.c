@@ -33,6 +33,7 @@ REEL_API void reel_curate_defaults(reel_curate_options *o) {
     o->mean[0] = 0.48145466f, o->mean[1] = 0.4578275f, o->mean[2] = 0.40821073f;
     o->std[0] = 0.26862954f, o->std[1] = 0.26130258f, o->std[2] = 0.27577711f;
     o->use_gpu = true;
+    o->cpu_allocation_percentage = 0.95; /* the executor's default */
     o->previews = true;
     o->preview_size = 320;
 }
@@ -96,6 +97,8 @@ REEL_API int reel_curate_validate(const reel_curate_options *o, char *why, size_
     else if (o->frames_size < 8 || o->frames_size > 4096 || o->tensor_size < 8 ||
              o->tensor_size > 4096 || o->preview_size < 8 || o->preview_size > 4096)
         bad = "frame, tensor and preview sizes: must be 8..4096 pixels";
+    else if (!positive(o->cpu_allocation_percentage) || o->cpu_allocation_percentage > 1)
+        bad = "cpu_allocation_percentage: must be in (0, 1]";
     else if (o->transcoder_workers > REEL_POOL_MAX_WORKERS)
         bad = "transcoder_workers: at most 256 (0: autoscaled)";
     else if (o->clips_per_chunk > (REEL_TASK_MAX_OUTPUTS - 1) / stage_artifacts_per_clip(o))

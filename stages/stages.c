@@ -119,18 +119,21 @@ static int build(const reel_curate_options *o, reel_actor_def defs[REEL_CURATE_S
      *     MP4 only for the clips it could not.
      *   - preprocess: a quarter of a CPU (a resize and a scale per frame
      *     at 2 frames a second of clip).
-     * Where that line does not fit within 90% of the node's CPUs (the
-     * executor keeps cpu_allocation_percentage, 95% by default, for the
-     * stages), every share is scaled down alike, so that on a 2-CPU node two
+     * Where that line does not fit within 95% of the CPUs the executor
+     * places workers on (cpu_allocation_percentage of the node's, 95% by
+     * default), every share is scaled down alike, so that on a 2-CPU node two
      * transcoders start beside one worker of every other stage; the
      * autoscaler then counts each worker by the CPU it measurably takes and
      * moves workers where time goes. */
     cpu_set_t set;
-    uint32_t ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? (uint32_t)CPU_COUNT(&set) : 1;
+    double ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    /* The CPUs the executor will place workers on, as it counts them; as
+     * many transcoders as they hold, rounded (2 on 1.9). */
+    double budget = ncpu * o->cpu_allocation_percentage;
     uint32_t threads = stage_encode_threads(o);
-    uint32_t transcoders = o->transcoder_workers ? o->transcoder_workers
-                           : ncpu / threads      ? ncpu / threads
-                                                 : 1;
+    uint32_t transcoders = o->transcoder_workers     ? o->transcoder_workers
+                           : budget / threads >= 1.5 ? (uint32_t)floor(budget / threads + 0.5)
+                                                     : 1;
     double want[REEL_CURATE_STAGES];
     double total = 0, extra_want = 0;
     if (extra) {
@@ -155,7 +158,9 @@ static int build(const reel_curate_options *o, reel_actor_def defs[REEL_CURATE_S
             want[i] = 0.1;
         total += d == &stage_transcoder_def ? want[i] * transcoders : want[i];
     }
-    double scale = total > 0.9 * ncpu ? 0.9 * ncpu / total : 1;
+    /* 95% of the budget: shares are cut to hundredths, and the executor
+     * refuses a line over its budget. */
+    double scale = total > 0.95 * budget ? 0.95 * budget / total : 1;
     reel_pipeline *p;
     int rc = reel_pipeline_new("video-curation", &p);
     for (uint32_t i = 0; rc == 0 && i < n; i++) {

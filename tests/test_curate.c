@@ -212,6 +212,11 @@ Test(curate, each_stage_asks_for_the_cpu_it_uses) {
         {{"--transcoder-workers", "1", NULL},
          {"Stage 1: reader\n  Resources: 0.1 CPUs", "Stage 2: splitter\n  Resources: 0.05 CPUs",
           "Stage 3: transcoder\n  Resources: 1 CPUs"}},
+        /* Half the CPUs to place (1.0): one transcoder, the line 1.5
+         * scaled to 0.95. */
+        {{"--cpu-allocation-percentage", "0.5", NULL},
+         {"Stage 1: reader\n  Resources: 0.06 CPUs", "Stage 2: splitter\n  Resources: 0.03 CPUs",
+          "Stage 3: transcoder\n  Resources: 0.63 CPUs"}},
         /* The scene splitter's CPU, beside one transcoder of 2 threads:
          * 3.45 scaled to 1.8. */
         {{"--splitting-algorithm", "scene", "--transcode-encoder-threads", "2", NULL},
@@ -1194,4 +1199,24 @@ Test(curate, a_results_reader_that_goes_away_stops_the_run_cleanly) {
     cr_assert(err && strstr(err, "nobody reads the results") &&
                   strstr(err, "interrupted by Broken pipe"),
               "%s", err);
+}
+
+/* A run lent a small share of the CPUs (a node of a cluster that shares a
+ * machine) sizes its line to fit it and runs, where it was refused. */
+Test(curate, a_small_share_of_the_cpus_still_runs) {
+    char s1[512], out[96], list[128];
+    const char *video = th_sample("realshort.mp4", s1, sizeof s1);
+    snprintf(out, sizeof out, "%s/out", root);
+    snprintf(list, sizeof list, "%s/list.txt", root);
+    FILE *f = fopen(list, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s\n", video);
+    fclose(f);
+    th_result r = th_run_limit(th_curate_bin(), NULL,
+                               (const char *[]){"--inputs-from", list, "--output-clip-path", out,
+                                                "--cpu-allocation-percentage", "0.2", NULL},
+                               RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "1 of 1 videos curated"), "%s", r.err);
+    th_result_free(&r);
 }

@@ -96,11 +96,11 @@ def run_cluster(address, work, out, program, extra=(), on_line=None, stdin_paths
         return wall, json.load(f)
 
 
-def throughput(res):
+def throughput(res, copies):
     cpus = len(os.sched_getaffinity(0))
     work = tempfile.mkdtemp(prefix="reel-scale-")
     try:
-        paths = videos(work, 2)
+        paths = videos(work, copies)
         t0 = time.monotonic()
         subprocess.run([CURATE, "--inputs-from", "list", "--results-jsonl", "single.jsonl",
                         "--output-clip-path", "single", "--ignore-failures", *FLAGS],
@@ -115,7 +115,7 @@ def throughput(res):
         clip_bytes = sum(os.path.getsize(os.path.join(work, "multi", "clips", n))
                          for n in os.listdir(os.path.join(work, "multi", "clips")))
         res["throughput"] = {
-            "videos": len(paths), "video_s": s["video_s"], "cpus": cpus,
+            "copies": copies, "videos": len(paths), "video_s": s["video_s"], "cpus": cpus,
             "single_node_s": single, "cluster_2_nodes_s": wall,
             "cluster_2_nodes_run_s": s["elapsed_s"],
             "ratio": single / wall, "ratio_without_connect": single / s["elapsed_s"],
@@ -223,13 +223,15 @@ def main():
     ap.add_argument("--sections",
                     default="throughput,failover,failover_ray_defaults,coordination,wait")
     ap.add_argument("--nodes", default="1,2,4,8")
+    ap.add_argument("--copies", type=int, default=2,
+                    help="throughput: each sample this many times")
     ap.add_argument("--stub-videos", type=int, default=2000)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     res = {}
     sections = a.sections.split(",")
     if "throughput" in sections:
-        throughput(res)
+        throughput(res, a.copies)
     if "failover" in sections:
         failover(res, True)
     if "failover_ray_defaults" in sections:

@@ -21,7 +21,6 @@ import ray
 
 _PR_SET_PDEATHSIG = 1
 _STDERR_KEPT = 20  # the last lines of reel-curate's stderr, for the error
-MIN_CPUS = 1.1  # see cpu_share()
 
 
 class NodeBroken(RuntimeError):
@@ -49,15 +48,12 @@ def cpu_share(node_cpus, percentage):
     reel-curate takes its CPUs from its affinity mask, which holds every core
     of the machine: more than Ray lends a node of a simulated cluster (whose
     raylets share one machine) or a node declared with fewer CPUs than cores.
-    reel-curate's smallest line needs a little more than one CPU (it refuses
-    1.0), so a node lent less than MIN_CPUS gets MIN_CPUS where the machine
-    has them.
+    reel-curate sizes its line to the share it is given, however small.
     """
     visible = len(os.sched_getaffinity(0))
     if node_cpus >= visible:
         return percentage
-    want = max(percentage * node_cpus, min(MIN_CPUS, visible))
-    return min(1.0, want / visible)
+    return min(1.0, percentage * node_cpus / visible)
 
 
 class ReelNode:

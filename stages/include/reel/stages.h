@@ -118,6 +118,11 @@ typedef struct reel_curate_options {
      * per CPU than more threads per clip. With transcoder_workers fixed
      * below the CPUs, threads put the rest of the CPUs to work. */
     uint32_t encode_threads;
+    /* The share of the CPUs the run's executor places workers on (its
+     * cpu_allocation_percentage, reel/pipeline.h; reel-curate copies
+     * --cpu-allocation-percentage here): the line's CPU shares are sized to
+     * fit it, so that a node lent part of a machine runs. (0.95) */
+    double cpu_allocation_percentage;
     /* The transcoder stage's workers: a fixed count, 1..REEL_POOL_MAX_WORKERS
      * (with 1, what a run gains from transcoding in parallel can be measured);
      * 0: autoscaled, as every other stage (the default). */
