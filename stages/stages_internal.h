@@ -75,6 +75,11 @@ uint32_t stage_artifacts_per_clip(const reel_curate_options *o);
 uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n, uint64_t clip_bytes,
                                uint64_t capacity);
 
+/* Writes data[0..size) to path whole or not at all: into a temporary file
+ * of a unique name beside it, then a rename (writer.c). 0 or a negative
+ * errno. */
+int stage_write_file(const char *path, const void *data, size_t size);
+
 /* Threads per clip's encoder: o->encode_threads, or 1 with 0 (see
  * reel_curate_options). */
 uint32_t stage_encode_threads(const reel_curate_options *o);

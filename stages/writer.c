@@ -79,15 +79,25 @@ int stage_output_dirs(const char *root, char *why, size_t cap) {
 }
 
 /* Writes head[0..head_size) then data[0..size) to path through a temporary
- * file and a rename. */
+ * file and a rename. The temporary name is made unique by mkostemp (O_EXCL):
+ * one named by the pid alone could be another host's on a shared output
+ * path (reel-cluster's nodes), or a killed writer's left behind. */
 static int write_parts(const char *path, const void *head, size_t head_size, const void *data,
                        size_t size) {
     char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof tmp)
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
         return -ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    mode_t mask = umask(0); /* the writers are single-threaded */
+    umask(mask);
+    if (fchmod(fd, 0644 & ~mask) != 0) { /* mkostemp makes it 0600 */
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return -e;
+    }
     int rc = 0;
     const struct {
         const uint8_t *p;
@@ -116,7 +126,7 @@ static int write_parts(const char *path, const void *head, size_t head_size, con
 }
 
 /* Writes the bytes to path through a temporary file and a rename. */
-static int write_whole(const char *path, const void *data, size_t size) {
+int stage_write_file(const char *path, const void *data, size_t size) {
     return write_parts(path, NULL, 0, data, size);
 }
 
@@ -368,7 +378,7 @@ REEL_API int reel_curate_record_failure(const reel_curate_options *o, const char
                             name) >= (int)sizeof file)
         rc = -ENAMETOOLONG;
     if (rc == 0)
-        rc = write_whole(file, j.buf, j.len);
+        rc = stage_write_file(file, j.buf, j.len);
     free(j.buf);
     return rc;
 }
@@ -408,7 +418,7 @@ static int write_art(reel_actor_ctx *ctx, vt_clip *c, stage_art_kind k, const ch
 
 static int put_whole(const char *path, const vt_clip *c, const void *data, uint64_t size) {
     (void)c;
-    return write_whole(path, data, size);
+    return stage_write_file(path, data, size);
 }
 
 static int put_frames(const char *path, const vt_clip *c, const void *data, uint64_t size) {
@@ -465,7 +475,7 @@ static int write_clip(reel_actor_ctx *ctx, const reel_curate_options *o, const v
                      c->filtered ? "filtered_clips" : "clips", c->uuid);
         clip_meta(&j, t, c, location);
         snprintf(file, sizeof file, "%s/metas/v0/%s.json", root, c->uuid);
-        rc = j.oom ? -ENOMEM : write_whole(file, j.buf, j.len);
+        rc = j.oom ? -ENOMEM : stage_write_file(file, j.buf, j.len);
     }
     free(j.buf);
     if (rc)
@@ -643,7 +653,7 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
         char name[NAME_MAX], file[PATH_MAX];
         video_name(t.path, name, sizeof name);
         snprintf(file, sizeof file, "%s/processed_videos/%s.json", root, name);
-        rc = j.oom ? -ENOMEM : write_whole(file, j.buf, j.len);
+        rc = j.oom ? -ENOMEM : stage_write_file(file, j.buf, j.len);
         free(j.buf);
         if (rc)
             reel_actor_set_error(ctx, "cannot write %s: %s", file, strerror(-rc));

@@ -8,7 +8,9 @@
 #include "stages_internal.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -591,4 +593,44 @@ Test(stage_task, an_artifact_not_in_the_store_is_the_clips_error) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* A file is written whole under a temporary name of its own: a name another
+ * writer could take (a process of the same pid on another host sharing the
+ * output path, or a killed one's leftover; the old name was <path>.tmp-<pid>)
+ * does not stop it, and nothing else is left beside it. */
+Test(stage_task, a_file_is_written_whole_whatever_lies_beside_it) {
+    char dir[] = "/tmp/reel-write-file-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[128], taken[160];
+    snprintf(path, sizeof path, "%s/video.json", dir);
+    snprintf(taken, sizeof taken, "%s.tmp-%d", path, (int)getpid());
+    cr_assert_eq(mkdir(taken, 0700), 0);
+    TH_OK(stage_write_file(path, "{}\n", 3));
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    char buf[8] = "";
+    cr_assert_eq(fread(buf, 1, sizeof buf, f), 3);
+    fclose(f);
+    cr_assert_str_eq(buf, "{}\n");
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    mode_t mask = umask(0);
+    umask(mask);
+    cr_assert_eq(st.st_mode & 0777, 0644 & ~mask, "mode %o", st.st_mode & 0777);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int entries = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    cr_assert_eq(entries, 2, "the file and the directory in the way, nothing else");
+    /* A path whose directory is missing: an error, and nothing made. */
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/no/such/dir.json", dir);
+    cr_assert_eq(stage_write_file(missing, "x", 1), -ENOENT);
+    cr_assert_eq(rmdir(taken), 0);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(rmdir(dir), 0);
 }
