@@ -1239,9 +1239,6 @@ static void log_status(run *r, uint64_t now) {
         r->o->on_status(r->o->arg, st);
 }
 
-/* The measurements of stage i over a window (the autoscaler's or the status
- * lines') that started at start_ns with the counts in w, which then start
- * the next one. */
 /* Task time in a window below which a stage's CPU use is not measured. */
 #define REEL_MEASURED_CPU_MIN_S 0.05
 /* CPUs the autoscaler's allocation may exceed the node's budget by (less
@@ -1249,6 +1246,9 @@ static void log_status(run *r, uint64_t now) {
  * (autoscale.h, "Resources"). */
 #define REEL_PIPELINE_CPU_OVERDRAW 1.0
 
+/* The measurements of stage i over a window (the autoscaler's or the status
+ * lines') that started at start_ns with the counts in w, which then start
+ * the next one. */
 static void measure_stage(run *r, uint32_t i, uint64_t now, uint64_t start_ns, stage_window *w,
                           reel_stage_measure *m) {
     stage_run *s = &r->s[i];
@@ -1528,12 +1528,17 @@ static uint64_t next_timer(const run *r) {
     return t;
 }
 
+/* Stops the run if the caller's cancel flag is set. */
+static void check_cancel(run *r) {
+    if (r->o->cancel && *r->o->cancel)
+        stop_with(r, -ECANCELED, "cancelled");
+}
+
 /* Runs stages first..last-1 until each is finished or the run stops. */
 static void drive(run *r, uint32_t first, uint32_t end) {
     for (;;) {
         int progress = 0;
-        if (r->o->cancel && *r->o->cancel)
-            stop_with(r, -ECANCELED, "cancelled");
+        check_cancel(r);
         pull_source(r);
         for (uint32_t i = end; i-- > first;) { /* downstream first: it makes room */
             progress += collect_ready(r, i);
@@ -1655,8 +1660,7 @@ static int run_batch(run *r) {
         const stage_def *sd = s->sd;
         /* Bound 0: everything, waiting for a source fed over time to end. */
         while (i == 0 && !r->stop_rc) {
-            if (r->o->cancel && *r->o->cancel)
-                stop_with(r, -ECANCELED, "cancelled");
+            check_cancel(r);
             pull_source(r);
             if (r->source_done || r->stop_rc)
                 break;

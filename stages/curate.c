@@ -375,15 +375,21 @@ static int list_videos(const char *dir, const reel_curate_options *o, char ***ou
 
 /* ---- the videos of the run ------------------------------------------------------------ */
 
-/* Every video given to the run, in order: its path, the small store object
- * that holds it (the pipeline's input), whether its result is out, and the
- * first error a stage gave it. */
+/* One video given to the run: its path, the small store object that holds
+ * it (the pipeline's input), whether its result is out, and the first error
+ * a stage gave it. */
+typedef struct input {
+    char *path;
+    reel_id id;
+    bool done;
+    char *error;
+} input;
+
+/* Every video given to the run, in order. */
 typedef struct inputs {
-    char **paths;
-    reel_id *ids;
-    bool *done;
-    char **error;
+    input *v;
     size_t n, cap;
+    size_t given;      /* to the pipeline so far */
     size_t first_open; /* every video before it is done */
     reel_store *store;
 } inputs;
@@ -391,36 +397,22 @@ typedef struct inputs {
 static int inputs_add(inputs *in, const char *path) {
     if (in->n == in->cap) {
         size_t cap = in->cap ? in->cap * 2 : 64;
-        char **paths = realloc(in->paths, cap * sizeof *paths);
-        if (paths)
-            in->paths = paths;
-        reel_id *ids = realloc(in->ids, cap * sizeof *ids);
-        if (ids)
-            in->ids = ids;
-        bool *done = realloc(in->done, cap * sizeof *done);
-        if (done)
-            in->done = done;
-        char **error = realloc(in->error, cap * sizeof *error);
-        if (error)
-            in->error = error;
-        if (!paths || !ids || !done || !error)
+        input *v = realloc(in->v, cap * sizeof *v);
+        if (!v)
             return -ENOMEM;
+        in->v = v;
         in->cap = cap;
     }
-    char *copy = strdup(path);
-    if (!copy)
+    input *e = &in->v[in->n];
+    *e = (input){.path = strdup(path)};
+    if (!e->path)
         return -ENOMEM;
-    reel_id id;
-    reel_id_random(&id);
-    int rc = reel_obj_put(in->store, &id, path, strlen(path), NULL, 0, 0, -1);
+    reel_id_random(&e->id);
+    int rc = reel_obj_put(in->store, &e->id, path, strlen(path), NULL, 0, 0, -1);
     if (rc) {
-        free(copy);
+        free(e->path);
         return rc;
     }
-    in->paths[in->n] = copy;
-    in->ids[in->n] = id;
-    in->done[in->n] = false;
-    in->error[in->n] = NULL;
     in->n++;
     return 0;
 }
@@ -429,7 +421,7 @@ static int inputs_add(inputs *in, const char *path) {
  * first of all), or in->n. */
 static size_t inputs_by_id(const inputs *in, const reel_id *id, bool open_only) {
     for (size_t i = open_only ? in->first_open : 0; i < in->n; i++)
-        if (reel_id_equal(&in->ids[i], id))
+        if (reel_id_equal(&in->v[i].id, id))
             return i;
     return in->n;
 }
@@ -437,27 +429,24 @@ static size_t inputs_by_id(const inputs *in, const reel_id *id, bool open_only) 
 /* The first open video of that path, or in->n. */
 static size_t inputs_by_path(const inputs *in, const char *path) {
     for (size_t i = in->first_open; i < in->n; i++)
-        if (!in->done[i] && strcmp(in->paths[i], path) == 0)
+        if (!in->v[i].done && strcmp(in->v[i].path, path) == 0)
             return i;
     return in->n;
 }
 
 static void inputs_close(inputs *in, size_t i) {
-    in->done[i] = true;
-    while (in->first_open < in->n && in->done[in->first_open])
+    in->v[i].done = true;
+    while (in->first_open < in->n && in->v[in->first_open].done)
         in->first_open++;
 }
 
 static void inputs_free(inputs *in) {
     for (size_t i = 0; i < in->n; i++) {
-        reel_obj_delete(in->store, &in->ids[i]);
-        free(in->paths[i]);
-        free(in->error[i]);
+        reel_obj_delete(in->store, &in->v[i].id);
+        free(in->v[i].path);
+        free(in->v[i].error);
     }
-    free(in->paths);
-    free(in->ids);
-    free(in->done);
-    free(in->error);
+    free(in->v);
 }
 
 /* ---- progress ------------------------------------------------------------------------ */
@@ -604,13 +593,13 @@ static void on_output(void *arg, const reel_task_result *r) {
 static void on_failure(void *arg, const reel_failure *f) {
     progress *p = arg;
     size_t at = inputs_by_id(&p->in, &f->origin, true);
-    if (at == p->in.n || p->in.done[at])
+    if (at == p->in.n || p->in.v[at].done)
         return;
-    if (!p->in.error[at])
-        p->in.error[at] = strdup(f->error);
+    if (!p->in.v[at].error)
+        p->in.v[at].error = strdup(f->error);
     if (f->stage == p->writer_stage) {
         inputs_close(&p->in, at);
-        video_failed(p, p->in.paths[at], f->error);
+        video_failed(p, p->in.v[at].path, f->error);
     }
 }
 
@@ -618,18 +607,23 @@ static void on_failure(void *arg, const reel_failure *f) {
 static void on_ungathered(void *arg, const reel_id *origin) {
     progress *p = arg;
     size_t at = inputs_by_id(&p->in, origin, true);
-    if (at == p->in.n || p->in.done[at])
+    if (at == p->in.n || p->in.v[at].done)
         return;
     inputs_close(&p->in, at);
-    video_failed(p, p->in.paths[at],
-                 p->in.error[at] ? p->in.error[at] : "no clip of it reached the writer");
+    video_failed(p, p->in.v[at].path,
+                 p->in.v[at].error ? p->in.v[at].error : "no clip of it reached the writer");
 }
 
-/* The next path of --inputs-from, as the pipeline's next input. A line that
- * cannot be a path is said, recorded as a failed video and skipped. */
+/* The pipeline's next input: the next of a directory's videos, all listed
+ * before the run, or the next path of --inputs-from. A line that cannot be
+ * a path is said, recorded as a failed video and skipped. */
 static int next_input(void *arg, reel_id *id) {
     progress *p = arg;
-    for (;;) {
+    if (p->in.given < p->in.n) {
+        *id = p->in.v[p->in.given++].id;
+        return 1;
+    }
+    while (p->src) {
         if (p->src_ended || (p->limit && p->in.n >= p->limit)) {
             p->src_ended = true;
             return 0;
@@ -661,9 +655,10 @@ static int next_input(void *arg, reel_id *id) {
                     rc == -ENOMEM ? "out of memory" : reel_last_error());
             return rc;
         }
-        *id = p->in.ids[p->in.n - 1];
+        *id = p->in.v[p->in.given++].id;
         return 1;
     }
+    return 0;
 }
 
 static void on_status(void *arg, const reel_pipeline_status *s) {
@@ -806,9 +801,7 @@ int main(int argc, char **argv) {
     FILE *log = prog.tty ? tty_log(&prog) : NULL;
     reel_run_options ro = {.store = store_path,
                            .config = &a.cfg,
-                           .inputs = prog.in.ids,
-                           .n_inputs = prog.in.n,
-                           .next_input = prog.src ? next_input : NULL,
+                           .next_input = next_input,
                            .on_output = on_output,
                            .on_status = on_status,
                            .on_failure = on_failure,
@@ -828,12 +821,12 @@ int main(int argc, char **argv) {
      * and result. A video's chunks fail on their own: it ends once. */
     for (size_t k = 0; k < res.n_failures; k++) {
         size_t at = inputs_by_id(&prog.in, &res.failures[k].origin, false);
-        const char *path = at < prog.in.n ? prog.in.paths[at] : "(unknown video)";
+        const char *path = at < prog.in.n ? prog.in.v[at].path : "(unknown video)";
         if (strstr(res.failures[k].error, path)) /* the stages name the video themselves */
             fprintf(stderr, PROG ": %s\n", res.failures[k].error);
         else
             fprintf(stderr, PROG ": %s: %s\n", path, res.failures[k].error);
-        if (at < prog.in.n && !prog.in.done[at]) {
+        if (at < prog.in.n && !prog.in.v[at].done) {
             inputs_close(&prog.in, at);
             video_failed(&prog, path, res.failures[k].error);
         }

@@ -128,8 +128,10 @@ int line_source_next(line_source *s, const char **line) {
     }
 }
 
-/* s as a JSON string, escaped (bytes of 0x80 and up are passed on: the
- * paths are the user's bytes, UTF-8 as a rule). */
+/* s as a JSON string, escaped, with bytes of 0x80 and up passed on as they
+ * are: not cli_json_str(), which replaces bytes that are not UTF-8, since a
+ * launcher matches each result to the path it sent, byte for byte (a path
+ * need not be UTF-8; reel-cluster reads them with surrogateescape). */
 static void json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

@@ -634,12 +634,7 @@ static int writer_process(reel_actor_ctx *ctx, const reel_view *in, size_t n, re
     sum.partial = t.partial;
     sum.source_bytes = t.probe.num_bytes;
     video_name(t.path, sum.name, sizeof sum.name);
-    {
-        size_t len = t.path.size < sizeof sum.path ? (size_t)t.path.size : sizeof sum.path - 1;
-        if (len)
-            memcpy(sum.path, t.path.data, len);
-        sum.path[len] = '\0';
-    }
+    vt_text(t.path, sum.path, sizeof sum.path);
     for (uint32_t i = 0; i < t.n_clips; i++) {
         const vt_clip *c = &t.clips[i];
         sum.clips_written += c->written && !c->filtered;
