@@ -5,12 +5,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -389,6 +391,51 @@ void th_result_free(th_result *r) {
     free(r->out);
     free(r->err);
     r->out = r->err = NULL;
+}
+
+int th_curate_lock(int how) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/curate-test-sweep.lock", th_private_dir());
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    while (flock(fd, how) != 0)
+        cr_assert_eq(errno, EINTR, "flock %s: %s", path, strerror(errno));
+    return fd;
+}
+
+int th_rm_tree(const char *dir) {
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+const char *th_read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+int th_count_files(const char *dir, const char *sub, const char *suffix) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int n = 0;
+    size_t want = suffix ? strlen(suffix) : 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        n += e->d_name[0] != '.' &&
+             (!suffix || (len >= want && strcmp(e->d_name + len - want, suffix) == 0));
+    }
+    closedir(d);
+    return n;
 }
 
 const char *th_curate_bin(void) {

@@ -159,6 +159,23 @@ th_result th_run(const char *bin, const th_when *when, const char *const *args);
 /* th_run() with a time limit of limit_ms instead of 20 s. */
 th_result th_run_limit(const char *bin, const th_when *when, const char *const *args, int limit_ms);
 
+/* Takes the lock the reel-curate tests share (how LOCK_SH) or one of them
+ * holds alone (LOCK_EX): every run of reel-curate removes the stores that
+ * killed runs left, so the test of that sweep runs alone. Returns its file
+ * descriptor; closing it (or the test's death) lets go. */
+int th_curate_lock(int how);
+
+/* Removes dir and everything under it. 0, or -1 if that failed. */
+int th_rm_tree(const char *dir);
+
+/* The text of the file at path (at most 64 KiB; NUL-terminated), in a buffer
+ * that the next call reuses, or NULL if it cannot be opened. */
+const char *th_read_text(const char *path);
+
+/* How many entries dir/sub holds whose names end in suffix (NULL: any), dot
+ * files aside; 0 if it does not exist. */
+int th_count_files(const char *dir, const char *sub, const char *suffix);
+
 /* The reel-curate binary $REEL_CURATE names (ctest sets it). Skips the test
  * when it is not set. */
 const char *th_curate_bin(void);

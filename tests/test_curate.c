@@ -39,18 +39,9 @@ static char root[64];
  * the other tests share it while they run (flock: a killed test drops it). */
 static int sweep_lock = -1;
 
-static void take_sweep_lock(int how) {
-    char path[128];
-    snprintf(path, sizeof path, "%s/curate-test-sweep.lock", th_private_dir());
-    sweep_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    cr_assert_geq(sweep_lock, 0, "%s: %s", path, strerror(errno));
-    while (flock(sweep_lock, how) != 0)
-        cr_assert_eq(errno, EINTR, "flock %s: %s", path, strerror(errno));
-}
-
 static void setup_with(int how) {
     th_init();
-    take_sweep_lock(how);
+    sweep_lock = th_curate_lock(how);
     snprintf(root, sizeof root, "/tmp/reel-curate-test-XXXXXX");
     cr_assert(mkdtemp(root));
 }
@@ -63,9 +54,7 @@ static void setup_alone(void) {
 }
 
 static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
+    if (th_rm_tree(root) != 0)
         fprintf(stderr, "could not remove %s\n", root);
     if (sweep_lock >= 0)
         close(sweep_lock);
@@ -101,27 +90,10 @@ static void write_text(const char *dir, const char *name, const char *text, size
     fclose(f);
 }
 
-static char *slurp(const char *dir, const char *rel) {
+static const char *slurp(const char *dir, const char *rel) {
     char p[512];
     snprintf(p, sizeof p, "%s/%s", dir, rel);
-    FILE *f = fopen(p, "rb");
-    if (!f)
-        return NULL;
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
-static int count_files(const char *dir, const char *sub) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "ls -1 '%s/%s' 2>/dev/null | wc -l", dir, sub);
-    FILE *p = popen(cmd, "r");
-    int n = -1;
-    cr_assert(p && fscanf(p, "%d", &n) == 1);
-    pclose(p);
-    return n;
+    return th_read_text(p);
 }
 
 /* How many files under dir match the glob pattern (relative to dir). */
@@ -320,11 +292,12 @@ Test(curate, the_samples_become_curators_tree) {
     cr_assert(strstr(r.err, "2 of 2 videos curated, 2 clips written, 0 filtered, 0 videos failed"),
               "%s", r.err);
     cr_assert(strstr(r.err, "s of video per second"), "%s", r.err);
-    cr_assert_eq(count_files(out, "clips"), 2);
-    cr_assert_eq(count_files(out, "metas/v0"), 2); /* the JSON only: no frames, no tensors */
+    cr_assert_eq(th_count_files(out, "clips", NULL), 2);
+    cr_assert_eq(th_count_files(out, "metas/v0", NULL),
+                 2); /* the JSON only: no frames, no tensors */
     cr_assert_eq(count_glob(out, "metas/v0/*.npy"), 0);
-    cr_assert_eq(count_files(out, "previews"), 2);
-    cr_assert_eq(count_files(out, "processed_videos"), 2);
+    cr_assert_eq(th_count_files(out, "previews", NULL), 2);
+    cr_assert_eq(th_count_files(out, "processed_videos", NULL), 2);
 
     /* The clip UUIDs are Curator's: uuid5(NAMESPACE_URL, "<path>_<start>_<end>"). */
     char path[256], name[300], uuid[37];
@@ -512,8 +485,8 @@ Test(curate, frames_and_tensors_are_written_as_npy_when_asked) {
     cr_assert_eq(count_glob(out, "metas/v0/*.frames.npy"), 2);
     cr_assert_eq(count_glob(out, "metas/v0/*.tensor.npy"), 2);
     cr_assert_eq(count_glob(out, "metas/v0/*.tmp-*"), 0);
-    cr_assert_eq(count_files(out, "previews"), 0);
-    cr_assert_eq(count_files(out, "clips"), 2);
+    cr_assert_eq(th_count_files(out, "previews", NULL), 0);
+    cr_assert_eq(th_count_files(out, "clips", NULL), 2);
 }
 
 /* --write-tensors alone: the tensors, made of frames that are not written;
@@ -524,7 +497,7 @@ Test(curate, tensors_alone_write_no_frames) {
     expect_npy x = {.frames = false, .tensor = true, .rate = 2};
     cr_assert_eq(each_clip(out, check_clip_arrays, &x), 2);
     cr_assert_eq(count_glob(out, "metas/v0/*.frames.npy"), 0);
-    cr_assert_eq(count_files(out, "previews"), 2);
+    cr_assert_eq(th_count_files(out, "previews", NULL), 2);
 }
 
 /* ---- a video larger than the store --------------------------------------------------------- */
@@ -574,8 +547,8 @@ Test(curate, a_video_larger_than_the_store_curates_as_in_a_large_one) {
         th_result_free(&r);
     }
     /* The same clip, byte for byte, and the same record of it. */
-    cr_assert_eq(count_files(small, "clips"), 1);
-    cr_assert_eq(count_files(large, "clips"), 1);
+    cr_assert_eq(th_count_files(small, "clips", NULL), 1);
+    cr_assert_eq(th_count_files(large, "clips", NULL), 1);
     char list[512];
     snprintf(list, sizeof list, "%s/clips", small);
     DIR *d = opendir(list);
@@ -944,7 +917,7 @@ Test(curate, a_video_fanned_out_into_chunks_curates_as_in_one) {
         if (k == 0)
             cr_assert_eq(rename(out, whole), 0);
     }
-    cr_assert_geq(count_files(out, "clips"), 4, "several clips per video");
+    cr_assert_geq(th_count_files(out, "clips", NULL), 4, "several clips per video");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "diff -r '%s' '%s' >&2", whole, out);
     cr_assert_eq(system(cmd), 0, "the trees differ (diff above)");
@@ -992,7 +965,7 @@ Test(curate, a_video_that_lost_some_chunks_keeps_the_writers_record) {
     cr_assert(strstr(rec, "\"error\": \"writer: chunks 1 to 2 of 4 (2 clips) never reached the "
                           "writer: a stage failed on them\", \"valid\": true"),
               "%s", rec);
-    cr_assert_eq(count_files(out, "clips"), 2);
+    cr_assert_eq(th_count_files(out, "clips", NULL), 2);
 }
 
 /* ---- the streaming seam: --inputs-from, --results-jsonl -------------------------------- */
@@ -1079,6 +1052,34 @@ static bool read_line(int fd, char *buf, size_t cap, int ms) {
     return true;
 }
 
+/* reel-curate --inputs-from - --results-jsonl - --output-clip-path out in a
+ * child: *in is the pipe to its standard input, *results the one from its
+ * standard output; its standard error goes to err_path. */
+static pid_t spawn_seam(const char *out, const char *err_path, int *in, int *results) {
+    const char *bin = th_curate_bin(); /* skips here, not in the child */
+    int i[2], r[2];
+    cr_assert_eq(pipe(i), 0);
+    cr_assert_eq(pipe(r), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(i[0], STDIN_FILENO);
+        dup2(r[1], STDOUT_FILENO);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(e, STDERR_FILENO);
+        close(i[1]);
+        close(r[0]);
+        execl(bin, "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
+              "--output-clip-path", out, (char *)NULL);
+        _exit(127);
+    }
+    close(i[0]);
+    close(r[1]);
+    *in = i[1];
+    *results = r[0];
+    return pid;
+}
+
 /* Paths that come over time through a pipe: the first video's result comes
  * back while the input is still open (the launcher waits for it before it
  * sends the second path), then the second's, and the run ends with its
@@ -1088,47 +1089,27 @@ Test(curate, inputs_arrive_over_time_and_results_leave_as_they_finish) {
     const char *first = th_sample("oa4_launch.webm", s1, sizeof s1);
     const char *second = th_sample("realshort.mp4", s2, sizeof s2);
     snprintf(out, sizeof out, "%s/out", root);
-    int in[2], res[2];
-    cr_assert_eq(pipe(in), 0);
-    cr_assert_eq(pipe(res), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(res[1], STDOUT_FILENO);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDERR_FILENO);
-        close(in[1]);
-        close(res[0]);
-        execl(th_curate_bin(), "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
-              "--output-clip-path", out, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(res[1]);
+    int in, res;
+    pid_t pid = spawn_seam(out, "/dev/null", &in, &res);
     char line[4096];
-    dprintf(in[1], "%s\n", first);
-    bool got = read_line(res[0], line, sizeof line, RUN_LIMIT_MS);
-    if (!got) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
+    dprintf(in, "%s\n", first);
+    bool got = read_line(res, line, sizeof line, RUN_LIMIT_MS);
+    if (!got)
+        th_kill_wait(pid, SIGKILL);
     cr_assert(got, "no result for the first video while the input is open");
     cr_assert(result_line(line, first) && strstr(line, "\"clips_written\": 1"), "%s", line);
-    dprintf(in[1], "%s\n", second);
-    close(in[1]);
-    got = read_line(res[0], line, sizeof line, RUN_LIMIT_MS);
-    if (!got) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
+    dprintf(in, "%s\n", second);
+    close(in);
+    got = read_line(res, line, sizeof line, RUN_LIMIT_MS);
+    if (!got)
+        th_kill_wait(pid, SIGKILL);
     cr_assert(got, "no result for the second video");
     cr_assert(result_line(line, second), "%s", line);
-    cr_assert_not(read_line(res[0], line, sizeof line, RUN_LIMIT_MS), "a third line: %s", line);
+    cr_assert_not(read_line(res, line, sizeof line, RUN_LIMIT_MS), "a third line: %s", line);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
-    close(res[0]);
+    close(res);
 }
 
 /* --inputs-from names the videos: not with --video-dir, not empty, and one
@@ -1161,26 +1142,10 @@ Test(curate, a_results_reader_that_goes_away_stops_the_run_cleanly) {
     const char *video = th_sample("oa4_launch.webm", s1, sizeof s1);
     snprintf(out, sizeof out, "%s/out", root);
     snprintf(err_path, sizeof err_path, "%s/stderr.txt", root);
-    int in[2], res[2];
-    cr_assert_eq(pipe(in), 0);
-    cr_assert_eq(pipe(res), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(res[1], STDOUT_FILENO);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(e, STDERR_FILENO);
-        close(in[1]);
-        close(res[0]);
-        execl(th_curate_bin(), "reel-curate", "--inputs-from", "-", "--results-jsonl", "-",
-              "--output-clip-path", out, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(res[1]);
-    close(res[0]);                 /* nobody reads the results */
-    dprintf(in[1], "%s\n", video); /* the input stays open: only the results end the run */
+    int in, res;
+    pid_t pid = spawn_seam(out, err_path, &in, &res);
+    close(res);                 /* nobody reads the results */
+    dprintf(in, "%s\n", video); /* the input stays open: only the results end the run */
     int status = 0;
     uint64_t deadline = th_monotonic_ns() + (uint64_t)RUN_LIMIT_MS * 1000000;
     pid_t w;
@@ -1188,11 +1153,9 @@ Test(curate, a_results_reader_that_goes_away_stops_the_run_cleanly) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (w == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    close(in[1]);
+    if (w == 0)
+        th_kill_wait(pid, SIGKILL);
+    close(in);
     cr_assert_eq(w, pid, "the run did not stop");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGPIPE, "status %d", status);
     char *err = slurp(root, "stderr.txt");

@@ -37,20 +37,13 @@ static void setup(void) {
     th_init();
     /* reel-curate sweeps the stores of killed runs: share test_curate's
      * lock, which its test of that sweep takes alone. */
-    char path[128];
-    snprintf(path, sizeof path, "%s/curate-test-sweep.lock", th_private_dir());
-    sweep_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    cr_assert_geq(sweep_lock, 0, "%s: %s", path, strerror(errno));
-    while (flock(sweep_lock, LOCK_SH) != 0)
-        cr_assert_eq(errno, EINTR, "flock %s: %s", path, strerror(errno));
+    sweep_lock = th_curate_lock(LOCK_SH);
     snprintf(root, sizeof root, "/tmp/reel-curate-gpu-test-XXXXXX");
     cr_assert(mkdtemp(root));
 }
 
 static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
+    if (th_rm_tree(root) != 0)
         fprintf(stderr, "could not remove %s\n", root);
     if (sweep_lock >= 0)
         close(sweep_lock);
@@ -225,9 +218,7 @@ Test(curate_gpu, the_summary_says_where_the_tensors_were_made) {
         cr_expect(strstr(r.err, "reel-curate: tensors: 0 clips on the GPU, 1 on the CPU\n"), "%s",
                   r.err);
         th_result_free(&r);
-        char cmd[160];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
-        cr_assert_eq(system(cmd), 0);
+        cr_assert_eq(th_rm_tree(out), 0);
     }
     /* Without tensors, nothing is said about them. */
     const char *argv[8] = {"--video-dir", videos, "--output-clip-path", out, "--no-previews"};

@@ -32,9 +32,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
+    if (th_rm_tree(root) != 0)
         fprintf(stderr, "could not remove %s\n", root);
     th_fini();
 }
@@ -368,27 +366,6 @@ Test(stage_api, a_stage_goes_in_after_the_stage_named_and_nowhere_it_cannot_work
 
 /* ---- examples/luma_filter ------------------------------------------------------------------ */
 
-static int count_mp4(const char *dir, const char *sub) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "ls -1 '%s/%s' 2>/dev/null | grep -c '\\.mp4$'", dir, sub);
-    FILE *p = popen(cmd, "r");
-    int n = -1;
-    cr_assert(p && fscanf(p, "%d", &n) == 1);
-    pclose(p);
-    return n;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 /* The example beside reel-curate in the build directory. */
 static const char *example_bin(void) {
     static char path[4096];
@@ -423,11 +400,10 @@ Test(stage_api, the_luma_filter_example_sends_the_dark_clip_to_filtered_clips) {
         (const char *[]){"--video-dir", videos, "--output-clip-path", out, "--min-luma", "0", NULL},
         120000);
     cr_assert_eq(r.code, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
-    cr_expect_eq(count_mp4(out, "clips"), 1);
-    cr_expect_eq(count_mp4(out, "filtered_clips"), 0);
+    cr_expect_eq(th_count_files(out, "clips", ".mp4"), 1);
+    cr_expect_eq(th_count_files(out, "filtered_clips", ".mp4"), 0);
     th_result_free(&r);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(th_rm_tree(out), 0);
 
     /* With the default threshold, beside a bright sample. */
     char *bright = sf_sample_path("cockatoo.mp4");
@@ -440,15 +416,15 @@ Test(stage_api, the_luma_filter_example_sends_the_dark_clip_to_filtered_clips) {
     cr_assert_eq(r.code, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
     cr_expect(strstr(r.out, "2 videos, 3 clips: 2 written, 1 filtered"), "%s", r.out);
     th_result_free(&r);
-    cr_expect_eq(count_mp4(out, "filtered_clips"), 1, "the dark clip");
-    cr_expect_eq(count_mp4(out, "clips"), 2, "cockatoo's two clips");
+    cr_expect_eq(th_count_files(out, "filtered_clips", ".mp4"), 1, "the dark clip");
+    cr_expect_eq(th_count_files(out, "clips", ".mp4"), 2, "cockatoo's two clips");
     snprintf(path, sizeof path, "%s/processed_videos/dark.mp4.json", out);
-    const char *rec = slurp(path);
+    const char *rec = th_read_text(path);
     cr_assert(rec, "%s is missing", path);
     cr_expect(strstr(rec, "\"num_clips_written\": 0, \"num_clips_filtered\": 1"), "%s", rec);
     cr_expect(strstr(rec, "\"clips\": [], \"filtered_clips\": [\""), "%s", rec);
     snprintf(path, sizeof path, "%s/processed_videos/cockatoo.mp4.json", out);
-    rec = slurp(path);
+    rec = th_read_text(path);
     cr_assert(rec, "%s is missing", path);
     cr_expect(strstr(rec, "\"num_clips_written\": 2, \"num_clips_filtered\": 0"), "%s", rec);
 }

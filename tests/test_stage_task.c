@@ -241,17 +241,6 @@ Test(stage_task, uuids_are_curators) {
 
 /* ---- the writer --------------------------------------------------------------- */
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    static char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 static int exists(const char *root, const char *rel) {
     char p[1024];
     snprintf(p, sizeof p, "%s/%s", root, rel);
@@ -331,7 +320,7 @@ Test(stage_task, the_writer_lays_out_curators_tree) {
 
     char file[512];
     snprintf(file, sizeof file, "%s/metas/v0/%s.json", out_dir, clips[0].uuid);
-    const char *meta = slurp(file);
+    const char *meta = th_read_text(file);
     cr_assert(meta, "%s", file);
     const char *want[] = {
         "\"span_uuid\": \"6f1a7c2e-0000-5000-8000-000000000001\"",
@@ -352,12 +341,12 @@ Test(stage_task, the_writer_lays_out_curators_tree) {
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(meta, want[i]), "metas lacks %s:\n%s", want[i], meta);
     snprintf(file, sizeof file, "%s/metas/v0/%s.json", out_dir, clips[1].uuid);
-    meta = slurp(file);
+    meta = th_read_text(file);
     cr_assert(meta && strstr(meta, "\"errors\": [\"could not encode\"]"), "%s", meta);
     cr_assert(strstr(meta, "\"valid\": false") && strstr(meta, "\"filtered\": true"), "%s", meta);
 
     snprintf(file, sizeof file, "%s/processed_videos/a \"quoted\"\\name.mp4.json", out_dir);
-    const char *rec = slurp(file);
+    const char *rec = th_read_text(file);
     cr_assert(rec, "%s", file);
     cr_assert(strstr(rec, "\"clips\": [\"6f1a7c2e-0000-5000-8000-000000000001\"]"), "%s", rec);
     cr_assert(strstr(rec, "\"filtered_clips\": [\"6f1a7c2e-0000-5000-8000-000000000002\"]"), "%s",
@@ -367,7 +356,7 @@ Test(stage_task, the_writer_lays_out_curators_tree) {
     /* A video that failed before the writer gets its record with the error. */
     TH_OK(reel_curate_record_failure(&o, "/videos/broken.mp4", "reader: not a video\n\x01"));
     snprintf(file, sizeof file, "%s/processed_videos/broken.mp4.json", out_dir);
-    rec = slurp(file);
+    rec = th_read_text(file);
     cr_assert(rec && strstr(rec, "\"error\": \"reader: not a video\\u000a\\u0001\""), "%s", rec);
     cr_assert(strstr(rec, "\"valid\": false"), "%s", rec);
 
@@ -376,9 +365,7 @@ Test(stage_task, the_writer_lays_out_curators_tree) {
     for (uint32_t i = 0; i < n_put; i++)
         TH_OK(reel_obj_delete(store, &put[i]));
     cr_assert_eq(th_stats(store).objects_sealed, 0, "the run's artifacts are gone");
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(th_rm_tree(root), 0);
 }
 
 /* The clip writer passes a chunk on written and without its artifacts: the
@@ -412,9 +399,7 @@ Test(stage_task, the_clip_writer_passes_a_chunk_on_without_its_artifacts) {
                   "clip %u: the record still names artifacts", i);
     }
     sf_out_free(&out);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(th_rm_tree(root), 0);
 }
 
 /* ---- the writer gathers a video's chunks ------------------------------------ */
@@ -522,16 +507,14 @@ Test(stage_task, the_writer_records_a_chunk_that_never_came_as_failed_clips) {
     cr_assert(exists(root, rel), "%s", rel);
     char file[512];
     snprintf(file, sizeof file, "%s/processed_videos/synthetic.mp4.json", root);
-    const char *rec = slurp(file);
+    const char *rec = th_read_text(file);
     cr_assert(rec, "%s", file);
     cr_assert(strstr(rec, "\"num_total_clips\": 3"), "%s", rec);
     cr_assert(strstr(rec, "\"error\": \"writer: chunk 2 of 3 (1 clip) never reached the writer: a "
                           "stage failed on it\""),
               "%s", rec);
     cr_assert_eq(th_stats(store).objects_sealed, 0, "the run's objects are gone");
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(th_rm_tree(root), 0);
 }
 
 /* An artifact ID comes from another process: one that names no object is
@@ -577,7 +560,7 @@ Test(stage_task, an_artifact_not_in_the_store_is_the_clips_error) {
     snprintf(rel, sizeof rel, "clips/%s.mp4", clips[1].uuid);
     cr_assert(!exists(root, rel), "%s", rel);
     snprintf(file, sizeof file, "%s/metas/v0/%s.json", root, clips[1].uuid);
-    const char *meta = slurp(file);
+    const char *meta = th_read_text(file);
     cr_assert(meta, "%s", file);
     reel_id_to_hex(&clips[1].mp4.id, hex);
     snprintf(want, sizeof want, "\"errors\": [\"clip-writer: its mp4 %s is not in the store\"]",
@@ -590,9 +573,7 @@ Test(stage_task, an_artifact_not_in_the_store_is_the_clips_error) {
     for (uint32_t i = 0; i < n_put; i++)
         TH_OK(reel_obj_delete(store, &put[i]));
     cr_assert_eq(th_stats(store).objects_sealed, 0);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(th_rm_tree(root), 0);
 }
 
 /* A file is written whole under a temporary name of its own: a name another
