@@ -1004,9 +1004,9 @@ Test(curate, inputs_from_a_file_give_one_result_line_each) {
                                       "--output-clip-path", out, "--ignore-failures", NULL},
                      RUN_LIMIT_MS);
     cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
-    char *got = slurp(root, "results.jsonl");
-    cr_assert_not_null(got);
-    got = strdup(got); /* slurp's buffer is reused below */
+    const char *text = slurp(root, "results.jsonl");
+    cr_assert_not_null(text);
+    char *got = strdup(text); /* slurp's buffer is reused below */
     cr_assert_eq(th_count(got, "\n"), 8, "8 lines, one per line given:\n%s", got);
     for (size_t i = 0; i < 6; i++) {
         char path[256];
@@ -1158,7 +1158,7 @@ Test(curate, a_results_reader_that_goes_away_stops_the_run_cleanly) {
     close(in);
     cr_assert_eq(w, pid, "the run did not stop");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGPIPE, "status %d", status);
-    char *err = slurp(root, "stderr.txt");
+    const char *err = slurp(root, "stderr.txt");
     cr_assert(err && strstr(err, "nobody reads the results") &&
                   strstr(err, "interrupted by Broken pipe"),
               "%s", err);
