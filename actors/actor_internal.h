@@ -35,13 +35,15 @@
 #include <stdatomic.h>
 
 #define POOL_MAGIC       "REELPOOL"
-#define POOL_VERSION     2u
+#define POOL_VERSION     3u
 #define POOL_MAX_WORKERS REEL_POOL_MAX_WORKERS
 
 typedef struct task_record {
     reel_id task_id;
     uint32_t attempt;
+    uint32_t flags; /* REEL_RESULT_INPUT_LIST: inputs[0] is a list of the inputs */
     uint32_t n_inputs;
+    uint32_t reserved; /* a ring's records are whole 8-byte words */
     reel_id inputs[REEL_TASK_MAX_INPUTS];
 } task_record;
 
@@ -50,6 +52,7 @@ typedef struct result_record {
     uint32_t attempt;
     int32_t status;
     uint32_t n_outputs;
+    uint32_t flags; /* REEL_RESULT_OUTPUT_LIST: outputs[0] is a list of the n_outputs */
     uint64_t
         forwarded; /* bit i: outputs[i] is one of the task's inputs, or their artifact, passed on */
     uint64_t artifacts; /* bit i: outputs[i] is an artifact of the next item output */
@@ -94,6 +97,10 @@ typedef struct pool_header {
 int reel__worker_main(const reel_actor_def *def, const char *store_path, const char *pool_path,
                       uint32_t worker, uint32_t generation, int ctl_fd, int event_fd,
                       uint64_t spin_ns, uint64_t owner_token);
+
+/* The index a task's output list derives from its outputs' parent by: past
+ * any output's (at most REEL_LIST_MAX of them). */
+#define OUTPUT_LIST_INDEX UINT64_MAX
 
 /* The parent ID a task's outputs derive from: (stage, task ID), so that two
  * stages given the same task ID never name the same outputs. */

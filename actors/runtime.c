@@ -48,6 +48,7 @@ enum { W_EMPTY = 0, W_LIVE = 1 };
 typedef struct task_entry {
     reel_id id;
     uint32_t attempt;
+    uint32_t flags; /* REEL_RESULT_INPUT_LIST */
     uint32_t n_inputs;
     reel_id inputs[REEL_TASK_MAX_INPUTS];
     int status;
@@ -745,19 +746,23 @@ static void entry_free(reel_pool *p, uint32_t e) {
     p->free_head = e;
 }
 
-static void finish(reel_pool *p, uint32_t e, int status, const reel_id *outputs, uint32_t n_out,
-                   uint64_t forwarded, uint64_t artifacts) {
+/* A task ended; the result names its outputs (those of r, NULL: none). */
+static void finish(reel_pool *p, uint32_t e, int status, const result_record *rec) {
     task_entry *t = &p->entries[e];
     reel_task_result r;
     memset(&r, 0, sizeof r);
     r.task_id = t->id;
     r.status = status;
     r.attempts = t->attempt;
-    r.n_outputs = n_out;
-    r.forwarded = forwarded;
-    r.artifacts = artifacts;
-    if (n_out)
-        memcpy(r.outputs, outputs, n_out * sizeof *outputs);
+    r.flags = t->flags;
+    if (rec) {
+        r.flags |= rec->flags;
+        r.n_outputs = rec->n_outputs;
+        r.forwarded = rec->forwarded;
+        r.artifacts = rec->artifacts;
+        memcpy(r.outputs, rec->outputs,
+               (rec->flags & REEL_RESULT_OUTPUT_LIST ? 1 : rec->n_outputs) * sizeof(reel_id));
+    }
     r.n_inputs = t->n_inputs;
     memcpy(r.inputs, t->inputs, t->n_inputs * sizeof(reel_id));
     if (status) {
@@ -782,7 +787,7 @@ static void retry_or_fail(reel_pool *p, uint32_t e, int status) {
         t->timed_out = 0;
         fifo_push(&p->pending, &e, 1);
     } else {
-        finish(p, e, status, NULL, 0, 0, 0);
+        finish(p, e, status, NULL);
     }
 }
 
@@ -822,30 +827,85 @@ static void read_control(reel_pool *p, worker_slot *ws) {
     }
 }
 
+/* Whether output k of a task, id, is one its attempt may name: made by it
+ * (the ID it derives), or one of its inputs passed on; an input's artifact
+ * carried on the executor checks. */
+static bool output_ok(const reel_pool *p, const reel_id *task, const reel_id *inputs,
+                      uint32_t n_inputs, uint32_t k, const reel_id *id, bool forwarded,
+                      bool artifact) {
+    if (forwarded && artifact)
+        return true;
+    if (forwarded) {
+        for (uint32_t i = 0; i < n_inputs; i++)
+            if (reel_id_equal(&inputs[i], id))
+                return true;
+        return false;
+    }
+    reel_id want;
+    reel_actor_output_id(p->def->name, task, k, &want);
+    return reel_id_equal(&want, id);
+}
+
+/* A listed result: its list is the one the task derives, names as many
+ * outputs as the result says, and each is one output_ok() allows. */
+static bool output_list_ok(const reel_pool *p, const task_entry *t, const result_record *r) {
+    reel_id want, parent;
+    reel__output_parent(p->def->name, &r->task_id, &parent);
+    reel_id_derive(&parent, OUTPUT_LIST_INDEX, &want);
+    reel_list outs, ins;
+    if (r->n_outputs <= REEL_TASK_MAX_OUTPUTS || !reel_id_equal(&want, &r->outputs[0]) ||
+        reel_list_open(p->rt->store, &want, 0, &outs) != 0)
+        return false;
+    const reel_id *inputs = t->inputs;
+    uint32_t n_inputs = t->n_inputs;
+    bool in_listed = t->flags & REEL_RESULT_INPUT_LIST, ok = true;
+    if (in_listed) {
+        ok = reel_list_open(p->rt->store, &t->inputs[0], 0, &ins) == 0;
+        inputs = ok ? ins.ids : NULL;
+        n_inputs = ok ? ins.n : 0;
+    }
+    ok = ok && outs.n == r->n_outputs && !reel_list_bit(outs.artifacts, outs.n - 1);
+    for (uint32_t k = 0; ok && k < outs.n; k++)
+        ok = output_ok(p, &r->task_id, inputs, n_inputs, k, &outs.ids[k],
+                       reel_list_bit(outs.forwarded, k), reel_list_bit(outs.artifacts, k));
+    /* The bits past n must be clear: readers count artifacts by words. */
+    uint32_t tail = outs.n & 63;
+    if (ok && tail)
+        ok = ((outs.forwarded[outs.n >> 6] | outs.artifacts[outs.n >> 6]) >> tail) == 0;
+    if (in_listed && inputs)
+        reel_list_close(p->rt->store, &ins);
+    reel_list_close(p->rt->store, &outs);
+    return ok;
+}
+
 /* Whether a result names exactly the outputs its task's attempt derives:
  * a worker is another process, and the driver deletes what results name. */
-static int outputs_ok(const reel_pool *p, const task_entry *t, const result_record *r) {
+static bool outputs_ok(const reel_pool *p, const task_entry *t, const result_record *r) {
+    if (r->flags & ~REEL_RESULT_OUTPUT_LIST)
+        return false;
+    if (r->flags & REEL_RESULT_OUTPUT_LIST)
+        return r->forwarded == 0 && r->artifacts == 0 && output_list_ok(p, t, r);
     if (r->n_outputs > REEL_TASK_MAX_OUTPUTS ||
         (r->n_outputs < 64 && ((r->forwarded | r->artifacts) >> r->n_outputs) != 0) ||
         (r->n_outputs > 0 && (r->artifacts >> (r->n_outputs - 1) & 1)))
-        return 0;
-    for (uint32_t i = 0; i < r->n_outputs; i++) {
-        if ((r->forwarded & r->artifacts) >> i & 1)
-            continue;                /* an input's artifact carried on: the executor checks it */
-        if (r->forwarded >> i & 1) { /* an input passed on: it must be one */
-            uint32_t k = 0;
-            while (k < t->n_inputs && !reel_id_equal(&t->inputs[k], &r->outputs[i]))
-                k++;
-            if (k == t->n_inputs)
-                return 0;
-            continue;
-        }
-        reel_id want;
-        reel_actor_output_id(p->def->name, &r->task_id, i, &want);
-        if (!reel_id_equal(&want, &r->outputs[i]))
-            return 0;
+        return false;
+    reel_list ins;
+    const reel_id *inputs = t->inputs;
+    uint32_t n_inputs = t->n_inputs;
+    bool in_listed = (t->flags & REEL_RESULT_INPUT_LIST) && r->forwarded;
+    if (in_listed) {
+        if (reel_list_open(p->rt->store, &t->inputs[0], 0, &ins) != 0)
+            return false;
+        inputs = ins.ids;
+        n_inputs = ins.n;
     }
-    return 1;
+    bool ok = true;
+    for (uint32_t k = 0; ok && k < r->n_outputs; k++)
+        ok = output_ok(p, &r->task_id, inputs, n_inputs, k, &r->outputs[k], r->forwarded >> k & 1,
+                       r->artifacts >> k & 1);
+    if (in_listed)
+        reel_list_close(p->rt->store, &ins);
+    return ok;
 }
 
 static int drain_results(reel_pool *p, uint32_t w) {
@@ -871,7 +931,7 @@ static int drain_results(reel_pool *p, uint32_t w) {
             p->measured_ns += r.measured_ns;
         }
         if (r.status == 0 && outputs_ok(p, &p->entries[e], &r)) {
-            finish(p, e, 0, r.outputs, r.n_outputs, r.forwarded, r.artifacts);
+            finish(p, e, 0, &r);
         } else {
             if (r.status == 0)
                 snprintf(p->entries[e].error, REEL_ERROR_TEXT_MAX,
@@ -1045,6 +1105,8 @@ static void dispatch(reel_pool *p) {
         task_record rec;
         rec.task_id = t->id;
         rec.attempt = t->attempt;
+        rec.flags = t->flags;
+        rec.reserved = 0;
         rec.n_inputs = t->n_inputs;
         memcpy(rec.inputs, t->inputs, t->n_inputs * sizeof(reel_id));
         reel_ring *ring = pool_task_ring(p->hdr, best);
@@ -1495,13 +1557,35 @@ void reel__pool_census(reel_pool *p, reel_pool_census *out) {
     }
 }
 
+static int submit(reel_pool *p, const reel_id *inputs, uint32_t n, uint32_t flags,
+                  const reel_id *task_id, int timeout_ms, reel_id *task_id_out);
+
 REEL_API int reel_pool_submit(reel_pool *p, const reel_id *inputs, uint32_t n,
                               const reel_id *task_id, int timeout_ms, reel_id *task_id_out) {
     REEL_NEED(p, "pool");
     REEL_NEED(inputs || n == 0, "inputs");
     if (n > REEL_TASK_MAX_INPUTS)
-        return reel__fail(-EINVAL, "reel_pool_submit: %u inputs, more than %u", n,
-                          REEL_TASK_MAX_INPUTS);
+        return reel__fail(-EINVAL,
+                          "reel_pool_submit: %u inputs, more than %u (reel_pool_submit_list() "
+                          "takes any number)",
+                          n, REEL_TASK_MAX_INPUTS);
+    return submit(p, inputs, n, 0, task_id, timeout_ms, task_id_out);
+}
+
+REEL_API int reel_pool_submit_list(reel_pool *p, const reel_id *list, const reel_id *task_id,
+                                   int timeout_ms, reel_id *task_id_out) {
+    REEL_NEED(p, "pool");
+    REEL_NEED(list, "list");
+    reel_list l;
+    int rc = reel_list_open(p->rt->store, list, 0, &l);
+    if (rc)
+        return reel__fail(rc, "reel_pool_submit_list: the list: %s", reel_strerror(rc));
+    reel_list_close(p->rt->store, &l);
+    return submit(p, list, 1, REEL_RESULT_INPUT_LIST, task_id, timeout_ms, task_id_out);
+}
+
+static int submit(reel_pool *p, const reel_id *inputs, uint32_t n, uint32_t flags,
+                  const reel_id *task_id, int timeout_ms, reel_id *task_id_out) {
     if (p->failed_rc)
         return reel__fail(-EPIPE, "%s", p->failed_msg);
     uint64_t deadline = timeout_ms < 0
@@ -1524,6 +1608,7 @@ REEL_API int reel_pool_submit(reel_pool *p, const reel_id *inputs, uint32_t n,
     else
         reel_id_derive(&p->base, p->seq++, &t->id);
     t->attempt = 1;
+    t->flags = flags;
     t->n_inputs = n;
     if (n)
         memcpy(t->inputs, inputs, n * sizeof *inputs);
@@ -1719,10 +1804,20 @@ static void stop_wait(reel_pool *const *pools, size_t n, uint64_t grace_ns) {
  * the pool goes. */
 static void stop_free(reel_pool *p) {
     reel_task_result r;
-    while (fifo_pop(&p->done, &r))
-        for (uint32_t i = 0; i < r.n_outputs; i++)
-            if (!(r.forwarded >> i & 1)) /* inputs passed on are not the pool's */
-                reel_obj_delete(p->rt->store, &r.outputs[i]);
+    while (fifo_pop(&p->done, &r)) {
+        reel_list l;
+        if (!(r.flags & REEL_RESULT_OUTPUT_LIST)) {
+            for (uint32_t i = 0; i < r.n_outputs; i++)
+                if (!(r.forwarded >> i & 1)) /* inputs passed on are not the pool's */
+                    reel_obj_delete(p->rt->store, &r.outputs[i]);
+        } else if (reel_list_open(p->rt->store, &r.outputs[0], 0, &l) == 0) {
+            for (uint32_t i = 0; i < l.n; i++)
+                if (!reel_list_bit(l.forwarded, i))
+                    reel_obj_delete(p->rt->store, &l.ids[i]);
+            reel_list_close(p->rt->store, &l);
+            reel_obj_delete(p->rt->store, &r.outputs[0]);
+        }
+    }
     pool_free(p);
 }
 

@@ -19,13 +19,74 @@
 struct reel_actor_out {
     reel_store *store;
     reel_id parent; /* the task's outputs derive from it: reel_actor_output_id() */
-    uint32_t n;
-    uint64_t forwarded; /* bit i: ids[i] is an input or its artifact passed on, not made here */
-    uint64_t artifacts; /* bit i: ids[i] is an artifact of the next item output */
+    uint32_t n, cap;
+    /* Bit k of forwarded: ids[k] is an input or its artifact passed on, not
+     * made here; of artifacts: ids[k] is an artifact of the next item output. */
+    reel_id *ids;
+    uint64_t *forwarded, *artifacts;
     const reel_id *inputs;
     uint32_t n_inputs;
-    reel_id ids[REEL_TASK_MAX_OUTPUTS];
+    /* Room for a result's inline share; past it, the heap (a list's worth). */
+    reel_id inline_ids[REEL_TASK_MAX_OUTPUTS];
+    uint64_t inline_forwarded, inline_artifacts;
 };
+
+static bool out_bit(const uint64_t *bits, uint32_t k) {
+    return bits[k >> 6] >> (k & 63) & 1;
+}
+
+static void out_set(uint64_t *bits, uint32_t k) {
+    bits[k >> 6] |= 1ull << (k & 63);
+}
+
+/* Room for one more output: the inline arrays first, then the heap,
+ * doubling. -E2BIG past REEL_LIST_MAX, -ENOMEM. */
+static int out_reserve(reel_actor_out *out) {
+    if (out->n < out->cap)
+        return 0;
+    if (out->n >= REEL_LIST_MAX)
+        return -E2BIG;
+    uint32_t cap = out->cap * 2 > REEL_LIST_MAX ? REEL_LIST_MAX : out->cap * 2;
+    size_t words = (cap + 63) / 64, old_words = (out->cap + 63) / 64;
+    reel_id *ids = malloc(cap * sizeof *ids);
+    uint64_t *bits = calloc(2 * words, sizeof *bits);
+    if (!ids || !bits) {
+        free(ids);
+        free(bits);
+        return -ENOMEM;
+    }
+    memcpy(ids, out->ids, out->n * sizeof *ids);
+    memcpy(bits, out->forwarded, old_words * sizeof *bits);
+    memcpy(bits + words, out->artifacts, old_words * sizeof *bits);
+    if (out->ids != out->inline_ids) {
+        free(out->ids);
+        free(out->forwarded); /* artifacts share its allocation */
+    }
+    out->ids = ids;
+    out->forwarded = bits;
+    out->artifacts = bits + words;
+    out->cap = cap;
+    return 0;
+}
+
+static void out_init(reel_actor_out *out, reel_store *store, const reel_id *inputs, uint32_t n) {
+    memset(out, 0, offsetof(reel_actor_out, inline_ids));
+    out->store = store;
+    out->inputs = inputs;
+    out->n_inputs = n;
+    out->ids = out->inline_ids;
+    out->forwarded = &out->inline_forwarded;
+    out->artifacts = &out->inline_artifacts;
+    out->inline_forwarded = out->inline_artifacts = 0;
+    out->cap = REEL_TASK_MAX_OUTPUTS;
+}
+
+static void out_free(reel_actor_out *out) {
+    if (out->ids != out->inline_ids) {
+        free(out->ids);
+        free(out->forwarded);
+    }
+}
 
 struct reel_actor_ctx {
     const reel_actor_def *def;
@@ -73,11 +134,12 @@ REEL_API void reel_actor_set_error(reel_actor_ctx *ctx, const char *fmt, ...) {
 /* Creates the task's next output object: an item, or an artifact. */
 static int make_output(reel_actor_out *out, uint64_t size, const void *meta, uint32_t meta_size,
                        void **buf, bool artifact, reel_id *id_out) {
-    if (out->n >= REEL_TASK_MAX_OUTPUTS)
-        return -E2BIG;
+    int rc = out_reserve(out);
+    if (rc)
+        return rc;
     reel_id id;
     reel_id_derive(&out->parent, out->n, &id);
-    int rc = reel_obj_create(out->store, &id, size, meta, meta_size, 0, -1, buf);
+    rc = reel_obj_create(out->store, &id, size, meta, meta_size, 0, -1, buf);
     if (rc == REEL_EEXISTS) {
         /* Left by an earlier attempt of this task whose result never reached
          * the driver (its worker died): nobody was told of it, so replace it.
@@ -88,7 +150,7 @@ static int make_output(reel_actor_out *out, uint64_t size, const void *meta, uin
     }
     if (rc == 0) {
         if (artifact)
-            out->artifacts |= 1ull << out->n;
+            out_set(out->artifacts, out->n);
         out->ids[out->n++] = id;
         if (id_out)
             *id_out = id;
@@ -116,29 +178,31 @@ REEL_API int reel_actor_artifact(reel_actor_out *out, uint64_t size, const void 
 REEL_API int reel_actor_carry(reel_actor_out *out, const reel_id *artifact) {
     REEL_NEED(out, "out");
     REEL_NEED(artifact, "artifact");
-    if (out->n >= REEL_TASK_MAX_OUTPUTS)
-        return -E2BIG;
     for (uint32_t i = 0; i < out->n; i++)
-        if ((out->forwarded & 1ull << i) && reel_id_equal(&out->ids[i], artifact))
+        if (out_bit(out->forwarded, i) && reel_id_equal(&out->ids[i], artifact))
             return -EEXIST;
+    int rc = out_reserve(out);
+    if (rc)
+        return rc;
     out->ids[out->n] = *artifact;
-    out->forwarded |= 1ull << out->n;
-    out->artifacts |= 1ull << out->n;
+    out_set(out->forwarded, out->n);
+    out_set(out->artifacts, out->n);
     out->n++;
     return 0;
 }
 
 REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input) {
     REEL_NEED(out, "out");
-    if (out->n >= REEL_TASK_MAX_OUTPUTS)
-        return -E2BIG;
     if (input >= out->n_inputs)
         return -EINVAL;
     for (uint32_t i = 0; i < out->n; i++)
-        if ((out->forwarded & 1ull << i) && reel_id_equal(&out->ids[i], &out->inputs[input]))
+        if (out_bit(out->forwarded, i) && reel_id_equal(&out->ids[i], &out->inputs[input]))
             return -EEXIST;
+    int rc = out_reserve(out);
+    if (rc)
+        return rc;
     out->ids[out->n] = out->inputs[input];
-    out->forwarded |= 1ull << out->n;
+    out_set(out->forwarded, out->n);
     out->n++;
     return 0;
 }
@@ -268,57 +332,126 @@ static bool cpu_sample_take(int sched_fd, cpu_sample *out) {
     return true;
 }
 
-static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r, int ctl_fd) {
-    reel_view views[REEL_TASK_MAX_INPUTS];
-    reel_actor_out out = {.store = ctx->store, .inputs = t->inputs, .n_inputs = t->n_inputs};
-    reel__output_parent(ctx->def->name, &t->task_id, &out.parent);
-    ctx->task_id = t->task_id;
-    ctx->attempt = t->attempt;
-    ctx->error[0] = '\0';
-    int rc = 0;
-    if (t->n_inputs > REEL_TASK_MAX_INPUTS)
-        rc = -EINVAL;
-    else if (t->n_inputs > 0)
-        rc = reel_obj_get(ctx->store, t->inputs, t->n_inputs, 0, views);
+/* Writes out's outputs as the task's output list, sealed, for a result
+ * that cannot carry them inline. Replaces one an earlier attempt left. */
+static int write_output_list(reel_actor_out *out, reel_id *list_id) {
+    reel_id_derive(&out->parent, OUTPUT_LIST_INDEX, list_id);
+    int rc =
+        reel_list_create(out->store, list_id, out->ids, out->n, out->forwarded, out->artifacts);
+    if (rc == REEL_EEXISTS) {
+        reel_store_reclaim(out->store, NULL);
+        reel_obj_delete(out->store, list_id);
+        rc =
+            reel_list_create(out->store, list_id, out->ids, out->n, out->forwarded, out->artifacts);
+    }
+    return rc;
+}
+
+/* The task's inputs: the record's own, or those its input list names. */
+typedef struct task_inputs {
+    const reel_id *ids;
+    uint32_t n;
+    reel_list list;
+    bool listed;
+    reel_view *views;
+    reel_view inline_views[REEL_TASK_MAX_INPUTS];
+} task_inputs;
+
+static int inputs_get(reel_actor_ctx *ctx, const task_record *t, task_inputs *in) {
+    in->ids = t->inputs;
+    in->n = t->n_inputs;
+    in->listed = false;
+    in->views = in->inline_views;
+    if (t->n_inputs > REEL_TASK_MAX_INPUTS ||
+        ((t->flags & REEL_RESULT_INPUT_LIST) && t->n_inputs != 1))
+        return -EINVAL;
+    if (t->flags & REEL_RESULT_INPUT_LIST) {
+        int rc = reel_list_open(ctx->store, &t->inputs[0], 0, &in->list);
+        if (rc) {
+            snprintf(ctx->error, sizeof ctx->error, "the task's input list: %s", reel_strerror(rc));
+            return rc;
+        }
+        in->listed = true;
+        in->ids = in->list.ids;
+        in->n = in->list.n;
+        if (in->n > REEL_TASK_MAX_INPUTS && !(in->views = malloc(in->n * sizeof *in->views)))
+            return -ENOMEM;
+    }
+    int rc = in->n > 0 ? reel_obj_get(ctx->store, in->ids, in->n, 0, in->views) : 0;
     if (rc == -ETIMEDOUT) {
         rc = REEL_ENOTFOUND;
         snprintf(ctx->error, sizeof ctx->error, "an input object is not in the store");
+    } else if (rc == -EINVAL && in->listed) {
+        snprintf(ctx->error, sizeof ctx->error,
+                 "%u inputs, more than a worker may hold at once (the store's "
+                 "max_refs_per_client)",
+                 in->n);
     }
-    if (rc == 0) {
-        rc = ctx->def->process(ctx, views, t->n_inputs, &out);
-        for (uint32_t i = 0; i < t->n_inputs; i++)
-            reel_obj_release(ctx->store, &t->inputs[i]);
-    }
-    if (rc == 0 && out.n > 0 && (out.artifacts >> (out.n - 1) & 1)) {
+    if (rc)
+        in->n = 0; /* nothing to release */
+    return rc;
+}
+
+static void inputs_put(reel_actor_ctx *ctx, task_inputs *in) {
+    for (uint32_t i = 0; i < in->n; i++)
+        reel_obj_release(ctx->store, &in->ids[i]);
+    if (in->listed)
+        reel_list_close(ctx->store, &in->list);
+    if (in->views != in->inline_views)
+        free(in->views);
+}
+
+static int run_task(reel_actor_ctx *ctx, const task_record *t, result_record *r, int ctl_fd) {
+    task_inputs in;
+    ctx->task_id = t->task_id;
+    ctx->attempt = t->attempt;
+    ctx->error[0] = '\0';
+    int rc = inputs_get(ctx, t, &in);
+    reel_actor_out out;
+    out_init(&out, ctx->store, in.ids, in.n);
+    reel__output_parent(ctx->def->name, &t->task_id, &out.parent);
+    if (rc == 0)
+        rc = ctx->def->process(ctx, in.views, in.n, &out);
+    inputs_put(ctx, &in);
+    if (rc == 0 && out.n > 0 && out_bit(out.artifacts, out.n - 1)) {
         rc = -EINVAL;
         snprintf(ctx->error, sizeof ctx->error,
                  "an artifact must be followed by the item output it belongs to");
     }
     for (uint32_t i = 0; i < out.n; i++) {
-        if (rc == 0 && !(out.forwarded & 1ull << i)) {
+        if (rc == 0 && !out_bit(out.forwarded, i)) {
             int src = reel_obj_seal(ctx->store, &out.ids[i]);
             if (src && src != REEL_ESEALED) /* a stage may seal its outputs itself */
                 rc = src;
         }
     }
+    reel_id list_id;
+    bool listed = rc == 0 && out.n > REEL_TASK_MAX_OUTPUTS;
+    if (listed && (rc = write_output_list(&out, &list_id)) != 0)
+        snprintf(ctx->error, sizeof ctx->error, "cannot write the list of its %u outputs: %s",
+                 out.n, reel_strerror(rc));
     if (rc != 0) {
         for (uint32_t i = 0; i < out.n; i++)
-            if (!(out.forwarded & 1ull << i) &&
+            if (!out_bit(out.forwarded, i) &&
                 reel_obj_abort(ctx->store, &out.ids[i]) == REEL_ESEALED)
                 reel_obj_delete(ctx->store, &out.ids[i]);
         report_error(ctl_fd, 2, rc < 0 ? rc : -EIO, &t->task_id, ctx->def->name, ctx->error);
         out.n = 0;
-        out.forwarded = 0;
-        out.artifacts = 0;
     }
     memset(r, 0, sizeof *r);
     r->task_id = t->task_id;
     r->attempt = t->attempt;
     r->status = rc < 0 ? rc : (rc ? -EIO : 0);
     r->n_outputs = out.n;
-    r->forwarded = out.forwarded;
-    r->artifacts = out.artifacts;
-    memcpy(r->outputs, out.ids, out.n * sizeof(reel_id));
+    if (rc == 0 && listed) {
+        r->flags = REEL_RESULT_OUTPUT_LIST;
+        r->outputs[0] = list_id;
+    } else if (out.n > 0) {
+        r->forwarded = out.forwarded[0];
+        r->artifacts = out.artifacts[0];
+        memcpy(r->outputs, out.ids, out.n * sizeof(reel_id));
+    }
+    out_free(&out);
     return rc;
 }
 

@@ -453,9 +453,26 @@ typedef struct gather_group {
     reel_id origin;
     uint64_t pending; /* its items before the gathering stage: queued or in a task */
     uint32_t n_held;  /* those that reached it, waiting for the others */
-    uint32_t n_over;  /* beyond REEL_TASK_MAX_INPUTS: deleted on arrival */
-    reel_id held[REEL_TASK_MAX_INPUTS];
+    uint32_t cap_held;
+    reel_id *held;
 } gather_group;
+
+/* A task's inputs or outputs: inline in its result, or in a list. */
+typedef struct id_span {
+    const reel_id *ids;
+    const uint64_t *fwd, *art; /* bitmaps: forwarded, artifact (outputs only) */
+    uint32_t n;
+    bool listed;
+    reel_list list;
+} id_span;
+
+static bool span_fwd(const id_span *v, uint32_t k) {
+    return v->fwd && reel_list_bit(v->fwd, k);
+}
+
+static bool span_art(const id_span *v, uint32_t k) {
+    return v->art && reel_list_bit(v->art, k);
+}
 
 typedef struct run {
     reel_pipeline *p;
@@ -503,17 +520,71 @@ static void stop_with(run *r, int rc, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* The pipeline input item k of a task came from (a pipeline input is its own). */
-static void item_origin(const run *r, const reel_task_result *t, uint32_t k, reel_id *out) {
-    size_t j = idmap_find(&r->made, &t->inputs[k]);
-    *out = j == SIZE_MAX ? t->inputs[k] : r->made.e[j].origin;
+/* The pipeline input an item came from (a pipeline input is its own). */
+static void item_origin(const run *r, const reel_id *item, reel_id *out) {
+    size_t j = idmap_find(&r->made, item);
+    *out = j == SIZE_MAX ? *item : r->made.e[j].origin;
 }
 
 /* The pipeline input a task's items came from: its first input's. */
-static void origin_of(const run *r, const reel_task_result *t, reel_id *out) {
+static void origin_of(const run *r, const id_span *in, reel_id *out) {
     memset(out, 0, sizeof *out);
-    if (t->n_inputs > 0)
-        item_origin(r, t, 0, out);
+    if (in->n > 0)
+        item_origin(r, &in->ids[0], out);
+}
+
+/* The inputs of t: its own, or those of its input list (which the run made). */
+static int inputs_of(run *r, const reel_task_result *t, id_span *v) {
+    memset(v, 0, sizeof *v);
+    v->ids = t->inputs;
+    v->n = t->n_inputs;
+    if (!(t->flags & REEL_RESULT_INPUT_LIST) || t->n_inputs != 1)
+        return 0;
+    int rc = reel_list_open(r->store, &t->inputs[0], 0, &v->list);
+    if (rc) {
+        v->n = 0;
+        return rc;
+    }
+    v->listed = true;
+    v->ids = v->list.ids;
+    v->n = v->list.n;
+    return 0;
+}
+
+/* The outputs of t: its own, or those of its output list. */
+static int outputs_of(run *r, const reel_task_result *t, id_span *v) {
+    memset(v, 0, sizeof *v);
+    v->ids = t->outputs;
+    v->fwd = &t->forwarded;
+    v->art = &t->artifacts;
+    v->n = t->status == 0 ? t->n_outputs : 0;
+    if (!(t->flags & REEL_RESULT_OUTPUT_LIST) || t->status != 0)
+        return 0;
+    int rc = reel_list_open(r->store, &t->outputs[0], 0, &v->list);
+    if (rc) {
+        memset(v, 0, sizeof *v);
+        return rc;
+    }
+    v->listed = true;
+    v->ids = v->list.ids;
+    v->fwd = v->list.forwarded;
+    v->art = v->list.artifacts;
+    v->n = v->list.n;
+    return 0;
+}
+
+static void span_close(run *r, id_span *v) {
+    if (v->listed)
+        reel_list_close(r->store, &v->list);
+    v->listed = false;
+}
+
+/* How many of v's outputs are items (the others are artifacts). */
+static uint32_t span_items(const id_span *v) {
+    uint32_t arts = 0;
+    for (uint32_t w = 0; v->art && w < (v->n + 63) / 64; w++)
+        arts += (uint32_t)__builtin_popcountll(v->art[w]);
+    return v->n - arts;
 }
 
 /* The origin of output k of a successful task. A result does not say which
@@ -522,18 +593,22 @@ static void origin_of(const run *r, const reel_task_result *t, reel_id *out) {
  * transform or split every item); when the counts do not divide, the first
  * input's is given. Without this, every item of a batch would be charged to
  * the batch's first input. */
-static void output_origin(const run *r, const reel_task_result *t, uint32_t item, uint32_t n_items,
+static void output_origin(const run *r, const id_span *in, uint32_t item, uint32_t n_items,
                           reel_id *out) {
     memset(out, 0, sizeof *out);
-    if (t->n_inputs == 0)
+    if (in->n == 0)
         return;
     uint32_t from = 0;
-    if (t->n_inputs > 1 && n_items % t->n_inputs == 0)
-        from = item / (n_items / t->n_inputs);
-    item_origin(r, t, from, out);
+    if (in->n > 1 && n_items % in->n == 0)
+        from = item / (n_items / in->n);
+    item_origin(r, &in->ids[from], out);
 }
 
-static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
+/* Records that t failed for good; in, its inputs (NULL: t's own). */
+static void record_failure(run *r, uint32_t stage, const reel_task_result *t, const id_span *in) {
+    id_span own = {.ids = t->inputs, .n = t->n_inputs};
+    if (!in)
+        in = &own;
     r->failed++;
     r->s[stage].tasks_failed++;
     reel_failure f;
@@ -541,9 +616,10 @@ static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
     f.stage = stage;
     f.status = t->status;
     f.task_id = t->task_id;
-    origin_of(r, t, &f.origin);
-    f.n_inputs = t->n_inputs;
-    memcpy(f.inputs, t->inputs, t->n_inputs * sizeof(reel_id));
+    origin_of(r, in, &f.origin);
+    f.n_inputs = in->n;
+    memcpy(f.inputs, in->ids,
+           (in->n < REEL_TASK_MAX_INPUTS ? in->n : REEL_TASK_MAX_INPUTS) * sizeof(reel_id));
     snprintf(f.error, sizeof f.error, "%s", t->error);
     if (r->o->on_failure)
         r->o->on_failure(r->o->arg, &f);
@@ -561,10 +637,10 @@ static void record_failure(run *r, uint32_t stage, const reel_task_result *t) {
     }
     if (!r->cfg.ignore_failures) {
         char hex[REEL_ID_HEX_LEN + 1] = "";
-        if (t->n_inputs)
-            reel_id_to_hex(&t->inputs[0], hex);
+        if (in->n)
+            reel_id_to_hex(&in->ids[0], hex);
         stop_with(r, t->status, "stage %s failed on input %s%s: %s", r->s[stage].sd->def.name, hex,
-                  t->n_inputs > 1 ? " (and others in its batch)" : "", t->error);
+                  in->n > 1 ? " (and others in its batch)" : "", t->error);
     }
 }
 
@@ -603,16 +679,16 @@ static void drop_made(run *r, const reel_id *id) {
 
 /* Whether every artifact t carries on is one of its inputs': a worker is
  * another process, and the executor deletes what it is told it owns. */
-static bool carries_ok(const run *r, const reel_task_result *t) {
-    for (uint32_t k = 0; k < t->n_outputs; k++) {
-        if (!((t->forwarded & t->artifacts) >> k & 1))
+static bool carries_ok(const run *r, const id_span *in, const id_span *out) {
+    for (uint32_t k = 0; k < out->n; k++) {
+        if (!(span_fwd(out, k) && span_art(out, k)))
             continue;
-        size_t j = idmap_find(&r->kids, &t->outputs[k]);
+        size_t j = idmap_find(&r->kids, &out->ids[k]);
         if (j == SIZE_MAX)
             return false;
         bool mine = false;
-        for (uint32_t i = 0; i < t->n_inputs && !mine; i++)
-            mine = reel_id_equal(&r->kids.e[j].origin, &t->inputs[i]);
+        for (uint32_t i = 0; i < in->n && !mine; i++)
+            mine = reel_id_equal(&r->kids.e[j].origin, &in->ids[i]);
         if (!mine)
             return false;
     }
@@ -652,17 +728,7 @@ static int gsize_push(stage_run *s, uint32_t n) {
  * one group (none: nothing to do), and the group ends. */
 static void group_release(run *r, gather_group *g) {
     stage_run *s = &r->s[r->gather_at];
-    if (g->n_over) {
-        reel_task_result t = {.status = -E2BIG, .n_inputs = g->n_held};
-        memcpy(t.inputs, g->held, g->n_held * sizeof(reel_id));
-        snprintf(t.error, sizeof t.error,
-                 "%s: %u items of one input to gather, more than the %u a task takes",
-                 s->sd->def.name, g->n_held + g->n_over, REEL_TASK_MAX_INPUTS);
-        s->items_in_done += g->n_held + g->n_over;
-        record_failure(r, r->gather_at, &t);
-        for (uint32_t k = 0; k < g->n_held; k++)
-            drop_made(r, &g->held[k]);
-    } else if (g->n_held) {
+    if (g->n_held) {
         int rc = 0;
         for (uint32_t k = 0; k < g->n_held && rc == 0; k++)
             rc = q_push(&s->q, &g->held[k]);
@@ -673,6 +739,7 @@ static void group_release(run *r, gather_group *g) {
     } else if (r->o->on_ungathered) {
         r->o->on_ungathered(r->o->arg, &g->origin);
     }
+    free(g->held);
     *g = r->groups[--r->n_groups];
 }
 
@@ -695,70 +762,97 @@ static void pending_done(run *r, const reel_id *origin) {
 /* An item reached the gathering stage: it waits for the rest of its group. */
 static void hold(run *r, const reel_id *origin, const reel_id *item) {
     gather_group *g = group_of(r, origin);
-    if (!g) {
+    if (g && g->n_held == g->cap_held) {
+        uint32_t cap = g->cap_held ? g->cap_held * 2 : 16;
+        reel_id *v = cap <= REEL_LIST_MAX ? realloc(g->held, cap * sizeof *v) : NULL;
+        if (v) {
+            g->held = v;
+            g->cap_held = cap;
+        }
+    }
+    if (!g || g->n_held == g->cap_held) {
         drop_made(r, item);
         stop_with(r, -ENOMEM, "out of memory for the run's gather groups");
-    } else if (g->n_held < REEL_TASK_MAX_INPUTS) {
-        g->held[g->n_held++] = *item;
-    } else {
-        g->n_over++;
-        drop_made(r, item);
+        return;
     }
+    g->held[g->n_held++] = *item;
 }
 
 /* Item output k of t (its artifacts are the outputs right before it) is the
  * run's now: its artifacts belong to it, those carried on included. */
-static void adopt_artifacts(run *r, const reel_task_result *t, uint32_t k) {
-    for (uint32_t a = k; a-- > 0 && (t->artifacts >> a & 1);) {
-        if (t->forwarded >> a & 1) {
-            size_t j = idmap_find(&r->kids, &t->outputs[a]);
+static void adopt_artifacts(run *r, const id_span *out, uint32_t k) {
+    for (uint32_t a = k; a-- > 0 && span_art(out, a);) {
+        if (span_fwd(out, a)) {
+            size_t j = idmap_find(&r->kids, &out->ids[a]);
             if (j != SIZE_MAX) /* carries_ok() saw to it */
-                r->kids.e[j].origin = t->outputs[k];
-        } else if (idmap_add(&r->kids, &t->outputs[a], &t->outputs[k]) < 0) {
-            reel_obj_delete(r->store, &t->outputs[a]);
+                r->kids.e[j].origin = out->ids[k];
+        } else if (idmap_add(&r->kids, &out->ids[a], &out->ids[k]) < 0) {
+            reel_obj_delete(r->store, &out->ids[a]);
             stop_with(r, -ENOMEM, "out of memory for the run's artifact set");
         }
     }
 }
 
-/* The last stage's task: its items and their artifacts become the caller's. */
-static void hand_over(run *r, const reel_task_result *t, uint32_t items) {
+/* Hands mine's outputs to the caller, and empties it. */
+static void give(run *r, reel_task_result *mine) {
+    if (r->o->on_output) {
+        /* The caller's from now on: they stay if this process dies. */
+        reel_obj_disown(r->store, mine->outputs, mine->n_outputs);
+        r->o->on_output(r->o->arg, mine);
+    } else {
+        for (uint32_t k = 0; k < mine->n_outputs; k++)
+            if (!(mine->forwarded >> k & 1))
+                reel_obj_delete(r->store, &mine->outputs[k]);
+    }
+    mine->n_outputs = 0;
+    mine->forwarded = mine->artifacts = 0;
+}
+
+/* The last stage's task: its items and their artifacts become the caller's,
+ * in results of at most REEL_TASK_MAX_OUTPUTS outputs, each whole items
+ * with their artifacts. */
+static void hand_over(run *r, const reel_task_result *t, const id_span *out, uint32_t items) {
     reel_task_result mine = *t;
+    mine.flags &= ~(uint32_t)REEL_RESULT_OUTPUT_LIST;
     mine.n_outputs = 0;
     mine.forwarded = mine.artifacts = 0;
+    r->outputs += items;
     /* Outputs the run made, forwarded ones included, become the caller's;
      * an item passed on unchanged brings the artifacts it had, in front of
      * it as the result's artifacts (those beyond REEL_TASK_MAX_OUTPUTS stay
      * the run's, and go with it). */
-    for (uint32_t k = 0; k < t->n_outputs; k++) {
-        const reel_id *id = &t->outputs[k];
-        bool art = t->artifacts >> k & 1, fwd = t->forwarded >> k & 1, own_input = false;
-        if (fwd && art) {
-            idmap_remove(&r->kids, id);
-        } else if (fwd) {
+    for (uint32_t first = 0, k = 0; k < out->n; k++) {
+        if (span_art(out, k))
+            continue; /* given with the item after it */
+        const reel_id *id = &out->ids[k];
+        bool fwd = span_fwd(out, k), own_input = false;
+        uint32_t arts = k - first;
+        if (mine.n_outputs + arts + 1 > REEL_TASK_MAX_OUTPUTS)
+            give(r, &mine); /* an item and its artifacts are never split */
+        for (uint32_t a = first; a < k; a++) {
+            if (span_fwd(out, a))
+                idmap_remove(&r->kids, &out->ids[a]);
+            if (mine.n_outputs + 1 < REEL_TASK_MAX_OUTPUTS) {
+                mine.artifacts |= 1ull << mine.n_outputs;
+                mine.outputs[mine.n_outputs++] = out->ids[a];
+            } else {
+                reel_obj_delete(r->store, &out->ids[a]); /* made in the run, carried or not */
+            }
+        }
+        if (fwd) {
             own_input = !idmap_remove(&r->made, id);
-            /* Room for this item and the outputs after it. */
-            uint32_t room = REEL_TASK_MAX_OUTPUTS - mine.n_outputs - (t->n_outputs - k);
+            uint32_t room = REEL_TASK_MAX_OUTPUTS - 1 - mine.n_outputs;
             uint32_t n = take_kids(r, id, mine.outputs + mine.n_outputs, room);
             for (uint32_t a = 0; a < n; a++)
                 mine.artifacts |= 1ull << mine.n_outputs++;
         }
-        if (art)
-            mine.artifacts |= 1ull << mine.n_outputs;
         if (own_input)
             mine.forwarded |= 1ull << mine.n_outputs; /* one of the caller's own inputs */
         mine.outputs[mine.n_outputs++] = *id;
+        first = k + 1;
     }
-    r->outputs += items;
-    if (r->o->on_output) {
-        /* The caller's from now on: they stay if this process dies. */
-        reel_obj_disown(r->store, mine.outputs, mine.n_outputs);
-        r->o->on_output(r->o->arg, &mine);
-    } else {
-        for (uint32_t k = 0; k < mine.n_outputs; k++)
-            if (!(mine.forwarded >> k & 1))
-                reel_obj_delete(r->store, &mine.outputs[k]);
-    }
+    if (mine.n_outputs > 0 || items == 0)
+        give(r, &mine);
 }
 
 /* A task of stage i ended: its outputs move on, its inputs are done with. */
@@ -767,50 +861,58 @@ static void handle_result(run *r, uint32_t i, const reel_task_result *result) {
     const reel_task_result *t = result;
     bool last = i + 1 == r->p->n;
     bool before_gather = r->gather_at != UINT32_MAX && i < r->gather_at;
+    id_span in, out;
+    int in_rc = inputs_of(r, t, &in), out_rc = outputs_of(r, t, &out);
+    if (in_rc || out_rc)
+        stop_with(r, in_rc ? in_rc : out_rc, "stage %s: a task's %s list cannot be read: %s",
+                  s->sd->def.name, in_rc ? "input" : "output",
+                  reel_strerror(in_rc ? in_rc : out_rc));
     s->tasks_out--;
-    s->items_out -= t->n_inputs;
-    s->items_in_done += t->n_inputs;
+    s->items_out -= in.n;
+    s->items_in_done += in.n;
+    /* Stages before the gathering one take one item per task. */
     reel_id in_origin[REEL_TASK_MAX_INPUTS];
-    for (uint32_t k = 0; before_gather && k < t->n_inputs; k++)
-        item_origin(r, t, k, &in_origin[k]);
+    uint32_t n_origin = before_gather && in.n <= REEL_TASK_MAX_INPUTS ? in.n : 0;
+    for (uint32_t k = 0; k < n_origin; k++)
+        item_origin(r, &in.ids[k], &in_origin[k]);
     reel_task_result refused;
-    if (t->status == 0 && !carries_ok(r, t)) {
-        for (uint32_t k = 0; k < t->n_outputs; k++)
-            if (!(t->forwarded >> k & 1))
-                reel_obj_delete(r->store, &t->outputs[k]);
+    if (t->status == 0 && !carries_ok(r, &in, &out)) {
+        for (uint32_t k = 0; k < out.n; k++)
+            if (!span_fwd(&out, k))
+                reel_obj_delete(r->store, &out.ids[k]);
         refused = *t;
         refused.status = -EPROTO;
-        refused.n_outputs = 0;
-        refused.forwarded = refused.artifacts = 0;
         snprintf(refused.error, sizeof refused.error,
                  "%s: the task carried on an object that is no artifact of its inputs",
                  s->sd->def.name);
         t = &refused;
+        out.n = 0;
     }
-    uint32_t items = t->n_outputs - (uint32_t)__builtin_popcountll(t->artifacts);
+    uint32_t items = span_items(&out);
     if (t->status == 0) {
         s->tasks_done++;
         s->items_passed += items;
         if (last) {
-            hand_over(r, t, items);
+            hand_over(r, t, &out, items);
         } else {
-            for (uint32_t k = 0, item = 0; k < t->n_outputs; k++) {
-                if (t->artifacts >> k & 1)
+            for (uint32_t k = 0, item = 0; k < out.n; k++) {
+                if (span_art(&out, k))
                     continue; /* adopted with the item after it */
+                const reel_id *id = &out.ids[k];
                 reel_id origin;
-                output_origin(r, t, item++, items, &origin);
-                if (!(t->forwarded >> k & 1) && idmap_add(&r->made, &t->outputs[k], &origin) < 0) {
-                    reel_obj_delete(r->store, &t->outputs[k]);
+                output_origin(r, &in, item++, items, &origin);
+                if (!span_fwd(&out, k) && idmap_add(&r->made, id, &origin) < 0) {
+                    reel_obj_delete(r->store, id);
                     stop_with(r, -ENOMEM, "out of memory for the run's object set");
                     continue;
                 }
-                adopt_artifacts(r, t, k);
+                adopt_artifacts(r, &out, k);
                 if (i + 1 == r->gather_at) {
-                    hold(r, &origin, &t->outputs[k]);
+                    hold(r, &origin, id);
                     continue;
                 }
-                if (q_push(&r->s[i + 1].q, &t->outputs[k]) != 0) {
-                    drop_made(r, &t->outputs[k]);
+                if (q_push(&r->s[i + 1].q, id) != 0) {
+                    drop_made(r, id);
                     stop_with(r, -ENOMEM, "out of memory for stage %s's queue",
                               r->s[i + 1].sd->def.name);
                     continue;
@@ -820,20 +922,28 @@ static void handle_result(run *r, uint32_t i, const reel_task_result *result) {
             }
         }
     } else {
-        record_failure(r, i, t);
+        record_failure(r, i, t, &in);
     }
     /* Inputs passed on stay; the others go, with the artifacts not carried on
      * (a pipeline input stays the caller's, but not what the run attached). */
-    for (uint32_t k = 0; k < t->n_inputs; k++) {
+    for (uint32_t k = 0; k < in.n; k++) {
         bool passed = false;
-        for (uint32_t m = 0; t->status == 0 && m < t->n_outputs && !passed; m++)
-            passed = (t->forwarded >> m & 1) && !(t->artifacts >> m & 1) &&
-                     reel_id_equal(&t->outputs[m], &t->inputs[k]);
+        for (uint32_t m = 0; t->status == 0 && m < out.n && !passed; m++)
+            passed =
+                span_fwd(&out, m) && !span_art(&out, m) && reel_id_equal(&out.ids[m], &in.ids[k]);
         if (!passed)
-            drop_made(r, &t->inputs[k]);
+            drop_made(r, &in.ids[k]);
     }
-    for (uint32_t k = 0; before_gather && k < t->n_inputs; k++)
+    for (uint32_t k = 0; k < n_origin; k++)
         pending_done(r, &in_origin[k]);
+    span_close(r, &in);
+    span_close(r, &out);
+    /* The lists themselves: the input list the run made, the output list the
+     * worker made for the run. */
+    if (t->flags & REEL_RESULT_INPUT_LIST)
+        drop_made(r, &t->inputs[0]);
+    if (result->flags & REEL_RESULT_OUTPUT_LIST && result->status == 0)
+        reel_obj_delete(r->store, &result->outputs[0]);
 }
 
 /* Takes what the source has, up to the first queue's bound. */
@@ -872,7 +982,7 @@ static void pull_source(run *r) {
             snprintf(t.error, sizeof t.error, "%s: this object was given as an input before",
                      s0->sd->def.name);
             s0->items_in_done++;
-            record_failure(r, 0, &t);
+            record_failure(r, 0, &t, NULL);
             continue;
         }
         if (q_push(&s0->q, &id) != 0)
@@ -884,12 +994,45 @@ static void pull_source(run *r) {
 
 /* The task ID: the run, the stage and the inputs - so that both modes name
  * it alike, and no two runs (or a run and what an earlier one left) do. */
-static void task_id_of(const run *r, uint32_t stage, const reel_id *in, uint32_t n, reel_id *out) {
-    uint8_t buf[sizeof(reel_id) + 4 + REEL_TASK_MAX_INPUTS * sizeof(reel_id)];
+static int task_id_of(const run *r, uint32_t stage, const reel_id *in, uint32_t n, reel_id *out) {
+    uint8_t small[sizeof(reel_id) + 4 + REEL_TASK_MAX_INPUTS * sizeof(reel_id)];
+    size_t size = sizeof(reel_id) + 4 + (size_t)n * sizeof(reel_id);
+    uint8_t *buf = size <= sizeof small ? small : malloc(size);
+    if (!buf)
+        return -ENOMEM;
     memcpy(buf, &r->run_id, sizeof(reel_id));
     memcpy(buf + sizeof(reel_id), &stage, 4);
     memcpy(buf + sizeof(reel_id) + 4, in, n * sizeof(reel_id));
-    reel_id_from_content(buf, sizeof(reel_id) + 4 + n * sizeof(reel_id), out);
+    reel_id_from_content(buf, size, out);
+    if (buf != small)
+        free(buf);
+    return 0;
+}
+
+/* Submits a task of stage s taking in[0..n): inline, or past
+ * REEL_TASK_MAX_INPUTS (a gather) through an input list the run makes
+ * and holds until the task's result is handled. */
+static int submit_task(run *r, uint32_t i, const reel_id *in, uint32_t n) {
+    stage_run *s = &r->s[i];
+    reel_id tid;
+    int rc = task_id_of(r, i, in, n, &tid);
+    if (rc)
+        return rc;
+    if (n <= REEL_TASK_MAX_INPUTS)
+        return reel_pool_submit(s->pool, in, n, &tid, 0, NULL);
+    reel_id list, origin;
+    reel_id_derive(&tid, 0, &list);
+    item_origin(r, &in[0], &origin);
+    rc = reel_list_create(r->store, &list, in, n, NULL, NULL);
+    if (rc == 0 && (rc = idmap_add(&r->made, &list, &origin)) < 0)
+        reel_obj_delete(r->store, &list);
+    if (rc < 0)
+        return reel__fail(rc, "cannot make the list of a task's %u inputs: %s", n,
+                          reel_strerror(rc));
+    rc = reel_pool_submit_list(s->pool, &list, &tid, 0, NULL);
+    if (rc)
+        drop_made(r, &list);
+    return rc;
 }
 
 static double stage_yield(const stage_run *s) {
@@ -941,13 +1084,16 @@ static int submit_ready(run *r, uint32_t i) {
             if ((double)(s->items_out + take) * stage_yield(s) > room)
                 break;
         }
-        reel_id in[REEL_TASK_MAX_INPUTS];
+        reel_id small[REEL_TASK_MAX_INPUTS];
+        reel_id *in = batch <= REEL_TASK_MAX_INPUTS ? small : malloc(batch * sizeof *in);
+        if (!in) {
+            stop_with(r, -ENOMEM, "out of memory for a task of stage %s", s->sd->def.name);
+            break;
+        }
         uint32_t k = 0;
         while (k < batch && s->q.count > 0)
             q_pop(&s->q, &in[k++]);
-        reel_id tid;
-        task_id_of(r, i, in, k, &tid);
-        int rc = reel_pool_submit(s->pool, in, k, &tid, 0, NULL);
+        int rc = submit_task(r, i, in, k);
         if (rc) {
             /* Put them back, in order, at the front. */
             for (uint32_t j = k; j-- > 0;) {
@@ -957,8 +1103,12 @@ static int submit_ready(run *r, uint32_t i) {
             }
             if (rc != -ETIMEDOUT)
                 stop_with(r, rc, "stage %s: %s", s->sd->def.name, reel_last_error());
+            if (in != small)
+                free(in);
             break;
         }
+        if (in != small)
+            free(in);
         if (s->sd->gather) {
             s->ghead = (s->ghead + 1) % s->gcap;
             s->gcount--;
@@ -1778,6 +1928,8 @@ static void teardown(run *r, int failed) {
     idmap_free(&r->made);
     idmap_free(&r->kids);
     idmap_free(&r->given);
+    for (size_t g = 0; g < r->n_groups; g++)
+        free(r->groups[g].held);
     free(r->groups);
     for (uint32_t i = 0; i < r->p->n; i++) {
         free(r->s[i].q.v);

@@ -1693,8 +1693,10 @@ static int run_fan(const char *const *texts, size_t n, bool ignore, reel_executi
 }
 
 Test(pipeline, a_gather_stage_takes_every_item_of_one_input_and_artifacts_live_as_long_as_needed) {
-    static const char *const texts[] = {"v0:5",  "v1:0", "v2:21", "v3:1",       "failv4:3",
-                                        "v5:17", "v6:2", "v7:9",  "v8:3:plain", "v9:13"};
+    /* v10's 150 items and their 300 artifacts are more than a result carries
+     * (its output list), and more than a task record (its gather's input list). */
+    static const char *const texts[] = {"v0:5", "v1:0", "v2:21",      "v3:1",  "failv4:3", "v5:17",
+                                        "v6:2", "v7:9", "v8:3:plain", "v9:13", "v10:150"};
     const size_t n = sizeof texts / sizeof *texts;
     for (int mode = 0; mode < 2; mode++) {
         static collected out;
@@ -1703,15 +1705,16 @@ Test(pipeline, a_gather_stage_takes_every_item_of_one_input_and_artifacts_live_a
         TH_OK(
             run_fan(texts, n, true, mode ? REEL_EXEC_BATCH : REEL_EXEC_STREAMING, &out, &res, in));
         /* v1 made nothing, failv4's items all failed: no gather for either. */
-        cr_assert_eq(out.n, 8, "%zu gathers (mode %d)", out.n, mode);
+        cr_assert_eq(out.n, 9, "%zu gathers (mode %d)", out.n, mode);
         qsort(out.items, out.n, sizeof *out.items, cmp_str);
-        static const char *const want[] = {"v0: 5 items",  "v2: 21 items", "v3: 1 items",
-                                           "v5: 17 items", "v6: 2 items",  "v7: 9 items",
-                                           "v8: 3 items",  "v9: 13 items"};
+        static const char *const want[] = {"v0: 5 items", "v10: 150 items", "v2: 21 items",
+                                           "v3: 1 items", "v5: 17 items",   "v6: 2 items",
+                                           "v7: 9 items", "v8: 3 items",    "v9: 13 items"};
         for (size_t i = 0; i < out.n; i++)
             cr_assert_str_eq(out.items[i], want[i], "mode %d", mode);
         cr_assert_eq(res.failed, 3, "failv4's 3 items (mode %d)", mode);
-        cr_assert_eq(res.final.stage[2].tasks_done, 8);
+        cr_assert_eq(res.final.stage[2].tasks_done, 9);
+        cr_assert_eq(res.final.stage[1].tasks_done, 5 + 21 + 1 + 17 + 2 + 9 + 3 + 13 + 150);
         collected_free(&out);
         reel_run_result_free(&res);
         /* Every item and artifact the run made is gone: only the inputs stay. */
@@ -1845,7 +1848,7 @@ static int twice(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_
 
 static const reel_actor_def def_twice = {.name = "twice", .process = twice, .cpus = 0.2};
 
-Test(pipeline, a_gather_larger_than_a_task_fails_that_input_only) {
+Test(pipeline, one_stage_may_gather_and_it_takes_one_item_per_task_before_it) {
     reel_pipeline *p;
     TH_OK(reel_pipeline_new("fan", &p));
     TH_OK(reel_pipeline_add(p, &def_fan, NULL));
@@ -1863,10 +1866,9 @@ Test(pipeline, a_gather_larger_than_a_task_fails_that_input_only) {
     TH_OK(reel_pipeline_new("first", &q));
     TH_RC(reel_pipeline_add(q, &def_gather, &(reel_stage_options){.gather = true}), -EINVAL);
     reel_pipeline_free(q);
-    /* 40 items, doubled: 80 to gather, above the 64 a task takes. */
-    reel_id in[2] = {put_text("big:40:plain"), put_text("small:4:plain")};
+    /* 400 items, doubled: a gather of 800, through one input list. */
+    reel_id in[2] = {put_text("big:400:plain"), put_text("small:4:plain")};
     reel_executor_config c = quick_config();
-    c.ignore_failures = true;
     static collected out;
     reel_run_options o = {.store = store_path,
                           .config = &c,
@@ -1877,19 +1879,77 @@ Test(pipeline, a_gather_larger_than_a_task_fails_that_input_only) {
                           .flags = REEL_RUN_QUIET};
     reel_run_result res;
     TH_OK(reel_pipeline_run(p, &o, &res));
-    cr_assert_eq(out.n, 1, "%zu", out.n);
-    cr_assert_str_eq(out.items[0], "small: 8 items");
-    cr_assert_eq(res.n_failures, 1);
-    cr_assert_eq(res.failures[0].status, -E2BIG);
-    cr_assert_eq(res.failures[0].stage, 2);
-    cr_assert(reel_id_equal(&res.failures[0].origin, &in[0]));
-    cr_assert(strstr(res.failures[0].error, "80 items of one input"), "%s", res.failures[0].error);
+    cr_assert_eq(out.n, 2, "%zu", out.n);
+    qsort(out.items, out.n, sizeof *out.items, cmp_str);
+    cr_assert_str_eq(out.items[0], "big: 800 items");
+    cr_assert_str_eq(out.items[1], "small: 8 items");
+    cr_assert_eq(res.n_failures, 0);
     reel_run_result_free(&res);
     collected_free(&out);
     reel_pipeline_free(p);
     expect_clean(2);
     for (size_t i = 0; i < 2; i++)
         TH_OK(reel_obj_delete(store, &in[i]));
+}
+
+/* What the caller was handed: results, items, and their artifacts, each
+ * result whole items with the artifacts before them. */
+typedef struct handed_over {
+    size_t results, items, artifacts;
+    bool split; /* an item's artifacts and the item in two results */
+    char first[48], last[48];
+} handed_over;
+
+static void hand_count(void *arg, const reel_task_result *r) {
+    handed_over *h = arg;
+    h->results++;
+    uint32_t run = 0;
+    for (uint32_t i = 0; i < r->n_outputs; i++) {
+        reel_view v;
+        bool art = r->artifacts >> i & 1;
+        if (reel_obj_get(store, &r->outputs[i], 1, 0, &v) == 0) {
+            if (!art && v.size == sizeof(fan_item)) {
+                const fan_item *item = v.data;
+                snprintf(h->items ? h->last : h->first, sizeof h->first, "%s", item->text);
+                h->split |= item->n_arts != run;
+            }
+            reel_obj_release(store, &r->outputs[i]);
+        }
+        h->artifacts += art;
+        h->items += !art;
+        run = art ? run + 1 : 0;
+        reel_obj_delete(store, &r->outputs[i]);
+    }
+}
+
+Test(pipeline, a_last_stage_of_any_fan_out_hands_over_whole_items) {
+    reel_pipeline *p;
+    TH_OK(reel_pipeline_new("fan-last", &p));
+    TH_OK(reel_pipeline_add(p, &def_fan, NULL));
+    /* 100 items after 2 artifacts each: 300 outputs of one task. */
+    reel_id in = put_text("wide:100");
+    reel_executor_config c = quick_config();
+    handed_over h = {0};
+    reel_run_options o = {.store = store_path,
+                          .config = &c,
+                          .inputs = &in,
+                          .n_inputs = 1,
+                          .on_output = hand_count,
+                          .arg = &h,
+                          .flags = REEL_RUN_QUIET};
+    reel_run_result res;
+    TH_OK(reel_pipeline_run(p, &o, &res));
+    cr_assert_eq(h.items, 100);
+    cr_assert_eq(h.artifacts, 200);
+    cr_assert(!h.split, "an item came apart from its artifacts");
+    cr_assert_geq(h.results, 5, "%zu results of at most 64 outputs", h.results);
+    cr_assert_str_eq(h.first, "wide:0");
+    cr_assert_str_eq(h.last, "wide:99");
+    cr_assert_eq(res.outputs, 100);
+    reel_run_result_free(&res);
+    reel_pipeline_free(p);
+    expect_clean(1);
+    TH_OK(reel_obj_delete(store, &in));
 }
 
 Test(pipeline, a_task_may_carry_only_its_inputs_artifacts) {

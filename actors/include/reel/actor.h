@@ -8,9 +8,9 @@
  * time. Workers die with their driver (PR_SET_PDEATHSIG).
  *
  * A task is a task ID, an attempt number and up to REEL_TASK_MAX_INPUTS object
- * IDs. Tasks reach a worker through a bounded lock-free queue in shared
- * memory (its slots: tasks prefetched per worker); results come back the same
- * way. Inputs are zero-copy views into the object store; outputs are new store
+ * IDs, or a list object naming any number of them (see "Lists" below). Tasks reach a worker through
+ * a bounded lock-free queue in shared memory (its slots: tasks prefetched per worker); results come
+ * back the same way. Inputs are zero-copy views into the object store; outputs are new store
  * objects whose IDs derive from the task ID and the output index, so a retried
  * task writes exactly the IDs its first attempt would have written.
  *
@@ -60,10 +60,13 @@
 extern "C" {
 #endif
 
+/* What a task record and a result carry inline; beyond, a list (see "Lists"). */
 #define REEL_TASK_MAX_INPUTS  64
 #define REEL_TASK_MAX_OUTPUTS 64 /* items and artifacts together */
-#define REEL_ACTOR_NAME_MAX   48
-#define REEL_ERROR_TEXT_MAX   200
+/* The most IDs one list names: a task's inputs, or its outputs. */
+#define REEL_LIST_MAX       (1u << 24)
+#define REEL_ACTOR_NAME_MAX 48
+#define REEL_ERROR_TEXT_MAX 200
 
 /* The most workers one pool runs. */
 #define REEL_POOL_MAX_WORKERS 256u
@@ -120,15 +123,17 @@ REEL_API void reel_actor_output_id(const char *stage, const reel_id *task_id, ui
                                    reel_id *out);
 
 /* Creates the task's next output object, ID reel_actor_output_id(stage, task ID, index).
- * Sealed by the runtime when process() returns 0, discarded otherwise.
- * Errors: -E2BIG (more than REEL_TASK_MAX_OUTPUTS), and reel_obj_create()'s. */
+ * Sealed by the runtime when process() returns 0, discarded otherwise. A
+ * task may make any number of outputs: past REEL_TASK_MAX_OUTPUTS its
+ * result names them through a list (see "Lists").
+ * Errors: -E2BIG (more than REEL_LIST_MAX), -ENOMEM, and reel_obj_create()'s. */
 REEL_API int reel_actor_output(reel_actor_out *out, uint64_t size, const void *meta,
                                uint32_t meta_size, void **buf);
 
 /* Passes the running task's input number input on as its next output,
  * without a copy: the result names the input's own ID in that place and
  * marks it in reel_task_result.forwarded. For stages that filter or only
- * look at their items. Errors: -E2BIG (more than REEL_TASK_MAX_OUTPUTS),
+ * look at their items. Errors: -E2BIG (more than REEL_LIST_MAX outputs),
  * -EINVAL (no such input), -EEXIST (that object was passed on already: one
  * object is one item downstream). */
 REEL_API int reel_actor_forward(reel_actor_out *out, uint32_t input);
@@ -157,7 +162,7 @@ REEL_API int reel_actor_artifact(reel_actor_out *out, uint64_t size, const void 
  * the task makes, without a copy: an artifact not carried on goes once the
  * task's inputs are done with. The executor checks that it is one of the
  * inputs' (a task that carries anything else fails). Errors: -E2BIG (more
- * than REEL_TASK_MAX_OUTPUTS), -EEXIST (carried already). */
+ * than REEL_LIST_MAX outputs), -EEXIST (carried already). */
 REEL_API int reel_actor_carry(reel_actor_out *out, const reel_id *artifact);
 
 /* ---- the runtime (driver side) -------------------------------------------- */
@@ -209,7 +214,8 @@ REEL_API int reel_pool_start(reel_runtime *rt, const char *name, uint32_t worker
  * out. */
 REEL_API int reel_pool_resize(reel_pool *pool, uint32_t workers);
 
-/* Submits a task of n (0..REEL_TASK_MAX_INPUTS) input objects. The task ID
+/* Submits a task of n (0..REEL_TASK_MAX_INPUTS) input objects (more: see
+ * reel_pool_submit_list()). The task ID
  * is derived from the pool and a counter unless task_id points at one (then
  * it is used as given). Waits up to timeout_ms for queue space.
  * Errors: -EINVAL, -ETIMEDOUT (queue full), -EPIPE (the pool has failed).
@@ -223,6 +229,9 @@ typedef struct reel_task_result {
     reel_id task_id;
     int status;        /* 0, or the final error */
     uint32_t attempts; /* how many were made */
+    uint32_t flags;    /* REEL_RESULT_* */
+    /* With REEL_RESULT_OUTPUT_LIST, the number of outputs the list
+     * outputs[0] names (more than REEL_TASK_MAX_OUTPUTS). */
     uint32_t n_outputs;
     /* Bit i: outputs[i] is an input passed on (reel_actor_forward), or with
      * its artifacts bit, an input's artifact carried on (reel_actor_carry). */
@@ -233,10 +242,18 @@ typedef struct reel_task_result {
      * dies they are deleted; reel_obj_disown() keeps one beyond that, and
      * reel_runtime_stop() hands those left over to the store. */
     reel_id outputs[REEL_TASK_MAX_OUTPUTS];
-    uint32_t n_inputs;
+    uint32_t n_inputs; /* with REEL_RESULT_INPUT_LIST, 1: inputs[0] is the list */
     reel_id inputs[REEL_TASK_MAX_INPUTS];
     char error[REEL_ERROR_TEXT_MAX]; /* "stage: text" when status != 0 */
 } reel_task_result;
+
+/* outputs[0] is a list object naming the task's n_outputs outputs, with
+ * their forwarded and artifacts bits (forwarded and artifacts here are 0).
+ * The list is the caller's like the outputs it names: read it with
+ * reel_list_open(), then delete it. */
+#define REEL_RESULT_OUTPUT_LIST 0x1u
+/* The task was submitted with reel_pool_submit_list(): inputs[0] is its list. */
+#define REEL_RESULT_INPUT_LIST 0x2u
 
 /* Waits up to timeout_ms for the next finished task (success or permanent
  * failure), supervising workers meanwhile. Errors: -ETIMEDOUT (after a wait,
@@ -285,6 +302,68 @@ REEL_API int reel_pool_workers(reel_pool *pool, pid_t *pids, size_t cap, size_t 
  * worker has exited and been reaped when it returns. Results not collected
  * are dropped and their outputs deleted. */
 REEL_API int reel_pool_stop(reel_pool *pool, int timeout_ms);
+
+/* ---- lists ------------------------------------------------------------------
+ *
+ * A task's inputs and outputs beyond what a task record or a result carries
+ * inline (a splitter's hundreds of clips, a gather of all of them) travel as
+ * a list: one sealed store object that names object IDs.
+ *
+ *   offset 0   reel_list_header  "REELLIST", version 1, n
+ *   then       reel_id ids[n]
+ *   then       uint64_t forwarded[(n + 63) / 64]   bit k: ids[k] was forwarded
+ *   then       uint64_t artifacts[(n + 63) / 64]   bit k: ids[k] is an artifact
+ *
+ * An input list's bits are 0. A list is validated wherever it is read (its
+ * size against n, and n against REEL_LIST_MAX): another process wrote it. */
+
+#define REEL_LIST_MAGIC   "REELLIST"
+#define REEL_LIST_VERSION 1u
+
+typedef struct reel_list_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t n;
+} reel_list_header;
+
+/* A list, read zero-copy from the store (reel_list_open()). */
+typedef struct reel_list {
+    reel_id id;
+    uint32_t n;
+    const reel_id *ids;
+    const uint64_t *forwarded, *artifacts;
+} reel_list;
+
+/* Bit k of a list's bitmap. */
+static inline int reel_list_bit(const uint64_t *bits, uint32_t k) {
+    return (int)(bits[k >> 6] >> (k & 63) & 1);
+}
+
+/* The bytes of a list of n IDs. */
+REEL_API uint64_t reel_list_size(uint32_t n);
+
+/* Creates and seals a list object of ID id naming ids[0..n) (bits NULL: all 0).
+ * Errors: -E2BIG (n over REEL_LIST_MAX), reel_obj_create()'s. */
+REEL_API int reel_list_create(reel_store *store, const reel_id *id, const reel_id *ids, uint32_t n,
+                              const uint64_t *forwarded, const uint64_t *artifacts);
+
+/* Takes a reference on the list id and checks it (REEL_ECORRUPT: not a
+ * list, or its size does not match its count). Errors: reel_obj_get()'s
+ * (waiting up to timeout_ms for it), REEL_ECORRUPT. */
+REEL_API int reel_list_open(reel_store *store, const reel_id *id, int timeout_ms, reel_list *out);
+
+/* Drops the reference reel_list_open() took. */
+REEL_API void reel_list_close(reel_store *store, reel_list *list);
+
+/* Submits a task whose inputs are every object the list names: its worker's
+ * process() sees them as its inputs, in order, zero-copy (a worker holds at
+ * most the store's references per client at once: max_refs_per_client). The
+ * list stays the caller's; it must live until the task's result is
+ * collected. Otherwise as reel_pool_submit(); the result has
+ * REEL_RESULT_INPUT_LIST set and the list as its one input. Errors: those of
+ * reel_pool_submit(), reel_list_open()'s. */
+REEL_API int reel_pool_submit_list(reel_pool *pool, const reel_id *list, const reel_id *task_id,
+                                   int timeout_ms, reel_id *task_id_out);
 
 #ifdef __cplusplus
 }
