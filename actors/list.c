@@ -75,7 +75,9 @@ REEL_API int reel_list_open(reel_store *store, const reel_id *id, int timeout_ms
 }
 
 REEL_API void reel_list_close(reel_store *store, reel_list *list) {
-    if (!store || !list || list->n == UINT32_MAX)
+    REEL_NEED_OR(store, "store", );
+    REEL_NEED_OR(list, "list", );
+    if (list->n == UINT32_MAX)
         return;
     reel_obj_release(store, &list->id);
     list->n = UINT32_MAX; /* closed: a second close is a no-op */

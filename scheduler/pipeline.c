@@ -1078,10 +1078,14 @@ static int submit_ready(run *r, uint32_t i) {
         if (s->q.count < batch && !s->upstream_done)
             break; /* a full batch may still come */
         if (i + 1 < r->p->n && r->s[i + 1].bound) {
-            /* Room after it for what this task and those in flight may put there. */
+            /* Room after it for what this task and those in flight may put
+             * there. With none in flight, one task goes while there is any
+             * room: a task that fans out wider than the bound (a splitter's
+             * hundreds of clips) overshoots it once rather than never runs. */
             double room = (double)r->s[i + 1].bound - (double)r->s[i + 1].q.count;
             uint32_t take = s->q.count < batch ? (uint32_t)s->q.count : batch;
-            if ((double)(s->items_out + take) * stage_yield(s) > room)
+            if (room <= 0 ||
+                (s->items_out > 0 && (double)(s->items_out + take) * stage_yield(s) > room))
                 break;
         }
         reel_id small[REEL_TASK_MAX_INPUTS];

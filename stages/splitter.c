@@ -436,10 +436,10 @@ static int split(reel_actor_ctx *ctx, const reel_view *in, size_t n_in, reel_act
     if (reel_store_stats_get(reel_actor_store(ctx), &st) != 0)
         st.capacity = 0;
     uint32_t per = n ? stage_clips_per_chunk(o, (uint32_t)n, clip_bytes, st.capacity) : 1;
-    if (per == 0) {
-        snprintf(why, sizeof why, "%zu clips, more than %u chunks of them can hold", n,
-                 (unsigned)REEL_TASK_MAX_OUTPUTS);
-        set_error(&t, err, sizeof err, "too many clips", why);
+    if (per == 0) { /* options.c refuses such a clips_per_chunk first */
+        snprintf(why, sizeof why, "%u clips a chunk, more than its task's outputs hold",
+                 o->clips_per_chunk);
+        set_error(&t, err, sizeof err, "chunks too large", why);
         n = 0;
         per = 1;
     }
@@ -486,9 +486,11 @@ uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n, uint64_
     }
     if (per < 1)
         per = 1;
-    uint32_t least = (n + REEL_TASK_MAX_OUTPUTS - 1) / REEL_TASK_MAX_OUTPUTS;
-    if (per < least)
-        per = least;
+    /* A chunk's item and its clips' artifacts are handed on together, in
+     * one result's REEL_TASK_MAX_OUTPUTS at the end of a line; a video may
+     * make any number of chunks (the result lists them). */
+    if (!o->clips_per_chunk && per > fit)
+        per = fit;
     return per <= fit ? per : 0;
 }
 

@@ -70,8 +70,8 @@ uint32_t stage_artifacts_per_clip(const reel_curate_options *o);
 /* The clips per chunk of a video of n clips (n > 0) in a run of o:
  * clips_per_chunk, or automatically the fewest (see reel/stages.h), and no
  * more than an eighth of capacity per CPU in clips of clip_bytes each (0:
- * unknown), raised so that the video makes at most REEL_TASK_MAX_OUTPUTS
- * chunks. 0 when no chunk size fits both bounds (splitter.c). */
+ * unknown), nor than a chunk's artifacts fit a result. 0 when
+ * clips_per_chunk does not fit (splitter.c). */
 uint32_t stage_clips_per_chunk(const reel_curate_options *o, uint32_t n, uint64_t clip_bytes,
                                uint64_t capacity);
 

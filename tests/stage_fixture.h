@@ -434,13 +434,13 @@ static inline sf_out sf_run(reel_store *store, const char *store_path,
     cr_assert_eq(s.objects_sealed, 0, "%u objects left in the store", s.objects_sealed);
 
     /* The items, in chunk order, as one task. */
-    video_task chunks[64];
+    video_task *chunks = calloc(out.n_objs ? out.n_objs : 1, sizeof *chunks);
+    cr_assert_not_null(chunks);
     uint32_t n_chunks = 0, n_clips = 0;
     char why[256];
     for (uint32_t i = 0; i < out.n_objs; i++) {
         if (out.objs[i].artifact)
             continue;
-        cr_assert_lt(n_chunks, 64);
         rc = vt_read(out.objs[i].data, out.objs[i].size, &chunks[n_chunks], why, sizeof why);
         cr_assert_eq(rc, 0, "the output task: %s", why);
         n_clips += chunks[n_chunks++].n_clips;
@@ -456,6 +456,7 @@ static inline sf_out sf_run(reel_store *store, const char *store_path,
         at += chunks[i].n_clips;
         vt_free(&chunks[i]);
     }
+    free(chunks);
     for (uint32_t i = 0; i < out.t.n_clips; i++) {
         vt_clip *cl = &out.t.clips[i];
         vt_art *arts[] = {&cl->mp4, &cl->frames, &cl->tensor, &cl->preview};

@@ -94,6 +94,27 @@ static int forwards(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_act
     return rc;
 }
 
+/* For input i: an artifact holding i, then input i plus one; then every
+ * input passed on, in order. 3 outputs an input. */
+static int spread(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_actor_out *out) {
+    for (size_t i = 0; i < n; i++) {
+        reel_id art;
+        uint8_t *buf;
+        int rc = reel_actor_artifact(out, 1, NULL, 0, &art, (void **)&buf);
+        if (rc)
+            return rc;
+        buf[0] = (uint8_t)i;
+        if ((rc = plus_one(ctx, &in[i], 1, out)) != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = reel_actor_forward(out, (uint32_t)i);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Forwards its input, then fails: nothing it passed on may be touched. */
 static int forwards_then_fails(reel_actor_ctx *ctx, const reel_view *in, size_t n,
                                reel_actor_out *out) {
@@ -188,6 +209,7 @@ static int slow_first(reel_actor_ctx *ctx, const reel_view *in, size_t n, reel_a
 
 static const reel_actor_def def_plus_one = {.name = "plus_one", .process = plus_one};
 static const reel_actor_def def_forwards = {.name = "forwards", .process = forwards};
+static const reel_actor_def def_spread = {.name = "spread", .process = spread};
 static const reel_actor_def def_forwards_fails = {
     .name = "forwards_fails", .process = forwards_then_fails, .max_retries = REEL_ACTOR_NONE};
 static const reel_actor_def def_noop = {.name = "noop", .process = noop};
@@ -219,7 +241,7 @@ static const reel_actor_def *const all_defs[] = {&def_plus_one,   &def_noop,
                                                  &def_forwards,   &def_forwards_fails,
                                                  &def_late_setup, &def_hangs_on_marker,
                                                  &def_dies,       &def_seals_then_dies,
-                                                 &def_slow_first};
+                                                 &def_slow_first, &def_spread};
 
 /* ---- fixture ---------------------------------------------------------------- */
 
@@ -1044,4 +1066,70 @@ ACTOR_TEST(stolen_tasks_run_once_and_come_back_once) {
     cr_assert_eq(st.retried, 0);
     TH_OK(reel_pool_stop(pool, -1));
     expect_store_empty();
+}
+
+/* ---- lists ------------------------------------------------------------------ */
+
+ACTOR_TEST(a_task_takes_and_makes_any_number_of_objects_through_lists) {
+    enum { N = 100 };
+    reel_id in[N];
+    for (uint32_t i = 0; i < N; i++)
+        in[i] = put_input(i, 16);
+    reel_id list = th_id_n(0x1157, 0);
+    TH_OK(reel_list_create(store, &list, in, N, NULL, NULL));
+    reel_pool *pool;
+    TH_OK(reel_pool_start(rt, "spread", 2, &pool));
+    reel_id tid;
+    TH_OK(reel_pool_submit_list(pool, &list, NULL, -1, &tid));
+    reel_task_result r;
+    TH_OK(reel_pool_collect(pool, &r, 20000));
+    cr_assert_eq(r.status, 0, "%s", r.error);
+    cr_assert_eq(r.flags, REEL_RESULT_INPUT_LIST | REEL_RESULT_OUTPUT_LIST);
+    cr_assert_eq(r.n_inputs, 1);
+    cr_assert(reel_id_equal(&r.inputs[0], &list));
+    cr_assert_eq(r.n_outputs, 3 * N);
+    reel_list outs;
+    TH_OK(reel_list_open(store, &r.outputs[0], 0, &outs));
+    cr_assert_eq(outs.n, 3 * N);
+    for (uint32_t k = 0; k < 3 * N; k++) {
+        bool fwd = reel_list_bit(outs.forwarded, k), art = reel_list_bit(outs.artifacts, k);
+        if (k >= 2 * N) { /* the inputs, passed on in order */
+            cr_assert(fwd && !art, "output %u", k);
+            cr_assert(reel_id_equal(&outs.ids[k], &in[k - 2 * N]), "output %u", k);
+            continue;
+        }
+        reel_id want = expected_output_id("spread", &tid, k);
+        cr_assert(reel_id_equal(&outs.ids[k], &want), "output %u is not the ID it derives", k);
+        cr_assert(!fwd && art == (k % 2 == 0), "output %u", k);
+        if (k % 2) {
+            reel_task_result one = {.n_outputs = 1, .outputs = {outs.ids[k]}};
+            expect_plus_one(&one, k / 2, 16);
+        }
+    }
+    for (uint32_t k = 0; k < 2 * N; k++)
+        TH_OK(reel_obj_delete(store, &outs.ids[k]));
+    reel_list_close(store, &outs);
+    reel_list_close(store, &outs); /* a second close does nothing */
+    TH_OK(reel_obj_delete(store, &r.outputs[0]));
+
+    /* Not a list, or one whose count says more than its bytes hold: refused. */
+    reel_id bogus = put_input(999, 16), lying = th_id_n(0x1157, 1);
+    TH_RC(reel_pool_submit_list(pool, &bogus, NULL, 0, NULL), REEL_ECORRUPT);
+    TH_RC(reel_list_open(store, &bogus, 0, &outs), REEL_ECORRUPT);
+    uint8_t *buf;
+    TH_OK(reel_obj_create(store, &lying, reel_list_size(4), NULL, 0, 0, 0, (void **)&buf));
+    reel_list_header h = {.version = REEL_LIST_VERSION, .n = 5};
+    memcpy(h.magic, REEL_LIST_MAGIC, sizeof h.magic);
+    memset(buf, 0, reel_list_size(4));
+    memcpy(buf, &h, sizeof h);
+    TH_OK(reel_obj_seal(store, &lying));
+    TH_RC(reel_list_open(store, &lying, 0, &outs), REEL_ECORRUPT);
+    TH_RC(reel_pool_submit_list(pool, &lying, NULL, 0, NULL), REEL_ECORRUPT);
+    TH_RC(reel_list_create(store, &bogus, in, REEL_LIST_MAX + 1, NULL, NULL), -E2BIG);
+    TH_OK(reel_pool_stop(pool, -1));
+    for (uint32_t i = 0; i < N; i++)
+        TH_OK(reel_obj_delete(store, &in[i]));
+    TH_OK(reel_obj_delete(store, &list));
+    TH_OK(reel_obj_delete(store, &bogus));
+    TH_OK(reel_obj_delete(store, &lying));
 }

@@ -33,6 +33,7 @@ static reel_executor_config cfg;
 static reel_curate_options copts;
 static reel_actor_def defs[REEL_CURATE_STAGES];
 static reel_task_result result;
+static reel_list list_;
 static reel_clip_chunk *chunk_;
 static reel_clip_chunk_info chunk_info;
 static reel_clip clip_;
@@ -176,6 +177,14 @@ CASE(reel_actor_output, out, reel_actor_output(NULL, 8, NULL, 0, (void **)&u64))
 CASE(reel_actor_forward, out, reel_actor_forward(NULL, 0))
 CASE(reel_actor_artifact, out, reel_actor_artifact(NULL, 8, NULL, 0, &id, (void **)&u64))
 CASE(reel_actor_carry, out, reel_actor_carry(NULL, &id))
+CASE(reel_list_create, store, reel_list_create(NULL, &id, &id, 1, NULL, NULL))
+CASE(reel_list_create, id, reel_list_create(store, NULL, &id, 1, NULL, NULL))
+CASE(reel_list_create, ids, reel_list_create(store, &id, NULL, 1, NULL, NULL))
+CASE(reel_list_open, store, reel_list_open(NULL, &id, 0, &list_))
+CASE(reel_list_open, id, reel_list_open(store, NULL, 0, &list_))
+CASE(reel_list_open, out, reel_list_open(store, &id, 0, NULL))
+VOID_CASE(reel_list_close, store, reel_list_close(NULL, &list_))
+VOID_CASE(reel_list_close, list, reel_list_close(store, NULL))
 CASE(reel_runtime_start, opts, reel_runtime_start(NULL, &rt))
 CASE(reel_runtime_start, out,
      reel_runtime_start(
@@ -191,6 +200,8 @@ CASE(reel_pool_start, out, reel_pool_start(rt, "noop", 1, NULL))
 CASE(reel_pool_resize, pool, reel_pool_resize(NULL, 1))
 CASE(reel_pool_submit, pool, reel_pool_submit(NULL, &id, 1, NULL, 0, NULL))
 CASE(reel_pool_submit, inputs, reel_pool_submit(pool, NULL, 1, NULL, 0, NULL))
+CASE(reel_pool_submit_list, pool, reel_pool_submit_list(NULL, &id, NULL, 0, NULL))
+CASE(reel_pool_submit_list, list, reel_pool_submit_list(pool, NULL, NULL, 0, NULL))
 CASE(reel_pool_collect, pool, reel_pool_collect(NULL, &result, 0))
 CASE(reel_pool_collect, out, reel_pool_collect(pool, NULL, 0))
 CASE(reel_pool_stats_get, pool, reel_pool_stats_get(NULL, &(reel_pool_stats){0}))
@@ -367,6 +378,14 @@ static const null_case cases[] = {
     ROW(reel_actor_forward, out, true),
     ROW(reel_actor_artifact, out, true),
     ROW(reel_actor_carry, out, true),
+    ROW(reel_list_create, store, true),
+    ROW(reel_list_create, id, true),
+    ROW(reel_list_create, ids, true),
+    ROW(reel_list_open, store, true),
+    ROW(reel_list_open, id, true),
+    ROW(reel_list_open, out, true),
+    ROW(reel_list_close, store, false),
+    ROW(reel_list_close, list, false),
     ROW(reel_runtime_start, opts, true),
     ROW(reel_runtime_start, out, true),
     ROW(reel_runtime_start, opts_store, true),
@@ -378,6 +397,8 @@ static const null_case cases[] = {
     ROW(reel_pool_resize, pool, true),
     ROW(reel_pool_submit, pool, true),
     ROW(reel_pool_submit, inputs, true),
+    ROW(reel_pool_submit_list, pool, true),
+    ROW(reel_pool_submit_list, list, true),
     ROW(reel_pool_collect, pool, true),
     ROW(reel_pool_collect, out, true),
     ROW(reel_pool_stats_get, pool, true),

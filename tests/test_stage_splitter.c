@@ -526,7 +526,7 @@ Test(stage_splitter, the_splitter_fans_a_video_out_into_chunks) {
         /* automatic: 2 x CPUs chunks (the workers see the CPUs this test does) */
         {1, 0, 12, (12 + auto_per - 1) / auto_per, auto_per},
         {1, 5, 12, 3, 5},      /* 5, 5, 2 */
-        {0.125, 1, 96, 48, 2}, /* 96 clips: 2 a chunk, so that 64 chunks hold them */
+        {0.125, 1, 96, 96, 1}, /* 96 chunks: more than a result carries inline */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         reel_curate_options o;
@@ -540,7 +540,7 @@ Test(stage_splitter, the_splitter_fans_a_video_out_into_chunks) {
         for (uint32_t k = 0; k < out.t.n_clips; k++)
             cr_assert_eq(out.t.clips[k].start_frame, (int64_t)(k * cases[i].clip_s * 25 + 1e-9),
                          "case %zu: clip %u in order", i, k);
-        bool seen[64] = {false};
+        bool seen[128] = {false};
         for (uint32_t k = 0; k < out.n_objs; k++) {
             video_task c;
             char why[256];
@@ -552,6 +552,7 @@ Test(stage_splitter, the_splitter_fans_a_video_out_into_chunks) {
                                 ? cases[i].clips - c.first_clip
                                 : cases[i].per;
             cr_assert_eq(c.n_clips, want);
+            cr_assert_lt(c.chunk_index, 128);
             cr_assert(!seen[c.chunk_index], "chunk %u twice", c.chunk_index);
             seen[c.chunk_index] = true;
             vt_free(&c);
@@ -564,8 +565,9 @@ Test(stage_splitter, the_splitter_fans_a_video_out_into_chunks) {
 
 /* The automatic size puts no more than an eighth of the store per CPU in a
  * chunk, in clips guessed at the source's bytes per second (a chunk's MP4s
- * are in the store until written); the bound of 64 chunks a video still
- * wins, and a size the user gives is kept. */
+ * are in the store until written), and no more than a result hands on with
+ * their item; a video makes any number of chunks, and a size the user gives
+ * is kept. */
 Test(stage_splitter, an_automatic_chunk_holds_at_most_an_eighth_of_the_store_per_cpu) {
     cpu_set_t set;
     cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
@@ -578,8 +580,12 @@ Test(stage_splitter, an_automatic_chunk_holds_at_most_an_eighth_of_the_store_per
     cr_assert_eq(stage_clips_per_chunk(&o, n, mb / 2, capacity), 6);
     cr_assert_eq(stage_clips_per_chunk(&o, n, mb, capacity), 3);
     cr_assert_eq(stage_clips_per_chunk(&o, n, 100 * mb, capacity), 1, "one clip at least");
-    /* 640 clips in 64 chunks at most: 10 a chunk, however large. */
-    cr_assert_eq(stage_clips_per_chunk(&o, 640, 100 * mb, capacity), 10);
+    /* 640 large clips: 640 chunks of one, past a result's inline 64. */
+    cr_assert_eq(stage_clips_per_chunk(&o, 640, 100 * mb, capacity), 1);
+    /* 6400 small ones: no more than a result holds of their artifacts
+     * (an MP4 each, a preview with the defaults) with their item. */
+    cr_assert_eq(stage_clips_per_chunk(&o, 6400 * cpus, 0, capacity),
+                 (REEL_TASK_MAX_OUTPUTS - 1) / stage_artifacts_per_clip(&o));
     o.clips_per_chunk = 5;
     cr_assert_eq(stage_clips_per_chunk(&o, n, 100 * mb, capacity), 5, "the user's size is kept");
 }

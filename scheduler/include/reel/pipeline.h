@@ -9,16 +9,20 @@
  * stage is done with them. Pipeline inputs stay the caller's; the last
  * stage's outputs are handed to the caller.
  *
- * Fan-out and fan-in. A task may output any number of items up to
- * REEL_TASK_MAX_OUTPUTS (a splitter: one per clip or chunk of clips), each
- * a task of its own downstream. A stage added with gather set takes, in one
- * task, every item that reached it from one pipeline input, once no item of
- * that input is left before it (queued, in a task, or failed for good under
- * ignore_failures: then the gather has the others; none left, no task).
- * Its batch_size is ignored; the stages before it take one item per task (a
- * result does not say which input of a batch each output came from). One
- * stage of a pipeline may gather, not the first. A gather of more than
- * REEL_TASK_MAX_INPUTS items fails for good with -E2BIG, deleting them.
+ * Fan-out and fan-in. A task may output any number of items (a splitter:
+ * one per clip or chunk of clips), each a task of its own downstream; past
+ * REEL_TASK_MAX_OUTPUTS outputs its result names them through an output list
+ * (reel/actor.h, "Lists"), which the executor reads and deletes. A stage
+ * added with gather set takes, in one task, every item that reached it from
+ * one pipeline input, however many (past REEL_TASK_MAX_INPUTS through an
+ * input list the executor makes), once no item of that input is left before
+ * it (queued, in a task, or failed for good under ignore_failures: then the
+ * gather has the others; none left, no task). Its batch_size is ignored;
+ * the stages before it take one item per task (a result does not say which
+ * input of a batch each output came from). One stage of a pipeline may
+ * gather, not the first. A stage whose tasks fan out wider than the queue
+ * after it is bounded still gets one task at a time while that queue has
+ * room.
  *
  * Lifetimes. Every object a run makes is the executor's: an item lives until
  * the stage after it is done with it; an artifact (reel/actor.h) until the
@@ -26,7 +30,10 @@
  * it on to an item of its own. A failed task's inputs go with their
  * artifacts; a stopped or cancelled run deletes everything it made, so the
  * store is as it was. Items of the last stage are handed to the caller with
- * their artifacts (their bits set in reel_task_result.artifacts).
+ * their artifacts (their bits set in reel_task_result.artifacts), in results
+ * of at most REEL_TASK_MAX_OUTPUTS outputs: one task's items in several
+ * calls of on_output where they are more, each whole items with the
+ * artifacts in front of them.
  *
  *   reel_pipeline *p;
  *   reel_pipeline_new("curate", &p);
@@ -206,8 +213,8 @@ typedef struct reel_failure {
      * in order, as many outputs for each input; when the counts do not divide,
      * all of them are charged to the batch's first input. */
     reel_id origin;
-    uint32_t n_inputs;
-    reel_id inputs[REEL_TASK_MAX_INPUTS];
+    uint32_t n_inputs; /* all of them; a gather's may be more than inputs holds */
+    reel_id inputs[REEL_TASK_MAX_INPUTS]; /* the first REEL_TASK_MAX_INPUTS */
     char error[REEL_ERROR_TEXT_MAX];
 } reel_failure;
 

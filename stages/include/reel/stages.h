@@ -91,12 +91,11 @@ typedef struct reel_curate_options {
      * splitter may run on (each chunk costs a seek and a decode from the
      * keyframe before it), with no more in a chunk than an eighth of the
      * store per CPU (clips guessed at the source's bytes per second: a
-     * chunk's MP4s are in the store until written), so long as a video makes at most
-     * REEL_TASK_MAX_OUTPUTS items and an item's clip artifacts (an MP4
-     * each, and frames, tensor, preview as made) with its record fit the
-     * REEL_TASK_MAX_OUTPUTS outputs of a task. A value whose chunk cannot
-     * fit them is refused; a video with more chunks than a task can output
-     * gets larger ones. */
+     * chunk's MP4s are in the store until written), and no more than an
+     * item's clip artifacts (an MP4 each, and frames, tensor, preview as
+     * made) with its record fit in REEL_TASK_MAX_OUTPUTS outputs (how a
+     * result hands an item on). A value whose chunk cannot fit them is
+     * refused. A video makes any number of chunks. */
     uint32_t clips_per_chunk;
 
     /* Transcoding: H.264 in MP4 through libavcodec. An NVENC encoder
