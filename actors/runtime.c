@@ -908,6 +908,16 @@ static bool outputs_ok(const reel_pool *p, const task_entry *t, const result_rec
     return ok;
 }
 
+/* A result refused: its output list, if it is at the ID the task derives
+ * (what else it names may be no object of this task's), goes. */
+static void drop_output_list(const reel_pool *p, const result_record *r) {
+    reel_id want, parent;
+    reel__output_parent(p->def->name, &r->task_id, &parent);
+    reel_id_derive(&parent, OUTPUT_LIST_INDEX, &want);
+    if ((r->flags & REEL_RESULT_OUTPUT_LIST) && reel_id_equal(&want, &r->outputs[0]))
+        reel_obj_delete(p->rt->store, &want);
+}
+
 static int drain_results(reel_pool *p, uint32_t w) {
     worker_slot *ws = &p->workers[w];
     reel_ring *ring = pool_result_ring(p->hdr, w);
@@ -936,6 +946,7 @@ static int drain_results(reel_pool *p, uint32_t w) {
             if (r.status == 0)
                 snprintf(p->entries[e].error, REEL_ERROR_TEXT_MAX,
                          "%s: the worker named outputs that are not this task's", p->def->name);
+            drop_output_list(p, &r);
             retry_or_fail(p, e, r.status < 0 ? r.status : -EPROTO);
         }
     }
