@@ -36,6 +36,10 @@ static const bench_section sections[] = {
     {"curate",
      "the video-curation pipeline on the samples beside ffmpeg decoding and encoding them",
      bench_curate_run},
+    {"cluster",
+     "reel-cluster on simulated Ray clusters: 2 nodes beside one reel-curate, failover, "
+     "the driver's cost",
+     bench_cluster_run},
 };
 
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))

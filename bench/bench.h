@@ -334,6 +334,12 @@ int bench_store_run(const bench_options *opts, bench_report *report);
 int bench_actors_run(const bench_options *opts, bench_report *report);
 int bench_pipeline_run(const bench_options *opts, bench_report *report);
 int bench_curate_run(const bench_options *opts, bench_report *report);
+/* reel-bench cluster (bench_cluster.c): runs cluster/bench/scale.py --rows. */
+int bench_cluster_run(const bench_options *opts, bench_report *report);
+struct bench_ray_rows;
+/* The cluster section's report from scale.py's rows: each beside its
+ * baseline and target. 0 or -ENOMEM. */
+int bench_cluster_report(const struct bench_ray_rows *rows, bench_report *report);
 /* The curate section's --long part (bench_long.c). */
 int bench_curate_long_run(const bench_options *opts, bench_report *report);
 /* The store section's --spill part (bench_spill.c). */

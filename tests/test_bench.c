@@ -546,7 +546,8 @@ Test(bench, help_lists_sections_and_options) {
     cr_assert_eq(r.signal, 0);
     cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
     cr_expect_str_empty(r.err);
-    static const char *const sections[] = {"store", "actors", "pipeline", "curate", "all"};
+    static const char *const sections[] = {"store",  "actors",  "pipeline",
+                                           "curate", "cluster", "all"};
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         char line[64];
         snprintf(line, sizeof line, "\n  %s ", sections[i]); /* "  NAME  summary" */
@@ -926,5 +927,72 @@ Test(bench, curate_reports_the_stores_peak_use_on_the_samples, .timeout = 300) {
     double cap = tb_num(limit, "value", "peak store use");
     cr_expect(peak > 0 && peak < cap, "peak %g MB of a %g MB store", peak, cap);
     jfree(doc);
+    th_result_free(&r);
+}
+
+/* ---- cluster ------------------------------------------------------------------------------- */
+
+/* A "python" that prints the rows scale.py --rows would: 2 nodes at ratio
+ * of one reel-curate's 4.0 s/s, a failover of fail_s seconds. */
+static const char *tb_stub_python(double ratio, double fail_s) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/python", tb_mkdtemp());
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "#!/bin/sh\n"
+            "case \"$1\" in */scale.py) ;; *) echo \"not scale.py: $1\" >&2; exit 3 ;; esac\n"
+            "cat <<'JSON'\n"
+            "{\"ray_version\": \"9.9.9\", \"notes\": [\"throughput: 4 videos\"], \"rows\": [\n"
+            " {\"workload\": \"w\", \"figure\": \"one reel-curate, same CPUs\", \"unit\": \"s/s\","
+            " \"value\": 4.0, \"p50_us\": null, \"p99_us\": null},\n"
+            " {\"workload\": \"w\", \"figure\": \"2 nodes, from the driver's start\", \"unit\":"
+            " \"s/s\", \"value\": %.3f, \"p50_us\": null, \"p99_us\": null},\n"
+            " {\"workload\": \"w\", \"figure\": \"node death to its work elsewhere\", \"unit\":"
+            " \"s\", \"value\": %.3f, \"p50_us\": null, \"p99_us\": null},\n"
+            " {\"workload\": \"w\", \"figure\": \"2 nodes: videos handed out\", \"unit\":"
+            " \"videos/s\", \"value\": 900, \"p50_us\": null, \"p99_us\": null}]}\n"
+            "JSON\n",
+            4.0 * ratio, fail_s);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(path, 0755), 0);
+    return path;
+}
+
+/* The cluster section reports scale.py's figures beside their references:
+ * 2 nodes beside one reel-curate, its target 0.9x of it, the failover's
+ * 5 s; met and missed as measured (the figures here come from a stub). */
+Test(bench, cluster_reports_two_nodes_beside_one_reel_curate_and_the_failover) {
+    for (int miss = 0; miss < 2; miss++) {
+        cr_assert_eq(
+            setenv("REEL_BENCH_PYTHON", tb_stub_python(miss ? 0.8 : 0.95, miss ? 6 : 1.5), 1), 0);
+        th_result r = tb_run((const char *const[]){"cluster", "--json", NULL});
+        cr_assert_eq(r.signal, 0, "killed by signal %d; stderr: %s", r.signal, r.err);
+        cr_assert_eq(r.code, 0, "exit %d; stderr: %s", r.code, r.err);
+        jv *doc = tb_json(r.out);
+        const jv *rows = jget(tb_section(doc, "cluster"), "rows");
+        cr_assert_null(tb_row(rows, "one reel-curate, same CPUs"), "the baseline is no row");
+        const jv *two = tb_row(rows, "2 nodes, from the driver's start");
+        cr_assert_not_null(two, "no 2-node row:\n%s", r.out);
+        const jv *base = jget(two, "baseline");
+        cr_assert(base && jget_str(base, "name"), "no baseline:\n%s", r.out);
+        cr_assert_str_eq(jget_str(base, "name"), "one reel-curate, same CPUs");
+        cr_assert_float_eq(tb_num(base, "value", "2 nodes"), 4.0, 1e-9);
+        const jv *target = jget(two, "target");
+        cr_assert(target && jget(target, "met"), "no target:\n%s", r.out);
+        cr_assert_eq(jget(target, "met")->type, miss ? JFALSE : JTRUE, "%s", r.out);
+        const jv *fail = tb_row(rows, "node death to its work elsewhere");
+        cr_assert_not_null(fail);
+        cr_assert_eq(jget(jget(fail, "target"), "met")->type, miss ? JFALSE : JTRUE, "%s", r.out);
+        cr_assert_not_null(tb_row(rows, "2 nodes: videos handed out"));
+        jfree(doc);
+        th_result_free(&r);
+    }
+    /* No Python with Ray: one line saying so, the section failed. */
+    cr_assert_eq(setenv("REEL_BENCH_PYTHON", "/nonexistent/reel-test-bench/python3", 1), 0);
+    th_result r = tb_run((const char *const[]){"cluster", NULL});
+    cr_assert_eq(r.code, 1, "exit %d; stderr: %s", r.code, r.err);
+    cr_assert_not_null(strstr(r.err, "reel-bench: cluster: "), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "scripts/deps.sh"), "%s", r.err);
     th_result_free(&r);
 }

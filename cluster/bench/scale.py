@@ -11,12 +11,16 @@
                 and what one ray.nodes() costs
   wait          one ray.wait over 100 to 10,000 calls in flight
 
-    .venv/bin/python cluster/bench/scale.py [--sections a,b,c] [--json]
+    .venv/bin/python cluster/bench/scale.py [--sections a,b,c] [--quick] [--rows]
 
-Figures from one machine go to docs/SCALE.md; nothing here is a test.
+Prints its figures as one JSON object; with --rows, as the rows reel-bench
+reads from the Ray scripts (bench/bench_ray.h), which `reel-bench cluster`
+runs and reports beside their baselines and targets. Figures from one
+machine go to docs/SCALE.md; nothing here is a test.
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -218,6 +222,57 @@ def wait_cost(res, counts):
     res["wait"] = rows
 
 
+def _row(workload, figure, unit, value):
+    """One row; None for a figure not measured (a NaN: e.g. no video handed back)."""
+    if not math.isfinite(value):
+        return None
+    return {"workload": workload, "figure": figure, "unit": unit, "value": max(0.0, value),
+            "p50_us": None, "p99_us": None}
+
+
+def rows(res):
+    """The figures as bench_ray rows: reel-bench cluster pairs them by figure."""
+    out, notes = [], []
+    t = res.get("throughput")
+    if t:
+        notes.append(f"throughput: {t['videos']} videos ({t['video_s']:.1f} s of video: the "
+                     f"samples {t['copies']} times), {t['cpus']} CPUs, --no-previews")
+        out += [
+            _row("reel-curate --inputs-from, all CPUs", "one reel-curate, same CPUs", "s/s",
+                 t["video_s"] / t["single_node_s"]),
+            _row("reel-cluster: head of 0 CPUs + 2 nodes of half the CPUs",
+                 "2 nodes, from the driver's start", "s/s", t["video_s"] / t["cluster_2_nodes_run_s"]),
+            _row("the same, from reel-cluster's start (ray.init, actors, reel-curates)",
+                 "2 nodes, from the program's start", "s/s", t["video_s"] / t["cluster_2_nodes_s"]),
+            _row("driver process CPU (Ray's threads in it) over the videos",
+                 "driver CPU per video", "ms", t["driver_cpu_s"] / t["videos"] * 1e3),
+        ]
+    for key, what in (("failover", "health checks 500 ms x 3"),
+                      ("failover_ray_defaults", "Ray's default health checks")):
+        f = res.get(key)
+        if f:
+            tag = "" if key == "failover" else ", Ray defaults"
+            out += [
+                _row(f"remove_node -> driver sees the loss ({what})", "node death noticed" + tag,
+                     "s", f["noticed_s"]),
+                _row(f"remove_node -> its first video sent to another node ({what})",
+                     "node death to its work elsewhere" + tag, "s", f["redispatched_s"]),
+            ]
+    for c in res.get("coordination", []):
+        n = c["nodes"]
+        out += [
+            _row(f"stub reel-curate answering at once, {c['videos']} videos",
+                 f"{n} nodes: videos handed out", "videos/s", c["videos_per_s"]),
+            _row("driver CPU per video, stub reel-curate", f"{n} nodes: driver CPU per video",
+                 "ms", c["driver_cpu_ms_per_video"]),
+            _row("one ray.nodes()", f"{n} nodes: one ray.nodes()", "ms", c["ray_nodes_ms"]),
+        ]
+    for w in res.get("wait", []):
+        out.append(_row("ray.wait(num_returns=1, timeout=0)",
+                        f"ray.wait over {w['in_flight']} calls", "ms", w["wait_ms"]))
+    return {"ray_version": ray.__version__, "notes": notes, "rows": [r for r in out if r]}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sections",
@@ -226,8 +281,13 @@ def main():
     ap.add_argument("--copies", type=int, default=2,
                     help="throughput: each sample this many times")
     ap.add_argument("--stub-videos", type=int, default=2000)
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="(the default; kept for old scripts)")
+    ap.add_argument("--rows", action="store_true", help="print reel-bench's rows")
+    ap.add_argument("--quick", action="store_true",
+                    help="throughput (the samples once) and failover only, 1 and 2 stub nodes")
     a = ap.parse_args()
+    if a.quick:
+        a.sections, a.copies, a.nodes, a.stub_videos = "throughput,failover", 1, "1,2", 500
     res = {}
     sections = a.sections.split(",")
     if "throughput" in sections:
@@ -240,7 +300,7 @@ def main():
         coordination(res, [int(x) for x in a.nodes.split(",")], a.stub_videos)
     if "wait" in sections:
         wait_cost(res, [100, 1000, 10000])
-    print(json.dumps(res, indent=1))
+    print(json.dumps(rows(res) if a.rows else res, indent=1))
 
 
 if __name__ == "__main__":
