@@ -101,6 +101,9 @@ static void usage(FILE *f) {
         "                                     num_clips_per_chunk; 0, the default: a video's\n"
         "                                     clips over twice as many chunks as CPUs)\n"
         "  --no-previews                      no previews/<uuid>/preview.jpg (no preview stage)\n"
+        "  --no-audio                         clips without the source's sound (by default\n"
+        "                                     copied into each clip for its span, as Curator "
+        "does)\n"
         "  --write-frames                     write each kept clip's frames beside its\n"
         "                                     metadata: metas/v0/<uuid>.frames.npy, uint8\n"
         "                                     (frames, 256, 256, 3) RGB (adds the frames stage)\n"
@@ -213,6 +216,8 @@ static void parse_args(int argc, char **argv, args *a) {
             a->opt.use_hwaccel = true;
         } else if (strcmp(arg, "--no-previews") == 0) {
             a->opt.previews = false;
+        } else if (strcmp(arg, "--no-audio") == 0) {
+            a->opt.audio = false;
         } else if (strcmp(arg, "--write-frames") == 0) {
             a->opt.write_frames = true;
         } else if (strcmp(arg, "--write-tensors") == 0) {

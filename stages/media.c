@@ -571,6 +571,81 @@ void media_close(media_input *m) {
     free(m);
 }
 
+/* ---- the audio track ---------------------------------------------------------- */
+
+int media_audio(media_input *m, double start_s, double end_s, media_audio_info *info,
+                int (*fn)(void *arg, const AVPacket *pkt), void *arg, char *why, size_t cap) {
+    if (why && cap)
+        why[0] = '\0';
+    if (info)
+        memset(info, 0, sizeof *info);
+    if (!m || !info || !fn || !(start_s >= 0) || !(end_s >= start_s)) {
+        say(why, cap, "bad arguments to read the audio of [%g, %g) s", start_s, end_s);
+        return -EINVAL;
+    }
+    /* A container of its own: the next media_decode() opens afresh anyway. */
+    input_close(m);
+    int rc = input_open(m, why, cap);
+    m->used = true;
+    if (rc) {
+        input_close(m);
+        return rc;
+    }
+    log_clear();
+    int a = av_find_best_stream(m->fmt, AVMEDIA_TYPE_AUDIO, -1, m->stream, NULL, 0);
+    if (a < 0)
+        return 0; /* no sound: info->par stays NULL */
+    AVStream *st = m->fmt->streams[a];
+    if (st->time_base.num <= 0 || st->time_base.den <= 0) {
+        say(why, cap, "its audio stream has no usable time base");
+        return -EINVAL;
+    }
+    info->par = avcodec_parameters_alloc();
+    if (!info->par || avcodec_parameters_copy(info->par, st->codecpar) < 0) {
+        avcodec_parameters_free(&info->par);
+        say(why, cap, "out of memory for the audio stream's parameters");
+        return -ENOMEM;
+    }
+    info->time_base = st->time_base;
+    for (unsigned i = 0; i < m->fmt->nb_streams; i++)
+        m->fmt->streams[i]->discard = (int)i == a ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
+    double tb = av_q2d(st->time_base);
+    if (start_s > 0) {
+        /* To the packet at or before start: a failed seek reads from the top. */
+        int64_t ts = (int64_t)(start_s / tb);
+        if (av_seek_frame(m->fmt, a, ts, AVSEEK_FLAG_BACKWARD) < 0)
+            av_seek_frame(m->fmt, a, 0, AVSEEK_FLAG_BACKWARD);
+    }
+    for (;;) {
+        rc = av_read_frame(m->fmt, m->pkt);
+        if (rc < 0) /* the end, or damage: the sound stops there, the clip does not */
+            return file_unchanged(m, why, cap);
+        int64_t pts = m->pkt->pts != AV_NOPTS_VALUE ? m->pkt->pts : m->pkt->dts;
+        if (m->pkt->stream_index != a || pts == AV_NOPTS_VALUE) {
+            av_packet_unref(m->pkt);
+            continue;
+        }
+        double t = (double)pts * tb;
+        if (t < start_s) { /* before the span: the seek lands at or before it */
+            av_packet_unref(m->pkt);
+            continue;
+        }
+        if (t >= end_s) {
+            av_packet_unref(m->pkt);
+            return file_unchanged(m, why, cap);
+        }
+        rc = fn(arg, m->pkt);
+        av_packet_unref(m->pkt);
+        if (rc)
+            return rc < 0 ? rc : 0;
+    }
+}
+
+bool media_mp4_takes(const AVCodecParameters *par) {
+    const AVOutputFormat *mp4 = av_guess_format("mp4", NULL, NULL);
+    return par && mp4 && avformat_query_codec(mp4, par->codec_id, FF_COMPLIANCE_NORMAL) == 1;
+}
+
 static double finite_or_zero(double x) {
     return isfinite(x) && x > 0 ? x : 0;
 }
@@ -980,6 +1055,8 @@ struct media_output {
     AVFormatContext *fmt;
     AVCodecContext *enc;
     AVStream *st;
+    AVStream *audio; /* the source's sound, copied: NULL when none */
+    AVRational audio_src_tb;
     struct SwsContext *sws;
     AVFrame *yuv;
     AVPacket *pkt;
@@ -1236,6 +1313,23 @@ int media_encode_start(const media_encode_options *o, media_output **out, char *
     }
     e->st->time_base = e->enc->time_base;
     e->st->avg_frame_rate = rate;
+    if (o->audio) {
+        if (!media_mp4_takes(o->audio) || o->audio_time_base.num <= 0 ||
+            o->audio_time_base.den <= 0) {
+            say(why, cap, "cannot copy %s sound into an MP4", avcodec_get_name(o->audio->codec_id));
+            rc = -EINVAL;
+            goto out;
+        }
+        e->audio = avformat_new_stream(e->fmt, NULL);
+        if (!e->audio || (rc = avcodec_parameters_copy(e->audio->codecpar, o->audio)) < 0) {
+            rc = fail(why, cap, e->audio ? rc : AVERROR(ENOMEM), 0,
+                      "cannot set up the sound's stream");
+            goto out;
+        }
+        e->audio->codecpar->codec_tag = 0; /* the MP4 muxer's own tag for the codec */
+        e->audio->time_base = o->audio_time_base;
+        e->audio_src_tb = o->audio_time_base;
+    }
 
     e->yuv->format = AV_PIX_FMT_YUV420P;
     e->yuv->width = o->width;
@@ -1312,6 +1406,36 @@ int media_encode_frame(media_output *e, const AVFrame *frame, char *why, size_t 
         return fail(why, cap, rc < 0 ? rc : AVERROR(EIO), 0, "cannot convert a frame to yuv420p");
     e->yuv->pts = e->next_pts++;
     return encode_send(e, e->yuv, why, cap);
+}
+
+int media_encode_audio(media_output *e, const AVPacket *pkt, int64_t offset, char *why,
+                       size_t cap) {
+    if (why && cap)
+        why[0] = '\0';
+    if (!e || e->finished || !e->audio || !pkt) {
+        say(why, cap, "no sound stream to write into");
+        return -EINVAL;
+    }
+    AVPacket *p = av_packet_clone(pkt);
+    if (!p) {
+        say(why, cap, "out of memory for a sound packet");
+        return -ENOMEM;
+    }
+    /* The clip's sound starts where its pictures do. */
+    if (p->pts != AV_NOPTS_VALUE)
+        p->pts -= offset;
+    p->dts = p->dts != AV_NOPTS_VALUE ? p->dts - offset : p->pts;
+    if (p->pts != AV_NOPTS_VALUE && p->dts > p->pts)
+        p->dts = p->pts;
+    av_packet_rescale_ts(p, e->audio_src_tb, e->audio->time_base);
+    p->stream_index = e->audio->index;
+    p->pos = -1;
+    int rc = av_interleaved_write_frame(e->fmt, p); /* takes the packet's data */
+    av_packet_free(&p);
+    if (rc < 0)
+        return fail(why, cap, e->write_err ? e->write_err : rc, 0,
+                    "cannot write a sound packet into the MP4");
+    return 0;
 }
 
 const AVFrame *media_encode_picture(const media_output *e) {

@@ -30,6 +30,8 @@
 
 #include "video_task.h"
 
+#include <libavcodec/codec_par.h>
+#include <libavcodec/packet.h>
 #include <libavutil/frame.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -149,6 +151,28 @@ int media_decode(media_input *m, int64_t start, int64_t end,
 
 void media_close(media_input *m);
 
+/* The source's sound, as media_audio() finds it: par (NULL: no audio
+ * stream; else the caller's, freed with avcodec_parameters_free()) and the
+ * time base of its packets. */
+typedef struct media_audio_info {
+    AVCodecParameters *par;
+    AVRational time_base;
+} media_audio_info;
+
+/* Reads the packets of m's audio stream (the one FFmpeg deems best beside
+ * the video) whose timestamps lie in [start_s, end_s), in order, without
+ * decoding them, and hands each to fn (valid during the call; fn returns 0
+ * to go on, > 0 to stop, < 0 to fail with that code). A container without
+ * sound is 0 with info->par NULL and no call. Seeks first (the demuxer's
+ * own seek), reading only that stream; damaged data ends the sound there,
+ * without an error. Like media_decode(), it opens the container afresh and
+ * fails with -ESTALE for a file that changed. */
+int media_audio(media_input *m, double start_s, double end_s, media_audio_info *info,
+                int (*fn)(void *arg, const AVPacket *pkt), void *arg, char *why, size_t cap);
+
+/* Whether the MP4 muxer takes par's codec as it is (a stream copy). */
+bool media_mp4_takes(const AVCodecParameters *par);
+
 /* Converts a decoded frame to packed RGB24 of w x h (bilinear scaling)
  * into dst (w * h * 3 bytes, rows packed with no padding). Returns 0 or a
  * negative code (-EINVAL: no picture, a size of 0 or above 16384, dst NULL).
@@ -166,6 +190,10 @@ typedef struct media_encode_options {
     int threads;         /* 0 or 1: one */
     int32_t width, height;
     double fps; /* the source's: frames get timestamps index / fps */
+    /* The source's sound, copied into the clip as it is (media_encode_audio):
+     * NULL for none; a codec the MP4 muxer does not take is -EINVAL. */
+    const AVCodecParameters *audio;
+    AVRational audio_time_base; /* of the packets given */
 } media_encode_options;
 
 /* Starts an H.264 MP4 in memory. Frames of any pixel format and size are
@@ -197,6 +225,11 @@ bool media_has_cuda(void);
  * the clip / fps; the frame's own pts, picture type and size are ignored
  * (it is scaled). The caller keeps the frame (a decoder's frame is fine). */
 int media_encode_frame(media_output *e, const AVFrame *frame, char *why, size_t cap);
+
+/* Copies one packet of the source's sound into the clip (options.audio),
+ * its timestamps less offset (the clip's start, in the packets' time
+ * base). The caller keeps pkt. */
+int media_encode_audio(media_output *e, const AVPacket *pkt, int64_t offset, char *why, size_t cap);
 
 /* Flushes the encoder and finishes the MP4 (moov at the front, so a player
  * can start at once); *data and *size (out) are the file's bytes, owned by e

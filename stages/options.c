@@ -35,6 +35,7 @@ REEL_API void reel_curate_defaults(reel_curate_options *o) {
     o->use_gpu = true;
     o->cpu_allocation_percentage = 0.95; /* the executor's default */
     o->previews = true;
+    o->audio = true;
     o->preview_size = 320;
 }
 

@@ -22,6 +22,14 @@
  * go on. A video none of whose clips could be encoded gets the task's error
  * text; the task is written either way.
  *
+ * Sound, as Curator's clips have it (ffmpeg -map 0:a:0? -c:a copy): before
+ * the pictures, one pass over the source's audio stream alone
+ * (media_audio) collects the packets of every clip's span, by timestamp;
+ * each clip's MP4 gets them, copied as they are and shifted to the clip's
+ * start, when its encoder starts. A codec the MP4 muxer does not take, or a
+ * sound track that cannot be read, leaves the clips without sound and says
+ * so in the video's record; the pictures go on either way.
+ *
  * The frames and the preview of each clip come from here too, when the run
  * wants them (the frames stage and the preview stage are in its pipeline:
  * frames written or made into tensors, previews on): while a clip is
@@ -42,6 +50,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +76,8 @@ typedef struct clip_samples {
 typedef struct clip_job {
     vt_clip *clip;
     media_output *enc;
+    AVPacket **audio; /* its span's sound packets, until its encoder takes them */
+    uint32_t n_audio, cap_audio;
     int64_t frames; /* encoded so far */
     bool failed, done;
     uint8_t *mp4; /* the finished file (malloc'd) */
@@ -77,6 +88,7 @@ typedef struct clip_job {
 
 typedef struct transcode {
     const reel_curate_options *o;
+    media_audio_info sound; /* par NULL: the clips have none */
     double fps;
     clip_job *jobs; /* by start frame */
     size_t n_jobs;
@@ -113,6 +125,49 @@ static void job_finish(clip_job *j) {
     media_encode_free(j->enc);
     j->enc = NULL;
     j->done = true;
+}
+
+static void audio_free(clip_job *j) {
+    for (uint32_t k = 0; k < j->n_audio; k++)
+        av_packet_free(&j->audio[k]);
+    free(j->audio);
+    j->audio = NULL;
+    j->n_audio = j->cap_audio = 0;
+}
+
+/* media_audio's callback: a packet goes to every clip whose span holds its
+ * timestamp (clips may overlap). */
+static int take_audio(void *arg, const AVPacket *pkt) {
+    transcode *x = arg;
+    int64_t pts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+    double t = (double)pts * av_q2d(x->sound.time_base);
+    for (size_t i = 0; i < x->n_jobs; i++) {
+        clip_job *j = &x->jobs[i];
+        if (t < j->clip->start_s || t >= j->clip->end_s)
+            continue;
+        if (j->n_audio == j->cap_audio) {
+            uint32_t cap = j->cap_audio ? j->cap_audio * 2 : 256;
+            AVPacket **v = realloc(j->audio, cap * sizeof *v);
+            if (!v)
+                return -ENOMEM;
+            j->audio = v;
+            j->cap_audio = cap;
+        }
+        if (!(j->audio[j->n_audio] = av_packet_clone(pkt)))
+            return -ENOMEM;
+        j->n_audio++;
+    }
+    return 0;
+}
+
+/* The clip's sound into its MP4, shifted to the clip's start. */
+static int write_audio(transcode *x, clip_job *j, char *why, size_t cap) {
+    int64_t offset = llround(j->clip->start_s / av_q2d(x->sound.time_base));
+    int rc = 0;
+    for (uint32_t k = 0; k < j->n_audio && rc == 0; k++)
+        rc = media_encode_audio(j->enc, j->audio[k], offset, why, cap);
+    audio_free(j);
+    return rc;
 }
 
 static void samples_off(clip_samples *s) {
@@ -228,12 +283,18 @@ static int on_frame(void *arg, int64_t index, const AVFrame *frame) {
             .width = even(frame->width),
             .height = even(frame->height),
             .fps = x->fps,
+            .audio = x->sound.par,
+            .audio_time_base = x->sound.time_base,
         };
         char why[256] = "";
         int rc = media_encode_start(&eo, &j->enc, why, sizeof why);
+        if (rc == 0 && x->sound.par)
+            rc = write_audio(x, j, why, sizeof why);
         if (rc) {
             if (rc == -ENOMEM)
                 return rc;
+            if (j->enc)
+                media_encode_free(j->enc);
             j->enc = NULL;
             job_fail(j, "cannot start the encoder", why);
             continue;
@@ -282,6 +343,33 @@ static void set_task_error(video_task *t, char *buf, size_t cap, const char *fmt
     t->error = (vt_bytes){(const uint8_t *)buf, strlen(buf)};
 }
 
+/* The sound of every clip of x, read before its pictures. A sound track the
+ * clips cannot carry is not the video's failure: why says so, and x keeps
+ * none. -ENOMEM and -ESTALE (the file changed) are returned. */
+static int collect_audio(transcode *x, media_input *m, char *why, size_t cap) {
+    double from = INFINITY, to = 0;
+    for (size_t i = 0; i < x->n_jobs; i++) {
+        from = fmin(from, x->jobs[i].clip->start_s);
+        to = fmax(to, x->jobs[i].clip->end_s);
+    }
+    if (!(to > from))
+        return 0;
+    int rc = media_audio(m, from, to, &x->sound, take_audio, x, why, cap);
+    if (rc == 0 && x->sound.par && !media_mp4_takes(x->sound.par)) {
+        snprintf(why, cap, "its %s sound cannot be copied into an MP4",
+                 avcodec_get_name(x->sound.par->codec_id));
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        return 0;
+    for (size_t i = 0; i < x->n_jobs; i++)
+        audio_free(&x->jobs[i]);
+    avcodec_parameters_free(&x->sound.par);
+    if (rc == -ENOMEM || rc == -ESTALE)
+        return rc;
+    return 0; /* the pictures go on without sound; why says why */
+}
+
 /* Encodes every clip of t from its source; clip errors go to the clips, the
  * video's to t->error (in err). -ENOMEM is the only failure returned. */
 static int transcode_clips(const reel_curate_options *o, video_task *t, clip_job *jobs, char *err,
@@ -302,6 +390,9 @@ static int transcode_clips(const reel_curate_options *o, video_task *t, clip_job
     bool partial = false;
     const media_open_options mo = {.hwaccel = o->use_hwaccel}; /* NVDEC when asked */
     int rc = stage_open_source(t, &mo, &m, why, sizeof why);
+    char sound_why[ERR_CAP] = "";
+    if (rc == 0 && o->audio)
+        rc = collect_audio(&x, m, sound_why, sizeof sound_why);
     if (rc == 0)
         rc = media_decode(m, first, last, on_frame, &x, &partial, why, sizeof why);
     if (rc == -ESTALE) {
@@ -334,10 +425,15 @@ static int transcode_clips(const reel_curate_options *o, video_task *t, clip_job
                                 jobs[i].clip->start_frame);
     }
     free(x.active);
+    for (size_t i = 0; i < x.n_jobs; i++)
+        audio_free(&jobs[i]); /* clips that never started */
+    avcodec_parameters_free(&x.sound.par);
     if (m)
         media_close(m);
     if (rc == -ENOMEM)
         return rc;
+    if (sound_why[0])
+        set_task_error(t, err, err_cap, "transcoder: the clips have no sound: %s", sound_why);
     if (rc)
         set_task_error(t, err, err_cap, "transcoder: cannot decode the video: %s", why);
     else if (partial) {

@@ -1183,3 +1183,69 @@ Test(curate, a_small_share_of_the_cpus_still_runs) {
     cr_assert(strstr(r.err, "1 of 1 videos curated"), "%s", r.err);
     th_result_free(&r);
 }
+
+/* The audio streams of a clip, as ffprobe lists them: "codec,duration"
+ * lines into buf. */
+static void clip_audio(const char *clip, char *buf, size_t cap) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "ffprobe -v error -select_streams a -show_entries stream=codec_name,duration "
+             "-of csv=p=0 '%s'",
+             clip);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "%s", cmd);
+    size_t n = fread(buf, 1, cap - 1, p);
+    buf[n] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+}
+
+/* Each clip carries the source's sound for its span, copied as Curator's
+ * clips have it (ffmpeg -map 0:a:0? -c:a copy); --no-audio leaves it out. */
+Test(curate, clips_carry_the_sound_of_their_span) {
+    char videos[96], with[96], without[96], cmd[512];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(with, sizeof with, "%s/with", root);
+    snprintf(without, sizeof without, "%s/without", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=d=6:s=320x240:r=25 "
+             "-f lavfi -i sine=f=440:d=6 -c:v libx264 -preset ultrafast -c:a aac -shortest "
+             "'%s/tone.mp4'",
+             videos);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    const char *outs[2] = {with, without};
+    for (int k = 0; k < 2; k++) {
+        th_result r =
+            th_run_limit(th_curate_bin(), NULL,
+                         (const char *[]){"--video-dir", videos, "--output-clip-path", outs[k],
+                                          "--fixed-stride-split-duration", "3", "--no-previews",
+                                          "--no-gpu", k ? "--no-audio" : NULL, NULL},
+                         RUN_LIMIT_MS);
+        cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+        cr_assert(strstr(r.err, "2 clips written"), "%s", r.err);
+        th_result_free(&r);
+        char dir[160];
+        snprintf(dir, sizeof dir, "%s/clips", outs[k]);
+        DIR *d = opendir(dir);
+        cr_assert(d, "%s", dir);
+        struct dirent *e;
+        int clips = 0;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char clip[448], audio[256];
+            snprintf(clip, sizeof clip, "%s/%s", dir, e->d_name);
+            clip_audio(clip, audio, sizeof audio);
+            if (k) {
+                cr_assert_str_empty(audio, "--no-audio, yet %s has sound: %s", clip, audio);
+            } else {
+                double s = 0;
+                cr_assert_eq(sscanf(audio, "aac,%lf", &s), 1, "%s: \"%s\"", clip, audio);
+                cr_assert(s > 2.9 && s < 3.1, "%s: %g s of sound in a 3 s clip", clip, s);
+            }
+            clips++;
+        }
+        closedir(d);
+        cr_assert_eq(clips, 2);
+    }
+}

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libavformat/avformat.h>
 #include <libavutil/imgutils.h>
 #include <xxhash.h>
 
@@ -773,4 +774,164 @@ Test(stage_media, a_decode_from_a_later_frame_seeks_and_numbers_frames_alike) {
         free(path);
     }
     unlink(gop);
+}
+
+/* ---- sound ----------------------------------------------------------------------------- */
+
+typedef struct sound_seen {
+    uint32_t n;
+    double first_s, last_s;
+    double tb;
+    AVPacket *pkts[1024];
+} sound_seen;
+
+static int count_frames(void *arg, int64_t index, const AVFrame *frame) {
+    (void)index, (void)frame;
+    (*(int64_t *)arg)++;
+    return 0;
+}
+
+static int sound_keep(void *arg, const AVPacket *pkt) {
+    sound_seen *s = arg;
+    double t = (double)pkt->pts * s->tb;
+    if (s->n == 0)
+        s->first_s = t;
+    s->last_s = t;
+    cr_assert_lt(s->n, 1024);
+    s->pkts[s->n++] = av_packet_clone(pkt);
+    return 0;
+}
+
+/* The streams of an MP4 held in memory: how many video and audio ones, and
+ * the audio stream's codec and duration in seconds. */
+static void mp4_streams(const uint8_t *data, uint64_t size, int *video, int *audio,
+                        enum AVCodecID *audio_codec, double *audio_s) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/reel-test-%d-clip.mp4", (int)getpid());
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, size, f), size);
+    fclose(f);
+    AVFormatContext *fmt = NULL;
+    cr_assert_geq(avformat_open_input(&fmt, path, NULL, NULL), 0);
+    cr_assert_geq(avformat_find_stream_info(fmt, NULL), 0);
+    *video = *audio = 0;
+    for (unsigned i = 0; i < fmt->nb_streams; i++) {
+        const AVStream *st = fmt->streams[i];
+        if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO)
+            (*video)++;
+        if (st->codecpar->codec_type == AVMEDIA_TYPE_AUDIO) {
+            (*audio)++;
+            *audio_codec = st->codecpar->codec_id;
+            *audio_s = st->duration * av_q2d(st->time_base);
+        }
+    }
+    avformat_close_input(&fmt);
+    unlink(path);
+}
+
+/* media_audio() hands over the packets of a span of the sound, by
+ * timestamp, without decoding; an MP4 started with the sound's parameters
+ * takes them (shifted to the clip's start) beside its pictures; a video
+ * without sound says so with no call. */
+Test(stage_media, a_clip_carries_the_sound_of_its_span) {
+    char src[128], cmd[512];
+    snprintf(src, sizeof src, "/tmp/reel-test-%d-sound.mp4", (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=s=160x120:r=25:d=4 "
+             "-f lavfi -i sine=f=440:d=4 -c:v libx264 -preset ultrafast -c:a aac -shortest '%s'",
+             src);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    vt_file id = sf_file_id(src);
+    media_input *m;
+    char why[256];
+    TH_OK(media_open_file(src, &id, NULL, &m, why, sizeof why));
+    static sound_seen s;
+    media_audio_info info;
+    /* Before the pictures are decoded, and after: the same packets. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t k = 0; k < s.n; k++)
+            av_packet_free(&s.pkts[k]);
+        s.n = 0;
+        s.tb = 1.0 / 44100; /* set again below from info; aac's is 1/44100 in MP4 */
+        TH_OK(media_audio(m, 1.0, 3.0, &info, sound_keep, &s, why, sizeof why));
+        cr_assert_not_null(info.par, "no sound found");
+        cr_assert_eq(info.par->codec_id, AV_CODEC_ID_AAC);
+        cr_assert(media_mp4_takes(info.par));
+        cr_assert_float_eq(av_q2d(info.time_base), s.tb, 1e-12);
+        /* 2 s of 1024-sample frames at 44.1 kHz: about 86 packets. */
+        cr_assert(s.n >= 84 && s.n <= 88, "%u packets", s.n);
+        cr_assert_geq(s.first_s, 1.0);
+        cr_assert_lt(s.first_s, 1.03);
+        cr_assert_lt(s.last_s, 3.0);
+        if (pass == 0) {
+            avcodec_parameters_free(&info.par);
+            int64_t frames = 0;
+            bool partial;
+            TH_OK(media_decode(m, 0, -1, count_frames, &frames, &partial, why, sizeof why));
+            cr_assert_eq(frames, 100);
+        }
+    }
+    /* The clip: 50 pictures (2 s) and that sound. */
+    media_encode_options eo = {.encoder = "libx264",
+                               .preset = "ultrafast",
+                               .crf = 23,
+                               .width = 160,
+                               .height = 120,
+                               .fps = 25,
+                               .audio = info.par,
+                               .audio_time_base = info.time_base};
+    media_output *e;
+    TH_OK(media_encode_start(&eo, &e, why, sizeof why));
+    int64_t offset = (int64_t)llround(1.0 / s.tb);
+    for (uint32_t k = 0; k < s.n; k++)
+        TH_OK(media_encode_audio(e, s.pkts[k], offset, why, sizeof why));
+    AVFrame *f = av_frame_alloc();
+    f->format = AV_PIX_FMT_YUV420P;
+    f->width = 160;
+    f->height = 120;
+    TH_OK(av_frame_get_buffer(f, 0));
+    for (int k = 0; k < 50; k++) {
+        TH_OK(av_frame_make_writable(f));
+        for (int p = 0; p < 3; p++)
+            memset(f->data[p], 16 + k * 4, (size_t)f->linesize[p] * (p ? 60 : 120));
+        TH_OK(media_encode_frame(e, f, why, sizeof why));
+    }
+    av_frame_free(&f);
+    const uint8_t *data;
+    uint64_t size;
+    TH_OK(media_encode_finish(e, &data, &size, why, sizeof why));
+    int video, audio;
+    enum AVCodecID codec = AV_CODEC_ID_NONE;
+    double audio_s = 0;
+    mp4_streams(data, size, &video, &audio, &codec, &audio_s);
+    cr_assert_eq(video, 1);
+    cr_assert_eq(audio, 1);
+    cr_assert_eq(codec, AV_CODEC_ID_AAC);
+    cr_assert(audio_s > 1.9 && audio_s < 2.1, "%g s of sound in a 2 s clip", audio_s);
+    media_encode_free(e);
+    /* Without sound options, no audio stream; a packet for it is refused. */
+    eo.audio = NULL;
+    TH_OK(media_encode_start(&eo, &e, why, sizeof why));
+    TH_RC(media_encode_audio(e, s.pkts[0], 0, why, sizeof why), -EINVAL);
+    media_encode_free(e);
+    for (uint32_t k = 0; k < s.n; k++)
+        av_packet_free(&s.pkts[k]);
+    s.n = 0;
+    avcodec_parameters_free(&info.par);
+    media_close(m);
+    unlink(src);
+    /* Every sample has sound; a video made without it: no call. */
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=s=160x120:r=25:d=1 "
+             "-c:v libx264 -preset ultrafast '%s'",
+             src);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    id = sf_file_id(src);
+    TH_OK(media_open_file(src, &id, NULL, &m, why, sizeof why));
+    TH_OK(media_audio(m, 0, 1, &info, sound_keep, &s, why, sizeof why));
+    cr_assert_null(info.par);
+    cr_assert_eq(s.n, 0);
+    media_close(m);
+    unlink(src);
 }

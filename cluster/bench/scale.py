@@ -100,26 +100,39 @@ def run_cluster(address, work, out, program, extra=(), on_line=None, stdin_paths
         return wall, json.load(f)
 
 
-def throughput(res, copies):
+def throughput(res, copies, rounds):
+    """The best of rounds runs of each, one after the other: the machine is
+    shared, and a run only ever loses time to other work."""
     cpus = len(os.sched_getaffinity(0))
     work = tempfile.mkdtemp(prefix="reel-scale-")
     try:
         paths = videos(work, copies)
-        t0 = time.monotonic()
-        subprocess.run([CURATE, "--inputs-from", "list", "--results-jsonl", "single.jsonl",
-                        "--output-clip-path", "single", "--ignore-failures", *FLAGS],
-                       cwd=work, check=True, stderr=subprocess.DEVNULL)
-        single = time.monotonic() - t0
-        c, _ = cluster(2, cpus / 2)
-        try:
-            wall, s = run_cluster(c.address, work, "multi", CURATE,
-                                  ["--inputs-from", "list", *FLAGS])
-        finally:
-            c.shutdown()
+        single = wall = run_s = float("inf")
+        s = None
+        for r in range(rounds):
+            for out in ("single", "multi"):
+                shutil.rmtree(os.path.join(work, out), ignore_errors=True)
+            t0 = time.monotonic()
+            subprocess.run([CURATE, "--inputs-from", "list", "--results-jsonl", "single.jsonl",
+                            "--output-clip-path", "single", "--ignore-failures", *FLAGS],
+                           cwd=work, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            single = min(single, time.monotonic() - t0)
+            c, _ = cluster(2, cpus / 2)
+            try:
+                w, summary = run_cluster(c.address, work, "multi", CURATE,
+                                         ["--inputs-from", "list", *FLAGS])
+            finally:
+                c.shutdown()
+            log(f"throughput round {r + 1}: single {single:.1f} s, cluster {w:.1f} s "
+                f"({summary['elapsed_s']:.1f} s from the driver's start)")
+            if summary["elapsed_s"] < run_s:
+                wall, run_s, s = w, summary["elapsed_s"], summary
         clip_bytes = sum(os.path.getsize(os.path.join(work, "multi", "clips", n))
                          for n in os.listdir(os.path.join(work, "multi", "clips")))
         res["throughput"] = {
-            "copies": copies, "videos": len(paths), "video_s": s["video_s"], "cpus": cpus,
+            "copies": copies, "rounds": rounds, "videos": len(paths), "video_s": s["video_s"],
+            "cpus": cpus,
             "single_node_s": single, "cluster_2_nodes_s": wall,
             "cluster_2_nodes_run_s": s["elapsed_s"],
             "ratio": single / wall, "ratio_without_connect": single / s["elapsed_s"],
@@ -236,7 +249,8 @@ def rows(res):
     t = res.get("throughput")
     if t:
         notes.append(f"throughput: {t['videos']} videos ({t['video_s']:.1f} s of video: the "
-                     f"samples {t['copies']} times), {t['cpus']} CPUs, --no-previews")
+                     f"samples {t['copies']} times), {t['cpus']} CPUs, --no-previews, the best "
+                     f"of {t.get('rounds', 1)} runs of each")
         out += [
             _row("reel-curate --inputs-from, all CPUs", "one reel-curate, same CPUs", "s/s",
                  t["video_s"] / t["single_node_s"]),
@@ -278,8 +292,10 @@ def main():
     ap.add_argument("--sections",
                     default="throughput,failover,failover_ray_defaults,coordination,wait")
     ap.add_argument("--nodes", default="1,2,4,8")
-    ap.add_argument("--copies", type=int, default=2,
+    ap.add_argument("--copies", type=int, default=8,
                     help="throughput: each sample this many times")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="throughput: runs of each, the best kept")
     ap.add_argument("--stub-videos", type=int, default=2000)
     ap.add_argument("--json", action="store_true", help="(the default; kept for old scripts)")
     ap.add_argument("--rows", action="store_true", help="print reel-bench's rows")
@@ -288,10 +304,17 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.sections, a.copies, a.nodes, a.stub_videos = "throughput,failover", 1, "1,2", 500
+        a.rounds = 1
+    # Only the figures go to stdout: whatever else writes there while they are
+    # measured (Ray, reel-curate's summary, the processes they start) goes to
+    # stderr, at the descriptor, so that children inherit it too.
+    sys.stdout.flush()
+    figures_out = os.dup(1)
+    os.dup2(2, 1)
     res = {}
     sections = a.sections.split(",")
     if "throughput" in sections:
-        throughput(res, a.copies)
+        throughput(res, a.copies, max(1, a.rounds))
     if "failover" in sections:
         failover(res, True)
     if "failover_ray_defaults" in sections:
@@ -300,7 +323,9 @@ def main():
         coordination(res, [int(x) for x in a.nodes.split(",")], a.stub_videos)
     if "wait" in sections:
         wait_cost(res, [100, 1000, 10000])
-    print(json.dumps(rows(res) if a.rows else res, indent=1))
+    sys.stdout.flush()
+    os.dup2(figures_out, 1)
+    print(json.dumps(rows(res) if a.rows else res, indent=1), flush=True)
 
 
 if __name__ == "__main__":

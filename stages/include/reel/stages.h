@@ -148,9 +148,13 @@ typedef struct reel_curate_options {
      *   metas/v0/<uuid>.tensor.npy  float32 '<f4', (frames, 3, size, size):
      *                               NCHW, tensor_size, normalized by mean/std
      * Each appears whole or not at all (a temporary name, then a rename). */
-    bool write_frames;     /* write each clip's frames (false) */
-    bool write_tensors;    /* write each clip's tensor (false; made of frames, written or not) */
-    bool previews;         /* previews/<uuid>/preview.jpg, one per clip (true) */
+    bool write_frames;  /* write each clip's frames (false) */
+    bool write_tensors; /* write each clip's tensor (false; made of frames, written or not) */
+    bool previews;      /* previews/<uuid>/preview.jpg, one per clip (true) */
+    /* Each clip carries the source's first audio stream for its span,
+     * copied as it is, as Curator's clips do (true); a codec the MP4 muxer
+     * does not take leaves the clips silent, said in the video's error. */
+    bool audio;
     uint32_t preview_size; /* the preview's longer side in pixels (320) */
     uint64_t video_limit;  /* videos at most (0: all) */
     /* The extensions a file's name must end in to be taken for a video, as
