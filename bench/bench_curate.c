@@ -182,7 +182,12 @@ static double run_ffmpeg(const curate_inputs *in, const char *out_dir, int ncpu,
                             "1",
                             "-i",
                             in->paths[next],
-                            "-an",
+                            "-map",
+                            "0:v:0",
+                            "-map",
+                            "0:a:0?", /* the sound copied, as reel-curate and Curator do */
+                            "-c:a",
+                            "copy",
                             "-c:v",
                             (char *)o->encoder,
                             "-preset",
@@ -338,7 +343,7 @@ int bench_curate_run(const bench_options *opts, bench_report *rep) {
                           (unsigned long long)once.clips, rounds);
         bench_report_note(rep,
                           "ffmpeg: libx264 %s crf %d, 1 thread each, %d at once, segments "
-                          "of %g s with keyframes forced at their starts",
+                          "of %g s with keyframes forced at their starts, sound copied",
                           o.preset, (int)o.crf, ncpu, o.fixed_stride_clip_len_s);
         bench_report_note(rep,
                           "reel: reel-curate's defaults (fixed stride %g s, motion filter "

@@ -504,7 +504,12 @@ static int run_ffmpeg_long(const char *video, const char *root, const reel_curat
                     "0",
                     "-i",
                     (char *)video,
-                    "-an",
+                    "-map",
+                    "0:v:0",
+                    "-map",
+                    "0:a:0?", /* the sound copied, as reel-curate and Curator do */
+                    "-c:a",
+                    "copy",
                     "-c:v",
                     (char *)o->encoder,
                     "-preset",
@@ -652,10 +657,11 @@ int bench_curate_long_run(const bench_options *opts, bench_report *rep) {
                       "--transcoder-workers 1: %.1f s, %.0f MB; best of %d",
                       prog, (double)sum.capacity / (1 << 20), (unsigned long long)sum.clips,
                       one.wall_s, (double)one.peak_kb * 1024 / 1e6, rounds);
-    bench_report_note(rep,
-                      "ffmpeg: one process, -threads 0, libx264 %s crf %d, segments of %g s "
-                      "with keyframes forced at their starts; %d CPUs, nothing pinned",
-                      o.preset, (int)o.crf, o.fixed_stride_clip_len_s, ncpu);
+    bench_report_note(
+        rep,
+        "ffmpeg: one process, -threads 0, libx264 %s crf %d, segments of %g s "
+        "with keyframes forced at their starts, sound copied; %d CPUs, nothing pinned",
+        o.preset, (int)o.crf, o.fixed_stride_clip_len_s, ncpu);
     bench_report_note(rep, "peak memory: the largest sum of Pss over the processes alive in the "
                            "tree, sampled every 250 ms (shared store pages count once); its upper "
                            "bound, the largest sum of VmHWM, sampled every 50 ms (shared pages "

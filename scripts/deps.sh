@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config clang-format
           liburing-dev libxxhash-dev libmsgpack-dev libcriterion-dev
-          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+          libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev ffmpeg
           gnuplot-nox locales python3 python3-venv python3-pip)
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 missing=()

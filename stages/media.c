@@ -36,6 +36,9 @@
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
+#include <libavutil/audio_fifo.h>
+#include <libavutil/channel_layout.h>
+#include <libswresample/swresample.h>
 #include <libswscale/swscale.h>
 
 #define IO_BUF_SIZE (64 * 1024)
@@ -573,6 +576,176 @@ void media_close(media_input *m) {
 
 /* ---- the audio track ---------------------------------------------------------- */
 
+/* The sound re-encoded to AAC, for a codec an MP4 does not take as it is
+ * (PCM from a camera's MOV, say): decoded, converted to the encoder's
+ * planar floats, cut into its 1024-sample frames. */
+typedef struct aac_path {
+    AVCodecContext *dec, *enc;
+    SwrContext *swr;
+    AVAudioFifo *fifo;
+    AVFrame *in, *out;
+    AVPacket *pkt;
+    int64_t next_pts; /* of the next frame to encode, in samples (1/rate) */
+    bool started;
+    int (*fn)(void *arg, const AVPacket *pkt);
+    void *arg;
+} aac_path;
+
+static void aac_free(aac_path *a) {
+    avcodec_free_context(&a->dec);
+    avcodec_free_context(&a->enc);
+    swr_free(&a->swr);
+    if (a->fifo)
+        av_audio_fifo_free(a->fifo);
+    a->fifo = NULL;
+    av_frame_free(&a->in);
+    av_frame_free(&a->out);
+    av_packet_free(&a->pkt);
+}
+
+static int aac_open(aac_path *a, const AVStream *st, char *why, size_t cap) {
+    const AVCodec *dcodec = avcodec_find_decoder(st->codecpar->codec_id);
+    const AVCodec *ecodec = avcodec_find_encoder(AV_CODEC_ID_AAC);
+    if (!dcodec || !ecodec) {
+        say(why, cap, "this FFmpeg cannot turn %s sound into AAC",
+            avcodec_get_name(st->codecpar->codec_id));
+        return -EINVAL;
+    }
+    a->dec = avcodec_alloc_context3(dcodec);
+    a->enc = avcodec_alloc_context3(ecodec);
+    a->in = av_frame_alloc();
+    a->out = av_frame_alloc();
+    a->pkt = av_packet_alloc();
+    if (!a->dec || !a->enc || !a->in || !a->out || !a->pkt) {
+        say(why, cap, "out of memory for the sound's encoder");
+        return -ENOMEM;
+    }
+    int rc = avcodec_parameters_to_context(a->dec, st->codecpar);
+    if (rc >= 0) {
+        a->dec->pkt_timebase = st->time_base;
+        rc = avcodec_open2(a->dec, dcodec, NULL);
+    }
+    if (rc < 0)
+        return fail(why, cap, rc, -EINVAL, "cannot decode the sound");
+    if (a->dec->sample_rate <= 0 || a->dec->ch_layout.nb_channels <= 0) {
+        say(why, cap, "its sound has no sample rate or channels");
+        return -EINVAL;
+    }
+    a->enc->sample_fmt = AV_SAMPLE_FMT_FLTP;
+    a->enc->sample_rate = a->dec->sample_rate;
+    a->enc->time_base = (AVRational){1, a->dec->sample_rate};
+    a->enc->bit_rate = 128000;
+    if (a->dec->ch_layout.nb_channels > 2)
+        av_channel_layout_default(&a->enc->ch_layout, 2); /* AAC-LC stereo: as ffmpeg's default */
+    else
+        av_channel_layout_default(&a->enc->ch_layout, a->dec->ch_layout.nb_channels);
+    a->enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER; /* the MP4's esds */
+    if ((rc = avcodec_open2(a->enc, ecodec, NULL)) < 0)
+        return fail(why, cap, rc, -EINVAL, "cannot open the AAC encoder");
+    rc = swr_alloc_set_opts2(&a->swr, &a->enc->ch_layout, a->enc->sample_fmt, a->enc->sample_rate,
+                             &a->dec->ch_layout, a->dec->sample_fmt, a->dec->sample_rate, 0, NULL);
+    if (rc >= 0)
+        rc = swr_init(a->swr);
+    if (rc < 0)
+        return fail(why, cap, rc, -EINVAL, "cannot convert the sound's samples");
+    a->fifo = av_audio_fifo_alloc(a->enc->sample_fmt, a->enc->ch_layout.nb_channels,
+                                  a->enc->frame_size > 0 ? a->enc->frame_size * 4 : 4096);
+    if (!a->fifo) {
+        say(why, cap, "out of memory for the sound's samples");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Encodes frame (NULL: flush) and hands every packet on. */
+static int aac_encode(aac_path *a, AVFrame *frame, char *why, size_t cap) {
+    int rc = avcodec_send_frame(a->enc, frame);
+    if (rc < 0 && rc != AVERROR_EOF)
+        return fail(why, cap, rc, 0, "the AAC encoder refused the sound");
+    for (;;) {
+        rc = avcodec_receive_packet(a->enc, a->pkt);
+        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF)
+            return 0;
+        if (rc < 0)
+            return fail(why, cap, rc, 0, "the AAC encoder failed");
+        rc = a->fn(a->arg, a->pkt);
+        av_packet_unref(a->pkt);
+        if (rc)
+            return rc;
+    }
+}
+
+/* Encodes the whole frames the FIFO holds (all of it when flushing). */
+static int aac_drain(aac_path *a, bool flush, char *why, size_t cap) {
+    int size = a->enc->frame_size > 0 ? a->enc->frame_size : 1024;
+    while (av_audio_fifo_size(a->fifo) >= size || (flush && av_audio_fifo_size(a->fifo) > 0)) {
+        int n = FFMIN(size, av_audio_fifo_size(a->fifo));
+        av_frame_unref(a->out);
+        a->out->nb_samples = n;
+        a->out->format = a->enc->sample_fmt;
+        a->out->sample_rate = a->enc->sample_rate;
+        int rc = av_channel_layout_copy(&a->out->ch_layout, &a->enc->ch_layout);
+        if (rc >= 0)
+            rc = av_frame_get_buffer(a->out, 0);
+        if (rc < 0 || av_audio_fifo_read(a->fifo, (void **)a->out->data, n) != n) {
+            say(why, cap, "out of memory for the sound's samples");
+            return -ENOMEM;
+        }
+        a->out->pts = a->next_pts;
+        a->next_pts += n;
+        if ((rc = aac_encode(a, a->out, why, cap)) != 0)
+            return rc;
+    }
+    return flush ? aac_encode(a, NULL, why, cap) : 0;
+}
+
+/* Decodes pkt (NULL: flush), converts its samples and encodes what is whole. */
+static int aac_take(aac_path *a, const AVPacket *pkt, double tb, char *why, size_t cap) {
+    int rc = avcodec_send_packet(a->dec, pkt);
+    if (rc < 0 && rc != AVERROR_EOF)
+        return 0; /* a damaged packet: its samples are missing, the rest goes on */
+    for (;;) {
+        rc = avcodec_receive_frame(a->dec, a->in);
+        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF)
+            break;
+        if (rc < 0)
+            return 0;
+        if (!a->started) {
+            /* The clips' times are the source's: the first sample's. */
+            int64_t pts = a->in->pts != AV_NOPTS_VALUE ? a->in->pts : a->in->best_effort_timestamp;
+            a->next_pts =
+                pts != AV_NOPTS_VALUE ? llround((double)pts * tb * a->enc->sample_rate) : 0;
+            a->started = true;
+        }
+        int most = swr_get_out_samples(a->swr, a->in->nb_samples);
+        uint8_t **planes = NULL;
+        if (most <= 0 ||
+            av_samples_alloc_array_and_samples(&planes, NULL, a->enc->ch_layout.nb_channels, most,
+                                               a->enc->sample_fmt, 0) < 0) {
+            av_frame_unref(a->in);
+            say(why, cap, "out of memory for the sound's samples");
+            return -ENOMEM;
+        }
+        int got = swr_convert(a->swr, planes, most, (const uint8_t **)a->in->extended_data,
+                              a->in->nb_samples);
+        av_frame_unref(a->in);
+        if (got > 0 && av_audio_fifo_write(a->fifo, (void **)planes, got) != got)
+            got = -ENOMEM;
+        av_freep(&planes[0]);
+        av_freep(&planes);
+        if (got == -ENOMEM) {
+            say(why, cap, "out of memory for the sound's samples");
+            return -ENOMEM;
+        }
+        if ((rc = aac_drain(a, false, why, cap)) != 0)
+            return rc;
+    }
+    return pkt ? 0 : aac_drain(a, true, why, cap);
+}
+
+static int read_audio(media_input *m, int a, double start_s, double end_s, aac_path *aac,
+                      int (*fn)(void *arg, const AVPacket *pkt), void *arg, char *why, size_t cap);
+
 int media_audio(media_input *m, double start_s, double end_s, media_audio_info *info,
                 int (*fn)(void *arg, const AVPacket *pkt), void *arg, char *why, size_t cap) {
     if (why && cap)
@@ -607,6 +780,36 @@ int media_audio(media_input *m, double start_s, double end_s, media_audio_info *
         return -ENOMEM;
     }
     info->time_base = st->time_base;
+    aac_path aac = {.fn = fn, .arg = arg};
+    if (!media_mp4_takes(st->codecpar)) {
+        rc = aac_open(&aac, st, why, cap);
+        if (rc == 0) {
+            avcodec_parameters_free(&info->par);
+            info->par = avcodec_parameters_alloc();
+            if (!info->par || avcodec_parameters_from_context(info->par, aac.enc) < 0) {
+                say(why, cap, "out of memory for the sound's parameters");
+                rc = -ENOMEM;
+            }
+            info->time_base = aac.enc->time_base;
+            info->reencoded = true;
+        }
+        if (rc) {
+            aac_free(&aac);
+            avcodec_parameters_free(&info->par);
+            return rc;
+        }
+    }
+    rc = read_audio(m, a, start_s, end_s, aac.enc ? &aac : NULL, fn, arg, why, cap);
+    aac_free(&aac);
+    return rc;
+}
+
+/* media_audio's reading: packets of stream a in [start_s, end_s) to fn, or
+ * through aac to it. */
+static int read_audio(media_input *m, int a, double start_s, double end_s, aac_path *aac,
+                      int (*fn)(void *arg, const AVPacket *pkt), void *arg, char *why, size_t cap) {
+    int rc;
+    AVStream *st = m->fmt->streams[a];
     for (unsigned i = 0; i < m->fmt->nb_streams; i++)
         m->fmt->streams[i]->discard = (int)i == a ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
     double tb = av_q2d(st->time_base);
@@ -619,7 +822,7 @@ int media_audio(media_input *m, double start_s, double end_s, media_audio_info *
     for (;;) {
         rc = av_read_frame(m->fmt, m->pkt);
         if (rc < 0) /* the end, or damage: the sound stops there, the clip does not */
-            return file_unchanged(m, why, cap);
+            break;
         int64_t pts = m->pkt->pts != AV_NOPTS_VALUE ? m->pkt->pts : m->pkt->dts;
         if (m->pkt->stream_index != a || pts == AV_NOPTS_VALUE) {
             av_packet_unref(m->pkt);
@@ -632,13 +835,16 @@ int media_audio(media_input *m, double start_s, double end_s, media_audio_info *
         }
         if (t >= end_s) {
             av_packet_unref(m->pkt);
-            return file_unchanged(m, why, cap);
+            break;
         }
-        rc = fn(arg, m->pkt);
+        rc = aac ? aac_take(aac, m->pkt, tb, why, cap) : fn(arg, m->pkt);
         av_packet_unref(m->pkt);
         if (rc)
             return rc < 0 ? rc : 0;
     }
+    if (aac && (rc = aac_take(aac, NULL, tb, why, cap)) != 0)
+        return rc < 0 ? rc : 0;
+    return file_unchanged(m, why, cap);
 }
 
 bool media_mp4_takes(const AVCodecParameters *par) {

@@ -157,12 +157,17 @@ void media_close(media_input *m);
 typedef struct media_audio_info {
     AVCodecParameters *par;
     AVRational time_base;
+    bool reencoded; /* the packets are AAC made here: the MP4 muxer did not take the codec */
 } media_audio_info;
 
 /* Reads the packets of m's audio stream (the one FFmpeg deems best beside
  * the video) whose timestamps lie in [start_s, end_s), in order, without
  * decoding them, and hands each to fn (valid during the call; fn returns 0
- * to go on, > 0 to stop, < 0 to fail with that code). A container without
+ * to go on, > 0 to stop, < 0 to fail with that code). A codec the MP4 muxer
+ * does not take as it is (PCM, say) is decoded and re-encoded to AAC
+ * (128 kb/s, its rate, mono or stereo) instead, as ffmpeg would for an MP4:
+ * info->reencoded, and the packets are those, timed as the source's
+ * samples. A container without
  * sound is 0 with info->par NULL and no call. Seeks first (the demuxer's
  * own seek), reading only that stream; damaged data ends the sound there,
  * without an error. Like media_decode(), it opens the container afresh and

@@ -26,8 +26,9 @@
  * the pictures, one pass over the source's audio stream alone
  * (media_audio) collects the packets of every clip's span, by timestamp;
  * each clip's MP4 gets them, copied as they are and shifted to the clip's
- * start, when its encoder starts. A codec the MP4 muxer does not take, or a
- * sound track that cannot be read, leaves the clips without sound and says
+ * start, when its encoder starts. A codec the MP4 muxer does not take (PCM,
+ * say) is re-encoded to AAC in that pass, as ffmpeg would for an MP4; a
+ * sound track that cannot be read leaves the clips without sound and says
  * so in the video's record; the pictures go on either way.
  *
  * The frames and the preview of each clip come from here too, when the run
@@ -355,8 +356,8 @@ static int collect_audio(transcode *x, media_input *m, char *why, size_t cap) {
     if (!(to > from))
         return 0;
     int rc = media_audio(m, from, to, &x->sound, take_audio, x, why, cap);
-    if (rc == 0 && x->sound.par && !media_mp4_takes(x->sound.par)) {
-        snprintf(why, cap, "its %s sound cannot be copied into an MP4",
+    if (rc == 0 && x->sound.par && !media_mp4_takes(x->sound.par)) { /* not AAC either */
+        snprintf(why, cap, "its %s sound cannot go into an MP4",
                  avcodec_get_name(x->sound.par->codec_id));
         rc = -EINVAL;
     }

@@ -1200,19 +1200,24 @@ static void clip_audio(const char *clip, char *buf, size_t cap) {
 }
 
 /* Each clip carries the source's sound for its span, copied as Curator's
- * clips have it (ffmpeg -map 0:a:0? -c:a copy); --no-audio leaves it out. */
+ * clips have it (ffmpeg -map 0:a:0? -c:a copy): MP3 stays MP3; PCM, which
+ * an MP4 does not take as it is, becomes AAC; --no-audio leaves it out. */
 Test(curate, clips_carry_the_sound_of_their_span) {
     char videos[96], with[96], without[96], cmd[512];
     snprintf(videos, sizeof videos, "%s/videos", root);
     snprintf(with, sizeof with, "%s/with", root);
     snprintf(without, sizeof without, "%s/without", root);
     cr_assert_eq(mkdir(videos, 0755), 0);
-    snprintf(cmd, sizeof cmd,
-             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=d=6:s=320x240:r=25 "
-             "-f lavfi -i sine=f=440:d=6 -c:v libx264 -preset ultrafast -c:a aac -shortest "
-             "'%s/tone.mp4'",
-             videos);
-    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    static const char *const sounds[][2] = {{"libmp3lame", "tone.mp4"},
+                                            {"pcm_s16le", "camera.mov"}};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=d=6:s=320x240:r=25 "
+                 "-f lavfi -i sine=f=440:d=6 -c:v libx264 -preset ultrafast -c:a %s -shortest "
+                 "'%s/%s'",
+                 sounds[k][0], videos, sounds[k][1]);
+        cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    }
     const char *outs[2] = {with, without};
     for (int k = 0; k < 2; k++) {
         th_result r =
@@ -1222,14 +1227,14 @@ Test(curate, clips_carry_the_sound_of_their_span) {
                                           "--no-gpu", k ? "--no-audio" : NULL, NULL},
                          RUN_LIMIT_MS);
         cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
-        cr_assert(strstr(r.err, "2 clips written"), "%s", r.err);
+        cr_assert(strstr(r.err, "4 clips written"), "%s", r.err);
         th_result_free(&r);
         char dir[160];
         snprintf(dir, sizeof dir, "%s/clips", outs[k]);
         DIR *d = opendir(dir);
         cr_assert(d, "%s", dir);
         struct dirent *e;
-        int clips = 0;
+        int clips = 0, mp3 = 0, aac = 0;
         while ((e = readdir(d))) {
             if (e->d_name[0] == '.')
                 continue;
@@ -1240,12 +1245,19 @@ Test(curate, clips_carry_the_sound_of_their_span) {
                 cr_assert_str_empty(audio, "--no-audio, yet %s has sound: %s", clip, audio);
             } else {
                 double s = 0;
-                cr_assert_eq(sscanf(audio, "aac,%lf", &s), 1, "%s: \"%s\"", clip, audio);
+                char codec[16] = "";
+                cr_assert_eq(sscanf(audio, "%15[^,],%lf", codec, &s), 2, "%s: \"%s\"", clip, audio);
+                mp3 += strcmp(codec, "mp3") == 0;
+                aac += strcmp(codec, "aac") == 0;
                 cr_assert(s > 2.9 && s < 3.1, "%s: %g s of sound in a 3 s clip", clip, s);
             }
             clips++;
         }
         closedir(d);
-        cr_assert_eq(clips, 2);
+        cr_assert_eq(clips, 4);
+        if (!k) {
+            cr_assert_eq(mp3, 2, "the MP3 sound is copied");
+            cr_assert_eq(aac, 2, "the PCM sound becomes AAC");
+        }
     }
 }

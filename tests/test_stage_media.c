@@ -921,6 +921,35 @@ Test(stage_media, a_clip_carries_the_sound_of_its_span) {
     avcodec_parameters_free(&info.par);
     media_close(m);
     unlink(src);
+    /* PCM, which an MP4 does not take as it is: AAC made of it, timed as
+     * its samples. */
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=s=160x120:r=25:d=4 "
+             "-f lavfi -i sine=f=440:d=4 -c:v libx264 -preset ultrafast -c:a pcm_s16le "
+             "-shortest '%s.mov'",
+             src);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char mov[160];
+    snprintf(mov, sizeof mov, "%s.mov", src);
+    id = sf_file_id(mov);
+    TH_OK(media_open_file(mov, &id, NULL, &m, why, sizeof why));
+    s.tb = 1.0 / 44100;
+    TH_OK(media_audio(m, 1.0, 3.0, &info, sound_keep, &s, why, sizeof why));
+    cr_assert_not_null(info.par);
+    cr_assert(info.reencoded);
+    cr_assert_eq(info.par->codec_id, AV_CODEC_ID_AAC);
+    cr_assert(media_mp4_takes(info.par));
+    cr_assert_float_eq(av_q2d(info.time_base), s.tb, 1e-12);
+    /* 2 s in 1024-sample frames, and the encoder's priming. */
+    cr_assert(s.n >= 86 && s.n <= 90, "%u packets", s.n);
+    cr_assert(s.first_s > 0.9 && s.first_s < 1.01, "the sound starts at %g s", s.first_s);
+    cr_assert(s.last_s > 2.9 && s.last_s < 3.0, "the sound ends at %g s", s.last_s);
+    for (uint32_t k = 0; k < s.n; k++)
+        av_packet_free(&s.pkts[k]);
+    s.n = 0;
+    avcodec_parameters_free(&info.par);
+    media_close(m);
+    unlink(mov);
     /* Every sample has sound; a video made without it: no call. */
     snprintf(cmd, sizeof cmd,
              "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=s=160x120:r=25:d=1 "

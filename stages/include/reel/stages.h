@@ -153,7 +153,7 @@ typedef struct reel_curate_options {
     bool previews;      /* previews/<uuid>/preview.jpg, one per clip (true) */
     /* Each clip carries the source's first audio stream for its span,
      * copied as it is, as Curator's clips do (true); a codec the MP4 muxer
-     * does not take leaves the clips silent, said in the video's error. */
+     * does not take as it is (PCM, say) is re-encoded to AAC. */
     bool audio;
     uint32_t preview_size; /* the preview's longer side in pixels (320) */
     uint64_t video_limit;  /* videos at most (0: all) */
