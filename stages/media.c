@@ -756,9 +756,16 @@ int media_audio(media_input *m, double start_s, double end_s, media_audio_info *
         say(why, cap, "bad arguments to read the audio of [%g, %g) s", start_s, end_s);
         return -EINVAL;
     }
-    /* A container of its own: the next media_decode() opens afresh anyway. */
-    input_close(m);
-    int rc = input_open(m, why, cap);
+    /* No sound: nothing to open again for (info->par stays NULL). */
+    if (m->fmt && av_find_best_stream(m->fmt, AVMEDIA_TYPE_AUDIO, -1, m->stream, NULL, 0) < 0)
+        return 0;
+    /* The container as media_open() left it, else afresh; the next
+     * media_decode() opens it afresh either way. */
+    int rc = 0;
+    if (m->used || !m->fmt) {
+        input_close(m);
+        rc = input_open(m, why, cap);
+    }
     m->used = true;
     if (rc) {
         input_close(m);
@@ -767,7 +774,7 @@ int media_audio(media_input *m, double start_s, double end_s, media_audio_info *
     log_clear();
     int a = av_find_best_stream(m->fmt, AVMEDIA_TYPE_AUDIO, -1, m->stream, NULL, 0);
     if (a < 0)
-        return 0; /* no sound: info->par stays NULL */
+        return 0;
     AVStream *st = m->fmt->streams[a];
     if (st->time_base.num <= 0 || st->time_base.den <= 0) {
         say(why, cap, "its audio stream has no usable time base");
