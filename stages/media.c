@@ -888,6 +888,14 @@ static void probe_fill(const media_input *m, vt_probe *out) {
     out->num_bytes = m->src.size;
 }
 
+int64_t media_curator_frames(const vt_probe *p) {
+    if (!(p->fps > 0) || !(p->duration_s > 0))
+        return 0;
+    char printed[64];
+    snprintf(printed, sizeof printed, "%f", p->duration_s);
+    return (int64_t)(strtod(printed, NULL) * p->fps);
+}
+
 void media_probe(const media_input *m, vt_probe *out) {
     *out = m->probe;
 }

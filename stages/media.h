@@ -98,6 +98,14 @@ void media_file_id(const media_input *m, vt_file *out);
  * them with media_decode() when it matters. */
 void media_probe(const media_input *m, vt_probe *out);
 
+/* The frame count Curator takes for a video of probe p
+ * (extract_video_metadata): int(duration x average rate), the duration as
+ * ffprobe prints it ("%f", 6 decimals). Curator's spans and UUIDs come from
+ * it; it can differ from the frames there are (a variable rate: 242 where
+ * the container counts 243; 40 frames at 30 fps: 39). 0 when p has no
+ * duration or rate. */
+int64_t media_curator_frames(const vt_probe *p);
+
 /* Frames the last media_decode() on m decoded and dropped before its
  * start: start itself when it decoded from the first frame, fewer when it
  * seeked. */

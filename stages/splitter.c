@@ -409,10 +409,12 @@ static int split(reel_actor_ctx *ctx, const reel_view *in, size_t n_in, reel_act
             free(cuts);
         }
     } else {
-        /* Curator's duration: num_frames / framerate; the container's
-         * duration where the frames are not known. */
-        double duration =
-            t.probe.num_frames > 0 ? (double)t.probe.num_frames / fps : t.probe.duration_s;
+        /* Curator's duration: its num_frames / framerate (media_curator_frames);
+         * the container's count where it has no duration. */
+        int64_t frames = media_curator_frames(&t.probe);
+        if (frames <= 0)
+            frames = t.probe.num_frames;
+        double duration = frames > 0 ? (double)frames / fps : t.probe.duration_s;
         span_rc = stage_fixed_stride_spans(duration, fps, o->fixed_stride_clip_len_s,
                                            o->fixed_stride_stride_s, o->fixed_stride_min_clip_s,
                                            &spans, &n);

@@ -1261,3 +1261,55 @@ Test(curate, clips_carry_the_sound_of_their_span) {
         }
     }
 }
+
+/* Fixed-stride clips are Curator's, span for span and UUID for UUID, as
+ * Curator's own formulas give them (tests/curator/fixed_stride.py: frames =
+ * int(ffprobe's duration x the average rate)): on a variable-rate video
+ * whose container counts 243 frames where Curator counts 242 (before, reel
+ * took 243: another last span and UUID), and on a sample. */
+Test(curate, fixed_stride_clips_are_curators) {
+    const char *formulas = getenv("REEL_CURATOR_FORMULAS");
+    if (!formulas || !*formulas)
+        cr_skip_test("REEL_CURATOR_FORMULAS is not set (ctest sets it)");
+    char videos[96], out[96], cmd[1024], s[256];
+    snprintf(videos, sizeof videos, "%s/videos", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(mkdir(videos, 0755), 0);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=s=160x120:r=30:d=8.1 "
+             "-vf \"setpts='PTS+gte(N\\,100)*3/30/TB'\" -fps_mode vfr -c:v libx264 -preset "
+             "ultrafast '%s/vfr.mp4'",
+             videos);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    copy_part(th_sample("cockatoo.mp4", s, sizeof s), videos, "cockatoo.mp4", SIZE_MAX);
+    th_result r = th_run_limit(th_curate_bin(), NULL,
+                               (const char *[]){"--video-dir", videos, "--output-clip-path", out,
+                                                "--no-previews", "--no-gpu", NULL},
+                               RUN_LIMIT_MS);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    th_result_free(&r);
+    snprintf(cmd, sizeof cmd, "python3 '%s' --lines '%s/vfr.mp4' '%s/cockatoo.mp4'", formulas,
+             videos, videos);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "%s", cmd);
+    char uuid[64];
+    double start, end;
+    int want = 0;
+    while (fscanf(p, "%63s %lf %lf", uuid, &start, &end) == 3) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "metas/v0/%s.json", uuid);
+        const char *meta = slurp(out, rel);
+        cr_assert_not_null(meta, "Curator's clip %s [%g, %g) is not among reel's", uuid, start,
+                           end);
+        const char *span = strstr(meta, "\"duration_span\": [");
+        double a, b;
+        cr_assert(span && sscanf(span, "\"duration_span\": [%lf, %lf]", &a, &b) == 2, "%s", meta);
+        cr_assert(fabs(a - start) < 1e-9 && fabs(b - end) < 1e-9,
+                  "clip %s: reel's span [%.9f, %.9f), Curator's [%.9f, %.9f)", uuid, a, b, start,
+                  end);
+        want++;
+    }
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+    cr_assert_eq(want, 3, "Curator's formulas gave %d clips", want);
+    cr_assert_eq(count_glob(out, "metas/v0/*.json"), want, "reel made other clips too");
+}
