@@ -93,6 +93,9 @@ static void usage(FILE *f) {
         "  --transcode-encoder NAME           libavcodec encoder (libx264)\n"
         "  --transcode-preset NAME            encoder preset (veryfast)\n"
         "  --transcode-crf N                  0..51 (23)\n"
+        "  --transcode-use-input-bit-rate     each clip at the source's bit rate (Curator's\n"
+        "                                     use_input_bit_rate: its bit_rate / 1024 kb/s,\n"
+        "                                     2000 where it does not say) in place of the crf\n"
         "  --transcode-encoder-threads N      threads of each clip's encoder, 1..64 (0, the\n"
         "                                     default: 1; a transcoder asks for a CPU each)\n"
         "  --transcoder-workers N             a fixed number of transcoder workers, 1..256\n"
@@ -218,6 +221,8 @@ static void parse_args(int argc, char **argv, args *a) {
             a->opt.previews = false;
         } else if (strcmp(arg, "--no-audio") == 0) {
             a->opt.audio = false;
+        } else if (strcmp(arg, "--transcode-use-input-bit-rate") == 0) {
+            a->opt.use_input_bit_rate = true;
         } else if (strcmp(arg, "--write-frames") == 0) {
             a->opt.write_frames = true;
         } else if (strcmp(arg, "--write-tensors") == 0) {

@@ -888,6 +888,12 @@ static void probe_fill(const media_input *m, vt_probe *out) {
     out->num_bytes = m->src.size;
 }
 
+int64_t media_curator_bit_rate(const media_input *m) {
+    int64_t rate = m && m->fmt ? m->fmt->streams[m->stream]->codecpar->bit_rate : 0;
+    int64_t k = rate > 0 ? rate / 1024 : 2000;
+    return k * 1000; /* ffmpeg reads "K" as 1000 */
+}
+
 int64_t media_curator_frames(const vt_probe *p) {
     if (!(p->fps > 0) || !(p->duration_s > 0))
         return 0;
@@ -1505,7 +1511,11 @@ int media_encode_start(const media_encode_options *o, media_output **out, char *
             goto out;
         }
     }
-    if (nvenc) {
+    if (o->bit_rate > 0) {
+        /* An average bit rate, as ffmpeg's -b:v: no constant quality. */
+        e->enc->bit_rate = o->bit_rate;
+        rc = nvenc ? av_opt_set(e->enc->priv_data, "rc", "vbr", 0) : 0;
+    } else if (nvenc) {
         /* NVENC's constant quality: its cq in place of x264's crf. */
         e->enc->bit_rate = 0;
         rc = av_opt_set(e->enc->priv_data, "rc", "vbr", 0);

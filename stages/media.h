@@ -98,6 +98,11 @@ void media_file_id(const media_input *m, vt_file *out);
  * them with media_decode() when it matters. */
 void media_probe(const media_input *m, vt_probe *out);
 
+/* The bit rate Curator encodes a clip of m's video at with
+ * use_input_bit_rate: "-b:v <k>K", k = the stream's bit_rate / 1024
+ * (truncated), or 2000 where the stream does not say; in bits a second. */
+int64_t media_curator_bit_rate(const media_input *m);
+
 /* The frame count Curator takes for a video of probe p
  * (extract_video_metadata): int(duration x average rate), the duration as
  * ffprobe prints it ("%f", 6 decimals). Curator's spans and UUIDs come from
@@ -202,7 +207,8 @@ typedef struct media_encode_options {
     int32_t crf;         /* 23 */
     int threads;         /* 0 or 1: one */
     int32_t width, height;
-    double fps; /* the source's: frames get timestamps index / fps */
+    double fps;       /* the source's: frames get timestamps index / fps */
+    int64_t bit_rate; /* bits a second in place of crf (average bit rate); 0: crf */
     /* The source's sound, copied into the clip as it is (media_encode_audio):
      * NULL for none; a codec the MP4 muxer does not take is -EINVAL. */
     const AVCodecParameters *audio;

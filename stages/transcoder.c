@@ -89,6 +89,7 @@ typedef struct clip_job {
 
 typedef struct transcode {
     const reel_curate_options *o;
+    int64_t bit_rate;       /* use_input_bit_rate: Curator's for the source; else 0 */
     media_audio_info sound; /* par NULL: the clips have none */
     double fps;
     clip_job *jobs; /* by start frame */
@@ -284,6 +285,7 @@ static int on_frame(void *arg, int64_t index, const AVFrame *frame) {
             .width = even(frame->width),
             .height = even(frame->height),
             .fps = x->fps,
+            .bit_rate = x->bit_rate,
             .audio = x->sound.par,
             .audio_time_base = x->sound.time_base,
         };
@@ -392,6 +394,8 @@ static int transcode_clips(const reel_curate_options *o, video_task *t, clip_job
     const media_open_options mo = {.hwaccel = o->use_hwaccel}; /* NVDEC when asked */
     int rc = stage_open_source(t, &mo, &m, why, sizeof why);
     char sound_why[ERR_CAP] = "";
+    if (rc == 0 && o->use_input_bit_rate)
+        x.bit_rate = media_curator_bit_rate(m);
     if (rc == 0 && o->audio)
         rc = collect_audio(&x, m, sound_why, sizeof sound_why);
     if (rc == 0)

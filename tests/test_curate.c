@@ -1313,3 +1313,57 @@ Test(curate, fixed_stride_clips_are_curators) {
     cr_assert_eq(want, 3, "Curator's formulas gave %d clips", want);
     cr_assert_eq(count_glob(out, "metas/v0/*.json"), want, "reel made other clips too");
 }
+
+/* The first video stream's "pix_fmt,bit_rate" of a clip, as ffprobe says. */
+static void clip_video_stream(const char *dir, char *buf, size_t cap) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "ffprobe -v error -select_streams v:0 -show_entries stream=pix_fmt,bit_rate -of "
+             "csv=p=0 %s/clips/*.mp4",
+             dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "%s", cmd);
+    size_t n = fread(buf, 1, cap - 1, p);
+    buf[n] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+}
+
+/* As Curator's transcoder: a 10-bit 4:2:2 source (ProRes in MOV) becomes
+ * 8-bit 4:2:0 H.264; --transcode-use-input-bit-rate encodes at the source's
+ * bit rate (Curator's use_input_bit_rate) instead of the crf: a 1.9 Mb/s
+ * source's clip comes out several times the crf's 0.27 Mb/s. */
+Test(curate, sources_become_yuv420p_and_the_input_bit_rate_is_kept_when_asked) {
+    char pro[96], hi[96], cmd[600], out[4][96], text[256];
+    snprintf(pro, sizeof pro, "%s/pro", root);
+    snprintf(hi, sizeof hi, "%s/hi", root);
+    cr_assert_eq(mkdir(pro, 0755), 0);
+    cr_assert_eq(mkdir(hi, 0755), 0);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=d=4:s=320x240:r=25 -c:v "
+             "prores_ks -pix_fmt yuv422p10le '%s/pro.mov' && ffmpeg -nostdin -loglevel error -y "
+             "-f lavfi -i testsrc2=d=4:s=320x240:r=25 -c:v libx264 -preset ultrafast -b:v 3000k "
+             "'%s/hi.mp4'",
+             pro, hi);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    const char *dirs[3] = {pro, hi, hi};
+    for (int k = 0; k < 3; k++) {
+        snprintf(out[k], sizeof out[k], "%s/out%d", root, k);
+        th_result r = th_run_limit(
+            th_curate_bin(), NULL,
+            (const char *[]){"--video-dir", dirs[k], "--output-clip-path", out[k], "--no-previews",
+                             "--no-gpu", k == 2 ? "--transcode-use-input-bit-rate" : NULL, NULL},
+            RUN_LIMIT_MS);
+        cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+        cr_assert(strstr(r.err, "1 clips written"), "%s", r.err);
+        th_result_free(&r);
+    }
+    clip_video_stream(out[0], text, sizeof text);
+    cr_assert_eq(strncmp(text, "yuv420p,", 8), 0, "the ProRes clip: %s", text);
+    long crf_rate = 0, input_rate = 0;
+    clip_video_stream(out[1], text, sizeof text);
+    cr_assert_eq(sscanf(text, "yuv420p,%ld", &crf_rate), 1, "%s", text);
+    clip_video_stream(out[2], text, sizeof text);
+    cr_assert_eq(sscanf(text, "yuv420p,%ld", &input_rate), 1, "%s", text);
+    cr_assert_lt(crf_rate, 600000, "crf 23: %ld b/s", crf_rate);
+    cr_assert_gt(input_rate, 800000, "at the input's bit rate: %ld b/s", input_rate);
+}

@@ -104,6 +104,10 @@ typedef struct reel_curate_options {
     const char *encoder; /* "libx264" */
     const char *preset;  /* "veryfast" */
     int32_t crf;         /* 23 */
+    /* Curator's use_input_bit_rate: each clip at the source stream's bit
+     * rate (Curator's bit_rate_k: its bit_rate / 1024, in thousands of bits
+     * a second; 2000 where the stream does not say) in place of crf. (false) */
+    bool use_input_bit_rate;
     /* Decode on the GPU (NVDEC, libavcodec's CUDA hwaccel; Curator's
      * use_hwaccel, reel-curate's --transcode-use-hwaccel). Never a silent
      * CPU fallback: reel_curate_pipeline() refuses it where this FFmpeg has
