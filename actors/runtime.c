@@ -846,74 +846,69 @@ static bool output_ok(const reel_pool *p, const reel_id *task, const reel_id *in
     return reel_id_equal(&want, id);
 }
 
-/* A listed result: its list is the one the task derives, names as many
- * outputs as the result says, and each is one output_ok() allows. */
-static bool output_list_ok(const reel_pool *p, const task_entry *t, const result_record *r) {
-    reel_id want, parent;
-    reel__output_parent(p->def->name, &r->task_id, &parent);
-    reel_id_derive(&parent, OUTPUT_LIST_INDEX, &want);
-    reel_list outs, ins;
-    if (r->n_outputs <= REEL_TASK_MAX_OUTPUTS || !reel_id_equal(&want, &r->outputs[0]) ||
-        reel_list_open(p->rt->store, &want, 0, &outs) != 0)
-        return false;
-    const reel_id *inputs = t->inputs;
-    uint32_t n_inputs = t->n_inputs;
-    bool in_listed = t->flags & REEL_RESULT_INPUT_LIST, ok = true;
-    if (in_listed) {
-        ok = reel_list_open(p->rt->store, &t->inputs[0], 0, &ins) == 0;
-        inputs = ok ? ins.ids : NULL;
-        n_inputs = ok ? ins.n : 0;
-    }
-    ok = ok && outs.n == r->n_outputs && !reel_list_bit(outs.artifacts, outs.n - 1);
-    for (uint32_t k = 0; ok && k < outs.n; k++)
-        ok = output_ok(p, &r->task_id, inputs, n_inputs, k, &outs.ids[k],
-                       reel_list_bit(outs.forwarded, k), reel_list_bit(outs.artifacts, k));
-    /* The bits past n must be clear: readers count artifacts by words. */
-    uint32_t tail = outs.n & 63;
-    if (ok && tail)
-        ok = ((outs.forwarded[outs.n >> 6] | outs.artifacts[outs.n >> 6]) >> tail) == 0;
-    if (in_listed && inputs)
-        reel_list_close(p->rt->store, &ins);
-    reel_list_close(p->rt->store, &outs);
-    return ok;
+/* The ID of the output list of a task of p's stage (the worker's
+ * write_output_list() derives the same). */
+static void output_list_id(const reel_pool *p, const reel_id *task, reel_id *out) {
+    reel_id parent;
+    reel__output_parent(p->def->name, task, &parent);
+    reel_id_derive(&parent, OUTPUT_LIST_INDEX, out);
 }
 
 /* Whether a result names exactly the outputs its task's attempt derives:
- * a worker is another process, and the driver deletes what results name. */
+ * a worker is another process, and the driver deletes what results name.
+ * The outputs are the result's own, or (REEL_RESULT_OUTPUT_LIST) those of
+ * the list at the ID the task derives, as many as the result says; the
+ * inputs a forwarded output may be are the task's own or its input list's. */
 static bool outputs_ok(const reel_pool *p, const task_entry *t, const result_record *r) {
     if (r->flags & ~REEL_RESULT_OUTPUT_LIST)
         return false;
-    if (r->flags & REEL_RESULT_OUTPUT_LIST)
-        return r->forwarded == 0 && r->artifacts == 0 && output_list_ok(p, t, r);
-    if (r->n_outputs > REEL_TASK_MAX_OUTPUTS ||
-        (r->n_outputs < 64 && ((r->forwarded | r->artifacts) >> r->n_outputs) != 0) ||
-        (r->n_outputs > 0 && (r->artifacts >> (r->n_outputs - 1) & 1)))
+    const reel_id *ids = r->outputs;
+    const uint64_t *fwd = &r->forwarded, *art = &r->artifacts;
+    uint32_t n = r->n_outputs;
+    reel_list outs, ins;
+    bool listed = r->flags & REEL_RESULT_OUTPUT_LIST;
+    if (listed) {
+        reel_id want;
+        output_list_id(p, &r->task_id, &want);
+        if (n <= REEL_TASK_MAX_OUTPUTS || r->forwarded || r->artifacts ||
+            !reel_id_equal(&want, &r->outputs[0]) ||
+            reel_list_open(p->rt->store, &want, 0, &outs) != 0)
+            return false;
+        ids = outs.ids;
+        fwd = outs.forwarded;
+        art = outs.artifacts;
+    } else if (n > REEL_TASK_MAX_OUTPUTS) {
         return false;
-    reel_list ins;
+    }
+    /* The last output is an item, and the bits past n are clear: readers
+     * count artifacts by words. */
+    uint32_t tail = n & 63;
+    bool ok = (!listed || outs.n == n) && (n == 0 || !reel_list_bit(art, n - 1)) &&
+              ((tail == 0 && n > 0) || ((fwd[n >> 6] | art[n >> 6]) >> tail) == 0);
     const reel_id *inputs = t->inputs;
     uint32_t n_inputs = t->n_inputs;
-    bool in_listed = (t->flags & REEL_RESULT_INPUT_LIST) && r->forwarded;
+    bool in_listed = ok && (t->flags & REEL_RESULT_INPUT_LIST);
     if (in_listed) {
-        if (reel_list_open(p->rt->store, &t->inputs[0], 0, &ins) != 0)
-            return false;
-        inputs = ins.ids;
-        n_inputs = ins.n;
+        in_listed = reel_list_open(p->rt->store, &t->inputs[0], 0, &ins) == 0;
+        ok = in_listed;
+        inputs = in_listed ? ins.ids : NULL;
+        n_inputs = in_listed ? ins.n : 0;
     }
-    bool ok = true;
-    for (uint32_t k = 0; ok && k < r->n_outputs; k++)
-        ok = output_ok(p, &r->task_id, inputs, n_inputs, k, &r->outputs[k], r->forwarded >> k & 1,
-                       r->artifacts >> k & 1);
+    for (uint32_t k = 0; ok && k < n; k++)
+        ok = output_ok(p, &r->task_id, inputs, n_inputs, k, &ids[k], reel_list_bit(fwd, k),
+                       reel_list_bit(art, k));
     if (in_listed)
         reel_list_close(p->rt->store, &ins);
+    if (listed)
+        reel_list_close(p->rt->store, &outs);
     return ok;
 }
 
 /* A result refused: its output list, if it is at the ID the task derives
  * (what else it names may be no object of this task's), goes. */
 static void drop_output_list(const reel_pool *p, const result_record *r) {
-    reel_id want, parent;
-    reel__output_parent(p->def->name, &r->task_id, &parent);
-    reel_id_derive(&parent, OUTPUT_LIST_INDEX, &want);
+    reel_id want;
+    output_list_id(p, &r->task_id, &want);
     if ((r->flags & REEL_RESULT_OUTPUT_LIST) && reel_id_equal(&want, &r->outputs[0]))
         reel_obj_delete(p->rt->store, &want);
 }
