@@ -465,6 +465,21 @@ static int input_open(media_input *m, char *why, size_t cap) {
 
 static void probe_fill(const media_input *m, vt_probe *out);
 
+/* m's container as no read has moved it: as opened, else opened afresh;
+ * marked used, so that the next reader opens it afresh. */
+static int input_fresh(media_input *m, char *why, size_t cap) {
+    if (m->used || !m->fmt) {
+        input_close(m);
+        int rc = input_open(m, why, cap);
+        if (rc) {
+            input_close(m);
+            return rc;
+        }
+    }
+    m->used = true;
+    return 0;
+}
+
 /* Opens m (its source set) and takes the probe; frees m on failure. */
 static int open_input(media_input *m, const media_open_options *o, media_input **out, char *why,
                       size_t cap) {
@@ -761,16 +776,9 @@ int media_audio(media_input *m, double start_s, double end_s, media_audio_info *
         return 0;
     /* The container as media_open() left it, else afresh; the next
      * media_decode() opens it afresh either way. */
-    int rc = 0;
-    if (m->used || !m->fmt) {
-        input_close(m);
-        rc = input_open(m, why, cap);
-    }
-    m->used = true;
-    if (rc) {
-        input_close(m);
+    int rc = input_fresh(m, why, cap);
+    if (rc)
         return rc;
-    }
     log_clear();
     int a = av_find_best_stream(m->fmt, AVMEDIA_TYPE_AUDIO, -1, m->stream, NULL, 0);
     if (a < 0)
@@ -1094,15 +1102,9 @@ int media_decode(media_input *m, int64_t start, int64_t end,
             (long long)end);
         return -EINVAL;
     }
-    if (m->used || !m->fmt) { /* each call starts from the first frame */
-        input_close(m);
-        int rc = input_open(m, why, cap);
-        if (rc) {
-            input_close(m);
-            return rc;
-        }
-    }
-    m->used = true;
+    int fresh = input_fresh(m, why, cap); /* each call starts from the first frame */
+    if (fresh)
+        return fresh;
     m->skipped = 0;
     if (end >= 0 && end == start)
         return 0;

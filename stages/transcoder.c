@@ -357,12 +357,8 @@ static int collect_audio(transcode *x, media_input *m, char *why, size_t cap) {
     }
     if (!(to > from))
         return 0;
+    /* Its packets are what an MP4 takes: the stream's own, or AAC. */
     int rc = media_audio(m, from, to, &x->sound, take_audio, x, why, cap);
-    if (rc == 0 && x->sound.par && !media_mp4_takes(x->sound.par)) { /* not AAC either */
-        snprintf(why, cap, "its %s sound cannot go into an MP4",
-                 avcodec_get_name(x->sound.par->codec_id));
-        rc = -EINVAL;
-    }
     if (rc == 0)
         return 0;
     for (size_t i = 0; i < x->n_jobs; i++)
