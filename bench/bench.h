@@ -334,6 +334,10 @@ int bench_store_run(const bench_options *opts, bench_report *report);
 int bench_actors_run(const bench_options *opts, bench_report *report);
 int bench_pipeline_run(const bench_options *opts, bench_report *report);
 int bench_curate_run(const bench_options *opts, bench_report *report);
+/* The reel-curate to run: $REEL_CURATE, else the one beside this program
+ * (bench_long.c). 0, or -errno when it is not an executable. */
+int bench_curate_program(char *buf, size_t cap);
+
 /* reel-bench cluster (bench_cluster.c): runs cluster/bench/scale.py --rows. */
 int bench_cluster_run(const bench_options *opts, bench_report *report);
 struct bench_ray_rows;

@@ -85,24 +85,11 @@ int bench_cluster_report(const bench_ray_rows *rows, bench_report *rep) {
     return 0;
 }
 
-/* reel-curate beside this reel-bench: what scale.py runs. */
-static void point_at_our_curate(void) {
-    char self[PATH_MAX], path[PATH_MAX + 16];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (!slash)
-        return;
-    *slash = '\0';
-    snprintf(path, sizeof path, "%s/reel-curate", self);
-    if (access(path, X_OK) == 0 && !getenv("REEL_CURATE"))
-        setenv("REEL_CURATE", path, 0);
-}
-
 int bench_cluster_run(const bench_options *opts, bench_report *rep) {
-    point_at_our_curate();
+    /* What scale.py runs: the reel-curate curate --long runs. */
+    char curate[PATH_MAX];
+    if (bench_curate_program(curate, sizeof curate) == 0)
+        setenv("REEL_CURATE", curate, 0);
     static bench_ray_rows rows; /* about 40 KiB */
     const char *extra[] = {"--rows", NULL};
     char why[256];

@@ -355,8 +355,7 @@ static int long_video(const bench_options *opts, double seconds, char *path, siz
 
 /* ---- reel-curate's summary -------------------------------------------------------- */
 
-/* REEL_CURATE, else the reel-curate beside this program. */
-static int curate_program(char *buf, size_t cap) {
+int bench_curate_program(char *buf, size_t cap) {
     const char *env = getenv("REEL_CURATE");
     if (env && *env) {
         snprintf(buf, cap, "%s", env);
@@ -545,7 +544,7 @@ static int run_ffmpeg_long(const char *video, const char *root, const reel_curat
 int bench_curate_long_run(const bench_options *opts, bench_report *rep) {
     double seconds = opts->long_s > 0 ? opts->long_s : 300;
     char prog[PATH_MAX];
-    int rc = curate_program(prog, sizeof prog);
+    int rc = bench_curate_program(prog, sizeof prog);
     if (rc) {
         bench_report_error(rep, "cannot find reel-curate (%s): %s; set REEL_CURATE", prog,
                            strerror(-rc));
