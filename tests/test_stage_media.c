@@ -804,6 +804,23 @@ static int sound_keep(void *arg, const AVPacket *pkt) {
     return 0;
 }
 
+static void sound_clear(sound_seen *s) {
+    for (uint32_t k = 0; k < s->n; k++)
+        av_packet_free(&s->pkts[k]);
+    s->n = 0;
+}
+
+/* Makes path with ffmpeg (lavfi inputs and codecs: args) and opens it. */
+static media_input *made_video(const char *args, const char *path) {
+    char cmd[512], why[256];
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -loglevel error -y %s '%s'", args, path);
+    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
+    vt_file id = sf_file_id(path);
+    media_input *m;
+    TH_OK(media_open_file(path, &id, NULL, &m, why, sizeof why));
+    return m;
+}
+
 /* The streams of an MP4 held in memory: how many video and audio ones, and
  * the audio stream's codec and duration in seconds. */
 static void mp4_streams(const uint8_t *data, uint64_t size, int *video, int *audio,
@@ -837,25 +854,19 @@ static void mp4_streams(const uint8_t *data, uint64_t size, int *video, int *aud
  * takes them (shifted to the clip's start) beside its pictures; a video
  * without sound says so with no call. */
 Test(stage_media, a_clip_carries_the_sound_of_its_span) {
-    char src[128], cmd[512];
+    static const char tone[] = "-f lavfi -i testsrc2=s=160x120:r=25:d=4 -f lavfi -i "
+                               "sine=f=440:d=4 -c:v libx264 -preset ultrafast -shortest";
+    char src[128], mov[160], args[256], why[256];
     snprintf(src, sizeof src, "/tmp/reel-test-%d-sound.mp4", (int)getpid());
-    snprintf(cmd, sizeof cmd,
-             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=s=160x120:r=25:d=4 "
-             "-f lavfi -i sine=f=440:d=4 -c:v libx264 -preset ultrafast -c:a aac -shortest '%s'",
-             src);
-    cr_assert_eq(system(cmd), 0, "%s (scripts/deps.sh installs ffmpeg)", cmd);
-    vt_file id = sf_file_id(src);
-    media_input *m;
-    char why[256];
-    TH_OK(media_open_file(src, &id, NULL, &m, why, sizeof why));
+    snprintf(mov, sizeof mov, "%s.mov", src);
+    snprintf(args, sizeof args, "%s -c:a aac", tone);
+    media_input *m = made_video(args, src);
     static sound_seen s;
     media_audio_info info;
     /* Before the pictures are decoded, and after: the same packets. */
     for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t k = 0; k < s.n; k++)
-            av_packet_free(&s.pkts[k]);
-        s.n = 0;
-        s.tb = 1.0 / 44100; /* set again below from info; aac's is 1/44100 in MP4 */
+        sound_clear(&s);
+        s.tb = 1.0 / 44100; /* the callback's; checked against info below */
         TH_OK(media_audio(m, 1.0, 3.0, &info, sound_keep, &s, why, sizeof why));
         cr_assert_not_null(info.par, "no sound found");
         cr_assert_eq(info.par->codec_id, AV_CODEC_ID_AAC);
@@ -917,24 +928,14 @@ Test(stage_media, a_clip_carries_the_sound_of_its_span) {
     TH_OK(media_encode_start(&eo, &e, why, sizeof why));
     TH_RC(media_encode_audio(e, s.pkts[0], 0, why, sizeof why), -EINVAL);
     media_encode_free(e);
-    for (uint32_t k = 0; k < s.n; k++)
-        av_packet_free(&s.pkts[k]);
-    s.n = 0;
+    sound_clear(&s);
     avcodec_parameters_free(&info.par);
     media_close(m);
     unlink(src);
     /* PCM, which an MP4 does not take as it is: AAC made of it, timed as
      * its samples. */
-    snprintf(cmd, sizeof cmd,
-             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=s=160x120:r=25:d=4 "
-             "-f lavfi -i sine=f=440:d=4 -c:v libx264 -preset ultrafast -c:a pcm_s16le "
-             "-shortest '%s.mov'",
-             src);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-    char mov[160];
-    snprintf(mov, sizeof mov, "%s.mov", src);
-    id = sf_file_id(mov);
-    TH_OK(media_open_file(mov, &id, NULL, &m, why, sizeof why));
+    snprintf(args, sizeof args, "%s -c:a pcm_s16le", tone);
+    m = made_video(args, mov);
     s.tb = 1.0 / 44100;
     TH_OK(media_audio(m, 1.0, 3.0, &info, sound_keep, &s, why, sizeof why));
     cr_assert_not_null(info.par);
@@ -946,20 +947,12 @@ Test(stage_media, a_clip_carries_the_sound_of_its_span) {
     cr_assert(s.n >= 86 && s.n <= 90, "%u packets", s.n);
     cr_assert(s.first_s > 0.9 && s.first_s < 1.01, "the sound starts at %g s", s.first_s);
     cr_assert(s.last_s > 2.9 && s.last_s < 3.0, "the sound ends at %g s", s.last_s);
-    for (uint32_t k = 0; k < s.n; k++)
-        av_packet_free(&s.pkts[k]);
-    s.n = 0;
+    sound_clear(&s);
     avcodec_parameters_free(&info.par);
     media_close(m);
     unlink(mov);
     /* Every sample has sound; a video made without it: no call. */
-    snprintf(cmd, sizeof cmd,
-             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=s=160x120:r=25:d=1 "
-             "-c:v libx264 -preset ultrafast '%s'",
-             src);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-    id = sf_file_id(src);
-    TH_OK(media_open_file(src, &id, NULL, &m, why, sizeof why));
+    m = made_video("-f lavfi -i testsrc2=s=160x120:r=25:d=1 -c:v libx264 -preset ultrafast", src);
     TH_OK(media_audio(m, 0, 1, &info, sound_keep, &s, why, sizeof why));
     cr_assert_null(info.par);
     cr_assert_eq(s.n, 0);
